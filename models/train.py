@@ -1,0 +1,267 @@
+"""Train the segmenter on a dataset folder (CamVid layout).
+
+    python -m models.train --data ../shared/datasets/camvid --out runs/camvid --epochs 60
+
+Augmentation (scale, crop, flip, colour), varied class wordings, per-epoch val mIoU,
+the best checkpoint kept (config.json + model.safetensors, metrics inside), and
+history.json beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .data import DatasetError, LabelSet, augment, balanced_class_weights, load_split, read_classes
+from .inference import pick_device
+from .metrics import confusion_matrix, scores
+from .segmenter import Segmenter, SegmenterConfig
+from .wordings import synonyms_for
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 8
+    crop: tuple[int, int] = (288, 384)  # (height, width)
+    scale: tuple[float, float] = (0.5, 1.5)
+    lr: float = 2e-3
+    encoder_lr_mult: float = 0.3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    class_weight_power: float = 0.5  # 0 = no class weights
+    wording_variety: bool = True
+    eval_every: int = 1
+    seed: int = 0
+    device: str = "auto"
+    save_dtype: str = "float32"
+    max_minutes: float | None = None  # stop (after the running epoch) past this wall time
+
+
+@dataclass
+class SplitData:
+    images: list[np.ndarray]  # (H, W, 3) uint8
+    labels: list[np.ndarray]  # (H, W) uint8
+    names: list[str] = field(default_factory=list)
+
+
+def remove_classes(label_set: LabelSet, labels: list[np.ndarray], remove: list[str]) -> tuple[LabelSet, list[np.ndarray]]:
+    """Drop classes from the label set: their pixels become void, later indices shift down."""
+    unknown = [n for n in remove if n not in label_set.names]
+    if unknown:
+        raise ValueError(f"cannot remove unknown classes {unknown}; the label set is {label_set.names}")
+    keep = [i for i, n in enumerate(label_set.names) if n not in remove]
+    lut = np.full(256, label_set.ignore_index, dtype=np.uint8)
+    lut[keep] = np.arange(len(keep), dtype=np.uint8)
+    new = LabelSet([label_set.names[i] for i in keep], [label_set.colors[i] for i in keep], label_set.ignore_index)
+    return new, [lut[lbl] for lbl in labels]
+
+
+def lr_factor(step: int, warmup: int, progress: float) -> float:
+    """Linear warm-up, then cosine decay over `progress` in [0, 1]."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@torch.no_grad()
+def evaluate_model(model: Segmenter, data: SplitData, class_names: list[str], ignore_index: int) -> dict:
+    was_training = model.training
+    model.eval()
+    K = len(class_names)
+    conf = np.zeros((K, K), dtype=np.int64)
+    bert = model.class_embeddings(class_names)
+    dev = model.device
+    for img, lbl in zip(data.images, data.labels):
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].to(dev).float().div_(255)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            logits = model(x, bert_vectors=bert).logits
+        conf += confusion_matrix(logits[0].argmax(0).cpu().numpy(), lbl, K, ignore_index)
+    model.train(was_training)
+    return scores(conf, class_names)
+
+
+def train_model(
+    model: Segmenter,
+    train: SplitData,
+    val: SplitData | None,
+    cfg: TrainConfig,
+    out_dir: str | Path | None = None,
+    on_step: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    show_progress: bool = True,
+) -> dict:
+    """Plain training loop. Saves the best checkpoint (by val mIoU, or the last one with
+    no val set) to out_dir. Returns {"best": metrics, "history": [...], "stopped": bool}."""
+    if not train.images:
+        raise DatasetError("no training images: nothing to train on")
+    rng = random.Random(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    device = pick_device(cfg.device)
+    model.to(device).train()
+    mc = model.config
+    names, ignore = list(mc.class_names), mc.ignore_index
+    K = len(names)
+    weights = None
+    if cfg.class_weight_power > 0:
+        mc.class_weights = balanced_class_weights(train.labels, K, cfg.class_weight_power)
+        weights = torch.tensor(mc.class_weights, device=device)
+    synonyms = synonyms_for(names) if cfg.wording_variety else [[n] for n in names]
+    canonical = model.class_embeddings(names)
+
+    enc_params = list(model.image_encoder.parameters())
+    enc_ids = {id(p) for p in enc_params}
+    other = [p for p in model.parameters() if id(p) not in enc_ids and p.requires_grad]
+    opt = torch.optim.AdamW(
+        [{"params": enc_params, "lr": cfg.lr * cfg.encoder_lr_mult}, {"params": other, "lr": cfg.lr}],
+        weight_decay=cfg.weight_decay,
+    )
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    # images stay uint8 on the device; augmentation runs there too
+    imgs = [torch.from_numpy(i).permute(2, 0, 1).contiguous().to(device) for i in train.images]
+    lbls = [torch.from_numpy(l.astype(np.int64)).to(device) for l in train.labels]
+    n = len(imgs)
+    bs = min(cfg.batch_size, n)
+    steps_per_epoch = max(1, n // bs)
+    total = cfg.epochs * steps_per_epoch
+    history, best, step, stopped = [], None, 0, False
+    start = time.time()
+    amp = device.type == "cuda"
+    for epoch in range(1, cfg.epochs + 1):
+        order = list(range(n))
+        rng.shuffle(order)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", disable=not show_progress, leave=False)
+        losses = []
+        for b in bar:
+            idx = order[b * bs : (b + 1) * bs]
+            pairs = [augment(imgs[i].float().div(255), lbls[i], cfg.crop, cfg.scale, ignore, rng) for i in idx]
+            x = torch.stack([p[0] for p in pairs])
+            y = torch.stack([p[1] for p in pairs])
+            bert = model.text_encoder.random_wording_vectors(synonyms, rng) if cfg.wording_variety else canonical
+            # progress by steps, or by wall time when a time budget is set (whichever is further),
+            # so the schedule anneals fully within --max-minutes
+            progress = step / total
+            if cfg.max_minutes:
+                progress = max(progress, (time.time() - start) / 60 / cfg.max_minutes)
+            for g, base in zip(opt.param_groups, base_lrs):
+                g["lr"] = base * lr_factor(step, min(cfg.warmup_steps, total // 5 + 1), progress)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                out = model(x, labels=y, bert_vectors=bert.to(device), class_weights=weights)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            step += 1
+            losses.append(out.loss.item())
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            if on_step:
+                on_step({"epoch": epoch, "step": step, "total_steps": total, "loss": losses[-1]})
+            if should_stop and should_stop():
+                stopped = True
+                break
+        record = {"epoch": epoch, "loss": float(np.mean(losses)), "minutes": (time.time() - start) / 60}
+        last_epoch = stopped or epoch == cfg.epochs or (
+            cfg.max_minutes is not None and record["minutes"] >= cfg.max_minutes
+        )
+        if val is not None and val.images and (epoch % cfg.eval_every == 0 or last_epoch):
+            record.update(evaluate_model(model, val, names, ignore))
+        history.append(record)
+        if show_progress:
+            msg = f"epoch {epoch}: loss {record['loss']:.4f}"
+            if "miou" in record:
+                msg += f", val mIoU {record['miou']:.4f}, pixel acc {record['pixel_accuracy']:.4f}"
+            tqdm.write(msg + f" ({record['minutes']:.1f} min)")
+        improved = "miou" in record and (best is None or record["miou"] > best["miou"])
+        if improved or (val is None and last_epoch):
+            best = record
+            if out_dir is not None:
+                mc.metrics = {"val_" + k: v for k, v in record.items() if k not in ("epoch", "minutes", "loss")}
+                mc.metrics.update(epoch=epoch, minutes=record["minutes"])
+                model.save_pretrained(out_dir, dtype=getattr(torch, cfg.save_dtype))
+        if last_epoch:
+            break
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / "history.json").write_text(json.dumps({"config": asdict(cfg), "history": history}, indent=1))
+    return {"best": best, "history": history, "stopped": stopped}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--crop", default="288x384", help="HxW training crop")
+    ap.add_argument("--scale", default="0.5,1.5", help="random scale range")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--class-weight-power", type=float, default=0.5, help="0 disables class weights")
+    ap.add_argument("--no-wording-variety", action="store_true", help="train on the canonical names only")
+    ap.add_argument("--train-prefixes", help="comma-separated file-name prefixes to train on (e.g. 0001TP,0006R0)")
+    ap.add_argument("--remove-classes", help="comma-separated classes to leave out (their pixels become void)")
+    ap.add_argument("--val-split", default="val")
+    ap.add_argument("--val-limit", type=int)
+    ap.add_argument("--train-limit", type=int)
+    ap.add_argument("--eval-every", type=int, default=1)
+    ap.add_argument("--init", help="start from this checkpoint folder instead of ImageNet + random decoder")
+    ap.add_argument("--text-cache", help="safetensors of precomputed BERT sentence vectors (read, then written)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save-dtype", default="float32", choices=["float32", "float16"])
+    ap.add_argument("--max-minutes", type=float)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    crop = tuple(int(v) for v in args.crop.lower().split("x"))
+    scale = tuple(float(v) for v in args.scale.split(","))
+    cfg = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, crop=crop, scale=scale, lr=args.lr,
+        class_weight_power=args.class_weight_power, wording_variety=not args.no_wording_variety,
+        eval_every=args.eval_every, seed=args.seed, device=args.device, save_dtype=args.save_dtype,
+        max_minutes=args.max_minutes,
+    )
+    try:
+        label_set = read_classes(args.data)
+        prefixes = args.train_prefixes.split(",") if args.train_prefixes else None
+        _, timgs, tlbls = load_split(args.data, "train", prefixes, args.train_limit)
+        _, vimgs, vlbls = load_split(args.data, args.val_split, None, args.val_limit)
+        if args.remove_classes:
+            removed = [c.strip() for c in args.remove_classes.split(",")]
+            new_set, tlbls = remove_classes(label_set, tlbls, removed)
+            _, vlbls = remove_classes(label_set, vlbls, removed)
+            label_set = new_set
+        if args.init:
+            model = Segmenter.from_pretrained(args.init)
+            if model.config.class_names != label_set.names:
+                model.config.class_names = label_set.names
+            model.config.class_colors = label_set.colors
+        else:
+            model = Segmenter(SegmenterConfig(
+                class_names=label_set.names, class_colors=label_set.colors, ignore_index=label_set.ignore_index))
+        if args.text_cache and Path(args.text_cache).is_file():
+            model.text_encoder.embedder.load_cache(args.text_cache)
+    except (DatasetError, ValueError, ImportError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"training on {len(timgs)} images, validating on {len(vimgs)}, device {pick_device(args.device)}")
+    result = train_model(model, SplitData(timgs, tlbls), SplitData(vimgs, vlbls), cfg, args.out)
+    if args.text_cache:
+        model.text_encoder.embedder.save_cache(args.text_cache)
+    print(json.dumps({"best": result["best"], "out": args.out}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
