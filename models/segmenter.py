@@ -196,6 +196,12 @@ class Segmenter(nn.Module):
         expected = model.trainable_state_dict()
         missing = sorted(set(expected) - set(state))
         unexpected = sorted(set(state) - set(expected))
+        wrong_shape = [k for k in set(state) & set(expected) if state[k].shape != expected[k].shape]
+        if wrong_shape:
+            raise CheckpointError(
+                f"{w_path} does not match its config.json: {len(wrong_shape)} tensors have other shapes "
+                f"(e.g. {sorted(wrong_shape)[0]})"
+            )
         if missing or unexpected:
             raise CheckpointError(
                 f"{w_path} does not match this model: {len(missing)} missing keys (e.g. {missing[:3]}), "

@@ -1,0 +1,32 @@
+"""The pretrained parts are really loaded: ImageNet CNN and BERT."""
+import torch
+import torch.nn.functional as F
+from skimage import data
+
+from models.image_encoder import EfficientNetLite0
+from models.text_encoder import SentenceEmbedder, TextEncoderConfig
+
+
+def test_imagenet_weights_classify_chelsea_as_a_cat():
+    enc = EfficientNetLite0().eval()
+    img = torch.from_numpy(data.chelsea()).permute(2, 0, 1)[None].float() / 255
+    img = F.interpolate(img, size=(224, 224), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        cls = enc.classify(enc.normalize(img)).argmax(1).item()
+    assert 281 <= cls <= 285, f"ImageNet class {cls} is not a cat: the weights did not load"
+
+
+def test_encoder_declares_its_scales():
+    enc = EfficientNetLite0(None)
+    with torch.no_grad():
+        feats = enc.eval()(torch.rand(1, 3, 64, 96))
+    assert [f.shape[1] for f in feats] == enc.out_channels == [24, 40, 112, 320]
+    assert [f.shape[-1] for f in feats] == [96 // s for s in enc.strides]
+
+
+def test_bert_puts_car_nearer_automobile_than_sky():
+    emb = SentenceEmbedder(TextEncoderConfig())
+    car, auto, sky = emb(["car", "automobile", "sky"])
+    assert torch.dot(car, auto) > torch.dot(car, sky) + 0.1
+    assert torch.allclose(emb(["car"])[0], car)  # served from the cache
+    assert "car" in emb.cache
