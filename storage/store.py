@@ -6,6 +6,7 @@ frozen dataclasses and numpy arrays, never ORM objects or sessions.
 from __future__ import annotations
 
 import colorsys
+import gc
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import String, func, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -219,9 +220,61 @@ _IMAGE_COLS = (Image.id, Image.project_id, Image.sha256, Image.filename, Image.w
                Image.annotated_at, Image.uncertainty, Image.created_at, Image.normalised)
 
 
+def _list_columns(dialect: str) -> tuple:
+    """Image columns for listing; on SQLite the two timestamps come back as their raw
+    ISO text (SQLAlchemy's storage format, always UTC here) to be parsed in C."""
+    if dialect != "sqlite":
+        return _IMAGE_COLS
+    cols = list(_IMAGE_COLS)
+    cols[11] = type_coerce(Image.annotated_at, String)
+    cols[13] = type_coerce(Image.created_at, String)
+    return tuple(cols)
+
+
+_IMAGE_FIELDS = ("id", "project_id", "sha256", "filename", "width", "height", "split", "format",
+                 "status", "revision", "annotated_by", "annotated_at", "uncertainty", "created_at",
+                 "normalised")
+
+
+def _rows_to_image_infos(rows: Iterable[Any]) -> list[ImageInfo]:
+    """Fast path for listing 10,000 images: fill the frozen dataclasses' ``__dict__``
+    directly (a frozen ``__init__`` costs one ``object.__setattr__`` per field)."""
+    utc = timezone.utc
+    fromiso = datetime.fromisoformat
+    new = object.__new__
+    fields = _IMAGE_FIELDS
+    out = []
+    # 10,000 new objects trigger many needless gen-0 collections (~25 ms here)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for r in rows:
+            d = dict(zip(fields, r))
+            a, c = r[11], r[13]
+            # SQLite: raw "YYYY-MM-DD HH:MM:SS.ffffff" UTC strings (see _list_columns),
+            # parsed in C; 4x cheaper than datetime.replace(tzinfo=...)
+            if a is not None:
+                if a.__class__ is str:
+                    d["annotated_at"] = fromiso(a + "+00:00")
+                elif a.tzinfo is None:
+                    d["annotated_at"] = a.replace(tzinfo=utc)
+            if c.__class__ is str:
+                d["created_at"] = fromiso(c + "+00:00")
+            elif c.tzinfo is None:
+                d["created_at"] = c.replace(tzinfo=utc)
+            d["normalised"] = bool(r[14])
+            d["duplicate"] = False
+            obj = new(ImageInfo)
+            obj.__dict__.update(d)
+            out.append(obj)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return out
+
+
 def _row_to_image_info(r: Any) -> ImageInfo:
-    return ImageInfo(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
-                     _utc(r[11]), r[12], _utc(r[13]), bool(r[14]))
+    return _rows_to_image_infos([r])[0]
 
 
 JOB_TRANSITIONS = {
@@ -479,7 +532,7 @@ class Store:
         ``order``: "id" or "uncertainty" (most uncertain first)."""
         with self._session() as s:
             pid = self._project_row(s, project).id
-            q = select(*_IMAGE_COLS).where(Image.project_id == pid)
+            q = select(*_list_columns(self.dialect)).where(Image.project_id == pid)
             if status is not None:
                 q = q.where(Image.status == status)
             if split is not None:
@@ -494,7 +547,13 @@ class Store:
                 q = q.limit(limit)
             if offset:
                 q = q.offset(offset)
-            return [_row_to_image_info(r) for r in s.execute(q)]
+            was_enabled = gc.isenabled()
+            gc.disable()   # fetching 10,000 rows allocates ~200k objects: skip needless GC passes
+            try:
+                return _rows_to_image_infos(s.connection().execute(q).fetchall())
+            finally:
+                if was_enabled:
+                    gc.enable()
 
     def count_images(self, project: str | int) -> dict[str, int]:
         with self._session() as s:
@@ -525,7 +584,7 @@ class Store:
             raise ValidationError(f"filter must be unlabelled/draft/unsubmitted/any, got {filter!r}")
         with self._session() as s:
             pid = self._project_row(s, project).id
-            q = (select(*_IMAGE_COLS).where(Image.project_id == pid, Image.status.in_(statuses))
+            q = (select(*_list_columns(self.dialect)).where(Image.project_id == pid, Image.status.in_(statuses))
                  .order_by(Image.uncertainty.desc().nulls_last(), Image.id).limit(1))
             if split is not None:
                 q = q.where(Image.split == _check_split(split))
