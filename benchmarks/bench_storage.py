@@ -68,7 +68,7 @@ def run(url: str | None, data_dir: Path, camvid: Path, saves: int, n_list: int) 
     with store.engine.begin() as c:
         c.execute(insert(Image), rows)
     times = []
-    for _ in range(7):
+    for _ in range(15):
         t = time.perf_counter()
         listed = store.list_images("list10k")
         times.append(time.perf_counter() - t)
