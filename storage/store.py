@@ -482,31 +482,29 @@ class Store:
         decoded = imaging.decode_image(data, max_megapixels=self.max_image_megapixels)
         h, w = decoded.rgb.shape[:2]
         sha = BlobStore.digest(data)
-        with self._session() as s, s.begin():
-            p = self._project_row(s, project)
-            existing = s.scalar(select(Image).where(Image.project_id == p.id, Image.sha256 == sha))
+        with self._session() as s:
+            pid = self._project_row(s, project).id
+            existing = s.scalar(select(Image).where(Image.project_id == pid, Image.sha256 == sha))
             if existing is not None:
                 return _image_info(existing, duplicate=True)
             # file first (temp + rename), row second: a crash in between leaves an
             # orphan file for sweep_orphans(), never a row without its file
             self.blobs.write(sha, data)
-            im = Image(project_id=p.id, sha256=sha, filename=filename[:1000], format=decoded.format,
+            im = Image(project_id=pid, sha256=sha, filename=filename[:1000], format=decoded.format,
                        normalised=decoded.normalised, width=w, height=h, split=split,
                        created_at=utcnow(), revision=0, status="unlabelled")
             s.add(im)
             try:
-                s.flush()
-            except IntegrityError:
-                s.rollback()
-                existing = None
-            else:
+                s.commit()
                 return _image_info(im)
-        # lost a race against a concurrent add of the same bytes
-        with self._session() as s:
-            existing = s.scalar(select(Image).where(Image.project_id == p.id, Image.sha256 == sha))
-            if existing is None:
-                raise StorageError(f"could not add image {filename!r}")
-            return _image_info(existing, duplicate=True)
+            except IntegrityError:
+                # lost a race against a concurrent add of the same bytes: unique
+                # (project_id, sha256) kept it to one row; the file is shared
+                s.rollback()
+                existing = s.scalar(select(Image).where(Image.project_id == pid, Image.sha256 == sha))
+                if existing is None:
+                    raise
+                return _image_info(existing, duplicate=True)
 
     def get_image(self, image_id: int) -> ImageInfo:
         with self._session() as s:

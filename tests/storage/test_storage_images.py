@@ -166,3 +166,41 @@ def test_crash_during_file_write_leaves_only_a_temp_file(store, project, rgb_ima
     monkeypatch.setattr(os, "replace", real_replace)
     assert store.list_images("p") == []
     assert [p for p in (tmp_path / "data" / "images").rglob("*") if p.is_file()] == []
+
+
+def test_add_that_loses_the_unique_race_returns_the_winner(store, project, png_bytes, monkeypatch):
+    """Deterministic version of the race: the duplicate pre-check sees nothing, the
+    unique (project_id, sha256) constraint must catch it."""
+    from sqlalchemy.orm import Session
+    data = png_bytes(np.zeros((4, 4, 3), np.uint8))
+    first = store.add_image("p", data, "a.png")
+    real = Session.scalar
+    state = {"hidden": False}
+
+    def blind_once(self, stmt, *a, **k):
+        if not state["hidden"] and "sha256" in str(stmt):
+            state["hidden"] = True
+            return None
+        return real(self, stmt, *a, **k)
+    monkeypatch.setattr(Session, "scalar", blind_once)
+    again = store.add_image("p", data, "b.png")
+    assert state["hidden"] and again.duplicate and again.id == first.id
+    assert len(store.list_images("p")) == 1
+
+
+def test_concurrent_add_of_same_bytes_returns_one_image(make_store, project, rgb_image, png_bytes):
+    import threading
+    a, b = make_store(), make_store()
+    data = png_bytes(rgb_image)
+    barrier = threading.Barrier(2)
+    out = []
+
+    def add(st):
+        barrier.wait()
+        out.append(st.add_image("p", data, "x.png"))
+    ts = [threading.Thread(target=add, args=(st,)) for st in (a, b)]
+    [t.start() for t in ts]
+    [t.join(30) for t in ts]
+    assert len(out) == 2 and out[0].id == out[1].id
+    assert sorted(i.duplicate for i in out) == [False, True]
+    assert len(a.list_images("p")) == 1
