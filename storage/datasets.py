@@ -1,0 +1,264 @@
+"""Dataset import (CamVid-style folder) and export (folder, Pascal VOC / CVAT
+segmentation mask, COCO with RLE masks)."""
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+
+from . import imaging
+from .errors import InvalidClassMapError, InvalidImageError, NotFoundError
+from .models import SPLITS
+from .store import ProjectInfo, Store, ValidationError
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+FORMATS = ("folder", "voc", "coco")
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    annotated: int = 0
+    duplicates: int = 0
+    unlabelled: int = 0
+    kept_existing: list[str] = field(default_factory=list)   # duplicate image, different stored labels
+    rejected: list[str] = field(default_factory=list)        # "name: reason"
+
+
+@dataclass
+class ExportReport:
+    images: int = 0
+    skipped_unannotated: int = 0
+    files: list[str] = field(default_factory=list)
+
+
+def read_classes_json(path: Path) -> tuple[list[dict], int]:
+    meta = json.loads(Path(path).read_text())
+    classes = [{"index": int(c["index"]), "name": c["name"], "color": c.get("color")}
+               for c in meta["classes"]]
+    return classes, int(meta.get("ignore_index", 255))
+
+
+def _ensure_project(store: Store, name: str, classes: list[dict], ignore_index: int) -> ProjectInfo:
+    try:
+        p = store.get_project(name)
+    except NotFoundError:
+        return store.create_project(name, classes, ignore_index=ignore_index)
+    have = {c.index: c.name for c in p.classes}
+    want = {c["index"]: " ".join(c["name"].split()) for c in classes}
+    missing = {i: n for i, n in want.items() if have.get(i) != n}
+    if missing or p.ignore_index != ignore_index:
+        raise ValidationError(
+            f"project {name!r} has a different label set than classes.json "
+            f"(mismatched indices: {sorted(missing)}; ignore index {p.ignore_index} vs {ignore_index})")
+    return p
+
+
+def import_dataset(store: Store, project: str, data_dir: str | Path, split: str,
+                   author: str = "import", limit: int | None = None) -> ImportReport:
+    """Import ``images/<split>/NAME.*`` + ``labels/<split>/NAME.png`` + ``classes.json``
+    as images with submitted annotations. Re-importing is idempotent; a duplicate
+    image whose stored labels differ keeps the stored labels (reported)."""
+    root = Path(data_dir)
+    classes, ignore_index = read_classes_json(root / "classes.json")
+    _ensure_project(store, project, classes, ignore_index)
+    img_dir, lbl_dir = root / "images" / split, root / "labels" / split
+    if not img_dir.is_dir():
+        raise NotFoundError(f"no image folder {img_dir}")
+    store_split = split if split in SPLITS else "none"
+    rep = ImportReport()
+    files = sorted(p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    for path in files[:limit]:
+        try:
+            info = store.add_image(project, path, filename=path.name, split=store_split)
+        except InvalidImageError as e:
+            rep.rejected.append(f"{path.name}: {e}")
+            continue
+        rep.duplicates += info.duplicate
+        rep.added += not info.duplicate
+        lbl = lbl_dir / (path.stem + ".png")
+        if not lbl.is_file():
+            rep.unlabelled += 1
+            continue
+        try:
+            cm = imaging.decode_class_map(lbl.read_bytes())
+        except (InvalidClassMapError, OSError) as e:
+            rep.rejected.append(f"{lbl.name}: {e}")
+            continue
+        if info.revision > 0:
+            current = store.get_annotation(info.id).class_map
+            if current is None or not np.array_equal(current, cm):
+                rep.kept_existing.append(path.name)
+            continue
+        try:
+            store.save_annotation(info.id, cm, author=author, status="submitted",
+                                  base_revision=info.revision)
+        except InvalidClassMapError as e:
+            rep.rejected.append(f"{lbl.name}: {e}")
+            continue
+        rep.annotated += 1
+    return rep
+
+
+# ------------------------------------------------------------------------ export
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_stem(filename: str, fallback: str) -> str:
+    """A file-name stem that cannot escape the export folder: last path component
+    only (both / and \\), characters outside [A-Za-z0-9._-] replaced, no leading dots."""
+    name = filename.replace("\\", "/").split("/")[-1]
+    if "." in name.lstrip("."):
+        name = name[:name.rfind(".")]
+    stem = _UNSAFE.sub("_", name).strip("._-")[:120]
+    return stem or fallback
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    PILImage.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _items(store: Store, project: str, split: str | None, include_drafts: bool):
+    """Yield (ImageInfo, revision) for every exported image, with a unique safe stem."""
+    images = {i.id: i for i in store.list_images(project, split=split)}
+    if include_drafts:
+        chosen = [(i.id, i.revision) for i in images.values() if i.revision > 0]
+    else:
+        chosen = store.submitted_annotations(project, split=split)
+    used: set[str] = set()
+    for image_id, rev in chosen:
+        info = images[image_id]
+        stem = safe_stem(info.filename, f"image_{image_id}")
+        if stem.lower() in used:
+            stem = f"{stem}_{image_id}"
+        used.add(stem.lower())
+        yield info, rev, stem
+
+
+def _image_payload(store: Store, info) -> tuple[bytes, str]:
+    """Original bytes when they decode to exactly what the labels refer to, else a PNG
+    of the normalised (EXIF-rotated, RGB) pixels."""
+    if info.normalised:
+        return _png(store.load_image(info.id)), ".png"
+    return store.image_bytes(info.id), imaging.extension(info.format)
+
+
+def export_dataset(store: Store, project: str, out_dir: str | Path, format: str,
+                   split: str | None = None, include_drafts: bool = False) -> ExportReport:
+    if format not in FORMATS:
+        raise ValidationError(f"format must be one of {FORMATS}, got {format!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    p = store.get_project(project)
+    rep = ExportReport()
+    items = list(_items(store, project, split, include_drafts))
+    total = len(store.list_images(project, split=split))
+    rep.skipped_unannotated = total - len(items)
+    {"folder": _export_folder, "voc": _export_voc, "coco": _export_coco}[format](store, p, out, items, rep)
+    rep.images = len(items)
+    return rep
+
+
+def _write(rep: ExportReport, out: Path, rel: str, data: bytes) -> None:
+    path = (out / rel)
+    if out.resolve() not in path.resolve().parents:
+        raise ValidationError(f"refusing to write outside the export folder: {rel!r}")
+    _atomic_write(path, data)
+    rep.files.append(rel)
+
+
+def _classes_json(p: ProjectInfo) -> bytes:
+    return (json.dumps({"ignore_index": p.ignore_index,
+                        "classes": [{"index": c.index, "name": c.name, "color": list(c.color)}
+                                    for c in p.classes]}, indent=2) + "\n").encode()
+
+
+def _export_folder(store, p, out, items, rep) -> None:
+    for info, rev, stem in items:
+        data, ext = _image_payload(store, info)
+        _write(rep, out, f"images/{info.split}/{stem}{ext}", data)
+        cm = store.get_annotation(info.id, revision=rev).class_map
+        _write(rep, out, f"labels/{info.split}/{stem}.png", imaging.encode_class_map(cm))
+    _write(rep, out, "classes.json", _classes_json(p))
+
+
+def voc_colors(p: ProjectInfo) -> tuple[np.ndarray, tuple[int, int, int], str]:
+    """Colour LUT, colour of ignore pixels and the labelmap.txt text (CVAT style)."""
+    colors = [c.color for c in p.classes]
+    if len(set(colors)) != len(colors):
+        raise ValidationError("two classes share a colour; a colour-mask export would be lossy")
+    ignore_color = next(c for c in [(0, 0, 0), (224, 224, 192), (255, 255, 255)] + [
+        (r, g, 0) for r in range(256) for g in range(256)] if c not in colors)
+    names = {c.name.casefold() for c in p.classes}
+    ignore_name = "background" if "background" not in names else "ignore"
+    lines = ["# label:color_rgb:parts:actions", f"{ignore_name}:{','.join(map(str, ignore_color))}::"]
+    for c in p.classes:
+        lines.append(f"{c.name.replace(':', '_')}:{','.join(map(str, c.color))}::")
+    return p.color_lut(ignore_color), ignore_color, "\n".join(lines) + "\n"
+
+
+def _export_voc(store, p, out, items, rep) -> None:
+    lut, _, labelmap = voc_colors(p)
+    sets: dict[str, list[str]] = {}
+    for info, rev, stem in items:
+        data, ext = _image_payload(store, info)
+        _write(rep, out, f"JPEGImages/{stem}{ext}", data)
+        cm = store.get_annotation(info.id, revision=rev).class_map
+        _write(rep, out, f"SegmentationClass/{stem}.png", _png(lut[cm]))
+        sets.setdefault(info.split, []).append(stem)
+        sets.setdefault("default", []).append(stem)
+    for name, stems in sets.items():
+        _write(rep, out, f"ImageSets/Segmentation/{name}.txt", ("\n".join(stems) + "\n").encode())
+    _write(rep, out, "labelmap.txt", labelmap.encode())
+
+
+def _export_coco(store, p, out, items, rep) -> None:
+    from pycocotools import mask as mask_utils
+    images, anns = [], []
+    for info, rev, stem in items:
+        data, ext = _image_payload(store, info)
+        _write(rep, out, f"images/{stem}{ext}", data)
+        images.append({"id": info.id, "file_name": f"{stem}{ext}", "width": info.width,
+                       "height": info.height, "split": info.split})
+        cm = store.get_annotation(info.id, revision=rev).class_map
+        for c in p.classes:
+            m = cm == c.index
+            if not m.any():
+                continue
+            rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+            anns.append({"id": len(anns) + 1, "image_id": info.id, "category_id": c.index + 1,
+                         "segmentation": {"size": [int(v) for v in rle["size"]],
+                                          "counts": rle["counts"].decode("ascii")},
+                         "area": float(mask_utils.area(rle)),
+                         "bbox": [float(v) for v in mask_utils.toBbox(rle)], "iscrowd": 0})
+    doc = {"info": {"description": f"project {p.name}", "ignore_index": p.ignore_index,
+                    "category_id_is": "class index + 1; pixels without annotation are ignore_index"},
+           "licenses": [], "images": images,
+           "categories": [{"id": c.index + 1, "name": c.name, "index": c.index,
+                           "color": list(c.color), "supercategory": ""} for c in p.classes],
+           "annotations": anns}
+    _write(rep, out, "annotations.json", json.dumps(doc).encode())
+
+
+def coco_to_class_map(coco, image_id: int, ignore_index: int) -> np.ndarray:
+    """Decode one image of an exported COCO file back to a class map."""
+    img = coco.imgs[image_id]
+    cm = np.full((img["height"], img["width"]), ignore_index, dtype=np.uint8)
+    for ann in coco.imgToAnns[image_id]:
+        cm[coco.annToMask(ann).astype(bool)] = ann["category_id"] - 1
+    return cm

@@ -1,0 +1,161 @@
+"""SQLAlchemy 2.0 typed ORM schema. The schema itself is owned by Alembic
+(``storage/alembic/versions``); a test checks the two never drift apart."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index,
+                        Integer, LargeBinary, MetaData, String, Text, UniqueConstraint, text)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SPLITS = ("train", "val", "none")
+ANNOTATION_STATUSES = ("draft", "submitted")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    ignore_index: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (CheckConstraint("ignore_index >= 0 AND ignore_index <= 255", name="ignore_range"),)
+
+
+class LabelClass(Base):
+    __tablename__ = "label_classes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column("class_index", Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    color: Mapped[str] = mapped_column(String(7))  # "#rrggbb"
+    __table_args__ = (
+        UniqueConstraint("project_id", "class_index", name="uq_label_classes_project_index"),
+        UniqueConstraint("project_id", "name", name="uq_label_classes_project_name"),
+        CheckConstraint("class_index >= 0 AND class_index <= 255", name="index_range"),
+    )
+
+
+class Image(Base):
+    """One image of a project. ``revision``/``status``/``annotated_*`` mirror the
+    latest annotation and ``uncertainty`` the latest prediction, so listing 10,000
+    images is one indexed query. ``revision`` is also the optimistic lock: a save
+    is a conditional ``UPDATE ... WHERE revision = base_revision``."""
+    __tablename__ = "images"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(1000))
+    format: Mapped[str] = mapped_column(String(16))
+    normalised: Mapped[bool] = mapped_column(Boolean, default=False)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    split: Mapped[str] = mapped_column(String(8), default="none")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(12), default="unlabelled")
+    annotated_by: Mapped[str | None] = mapped_column(String(200))
+    annotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    uncertainty: Mapped[float | None] = mapped_column(Float)
+    __table_args__ = (
+        UniqueConstraint("project_id", "sha256", name="uq_images_project_sha256"),
+        CheckConstraint("split IN ('train', 'val', 'none')", name="split"),
+        CheckConstraint("status IN ('unlabelled', 'draft', 'submitted')", name="status"),
+        Index("ix_images_project_status", "project_id", "status"),
+        Index("ix_images_project_uncertainty", "project_id", "uncertainty"),
+        Index("ix_images_sha256", "sha256"),
+    )
+
+
+class Annotation(Base):
+    """Every saved revision of an image's class map (PNG, mode L, lossless).
+    The PNG lives in the row so a save is one transaction: a losing concurrent
+    writer or a crash leaves nothing behind."""
+    __tablename__ = "annotations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    revision: Mapped[int] = mapped_column(Integer)
+    author: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(12))
+    png: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (
+        UniqueConstraint("image_id", "revision", name="uq_annotations_image_revision"),
+        CheckConstraint("status IN ('draft', 'submitted')", name="status"),
+        CheckConstraint("revision >= 1", name="revision_positive"),
+    )
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    name: Mapped[str | None] = mapped_column(String(200))
+    weights_dir: Mapped[str] = mapped_column(String(1000))
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (
+        # at most one active version per project, enforced by the database
+        Index("uq_model_versions_active", "project_id", unique=True,
+              sqlite_where=text("is_active"), postgresql_where=text("is_active")),
+    )
+
+
+class Prediction(Base):
+    __tablename__ = "predictions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    png: Mapped[bytes] = mapped_column(LargeBinary)
+    uncertainty: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (
+        UniqueConstraint("image_id", "model_version_id", name="uq_predictions_image_model"),
+    )
+
+
+class TrainingJob(Base):
+    __tablename__ = "training_jobs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(12), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    log_tail: Mapped[list[str]] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    base_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    result_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')",
+                        name="status"),
+        # one queued-or-running job per project, enforced by the database
+        Index("uq_training_jobs_active", "project_id", unique=True,
+              sqlite_where=text("status IN ('queued', 'running')"),
+              postgresql_where=text("status IN ('queued', 'running')")),
+        Index("ix_training_jobs_status", "status"),
+    )

@@ -1,0 +1,206 @@
+"""Bad and unusual image input: normalised correctly or rejected with nothing written."""
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from storage import InvalidImageError, ValidationError
+
+
+
+def _nothing_written(store, data_dir):
+    assert store.list_images("p") == []
+    files = [p for p in (data_dir / "images").rglob("*") if p.is_file()]
+    assert files == []
+
+
+def _bomb_png(w=100_000, h=100_000) -> bytes:
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + chunk(b"IEND", b""))
+
+
+def _png(arr):
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _jpeg(arr, **kw):
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", quality=95, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name, make, msg", [
+    ("text", lambda rgb: b"hello, I am not an image" * 10, "not an image"),
+    ("empty", lambda rgb: b"", "empty file"),
+    ("truncated png", lambda rgb: _png(rgb)[: len(_png(rgb)) // 2], "truncated"),
+    ("truncated jpeg", lambda rgb: _jpeg(rgb)[: len(_jpeg(rgb)) // 2], "truncated"),
+    ("bomb", lambda rgb: _bomb_png(), "decompression bomb"),
+])
+def test_bad_images_rejected_nothing_written(store, project, rgb_image, tmp_path, name, make, msg):
+    with pytest.raises(InvalidImageError, match=msg):
+        store.add_image("p", make(rgb_image), f"{name}.png")
+    _nothing_written(store, tmp_path / "data")
+
+
+def test_megapixel_limit_is_configurable(make_store, tmp_path, png_bytes):
+    store = make_store(max_image_megapixels=0.001)   # 1000 pixels
+    store.create_project("p", ["a"])
+    ok = store.add_image("p", png_bytes(np.zeros((20, 50, 3), np.uint8)), "ok.png")
+    assert (ok.width, ok.height) == (50, 20)
+    with pytest.raises(InvalidImageError, match="over the limit of 0.001 megapixels"):
+        store.add_image("p", png_bytes(np.zeros((40, 30, 3), np.uint8)), "big.png")
+    assert [i.filename for i in store.list_images("p")] == ["ok.png"]
+
+
+def test_exif_rotated_jpeg_is_turned_upright(store, project):
+    arr = np.zeros((20, 40, 3), np.uint8)
+    arr[:, :20] = (255, 0, 0)      # left half red
+    arr[:, 20:] = (0, 0, 255)      # right half blue
+    exif = Image.Exif()
+    exif[0x0112] = 6               # "rotate 90 CW to display"
+    info = store.add_image("p", _jpeg(arr, exif=exif.tobytes()), "rot.jpg")
+    assert (info.width, info.height) == (20, 40)
+    img = store.load_image(info.id)
+    assert img.shape == (40, 20, 3)
+    # after a 90 degree clockwise turn the red half is on top
+    assert img[5, 10, 0] > 200 and img[5, 10, 2] < 60
+    assert img[35, 10, 2] > 200 and img[35, 10, 0] < 60
+    assert info.normalised
+
+
+def test_cmyk_palette_grey_rgba_16bit_are_normalised_to_rgb(store, project, rgb_image, png_bytes):
+    cases = {}
+    cmyk = Image.new("CMYK", (16, 8), (0, 255, 255, 0))   # pure red in CMYK
+    buf = io.BytesIO()
+    cmyk.save(buf, format="JPEG", quality=100)
+    cases["cmyk.jpg"] = (buf.getvalue(), lambda a: a[..., 0].min() > 200 and a[..., 1:].max() < 60)
+    pal = Image.fromarray(np.arange(16 * 8, dtype=np.uint8).reshape(8, 16) % 4).convert("P")
+    pal.putpalette([10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120] + [0] * 756)
+    buf = io.BytesIO()
+    pal.save(buf, format="PNG")
+    cases["pal.png"] = (buf.getvalue(), lambda a: tuple(a[0, 1]) == (40, 50, 60))
+    grey = np.tile(np.arange(16, dtype=np.uint8) * 16, (8, 1))
+    cases["grey.png"] = (png_bytes(grey), lambda a: (a[..., 0] == grey).all() and (a[..., 2] == grey).all())
+    rgba = np.dstack([rgb_image, np.full(rgb_image.shape[:2], 128, np.uint8)])
+    cases["rgba.png"] = (png_bytes(rgba), lambda a: (a == rgb_image).all())
+    g16 = np.tile((np.arange(16, dtype=np.uint16) * 4369), (8, 1))   # 0..65535
+    cases["g16.png"] = (png_bytes(g16), lambda a: a[0, 15, 0] == 255 and a[0, 0, 0] == 0 and a[0, 1, 0] == 17)
+    for name, (data, check) in cases.items():
+        info = store.add_image("p", data, name)
+        a = store.load_image(info.id)
+        assert a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3, name
+        assert check(a), name
+    assert len(store.list_images("p")) == len(cases)
+
+
+def test_duplicate_detected_by_content(store, project, rgb_image, tmp_path, png_bytes):
+    a = store.add_image("p", png_bytes(rgb_image), "a.png")
+    b = store.add_image("p", png_bytes(rgb_image), "other-name.png", split="val")
+    assert b.duplicate and b.id == a.id and b.filename == "a.png"
+    assert len(store.list_images("p")) == 1
+    # the same bytes in another project are a separate image sharing one file
+    store.create_project("q", ["x"])
+    c = store.add_image("q", png_bytes(rgb_image), "c.png")
+    assert not c.duplicate and c.id != a.id and c.sha256 == a.sha256
+    assert len([p for p in (tmp_path / "data" / "images").rglob("*") if p.is_file()]) == 1
+
+
+def test_image_roundtrip_and_path_input(store, project, rgb_image, tmp_path, png_bytes):
+    f = tmp_path / "in.png"
+    f.write_bytes(png_bytes(rgb_image))
+    info = store.add_image("p", f, split="val")
+    assert info.filename == "in.png" and info.split == "val" and info.status == "unlabelled"
+    assert (store.load_image(info.id) == rgb_image).all()
+    assert store.image_bytes(info.id) == f.read_bytes()
+    with pytest.raises(ValidationError, match="split"):
+        store.add_image("p", f, split="test")
+
+
+def test_corrupted_file_on_disk_is_detected(store, image, tmp_path):
+    path = store.blobs.path(image.sha256)
+    path.write_bytes(path.read_bytes()[:-1] + b"x")
+    with pytest.raises(Exception, match="corrupt"):
+        store.load_image(image.id)
+
+
+def test_crash_between_file_and_row_leaves_orphan_that_is_swept(store, project, rgb_image,
+                                                                 monkeypatch, tmp_path, png_bytes):
+    real_write = store.blobs.write
+
+    def write_then_crash(sha, data):
+        real_write(sha, data)
+        raise RuntimeError("simulated crash before the row is committed")
+    monkeypatch.setattr(store.blobs, "write", write_then_crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        store.add_image("p", png_bytes(rgb_image), "a.png")
+    monkeypatch.undo()
+    assert store.list_images("p") == []                  # no dangling row
+    files = [p for p in (tmp_path / "data" / "images").rglob("*") if p.is_file()]
+    assert len(files) == 1                               # the orphan file
+    assert store.sweep_orphans(min_age_s=3600) == []     # too young: maybe an add in progress
+    kept = store.add_image("p", png_bytes(np.zeros((4, 4, 3), np.uint8)), "kept.png")
+    removed = store.sweep_orphans(min_age_s=0)
+    assert removed == files
+    assert [p for p in (tmp_path / "data" / "images").rglob("*") if p.is_file()] == \
+        [store.blobs.path(kept.sha256)]
+    assert store.load_image(kept.id).shape == (4, 4, 3)
+
+
+def test_crash_during_file_write_leaves_only_a_temp_file(store, project, rgb_image, monkeypatch, tmp_path, png_bytes):
+    import os
+    real_replace = os.replace
+
+    def crash(*a, **k):
+        raise OSError("disk full (simulated)")
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="simulated"):
+        store.add_image("p", png_bytes(rgb_image), "a.png")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert store.list_images("p") == []
+    assert [p for p in (tmp_path / "data" / "images").rglob("*") if p.is_file()] == []
+
+
+def test_add_that_loses_the_unique_race_returns_the_winner(store, project, png_bytes, monkeypatch):
+    """Deterministic version of the race: the duplicate pre-check sees nothing, the
+    unique (project_id, sha256) constraint must catch it."""
+    from sqlalchemy.orm import Session
+    data = png_bytes(np.zeros((4, 4, 3), np.uint8))
+    first = store.add_image("p", data, "a.png")
+    real = Session.scalar
+    state = {"hidden": False}
+
+    def blind_once(self, stmt, *a, **k):
+        if not state["hidden"] and "sha256" in str(stmt):
+            state["hidden"] = True
+            return None
+        return real(self, stmt, *a, **k)
+    monkeypatch.setattr(Session, "scalar", blind_once)
+    again = store.add_image("p", data, "b.png")
+    assert state["hidden"] and again.duplicate and again.id == first.id
+    assert len(store.list_images("p")) == 1
+
+
+def test_concurrent_add_of_same_bytes_returns_one_image(make_store, project, rgb_image, png_bytes):
+    import threading
+    a, b = make_store(), make_store()
+    data = png_bytes(rgb_image)
+    barrier = threading.Barrier(2)
+    out = []
+
+    def add(st):
+        barrier.wait()
+        out.append(st.add_image("p", data, "x.png"))
+    ts = [threading.Thread(target=add, args=(st,)) for st in (a, b)]
+    [t.start() for t in ts]
+    [t.join(30) for t in ts]
+    assert len(out) == 2 and out[0].id == out[1].id
+    assert sorted(i.duplicate for i in out) == [False, True]
+    assert len(a.list_images("p")) == 1

@@ -1,0 +1,139 @@
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from storage import JobStateError, NotFoundError
+from storage.models import TrainingJob, utcnow
+
+
+def test_predictions_and_uncertainty_queue(store, project, png_bytes):
+    ids = [store.add_image("p", png_bytes(np.full((4, 6, 3), i, np.uint8)), f"{i}.png").id for i in range(4)]
+    mv = store.add_model_version("p", "/w/v1", metrics={"mIoU": 0.5}, activate=True)
+    z = np.zeros((4, 6), np.uint8)
+    for i, u in zip(ids[:3], [0.2, 0.9, 0.5]):
+        store.save_prediction(i, mv.id, z + 1, u)
+    assert store.next_image("p").id == ids[1]                      # most uncertain first
+    store.save_annotation(ids[1], z, "a", status="draft", base_revision=0)
+    assert store.next_image("p").id == ids[2]                      # labelled images leave the queue
+    assert store.next_image("p", filter="unsubmitted").id == ids[1]
+    assert store.next_image("p", exclude=[ids[2]]).id == ids[0]
+    assert store.next_image("p", exclude=ids[:3]).id == ids[3]     # no prediction: last
+    order = [i.id for i in store.list_images("p", order="uncertainty")]
+    assert order == [ids[1], ids[2], ids[0], ids[3]]
+    # re-predicting replaces, and the image's uncertainty follows the latest prediction
+    store.save_prediction(ids[0], mv.id, z + 2, 0.99)
+    assert store.next_image("p").id == ids[0]
+    p = store.get_prediction(ids[0], mv.id)
+    assert p.uncertainty == pytest.approx(0.99) and np.array_equal(p.class_map, z + 2)
+    assert store.get_prediction(ids[3]) is None
+    with pytest.raises(Exception, match="label set"):
+        store.save_prediction(ids[0], mv.id, z + 9, 0.1)
+    with pytest.raises(NotFoundError):
+        store.save_prediction(ids[0], 12345, z, 0.1)
+
+
+def test_model_versions_single_active(store, project):
+    v1 = store.add_model_version("p", "/w/v1", activate=True)
+    v2 = store.add_model_version("p", "/w/v2", parent_id=v1.id, metrics={"mIoU": 0.61, "per_class_iou": [0.5, 0.7]})
+    assert store.active_model_version("p").id == v1.id
+    store.activate_model_version(v2.id)
+    vs = store.list_model_versions("p")
+    assert [(v.id, v.is_active) for v in vs] == [(v1.id, False), (v2.id, True)]
+    assert vs[1].parent_id == v1.id and vs[1].metrics["per_class_iou"] == [0.5, 0.7]
+    v3 = store.add_model_version("p", "/w/v3", activate=True)
+    assert store.active_model_version("p").id == v3.id
+    assert sum(v.is_active for v in store.list_model_versions("p")) == 1
+    with pytest.raises(NotFoundError):
+        store.add_model_version("p", "/w/x", parent_id=999)
+
+
+def test_job_lifecycle(store, project):
+    base = store.add_model_version("p", "/w/base", activate=True)
+    job = store.create_job("p", {"epochs": 3}, base_version_id=base.id)
+    assert job.status == "queued" and job.params == {"epochs": 3}
+    with pytest.raises(JobStateError, match="already has job"):
+        store.create_job("p", {})
+    with pytest.raises(JobStateError, match="not running"):
+        store.update_job(job.id, progress=0.1)
+    claimed = store.claim_job()
+    assert claimed.id == job.id and claimed.status == "running" and claimed.heartbeat_at is not None
+    assert store.claim_job() is None
+    for i in range(250):
+        store.update_job(job.id, log_line=f"line {i}")
+    j = store.update_job(job.id, progress=0.5, step=10, metrics={"loss": 0.3})
+    assert (j.progress, j.step, j.metrics) == (0.5, 10, {"loss": 0.3})
+    assert len(j.log_tail) == 200 and j.log_tail[-1] == "line 249"
+    res = store.add_model_version("p", "/w/res", parent_id=base.id)
+    done = store.finish_job(job.id, "succeeded", result_version_id=res.id)
+    assert done.status == "succeeded" and done.result_version_id == res.id and done.progress == 1.0
+    for bad in (lambda: store.start_job(job.id), lambda: store.cancel_job(job.id),
+                lambda: store.finish_job(job.id, "failed")):
+        with pytest.raises(JobStateError, match="succeeded"):
+            bad()
+    # the slot is free again
+    j2 = store.create_job("p", {})
+    assert store.cancel_job(j2.id).status == "cancelled"
+    assert [x.status for x in store.list_jobs("p")] == ["cancelled", "succeeded"]
+
+
+def test_cancel_running_job_stops_the_worker(store, project):
+    job = store.create_job("p", {})
+    store.start_job(job.id)
+    store.cancel_job(job.id)
+    with pytest.raises(JobStateError, match="cancelled"):
+        store.update_job(job.id, progress=0.2)
+    assert store.get_job(job.id).status == "cancelled"
+
+
+def test_second_active_job_refused_by_database_index(store, project):
+    store.create_job("p", {})
+    with Session(store.engine) as s:
+        s.add(TrainingJob(project_id=store.get_project("p").id, status="queued", params={}, log_tail=[]))
+        with pytest.raises(Exception, match="(?i)unique"):
+            s.commit()
+
+
+def test_stale_running_jobs_marked_failed(store, project):
+    job = store.create_job("p", {})
+    store.start_job(job.id)
+    assert store.mark_stale_jobs(60) == []
+    with Session(store.engine) as s, s.begin():
+        s.execute(update(TrainingJob).values(heartbeat_at=utcnow() - timedelta(minutes=5)))
+    assert store.mark_stale_jobs(60) == [job.id]
+    j = store.get_job(job.id)
+    assert j.status == "failed" and "heartbeat" in j.error
+
+
+def test_training_examples_use_latest_submitted_revision(store, project, png_bytes):
+    a = store.add_image("p", png_bytes(np.full((4, 6, 3), 1, np.uint8)), "a.png", split="train")
+    b = store.add_image("p", png_bytes(np.full((4, 6, 3), 2, np.uint8)), "b.png", split="train")
+    c = store.add_image("p", png_bytes(np.full((4, 6, 3), 3, np.uint8)), "c.png", split="val")
+    z = np.zeros((4, 6), np.uint8)
+    store.save_annotation(a.id, z + 1, "u", status="submitted", base_revision=0)
+    store.save_annotation(a.id, z + 2, "u", status="draft", base_revision=1)   # later draft ignored
+    store.save_annotation(b.id, z + 1, "u", status="draft", base_revision=0)   # only a draft
+    store.save_annotation(c.id, z, "u", status="submitted", base_revision=0)   # other split
+    ex = store.training_examples("p", split="train")
+    assert len(ex) == 1
+    image_id, img, cm = ex[0]
+    assert image_id == a.id and img.shape == (4, 6, 3) and int(img[0, 0, 0]) == 1
+    assert np.array_equal(cm, z + 1)
+    assert [e[0] for e in store.training_examples("p", split="val")] == [c.id]
+
+
+def test_schema_matches_models_after_migration(store):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from storage.models import Base
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_upgrade_on_start_is_idempotent(make_store, project):
+    again = make_store()     # second Store on the same database: upgrade is a no-op
+    assert again.get_project("p").class_names == ["road", "car", "sky"]

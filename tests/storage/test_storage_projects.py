@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from storage import NotFoundError, ValidationError
+
+
+def test_create_project_orders_classes_and_palette(store):
+    p = store.create_project("roads", ["road", {"name": "car", "color": [255, 0, 0]}, "sky"],
+                             ignore_index=1)
+    # the ignore index is skipped when numbering classes
+    assert [c.index for c in p.classes] == [0, 2, 3]
+    assert p.class_names == ["road", "car", "sky"]
+    assert p.palette.shape == (3, 3) and p.palette.dtype == np.uint8
+    assert tuple(p.palette[1]) == (255, 0, 0)
+    assert p.ignore_index == 1
+    again = store.get_project("roads")
+    assert again == p
+    assert store.get_project(p.id) == p
+    assert [x.name for x in store.list_projects()] == ["roads"]
+
+
+def test_camvid_classes_keep_their_indices(store, camvid):
+    from storage.datasets import read_classes_json
+    classes, ignore = read_classes_json(camvid / "classes.json")
+    p = store.create_project("camvid", classes, ignore_index=ignore)
+    assert p.ignore_index == 11
+    assert p.class_indices == list(range(11))
+    assert p.class_names[6] == "sign symbol"
+    assert tuple(p.palette[4]) == (60, 40, 222)
+
+
+@pytest.mark.parametrize("classes, msg", [
+    ([], "at least one class"),
+    (["road", ""], "non-empty"),
+    (["road", "   "], "non-empty"),
+    (["road", "Road"], "duplicate class name"),
+    ([{"name": "a", "index": 3}, {"name": "b", "index": 3}], "duplicate class index"),
+    ([{"name": "a", "index": 255}], "ignore index"),
+    ([{"name": "a", "color": "red"}], "#rrggbb"),
+])
+def test_invalid_class_sets_are_rejected(store, classes, msg):
+    with pytest.raises(ValueError, match=msg):
+        store.create_project("x", classes)
+    assert store.list_projects() == []
+
+
+def test_duplicate_project_name_rejected(store):
+    store.create_project("x", ["a"])
+    with pytest.raises(ValidationError, match="already exists"):
+        store.create_project("x", ["b"])
+
+
+def test_add_and_rename_class(store):
+    store.create_project("p", [{"name": "a", "index": 0}, {"name": "b", "index": 1}], ignore_index=2)
+    p = store.add_class("p", "c", color=(1, 2, 3))
+    assert p.classes[-1].index == 3 and p.classes[-1].color == (1, 2, 3)  # 2 is the ignore index
+    p = store.rename_class("p", 1, "bus")
+    assert p.class_names == ["a", "bus", "c"]
+    with pytest.raises(ValidationError, match="duplicate"):
+        store.rename_class("p", 0, "BUS")
+    with pytest.raises(ValidationError, match="duplicate"):
+        store.add_class("p", "a")
+    with pytest.raises(NotFoundError):
+        store.rename_class("p", 42, "x")
+    assert store.get_project("p").class_names == ["a", "bus", "c"]
+
+
+def test_added_class_is_valid_in_class_maps(store, image):
+    cm = np.zeros((image.height, image.width), np.uint8)
+    cm[0, 0] = 3
+    from storage import InvalidClassMapError
+    with pytest.raises(InvalidClassMapError):
+        store.save_annotation(image.id, cm, "ann", base_revision=0)
+    store.add_class("p", "bike")
+    assert store.save_annotation(image.id, cm, "ann", base_revision=0).revision == 1
+
+
+def test_unknown_project(store):
+    with pytest.raises(NotFoundError, match="nope"):
+        store.get_project("nope")
