@@ -153,7 +153,10 @@ def load_split(
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, H, W) float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
+    a = np.ascontiguousarray(image)
+    if not a.flags.writeable:
+        a = a.copy()
+    return torch.from_numpy(a).permute(2, 0, 1).float().div_(255)
 
 
 def augment(

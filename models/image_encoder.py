@@ -96,6 +96,8 @@ class EfficientNetLite0(nn.Module):
         self._conv_head = nn.Conv2d(320, 1280, 1, bias=False)
         self._bn1 = _bn(1280, cfg)
         self._fc = nn.Linear(1280, 1000)
+        for head in (self._conv_head, self._bn1, self._fc):
+            head.requires_grad_(False)  # never trained (and DDP must not wait for its gradients)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         if cfg.pretrained:

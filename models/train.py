@@ -21,6 +21,8 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .data import DatasetError, LabelSet, augment, balanced_class_weights, load_split, read_classes
@@ -68,6 +70,21 @@ def remove_classes(label_set: LabelSet, labels: list[np.ndarray], remove: list[s
     return new, [lut[lbl] for lbl in labels]
 
 
+def _distributed() -> tuple[bool, int, int]:
+    on = dist.is_available() and dist.is_initialized()
+    return on, (dist.get_rank() if on else 0), (dist.get_world_size() if on else 1)
+
+
+def _any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank when it is true on one (so all ranks stop at the same step)."""
+    on, _, _ = _distributed()
+    if not on:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def lr_factor(step: int, warmup: int, progress: float) -> float:
     """Linear warm-up, then cosine decay over `progress` in [0, 1]."""
     if step < warmup:
@@ -103,13 +120,22 @@ def train_model(
     show_progress: bool = True,
 ) -> dict:
     """Plain training loop. Saves the best checkpoint (by val mIoU, or the last one with
-    no val set) to out_dir. Returns {"best": metrics, "history": [...], "stopped": bool}."""
+    no val set) to out_dir. Returns {"best": metrics, "history": [...], "stopped": bool}.
+
+    Under torch.distributed (torchrun) each rank trains on its shard of `train` with
+    DistributedDataParallel; pass val / out_dir on rank 0 only. Ranks end with
+    identical weights and BatchNorm statistics."""
     if not train.images:
         raise DatasetError("no training images: nothing to train on")
-    rng = random.Random(cfg.seed)
+    ddp, rank, world = _distributed()
+    rng = random.Random(cfg.seed)  # same on every rank: batch order, wordings
+    aug_rng = random.Random(cfg.seed + 7919 * rank)  # augmentation differs per rank
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
+    if ddp and device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())
     model.to(device).train()
+    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if ddp else model
     mc = model.config
     names, ignore = list(mc.class_names), mc.ignore_index
     K = len(names)
@@ -132,8 +158,9 @@ def train_model(
     imgs = [torch.from_numpy(i).permute(2, 0, 1).contiguous().to(device) for i in train.images]
     lbls = [torch.from_numpy(l.astype(np.int64)).to(device) for l in train.labels]
     n = len(imgs)
-    bs = min(cfg.batch_size, n)
-    steps_per_epoch = max(1, n // bs)
+    per_rank = max(1, n // world)
+    bs = min(cfg.batch_size, per_rank)
+    steps_per_epoch = max(1, per_rank // bs)
     total = cfg.epochs * steps_per_epoch
     history, best, step, stopped = [], None, 0, False
     start = time.time()
@@ -141,11 +168,12 @@ def train_model(
     for epoch in range(1, cfg.epochs + 1):
         order = list(range(n))
         rng.shuffle(order)
+        order = order[rank::world][:per_rank]
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", disable=not show_progress, leave=False)
         losses = []
         for b in bar:
             idx = order[b * bs : (b + 1) * bs]
-            pairs = [augment(imgs[i].float().div(255), lbls[i], cfg.crop, cfg.scale, ignore, rng) for i in idx]
+            pairs = [augment(imgs[i].float().div(255), lbls[i], cfg.crop, cfg.scale, ignore, aug_rng) for i in idx]
             x = torch.stack([p[0] for p in pairs])
             y = torch.stack([p[1] for p in pairs])
             bert = model.text_encoder.random_wording_vectors(synonyms, rng) if cfg.wording_variety else canonical
@@ -157,7 +185,7 @@ def train_model(
             for g, base in zip(opt.param_groups, base_lrs):
                 g["lr"] = base * lr_factor(step, min(cfg.warmup_steps, total // 5 + 1), progress)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                out = model(x, labels=y, bert_vectors=bert.to(device), class_weights=weights)
+                out = net(x, labels=y, bert_vectors=bert.to(device), class_weights=weights)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -167,13 +195,16 @@ def train_model(
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
             if on_step:
                 on_step({"epoch": epoch, "step": step, "total_steps": total, "loss": losses[-1]})
-            if should_stop and should_stop():
+            if _any_rank(bool(should_stop and should_stop()), device):
                 stopped = True
                 break
         record = {"epoch": epoch, "loss": float(np.mean(losses)), "minutes": (time.time() - start) / 60}
-        last_epoch = stopped or epoch == cfg.epochs or (
+        last_epoch = _any_rank(stopped or epoch == cfg.epochs or (
             cfg.max_minutes is not None and record["minutes"] >= cfg.max_minutes
-        )
+        ), device)
+        if last_epoch and ddp:  # BatchNorm statistics are per rank: take rank 0's everywhere
+            for buf in model.buffers():
+                dist.broadcast(buf, 0)
         if val is not None and val.images and (epoch % cfg.eval_every == 0 or last_epoch):
             record.update(evaluate_model(model, val, names, ignore))
         history.append(record)
