@@ -65,8 +65,8 @@ def start_job(store, project: str | int, params: dict | None = None, *, wait: bo
     base = store.active_model_version(project)
     if base is None:
         raise JobError("the project has no active model version to fine-tune; add or activate one first")
-    if not store.submitted_annotations(project, "train"):
-        raise JobError("nothing to train on: submit at least one annotation of a train-split image first")
+    if not (store.submitted_annotations(project, "train") or store.submitted_annotations(project, "none")):
+        raise JobError("nothing to train on: submit at least one annotation (of an image not in the val split) first")
     job = store.create_job(project, default_params(**(params or {})), base.id)
     cmd = [sys.executable, "-m", "models.finetune", "--db", store.url, "--data-dir", str(store.data_dir),
            "--job-id", str(job.id)]
@@ -107,7 +107,10 @@ def reap_dead_jobs(store, project: str | int | None = None) -> list[int]:
 
 # -- running a job (in the worker process) ----------------------------------------------
 def _split_data(store, project, split: str) -> SplitData:
-    examples = store.training_examples(project, split)
+    """Submitted annotations of a split; "train" also takes images with no split set
+    (uploads in the app), so only the val split is held out for evaluation."""
+    splits = ["train", "none"] if split == "train" else [split]
+    examples = [e for s in splits for e in store.training_examples(project, s)]
     return SplitData([img for _, img, _ in examples], [cm for _, _, cm in examples])
 
 

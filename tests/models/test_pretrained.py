@@ -30,3 +30,13 @@ def test_bert_puts_car_nearer_automobile_than_sky():
     assert torch.dot(car, auto) > torch.dot(car, sky) + 0.1
     assert torch.allclose(emb(["car"])[0], car)  # served from the cache
     assert "car" in emb.cache
+
+
+def test_any_local_bert_folder_can_be_chosen(tmp_path):
+    from models.text_encoder import default_bert_path
+    chosen = SentenceEmbedder(TextEncoderConfig(model_path=str(default_bert_path())))
+    assert torch.allclose(chosen(["road"]), SentenceEmbedder(TextEncoderConfig())(["road"]), atol=1e-6)
+    missing = SentenceEmbedder(TextEncoderConfig(model_path=str(tmp_path)))
+    import pytest
+    with pytest.raises(FileNotFoundError, match="no transformers model"):
+        missing(["road"])

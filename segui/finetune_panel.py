@@ -1,0 +1,109 @@
+"""Fine-tuning panel of the model screen: start a job, watch progress, cancel.
+
+The handlers are plain functions over the Store and `models.finetune` (testable
+without a browser); the job itself runs in its own process, so the web server stays
+responsive while it trains. `render(studio, project_dd)` builds the components.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from models import finetune
+from storage.errors import JobStateError
+
+POLL_SECONDS = 2.0
+
+
+class PanelError(ValueError):
+    """A user mistake to show as a visible message."""
+
+
+def start(store, project: str, epochs: float | None, minutes: float | None) -> str:
+    if not project:
+        raise PanelError("pick a project first")
+    params = {}
+    if epochs:
+        params["epochs"] = int(epochs)
+    if minutes:
+        if minutes <= 0:
+            raise PanelError("the time budget must be positive")
+        params["max_minutes"] = float(minutes)
+    try:
+        job = finetune.start_job(store, project, params)
+    except (finetune.JobError, JobStateError, ValueError) as err:  # e.g. a job already running
+        raise PanelError(str(err)) from err
+    return f"Job {job.id} queued: training starts in a separate process."
+
+
+def latest_job(store, project: str):
+    if not project:
+        return None
+    finetune.reap_dead_jobs(store, project)
+    jobs = store.list_jobs(project)
+    return jobs[0] if jobs else None
+
+
+def status(store, project: str) -> tuple[str, float, pd.DataFrame, str]:
+    """(markdown status line, progress 0..100, loss curve, log tail) of the newest job."""
+    empty = pd.DataFrame({"step": [], "loss": []})
+    job = latest_job(store, project)
+    if job is None:
+        return "No fine-tuning job yet.", 0.0, empty, ""
+    m = job.metrics or {}
+    losses = m.get("losses") or []
+    curve = pd.DataFrame({"step": list(range(1, len(losses) + 1)), "loss": losses}) if losses else empty
+    line = f"**Job {job.id}: {job.status}**, step {job.step}, {job.progress * 100:.0f}%"
+    if m.get("val_miou") is not None:
+        line += f"; val mIoU {m['base_val_miou'] or 0:.3f} -> {m['val_miou']:.3f}"
+        line += " (promoted)" if m.get("promoted") else " (not promoted)"
+    elif m.get("loss") is not None:
+        line += f"; loss {m['loss']:.3f}"
+    if job.error:
+        line += f"\n\n{job.error}"
+    return line, job.progress * 100, curve, "\n".join(job.log_tail[-12:])
+
+
+def cancel(store, project: str) -> str:
+    job = latest_job(store, project)
+    if job is None or job.status not in ("queued", "running"):
+        raise PanelError("no queued or running job to cancel")
+    finetune.cancel_job(store, job.id)
+    return f"Job {job.id} cancelled; the active model is unchanged."
+
+
+def render(studio, project_dd) -> None:
+    import gradio as gr
+
+    def visible_errors(fn):
+        def wrapped(*args):
+            try:
+                return fn(*args)
+            except PanelError as err:
+                raise gr.Error(str(err)) from err
+        wrapped.__name__ = fn.__name__
+        return wrapped
+
+    store = studio.store
+    gr.Markdown("### Fine-tune on submitted corrections")
+    with gr.Row():
+        epochs = gr.Number(label="Epochs (at most)", value=30, precision=0, minimum=1)
+        minutes = gr.Number(label="Time budget (minutes)", value=3, minimum=0.1)
+        start_btn = gr.Button("Fine-tune now", variant="primary", elem_id="segui-finetune-start")
+        cancel_btn = gr.Button("Cancel job", variant="stop", elem_id="segui-finetune-cancel")
+    state_md = gr.Markdown(elem_id="segui-finetune-status")
+    progress = gr.Slider(0, 100, value=0, label="Progress (%)", interactive=False)
+    curve = gr.LinePlot(x="step", y="loss", title="Training loss", height=220)
+    log = gr.Textbox(label="Job log", lines=6, interactive=False)
+    timer = gr.Timer(POLL_SECONDS)
+    outputs = [state_md, progress, curve, log]
+
+    def on_status(project):
+        return status(store, project)
+
+    start_btn.click(visible_errors(lambda p, e, m: start(store, p, e, m)), [project_dd, epochs, minutes],
+                    state_md, api_name="start_finetune").then(on_status, project_dd, outputs)
+    cancel_btn.click(visible_errors(lambda p: cancel(store, p)), project_dd, state_md,
+                     api_name="cancel_finetune").then(on_status, project_dd, outputs)
+    timer.tick(on_status, project_dd, outputs, api_name="finetune_status", show_progress="hidden")
+    project_dd.change(on_status, project_dd, outputs)
