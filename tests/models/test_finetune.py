@@ -199,3 +199,25 @@ def test_torchrun_with_two_gloo_ranks_ends_with_identical_weights(project):
     assert job.status == "succeeded", job.error
     assert job.metrics["world_size"] == 2
     assert job.metrics["ranks_identical_weights"] is True
+
+
+def test_finetune_panel_handlers_start_show_progress_and_cancel(project):
+    from segui import finetune_panel as panel
+    store, base = project
+    assert panel.status(store, "toy")[0] == "No fine-tuning job yet."
+    with pytest.raises(panel.PanelError, match="pick a project"):
+        panel.start(store, "", 1, 1)
+    assert "queued" in panel.start(store, "toy", 500, None)
+    with pytest.raises(panel.PanelError, match="already has job"):
+        panel.start(store, "toy", 1, None)
+    assert wait_for(lambda: len(panel.status(store, "toy")[2]) >= 2)
+    line, pct, curve, log = panel.status(store, "toy")
+    assert "running" in line and 0 <= pct < 100 and list(curve.columns) == ["step", "loss"]
+    assert "train / 4 val images" in log
+    assert "cancelled" in panel.cancel(store, "toy")
+    assert "cancelled" in panel.status(store, "toy")[0]
+    with pytest.raises(panel.PanelError, match="no queued or running job"):
+        panel.cancel(store, "toy")
+    job = store.list_jobs("toy")[0]
+    assert finetune._WORKERS[(store.url, job.id)].wait(timeout=60) == 0
+    assert store.active_model_version("toy").id == base.id
