@@ -37,6 +37,7 @@ def create(args: argparse.Namespace):
     studio = Studio(store, args.model, args.device)
     if not args.no_demo:
         studio.ensure_demo()
+    studio.warm_up()
     return studio, build_app(studio, auth_enabled=args.auth is not None)
 
 

@@ -188,6 +188,13 @@ class Studio:
             self.predict(p.id, info.id)
         return self.store.get_project(p.id)
 
+    def warm_up(self) -> None:
+        """Load each project's active model and encode its label set with BERT once, so
+        the first upload shows its mask without that delay."""
+        tiny = np.zeros((64, 64, 3), np.uint8)
+        for p in self.store.list_projects():
+            self._predict_map(self.model_version(p.id).weights_dir, tiny, p)
+
     def project_names(self) -> list[str]:
         return [p.name for p in self.store.list_projects()]
 

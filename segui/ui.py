@@ -229,7 +229,9 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
                     nl = studio.open_image(iid)
                     return show(project, nl, nl.class_map, op, note)
                 note += " The queue is empty."
-            return show(project, loaded, cm, op, note)
+            out = show(project, loaded, cm, op, note)
+            # the editor already shows exactly what was saved: leave it (and its undo history) alone
+            return (gr.update(),) + out[1:]
 
         @_user_errors
         def on_save(project, value, loaded, author, op):
