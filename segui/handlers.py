@@ -188,11 +188,12 @@ class Studio:
             self.predict(p.id, info.id)
         return self.store.get_project(p.id)
 
-    def warm_up(self) -> None:
-        """Load each project's active model and encode its label set with BERT once, so
-        the first upload shows its mask without that delay."""
+    def warm_up(self, project: str | int | None = None) -> None:
+        """Load the active model of each project (or of one) and encode its label set
+        with BERT once, so the first upload shows its mask without that delay."""
         tiny = np.zeros((64, 64, 3), np.uint8)
-        for p in self.store.list_projects():
+        projects = self.store.list_projects() if project is None else [self.store.get_project(project)]
+        for p in projects:
             self._predict_map(self.model_version(p.id).weights_dir, tiny, p)
 
     def project_names(self) -> list[str]:
@@ -208,6 +209,7 @@ class Studio:
         except ValidationError as e:
             raise UserError(str(e)) from None
         self.model_version(p.id)
+        self.warm_up(p.id)
         return p
 
     def add_class(self, project: str, name: str, color: str | None = None) -> ProjectInfo:

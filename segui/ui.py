@@ -88,7 +88,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
                     submit_btn = gr.Button("Submit & next", variant="primary", elem_id="segui-submit")
             with gr.Column(scale=2):
                 preview = gr.Image(label="Overlay (click: superpixel fill with the tool class)",
-                                   interactive=False, elem_id="segui-preview", format="png")
+                                   interactive=False, elem_id="segui-preview", format="jpeg")
                 tool_cls = gr.Dropdown(label="Tool class", choices=[], interactive=True)
                 with gr.Row():
                     snap_btn = gr.Button("Snap strokes to superpixels")
