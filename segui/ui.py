@@ -143,6 +143,16 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
         project_dd.change(on_project, project_dd, SHOW + [legend, tool_cls], api_name="select_project")
         screen.project_refresh = (on_project, [project_dd], SHOW + [legend, tool_cls])
 
+        def on_label_set(project):
+            """After the label set was edited elsewhere: palette, legend and tool classes."""
+            if not project:
+                return gr.update(), gr.update(), gr.update()
+            choices = _class_choices(studio, project)
+            return (gr.update(brush=_brush(studio, project)), legend_html(studio.store.get_project(project)),
+                    gr.update(choices=choices))
+
+        screen.label_set_refresh = (on_label_set, [project_dd], [editor, legend, tool_cls])
+
         @_user_errors
         def on_upload(project, files, op):
             if not files:
@@ -291,13 +301,11 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             cm = current(project, value, loaded)
             mask = studio.text_prompt(project, loaded, text)
             pct = 100.0 * mask.mean()
-            p = studio.store.get_project(project)
             # show the phrase's pixels in white over the current mask, not yet applied
             ov = studio.overlay(project, loaded.image, cm, op)
             ov[mask] = (0.4 * ov[mask] + 0.6 * 255).astype(np.uint8)
             note = (f"'{text.strip()}' covers {pct:.1f} % of the image (white in the overlay). "
                     "Accept it as a class to apply it.")
-            del p
             return ov, note, mask, gr.update(value=text.strip())
 
         prompt_btn.click(on_prompt, [project_dd, editor, loaded_st, phrase, opacity],
@@ -376,7 +384,7 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> gr.Blocks:
             gr.Info("Label set updated.")
             return _class_table(studio, project)
 
-        apply_btn.click(on_apply, [project_dd, table], table, api_name="update_classes")
+        screen.label_set_events = [apply_btn.click(on_apply, [project_dd, table], table, api_name="update_classes")]
 
         @_user_errors
         def on_add(project, name, color):
@@ -385,7 +393,8 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> gr.Blocks:
             studio.add_class(project, name, _color(color))
             return _class_table(studio, project), ""
 
-        add_btn.click(on_add, [project_dd, add_name, add_color], [table, add_name], api_name="add_class")
+        screen.label_set_events.append(
+            add_btn.click(on_add, [project_dd, add_name, add_color], [table, add_name], api_name="add_class"))
     return screen
 
 
@@ -480,6 +489,10 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
             return (gr.update(choices=names, value=names[0] if names else None),
                     gr.update(value=user) if user else gr.update())
 
+        # label-set edits on the projects screen update the label screen's palette and legend
+        fn, inputs, outputs = screens[0].label_set_refresh
+        for i, ev in enumerate(screens[1].label_set_events):
+            ev.success(fn, inputs, outputs, api_name=f"refresh_palette_{i}")
         # a value set by a load event does not fire .change: refresh every screen explicitly
         ev = app.load(on_load, None, [project_dd, author_tb], api_name="init")
         for i, screen in enumerate(screens):

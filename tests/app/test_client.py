@@ -114,6 +114,9 @@ def test_errors_are_visible_and_app_keeps_working(running):
         c.predict("new", "CAR", "#123456", api_name="/add_class")
     table = c.predict("new", "bus", "#123456", api_name="/add_class")[0]
     assert [r[1] for r in table["data"]] == ["car", "road", "bus"]
+    ed, legend, tool = c.predict("new", api_name="/refresh_palette_1")   # chained after /add_class
+    assert ed["brush"]["colors"] == ["#" + "%02x%02x%02x" % c.color for c in st.store.get_project("new").classes]
+    assert "bus" in legend and tool["choices"][2][0] == "bus"
     # still serving
     assert c.predict(DEMO_PROJECT, "any", 0.6, api_name="/next_image")[2].startswith("**")
 
