@@ -175,6 +175,24 @@ def test_upload_see_mask_paint_save(browser_app, artifacts):
         page.wait_for_function("document.querySelector('#segui-status').innerText.includes('Saved revision 1')",
                                timeout=60_000)
         page.screenshot(path=str(artifacts / "browser_3_saved.png"))
+        rev1 = st.store.get_annotation(iid).class_map
+
+        # ---- superpixel fill: click the overlay image; the segment takes the tool class (sky)
+        fx, fy = 240, 340
+        img = page.locator("#segui-preview img").first
+        b = img.bounding_box()
+        s_ = min(b["width"] / 480, b["height"] / 360)
+        ox, oy = (b["width"] - 480 * s_) / 2, (b["height"] - 360 * s_) / 2
+        page.mouse.click(b["x"] + ox + (fx + 0.5) * s_, b["y"] + oy + (fy + 0.5) * s_)
+        page.wait_for_function("document.querySelector('#segui-status').innerText.includes('Filled the superpixel')",
+                               timeout=60_000)
+        clicked = [int(v) for v in page.inner_text("#segui-status").split("superpixel at (")[1].split(")")[0]
+                   .split(",")]
+        page.wait_for_timeout(1500)   # let the editor take the new layer before saving
+        page.click("#segui-save")
+        page.wait_for_function("document.querySelector('#segui-status').innerText.includes('Saved revision 2')",
+                               timeout=60_000)
+        page.screenshot(path=str(artifacts / "browser_4_superpixel_fill.png"))
 
         # ---- two more uploads on the warm page, for the timing report
         more = []
@@ -188,12 +206,13 @@ def test_upload_see_mask_paint_save(browser_app, artifacts):
         report = json.loads((artifacts / "upload_to_mask.json").read_text())
         report["later_uploads_seconds"] = more
         (artifacts / "upload_to_mask.json").write_text(json.dumps(report, indent=1))
-        page.screenshot(path=str(artifacts / "browser_4_third_upload.png"))
+        page.screenshot(path=str(artifacts / "browser_5_third_upload.png"))
         browser.close()
 
-    a = st.store.get_annotation(iid)
-    assert a.revision == 1 and a.author == "labeller"
+    a = st.store.get_annotation(iid, 1)
+    assert a.author == "labeller"
     cm = a.class_map
+    np.testing.assert_array_equal(cm, rev1)
     assert (cm[y, x0 + 5:x1 - 5] == 9).all(), "the stroke's class is not stored under the stroke"
     changed = np.argwhere(cm != pred)
     assert len(changed) > (x1 - x0) * 3
@@ -201,3 +220,11 @@ def test_upload_see_mask_paint_save(browser_app, artifacts):
     assert (np.abs(changed[:, 0] - y) <= band).all() and (changed[:, 1] >= x0 - band).all() \
         and (changed[:, 1] <= x1 + band).all(), "pixels away from the stroke differ from the prediction"
     assert (cm[changed[:, 0], changed[:, 1]] == 9).all()
+
+    # revision 2 = revision 1 with the clicked superpixel set to sky (0)
+    assert abs(clicked[0] - fx) <= 3 and abs(clicked[1] - fy) <= 3
+    seg = st.segments(iid, st.store.load_image(iid))
+    region = seg == seg[clicked[1], clicked[0]]
+    rev2 = st.store.get_annotation(iid, 2).class_map
+    assert (rev2[region] == 0).all() and region.sum() > 50
+    np.testing.assert_array_equal(rev2[~region], rev1[~region])
