@@ -192,7 +192,9 @@ def test_upload_see_mask_paint_save(browser_app, artifacts):
         page.click("#segui-save")
         page.wait_for_function("document.querySelector('#segui-status').innerText.includes('Saved revision 2')",
                                timeout=60_000)
+        page.wait_for_timeout(2000)
         page.screenshot(path=str(artifacts / "browser_4_superpixel_fill.png"))
+        assert overlay_fraction(shot(canvas)) > 0.04, "the editor lost the mask after saving"
 
         # ---- two more uploads on the warm page, for the timing report
         more = []
