@@ -241,9 +241,11 @@ class Studio:
             if not re.fullmatch(r"#[0-9a-fA-F]{6}", color):
                 raise UserError(f"class {name!r}: colour must look like #rrggbb, got {color!r}")
             wanted.append((idx, name, color.lower()))
-        names = [n.casefold() for _, n, _ in wanted]
+        final = {c.index: c.name for c in p.classes}
+        final.update({idx: name for idx, name, _ in wanted})
+        names = [n.casefold() for n in final.values()]
         dup = {n for n in names if names.count(n) > 1}
-        if dup:
+        if dup:   # checked on the whole label set before anything is renamed
             raise UserError(f"duplicate class name(s): {', '.join(sorted(dup))}")
         renames = [(idx, name) for idx, name, _ in wanted if current[idx].name != name]
         try:
@@ -267,7 +269,7 @@ class Studio:
         for path in paths or []:
             path = Path(path)
             name = path.name
-            if zipfile.is_zipfile(path):
+            if path.suffix.lower() == ".zip":
                 try:
                     with zipfile.ZipFile(path) as zf:
                         members = [m for m in zf.infolist() if not m.is_dir()]

@@ -243,13 +243,18 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             # the editor already shows exactly what was saved: leave it (and its undo history) alone
             return (gr.update(),) + out[1:]
 
-        @_user_errors
-        def on_save(project, value, loaded, author, op):
-            return _save(project, value, loaded, author, op, "draft", False)
+        def _author(author, request):
+            # with --auth the login name is the author, whatever the textbox says
+            user = getattr(request, "username", None) if request is not None else None
+            return user or author
 
         @_user_errors
-        def on_submit(project, value, loaded, author, op, flt):
-            return _save(project, value, loaded, author, op, "submitted", True, flt)
+        def on_save(project, value, loaded, author, op, request: gr.Request):
+            return _save(project, value, loaded, _author(author, request), op, "draft", False)
+
+        @_user_errors
+        def on_submit(project, value, loaded, author, op, flt, request: gr.Request):
+            return _save(project, value, loaded, _author(author, request), op, "submitted", True, flt)
 
         save_btn.click(on_save, [project_dd, editor, loaded_st, author_tb, opacity], SHOW, api_name="save")
         submit_btn.click(on_submit, [project_dd, editor, loaded_st, author_tb, opacity, filter_rd], SHOW,

@@ -134,3 +134,28 @@ def test_model_panel_and_export(running):
     path = c.predict(DEMO_PROJECT, "coco", False, api_name="/export")
     with zipfile.ZipFile(path) as zf:
         assert "annotations.json" in zf.namelist()
+
+
+def test_auth_login_name_is_the_author(tmp_path):
+    st = make_studio(tmp_path, demo=True)
+    app = build_app(st, auth_enabled=True)
+    port = free_port()
+    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                       auth=("alice", "pw"))
+    try:
+        with pytest.raises(Exception):
+            Client(f"http://127.0.0.1:{port}/", auth=("alice", "wrong"), verbose=False)
+        c = Client(f"http://127.0.0.1:{port}/", auth=("alice", "pw"), verbose=False)
+        _, author = c.predict(api_name="/init")
+        assert author["value"] == "alice"
+        ed, _, status, *_ = c.predict(DEMO_PROJECT, api_name="/select_project")
+        iid = int(status.split("(id ")[1].split(")")[0])
+        value = {"background": handle_file(ed["value"]["background"]),
+                 "layers": [handle_file(ed["value"]["layers"][0])], "composite": None}
+        c.predict(DEMO_PROJECT, value, "mallory", 0.6, api_name="/save")
+        a = st.store.get_annotation(iid)
+        assert a.author == "alice"
+        np.testing.assert_array_equal(a.class_map, st.store.get_prediction(iid).class_map)
+    finally:
+        app.close()
+        st.store.close()

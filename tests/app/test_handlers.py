@@ -59,6 +59,9 @@ def test_update_classes_renames_swaps_and_recolours(studio):
         with pytest.raises(UserError):
             studio.update_classes("p", bad)
     assert studio.store.get_project("p").class_names == ["car", "road", "sky"]
+    with pytest.raises(UserError, match="duplicate"):      # clashes with a class not in the table
+        studio.update_classes("p", [[0, "SKY", "#010203"]])
+    assert studio.store.get_project("p").class_names == ["car", "road", "sky"]
 
 
 def test_upload_files_and_zip_with_junk(studio, tmp_path):
@@ -75,8 +78,12 @@ def test_upload_files_and_zip_with_junk(studio, tmp_path):
         zf.writestr("imgs/readme.md", "junk")
         zf.writestr("imgs/broken.png", b"\x89PNG nope")
         zf.writestr("__MACOSX/imgs/._b.png", b"junk")
-    rep = studio.upload("p", [good, txt, fake, z])
-    assert len(rep.added) == 2
+    docx = tmp_path / "report.docx"                      # a zip inside, but not an upload zip
+    with zipfile.ZipFile(docx, "w") as zf:
+        zf.writestr("word/document.xml", "<x/>")
+    rep = studio.upload("p", [good, txt, fake, z, docx])
+    assert len(rep.added) == 2 and any(s_.startswith("report.docx:") for s_ in rep.skipped)
+    rep.skipped = [s_ for s_ in rep.skipped if not s_.startswith("report.docx:")]
     names = " ".join(rep.skipped)
     assert "notes.txt" in names and "fake.jpg" in names and "readme.md" in names and "broken.png" in names
     assert len(rep.skipped) == 4 and "skipped" in rep.message()
