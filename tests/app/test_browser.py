@@ -105,6 +105,20 @@ WATCH = """() => {
   requestAnimationFrame(tick);
 }"""
 
+# True when the editor canvas is greyish (R, G, B within 20: sky's grey over the photo,
+# not the road's purple) around canvas pixel [x, y].
+GREY_AT = """([x, y]) => {
+  const c = document.querySelector('#segui-editor canvas');
+  const off = document.createElement('canvas');
+  off.width = c.width; off.height = c.height;
+  const ctx = off.getContext('2d');
+  ctx.drawImage(c, 0, 0);
+  const d = ctx.getImageData(Math.round(x) - 1, Math.round(y) - 1, 3, 3).data;
+  let r = 0, g = 0, b = 0;
+  for (let i = 0; i < d.length; i += 4) { r += d[i]; g += d[i + 1]; b += d[i + 2]; }
+  return Math.abs(r - g) < 180 && Math.abs(b - g) < 180;
+}"""
+
 
 def test_upload_see_mask_paint_save(browser_app, artifacts):
     from playwright.sync_api import sync_playwright
@@ -188,7 +202,10 @@ def test_upload_see_mask_paint_save(browser_app, artifacts):
                                timeout=60_000)
         clicked = [int(v) for v in page.inner_text("#segui-status").split("superpixel at (")[1].split(")")[0]
                    .split(",")]
-        page.wait_for_timeout(1500)   # let the editor take the new layer before saving
+        # the editor re-loads its layer after a tool (about 2 s here); the labeller saves what
+        # the canvas shows, so wait until the canvas shows the filled pixel in sky grey
+        cx, cy = left + (clicked[0] + 0.5) * scale, top + (clicked[1] + 0.5) * scale
+        page.wait_for_function(GREY_AT, arg=[cx, cy], timeout=60_000)
         page.click("#segui-save")
         page.wait_for_function("document.querySelector('#segui-status').innerText.includes('Saved revision 2')",
                                timeout=60_000)
