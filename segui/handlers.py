@@ -67,6 +67,8 @@ class Loaded:
     base_revision: int         # the revision the labeller starts from (for conflicts)
     source: str                # where the mask came from, for the status line
     uncertainty: float | None
+    sent_map: np.ndarray | None = None    # the map last sent to the editor by a tool
+    stale_map: np.ndarray | None = None   # the editor's map just before that tool ran
 
 
 @dataclass

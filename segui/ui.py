@@ -101,8 +101,11 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
                     accept_name = gr.Textbox(label="Accept as class (name)")
                     accept_btn = gr.Button("Accept")
 
-        def show(project, loaded: Loaded, cm, op, note=""):
+        def show(project, loaded: Loaded, cm, op, note="", stale=None):
+            """Outputs for SHOW. ``stale``: the editor's map before a tool replaced it."""
             value = studio.editor_value(project, loaded, cm, op)
+            loaded.sent_map = cm.copy() if stale is not None else None
+            loaded.stale_map = stale
             status = (f"**{loaded.filename}** (id {loaded.image_id}) - {loaded.source}"
                       + (f", uncertainty {loaded.uncertainty:.3f}" if loaded.uncertainty is not None else "")
                       + (f"\n\n{note}" if note else ""))
@@ -223,11 +226,17 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             if loaded is None:
                 raise UserError("nothing to save: open an image first")
             cm = current(project, value, loaded)
+            late = ""
+            if (loaded.stale_map is not None and loaded.sent_map is not None
+                    and np.array_equal(cm, loaded.stale_map) and not np.array_equal(cm, loaded.sent_map)):
+                # the editor (~2 s to reload a layer) still held the map from before the last
+                # tool, unedited: save the tool's result, which the overlay already showed
+                cm, late = loaded.sent_map, " The editor was still loading the last tool's result; that result was saved."
             res = studio.save(loaded.image_id, cm, author, status, loaded.base_revision)
             loaded.base_revision = res.revision
             loaded.class_map = cm
             loaded.source = f"annotation revision {res.revision} by {author.strip()} ({res.status})"
-            note = f"Saved revision {res.revision} ({res.status})."
+            note = f"Saved revision {res.revision} ({res.status}).{late}"
             if res.conflict:
                 gr.Warning(res.conflict)
                 note = res.conflict
@@ -240,6 +249,8 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
                     return show(project, nl, nl.class_map, op, note)
                 note += " The queue is empty."
             out = show(project, loaded, cm, op, note)
+            if late:
+                return out
             # the editor already shows exactly what was saved: leave it (and its undo history) alone
             return (gr.update(),) + out[1:]
 
@@ -262,19 +273,20 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
 
         @_user_errors
         def on_fill(project, value, loaded, cls, op, evt: gr.SelectData):
-            cm = current(project, value, loaded)
+            before = current(project, value, loaded)
             x, y = evt.index
-            cm = studio.superpixel_fill(project, loaded, cm, int(x), int(y), cls or VOID)
-            return show(project, loaded, cm, op, f"Filled the superpixel at ({x}, {y}) with {cls}.")
+            cm = studio.superpixel_fill(project, loaded, before, int(x), int(y), cls or VOID)
+            return show(project, loaded, cm, op, f"Filled the superpixel at ({x}, {y}) with {cls}.", before)
 
         preview.select(on_fill, [project_dd, editor, loaded_st, tool_cls, opacity], SHOW, api_name="fill")
 
         @_user_errors
         def on_fill_xy(project, value, loaded, cls, op, x, y):
             """The same as clicking the overlay at (x, y), for API clients."""
-            cm = current(project, value, loaded)
-            cm = studio.superpixel_fill(project, loaded, cm, int(x), int(y), cls or VOID)
-            return show(project, loaded, cm, op, f"Filled the superpixel at ({int(x)}, {int(y)}) with {cls}.")
+            before = current(project, value, loaded)
+            cm = studio.superpixel_fill(project, loaded, before, int(x), int(y), cls or VOID)
+            return show(project, loaded, cm, op, f"Filled the superpixel at ({int(x)}, {int(y)}) with {cls}.",
+                        before)
 
         fill_x = gr.Number(visible=False, precision=0)
         fill_y = gr.Number(visible=False, precision=0)
@@ -288,7 +300,8 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             before = base if base is not None else loaded.class_map
             out = studio.snap(loaded, before, cm)
             n = int((out != cm).sum())
-            return show(project, loaded, out, op, f"Snap: {n} pixel(s) added to the superpixels your strokes cover.")
+            return show(project, loaded, out, op, f"Snap: {n} pixel(s) added to the superpixels your strokes cover.",
+                        cm)
 
         snap_btn.click(on_snap, [project_dd, editor, loaded_st, base_st, opacity], SHOW, api_name="snap")
 
@@ -297,7 +310,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             cm = current(project, value, loaded)
             out = studio.clean_up(project, cm, n)
             return show(project, loaded, out, op,
-                        f"Clean-up: {int((out != cm).sum())} pixel(s) in regions under {int(n)} px reassigned.")
+                        f"Clean-up: {int((out != cm).sum())} pixel(s) in regions under {int(n)} px reassigned.", cm)
 
         clean_btn.click(on_clean, [project_dd, editor, loaded_st, min_size, opacity], SHOW, api_name="clean_up")
 
@@ -321,7 +334,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             cm = current(project, value, loaded)
             p, out = studio.accept_prompt(project, cm, mask, name)
             choices = _class_choices(studio, project)
-            return (*show(project, loaded, out, op, f"{int(mask.sum())} pixel(s) labelled '{name.strip()}'."),
+            return (*show(project, loaded, out, op, f"{int(mask.sum())} pixel(s) labelled '{name.strip()}'.", cm),
                     legend_html(p), gr.update(choices=choices, value=name.strip()), None)
 
         accept_btn.click(on_accept, [project_dd, editor, loaded_st, prompt_st, accept_name, opacity],

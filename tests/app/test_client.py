@@ -73,6 +73,22 @@ def test_open_paint_save_round_trip(running, tmp_path):
     out = c.predict(DEMO_PROJECT, value, "sky", 0.6, 300, 250, api_name="/fill_at")
     filled = layer_of(out[0])
     assert tuple(filled[250, 300, :3]) == (128, 128, 128)
+    # saving while the editor still holds the pre-fill layer (it takes ~2 s to reload in a
+    # browser) stores the fill's result, which the overlay already shows
+    out = c.predict(DEMO_PROJECT, value, "alice", 0.6, api_name="/save")
+    assert "still loading" in out[2] and "revision 2" in out[2]
+    seg = st.segments(iid, st.store.load_image(iid))
+    region = seg == seg[250, 300]
+    rev2 = st.store.get_annotation(iid, 2).class_map
+    assert (rev2[region] == 0).all()
+    np.testing.assert_array_equal(rev2[~region], expect[~region])
+    # after that, an unchanged editor value is saved as it is (no stale tool result pending)
+    fresh = tmp_path / "fresh.png"
+    Image.fromarray(layer_of(out[0])).save(fresh)
+    value2 = {"background": value["background"], "layers": [handle_file(str(fresh))], "composite": None}
+    out = c.predict(DEMO_PROJECT, value2, "alice", 0.6, api_name="/save")
+    assert "still loading" not in out[2]
+    np.testing.assert_array_equal(st.store.get_annotation(iid, 3).class_map, rev2)
 
 
 def test_upload_good_and_bad_files(running, tmp_path):
