@@ -1,20 +1,18 @@
 """Handlers over the real model and a SQLite store (no Gradio, no browser)."""
 import io
-import json
 import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from segui.handlers import DEMO_PROJECT, Studio, UserError, parse_classes
-from storage import Store
+from segui.handlers import DEMO_DIR, DEMO_PROJECT, UserError, parse_classes
 
 from .conftest import png_bytes
 
 
-def street(seed=0):
-    return np.array(Image.open(sorted((__import__("segui").handlers.DEMO_DIR).glob("*.jpg"))[seed]).convert("RGB"))
+def street(i=0):
+    return np.array(Image.open(sorted(DEMO_DIR.glob("*.jpg"))[i]).convert("RGB"))
 
 
 def test_demo_project_on_first_start(demo_studio):
