@@ -167,13 +167,11 @@ class Studio:
         names = p.class_names + list(extra or [])
         with self._lock:   # one inference at a time: two would only fight over the 2 cores
             pred = predictor.predict(small, names)
-        lut = np.full(256, p.ignore_index, dtype=np.uint8)
-        lut[:len(p.classes)] = p.class_indices
-        if extra:
-            lut[len(p.classes):len(names)] = 255   # caller reads the extra positions itself
         cm = resize_nearest(pred.class_map, h, w)
-        if extra:
+        if extra:   # positions in `names`: the caller reads the extra ones itself
             return cm, pred.uncertainty
+        lut = np.full(256, p.ignore_index, dtype=np.uint8)
+        lut[:len(p.classes)] = p.class_indices   # model output position -> project class index
         return lut[cm], pred.uncertainty
 
     # ------------------------------------------------------------------ projects

@@ -220,3 +220,16 @@ def test_model_panel_and_export(demo_studio, tmp_path):
     with pytest.raises(UserError):
         st.activate_model("other", mv2.id)
     del other
+
+
+def test_large_image_is_predicted_downscaled_at_full_size(studio, tmp_path):
+    studio.create_project("p", "sky\nroad")
+    big = Image.fromarray(street(0)).resize((1600, 1200), Image.NEAREST)   # 1.9 MP > PREDICT_MAX_PIXELS
+    path = tmp_path / "big.png"
+    big.save(path)
+    rep = studio.upload("p", [path])
+    pred = studio.store.get_prediction(rep.added[0]).class_map
+    assert pred.shape == (1200, 1600) and set(np.unique(pred)) == {0, 1}
+    loaded = studio.open_image(rep.added[0])
+    back = studio.read_editor("p", studio.editor_value("p", loaded), 1200, 1600)
+    np.testing.assert_array_equal(back, pred)
