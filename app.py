@@ -1,0 +1,54 @@
+"""The labelling studio: ``python app.py`` opens http://127.0.0.1:7860.
+
+On an empty database it creates the "CamVid demo" project (CamVid label set, the
+shipped model as active version, four sample street images with predictions).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from models.inference import DEFAULT_MODEL_DIR
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", default="data", help="image files and the default SQLite database (default: data)")
+    ap.add_argument("--db", default=None, help="SQLAlchemy database URL (default: sqlite in --data-dir)")
+    ap.add_argument("--model", default=None, help=f"default model folder (default: {DEFAULT_MODEL_DIR})")
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=7860)
+    ap.add_argument("--auth", default=None, metavar="USER:PASSWORD",
+                    help="require a login; the user name becomes the annotation author")
+    ap.add_argument("--no-demo", action="store_true", help="do not create the demo project on an empty database")
+    args = ap.parse_args(argv)
+    if args.auth is not None and (":" not in args.auth or not args.auth.split(":", 1)[0]):
+        ap.error("--auth must look like user:password")
+    return args
+
+
+def create(args: argparse.Namespace):
+    from segui.handlers import Studio
+    from segui.ui import build_app
+    from storage import Store
+
+    store = Store(args.db, data_dir=args.data_dir)
+    studio = Studio(store, args.model, args.device)
+    if not args.no_demo:
+        studio.ensure_demo()
+    studio.warm_up()
+    return studio, build_app(studio, auth_enabled=args.auth is not None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    studio, app = create(args)
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    print(f"Inference device: {studio.device_name}", flush=True)
+    app.queue(default_concurrency_limit=2).launch(server_name=args.host, server_port=args.port, auth=auth)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
