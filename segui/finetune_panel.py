@@ -56,7 +56,9 @@ def status(store, project: str) -> tuple[str, float, pd.DataFrame, str]:
     line = f"**Job {job.id}: {job.status}**, step {job.step}, {job.progress * 100:.0f}%"
     if m.get("val_miou") is not None:
         line += f"; val mIoU {m['base_val_miou'] or 0:.3f} -> {m['val_miou']:.3f}"
-        line += " (promoted)" if m.get("promoted") else " (not promoted)"
+        line += " (promoted)" if m.get("promoted") else " (not promoted: val mIoU dropped)"
+    elif job.status == "succeeded":
+        line += " (not promoted: no val images to compare on; promote it by hand above)"
     elif m.get("loss") is not None:
         line += f"; loss {m['loss']:.3f}"
     if job.error:

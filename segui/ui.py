@@ -9,22 +9,18 @@ Handlers only call :class:`segui.handlers.Studio`; user mistakes become ``gr.Err
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any
 
 import gradio as gr
 import numpy as np
 import pandas as pd
 
+from . import finetune_panel
 from .editor import hex_color
 from .handlers import FILTERS, Loaded, Studio, UserError, legend_html
 
 DEFAULT_OPACITY = 0.6
 VOID = "void / unlabelled"
-
-# Hook for the fine-tuning panel (issue 5): a function (studio, project_dropdown) -> None
-# that builds its components inside the model screen. Set by models.finetune / app.py.
-render_finetune_panel: Callable[[Studio, gr.Dropdown], None] | None = None
-
 
 def _user_errors(fn):
     """UserError -> visible gr.Error; the app keeps working and nothing is stored."""
@@ -444,12 +440,8 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> gr.Blocks:
             drafts = gr.Checkbox(label="Include drafts", value=False)
             export_btn = gr.Button("Export")
             export_file = gr.File(label="Export (zip)")
-        # ---- fine-tuning panel (issue 5) goes here: see render_finetune_panel ----
         with gr.Column(elem_id="segui-finetune-panel"):
-            if render_finetune_panel is not None:
-                render_finetune_panel(studio, project_dd)
-            else:
-                gr.Markdown("_Fine-tuning panel: not available in this build._")
+            finetune_panel.render(studio, project_dd)
 
         def refresh(project):
             if not project:

@@ -175,3 +175,29 @@ def test_auth_login_name_is_the_author(tmp_path):
     finally:
         app.close()
         st.store.close()
+
+
+def test_finetune_from_the_model_panel_runs_in_a_worker_while_the_app_answers(running):
+    import time
+    st, url = running
+    c = client(url)
+    with pytest.raises(Exception, match="nothing to train on"):
+        c.predict(DEMO_PROJECT, 1, 0.2, api_name="/start_finetune")
+    img = st.store.list_images(DEMO_PROJECT)[0]
+    truth = st.predict(DEMO_PROJECT, img.id, store=False)
+    st.store.save_annotation(img.id, truth, "tester", "submitted", base_revision=img.revision)
+    assert "queued" in c.predict(DEMO_PROJECT, 1, 0.2, api_name="/start_finetune")
+    seen = []
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        line = c.predict(DEMO_PROJECT, api_name="/finetune_status")[0]
+        seen.append(line)
+        if "succeeded" in line or "failed" in line:
+            break
+        # the web server keeps answering other requests while the job trains
+        assert c.predict(DEMO_PROJECT, "any", api_name="/next_image") is not None
+        time.sleep(1)
+    assert "succeeded" in seen[-1], seen[-3:]
+    assert "not promoted: no val images" in seen[-1]
+    job = st.store.list_jobs(DEMO_PROJECT)[0]
+    assert job.result_version_id is not None and job.metrics["train_images"] == 1
