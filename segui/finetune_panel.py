@@ -104,8 +104,10 @@ def render(studio, project_dd) -> None:
         return status(store, project)
 
     start_btn.click(visible_errors(lambda p, e, m: start(store, p, e, m)), [project_dd, epochs, minutes],
-                    state_md, api_name="start_finetune").then(on_status, project_dd, outputs)
+                    state_md, api_name="start_finetune").then(
+        on_status, project_dd, outputs, api_name="finetune_status_after_start")
     cancel_btn.click(visible_errors(lambda p: cancel(store, p)), project_dd, state_md,
-                     api_name="cancel_finetune").then(on_status, project_dd, outputs)
+                     api_name="cancel_finetune").then(
+        on_status, project_dd, outputs, api_name="finetune_status_after_cancel")
     timer.tick(on_status, project_dd, outputs, api_name="finetune_status", show_progress="hidden")
-    project_dd.change(on_status, project_dd, outputs)
+    project_dd.change(on_status, project_dd, outputs, api_name="finetune_status_for_project")
