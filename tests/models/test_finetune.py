@@ -86,6 +86,12 @@ def test_job_runs_to_success_changes_weights_lowers_loss_and_promotes(project):
     assert done.metrics["promoted"] is True
     assert store.active_model_version("toy").id == new.id
     assert any("promoted" in line for line in done.log_tail)
+    # the next job reuses the stored val mIoU of the version it starts from
+    job2 = job_with(store, store.active_model_version("toy"), epochs=1)
+    finetune.run_job(store, job2.id)
+    done2 = store.get_job(job2.id)
+    assert done2.metrics["base_val_miou"] == pytest.approx(done.metrics["val_miou"])
+    assert any("(stored; same val set" in line for line in done2.log_tail)
 
 
 def test_a_worse_model_is_not_promoted(project, monkeypatch):
