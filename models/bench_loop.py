@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sequence", default="0016E5")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--per-round", type=int, default=20)
-    ap.add_argument("--minutes", type=float, default=3.0, help="training time budget per job")
+    ap.add_argument("--minutes", type=float, help="training time budget per job (default: the job default)")
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--val-limit", type=int)
     ap.add_argument("--threads", type=int, default=2)
