@@ -52,7 +52,7 @@ def _train_config(params: dict) -> TrainConfig:
     return TrainConfig(
         epochs=int(params["epochs"]), batch_size=int(params["batch_size"]), crop=tuple(params["crop"]),
         scale=tuple(params["scale"]), lr=float(params["lr"]), encoder_lr_mult=0.3, warmup_steps=20,
-        class_weight_power=float(params["class_weight_power"]), eval_every=10**9, device=params["device"],
+        class_weight_power=float(params["class_weight_power"]), device=params["device"],
         max_minutes=params.get("max_minutes"), seed=int(params.get("seed", 0)),
     )
 
@@ -136,7 +136,7 @@ def run_job(store, job_id: int, show_progress: bool = False) -> dict:
         train = _split_data(store, project.id, "train")
         val = _split_data(store, project.id, "val")
         if not train.images:
-            raise JobError(f"project {project.name!r} has no submitted annotations in the train split: nothing to train on")
+            raise JobError(f"project {project.name!r} has no submitted annotations outside the val split: nothing to train on")
         names = list(project.class_names)
         model = Segmenter.from_pretrained(base.weights_dir)
         added = [n for n in names if n not in model.config.class_names]
@@ -175,7 +175,7 @@ def run_job(store, job_id: int, show_progress: bool = False) -> dict:
                 state["cancelled"] = True
 
         started = time.time()
-        result = train_model(model, train, None, cfg, out_dir=None, on_step=on_step,
+        train_model(model, train, None, cfg, out_dir=None, on_step=on_step,
                              should_stop=lambda: state["cancelled"], show_progress=show_progress)
         agree = _ranks_agree(model) if ddp else None
         if rank != 0:
@@ -187,7 +187,7 @@ def run_job(store, job_id: int, show_progress: bool = False) -> dict:
         new_metrics = _evaluate_model(model, val, names, project.ignore_index, cfg.device) if val.images else None
         if new_metrics is not None:
             new_metrics["val_signature"] = signature
-        version = _save_version(store, project, model, base, new_metrics, job_id, result)
+        version = _save_version(store, project, model, base, new_metrics, job_id)
         promote = new_metrics is not None and base_metrics is not None and new_metrics["miou"] >= base_metrics["miou"]
         if promote:
             store.activate_model_version(version.id)
@@ -244,7 +244,7 @@ def _evaluate_model(model: Segmenter, val: SplitData, names, ignore_index, devic
     return evaluate_arrays(Predictor(model.eval(), device), val.images, val.labels, names, ignore_index)
 
 
-def _save_version(store, project, model: Segmenter, base, metrics, job_id: int, result: dict):
+def _save_version(store, project, model: Segmenter, base, metrics, job_id: int):
     """Write weights to a temporary folder, then rename it: no half-written version is visible."""
     root = Path(store.data_dir) / "models" / project.name.replace("/", "_")
     final = root / f"job{job_id}-{int(time.time())}"

@@ -275,8 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             label_set = new_set
         if args.init:
             model = Segmenter.from_pretrained(args.init)
-            if model.config.class_names != label_set.names:
-                model.config.class_names = label_set.names
+            model.config.class_names = label_set.names  # any names: the text encoder reads them
             model.config.class_colors = label_set.colors
         else:
             model = Segmenter(SegmenterConfig(
