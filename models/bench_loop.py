@@ -47,10 +47,13 @@ def _read(pairs):
     return out
 
 
-def _setup(store, project: str, label_set, names: list[str], base_dir: str, val) -> None:
+def _setup(store, project: str, label_set, names: list[str], base_dir: str) -> None:
     store.create_project(project, [{"name": n, "color": c} for n, c in zip(names, label_set.colors)],
                          ignore_index=label_set.ignore_index)
     store.add_model_version(project, base_dir, activate=True, name="base")
+
+
+def _import_val(store, project: str, val) -> None:
     for _, ip, _, lbl in val:
         info = store.add_image(project, ip, split="val")
         store.save_annotation(info.id, lbl, "ground truth", "submitted", base_revision=0)
@@ -77,7 +80,8 @@ def run_loop(args) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(None, tmp)
-        _setup(store, "loop", label_set, names, args.base, val)
+        _setup(store, "loop", label_set, names, args.base)
+        _import_val(store, "loop", val)
         base_val = evaluate_arrays(base_pred, [v[2] for v in val], [v[3] for v in val], names, ignore)
         result["base_val_miou"] = base_val["miou"]
         for r in range(args.rounds):
@@ -131,11 +135,9 @@ def run_added_class(args) -> dict:
     full = evaluate_arrays(Predictor.load(args.full, "cpu"), vimgs, vlbls, names, ignore)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(None, tmp)
-        _setup(store, "added", label_set, base_names, args.base_removed, [])
-        store.add_class("added", cls, label_set.colors[idx])
-        for _, ip, _, lbl in val:
-            info = store.add_image("added", ip, split="val")
-            store.save_annotation(info.id, lbl, "ground truth", "submitted", base_revision=0)
+        _setup(store, "added", label_set, base_names, args.base_removed)
+        store.add_class("added", cls, label_set.colors[idx])  # before val: its labels hold the class
+        _import_val(store, "added", val)
         _submit(store, "added", chosen)
         t0 = time.time()
         job = finetune.start_job(store, "added", params, wait=True)

@@ -155,7 +155,8 @@ def run_job(store, job_id: int, show_progress: bool = False) -> dict:
                 base_metrics = stored  # measured on this very val set by the job that made it
                 log(f"base val mIoU {base_metrics['miou']:.4f} (stored; same val set and label set)")
             else:
-                base_metrics = _evaluate(base.weights_dir, val, names, project.ignore_index, cfg.device)
+                base_metrics = _evaluate_model(Segmenter.from_pretrained(base.weights_dir), val, names,
+                                               project.ignore_index, cfg.device)
                 log(f"base val mIoU {base_metrics['miou']:.4f}")
 
         def on_step(info: dict) -> None:
@@ -233,11 +234,6 @@ def _ranks_agree(model: Segmenter) -> bool:
     gathered = [torch.zeros_like(total) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, total)
     return all(torch.equal(g, gathered[0]) for g in gathered)
-
-
-def _evaluate(weights_dir, val: SplitData, names, ignore_index, device) -> dict:
-    return evaluate_arrays(Predictor(Segmenter.from_pretrained(weights_dir), device), val.images, val.labels,
-                           names, ignore_index)
 
 
 def _evaluate_model(model: Segmenter, val: SplitData, names, ignore_index, device) -> dict:

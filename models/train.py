@@ -26,8 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .data import DatasetError, LabelSet, augment, balanced_class_weights, load_split, read_classes
-from .inference import pick_device
-from .metrics import confusion_matrix, scores
+from .inference import Predictor, evaluate_arrays, pick_device
 from .segmenter import Segmenter, SegmenterConfig
 from .wordings import synonyms_for
 
@@ -92,21 +91,13 @@ def lr_factor(step: int, warmup: int, progress: float) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-@torch.no_grad()
 def evaluate_model(model: Segmenter, data: SplitData, class_names: list[str], ignore_index: int) -> dict:
+    """Val metrics of the model being trained (unfused, on its device); keeps its mode."""
     was_training = model.training
-    model.eval()
-    K = len(class_names)
-    conf = np.zeros((K, K), dtype=np.int64)
-    bert = model.class_embeddings(class_names)
-    dev = model.device
-    for img, lbl in zip(data.images, data.labels):
-        x = torch.from_numpy(img).permute(2, 0, 1)[None].to(dev).float().div_(255)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            logits = model(x, bert_vectors=bert).logits
-        conf += confusion_matrix(logits[0].argmax(0).cpu().numpy(), lbl, K, ignore_index)
+    result = evaluate_arrays(Predictor(model, model.device, fuse=False), data.images, data.labels,
+                             class_names, ignore_index)
     model.train(was_training)
-    return scores(conf, class_names)
+    return result
 
 
 def train_model(

@@ -97,7 +97,13 @@ def test_job_runs_to_success_changes_weights_lowers_loss_and_promotes(project):
 def test_a_worse_model_is_not_promoted(project, monkeypatch):
     store, base = project
     real = finetune._evaluate_model
-    monkeypatch.setattr(finetune, "_evaluate_model", lambda *a: {**real(*a), "miou": -1.0})
+    calls = []
+
+    def base_real_then_worse(*a):  # 1st call: the base model; 2nd: the fine-tuned one
+        calls.append(1)
+        return real(*a) if len(calls) == 1 else {**real(*a), "miou": -1.0}
+
+    monkeypatch.setattr(finetune, "_evaluate_model", base_real_then_worse)
     job = job_with(store, base, epochs=1)
     finetune.run_job(store, job.id)
     done = store.get_job(job.id)
