@@ -33,6 +33,7 @@ from .segmenter import Segmenter
 from .train import SplitData, TrainConfig, train_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DB_URL_ENV = "STUDIO_DB_URL"  # database URL for worker processes (keeps passwords off `ps`)
 STALE_AFTER_S = 180.0  # a running job with no heartbeat for this long is marked failed
 _WORKERS: dict[tuple[str, int], subprocess.Popen] = {}  # (db url, job id) -> worker started here
 
@@ -68,10 +69,12 @@ def start_job(store, project: str | int, params: dict | None = None, *, wait: bo
     if not (store.submitted_annotations(project, "train") or store.submitted_annotations(project, "none")):
         raise JobError("nothing to train on: submit at least one annotation (of an image not in the val split) first")
     job = store.create_job(project, default_params(**(params or {})), base.id)
-    cmd = [sys.executable, "-m", "models.finetune", "--db", store.url, "--data-dir", str(store.data_dir),
-           "--job-id", str(job.id)]
+    # the URL (it may hold a password) goes through the environment, not the visible command line
+    cmd = [sys.executable, "-m", "models.finetune", "--data-dir", str(store.data_dir), "--job-id", str(job.id)]
+    env = {**os.environ, DB_URL_ENV: store.url}
     log = open(Path(store.data_dir) / f"job-{job.id}.log", "ab")
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     log.close()
     _WORKERS[(store.url, job.id)] = proc
     if wait:
@@ -266,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     from storage import Store
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--db", help="SQLAlchemy URL (default: SQLite in --data-dir)")
+    ap.add_argument("--db", default=os.environ.get(DB_URL_ENV),
+                    help=f"SQLAlchemy URL (default: ${DB_URL_ENV}, else SQLite in --data-dir)")
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--project", help="project name (creates and runs a new job)")
     ap.add_argument("--job-id", type=int, help="run this queued job")
