@@ -1,3 +1,4 @@
+import contextlib
 import os
 import socket
 from pathlib import Path
@@ -39,6 +40,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served(st: Studio):
+    """Build the app for a studio, launch it on a free loopback port and yield its URL;
+    closes the server and the store afterwards."""
+    from segui.ui import build_app
+    app = build_app(st)
+    port = free_port()
+    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        app.close()
+        st.store.close()
 
 
 @pytest.fixture(scope="session")

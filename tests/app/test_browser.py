@@ -16,9 +16,8 @@ import pytest
 from PIL import Image
 
 from segui.handlers import DEMO_DIR
-from segui.ui import build_app
 
-from .conftest import free_port, in_ci, make_studio
+from .conftest import in_ci, make_studio, served
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -36,12 +35,8 @@ def browser_app(tmp_path_factory):
     spec = json.loads((DEMO_DIR / "classes.json").read_text())
     st.store.create_project("browser test", spec["classes"], ignore_index=spec["ignore_index"])
     st.warm_up()   # as app.py does at start: model loaded, label set encoded
-    app = build_app(st)
-    port = free_port()
-    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield st, f"http://127.0.0.1:{port}/"
-    app.close()
-    st.store.close()
+    with served(st) as url:
+        yield st, url
 
 
 def shot(locator) -> np.ndarray:

@@ -9,18 +9,14 @@ from PIL import Image
 from segui.handlers import DEMO_PROJECT
 from segui.ui import build_app
 
-from .conftest import free_port, make_studio, png_bytes
+from .conftest import free_port, make_studio, png_bytes, served
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory):
     st = make_studio(tmp_path_factory.mktemp("client"), demo=True)
-    app = build_app(st)
-    port = free_port()
-    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield st, f"http://127.0.0.1:{port}/"
-    app.close()
-    st.store.close()
+    with served(st) as url:
+        yield st, url
 
 
 def client(url):
