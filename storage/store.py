@@ -10,7 +10,7 @@ import gc
 import re
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import db, imaging
-from .errors import (ConflictError, InvalidClassMapError, InvalidImageError, JobStateError,
+from .errors import (ConflictError, InvalidImageError, JobStateError,
                      NotFoundError, StorageError)
 from .files import BlobStore
 from .models import (SPLITS, Annotation, Image, LabelClass, ModelVersion, Prediction, Project,
@@ -340,6 +340,14 @@ class Store:
         return ProjectInfo(p.id, p.name, p.ignore_index,
                            tuple(ClassInfo(c.index, c.name, _hex_to_rgb(c.color)) for c in classes),
                            _utc(p.created_at))
+
+    @staticmethod
+    def _version_row(s: Session, version_id: int, project_id: int | None, label: str, where: str) -> ModelVersion:
+        """The model version, which must belong to ``project_id`` (None: any project)."""
+        mv = s.get(ModelVersion, version_id)
+        if mv is None or (project_id is not None and mv.project_id != project_id):
+            raise NotFoundError(f"{label} {version_id} does not exist in {where}")
+        return mv
 
     @staticmethod
     def _image_row(s: Session, image_id: int) -> Image:
@@ -688,9 +696,7 @@ class Store:
             raise ValidationError(f"uncertainty must be a finite number, got {uncertainty!r}")
         with self._session() as s, s.begin():
             im = self._image_row(s, image_id)
-            mv = s.get(ModelVersion, model_version_id)
-            if mv is None or mv.project_id != im.project_id:
-                raise NotFoundError(f"model version {model_version_id} does not exist in the image's project")
+            self._version_row(s, model_version_id, im.project_id, "model version", "the image's project")
             cm = self._validated_map(s, im, class_map)
             png = imaging.encode_class_map(cm)
             now = utcnow()
@@ -725,9 +731,7 @@ class Store:
         with self._session() as s, s.begin():
             p = self._project_row(s, project)
             if parent_id is not None:
-                parent = s.get(ModelVersion, parent_id)
-                if parent is None or parent.project_id != p.id:
-                    raise NotFoundError(f"parent model version {parent_id} does not exist in {p.name!r}")
+                self._version_row(s, parent_id, p.id, "parent model version", repr(p.name))
             if activate:
                 s.execute(update(ModelVersion).where(ModelVersion.project_id == p.id,
                                                      ModelVersion.is_active.is_(True))
@@ -782,9 +786,7 @@ class Store:
         with self._session() as s, s.begin():
             p = self._project_row(s, project)
             if base_version_id is not None:
-                mv = s.get(ModelVersion, base_version_id)
-                if mv is None or mv.project_id != p.id:
-                    raise NotFoundError(f"base model version {base_version_id} does not exist in {p.name!r}")
+                self._version_row(s, base_version_id, p.id, "base model version", repr(p.name))
             active = s.scalar(select(TrainingJob).where(TrainingJob.project_id == p.id,
                                                         TrainingJob.status.in_(("queued", "running"))))
             if active is not None:
@@ -872,10 +874,9 @@ class Store:
             values["progress"] = 1.0
         if result_version_id is not None:
             with self._session() as s:
-                mv = s.get(ModelVersion, result_version_id)
                 job = s.get(TrainingJob, job_id)
-                if mv is None or (job is not None and mv.project_id != job.project_id):
-                    raise NotFoundError(f"result model version {result_version_id} does not exist in the job's project")
+                self._version_row(s, result_version_id, job.project_id if job is not None else None,
+                                  "result model version", "the job's project")
             values["result_version_id"] = result_version_id
         if metrics is not None:
             values["metrics"] = dict(metrics)
