@@ -48,6 +48,7 @@ class TrainConfig:
     device: str = "auto"
     save_dtype: str = "float32"
     max_minutes: float | None = None  # stop (after the running epoch) past this wall time
+    freeze_blocks: int = 0  # freeze the image encoder's stem and its first N blocks (faster steps)
 
 
 @dataclass
@@ -100,6 +101,19 @@ def evaluate_model(model: Segmenter, data: SplitData, class_names: list[str], ig
     return result
 
 
+def freeze_encoder(model: Segmenter, blocks: int) -> list[torch.nn.Parameter]:
+    """Stop training the encoder's stem and first `blocks` blocks (all of it when
+    blocks >= its block count): no backward pass through the high-resolution layers."""
+    if blocks <= 0:
+        return []
+    enc = model.image_encoder
+    modules = [enc._conv_stem, enc._bn0, *enc._blocks[:blocks]]
+    params = [p for m in modules for p in m.parameters()]
+    for p in params:
+        p.requires_grad_(False)
+    return params
+
+
 def train_model(
     model: Segmenter,
     train: SplitData,
@@ -126,6 +140,7 @@ def train_model(
     if ddp and device.type == "cuda":
         device = torch.device("cuda", torch.cuda.current_device())
     model.to(device).train()
+    frozen = freeze_encoder(model, cfg.freeze_blocks)  # before DDP, which registers the trained parameters
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if ddp else model
     mc = model.config
     names, ignore = list(mc.class_names), mc.ignore_index
@@ -137,7 +152,7 @@ def train_model(
     synonyms = synonyms_for(names) if cfg.wording_variety else [[n] for n in names]
     canonical = model.class_embeddings(names)
 
-    enc_params = list(model.image_encoder.parameters())
+    enc_params = [p for p in model.image_encoder.parameters() if p.requires_grad]
     enc_ids = {id(p) for p in enc_params}
     other = [p for p in model.parameters() if id(p) not in enc_ids and p.requires_grad]
     opt = torch.optim.AdamW(
@@ -213,6 +228,8 @@ def train_model(
                 model.save_pretrained(out_dir, dtype=getattr(torch, cfg.save_dtype))
         if last_epoch:
             break
+    for p in frozen:
+        p.requires_grad_(True)
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir) / "history.json").write_text(json.dumps({"config": asdict(cfg), "history": history}, indent=1))

@@ -234,3 +234,27 @@ def test_finetune_panel_handlers_start_show_progress_and_cancel(project):
     job = store.list_jobs("toy")[0]
     assert finetune._WORKERS[(store.url, job.id)].wait(timeout=60) == 0
     assert store.active_model_version("toy").id == base.id
+
+
+def test_frozen_encoder_blocks_keep_their_weights_and_the_rest_trains():
+    from models.train import SplitData, TrainConfig, train_model
+    torch.manual_seed(0)
+    model = Segmenter(SegmenterConfig(
+        image_encoder=ImageEncoderConfig(pretrained=False),
+        decoder=DecoderConfig(channels=16, embed_dim=16, attn_dim=8),
+        class_names=["red thing", "blue thing"], ignore_index=255))
+    rng = np.random.default_rng(1)
+    data = [synthetic(rng) for _ in range(4)]
+    enc = model.image_encoder
+    frozen_before = {k: v.clone() for k, v in enc._blocks[:3].state_dict().items() if "weight" in k}
+    free_before = {k: v.clone() for k, v in enc._blocks[3:].state_dict().items() if "weight" in k}
+    dec_before = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+    cfg = TrainConfig(epochs=3, batch_size=4, crop=(48, 64), scale=(0.8, 1.25), lr=3e-3, warmup_steps=1,
+                      device="cpu", freeze_blocks=3)
+    train_model(model, SplitData([d[0] for d in data], [d[1] for d in data]), None, cfg, show_progress=False)
+    frozen_after = enc._blocks[:3].state_dict()
+    free_after = enc._blocks[3:].state_dict()
+    assert all(torch.equal(frozen_before[k], frozen_after[k]) for k in frozen_before)
+    assert any(not torch.equal(free_before[k], free_after[k]) for k in free_before)
+    assert any(not torch.equal(v, model.decoder.state_dict()[k]) for k, v in dec_before.items())
+    assert all(p.requires_grad for p in enc._blocks.parameters())  # frozen only while training
