@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--per-round", type=int, default=20)
     ap.add_argument("--minutes", type=float, help="training time budget per job (default: the job default)")
-    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--epochs", type=int, help="epoch cap per job (default: the job default)")
     ap.add_argument("--val-limit", type=int)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)

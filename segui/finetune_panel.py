@@ -87,10 +87,11 @@ def render(studio, project_dd) -> None:
         return wrapped
 
     store = studio.store
+    defaults = finetune.default_params()  # the same job the command line and the loop benchmark run
     gr.Markdown("### Fine-tune on submitted corrections")
     with gr.Row():
-        epochs = gr.Number(label="Epochs (at most)", value=30, precision=0, minimum=1)
-        minutes = gr.Number(label="Time budget (minutes)", value=3, minimum=0.1)
+        epochs = gr.Number(label="Epochs (at most)", value=defaults["epochs"], precision=0, minimum=1)
+        minutes = gr.Number(label="Time budget (minutes)", value=defaults["max_minutes"], minimum=0.1)
         start_btn = gr.Button("Fine-tune now", variant="primary", elem_id="segui-finetune-start")
         cancel_btn = gr.Button("Cancel job", variant="stop", elem_id="segui-finetune-cancel")
     state_md = gr.Markdown(elem_id="segui-finetune-status")
