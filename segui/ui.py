@@ -169,10 +169,21 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
 
         upload.upload(on_upload, [project_dd, upload, opacity], SHOW, api_name="upload")
 
+        def unsaved(project, value, loaded) -> bool:
+            """The editor (or a tool's result it is still loading) differs from what was opened or saved."""
+            if loaded is None or value is None:
+                return False
+            if loaded.sent_map is not None and not np.array_equal(loaded.sent_map, loaded.class_map):
+                return True
+            return not np.array_equal(current(project, value, loaded), loaded.class_map)
+
         @_user_errors
-        def on_next(project, flt, loaded, op):
+        def on_next(project, flt, value, loaded, author, op, request: gr.Request):
             if not project:
                 raise UserError("pick or create a project first")
+            if unsaved(project, value, loaded):
+                # moving on never drops edits: they are saved as a draft first (a conflict stays here)
+                return _save(project, value, loaded, _author(author, request), op, "draft", True, flt)
             exclude = (loaded.image_id,) if loaded is not None else ()
             iid = studio.next_image(project, flt, exclude)
             if iid is None:
@@ -180,7 +191,8 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             nl = studio.open_image(iid)
             return show(project, nl, nl.class_map, op)
 
-        next_btn.click(on_next, [project_dd, filter_rd, loaded_st, opacity], SHOW, api_name="next_image")
+        next_btn.click(on_next, [project_dd, filter_rd, editor, loaded_st, author_tb, opacity], SHOW,
+                       api_name="next_image")
 
         @_user_errors
         def on_open(project, iid, op):

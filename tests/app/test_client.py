@@ -87,6 +87,38 @@ def test_open_paint_save_round_trip(running, tmp_path):
     np.testing.assert_array_equal(st.store.get_annotation(iid, 3).class_map, rev2)
 
 
+def test_next_saves_unsaved_edits_as_a_draft_and_leaves_untouched_images_alone(running, tmp_path):
+    st, url = running
+    c = client(url)
+    c.predict(api_name="/init")
+    iid = next(i.id for i in st.store.list_images(DEMO_PROJECT) if st.store.get_annotation(i.id).revision == 0)
+    ed, _, status, _ = c.predict(DEMO_PROJECT, iid, 0.6, api_name="/open_image")
+    assert f"(id {iid})" in status
+    pred = st.store.get_prediction(iid).class_map
+    layer = layer_of(ed)
+    layer[10:30, 10:40] = [64, 0, 128, 255]  # car
+    lp = tmp_path / "painted.png"
+    Image.fromarray(layer).save(lp)
+    value = {"background": handle_file(ed["value"]["background"]), "layers": [handle_file(str(lp))],
+             "composite": None}
+    ed2, _, status2, _ = c.predict(DEMO_PROJECT, "any", value, "bob", 0.6, api_name="/next_image")
+    a = st.store.get_annotation(iid)
+    assert a.revision == 1 and a.status == "draft" and a.author == "bob"
+    expect = pred.copy()
+    expect[10:30, 10:40] = 8
+    np.testing.assert_array_equal(a.class_map, expect)
+    assert "Saved revision 1 (draft)" in status2 and f"(id {iid})" not in status2
+    # the next image, moved past without an edit, gets no annotation
+    nid = int(status2.split("(id ")[1].split(")")[0])
+    revision_before = st.store.get_annotation(nid).revision
+    same = tmp_path / "same.png"
+    Image.fromarray(layer_of(ed2)).save(same)
+    value2 = {"background": handle_file(ed2["value"]["background"]), "layers": [handle_file(str(same))],
+              "composite": None}
+    c.predict(DEMO_PROJECT, "any", value2, "bob", 0.6, api_name="/next_image")
+    assert st.store.get_annotation(nid).revision == revision_before
+
+
 def test_upload_good_and_bad_files(running, tmp_path):
     st, url = running
     c = client(url)
@@ -130,7 +162,7 @@ def test_errors_are_visible_and_app_keeps_working(running):
     assert ed["brush"]["colors"] == ["#" + "%02x%02x%02x" % c.color for c in st.store.get_project("new").classes]
     assert "bus" in legend and tool["choices"][2][0] == "bus"
     # still serving
-    assert c.predict(DEMO_PROJECT, "any", 0.6, api_name="/next_image")[2].startswith("**")
+    assert c.predict(DEMO_PROJECT, "any", None, "alice", 0.6, api_name="/next_image")[2].startswith("**")
 
 
 def test_model_panel_and_export(running):
@@ -189,7 +221,7 @@ def test_finetune_from_the_model_panel_runs_in_a_worker_while_the_app_answers(ru
         if "succeeded" in line or "failed" in line:
             break
         # the web server keeps answering other requests while the job trains
-        assert c.predict(DEMO_PROJECT, "any", api_name="/next_image") is not None
+        assert c.predict(DEMO_PROJECT, "any", None, "alice", 0.6, api_name="/next_image") is not None
         time.sleep(1)
     assert "succeeded" in seen[-1], seen[-3:]
     assert "not promoted: no val images" in seen[-1]
