@@ -146,6 +146,7 @@ def train_model(
     names, ignore = list(mc.class_names), mc.ignore_index
     K = len(names)
     weights = None
+    mc.class_weights = None  # the config records the weights this run trained with (none, or these)
     if cfg.class_weight_power > 0:
         mc.class_weights = balanced_class_weights(train.labels, K, cfg.class_weight_power)
         weights = torch.tensor(mc.class_weights, device=device)
