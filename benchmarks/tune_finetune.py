@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from models.bench_loop import _read, correction_effort  # noqa: E402
+from models.bench_loop import _read, correction_effort, labeller_order  # noqa: E402
 from models.data import list_pairs, read_classes  # noqa: E402
 from models.inference import Predictor, evaluate_arrays  # noqa: E402
 from models.segmenter import Segmenter  # noqa: E402
@@ -43,8 +43,7 @@ ap.add_argument("--out", default="runs/proxy/results.jsonl")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 labels = read_classes(a.data)
-pool = _read(list_pairs(a.data, "train", ["0016E5"]))
-pool = [pool[i] for i in np.random.default_rng(0).permutation(len(pool))]
+pool = labeller_order(a.data, "0016E5", seed=0)
 train = pool[: a.k]
 model = Segmenter.from_pretrained(a.base)
 cfg = TrainConfig(epochs=10_000, batch_size=a.bs, crop=tuple(int(v) for v in a.crop.split("x")),

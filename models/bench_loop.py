@@ -47,6 +47,13 @@ def _read(pairs):
     return out
 
 
+def labeller_order(data_dir: str, sequence: str, seed: int) -> list:
+    """The sequence's train images (name, path, image, label) in the order the simulated
+    labeller sees them: shuffled with `seed`, 20 per round."""
+    pool = _read(list_pairs(data_dir, "train", [sequence]))
+    return [pool[i] for i in np.random.default_rng(seed).permutation(len(pool))]
+
+
 def _setup(store, project: str, label_set, names: list[str], base_dir: str) -> None:
     store.create_project(project, [{"name": n, "color": c} for n, c in zip(names, label_set.colors)],
                          ignore_index=label_set.ignore_index)
@@ -69,9 +76,7 @@ def run_loop(args) -> dict:
     from storage import Store
 
     label_set = read_classes(args.data)
-    pool = _read(list_pairs(args.data, "train", [args.sequence]))
-    rng = np.random.default_rng(args.seed)
-    pool = [pool[i] for i in rng.permutation(len(pool))]
+    pool = labeller_order(args.data, args.sequence, args.seed)
     val = _read(list_pairs(args.data, "val"))[: args.val_limit]
     names, ignore = label_set.names, label_set.ignore_index
     params = finetune.default_params(max_minutes=args.minutes, epochs=args.epochs, device="cpu")
