@@ -1,6 +1,12 @@
-import numpy as np
+from pathlib import Path
 
-from segui.smart_tools import clean_up, snap_strokes, superpixel_fill, superpixels
+import numpy as np
+import pytest
+
+from segui.smart_tools import (clean_up, region_widths, snap_strokes, superpixel_fill, superpixels,
+                               thin_classes)
+
+CAMVID = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "camvid"
 
 
 def two_region_image():
@@ -47,3 +53,120 @@ def test_clean_up_removes_islands_fills_holes_keeps_big_void():
     assert (out[30:40, 0:10] == 11).all()
     assert ((out != cm).sum()) == 5
     np.testing.assert_array_equal(clean_up(cm, 1, 11), cm)
+
+
+def poles_and_blocks(h=120, w=160):
+    """Big blocks of road (3) and building (1), sky (0) above, 3-px-wide poles (2)."""
+    cm = np.zeros((h, w), np.uint8)
+    cm[h // 3:, :] = 1
+    cm[2 * h // 3:, :] = 3
+    for x in (20, 60, 100, 140):
+        cm[10:h - 10, x:x + 3] = 2
+    return cm
+
+
+def test_clean_up_never_erases_keep_classes_but_they_feed_their_neighbours():
+    cm = np.zeros((40, 40), np.uint8)
+    cm[5:35, 10:12] = 2          # 60-px pole, smaller than min_size
+    cm[20, 13] = 4               # 1-px island next to it
+    cm[20, 12] = 4
+    cm[36:40, 0:40] = 4          # class 4 also has a big region, so its island may go
+    cm[30:32, 30:32] = 5         # 4-px island of another class
+    cm[0:20, 30:40] = 5          # ... which has a big region too
+    out = clean_up(cm, min_size=100, ignore_index=11, keep=[2])
+    assert (out[cm == 2] == 2).all()
+    assert out[20, 12] == 2 and out[20, 13] == 0         # nearest pixel outside small regions: the pole
+    assert (out[30:32, 30:32] == 0).all()                # class 5 is not in keep: its island goes
+    old = clean_up(cm, min_size=100, ignore_index=11)
+    assert (old[cm == 2] == 2).all()                     # pole survives as the last of its class
+    cm2 = cm.copy()
+    cm2[0:20, 0:5] = 2                                   # a big pole region elsewhere
+    old = clean_up(cm2, min_size=100, ignore_index=11)
+    assert (old[5:35, 10:12] == 0).all()                 # without keep the small pole is erased
+    assert (clean_up(cm2, 100, 11, keep=(2,))[5:35, 10:12] == 2).all()
+
+
+def test_clean_up_never_removes_a_whole_class():
+    cm = np.zeros((50, 50), np.uint8)
+    cm[10:13, 10:13] = 6         # class 6: two regions of 9 px, both small
+    cm[30:33, 30:33] = 6
+    cm[40, 5] = 7                # class 7: one pixel
+    cm[20:22, 40:42] = 3         # class 3: one small region ...
+    cm[45:50, 30:50] = 3         # ... and a big one (100 px)
+    cm[5, 45] = 11               # a 1-px void hole
+    out = clean_up(cm, min_size=50, ignore_index=11)
+    assert (out[cm == 6] == 6).all() and (out == 6).sum() == 18     # all its regions kept
+    assert out[40, 5] == 7
+    assert (out[20:22, 40:42] == 0).all()                # class 3 keeps its big region: island goes
+    assert (out[45:50, 30:50] == 3).all()
+    assert out[5, 45] == 0                               # void is not a class: hole filled
+    assert set(np.unique(out)) == {0, 3, 6, 7}
+
+
+def test_clean_up_fills_void_holes_keeps_big_void_with_keep():
+    cm = np.zeros((40, 40), np.uint8)
+    cm[:, 20:] = 3
+    cm[10:12, 25] = 11           # 2-px void hole in class 3
+    cm[30:40, 0:10] = 11         # big void
+    cm[0:40, 19] = 2             # a thin keep class along the edge
+    out = clean_up(cm, min_size=20, ignore_index=11, keep={2})
+    assert (out[10:12, 25] == 3).all()
+    assert (out[30:40, 0:10] == 11).all()
+    assert (out[:, 19] == 2).all()
+    assert (out != cm).sum() == 2
+
+
+def test_clean_up_is_fast_on_a_960x720_map():
+    import time
+    rng = np.random.default_rng(0)
+    cm = np.kron(rng.integers(0, 12, (45, 60)), np.ones((16, 16), np.int64)).astype(np.uint8)
+    cm[rng.random(cm.shape) < 0.02] = 11                 # speckle of void
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        clean_up(cm, 400, 11, keep=(2, 6))
+        times.append(time.perf_counter() - t)
+    assert min(times) < 0.5
+
+
+def test_region_widths_measure_inscribed_disc():
+    cm = poles_and_blocks()
+    widths = region_widths(cm, ignore_index=11)
+    np.testing.assert_array_equal(widths[2], [3, 3, 3, 3])
+    assert widths[3].tolist() == [37.0]                  # 40-px road band, poles reach into it
+    one = np.zeros((20, 20), np.uint8)
+    one[:, 7] = 1
+    assert region_widths(one)[1].tolist() == [1.0]
+    assert 11 not in region_widths(np.full((10, 10), 11, np.uint8), 11)
+
+
+def test_thin_classes_finds_poles_not_blocks():
+    maps = [poles_and_blocks(), poles_and_blocks(240, 320)]
+    assert thin_classes(maps, ignore_index=11) == {2}
+    assert thin_classes(maps, 11, max_width_px=2) == set()
+    assert thin_classes(maps, 11, max_width_px=500) == {0, 1, 2, 3}
+    # specks do not make a big class thin: widths are weighted by area
+    noisy = poles_and_blocks()
+    noisy[2:12:3, 2:60:3] = 1                            # 80 one-pixel specks of building in the sky
+    assert np.median(region_widths(noisy, 11)[1]) == 1
+    assert thin_classes([noisy], 11) == {2}
+    assert thin_classes([], 11) == set()
+
+
+VAL_MAPS = ("0016E5_08079", "0016E5_07989", "0016E5_08055")
+
+
+@pytest.mark.skipif(not (CAMVID / "labels" / "val").is_dir(), reason=f"CamVid not found at {CAMVID}")
+def test_clean_up_with_thin_classes_keeps_camvid_poles():
+    from PIL import Image
+    maps = [np.array(Image.open(CAMVID / "labels" / "val" / f"{n}.png")) for n in VAL_MAPS]
+    keep = thin_classes(maps, ignore_index=11)
+    assert 2 in keep                                      # pole
+    assert not keep & {0, 1, 3, 5, 8}                     # sky, building, road, tree, car
+    for cm in maps:
+        poles = cm == 2
+        old = clean_up(cm, 400, 11)
+        new = clean_up(cm, 400, 11, keep=keep)
+        assert (old[poles] != 2).sum() > 0.3 * poles.sum()   # the old tool erased a third or more
+        assert (new[poles] == 2).all()                        # every pole pixel is kept
+        assert (new != cm).sum() > 1000                       # and it still cleans up
