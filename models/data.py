@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+from common import images
+from common.colors import as_rgb, fill_colors
+from common.images import IMAGE_SUFFIXES, to_rgb  # noqa: F401 (re-exported)
 
 
 class DatasetError(ValueError):
@@ -44,30 +46,19 @@ def read_classes(data_dir: str | Path) -> LabelSet:
     classes = sorted(raw["classes"], key=lambda c: c["index"])
     if [c["index"] for c in classes] != list(range(len(classes))):
         raise DatasetError(f"{path}: class indices must be 0..K-1 without gaps")
+    names = [c["name"] for c in classes]
     return LabelSet(
-        names=[c["name"] for c in classes],
-        colors=[list(c.get("color") or default_color(c["index"])) for c in classes],
+        names=names,
+        colors=label_colors(names, [c.get("color") for c in classes]),
         ignore_index=int(raw.get("ignore_index", 255)),
     )
 
 
-def default_color(i: int) -> list[int]:
-    rng = np.random.default_rng(1000 + i)
-    return [int(v) for v in rng.integers(40, 256, 3)]
-
-
-def to_rgb(image: Image.Image) -> np.ndarray:
-    """Any PIL image (EXIF-rotated, greyscale, palette, RGBA, 16-bit) -> (H, W, 3) uint8 RGB."""
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(image, dtype=np.float64)
-        arr = (arr / max(arr.max(), 1) * 255).round().astype(np.uint8)
-        image = Image.fromarray(arr)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        image = image.convert("RGBA")
-        background = Image.new("RGBA", image.size, (0, 0, 0, 255))
-        image = Image.alpha_composite(background, image)
-    return np.array(image.convert("RGB"), dtype=np.uint8)
+def label_colors(names: list[str], colors: list | None = None) -> list[list[int]]:
+    """[r, g, b] per class: ``colors[i]`` where given, else the default colour of
+    :mod:`common.colors` (recognisable by name, well apart from the other colours)."""
+    colors = list(colors) if colors is not None else [None] * len(names)
+    return [list(as_rgb(h)) for h in fill_colors(names, [c or None for c in colors])]
 
 
 def array_to_rgb(array: np.ndarray) -> np.ndarray:
@@ -90,11 +81,10 @@ def array_to_rgb(array: np.ndarray) -> np.ndarray:
 
 
 def load_image(path: str | Path) -> np.ndarray:
+    """An image file -> (H, W, 3) uint8 RGB, decoded like uploads (:mod:`common.images`)."""
     try:
-        with Image.open(path) as im:
-            im.load()
-            return to_rgb(im)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        return images.load_image(path)
+    except (images.InvalidImageError, OSError) as err:
         raise DatasetError(f"cannot read image {path}: {err}") from err
 
 

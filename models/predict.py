@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .data import DatasetError, default_color, load_image
+from .data import DatasetError, label_colors, load_image
 from .inference import Predictor
 from .segmenter import CheckpointError
 
@@ -27,7 +27,7 @@ def overlay(image: np.ndarray, class_map: np.ndarray, palette: np.ndarray, alpha
 
 def palette_for(names: list[str], model_names: list[str], model_colors: list[list[int]]) -> np.ndarray:
     by_name = dict(zip(model_names, model_colors))
-    return np.asarray([by_name.get(n) or default_color(i) for i, n in enumerate(names)], dtype=np.uint8)
+    return np.asarray(label_colors(names, [by_name.get(n) for n in names]), dtype=np.uint8)
 
 
 def main(argv: list[str] | None = None) -> int:

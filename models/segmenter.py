@@ -102,7 +102,7 @@ class Segmenter(nn.Module):
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(
                 f"images must be (B, 3, H, W) RGB floats in [0, 1], got shape {tuple(images.shape)}; "
-                "convert greyscale / RGBA with models.data.to_rgb first"
+                "convert greyscale / RGBA arrays with models.data.array_to_rgb first"
             )
         H, W = images.shape[-2:]
         if bert_vectors is None:

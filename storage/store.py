@@ -5,11 +5,10 @@ frozen dataclasses and numpy arrays, never ORM objects or sessions.
 """
 from __future__ import annotations
 
-import colorsys
 import gc
-import re
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,6 +18,8 @@ import numpy as np
 from sqlalchemy import String, func, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+
+from common import colors, labels
 
 from . import db, imaging
 from .errors import (ConflictError, InvalidImageError, JobStateError,
@@ -150,7 +151,6 @@ class JobInfo:
 # --------------------------------------------------------------------------- helpers
 
 LOG_TAIL_LINES = 200
-_HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
 def _utc(dt: datetime | None) -> datetime | None:
@@ -160,35 +160,28 @@ def _utc(dt: datetime | None) -> datetime | None:
 
 
 def _color_to_hex(color: Any) -> str:
-    if isinstance(color, str):
-        if not _HEX.match(color):
-            raise ValidationError(f"colour {color!r} is not '#rrggbb'")
-        return color.lower()
     try:
-        r, g, b = (int(v) for v in color)
-    except (TypeError, ValueError):
-        raise ValidationError(f"colour {color!r} is not '#rrggbb' or (r, g, b)") from None
-    if not all(0 <= v <= 255 for v in (r, g, b)):
-        raise ValidationError(f"colour {color!r} has a component outside 0..255")
-    return f"#{r:02x}{g:02x}{b:02x}"
+        return colors.as_hex(color)
+    except ValueError as e:
+        raise ValidationError(str(e)) from None
 
 
 def _hex_to_rgb(h: str) -> tuple[int, int, int]:
-    return (int(h[1:3], 16), int(h[3:5], 16), int(h[5:7], 16))
+    return colors.as_rgb(h)
 
 
-def _default_color(i: int) -> str:
-    r, g, b = colorsys.hsv_to_rgb((i * 0.618033988749895) % 1.0, 0.65, 0.95)
-    return _color_to_hex((round(r * 255), round(g * 255), round(b * 255)))
+@contextmanager
+def _label_rule():
+    """Label-set rule violations (common.labels) surface as this module's ValidationError."""
+    try:
+        yield
+    except labels.LabelSetError as e:
+        raise ValidationError(str(e)) from None
 
 
 def _clean_name(name: Any, what: str = "class name") -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ValidationError(f"{what} must be non-empty text, got {name!r}")
-    name = " ".join(name.split())
-    if len(name) > 200:
-        raise ValidationError(f"{what} is longer than 200 characters")
-    return name
+    with _label_rule():
+        return labels.clean_class_name(name, what=what)
 
 
 def _check_split(split: str) -> str:
@@ -297,11 +290,13 @@ class Store:
 
     def __init__(self, url: str | None = None, data_dir: str | Path = "data", *,
                  max_image_megapixels: float = imaging.DEFAULT_MAX_MEGAPIXELS,
+                 min_image_side: int = imaging.MIN_IMAGE_SIDE,
                  sqlite_synchronous: str = "FULL", migrate: bool = True):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.url = url or f"sqlite:///{(self.data_dir / 'studio.db').resolve()}"
         self.max_image_megapixels = float(max_image_megapixels)
+        self.min_image_side = int(min_image_side)   # px; add_image refuses narrower/shorter images
         self.engine = db.make_engine(self.url, sqlite_synchronous=sqlite_synchronous)
         if migrate:
             db.upgrade(self.engine)
@@ -368,13 +363,15 @@ class Store:
             raise ValidationError(f"ignore_index must be an integer in 0..255, got {ignore_index!r}")
         if not classes:
             raise ValidationError("a project needs at least one class")
-        rows: list[tuple[int, str, str]] = []
-        next_index = 0
-        for i, c in enumerate(classes):
-            spec = {"name": c} if isinstance(c, str) else dict(c)
+        specs = [{"name": c} if isinstance(c, str) else dict(c) for c in classes]
+        for i, (spec, c) in enumerate(zip(specs, classes)):
             if "name" not in spec:
                 raise ValidationError(f"class #{i} has no name: {c!r}")
-            cname = _clean_name(spec["name"])
+        with _label_rule():
+            names = labels.validate_class_names([spec["name"] for spec in specs])
+        indices: list[int] = []
+        next_index = 0
+        for spec in specs:
             if spec.get("index") is not None:
                 idx = int(spec["index"])
             else:
@@ -382,9 +379,10 @@ class Store:
                 if idx == ignore_index:
                     idx += 1
             next_index = idx + 1
-            color = _color_to_hex(spec["color"]) if spec.get("color") is not None else _default_color(idx)
-            rows.append((idx, cname, color))
-        self._check_classes(rows, ignore_index)
+            indices.append(idx)
+        given = [_color_to_hex(spec["color"]) if spec.get("color") is not None else None for spec in specs]
+        rows = list(zip(indices, names, colors.fill_colors(names, given)))
+        self._check_indices(rows, ignore_index)
         with self._session() as s, s.begin():
             if s.scalar(select(Project.id).where(Project.name == name)) is not None:
                 raise ValidationError(f"project {name!r} already exists")
@@ -399,14 +397,9 @@ class Store:
             return self._project_info(s, p)
 
     @staticmethod
-    def _check_classes(rows: list[tuple[int, str, str]], ignore_index: int) -> None:
-        seen_names: dict[str, str] = {}
+    def _check_indices(rows: list[tuple[int, str, str]], ignore_index: int) -> None:
         seen_idx: set[int] = set()
         for idx, cname, _ in rows:
-            key = cname.casefold()
-            if key in seen_names:
-                raise ValidationError(f"duplicate class name {cname!r} (already used by {seen_names[key]!r})")
-            seen_names[key] = cname
             if not 0 <= idx <= 255:
                 raise ValidationError(f"class {cname!r}: index {idx} outside 0..255")
             if idx == ignore_index:
@@ -426,21 +419,22 @@ class Store:
     def add_class(self, project: str | int, name: str, color: Any = None) -> ProjectInfo:
         """Append a class with the next free index (never the ignore index)."""
         cname = _clean_name(name)
+        hexc = _color_to_hex(color) if color is not None else None
         with self._session() as s, s.begin():
             p = self._project_row(s, project)
-            existing = s.execute(select(LabelClass.index, LabelClass.name)
+            existing = s.execute(select(LabelClass.index, LabelClass.name, LabelClass.color)
                                  .where(LabelClass.project_id == p.id)).all()
-            if any(n.casefold() == cname.casefold() for _, n in existing):
-                raise ValidationError(f"duplicate class name {cname!r} in project {p.name!r}")
-            used = {i for i, _ in existing} | {p.ignore_index}
-            idx = next((i for i in range(max((i for i, _ in existing), default=-1) + 1, 256)
+            with _label_rule():
+                labels.check_new_class_name(cname, [n for _, n, _ in existing])
+            used = {i for i, _, _ in existing} | {p.ignore_index}
+            idx = next((i for i in range(max((i for i, _, _ in existing), default=-1) + 1, 256)
                         if i not in used), None)
             if idx is None:
                 idx = next((i for i in range(256) if i not in used), None)
             if idx is None:
                 raise ValidationError("no free class index left (0..255)")
             s.add(LabelClass(project_id=p.id, index=idx, name=cname,
-                             color=_color_to_hex(color) if color is not None else _default_color(idx)))
+                             color=hexc or colors.default_color_for(cname, [c for _, _, c in existing])))
             try:
                 s.flush()
             except IntegrityError:
@@ -455,8 +449,8 @@ class Store:
             target = next((c for c in rows if c.index == index), None)
             if target is None:
                 raise NotFoundError(f"project {p.name!r} has no class with index {index}")
-            if any(c.name.casefold() == cname.casefold() and c.index != index for c in rows):
-                raise ValidationError(f"duplicate class name {cname!r} in project {p.name!r}")
+            with _label_rule():
+                labels.check_new_class_name(cname, [c.name for c in rows if c.index != index])
             target.name = cname
             s.flush()
             return self._project_info(s, p)
@@ -475,7 +469,8 @@ class Store:
 
     def add_image(self, project: str | int, data: bytes | str | Path, filename: str | None = None,
                   split: str = "none") -> ImageInfo:
-        """Validate, normalise-check and store an image. Invalid input raises
+        """Validate, normalise-check and store an image. Invalid input (not an allowed
+        format, over ``max_image_megapixels``, a side under ``min_image_side`` px) raises
         :class:`InvalidImageError` before anything is written. The same bytes added
         twice to one project return the existing image with ``duplicate=True``."""
         _check_split(split)
@@ -487,7 +482,8 @@ class Store:
             raise InvalidImageError(f"image data must be bytes or a path, got {type(data).__name__}")
         data = bytes(data)
         filename = (filename or "image").strip() or "image"
-        decoded = imaging.decode_image(data, max_megapixels=self.max_image_megapixels)
+        decoded = imaging.decode_image(data, max_megapixels=self.max_image_megapixels,
+                                       min_side=self.min_image_side)
         h, w = decoded.rgb.shape[:2]
         sha = BlobStore.digest(data)
         with self._session() as s:
@@ -530,7 +526,7 @@ class Store:
     def load_image(self, image_id: int) -> np.ndarray:
         """(H, W, 3) uint8 RGB, EXIF orientation applied."""
         data = self.image_bytes(image_id)
-        return imaging.decode_image(data, max_megapixels=float("inf")).rgb
+        return imaging.decode_image(data, max_megapixels=float("inf"), min_side=1).rgb
 
     def list_images(self, project: str | int, status: str | None = None, split: str | None = None,
                     order: str = "id", limit: int | None = None, offset: int = 0) -> list[ImageInfo]:

@@ -110,9 +110,9 @@ def test_concurrent_writers_from_same_revision_exactly_one_wins(make_store, imag
 def test_list_images_status_and_filters(store, project, png_bytes):
     ids = []
     for i in range(5):
-        ids.append(store.add_image("p", png_bytes(np.full((4, 6, 3), i, np.uint8)), f"{i}.png",
+        ids.append(store.add_image("p", png_bytes(np.full((16, 24, 3), i, np.uint8)), f"{i}.png",
                                    split="train" if i < 3 else "val").id)
-    z = np.zeros((4, 6), np.uint8)
+    z = np.zeros((16, 24), np.uint8)
     store.save_annotation(ids[0], z, "a", status="submitted", base_revision=0)
     store.save_annotation(ids[1], z, "a", status="draft", base_revision=0)
     assert [i.status for i in store.list_images("p")] == ["submitted", "draft", "unlabelled", "unlabelled", "unlabelled"]
@@ -123,8 +123,8 @@ def test_list_images_status_and_filters(store, project, png_bytes):
 def test_list_images_is_one_query(store, project, png_bytes):
     from sqlalchemy import event
     for i in range(20):
-        info = store.add_image("p", png_bytes(np.full((4, 6, 3), i, np.uint8)), f"{i}.png")
-        store.save_annotation(info.id, np.zeros((4, 6), np.uint8), "a", base_revision=0)
+        info = store.add_image("p", png_bytes(np.full((16, 24, 3), i, np.uint8)), f"{i}.png")
+        store.save_annotation(info.id, np.zeros((16, 24), np.uint8), "a", base_revision=0)
     statements = []
     event.listen(store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     out = store.list_images("p")

@@ -92,8 +92,8 @@ def test_safe_stem(name, expect):
 def test_export_names_cannot_escape(store, project, png_bytes, tmp_path):
     evil = ["../../escape.png", "..\\..\\escape2.png", "/etc/escape3.png", "same.png", "sub/same.png"]
     for i, n in enumerate(evil):
-        info = store.add_image("p", png_bytes(np.full((4, 6, 3), i, np.uint8)), n)
-        store.save_annotation(info.id, np.zeros((4, 6), np.uint8), "a", status="submitted", base_revision=0)
+        info = store.add_image("p", png_bytes(np.full((16, 24, 3), i, np.uint8)), n)
+        store.save_annotation(info.id, np.zeros((16, 24), np.uint8), "a", status="submitted", base_revision=0)
     out = tmp_path / "deep" / "out"
     for fmt in ("folder", "voc", "coco"):
         rep = export_dataset(store, "p", out / fmt, fmt)
@@ -106,16 +106,16 @@ def test_export_names_cannot_escape(store, project, png_bytes, tmp_path):
 
 def test_exif_rotated_image_exports_upright_pixels(store, project, tmp_path):
     import io
-    arr = np.zeros((4, 8, 3), np.uint8)
+    arr = np.zeros((16, 32, 3), np.uint8)
     exif = Image.Exif()
     exif[0x0112] = 6
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="JPEG", exif=exif.tobytes())
     info = store.add_image("p", buf.getvalue(), "rot.jpg")
-    store.save_annotation(info.id, np.zeros((8, 4), np.uint8), "a", status="submitted", base_revision=0)
+    store.save_annotation(info.id, np.zeros((32, 16), np.uint8), "a", status="submitted", base_revision=0)
     export_dataset(store, "p", tmp_path / "o", "folder")
     img = Image.open(tmp_path / "o" / "images" / "none" / "rot.png")
-    assert img.size == (4, 8)   # matches the (8, 4) label map
+    assert img.size == (16, 32)   # matches the (32, 16) label map
 
 
 def test_cli_import_export(backend, db_url, small_camvid, tmp_path, capsys):
@@ -133,3 +133,16 @@ def test_cli_import_export(backend, db_url, small_camvid, tmp_path, capsys):
     assert main(["export", "--db", url, "--data-dir", data_dir, "--project", "nope", "--format", "coco",
                  "--out", str(tmp_path / "x")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_import_reports_images_too_small_to_label(store, tmp_path):
+    root = tmp_path / "ds"
+    for sub in ("images/train", "labels/train"):
+        (root / sub).mkdir(parents=True)
+    (root / "classes.json").write_text(json.dumps({"ignore_index": 255, "classes": [{"index": 0, "name": "a"}]}))
+    for name, (h, w) in {"ok": (16, 20), "tiny": (8, 8)}.items():
+        Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(root / "images" / "train" / f"{name}.png")
+        Image.fromarray(np.zeros((h, w), np.uint8)).save(root / "labels" / "train" / f"{name}.png")
+    rep = import_dataset(store, "ds", root, "train")
+    assert (rep.added, rep.annotated) == (1, 1)
+    assert rep.rejected == ["tiny.png: image is 8x8 px: too small to label (each side must be at least 16 px)"]

@@ -78,20 +78,20 @@ def test_exif_rotated_jpeg_is_turned_upright(store, project):
 
 def test_cmyk_palette_grey_rgba_16bit_are_normalised_to_rgb(store, project, rgb_image, png_bytes):
     cases = {}
-    cmyk = Image.new("CMYK", (16, 8), (0, 255, 255, 0))   # pure red in CMYK
+    cmyk = Image.new("CMYK", (16, 16), (0, 255, 255, 0))   # pure red in CMYK
     buf = io.BytesIO()
     cmyk.save(buf, format="JPEG", quality=100)
     cases["cmyk.jpg"] = (buf.getvalue(), lambda a: a[..., 0].min() > 200 and a[..., 1:].max() < 60)
-    pal = Image.fromarray(np.arange(16 * 8, dtype=np.uint8).reshape(8, 16) % 4).convert("P")
+    pal = Image.fromarray(np.arange(16 * 16, dtype=np.uint8).reshape(16, 16) % 4).convert("P")
     pal.putpalette([10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120] + [0] * 756)
     buf = io.BytesIO()
     pal.save(buf, format="PNG")
     cases["pal.png"] = (buf.getvalue(), lambda a: tuple(a[0, 1]) == (40, 50, 60))
-    grey = np.tile(np.arange(16, dtype=np.uint8) * 16, (8, 1))
+    grey = np.tile(np.arange(16, dtype=np.uint8) * 16, (16, 1))
     cases["grey.png"] = (png_bytes(grey), lambda a: (a[..., 0] == grey).all() and (a[..., 2] == grey).all())
     rgba = np.dstack([rgb_image, np.full(rgb_image.shape[:2], 128, np.uint8)])
     cases["rgba.png"] = (png_bytes(rgba), lambda a: (a == rgb_image).all())
-    g16 = np.tile((np.arange(16, dtype=np.uint16) * 4369), (8, 1))   # 0..65535
+    g16 = np.tile((np.arange(16, dtype=np.uint16) * 4369), (16, 1))   # 0..65535
     cases["g16.png"] = (png_bytes(g16), lambda a: a[0, 15, 0] == 255 and a[0, 0, 0] == 0 and a[0, 1, 0] == 17)
     for name, (data, check) in cases.items():
         info = store.add_image("p", data, name)
@@ -146,12 +146,12 @@ def test_crash_between_file_and_row_leaves_orphan_that_is_swept(store, project, 
     files = [p for p in (tmp_path / "data" / "images").rglob("*") if p.is_file()]
     assert len(files) == 1                               # the orphan file
     assert store.sweep_orphans(min_age_s=3600) == []     # too young: maybe an add in progress
-    kept = store.add_image("p", png_bytes(np.zeros((4, 4, 3), np.uint8)), "kept.png")
+    kept = store.add_image("p", png_bytes(np.zeros((16, 16, 3), np.uint8)), "kept.png")
     removed = store.sweep_orphans(min_age_s=0)
     assert removed == files
     assert [p for p in (tmp_path / "data" / "images").rglob("*") if p.is_file()] == \
         [store.blobs.path(kept.sha256)]
-    assert store.load_image(kept.id).shape == (4, 4, 3)
+    assert store.load_image(kept.id).shape == (16, 16, 3)
 
 
 def test_crash_during_file_write_leaves_only_a_temp_file(store, project, rgb_image, monkeypatch, tmp_path, png_bytes):
@@ -172,7 +172,7 @@ def test_add_that_loses_the_unique_race_returns_the_winner(store, project, png_b
     """Deterministic version of the race: the duplicate pre-check sees nothing, the
     unique (project_id, sha256) constraint must catch it."""
     from sqlalchemy.orm import Session
-    data = png_bytes(np.zeros((4, 4, 3), np.uint8))
+    data = png_bytes(np.zeros((16, 16, 3), np.uint8))
     first = store.add_image("p", data, "a.png")
     real = Session.scalar
     state = {"hidden": False}
@@ -204,3 +204,16 @@ def test_concurrent_add_of_same_bytes_returns_one_image(make_store, project, rgb
     assert len(out) == 2 and out[0].id == out[1].id
     assert sorted(i.duplicate for i in out) == [False, True]
     assert len(a.list_images("p")) == 1
+
+
+def test_tiny_images_are_refused_naming_their_size(make_store, png_bytes, tmp_path):
+    store = make_store()
+    store.create_project("p", ["a"])
+    with pytest.raises(InvalidImageError, match=r"image is 6x4 px: too small to label \(each side must be at least 16 px\)"):
+        store.add_image("p", png_bytes(np.zeros((4, 6, 3), np.uint8)), "tiny.png")
+    assert store.list_images("p") == []
+    assert store.add_image("p", png_bytes(np.zeros((16, 16, 3), np.uint8)), "ok.png").width == 16
+    lenient = make_store(min_image_side=1)          # the minimum is a Store setting
+    assert lenient.add_image("p", png_bytes(np.zeros((4, 6, 3), np.uint8)), "tiny.png").width == 6
+    assert lenient.load_image(lenient.list_images("p")[-1].id).shape == (4, 6, 3)
+    assert store.load_image(lenient.list_images("p")[-1].id).shape == (4, 6, 3)   # stored: always readable

@@ -10,9 +10,9 @@ from storage.models import TrainingJob, utcnow
 
 
 def test_predictions_and_uncertainty_queue(store, project, png_bytes):
-    ids = [store.add_image("p", png_bytes(np.full((4, 6, 3), i, np.uint8)), f"{i}.png").id for i in range(4)]
+    ids = [store.add_image("p", png_bytes(np.full((16, 24, 3), i, np.uint8)), f"{i}.png").id for i in range(4)]
     mv = store.add_model_version("p", "/w/v1", metrics={"mIoU": 0.5}, activate=True)
-    z = np.zeros((4, 6), np.uint8)
+    z = np.zeros((16, 24), np.uint8)
     for i, u in zip(ids[:3], [0.2, 0.9, 0.5]):
         store.save_prediction(i, mv.id, z + 1, u)
     assert store.next_image("p").id == ids[1]                      # most uncertain first
@@ -108,10 +108,10 @@ def test_stale_running_jobs_marked_failed(store, project):
 
 
 def test_training_examples_use_latest_submitted_revision(store, project, png_bytes):
-    a = store.add_image("p", png_bytes(np.full((4, 6, 3), 1, np.uint8)), "a.png", split="train")
-    b = store.add_image("p", png_bytes(np.full((4, 6, 3), 2, np.uint8)), "b.png", split="train")
-    c = store.add_image("p", png_bytes(np.full((4, 6, 3), 3, np.uint8)), "c.png", split="val")
-    z = np.zeros((4, 6), np.uint8)
+    a = store.add_image("p", png_bytes(np.full((16, 24, 3), 1, np.uint8)), "a.png", split="train")
+    b = store.add_image("p", png_bytes(np.full((16, 24, 3), 2, np.uint8)), "b.png", split="train")
+    c = store.add_image("p", png_bytes(np.full((16, 24, 3), 3, np.uint8)), "c.png", split="val")
+    z = np.zeros((16, 24), np.uint8)
     store.save_annotation(a.id, z + 1, "u", status="submitted", base_revision=0)
     store.save_annotation(a.id, z + 2, "u", status="draft", base_revision=1)   # later draft ignored
     store.save_annotation(b.id, z + 1, "u", status="draft", base_revision=0)   # only a draft
@@ -119,7 +119,7 @@ def test_training_examples_use_latest_submitted_revision(store, project, png_byt
     ex = store.training_examples("p", split="train")
     assert len(ex) == 1
     image_id, img, cm = ex[0]
-    assert image_id == a.id and img.shape == (4, 6, 3) and int(img[0, 0, 0]) == 1
+    assert image_id == a.id and img.shape == (16, 24, 3) and int(img[0, 0, 0]) == 1
     assert np.array_equal(cm, z + 1)
     assert [e[0] for e in store.training_examples("p", split="val")] == [c.id]
 

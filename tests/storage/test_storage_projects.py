@@ -78,3 +78,18 @@ def test_added_class_is_valid_in_class_maps(store, image):
 def test_unknown_project(store):
     with pytest.raises(NotFoundError, match="nope"):
         store.get_project("nope")
+
+
+def test_default_colours_are_recognisable_and_avoid_taken_ones(store):
+    p = store.create_project("c", ["road", "sky", {"name": "car", "color": "#dc143c"}, "pedestrian", "widget"])
+    road, sky, car, ped, widget = (c.color for c in p.classes)
+    assert road == (128, 64, 128) and sky == (70, 130, 180) and car == (220, 20, 60)
+    # pedestrian crimson is taken by "car": another, clearly different colour
+    from common.colors import MIN_DISTANCE, color_distance
+    assert ped != (220, 20, 60) and color_distance(ped, car) >= MIN_DISTANCE
+    assert min(color_distance(widget, c) for c in (road, sky, car, ped)) >= MIN_DISTANCE
+    p = store.add_class("c", "rider")             # Cityscapes red is too close to the crimson
+    rider = p.classes[-1].color
+    assert min(color_distance(rider, c.color) for c in p.classes[:-1]) >= MIN_DISTANCE
+    store.create_project("d", ["road"])
+    assert store.add_class("d", "Trees").classes[-1].color == (107, 142, 35)

@@ -1,0 +1,100 @@
+"""The one rule for class names and label sets.
+
+A class name is text with its whitespace collapsed ("traffic   light" -> "traffic
+light"), non-empty and at most :data:`MAX_NAME_LENGTH` characters. A label set is a
+non-empty list of such names, unique ignoring case (``str.casefold``): names that
+differ only by case or spacing are the same class. Errors are :class:`LabelSetError`
+(a ``ValueError``) whose message says what to fix.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+MAX_NAME_LENGTH = 200
+
+
+class LabelSetError(ValueError):
+    """A class name or label set that breaks the rule; the message says how to fix it."""
+
+
+def collapse_spaces(text: str) -> str:
+    """``text`` with runs of whitespace made one space and the ends stripped."""
+    return " ".join(text.split())
+
+
+def clean_class_name(name: Any, *, what: str = "class name") -> str:
+    """``name`` with whitespace collapsed, or :class:`LabelSetError` when it is not
+    text, is empty or is longer than :data:`MAX_NAME_LENGTH` characters. ``what``
+    names the thing in messages (storage uses the same rule for project names)."""
+    if not isinstance(name, str) or not name.strip():
+        raise LabelSetError(f"{what} must be non-empty text, got {name!r}")
+    cleaned = collapse_spaces(name)
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise LabelSetError(f"{what} is longer than {MAX_NAME_LENGTH} characters "
+                            f"({len(cleaned)}): shorten {cleaned[:40]!r}...")
+    return cleaned
+
+
+def name_key(name: str) -> str:
+    """The identity of a class name: two names with the same key are one class."""
+    return collapse_spaces(name).casefold()
+
+
+def _duplicate(name: str, first: str) -> str:
+    same = "" if name == first else f" (the same as {first!r}: names that differ only by case or spacing are one class)"
+    return f"duplicate class name {name!r}{same}: class names must be unique, rename or remove one"
+
+
+def validate_class_names(names: Iterable[str]) -> list[str]:
+    """Cleaned names of a label set, or :class:`LabelSetError` for an empty set, an
+    empty or over-long name, or two names that are one class. A single string is a
+    ``TypeError`` (a list of names was meant)."""
+    if isinstance(names, str):
+        raise TypeError("class names must be a list of strings, e.g. ['sky', 'road'], not one string")
+    raw = list(names)
+    if not raw:
+        raise LabelSetError("the label set is empty: give at least one class name")
+    cleaned = [clean_class_name(n, what=f"class name at position {i}") for i, n in enumerate(raw)]
+    seen: dict[str, int] = {}
+    for i, n in enumerate(cleaned):
+        j = seen.setdefault(name_key(n), i)
+        if j != i:
+            raise LabelSetError(f"{_duplicate(n, cleaned[j])} (positions {j} and {i})")
+    return cleaned
+
+
+def check_new_class_name(name: Any, existing: Iterable[str]) -> str:
+    """``name`` cleaned, or :class:`LabelSetError` when it is one class with a name in
+    ``existing`` (adding or renaming a class in a label set)."""
+    cname = clean_class_name(name)
+    key = name_key(cname)
+    for other in existing:
+        if name_key(other) == key:
+            raise LabelSetError(_duplicate(cname, other))
+    return cname
+
+
+_ITEM = re.compile(r"^(.*?)\s*(#[0-9a-fA-F]{6})?$")
+
+
+def parse_label_text(text: str | None) -> list[dict[str, str]]:
+    """A label set typed as free text: one class per line, or separated by commas or
+    semicolons, each ``name`` or ``name #rrggbb``. Returns ``[{"name": ...}]`` with a
+    ``"color"`` key where one was given, in order; the names pass
+    :func:`validate_class_names`. Raises :class:`LabelSetError`."""
+    if text is None or not str(text).strip():
+        raise LabelSetError("the label set is empty: give at least one class name")
+    out: list[dict[str, str]] = []
+    for item in (s.strip() for s in re.split(r"[\n,;]+", str(text))):
+        if not item:
+            continue
+        m = _ITEM.match(item)
+        name, color = m.group(1).strip(), m.group(2)
+        if not name:
+            raise LabelSetError(f"a class has a colour but no name: {item!r}")
+        out.append({"name": name, "color": color} if color else {"name": name})
+    for spec, cleaned in zip(out, validate_class_names([c["name"] for c in out])):
+        spec["name"] = cleaned
+    return out
