@@ -9,24 +9,31 @@ with a message meant to be shown as is; nothing is stored when one is raised.
 from __future__ import annotations
 
 import json
+import logging
+import queue
 import re
 import shutil
 import tempfile
 import threading
+import time
 import zipfile
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from common.images import IMAGE_SUFFIXES
+from common.labels import LabelSetError, parse_label_text
 from models.inference import DEFAULT_MODEL_DIR, Predictor
 from storage import (ConflictError, InvalidImageError, NotFoundError, ProjectInfo, StorageError,
                      Store, ValidationError)
 
 from . import smart_tools
-from .editor import class_map_from_editor, editor_value, hex_color, resize_nearest
+from .imageops import hex_color, resize_nearest
+
+log = logging.getLogger(__name__)
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 DEMO_PROJECT = "CamVid demo"
@@ -34,8 +41,8 @@ APP_MAX_MEGAPIXELS = 30.0          # bigger uploads are refused with a message
 PREDICT_MAX_PIXELS = 1_000_000     # larger images are predicted downscaled, mask upscaled back
 ZIP_MAX_MEMBERS = 2000
 ZIP_MAX_MEMBER_BYTES = 200 * 1024 * 1024
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-FILTERS = ("unlabelled", "draft", "submitted", "any")
+FILTERS = ("unlabelled", "draft", "unsubmitted", "submitted", "any")
+STRIP_WINDOW = 300                 # images shown around the open one in the image strip
 
 
 class UserError(ValueError):
@@ -47,6 +54,14 @@ class UploadReport:
     added: list[int] = field(default_factory=list)        # image ids, new
     duplicates: list[str] = field(default_factory=list)   # file names already in the project
     skipped: list[str] = field(default_factory=list)      # "name: reason"
+    duplicate_ids: list[int] = field(default_factory=list)
+    # one line per file, in upload order: (file name, "added" | "duplicate" | "skipped", message)
+    files: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def to_open(self) -> int | None:
+        """The image to show after the upload: the first new one, else the first already there."""
+        return (self.added or self.duplicate_ids or [None])[0]
 
     def message(self) -> str:
         parts = [f"{len(self.added)} image(s) added"]
@@ -67,8 +82,23 @@ class Loaded:
     base_revision: int         # the revision the labeller starts from (for conflicts)
     source: str                # where the mask came from, for the status line
     uncertainty: float | None
-    sent_map: np.ndarray | None = None    # the map last sent to the editor by a tool
-    stale_map: np.ndarray | None = None   # the editor's map just before that tool ran
+    project_id: int = 0
+    status: str = "unlabelled"
+    split: str = "none"
+    tool_base: np.ndarray | None = None   # the map at the last sync (open, save, tool): snap's "before"
+
+    def __post_init__(self):
+        if self.tool_base is None:
+            self.tool_base = self.class_map.copy()
+
+
+@dataclass
+class Ready:
+    """Everything the canvas needs to show an image, computed ahead when possible."""
+    loaded: Loaded
+    prediction: np.ndarray | None   # the active model's prediction, project indices
+    photo: str                      # data URL for the page
+    key: tuple                      # (revision, model version id): still valid?
 
 
 @dataclass
@@ -79,26 +109,16 @@ class SaveResult:
 
 
 def parse_classes(text: str) -> list[dict[str, Any]]:
-    """Label set from free text: one class per line or comma-separated, each
-    ``name`` or ``name #rrggbb``. Refuses an empty set and duplicate names."""
-    if text is None or not str(text).strip():
-        raise UserError("the label set is empty: give at least one class name")
-    items = [s.strip() for s in re.split(r"[\n,;]+", str(text)) if s.strip()]
-    out: list[dict[str, Any]] = []
-    seen: dict[str, str] = {}
-    for item in items:
-        m = re.match(r"^(.*?)\s*(#[0-9a-fA-F]{6})?$", item)
-        name, color = m.group(1).strip(), m.group(2)
-        if not name:
-            raise UserError(f"a class has a colour but no name: {item!r}")
-        key = name.casefold()
-        if key in seen:
-            raise UserError(f"duplicate class name {name!r}: class names must be unique")
-        seen[key] = name
-        out.append({"name": name, "color": color} if color else {"name": name})
-    if not out:
-        raise UserError("the label set is empty: give at least one class name")
-    return out
+    """Label set from free text (``common.labels.parse_label_text``), errors as UserError."""
+    try:
+        return parse_label_text(text)
+    except LabelSetError as e:
+        raise UserError(str(e)) from None
+
+
+def _copy_loaded(loaded: Loaded) -> Loaded:
+    """A Loaded the caller may change (maps copied; the photo array is shared, read-only)."""
+    return replace(loaded, class_map=loaded.class_map.copy(), tool_base=loaded.tool_base.copy())
 
 
 def model_metrics(weights_dir: str | Path) -> dict[str, Any] | None:
@@ -118,8 +138,13 @@ class Studio:
         self.default_model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
         self.device = device
         self._predictors: dict[str, Predictor] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()            # one inference at a time
+        self._cache_lock = threading.RLock()     # the caches below and the worker
         self._segments: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._ready: OrderedDict[int, Ready] = OrderedDict()
+        self._thin: dict[tuple, tuple[float, list[int]]] = {}
+        self._jobs: queue.Queue = queue.Queue()
+        self._worker: threading.Thread | None = None
 
     # ------------------------------------------------------------------ model
 
@@ -297,12 +322,16 @@ class Studio:
         return files, skipped
 
     def upload(self, project: str, paths: list[str | Path], predict: bool = True) -> UploadReport:
-        """Add files (images or zips of images); bad files are skipped with a reason."""
+        """Add files (images or zips of images); bad files are skipped with a reason.
+
+        With ``predict`` the first new image is predicted at once (the labeller sees it
+        next) and the others in the background (:meth:`wait_idle` waits for them)."""
         if not project:
             raise UserError("pick or create a project first")
         p = self.store.get_project(project)
         files, skipped = self._expand(paths)
-        rep = UploadReport(skipped=skipped)
+        rep = UploadReport(skipped=list(skipped))
+        rep.files = [(s.split(": ", 1)[0], "skipped", s.split(": ", 1)[-1]) for s in skipped]
         if not files and not skipped:
             raise UserError("no files were uploaded")
         for name, data in files:
@@ -310,14 +339,26 @@ class Studio:
                 info = self.store.add_image(p.id, data, name)
             except InvalidImageError as e:
                 rep.skipped.append(f"{name}: {e}")
+                rep.files.append((name, "skipped", str(e)))
                 continue
             if info.duplicate:
                 rep.duplicates.append(name)
+                rep.duplicate_ids.append(info.id)
+                rep.files.append((name, "duplicate", f"already in the project as image {info.id}"
+                                  + (f" ({info.filename})" if info.filename != name else "")))
                 continue
             rep.added.append(info.id)
-            if predict:
-                self.predict(p.id, info.id)
+            rep.files.append((name, "added", f"added as image {info.id}, {info.width}x{info.height}"))
+        if predict and rep.added:
+            self.predict(p.id, rep.added[0])
+            for iid in rep.added[1:]:
+                self._submit(self._predict_if_missing, p.id, iid)
         return rep
+
+    def _predict_if_missing(self, project_id: int, image_id: int) -> None:
+        mv = self.model_version(project_id)
+        if self.store.get_prediction(image_id, mv.id) is None:
+            self.predict(project_id, image_id)
 
     def next_image(self, project: str, filter: str = "unlabelled", exclude: tuple[int, ...] = ()) -> int | None:
         """Most uncertain prediction first, among images of the given status."""
@@ -337,23 +378,154 @@ class Studio:
                  im.annotated_by or ""]
                 for im in self.store.list_images(project, status=status, order="uncertainty", limit=500)]
 
+    def strip(self, project: str | int, current: int | None, window: int = STRIP_WINDOW) -> dict[str, Any]:
+        """The image strip: images in upload order around ``current`` with their status,
+        and the project's progress ("12 / 340 labelled")."""
+        images = self.store.list_images(project, order="id")
+        counts = {"unlabelled": 0, "draft": 0, "submitted": 0}
+        for im in images:
+            counts[im.status] = counts.get(im.status, 0) + 1
+        pos = next((k for k, im in enumerate(images) if im.id == current), 0)
+        lo = max(0, min(pos - window // 2, len(images) - window))
+        items = [{"id": im.id, "name": im.filename, "status": im.status, "pos": lo + k + 1}
+                 for k, im in enumerate(images[lo:lo + window])]
+        return {"items": items, "current": current, "total": len(images), **counts}
+
     def open_image(self, image_id: int, revision: int | None = None) -> Loaded:
         """The latest annotation (or one revision) if any, else the active model's prediction."""
+        return self.prepare(image_id, revision).loaded
+
+    def open_in_project(self, project: str | int, image_id: int, revision: int | None = None) -> Ready:
+        """:meth:`prepare`, refusing an image of another project or one that does not exist."""
+        try:
+            info = self.store.get_image(int(image_id))
+        except (NotFoundError, ValueError, TypeError):
+            raise UserError(f"there is no image {image_id}") from None
+        if project is not None and info.project_id != self.store.get_project(project).id:
+            raise UserError(f"image {int(image_id)} belongs to another project")
+        return self.prepare(info.id, revision)
+
+    def prepare(self, image_id: int, revision: int | None = None) -> Ready:
+        """The image, its map (latest annotation or one revision, else the prediction),
+        the active model's prediction and the photo for the page. Taken from the
+        prefetch cache when nothing changed since it was computed."""
         info = self.store.get_image(int(image_id))
-        image = self.store.load_image(info.id)
-        if revision is not None or info.revision > 0:
-            a = self.store.get_annotation(info.id, revision)
-            src = f"annotation revision {a.revision} by {a.author} ({a.status})"
-            return Loaded(info.id, info.filename, image, a.class_map, info.revision, src, info.uncertainty)
         mv = self.model_version(info.project_id)
-        pred = self.store.get_prediction(info.id, mv.id)
-        if pred is None:
-            cm = self.predict(info.project_id, info.id, image)
+        key = (info.revision, mv.id)
+        if revision is None:
+            with self._cache_lock:
+                ready = self._ready.get(info.id)
+            if ready is not None and ready.key == key:
+                return replace(ready, loaded=_copy_loaded(ready.loaded))
+        image = self.store.load_image(info.id)
+        pred_info = self.store.get_prediction(info.id, mv.id)
+        if pred_info is None:
+            pred = self.predict(info.project_id, info.id, image)
             info = self.store.get_image(info.id)
         else:
-            cm = pred.class_map
-        src = f"prediction of model version {mv.id}"
-        return Loaded(info.id, info.filename, image, cm, 0, src, info.uncertainty)
+            pred = pred_info.class_map
+        if revision is not None or info.revision > 0:
+            try:
+                a = self.store.get_annotation(info.id, revision)
+            except NotFoundError:
+                raise UserError(f"image {info.id} has no revision {revision}") from None
+            src = f"annotation revision {a.revision} by {a.author} ({a.status})"
+            cm = a.class_map
+        else:
+            src = f"prediction of model version {mv.id}"
+            cm = pred
+        loaded = Loaded(info.id, info.filename, image, cm.copy(), info.revision, src, info.uncertainty,
+                        project_id=info.project_id, status=info.status, split=info.split)
+        from .canvas.codec import photo_url
+        photo = photo_url(self.store.image_bytes(info.id), info.format, image, info.normalised)
+        ready = Ready(loaded, pred, photo, key)
+        if revision is None:
+            with self._cache_lock:
+                self._ready[info.id] = replace(ready, loaded=_copy_loaded(loaded))
+                self._ready.move_to_end(info.id)
+                while len(self._ready) > 8:
+                    self._ready.popitem(last=False)
+        return ready
+
+    def prefetch_next(self, project: str | int, filter: str, current: int | None) -> None:
+        """Compute, in the background, what the canvas needs for the image Next would
+        open now (prediction, superpixels, photo), so that Next shows it at once."""
+        def work():
+            try:
+                iid = self.next_image(project, filter if filter in FILTERS else "unlabelled",
+                                      (current,) if current is not None else ())
+            except (UserError, StorageError):
+                return
+            if iid is not None:
+                ready = self.prepare(iid)
+                self.segments(iid, ready.loaded.image)
+        self._submit(work)
+
+    # ------------------------------------------------------------------ background work
+
+    def _submit(self, fn, *args) -> None:
+        with self._cache_lock:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._work_loop, name="studio-background", daemon=True)
+                self._worker.start()
+        self._jobs.put((fn, args))
+
+    def _work_loop(self) -> None:
+        while True:
+            fn, args = self._jobs.get()
+            try:
+                fn(*args)
+            except Exception:   # background work must never take the app down; it is redone on demand
+                log.exception("background task %s failed", getattr(fn, "__name__", fn))
+            finally:
+                self._jobs.task_done()
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Wait until the background predictions and prefetches are done."""
+        end = time.monotonic() + timeout
+        while self._jobs.unfinished_tasks:
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.02)
+        return True
+
+    # ------------------------------------------------------------------ the labelling rules
+
+    @staticmethod
+    def author(typed: str | None, login: str | None) -> str:
+        """Whose revision it is: the login name when there is one, else the typed name."""
+        name = (login or typed or "").strip()
+        if not name:
+            raise UserError("type your name before saving")
+        return name
+
+    @staticmethod
+    def has_unsaved(loaded: Loaded | None, class_map: np.ndarray | None) -> bool:
+        """The labeller's map differs from the one opened or last saved."""
+        if loaded is None or class_map is None:
+            return False
+        return not np.array_equal(class_map, loaded.class_map)
+
+    def save_edits(self, loaded: Loaded | None, class_map: np.ndarray | None, author: str,
+                   status: str = "draft") -> SaveResult:
+        """Store the labeller's map as a new revision of the open image; the open image
+        then counts as saved at that revision (a conflict is stored, not lost)."""
+        if loaded is None or class_map is None:
+            raise UserError("nothing to save: open an image first")
+        res = self.save(loaded.image_id, class_map, author, status, loaded.base_revision)
+        loaded.base_revision = res.revision
+        loaded.class_map = class_map.copy()
+        loaded.tool_base = class_map.copy()
+        loaded.status = res.status
+        loaded.source = f"annotation revision {res.revision} by {author.strip()} ({res.status})"
+        return res
+
+    def leave(self, loaded: Loaded | None, class_map: np.ndarray | None, author: str) -> SaveResult | None:
+        """Before the labeller moves to another image: unsaved edits become a draft.
+        Returns the save (check ``conflict``), or None when there was nothing to save."""
+        if not self.has_unsaved(loaded, class_map):
+            return None
+        return self.save_edits(loaded, class_map, author, "draft")
 
     def revisions(self, image_id: int) -> list[str]:
         return [f"{a.revision}: {a.author}, {a.status}, {a.saved_at:%Y-%m-%d %H:%M:%S}"
@@ -382,42 +554,19 @@ class Studio:
         except StorageError as e:
             raise UserError(str(e)) from None
 
-    # ------------------------------------------------------------------ editor & smart tools
-
-    def palette(self, project: str | int) -> tuple[list[int], np.ndarray, int]:
-        p = self.store.get_project(project)
-        return p.class_indices, p.palette, p.ignore_index
-
-    def editor_value(self, project: str | int, loaded: Loaded, class_map: np.ndarray | None = None,
-                     opacity: float = 0.6) -> dict:
-        idx, pal, ign = self.palette(project)
-        return editor_value(loaded.image, loaded.class_map if class_map is None else class_map,
-                            idx, pal, ign, opacity)
-
-    def read_editor(self, project: str | int, value: dict | None, height: int, width: int) -> np.ndarray:
-        idx, pal, ign = self.palette(project)
-        try:
-            return class_map_from_editor(value, idx, pal, ign, height, width)
-        except ValueError as e:
-            raise UserError(str(e)) from None
-
-    def overlay(self, project: str | int, image: np.ndarray, class_map: np.ndarray, opacity: float) -> np.ndarray:
-        """The class colours blended over the photo; void pixels show the photo."""
-        p = self.store.get_project(project)
-        lut = p.color_lut()
-        col = lut[class_map].astype(np.float32)
-        a = np.where(class_map == p.ignore_index, 0.0, float(opacity))[..., None]
-        return (image.astype(np.float32) * (1 - a) + col * a).round().astype(np.uint8)
+    # ------------------------------------------------------------------ smart tools
 
     def segments(self, image_id: int, image: np.ndarray) -> np.ndarray:
-        seg = self._segments.get(image_id)
-        if seg is None or seg.shape != image.shape[:2]:
-            seg = smart_tools.superpixels(image)
+        with self._cache_lock:
+            seg = self._segments.get(image_id)
+            if seg is not None and seg.shape == image.shape[:2]:
+                self._segments.move_to_end(image_id)
+                return seg
+        seg = smart_tools.superpixels(image)
+        with self._cache_lock:
             self._segments[image_id] = seg
             while len(self._segments) > 16:
                 self._segments.popitem(last=False)
-        else:
-            self._segments.move_to_end(image_id)
         return seg
 
     def class_index(self, project: str | int, name: str) -> int:
@@ -441,10 +590,47 @@ class Studio:
     def snap(self, loaded: Loaded, before: np.ndarray, after: np.ndarray) -> np.ndarray:
         return smart_tools.snap_strokes(before, after, self.segments(loaded.image_id, loaded.image))
 
-    def clean_up(self, project: str | int, class_map: np.ndarray, min_size: int) -> np.ndarray:
-        if min_size is None or int(min_size) < 1:
+    def thin_classes(self, project: str | int) -> list[int]:
+        """Classes made of narrow regions (poles, signs): clean-up keeps them unless told
+        otherwise. Measured on up to 12 of the project's annotations or predictions."""
+        p = self.store.get_project(project)
+        key = (p.id, tuple(p.class_indices))
+        with self._cache_lock:
+            hit = self._thin.get(key)
+        if hit is not None and time.monotonic() - hit[0] < 300:
+            return hit[1]
+        maps = []
+        for im in self.store.list_images(p.id, order="id", limit=60):
+            if len(maps) >= 12:
+                break
+            if im.revision > 0:
+                maps.append(self.store.get_annotation(im.id).class_map)
+            else:
+                pred = self.store.get_prediction(im.id)
+                if pred is not None:
+                    maps.append(pred.class_map)
+        thin = sorted(int(c) for c in smart_tools.thin_classes(maps, p.ignore_index)) if maps else []
+        with self._cache_lock:
+            self._thin[key] = (time.monotonic(), thin)
+        return thin
+
+    def clean_up(self, project: str | int, class_map: np.ndarray, min_size: int,
+                 keep: list[int] | None = None) -> np.ndarray:
+        """Small islands and holes take their surroundings' class; classes in ``keep``
+        (default: the project's thin classes) are never erased, and no class is removed
+        as a whole."""
+        try:
+            min_size = int(min_size)
+        except (TypeError, ValueError):
+            raise UserError("the minimum region size must be a whole number of pixels") from None
+        if min_size < 1:
             raise UserError("the minimum region size must be at least 1 pixel")
-        return smart_tools.clean_up(class_map, int(min_size), self.store.get_project(project).ignore_index)
+        p = self.store.get_project(project)
+        keep = self.thin_classes(p.id) if keep is None else [int(k) for k in keep]
+        unknown = [k for k in keep if k not in p.class_indices]
+        if unknown:
+            raise UserError(f"clean-up: no class with index {unknown[0]} in this project")
+        return smart_tools.clean_up(class_map, min_size, p.ignore_index, keep=keep)
 
     def text_prompt(self, project: str | int, loaded: Loaded, phrase: str) -> np.ndarray:
         """Segment ``phrase`` through the text encoder, competing with the label set:
@@ -462,23 +648,30 @@ class Studio:
         return pos_map == len(p.classes)
 
     def accept_prompt(self, project: str | int, class_map: np.ndarray, mask: np.ndarray,
-                      name: str) -> tuple[ProjectInfo, np.ndarray]:
-        """Label the prompt's pixels with class ``name`` (added to the project if new)."""
+                      name: str, add_class: bool = False) -> tuple[ProjectInfo, np.ndarray]:
+        """Label the prompt's pixels with class ``name``. A name that is not a class yet
+        is added to the project only when ``add_class`` says the labeller agreed."""
         name = (name or "").strip()
         if not name:
             raise UserError("give the class a name")
         if mask is None or not np.any(mask):
             raise UserError("the prompt selected no pixels; nothing to accept")
+        if mask.shape != class_map.shape:
+            raise UserError("the prompt was made on another image; segment the phrase again")
         p = self.store.get_project(project)
         match = [c for c in p.classes if c.name.casefold() == name.casefold()]
         if match:
             idx = match[0].index
+        elif not add_class:
+            raise UserError(f"'{name}' is not a class of project '{p.name}': accepting it adds it to the "
+                            "project's label set; confirm to add it")
         else:
             p = self.add_class(p.name, name)
             idx = next(c.index for c in p.classes if c.name == name)
         out = class_map.copy()
         out[mask] = idx
         return p, out
+
 
     # ------------------------------------------------------------------ model panel & export
 

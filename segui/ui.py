@@ -2,352 +2,324 @@
 
 Each screen is its own ``gr.Blocks`` (``label_screen``, ``projects_screen``,
 ``model_screen``) rendered into one tab of :func:`build_app`; the project picker and
-the author name live in the header and are shared. Every event has an ``api_name``.
-Handlers only call :class:`segui.handlers.Studio`; user mistakes become ``gr.Error``
-(nothing stored) or ``gr.Warning``.
+the author name live in the header and are shared. Screens hand back a
+:class:`Screen` that says how to refresh them; every event has an ``api_name``.
+Handlers only call :class:`segui.handlers.Studio` (the rules) and
+``segui.canvas`` (the wire format); user mistakes become ``gr.Error`` (nothing
+stored).
 """
 from __future__ import annotations
 
 import functools
-from typing import Any
+import html
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import gradio as gr
-import numpy as np
 import pandas as pd
 
 from . import finetune_panel
-from .editor import hex_color
-from .handlers import FILTERS, Loaded, Studio, UserError, legend_html
+from .canvas import FAILED_JS, codec, mask_canvas
+from .canvas import payload as pl
+from .handlers import FILTERS, Studio, UserError
+from .imageops import hex_color
 
-DEFAULT_OPACITY = 0.6
-VOID = "void / unlabelled"
+
+@dataclass
+class Screen:
+    """A rendered screen and how the app refreshes it: ``refresh`` runs when the
+    project changes (and at page load), ``label_set_refresh`` after the label set was
+    edited elsewhere; ``label_set_events`` are this screen's label-set edits."""
+    blocks: gr.Blocks
+    refresh: tuple[Callable, list, list]
+    label_set_refresh: tuple[Callable, list, list] | None = None
+    label_set_events: list = field(default_factory=list)
+
 
 def _user_errors(fn):
-    """UserError -> visible gr.Error; the app keeps working and nothing is stored."""
+    """UserError (and a map the page sent that cannot be read) -> visible gr.Error;
+    the app keeps working and nothing is stored."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except UserError as e:
+        except (UserError, codec.MapFormatError) as e:
             raise gr.Error(str(e)) from None
     return wrapper
 
 
-def _brush(studio: Studio, project: str | None) -> gr.Brush:
-    colors = ["#000000"]
-    if project:
-        colors = [hex_color(c.color) for c in studio.store.get_project(project).classes] or colors
-    return gr.Brush(colors=colors, color_mode="fixed", default_color=colors[0], default_size=10)
-
-
-def _editor(studio: Studio, project: str | None, **kw) -> gr.ImageEditor:
-    return gr.ImageEditor(
-        type="numpy", image_mode="RGBA", format="png", sources=(), transforms=(),
-        layers=gr.LayerOptions(allow_additional_layers=False, layers=["labels"]),
-        brush=_brush(studio, project), eraser=gr.Eraser(default_size=16),
-        canvas_size=(480, 360), label="Mask (paint with a class colour; the eraser = void)",
-        elem_id="segui-editor", **kw)
-
-
-def _class_choices(studio: Studio, project: str | None) -> list[str]:
-    if not project:
-        return []
-    return [c.name for c in studio.store.get_project(project).classes] + [VOID]
-
-
 # --------------------------------------------------------------------------- label screen
 
-def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox) -> gr.Blocks:
-    with gr.Blocks() as screen:
-        loaded_st = gr.State(None)      # Loaded of the open image
-        base_st = gr.State(None)        # class map at the last sync (for snap)
+def _upload_log(rep) -> str:
+    """One line per uploaded file, under the upload box."""
+    icon = {"added": "✓", "duplicate": "↺", "skipped": "✗"}
+    rows = "".join(
+        f'<li class="segui-up-{kind}"><span class="segui-up-icon">{icon[kind]}</span> '
+        f'<b>{html.escape(name)}</b>: {html.escape(msg)}</li>' for name, kind, msg in rep.files)
+    return f'<ul class="segui-uploads">{rows}</ul>'
+
+
+UPLOAD_CSS = """
+.segui-uploads { list-style: none; margin: 0; padding: 0; font-size: 13px; max-height: 160px; overflow-y: auto; }
+.segui-uploads li { padding: 1px 0; word-break: break-all; }
+.segui-up-added .segui-up-icon { color: #15803d; } .segui-up-duplicate .segui-up-icon { color: #1d4ed8; }
+.segui-up-skipped { color: #991b1b; }
+"""
+
+
+def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox) -> Screen:
+    def superpixels(args):
+        """Server function of the canvas: the SLIC map of an image, once per image."""
+        req = args[0] if isinstance(args, list) and args else args
+        iid = int(req["image_id"])
+        ready = studio.prepare(iid)
+        return {"image_id": iid, "data": codec.encode_segments(studio.segments(iid, ready.loaded.image))}
+
+    with gr.Blocks() as blocks:
+        loaded_st = gr.State(None)      # handlers.Loaded of the open image
         prompt_st = gr.State(None)      # boolean mask of the last text prompt
-        with gr.Row():
-            with gr.Column(scale=1, min_width=260):
+        canvas = mask_canvas([superpixels])
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=260):
                 upload = gr.File(label="Upload images (files or a zip)", file_count="multiple",
-                                 elem_id="segui-upload")
-                filter_rd = gr.Radio(list(FILTERS), value="unlabelled", label="Queue filter")
-                next_btn = gr.Button("Next image (most uncertain first)", elem_id="segui-next")
-                with gr.Row():
-                    open_id = gr.Number(label="Image id", precision=0, minimum=0)
-                    open_btn = gr.Button("Open")
-                status_md = gr.Markdown("Open an image.", elem_id="segui-status")
-                opacity = gr.Slider(0.3, 1.0, value=DEFAULT_OPACITY, step=0.05, label="Mask opacity")
-                legend = gr.HTML(elem_id="segui-legend")
-                with gr.Accordion("Revisions", open=False):
+                                 elem_id="segui-upload", height=120)
+            with gr.Column(scale=3, min_width=260):
+                upload_log = gr.HTML(elem_id="segui-upload-log", css_template=UPLOAD_CSS, js_on_load=None)
+            with gr.Column(scale=2, min_width=240):
+                with gr.Accordion("Revisions of this image", open=False):
                     rev_dd = gr.Dropdown(label="Saved revisions", choices=[], interactive=True)
-                    rev_btn = gr.Button("Load revision")
-            with gr.Column(scale=3):
-                editor = _editor(studio, None)
-                with gr.Row():
-                    save_btn = gr.Button("Save draft", elem_id="segui-save")
-                    submit_btn = gr.Button("Submit & next", variant="primary", elem_id="segui-submit")
-            with gr.Column(scale=2):
-                preview = gr.Image(label="Overlay (click: superpixel fill with the tool class)",
-                                   interactive=False, elem_id="segui-preview", format="jpeg")
-                tool_cls = gr.Dropdown(label="Tool class", choices=[], interactive=True)
-                with gr.Row():
-                    snap_btn = gr.Button("Snap strokes to superpixels")
-                with gr.Row():
-                    min_size = gr.Number(value=64, precision=0, minimum=1, label="Clean-up: min region (px)")
-                    clean_btn = gr.Button("Clean up")
-                with gr.Group():
-                    phrase = gr.Textbox(label="Text prompt", placeholder="white van, traffic light, ...")
-                    prompt_btn = gr.Button("Segment phrase")
-                    accept_name = gr.Textbox(label="Accept as class (name)")
-                    accept_btn = gr.Button("Accept")
+                    rev_btn = gr.Button("Load revision", elem_id="segui-load-revision")
+        # API only (scripts): superpixel fill at a point, as the canvas does in the page
+        with gr.Row(visible=False):
+            fill_cls = gr.Textbox()
+            fill_x = gr.Number(precision=0)
+            fill_y = gr.Number(precision=0)
+            fill_btn = gr.Button()
 
-        def show(project, loaded: Loaded, cm, op, note="", stale=None):
-            """Outputs for SHOW. ``stale``: the editor's map before a tool replaced it."""
-            value = studio.editor_value(project, loaded, cm, op)
-            loaded.sent_map = cm.copy() if stale is not None else None
-            loaded.stale_map = stale
-            status = (f"**{loaded.filename}** (id {loaded.image_id}) - {loaded.source}"
-                      + (f", uncertainty {loaded.uncertainty:.3f}" if loaded.uncertainty is not None else "")
-                      + (f"\n\n{note}" if note else ""))
-            revs = studio.revisions(loaded.image_id)
-            h, w = loaded.image.shape[:2]
-            # the canvas must have the image's size: with a larger canvas Gradio 6.31
-            # scales the background but draws the layer unscaled and offset
-            return (gr.update(value=value, brush=_brush(studio, project), canvas_size=(w, h)),
-                    studio.overlay(project, loaded.image, cm, op), status, loaded, cm.copy(),
-                    gr.update(choices=revs, value=None))
+        def revs(loaded):
+            return gr.update(choices=studio.revisions(loaded.image_id) if loaded else [], value=None)
 
-        SHOW = [editor, preview, status_md, loaded_st, base_st, rev_dd]
-
-        def nothing(note):
-            return (gr.update(), gr.update(), note, gr.update(), gr.update(), gr.update())
-
-        def current(project, value, loaded):
+        def current(value, loaded):
+            """The map the page sent for the open image (None: it sent none)."""
             if loaded is None:
+                return None
+            h, w = loaded.class_map.shape
+            return codec.map_from_value(value, loaded.image_id, h, w)
+
+        def need(value, loaded):
+            cm = current(value, loaded)
+            if cm is None:
                 raise UserError("no image is open: upload one or press Next")
-            h, w = loaded.image.shape[:2]
-            return studio.read_editor(project, value, h, w)
+            return cm
+
+        def opened(project, ready, note="", request=None, level="info", flt="unlabelled", back=False):
+            """Outputs after opening an image: canvas, state, revisions; the next one is prepared."""
+            studio.prefetch_next(project, flt, ready.loaded.image_id)
+            return (pl.load(studio, project, ready, note, request, level, back), ready.loaded,
+                    revs(ready.loaded))
+
+        def left_note(res) -> str:
+            return "" if res is None else f"Your edits were saved as draft revision {res.revision}. "
+
+        def go_to(project, value, loaded, author, request, target: Callable[[], int | None],
+                  nothing: str, flt="unlabelled", back=False):
+            """Leave the open image (unsaved edits -> draft) and open ``target()``."""
+            rid = codec.request_of(value)
+            res = studio.leave(loaded, current(value, loaded), studio.author(author, _login(request)))
+            if res is not None and res.conflict:   # stay: the labeller must see the conflict
+                return pl.saved(studio, project, loaded, res, res.conflict, rid), loaded, revs(loaded)
+            iid = target()
+            if iid is None:
+                note = left_note(res) + nothing
+                if loaded is None:
+                    return pl.empty(studio, project, nothing, rid), None, revs(None)
+                if res is not None:
+                    return pl.saved(studio, project, loaded, res, note, rid), loaded, revs(loaded)
+                return pl.info(note, rid), loaded, revs(loaded)
+            ready = studio.open_in_project(project, iid)
+            return opened(project, ready, left_note(res), rid, flt=flt, back=back)
+
+        OUT = [canvas, loaded_st, rev_dd]
 
         @_user_errors
-        def on_project(project):
-            if not project:
-                return (gr.update(),) * 8
-            p = studio.store.get_project(project)
-            choices = _class_choices(studio, project)
-            iid = studio.next_image(project, "unlabelled") or studio.next_image(project, "any")
-            if iid is None:
-                return (gr.update(value=None, brush=_brush(studio, project)), None, "No images yet: upload some.",
-                        None, None, gr.update(choices=[], value=None), legend_html(p),
-                        gr.update(choices=choices, value=choices[0]))
-            loaded = studio.open_image(iid)
-            return (*show(project, loaded, loaded.class_map, DEFAULT_OPACITY), legend_html(p),
-                    gr.update(choices=choices, value=choices[0]))
-
-        project_dd.change(on_project, project_dd, SHOW + [legend, tool_cls], api_name="select_project")
-        screen.project_refresh = (on_project, [project_dd], SHOW + [legend, tool_cls])
-
-        def on_label_set(project):
-            """After the label set was edited elsewhere: palette, legend and tool classes."""
+        def on_project(project, value, loaded, author, request: gr.Request):
             if not project:
                 return gr.update(), gr.update(), gr.update()
-            choices = _class_choices(studio, project)
-            return (gr.update(brush=_brush(studio, project)), legend_html(studio.store.get_project(project)),
-                    gr.update(choices=choices))
+            studio.warm_up(project)
 
-        screen.label_set_refresh = (on_label_set, [project_dd], [editor, legend, tool_cls])
+            def first():
+                return studio.next_image(project, "unlabelled") or studio.next_image(project, "any")
+            if loaded is not None and loaded.project_id == studio.store.get_project(project).id:
+                return gr.update(), gr.update(), gr.update()   # already showing this project
+            return go_to(project, value, loaded, author, request, first,
+                         "No images in this project yet: upload some below (files or a zip).")
 
-        @_user_errors
-        def on_upload(project, files, op):
-            if not files:
-                return nothing("")
-            paths = [getattr(f, "name", f) for f in files]
-            rep = studio.upload(project, paths)
-            if rep.skipped:
-                gr.Warning(rep.message())
-            if not rep.added:
-                if not rep.duplicates:
-                    raise gr.Error(rep.message())
-                return nothing(rep.message())
-            loaded = studio.open_image(rep.added[0])
-            return show(project, loaded, loaded.class_map, op, rep.message())
-
-        upload.upload(on_upload, [project_dd, upload, opacity], SHOW, api_name="upload")
-
-        def unsaved(project, value, loaded) -> bool:
-            """The editor (or a tool's result it is still loading) differs from what was opened or saved."""
-            if loaded is None or value is None:
-                return False
-            if loaded.sent_map is not None and not np.array_equal(loaded.sent_map, loaded.class_map):
-                return True
-            return not np.array_equal(current(project, value, loaded), loaded.class_map)
+        def _flt(value):
+            f = codec.args_of(value).get("filter", "unlabelled")
+            if f not in FILTERS:
+                raise UserError(f"filter must be one of {', '.join(FILTERS)}")
+            return f
 
         @_user_errors
-        def on_next(project, flt, value, loaded, author, op, request: gr.Request):
+        def on_next(project, value, loaded, author, request: gr.Request):
             if not project:
                 raise UserError("pick or create a project first")
-            if unsaved(project, value, loaded):
-                # moving on never drops edits: they are saved as a draft first (a conflict stays here)
-                return _save(project, value, loaded, _author(author, request), op, "draft", True, flt)
+            flt = _flt(value)
             exclude = (loaded.image_id,) if loaded is not None else ()
-            iid = studio.next_image(project, flt, exclude)
-            if iid is None:
-                return nothing(f"No more images with status '{flt}'.")
-            nl = studio.open_image(iid)
-            return show(project, nl, nl.class_map, op)
-
-        next_btn.click(on_next, [project_dd, filter_rd, editor, loaded_st, author_tb, opacity], SHOW,
-                       api_name="next_image")
+            return go_to(project, value, loaded, author, request,
+                         lambda: studio.next_image(project, flt, exclude),
+                         f"No more images with status '{flt}'.", flt)
 
         @_user_errors
-        def on_open(project, iid, op):
-            if iid is None:
-                raise UserError("type an image id")
+        def on_open(project, value, loaded, author, request: gr.Request):
+            a = codec.args_of(value)
             try:
-                loaded = studio.open_image(int(iid))
-            except LookupError as e:
-                raise UserError(str(e)) from None
-            if project and studio.store.get_project(project).id != studio.store.get_image(loaded.image_id).project_id:
-                raise UserError(f"image {int(iid)} belongs to another project")
-            return show(project, loaded, loaded.class_map, op)
+                iid = int(a["open"])
+            except (KeyError, TypeError, ValueError):
+                raise UserError("say which image to open (args.open = an image id)") from None
+            studio.open_in_project(project, iid)   # refuse another project's image before leaving
+            return go_to(project, value, loaded, author, request, lambda: iid, "", _flt(value),
+                         back=bool(a.get("back")))
 
-        open_btn.click(on_open, [project_dd, open_id, opacity], SHOW, api_name="open_image")
+        def _save(project, value, loaded, author, request, status):
+            cm = need(value, loaded)
+            res = studio.save_edits(loaded, cm, studio.author(author, _login(request)), status)
+            note = res.conflict or f"Saved revision {res.revision} ({res.status})."
+            return res, pl.saved(studio, project, loaded, res, note, codec.request_of(value))
 
         @_user_errors
-        def on_revision(project, loaded, rev, op):
+        def on_save(project, value, loaded, author, request: gr.Request):
+            _, out = _save(project, value, loaded, author, request, "draft")
+            return out, loaded, revs(loaded)
+
+        @_user_errors
+        def on_submit(project, value, loaded, author, request: gr.Request):
+            res, out = _save(project, value, loaded, author, request, "submitted")
+            if res.conflict:
+                return out, loaded, revs(loaded)
+            flt = _flt(value)
+            iid = studio.next_image(project, flt, (loaded.image_id,))
+            if iid is None:
+                out["note"] += " The queue is empty."
+                return out, loaded, revs(loaded)
+            return opened(project, studio.open_in_project(project, iid), out["note"], out["request"], flt=flt)
+
+        common = dict(show_progress="hidden")
+        ins = [project_dd, canvas, loaded_st, author_tb]
+        project_dd.change(on_project, ins, OUT, api_name="select_project", **common)
+        for event, fn, name in [("save_draft", on_save, "save"), ("submit_next", on_submit, "submit"),
+                                ("go_next", on_next, "next_image"), ("open_image", on_open, "open_image")]:
+            getattr(canvas, event)(fn, ins, OUT, api_name=name, **common).failure(
+                None, None, None, js=FAILED_JS, api_name=f"{name}_failed")
+
+        @_user_errors
+        def on_snap(project, value, loaded):
+            cm = need(value, loaded)
+            out = studio.snap(loaded, loaded.tool_base, cm)
+            loaded.tool_base = out
+            n = int((out != cm).sum())
+            return pl.result(loaded, out, "snap", f"Snap: {n} px added to the superpixels your strokes cover.",
+                             codec.request_of(value))
+
+        @_user_errors
+        def on_cleanup(project, value, loaded):
+            cm = need(value, loaded)
+            a = codec.args_of(value)
+            keep = a.get("keep")
+            out = studio.clean_up(project, cm, a.get("min_size", 64), None if keep is None else list(keep))
+            loaded.tool_base = out
+            n = int((out != cm).sum())
+            return pl.result(loaded, out, "clean-up",
+                             f"Clean-up: {n} px in regions under {int(a.get('min_size', 64))} px reassigned.",
+                             codec.request_of(value))
+
+        for event, fn, name in [("run_snap", on_snap, "snap"), ("run_cleanup", on_cleanup, "clean_up")]:
+            getattr(canvas, event)(fn, [project_dd, canvas, loaded_st], canvas, api_name=name, **common).failure(
+                None, None, None, js=FAILED_JS, api_name=f"{name}_failed")
+
+        @_user_errors
+        def on_prompt(project, value, loaded):
+            if loaded is None:
+                raise UserError("no image is open: upload one or press Next")
+            phrase = str(codec.args_of(value).get("phrase", "")).strip()
+            mask = studio.text_prompt(project, loaded, phrase)
+            known = any(c.name.casefold() == phrase.casefold() for c in studio.store.get_project(project).classes)
+            return pl.prompt(loaded, mask, phrase, known, codec.request_of(value)), mask
+
+        canvas.run_prompt(on_prompt, [project_dd, canvas, loaded_st], [canvas, prompt_st],
+                          api_name="text_prompt", **common).failure(
+            None, None, None, js=FAILED_JS, api_name="text_prompt_failed")
+
+        @_user_errors
+        def on_accept(project, value, loaded, mask):
+            cm = need(value, loaded)
+            a = codec.args_of(value)
+            name = str(a.get("name", "")).strip()
+            p, out = studio.accept_prompt(project, cm, mask, name, bool(a.get("add_class")))
+            loaded.tool_base = out
+            res = pl.result(loaded, out, "text prompt", f"{int(mask.sum())} px labelled '{name}'.",
+                            codec.request_of(value), clear_prompt=True)
+            return pl.with_classes(res, studio, p.id), None
+
+        canvas.accept_prompt(on_accept, [project_dd, canvas, loaded_st, prompt_st], [canvas, prompt_st],
+                             api_name="accept_prompt", **common).failure(
+            None, None, None, js=FAILED_JS, api_name="accept_prompt_failed")
+
+        @_user_errors
+        def on_fill_xy(project, value, loaded, cls, x, y):
+            """API only: superpixel fill at (x, y) with class ``cls`` (the page fills in the browser)."""
+            cm = need(value, loaded)
+            out = studio.superpixel_fill(project, loaded, cm, int(x), int(y), cls or "void")
+            loaded.tool_base = out
+            return pl.result(loaded, out, "superpixel fill",
+                             f"Filled the superpixel at ({int(x)}, {int(y)}) with {cls}.", codec.request_of(value))
+
+        fill_btn.click(on_fill_xy, [project_dd, canvas, loaded_st, fill_cls, fill_x, fill_y], canvas,
+                       api_name="fill_at", **common)
+
+        @_user_errors
+        def on_upload(project, files, value, loaded, author, request: gr.Request):
+            if not files:
+                return gr.update(), gr.update(), gr.update(), "", gr.update()
+            paths = [getattr(f, "name", f) for f in files]
+            rep = studio.upload(project, paths)
+            log_html = _upload_log(rep)
+            if rep.to_open is None:   # nothing usable: the list says why, the canvas stays as it is
+                return gr.update(), gr.update(), gr.update(), log_html, None
+            canvas_v, new_loaded, rv = go_to(project, value, loaded, author, request, lambda: rep.to_open, "")
+            if canvas_v["kind"] == "load":
+                canvas_v["note"] = (canvas_v["note"] + rep.message()).strip()
+            return canvas_v, new_loaded, rv, log_html, None
+
+        upload.upload(on_upload, [project_dd, upload, canvas, loaded_st, author_tb],
+                      [canvas, loaded_st, rev_dd, upload_log, upload], api_name="upload", **common)
+
+        @_user_errors
+        def on_revision(project, value, loaded, rev, author, request: gr.Request):
             if loaded is None or not rev:
                 raise UserError("open an image and pick a revision")
-            nl = studio.open_image(loaded.image_id, int(str(rev).split(":")[0]))
-            # keep the latest revision as base: saving this one is a new revision on top
-            nl.base_revision = studio.store.get_image(loaded.image_id).revision
-            return show(project, nl, nl.class_map, op)
+            number = int(str(rev).split(":")[0])
+            res = studio.leave(loaded, current(value, loaded), studio.author(author, _login(request)))
+            if res is not None and res.conflict:
+                return pl.saved(studio, project, loaded, res, res.conflict), loaded, revs(loaded)
+            ready = studio.open_in_project(project, loaded.image_id, number)
+            # saving an older revision stores a new revision on top of the latest
+            ready.loaded.base_revision = studio.store.get_image(loaded.image_id).revision
+            return (pl.load(studio, project, ready, left_note(res) + f"Showing revision {number}; saving stores "
+                            "it as a new revision."), ready.loaded, revs(ready.loaded))
 
-        rev_btn.click(on_revision, [project_dd, loaded_st, rev_dd, opacity], SHOW, api_name="load_revision")
+        rev_btn.click(on_revision, [project_dd, canvas, loaded_st, rev_dd, author_tb], OUT,
+                      api_name="load_revision", **common)
 
-        @_user_errors
-        def on_opacity(project, value, loaded, op):
-            if loaded is None:
-                return gr.update(), gr.update()
-            cm = current(project, value, loaded)
-            return (gr.update(value=studio.editor_value(project, loaded, cm, op)),
-                    studio.overlay(project, loaded.image, cm, op))
+        def on_label_set(project):
+            """After the label set was edited on the projects screen: palette, class list, keys."""
+            return pl.label_set(studio, project) if project else gr.update()
 
-        opacity.release(on_opacity, [project_dd, editor, loaded_st, opacity], [editor, preview],
-                        api_name="set_opacity")
+    return Screen(blocks, refresh=(on_project, ins, OUT), label_set_refresh=(on_label_set, [project_dd], [canvas]))
 
-        def _save(project, value, loaded, author, op, status, go_next, flt="unlabelled"):
-            if loaded is None:
-                raise UserError("nothing to save: open an image first")
-            cm = current(project, value, loaded)
-            late = ""
-            if (loaded.stale_map is not None and loaded.sent_map is not None
-                    and np.array_equal(cm, loaded.stale_map) and not np.array_equal(cm, loaded.sent_map)):
-                # the editor (~2 s to reload a layer) still held the map from before the last
-                # tool, unedited: save the tool's result, which the overlay already showed
-                cm, late = loaded.sent_map, " The editor was still loading the last tool's result; that result was saved."
-            res = studio.save(loaded.image_id, cm, author, status, loaded.base_revision)
-            loaded.base_revision = res.revision
-            loaded.class_map = cm
-            loaded.source = f"annotation revision {res.revision} by {author.strip()} ({res.status})"
-            note = f"Saved revision {res.revision} ({res.status}).{late}"
-            if res.conflict:
-                gr.Warning(res.conflict)
-                note = res.conflict
-            else:
-                gr.Info(note)
-            if go_next and not res.conflict:
-                iid = studio.next_image(project, flt, (loaded.image_id,))
-                if iid is not None:
-                    nl = studio.open_image(iid)
-                    return show(project, nl, nl.class_map, op, note)
-                note += " The queue is empty."
-            out = show(project, loaded, cm, op, note)
-            if late:
-                return out
-            # the editor already shows exactly what was saved: leave it (and its undo history) alone
-            return (gr.update(),) + out[1:]
 
-        def _author(author, request):
-            # with --auth the login name is the author, whatever the textbox says
-            user = getattr(request, "username", None) if request is not None else None
-            return user or author
-
-        @_user_errors
-        def on_save(project, value, loaded, author, op, request: gr.Request):
-            return _save(project, value, loaded, _author(author, request), op, "draft", False)
-
-        @_user_errors
-        def on_submit(project, value, loaded, author, op, flt, request: gr.Request):
-            return _save(project, value, loaded, _author(author, request), op, "submitted", True, flt)
-
-        save_btn.click(on_save, [project_dd, editor, loaded_st, author_tb, opacity], SHOW, api_name="save")
-        submit_btn.click(on_submit, [project_dd, editor, loaded_st, author_tb, opacity, filter_rd], SHOW,
-                         api_name="submit")
-
-        @_user_errors
-        def on_fill(project, value, loaded, cls, op, evt: gr.SelectData):
-            before = current(project, value, loaded)
-            x, y = evt.index
-            cm = studio.superpixel_fill(project, loaded, before, int(x), int(y), cls or VOID)
-            return show(project, loaded, cm, op, f"Filled the superpixel at ({x}, {y}) with {cls}.", before)
-
-        preview.select(on_fill, [project_dd, editor, loaded_st, tool_cls, opacity], SHOW, api_name="fill")
-
-        @_user_errors
-        def on_fill_xy(project, value, loaded, cls, op, x, y):
-            """The same as clicking the overlay at (x, y), for API clients."""
-            before = current(project, value, loaded)
-            cm = studio.superpixel_fill(project, loaded, before, int(x), int(y), cls or VOID)
-            return show(project, loaded, cm, op, f"Filled the superpixel at ({int(x)}, {int(y)}) with {cls}.",
-                        before)
-
-        fill_x = gr.Number(visible=False, precision=0)
-        fill_y = gr.Number(visible=False, precision=0)
-        fill_btn = gr.Button(visible=False)
-        fill_btn.click(on_fill_xy, [project_dd, editor, loaded_st, tool_cls, opacity, fill_x, fill_y], SHOW,
-                       api_name="fill_at")
-
-        @_user_errors
-        def on_snap(project, value, loaded, base, op):
-            cm = current(project, value, loaded)
-            before = base if base is not None else loaded.class_map
-            out = studio.snap(loaded, before, cm)
-            n = int((out != cm).sum())
-            return show(project, loaded, out, op, f"Snap: {n} pixel(s) added to the superpixels your strokes cover.",
-                        cm)
-
-        snap_btn.click(on_snap, [project_dd, editor, loaded_st, base_st, opacity], SHOW, api_name="snap")
-
-        @_user_errors
-        def on_clean(project, value, loaded, n, op):
-            cm = current(project, value, loaded)
-            out = studio.clean_up(project, cm, n)
-            return show(project, loaded, out, op,
-                        f"Clean-up: {int((out != cm).sum())} pixel(s) in regions under {int(n)} px reassigned.", cm)
-
-        clean_btn.click(on_clean, [project_dd, editor, loaded_st, min_size, opacity], SHOW, api_name="clean_up")
-
-        @_user_errors
-        def on_prompt(project, value, loaded, text, op):
-            cm = current(project, value, loaded)
-            mask = studio.text_prompt(project, loaded, text)
-            pct = 100.0 * mask.mean()
-            # show the phrase's pixels in white over the current mask, not yet applied
-            ov = studio.overlay(project, loaded.image, cm, op)
-            ov[mask] = (0.4 * ov[mask] + 0.6 * 255).astype(np.uint8)
-            note = (f"'{text.strip()}' covers {pct:.1f} % of the image (white in the overlay). "
-                    "Accept it as a class to apply it.")
-            return ov, note, mask, gr.update(value=text.strip())
-
-        prompt_btn.click(on_prompt, [project_dd, editor, loaded_st, phrase, opacity],
-                         [preview, status_md, prompt_st, accept_name], api_name="text_prompt")
-
-        @_user_errors
-        def on_accept(project, value, loaded, mask, name, op):
-            cm = current(project, value, loaded)
-            p, out = studio.accept_prompt(project, cm, mask, name)
-            choices = _class_choices(studio, project)
-            return (*show(project, loaded, out, op, f"{int(mask.sum())} pixel(s) labelled '{name.strip()}'.", cm),
-                    legend_html(p), gr.update(choices=choices, value=name.strip()), None)
-
-        accept_btn.click(on_accept, [project_dd, editor, loaded_st, prompt_st, accept_name, opacity],
-                         SHOW + [legend, tool_cls, prompt_st], api_name="accept_prompt")
-    return screen
+def _login(request) -> str | None:
+    return getattr(request, "username", None) if request is not None else None
 
 
 # --------------------------------------------------------------------------- projects screen
@@ -359,8 +331,8 @@ def _class_table(studio: Studio, project: str | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["index", "name", "colour"])
 
 
-def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> gr.Blocks:
-    with gr.Blocks() as screen:
+def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
+    with gr.Blocks() as blocks:
         with gr.Row():
             with gr.Column():
                 gr.Markdown("### New project")
@@ -399,7 +371,6 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> gr.Blocks:
             return _class_table(studio, project), summary(project)
 
         project_dd.change(on_project, project_dd, [table, counts], api_name="label_set")
-        screen.project_refresh = (on_project, [project_dd], [table, counts])
 
         @_user_errors
         def on_apply(project, df):
@@ -410,7 +381,7 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> gr.Blocks:
             gr.Info("Label set updated.")
             return _class_table(studio, project)
 
-        screen.label_set_events = [apply_btn.click(on_apply, [project_dd, table], table, api_name="update_classes")]
+        events = [apply_btn.click(on_apply, [project_dd, table], table, api_name="update_classes")]
 
         @_user_errors
         def on_add(project, name, color):
@@ -419,9 +390,9 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> gr.Blocks:
             studio.add_class(project, name, _color(color))
             return _class_table(studio, project), ""
 
-        screen.label_set_events.append(
+        events.append(
             add_btn.click(on_add, [project_dd, add_name, add_color], [table, add_name], api_name="add_class"))
-    return screen
+    return Screen(blocks, refresh=(on_project, [project_dd], [table, counts]), label_set_events=events)
 
 
 def _color(c: Any) -> str | None:
@@ -437,8 +408,8 @@ def _color(c: Any) -> str | None:
 
 # --------------------------------------------------------------------------- model screen
 
-def model_screen(studio: Studio, project_dd: gr.Dropdown) -> gr.Blocks:
-    with gr.Blocks() as screen:
+def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
+    with gr.Blocks() as blocks:
         with gr.Row():
             with gr.Column():
                 summary = gr.Markdown(elem_id="segui-model-summary")
@@ -465,7 +436,6 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> gr.Blocks:
             return text, gr.update(choices=vs, value=active), df
 
         project_dd.change(refresh, project_dd, [summary, versions, plot], api_name="model_panel")
-        screen.project_refresh = (refresh, [project_dd], [summary, versions, plot])
 
         @_user_errors
         def on_activate(project, vid):
@@ -483,41 +453,59 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> gr.Blocks:
             return str(studio.export(project, f, include_drafts))
 
         export_btn.click(on_export, [project_dd, fmt, drafts], export_file, api_name="export")
-    return screen
+    return Screen(blocks, refresh=(refresh, [project_dd], [summary, versions, plot]))
 
 
 # --------------------------------------------------------------------------- app
 
+APP_CSS = """
+#segui-header { align-items: center; gap: 10px; flex-wrap: nowrap; }
+#segui-header > * { min-width: 0; }
+#segui-device { flex: 1 1 auto; }
+#segui-device p { margin: 0; font-size: 14px; }
+#segui-project, #segui-author { flex: 0 0 240px; }
+#segui-header .segui-hlabel { flex: 0 0 auto; width: auto; color: var(--body-text-color-subdued); }
+#segui-header .segui-hlabel p { margin: 0; font-size: 13px; }
+"""
+
+
 def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
-    with gr.Blocks(title="Segmentation labelling studio") as app:
-        with gr.Row():
-            gr.Markdown(f"## Segmentation labelling studio\nInference on **{studio.device_name}**",
+    with gr.Blocks(title="Segmentation labelling studio", fill_width=True) as app:
+        with gr.Row(elem_id="segui-header", equal_height=True):
+            gr.Markdown(f"**Segmentation labelling studio** · inference on **{studio.device_name}**",
                         elem_id="segui-device")
+            gr.Markdown("Project", elem_classes="segui-hlabel")
             project_dd = gr.Dropdown(label="Project", choices=studio.project_names(), interactive=True,
-                                     elem_id="segui-project")
-            author_tb = gr.Textbox(label="Your name (saved with annotations)", value="labeller",
-                                   interactive=not auth_enabled, elem_id="segui-author")
+                                     elem_id="segui-project", container=False, show_label=False,
+                                     info=None)
+            gr.Markdown("Your name", elem_classes="segui-hlabel")
+            author_tb = gr.Textbox(label="Your name", placeholder="Your name (saved with annotations)",
+                                   value="labeller", interactive=not auth_enabled, elem_id="segui-author",
+                                   container=False, show_label=False)
         with gr.Tabs():
             with gr.Tab("Label"):
-                screens = [label_screen(studio, project_dd, author_tb)]
-            with gr.Tab("Projects"):
-                screens.append(projects_screen(studio, project_dd))
-            with gr.Tab("Model"):
-                screens.append(model_screen(studio, project_dd))
+                label = label_screen(studio, project_dd, author_tb)
+            with gr.Tab("Projects") as projects_tab:
+                projects = projects_screen(studio, project_dd)
+            with gr.Tab("Model") as model_tab:
+                model = model_screen(studio, project_dd)
 
         def on_load(request: gr.Request):
             names = studio.project_names()
-            user = getattr(request, "username", None) if request is not None else None
+            user = _login(request)
             return (gr.update(choices=names, value=names[0] if names else None),
                     gr.update(value=user) if user else gr.update())
 
-        # label-set edits on the projects screen update the label screen's palette and legend
-        fn, inputs, outputs = screens[0].label_set_refresh
-        for i, ev in enumerate(screens[1].label_set_events):
-            ev.success(fn, inputs, outputs, api_name=f"refresh_palette_{i}")
+        # label-set edits on the projects screen update the canvas's palette and class list
+        fn, inputs, outputs = label.label_set_refresh
+        for i, ev in enumerate(projects.label_set_events):
+            ev.success(fn, inputs, outputs, api_name=f"refresh_palette_{i}", show_progress="hidden")
+        # counts and versions change while one labels: refresh a tab when it is opened
+        for tab, screen, name in [(projects_tab, projects, "projects"), (model_tab, model, "model")]:
+            tab.select(*screen.refresh, api_name=f"open_{name}_tab")
         # a value set by a load event does not fire .change: refresh every screen explicitly
         ev = app.load(on_load, None, [project_dd, author_tb], api_name="init")
-        for i, screen in enumerate(screens):
-            fn, inputs, outputs = screen.project_refresh
-            ev = ev.then(fn, inputs, outputs, api_name=f"init_screen_{i}")
+        for i, screen in enumerate([label, projects, model]):
+            fn, inputs, outputs = screen.refresh
+            ev = ev.then(fn, inputs, outputs, api_name=f"init_screen_{i}", show_progress="hidden")
     return app

@@ -1,0 +1,42 @@
+"""The Label screen's mask canvas: a ``gr.HTML`` component of our own.
+
+The browser side is plain JavaScript: ``core.js`` (pure logic: edits, one undo
+history, brush, polygon, superpixel and region fills; tested with node) and
+``canvas.js`` (the DOM: drawing, pointer and keyboard, talking to the server),
+with ``canvas.html`` and ``canvas.css`` beside them. This module builds the
+component and owns the wire format between the page and Python (``codec``).
+
+Server -> page: the component's value is a dict with ``kind`` ("load", "saved",
+"result", "prompt", "classes", "info") and a fresh ``seq``; see ``payload.py``.
+Page -> server: ``{"image_id", "map", "edited", "request", "args"}``, where ``map``
+is the class map as an index PNG data URL (``codec.encode_map``); the page sets it
+and then triggers one of the events in :data:`EVENTS`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+HERE = Path(__file__).resolve().parent
+
+# custom events the page triggers (each is wired to a handler with an api_name)
+EVENTS = ("save_draft", "submit_next", "go_next", "open_image", "run_snap", "run_cleanup",
+          "run_prompt", "accept_prompt")
+
+# tells the page that an event it triggered failed (Gradio showed the error)
+FAILED_JS = ("() => { for (const r of document.querySelectorAll('.seg-root')) "
+             "if (r.__seg && r.__seg.failed) r.__seg.failed(); }")
+
+
+def script() -> str:
+    """The js_on_load: core.js then canvas.js (no bundler, no build step)."""
+    return (HERE / "core.js").read_text() + "\n" + (HERE / "canvas.js").read_text()
+
+
+def mask_canvas(server_functions: list[Callable], elem_id: str = "segui-canvas"):
+    import gradio as gr
+    return gr.HTML(
+        value=None, html_template=(HERE / "canvas.html").read_text(),
+        css_template=(HERE / "canvas.css").read_text(), js_on_load=script(),
+        server_functions=server_functions, apply_default_css=False, elem_id=elem_id,
+        padding=False, container=False)

@@ -1,0 +1,978 @@
+// The mask canvas of the Label screen (DOM wiring; the rules are in core.js).
+//
+// Runs as gr.HTML's js_on_load, after core.js, with `element`, `props`,
+// `trigger`, `watch` and `server` from Gradio. The class map lives here as class
+// indices (SegCore.LabelMap); the photo, the prediction and the SLIC superpixels
+// come from the server. Every operation is one step of one history.
+//
+// Protocol (segui/canvas/__init__.py has the Python side):
+//   server -> page: props.value = {kind: "load" | "saved" | "result" | "prompt" |
+//                   "classes" | "info", seq, request, ...}; watch('value') picks it up.
+//   page -> server: props.value = {image_id, map (index PNG data URL), edited,
+//                   request, args}, then trigger(<event>) with the event's name.
+
+const C = SegCore;
+const root = element.querySelector(".seg-root");
+const $ = (sel) => root.querySelector(sel);
+const $$ = (sel) => Array.from(root.querySelectorAll(sel));
+const stage = $(".seg-stage");
+const view = $(".seg-view");
+const vctx = view.getContext("2d");
+const maskCanvas = document.createElement("canvas");
+const mctx = maskCanvas.getContext("2d");
+const promptCanvas = document.createElement("canvas");
+const pctx = promptCanvas.getContext("2d");
+const codecCanvas = document.createElement("canvas");
+const cctx = codecCanvas.getContext("2d", { willReadFrequently: true });
+
+const TOOLS = { b: "brush", e: "eraser", p: "polygon", s: "superpixel", g: "region" };
+const NAV_EVENTS = new Set(["go_next", "submit_next", "open_image"]);
+
+const S = {
+  project: null, img: null, photo: null, map: null, pred: null, seg: null, segQueue: [],
+  classes: [], byIndex: new Map(), ignore: 255, hidden: new Set(), lut: null, thin: [],
+  active: null, tool: "brush", size: 12, protect: "all", opacity: 0.55, maskVisible: true,
+  view: { s: 1, ox: 0, oy: 0 }, fitted: true, history: new C.History(200),
+  edit: null, last: null, polygon: [], cursor: null, space: false, pan: null, touches: new Map(),
+  rid: 0, pending: new Map(), navPending: null, lastSeq: null, prompt: null,
+  queue: null, filter: "unlabelled", visited: [], frames: 0, dirtyBox: null, keepSet: null,
+  encoded: { step: undefined, id: null, url: null }, syncTimer: null, renderQueued: false,
+};
+root.__seg = { S, C };   // handle for the failure hook and for tests
+
+// ------------------------------------------------------------------ helpers
+
+function rgbOf(hex) {
+  const h = String(hex).replace("#", "");
+  return [parseInt(h.slice(0, 2), 16), parseInt(h.slice(2, 4), 16), parseInt(h.slice(4, 6), 16)];
+}
+
+function esc(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+function fmtCount(n) {
+  if (n >= 1e6) return (n / 1e6).toFixed(n >= 1e7 ? 0 : 1) + "M";
+  if (n >= 1e3) return (n / 1e3).toFixed(n >= 1e4 ? 0 : 1) + "k";
+  return String(n);
+}
+
+function setStatus(text, level = "info") {
+  const el = $(".seg-status");
+  el.textContent = text || "";
+  el.dataset.level = level;
+}
+
+function className(idx) {
+  if (idx === S.ignore) return "void";
+  const c = S.byIndex.get(idx);
+  return c ? c.name : `class ${idx}`;
+}
+
+function paintValue() { return S.tool === "eraser" ? S.ignore : S.active; }
+
+// ------------------------------------------------------------------ codecs
+
+async function decodePng(url, w, h) {
+  const blob = await (await fetch(url)).blob();
+  const bmp = await createImageBitmap(blob, { premultiplyAlpha: "none", colorSpaceConversion: "none" });
+  if (bmp.width !== w || bmp.height !== h) throw new Error(`map is ${bmp.width}x${bmp.height}, image is ${w}x${h}`);
+  codecCanvas.width = w;
+  codecCanvas.height = h;
+  cctx.clearRect(0, 0, w, h);
+  cctx.drawImage(bmp, 0, 0);
+  bmp.close();
+  return cctx.getImageData(0, 0, w, h).data;
+}
+
+async function decodeIndexPng(url, w, h) {
+  const d = await decodePng(url, w, h);
+  const out = new Uint8Array(w * h);
+  for (let i = 0; i < out.length; i++) out[i] = d[4 * i];
+  return out;
+}
+
+function encodeMap() {
+  const top = S.history.top();
+  if (S.encoded.id === S.img.id && S.encoded.step === top && S.encoded.url) return S.encoded.url;
+  const { width: w, height: h, data } = S.map;
+  codecCanvas.width = w;
+  codecCanvas.height = h;
+  const img = cctx.createImageData(w, h);
+  const u32 = new Uint32Array(img.data.buffer);
+  for (let i = 0; i < data.length; i++) { const v = data[i]; u32[i] = (0xff000000 | (v << 16) | (v << 8) | v) >>> 0; }
+  cctx.putImageData(img, 0, 0);
+  const url = codecCanvas.toDataURL("image/png");
+  S.encoded = { step: top, id: S.img.id, url };
+  return url;
+}
+
+// ------------------------------------------------------------------ talking to the server
+
+function outgoing(request, args) {
+  return {
+    image_id: S.img ? S.img.id : null,
+    map: S.map && S.img ? encodeMap() : null,
+    edited: S.map ? S.history.isDirty() : false,
+    request, args: args || {},
+  };
+}
+
+// Keep props.value (what Gradio sends when another component's event reads the
+// canvas, e.g. an upload) close to the map: re-encoded when the labeller pauses.
+function scheduleSync() {
+  clearTimeout(S.syncTimer);
+  S.syncTimer = setTimeout(() => { if (S.map && S.img) props.value = outgoing(null, {}); }, 350);
+}
+
+function request(event, args = {}, busy = "") {
+  if (S.navPending !== null && NAV_EVENTS.has(event)) return false;
+  const rid = ++S.rid;
+  S.pending.set(rid, { event, snapshot: S.map ? S.map.data.slice() : null, step: S.history.top(), image: S.img ? S.img.id : null });
+  if (NAV_EVENTS.has(event)) S.navPending = rid;
+  clearTimeout(S.syncTimer);
+  props.value = outgoing(rid, args);
+  trigger(event);
+  if (busy) setStatus(busy, "busy");
+  updateButtons();
+  return true;
+}
+
+root.__seg.failed = () => {
+  // an event raised an error (Gradio shows its message): nothing is waiting any more
+  S.pending.clear();
+  S.navPending = null;
+  setStatus("The last action failed; see the message. Nothing was changed here.", "error");
+  updateButtons();
+};
+
+async function onValue() {
+  const v = props.value;
+  if (!v || !v.kind || v.seq === S.lastSeq) return;
+  S.lastSeq = v.seq;
+  const p = v.request != null ? S.pending.get(v.request) : null;
+  try {
+    if (v.queue) setQueue(v.queue);
+    if (v.classes) setClasses(v.classes, v.ignore_index, v.thin);
+    if (v.kind === "load") await loadImage(v);
+    else if (v.kind === "saved") onSaved(v, p);
+    else if (v.kind === "result") await onResult(v, p);
+    else if (v.kind === "prompt") await onPrompt(v, p);
+    if (v.note) setStatus(v.note, v.level || "info");
+    else if ($(".seg-status").dataset.level === "busy" && (p || v.kind === "load")) setStatus("");
+  } catch (err) {
+    console.error(err);
+    setStatus(`Could not show the server's answer: ${err.message}`, "error");
+  } finally {
+    // the request is answered only once its answer is on screen
+    if (v.request != null) S.pending.delete(v.request);
+    if (S.navPending !== null && (v.request === S.navPending || v.kind === "load")) S.navPending = null;
+    updateButtons();
+  }
+}
+
+watch("value", onValue);
+
+// ------------------------------------------------------------------ classes and palette
+
+function setClasses(classes, ignore, thin) {
+  S.classes = classes.map((c) => ({ index: c.index, name: c.name, color: c.color, rgb: rgbOf(c.color) }));
+  S.byIndex = new Map(S.classes.map((c) => [c.index, c]));
+  if (ignore != null) S.ignore = ignore;
+  if (thin) S.thin = thin;
+  if (S.active === null || (S.active !== S.ignore && !S.byIndex.has(S.active))) S.active = S.classes.length ? S.classes[0].index : S.ignore;
+  if (!S.keepSet || thin) S.keepSet = new Set(S.thin);
+  for (const h of [...S.hidden]) if (!S.byIndex.has(h)) S.hidden.delete(h);
+  S.lut = C.colorTable(S.classes, S.ignore, S.hidden);
+  renderClassList();
+  renderKeep();
+  if (S.map) { recolor(null); requestRender(); }
+}
+
+function renderClassList() {
+  const list = $(".seg-classes");
+  const q = $(".seg-filter").value;
+  $(".seg-filter").hidden = S.classes.length <= 9 && !q;
+  const keys = C.classKeys(S.classes);
+  const keyOf = new Map(Object.entries(keys).map(([k, idx]) => [idx, k]));
+  const shown = C.filterClasses(S.classes, q);
+  const rows = shown.map((c) => classRow(c.index, c.name, c.color, keyOf.get(c.index) || ""));
+  if (!q || "void".includes(q.toLowerCase())) rows.push(classRow(S.ignore, "void (unlabelled)", null, "0"));
+  list.innerHTML = rows.join("");
+  updateCounts();
+  updateActive();
+}
+
+function classRow(idx, name, color, key) {
+  const sw = color ? `style="background:${color}"` : "";
+  const hidden = S.hidden.has(idx);
+  const eye = idx === S.ignore ? "" : `<button class="seg-eye" data-eye="${idx}" title="Show or hide this class">${hidden ? "○" : "●"}</button>`;
+  return `<div class="seg-class${hidden ? " is-hidden" : ""}" data-class="${idx}" title="${esc(name)}">` +
+    `${eye}<span class="seg-swatch${color ? "" : " void"}" ${sw}></span>` +
+    `${key ? `<kbd>${esc(key)}</kbd>` : '<span class="seg-nokey"></span>'}<span class="seg-name">${esc(name)}</span><span class="seg-count" data-count="${idx}"></span></div>`;
+}
+
+function updateCounts() {
+  if (!S.map) return;
+  const total = S.map.width * S.map.height;
+  for (const el of $$(".seg-count")) {
+    const n = S.map.counts[+el.dataset.count];
+    el.textContent = n ? fmtCount(n) : "";
+    el.title = `${n} px (${((100 * n) / total).toFixed(1)} %)`;
+  }
+}
+
+function updateActive() {
+  for (const el of $$(".seg-class")) el.classList.toggle("is-active", +el.dataset.class === S.active);
+  const c = S.byIndex.get(S.active);
+  $(".seg-current").innerHTML = `<span class="seg-swatch${c ? "" : " void"}" style="${c ? `background:${c.color}` : ""}"></span>` +
+    `<b>${esc(className(S.active))}</b>`;
+  root.dataset.active = S.active;
+}
+
+function selectClass(idx) {
+  S.active = idx;
+  if (S.tool === "eraser") setTool("brush");
+  updateActive();
+}
+
+function renderKeep() {
+  const box = $(".seg-keep");
+  $(".seg-keep-summary").textContent = "Never erase: " +
+    (S.classes.filter((c) => S.keepSet && S.keepSet.has(c.index)).map((c) => c.name).join(", ") || "nothing");
+  box.innerHTML = S.classes.map((c) =>
+    `<label class="seg-chip"><input type="checkbox" data-keep="${c.index}" ${S.keepSet && S.keepSet.has(c.index) ? "checked" : ""}>` +
+    `<span class="seg-swatch" style="background:${c.color}"></span>${esc(c.name)}</label>`).join("");
+}
+
+// ------------------------------------------------------------------ drawing
+
+function recolor(box) {
+  if (!S.map) return;
+  const w = S.map.width, h = S.map.height;
+  if (maskCanvas.width !== w || maskCanvas.height !== h || !S.maskData) {
+    maskCanvas.width = w;
+    maskCanvas.height = h;
+    S.maskData = mctx.createImageData(w, h);
+    S.mask32 = new Uint32Array(S.maskData.data.buffer);
+    box = null;
+  }
+  const x0 = box ? Math.max(0, box.x0) : 0, y0 = box ? Math.max(0, box.y0) : 0;
+  const x1 = box ? Math.min(w - 1, box.x1) : w - 1, y1 = box ? Math.min(h - 1, box.y1) : h - 1;
+  if (x1 < x0 || y1 < y0) return;
+  const d = S.map.data, out = S.mask32, lut = S.lut;
+  for (let y = y0; y <= y1; y++) {
+    let i = y * w + x0;
+    const end = y * w + x1;
+    for (; i <= end; i++) out[i] = lut[d[i]];
+  }
+  mctx.putImageData(S.maskData, 0, 0, x0, y0, x1 - x0 + 1, y1 - y0 + 1);
+}
+
+function changed(box) {
+  recolor(box);
+  requestRender();
+  scheduleCounts();
+}
+
+function scheduleCounts() {
+  if (S.countsQueued) return;
+  S.countsQueued = true;
+  setTimeout(() => { S.countsQueued = false; updateCounts(); }, 60);
+}
+
+function requestRender() {
+  if (S.renderQueued) return;
+  S.renderQueued = true;
+  requestAnimationFrame(render);
+}
+
+function sizeView() {
+  const dpr = window.devicePixelRatio || 1;
+  const W = stage.clientWidth, H = stage.clientHeight;
+  if (view.width !== Math.round(W * dpr) || view.height !== Math.round(H * dpr)) {
+    view.width = Math.round(W * dpr);
+    view.height = Math.round(H * dpr);
+    view.style.width = W + "px";
+    view.style.height = H + "px";
+    if (S.fitted) fit();
+  }
+  return { W, H, dpr };
+}
+
+function render() {
+  S.renderQueued = false;
+  const { W, H, dpr } = sizeView();
+  vctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  vctx.fillStyle = "#1e2127";
+  vctx.fillRect(0, 0, W, H);
+  if (S.map) {
+    const { s, ox, oy } = S.view, w = S.map.width, h = S.map.height;
+    if (S.photo) {
+      vctx.imageSmoothingEnabled = s < 1;
+      vctx.drawImage(S.photo, ox, oy, w * s, h * s);
+    }
+    if (S.maskVisible && S.opacity > 0) {
+      vctx.imageSmoothingEnabled = false;
+      vctx.globalAlpha = S.opacity;
+      vctx.drawImage(maskCanvas, ox, oy, w * s, h * s);
+      vctx.globalAlpha = 1;
+    }
+    if (S.prompt) {
+      vctx.imageSmoothingEnabled = false;
+      vctx.globalAlpha = 0.7;
+      vctx.drawImage(promptCanvas, ox, oy, w * s, h * s);
+      vctx.globalAlpha = 1;
+    }
+    drawPolygon();
+    drawCursor();
+  }
+  S.frames++;
+  root.dataset.frame = S.frames;
+  root.dataset.imageShown = S.img ? S.img.id : "";
+  if (S.afterRender) S.afterRender();
+}
+
+function toScreen(x, y) { return [S.view.ox + x * S.view.s, S.view.oy + y * S.view.s]; }
+
+function drawPolygon() {
+  if (!S.polygon.length) return;
+  const pts = S.polygon.map(([x, y]) => toScreen(x, y));
+  const c = S.byIndex.get(paintValue());
+  vctx.lineWidth = 2;
+  vctx.strokeStyle = c ? c.color : "#ffffff";
+  vctx.fillStyle = c ? c.color + "55" : "#ffffff33";
+  vctx.beginPath();
+  pts.forEach(([x, y], k) => (k ? vctx.lineTo(x, y) : vctx.moveTo(x, y)));
+  if (S.cursor) vctx.lineTo(S.cursor.sx, S.cursor.sy);
+  vctx.closePath();
+  vctx.fill();
+  vctx.stroke();
+  vctx.fillStyle = "#fff";
+  for (const [x, y] of pts) vctx.fillRect(x - 3, y - 3, 6, 6);
+}
+
+function drawCursor() {
+  if (!S.cursor || S.pan || S.space) return;
+  if (S.tool === "brush" || S.tool === "eraser") {
+    const r = (S.size / 2) * S.view.s;
+    vctx.beginPath();
+    vctx.arc(S.cursor.sx, S.cursor.sy, Math.max(r, 1), 0, Math.PI * 2);
+    vctx.lineWidth = 1.5;
+    vctx.strokeStyle = "#000";
+    vctx.stroke();
+    vctx.beginPath();
+    vctx.arc(S.cursor.sx, S.cursor.sy, Math.max(r - 1.5, 0.5), 0, Math.PI * 2);
+    const c = S.byIndex.get(paintValue());
+    vctx.strokeStyle = c ? c.color : "#fff";
+    vctx.stroke();
+  }
+}
+
+function fit() {
+  if (!S.map) return;
+  S.view = C.fitView(S.map.width, S.map.height, stage.clientWidth, stage.clientHeight, 6);
+  S.fitted = true;
+  requestRender();
+}
+
+new ResizeObserver(() => requestRender()).observe(stage);
+
+// ------------------------------------------------------------------ loading
+
+async function loadImage(v) {
+  cancelPolygon();
+  S.prompt = null;
+  $(".seg-promptbar").hidden = true;
+  if (!v.image) {
+    S.img = null; S.map = null; S.photo = null; S.pred = null; S.seg = null;
+    S.history.clear();
+    $(".seg-empty").hidden = false;
+    $(".seg-empty").textContent = v.empty || "No image open.";
+    requestRender();
+    updateButtons();
+    return;
+  }
+  const im = v.image;
+  const photo = new Image();
+  photo.src = im.url;
+  const [map, pred] = await Promise.all([
+    decodeIndexPng(v.map, im.width, im.height),
+    v.pred ? decodeIndexPng(v.pred, im.width, im.height) : Promise.resolve(null),
+    photo.decode(),
+  ]);
+  if (S.img && S.img.id !== im.id) {
+    S.visited.push(S.img.id);
+    if (S.visited.length > 200) S.visited.shift();
+  }
+  if (v.back && S.visited.length && S.visited[S.visited.length - 1] === im.id) S.visited.pop();
+  S.project = v.project;
+  S.img = im;
+  S.photo = photo;
+  S.map = new C.LabelMap(im.width, im.height, map);
+  S.pred = pred;
+  S.seg = null;
+  S.segQueue = [];
+  S.history.clear();
+  S.encoded = { step: undefined, id: null, url: null };
+  $(".seg-empty").hidden = true;
+  recolor(null);
+  fit();
+  render();
+  updateCounts();
+  updateTitle();
+  props.value = outgoing(null, {});
+  loadSuperpixels(im.id);
+}
+
+async function loadSuperpixels(id) {
+  try {
+    const r = await server.superpixels({ image_id: id });
+    if (!S.img || S.img.id !== id || !r || r.image_id !== id) return;
+    const d = await decodePng(r.data, S.img.width, S.img.height);
+    const seg = new Uint16Array(S.img.width * S.img.height);
+    for (let i = 0; i < seg.length; i++) seg[i] = d[4 * i] | (d[4 * i + 1] << 8);
+    S.seg = C.indexSegments(seg);
+    root.dataset.superpixels = id;
+    const queued = S.segQueue;
+    S.segQueue = [];
+    for (const q of queued) runSuperpixel(q);
+  } catch (err) {
+    console.error(err);
+    setStatus(`Superpixels could not be computed: ${err.message}`, "error");
+  }
+}
+
+function updateTitle() {
+  const im = S.img;
+  if (!im) { $(".seg-title").textContent = ""; $(".seg-info").textContent = ""; return; }
+  $(".seg-title").innerHTML = `<b title="${esc(im.name)}">${esc(im.name)}</b> <span class="seg-badge s-${esc(im.status)}">${esc(im.status)}</span>`;
+  $(".seg-info").textContent = `${im.width}×${im.height} · id ${im.id} · split ${im.split}`;
+  $(".seg-info").title = im.source || "";
+}
+
+function setQueue(q) {
+  S.queue = q;
+  const strip = $(".seg-strip");
+  const cur = S.img ? S.img.id : q.current;
+  strip.innerHTML = q.items.map((it) =>
+    `<button class="seg-chipimg s-${esc(it.status)}${it.id === (q.current ?? cur) ? " is-current" : ""}" data-open="${it.id}" ` +
+    `title="${esc(it.name)} (${esc(it.status)})">${it.pos}</button>`).join("");
+  $(".seg-progress").textContent = `${q.submitted} / ${q.total} labelled` + (q.draft ? ` · ${q.draft} draft` : "");
+  const c = strip.querySelector(".is-current");
+  if (c) strip.scrollLeft = c.offsetLeft - strip.offsetLeft - strip.clientWidth / 2;   // not scrollIntoView: it scrolls the page
+}
+
+// ------------------------------------------------------------------ answers
+
+function onSaved(v, p) {
+  if (p && p.image === (S.img && S.img.id) && !v.conflict) {
+    S.history.mark(p.step);
+  } else if (p && v.conflict) {
+    S.history.mark(p.step);   // stored as a draft on top of theirs: nothing is lost
+  }
+  if (S.img && v.image_id === S.img.id) {
+    S.img.status = v.status || S.img.status;
+    S.img.revision = v.revision ?? S.img.revision;
+    S.img.source = v.source || S.img.source;
+    updateTitle();
+  }
+}
+
+async function onResult(v, p) {
+  if (!S.img || v.image_id !== S.img.id) return;
+  const result = await decodeIndexPng(v.map, S.img.width, S.img.height);
+  const snapshot = p && p.snapshot ? p.snapshot : S.map.data.slice();
+  const e = new C.Edit(S.map, null);
+  const r = C.mergeResult(e, snapshot, result);
+  const step = e.finish(v.label || "tool");
+  if (step) { S.history.push(step); changed(step.box); scheduleSync(); }
+  if (v.kind === "result" && v.clear_prompt) { S.prompt = null; $(".seg-promptbar").hidden = true; requestRender(); }
+  if (r.kept) v.note = (v.note || "") + ` ${r.kept} px you painted meanwhile were kept.`;
+}
+
+async function onPrompt(v) {
+  if (!S.img || v.image_id !== S.img.id) return;
+  const mask = await decodeIndexPng(v.mask, S.img.width, S.img.height);
+  promptCanvas.width = S.img.width;
+  promptCanvas.height = S.img.height;
+  const img = pctx.createImageData(S.img.width, S.img.height);
+  const u32 = new Uint32Array(img.data.buffer);
+  for (let i = 0; i < mask.length; i++) u32[i] = mask[i] ? 0xffffffff : 0;
+  pctx.putImageData(img, 0, 0);
+  S.prompt = { phrase: v.phrase, pixels: v.pixels, known: v.known };
+  const bar = $(".seg-promptbar");
+  bar.hidden = false;
+  $(".seg-prompt-info").textContent = `“${v.phrase}”: ${fmtCount(v.pixels)} px (white).`;
+  $(".seg-accept-name").value = v.phrase;
+  requestRender();
+}
+
+// ------------------------------------------------------------------ operations
+
+function commit(edit, label) {
+  const step = edit.finish(label);
+  if (!step) return null;
+  S.history.push(step);
+  changed(step.box);
+  scheduleSync();
+  updateButtons();
+  return step;
+}
+
+function undo() {
+  if (S.edit) return;
+  const step = S.history.undo(S.map);
+  if (step) { changed(step.box); scheduleSync(); setStatus(`Undid ${step.label}.`); }
+  updateButtons();
+}
+
+function redo() {
+  if (S.edit) return;
+  const step = S.history.redo(S.map);
+  if (step) { changed(step.box); scheduleSync(); setStatus(`Redid ${step.label}.`); }
+  updateButtons();
+}
+
+function newEdit(value, firstValue) {
+  return new C.Edit(S.map, value, C.allowTable(S.protect, S.ignore, firstValue));
+}
+
+function clearAll() {
+  if (!S.map) return;
+  const e = new C.Edit(S.map, null);
+  C.replaceAll(e, new Uint8Array(S.map.data.length).fill(S.ignore));
+  if (commit(e, "clear")) setStatus("Cleared the mask to void. Ctrl+Z brings it back.");
+}
+
+function resetToPrediction() {
+  if (!S.map) return;
+  if (!S.pred) { setStatus("This image has no prediction of the active model yet.", "error"); return; }
+  const e = new C.Edit(S.map, null);
+  C.replaceAll(e, S.pred);
+  if (commit(e, "reset to prediction")) setStatus("Reset to the model's prediction. Ctrl+Z undoes it.");
+}
+
+function runSuperpixel(q) {
+  const e = newEdit(q.value, q.first);
+  for (const s of q.segments) C.fillSegment(e, S.seg, s);
+  for (let k = 1; k < q.points.length; k++) {
+    const [a, b] = [q.points[k - 1], q.points[k]];
+    for (const s of C.segmentsAlong(S.seg, S.map.width, S.map.height, a[0], a[1], b[0], b[1])) C.fillSegment(e, S.seg, s);
+  }
+  if (q.points.length === 1) {
+    const [x, y] = q.points[0];
+    C.fillSegment(e, S.seg, S.seg.segments[Math.floor(y) * S.map.width + Math.floor(x)]);
+  }
+  commit(e, "superpixel fill");
+}
+
+function closePolygon(erase) {
+  if (S.polygon.length < 3) { setStatus("A polygon needs at least 3 points."); return; }
+  const pts = S.polygon.slice();
+  const value = erase ? S.ignore : paintValue();
+  const [fx, fy] = pts[0];
+  const e = newEdit(value, S.map.data[Math.floor(fy) * S.map.width + Math.floor(fx)]);
+  C.fillPolygon(e, pts);
+  S.polygon = [];
+  const step = commit(e, erase ? "polygon erase" : "polygon");
+  setStatus(step ? `Polygon: ${step.idx.length} px ${erase ? "erased" : "→ " + className(value)}.` : "Polygon changed nothing.");
+  requestRender();
+}
+
+function cancelPolygon() {
+  if (S.polygon.length) { S.polygon = []; requestRender(); }
+}
+
+// ------------------------------------------------------------------ pointer
+
+function imagePoint(ev) {
+  const r = view.getBoundingClientRect();
+  const sx = ev.clientX - r.left, sy = ev.clientY - r.top;
+  return { sx, sy, x: (sx - S.view.ox) / S.view.s, y: (sy - S.view.oy) / S.view.s };
+}
+
+function inImage(p) { return S.map && p.x >= 0 && p.y >= 0 && p.x < S.map.width && p.y < S.map.height; }
+
+function valueAt(p) { return S.map.data[Math.floor(p.y) * S.map.width + Math.floor(p.x)]; }
+
+function blocked() {
+  if (S.navPending !== null) { setStatus("Opening the next image…", "busy"); return true; }
+  return false;
+}
+
+view.addEventListener("pointerdown", (ev) => {
+  if (!S.map) return;
+  view.focus({ preventScroll: true });
+  if (ev.pointerType === "touch") {
+    S.touches.set(ev.pointerId, imagePoint(ev));
+    if (S.touches.size === 2) { abortEdit(); startPinch(); return; }
+  }
+  const p = imagePoint(ev);
+  if (ev.button === 1 || (ev.button === 0 && S.space) || ev.button === 2) {
+    S.pan = { sx: p.sx, sy: p.sy, ox: S.view.ox, oy: S.view.oy };
+    capture(ev);
+    ev.preventDefault();
+    return;
+  }
+  if (ev.button !== 0) return;
+  if (ev.altKey) {
+    if (inImage(p)) { selectClass(valueAt(p)); setStatus(`Picked ${className(S.active)}.`); }
+    return;
+  }
+  if (blocked()) return;
+  if (S.tool === "polygon") {
+    if (!inImage(p) && !S.polygon.length) return;
+    const x = Math.min(Math.max(p.x, 0), S.map.width), y = Math.min(Math.max(p.y, 0), S.map.height);
+    const now = performance.now();
+    const lastPt = S.polygon[S.polygon.length - 1];
+    if (S.lastClick && now - S.lastClick.t < 350 && lastPt && Math.hypot((x - lastPt[0]) * S.view.s, (y - lastPt[1]) * S.view.s) < 6) {
+      S.lastClick = null;
+      closePolygon(ev.shiftKey);
+      return;
+    }
+    S.lastClick = { t: now };
+    S.polygon.push([x, y]);
+    requestRender();
+    return;
+  }
+  if (!inImage(p)) return;
+  const value = paintValue();
+  if (value === null || value === undefined) return;
+  const first = valueAt(p);
+  if (S.tool === "brush" || S.tool === "eraser") {
+    S.edit = newEdit(value, first);
+    S.editLabel = S.tool;
+    C.paintSegment(S.edit, p.x, p.y, p.x, p.y, S.size / 2);
+    S.last = p;
+    changed(S.edit.box);
+  } else if (S.tool === "superpixel") {
+    const q = { value, first, points: [[p.x, p.y]], segments: [] };
+    if (!S.seg) {
+      S.segQueue.push(q);
+      setStatus("Superpixels are still loading; your clicks are kept and applied when they arrive.", "busy");
+      S.edit = null;
+      S.spQueued = q;
+    } else {
+      S.edit = newEdit(value, first);
+      S.editLabel = "superpixel fill";
+      C.fillSegment(S.edit, S.seg, S.seg.segments[Math.floor(p.y) * S.map.width + Math.floor(p.x)]);
+      S.last = p;
+      changed(S.edit.box);
+    }
+  } else if (S.tool === "region") {
+    if (!S.pred) { setStatus("No prediction to fill from for this image.", "error"); return; }
+    const e = newEdit(value, first);
+    const region = C.connectedRegion(S.pred, S.map.width, S.map.height, Math.floor(p.x), Math.floor(p.y));
+    C.paintIndices(e, region);
+    const step = commit(e, "region fill");
+    setStatus(step ? `Filled ${step.idx.length} px of the predicted ${className(S.pred[Math.floor(p.y) * S.map.width + Math.floor(p.x)])} region with ${className(value)}.` : "That region already has this class.");
+    return;
+  }
+  capture(ev);
+});
+
+function capture(ev) {
+  try { view.setPointerCapture(ev.pointerId); } catch (err) { /* synthetic or finished pointer */ }
+}
+
+view.addEventListener("pointermove", (ev) => {
+  if (ev.pointerType === "touch" && S.touches.has(ev.pointerId)) {
+    S.touches.set(ev.pointerId, imagePoint(ev));
+    if (S.pinch) { movePinch(); return; }
+  }
+  const p = imagePoint(ev);
+  S.cursor = p;
+  if (S.pan) {
+    S.view = { s: S.view.s, ox: S.pan.ox + p.sx - S.pan.sx, oy: S.pan.oy + p.sy - S.pan.sy };
+    S.fitted = false;
+  } else if (S.edit && S.last) {
+    const events = ev.getCoalescedEvents ? ev.getCoalescedEvents() : [ev];
+    for (const ce of events.length ? events : [ev]) {
+      const q = imagePoint(ce);
+      if (S.tool === "superpixel") {
+        for (const s of C.segmentsAlong(S.seg, S.map.width, S.map.height, S.last.x, S.last.y, q.x, q.y)) C.fillSegment(S.edit, S.seg, s);
+      } else {
+        C.paintSegment(S.edit, S.last.x, S.last.y, q.x, q.y, S.size / 2);
+      }
+      S.last = q;
+    }
+    changed(S.edit.box);
+    return;
+  } else if (S.spQueued && ev.buttons & 1) {
+    S.spQueued.points.push([p.x, p.y]);
+  }
+  requestRender();
+});
+
+function endPointer(ev) {
+  if (ev && ev.pointerType === "touch") {
+    S.touches.delete(ev.pointerId);
+    if (S.pinch) { if (S.touches.size < 2) S.pinch = null; return; }
+  }
+  if (S.pan) { S.pan = null; requestRender(); return; }
+  S.spQueued = null;
+  if (S.edit) {
+    const e = S.edit;
+    S.edit = null;
+    S.last = null;
+    commit(e, S.editLabel || S.tool);
+  }
+}
+
+view.addEventListener("pointerup", endPointer);
+view.addEventListener("pointercancel", (ev) => { abortEdit(); endPointer(ev); });
+view.addEventListener("pointerleave", () => { S.cursor = null; requestRender(); });
+view.addEventListener("contextmenu", (ev) => ev.preventDefault());
+view.addEventListener("dblclick", (ev) => { if (S.tool === "polygon" && S.polygon.length >= 3) { ev.preventDefault(); closePolygon(ev.shiftKey); } });
+
+function abortEdit() {
+  if (!S.edit) return;
+  const step = S.edit.finish("aborted");
+  S.edit = null;
+  S.last = null;
+  if (step) { C.applyStep(S.map, step, false); changed(step.box); }
+}
+
+function startPinch() {
+  const [a, b] = [...S.touches.values()];
+  S.pinch = { d: Math.hypot(a.sx - b.sx, a.sy - b.sy), cx: (a.sx + b.sx) / 2, cy: (a.sy + b.sy) / 2, view: { ...S.view } };
+}
+
+function movePinch() {
+  const [a, b] = [...S.touches.values()];
+  const d = Math.hypot(a.sx - b.sx, a.sy - b.sy), cx = (a.sx + b.sx) / 2, cy = (a.sy + b.sy) / 2;
+  const v = C.zoomAt(S.pinch.view, d / Math.max(S.pinch.d, 1), S.pinch.cx, S.pinch.cy);
+  S.view = { s: v.s, ox: v.ox + cx - S.pinch.cx, oy: v.oy + cy - S.pinch.cy };
+  S.fitted = false;
+  requestRender();
+}
+
+view.addEventListener("wheel", (ev) => {
+  if (!S.map) return;
+  ev.preventDefault();
+  const p = imagePoint(ev);
+  const dy = ev.deltaMode === 1 ? ev.deltaY * 16 : ev.deltaY;
+  S.view = C.zoomAt(S.view, Math.exp(-dy * 0.0015), p.sx, p.sy);
+  S.fitted = false;
+  S.cursor = p;
+  requestRender();
+}, { passive: false });
+
+// ------------------------------------------------------------------ tools and options
+
+function setTool(t) {
+  if (t !== "polygon") cancelPolygon();
+  S.tool = t;
+  for (const b of $$("[data-tool]")) b.classList.toggle("is-on", b.dataset.tool === t);
+  root.dataset.tool = t;
+  view.style.cursor = t === "brush" || t === "eraser" ? "none" : "crosshair";
+  requestRender();
+}
+
+function setSize(n) {
+  S.size = Math.max(1, Math.min(400, Math.round(n)));
+  $(".seg-size").value = S.size;
+  $(".seg-size-val").textContent = `${S.size} px`;
+  requestRender();
+}
+
+function setOpacity(pct) {
+  S.opacity = Math.max(0, Math.min(100, pct)) / 100;
+  $(".seg-opacity").value = Math.round(S.opacity * 100);
+  $(".seg-opacity-val").textContent = `${Math.round(S.opacity * 100)} %`;
+  requestRender();
+}
+
+function toggleMask(show = !S.maskVisible) {
+  S.maskVisible = show;
+  $(".seg-hide").classList.toggle("is-on", !show);
+  $(".seg-hide").textContent = show ? "Hide mask" : "Show mask";
+  root.dataset.mask = show ? "shown" : "hidden";
+  requestRender();
+}
+
+function updateButtons() {
+  $(".seg-undo").disabled = !S.history.canUndo;
+  $(".seg-redo").disabled = !S.history.canRedo;
+  const dirty = S.map ? S.history.isDirty() : false;
+  root.dataset.dirty = dirty ? "1" : "0";
+  $(".seg-save").classList.toggle("is-dirty", dirty);
+  $(".seg-unsaved").textContent = dirty ? "● unsaved" : "";
+  root.dataset.pending = S.pending.size;
+}
+
+for (const b of $$("[data-tool]")) b.addEventListener("click", () => setTool(b.dataset.tool));
+$(".seg-size").addEventListener("input", (e) => setSize(+e.target.value));
+$(".seg-opacity").addEventListener("input", (e) => setOpacity(+e.target.value));
+$(".seg-protect").addEventListener("change", (e) => { S.protect = e.target.value; });
+$(".seg-hide").addEventListener("click", () => toggleMask());
+$(".seg-undo").addEventListener("click", undo);
+$(".seg-redo").addEventListener("click", redo);
+$(".seg-fit").addEventListener("click", fit);
+$(".seg-reset").addEventListener("click", resetToPrediction);
+$(".seg-clear").addEventListener("click", clearAll);
+$(".seg-help").addEventListener("click", () => toggleHelp());
+$(".seg-help-dlg").addEventListener("click", () => toggleHelp(false));
+$(".seg-save").addEventListener("click", save);
+$(".seg-submit").addEventListener("click", submitNext);
+$(".seg-next").addEventListener("click", () => goNext());
+$(".seg-prev").addEventListener("click", () => goBack());
+$(".seg-queue").addEventListener("change", (e) => { S.filter = e.target.value; });
+$(".seg-filter").addEventListener("input", renderClassList);
+$(".seg-filter").addEventListener("keydown", (e) => {
+  if (e.key === "Enter") {
+    const first = C.filterClasses(S.classes, e.target.value)[0];
+    if (first) selectClass(first.index);
+    e.target.value = "";
+    renderClassList();
+    e.target.blur();
+  } else if (e.key === "Escape") { e.target.value = ""; renderClassList(); e.target.blur(); }
+});
+$(".seg-classes").addEventListener("click", (e) => {
+  const eye = e.target.closest("[data-eye]");
+  if (eye) {
+    const idx = +eye.dataset.eye;
+    if (S.hidden.has(idx)) S.hidden.delete(idx); else S.hidden.add(idx);
+    S.lut = C.colorTable(S.classes, S.ignore, S.hidden);
+    recolor(null);
+    renderClassList();
+    requestRender();
+    return;
+  }
+  const row = e.target.closest("[data-class]");
+  if (row) selectClass(+row.dataset.class);
+});
+$(".seg-keep").addEventListener("change", (e) => {
+  const idx = +e.target.dataset.keep;
+  if (e.target.checked) S.keepSet.add(idx); else S.keepSet.delete(idx);
+  renderKeep();
+});
+$(".seg-strip").addEventListener("click", (e) => {
+  const b = e.target.closest("[data-open]");
+  if (b) openImage(+b.dataset.open);
+});
+$(".seg-snap").addEventListener("click", () => tool("run_snap", {}, "Snapping your strokes to superpixels…"));
+$(".seg-cleanup").addEventListener("click", () => tool("run_cleanup",
+  { min_size: +$(".seg-minsize").value, keep: [...S.keepSet] }, "Cleaning up small regions…"));
+$(".seg-prompt").addEventListener("click", runPrompt);
+$(".seg-phrase").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); runPrompt(); } });
+$(".seg-accept").addEventListener("click", acceptPrompt);
+$(".seg-discard").addEventListener("click", () => { S.prompt = null; $(".seg-promptbar").hidden = true; requestRender(); });
+$(".seg-confirm-yes").addEventListener("click", () => { const f = S.onConfirm; closeConfirm(); if (f) f(); });
+$(".seg-confirm-no").addEventListener("click", () => { closeConfirm(); setStatus("Not accepted; the label set is unchanged."); });
+
+function tool(event, args, busy) {
+  if (!S.img) { setStatus("Open an image first.", "error"); return; }
+  request(event, args, busy);
+}
+
+function runPrompt() {
+  const phrase = $(".seg-phrase").value.trim();
+  if (!phrase) { setStatus("Type a phrase to segment, e.g. “white van”.", "error"); return; }
+  tool("run_prompt", { phrase }, `Segmenting “${phrase}”…`);
+}
+
+function acceptPrompt() {
+  const name = $(".seg-accept-name").value.trim();
+  if (!name) { setStatus("Give the class a name.", "error"); return; }
+  const known = S.classes.some((c) => c.name.toLowerCase() === name.toLowerCase());
+  const go = (add) => tool("accept_prompt", { name, add_class: add }, "Labelling the phrase's pixels…");
+  if (known) { go(false); return; }
+  askConfirm(`“${name}” is not a class of project “${S.project}”. Accepting adds it to the project's label set ` +
+    `(for every image; the model reads the new name) and labels the ${fmtCount(S.prompt ? S.prompt.pixels : 0)} white pixels with it.`,
+  `Add class “${name}” and label`, () => go(true));
+}
+
+function askConfirm(text, yes, onYes) {
+  $(".seg-confirm-text").textContent = text;
+  $(".seg-confirm-yes").textContent = yes;
+  S.onConfirm = onYes;
+  $(".seg-confirm").hidden = false;
+  $(".seg-confirm-yes").focus();
+}
+
+function closeConfirm() { $(".seg-confirm").hidden = true; S.onConfirm = null; }
+
+function toggleHelp(show = $(".seg-help-dlg").hidden) { $(".seg-help-dlg").hidden = !show; }
+
+function save() {
+  if (!S.img) { setStatus("Nothing to save: open an image first.", "error"); return; }
+  request("save_draft", {}, "Saving a draft…");
+}
+
+function submitNext() {
+  if (!S.img) { setStatus("Nothing to submit: open an image first.", "error"); return; }
+  request("submit_next", { filter: S.filter }, "Submitting…");
+}
+
+function goNext() { request("go_next", { filter: S.filter }, "Opening the next image…"); }
+
+function openImage(id) {
+  if (S.img && id === S.img.id) return;
+  request("open_image", { open: id, filter: S.filter }, "Opening…");
+}
+
+function goBack() {
+  const prev = S.visited[S.visited.length - 1];
+  if (prev === undefined) { setStatus("No earlier image in this session."); return; }
+  request("open_image", { open: prev, back: true, filter: S.filter }, "Opening the previous image…");
+}
+
+// ------------------------------------------------------------------ keyboard
+
+function isTyping(t) {
+  return t && (t.tagName === "INPUT" && !["range", "checkbox", "button"].includes(t.type) || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable);
+}
+
+document.addEventListener("keydown", (ev) => {
+  if (!root.isConnected || root.offsetParent === null) return;   // another tab is showing
+  if (isTyping(ev.target)) return;
+  if (!$(".seg-confirm").hidden) {
+    if (ev.key === "Escape") { closeConfirm(); ev.preventDefault(); }
+    return;
+  }
+  const k = ev.key, lower = k.length === 1 ? k.toLowerCase() : k, mod = ev.ctrlKey || ev.metaKey;
+  let handled = true;
+  if (mod && lower === "z") { if (ev.shiftKey) redo(); else undo(); }
+  else if (mod && lower === "y") redo();
+  else if (mod && lower === "s") save();
+  else if (mod && k === "Enter") submitNext();
+  else if (mod) handled = false;
+  else if (k === "?") toggleHelp();
+  else if (k === "Escape") { if (!$(".seg-help-dlg").hidden) toggleHelp(false); else if (S.polygon.length) { cancelPolygon(); setStatus("Polygon cancelled."); } else if (S.prompt) { S.prompt = null; $(".seg-promptbar").hidden = true; requestRender(); } }
+  else if (k === "Enter" && S.tool === "polygon") closePolygon(ev.shiftKey);
+  else if (k === "Backspace" && S.tool === "polygon" && S.polygon.length) { S.polygon.pop(); requestRender(); }
+  else if (k === " ") { S.space = true; view.style.cursor = "grab"; }
+  else if (TOOLS[lower] && !ev.altKey) setTool(TOOLS[lower]);
+  else if (lower === "[") setSize(S.size / 1.25);
+  else if (lower === "]") setSize(S.size * 1.25 + 0.5);
+  else if (lower === "h") toggleMask();
+  else if (lower === "f") fit();
+  else if (lower === "r") resetToPrediction();
+  else if (lower === "n") { if (ev.shiftKey) goBack(); else goNext(); }
+  else if (lower === "/") { const f = $(".seg-filter"); f.hidden = false; f.focus(); }
+  else if (/^[0-9]$/.test(k)) {
+    if (k === "0") selectClass(S.ignore);
+    else { const idx = C.classKeys(S.classes)[k]; if (idx !== undefined) selectClass(idx); else handled = false; }
+  } else handled = false;
+  if (handled) ev.preventDefault();
+});
+
+document.addEventListener("keyup", (ev) => {
+  if (ev.key === " ") { S.space = false; setTool(S.tool); }
+});
+
+window.addEventListener("beforeunload", (ev) => {
+  if (S.map && S.history.isDirty()) { ev.preventDefault(); ev.returnValue = ""; }
+});
+
+// ------------------------------------------------------------------ start
+
+setTool("brush");
+setSize(S.size);
+setOpacity(S.opacity * 100);
+toggleMask(true);
+updateButtons();
+requestRender();
+if (props.value && props.value.kind) onValue();

@@ -1,0 +1,91 @@
+"""What the server puts in the canvas's value (plain dicts; no Gradio here).
+
+Every payload has ``kind`` and a fresh ``seq`` (the page reacts to a value only
+once) and, when it answers a request of the page, that request's id.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+import numpy as np
+
+from ..imageops import hex_color
+from . import codec
+
+_seq = itertools.count(1)
+
+
+def _base(kind: str, request: Any = None, note: str = "", level: str = "info") -> dict[str, Any]:
+    return {"kind": kind, "seq": f"{time.time():.6f}-{next(_seq)}", "request": request,
+            "note": note, "level": level}
+
+
+def classes(project) -> list[dict[str, Any]]:
+    return [{"index": c.index, "name": c.name, "color": hex_color(c.color)} for c in project.classes]
+
+
+def with_classes(out: dict[str, Any], studio, project) -> dict[str, Any]:
+    p = studio.store.get_project(project)
+    out.update(classes=classes(p), ignore_index=p.ignore_index, thin=studio.thin_classes(p.id))
+    return out
+
+
+def load(studio, project, ready, note: str = "", request: Any = None, level: str = "info",
+         back: bool = False) -> dict[str, Any]:
+    """Open an image in the canvas: photo, map, prediction, label set, strip."""
+    lo = ready.loaded
+    h, w = lo.class_map.shape
+    out = _base("load", request, note, level)
+    out.update(
+        project=studio.store.get_project(project).name, back=back,
+        image={"id": lo.image_id, "name": lo.filename, "width": w, "height": h, "url": ready.photo,
+               "status": lo.status, "split": lo.split, "revision": lo.base_revision, "source": lo.source},
+        map=codec.encode_map(lo.class_map),
+        pred=None if ready.prediction is None else codec.encode_map(ready.prediction),
+        queue=studio.strip(project, lo.image_id))
+    return with_classes(out, studio, project)
+
+
+def empty(studio, project, text: str, request: Any = None, note: str = "", level: str = "info") -> dict[str, Any]:
+    out = _base("load", request, note, level)
+    out.update(project=studio.store.get_project(project).name if project else None, image=None, empty=text,
+               queue=studio.strip(project, None) if project else None)
+    if project:
+        with_classes(out, studio, project)
+    return out
+
+
+def saved(studio, project, loaded, res, note: str, request: Any = None) -> dict[str, Any]:
+    out = _base("saved", request, note, "warning" if res.conflict else "info")
+    out.update(image_id=loaded.image_id, revision=res.revision, status=res.status, source=loaded.source,
+               conflict=res.conflict, queue=studio.strip(project, loaded.image_id))
+    return out
+
+
+def info(note: str, request: Any = None, level: str = "info") -> dict[str, Any]:
+    return _base("info", request, note, level)
+
+
+def result(loaded, class_map: np.ndarray, label: str, note: str, request: Any = None,
+           **extra: Any) -> dict[str, Any]:
+    """A server tool's output map for the open image; the page applies the
+    difference as one undoable step, keeping strokes made while it ran."""
+    out = _base("result", request, note)
+    out.update(image_id=loaded.image_id, map=codec.encode_map(class_map), label=label, **extra)
+    return out
+
+
+def prompt(loaded, mask: np.ndarray, phrase: str, known: bool, request: Any = None) -> dict[str, Any]:
+    pct = 100.0 * float(mask.mean())
+    out = _base("prompt", request, f"'{phrase}' covers {pct:.1f} % of the image (white). Accept it to label "
+                                   "those pixels, or discard.")
+    out.update(image_id=loaded.image_id, mask=codec.encode_mask(mask), phrase=phrase,
+               pixels=int(mask.sum()), known=known)
+    return out
+
+
+def label_set(studio, project) -> dict[str, Any]:
+    """The label set changed elsewhere (projects screen): palette, class list, keys."""
+    return with_classes(_base("classes"), studio, project)
