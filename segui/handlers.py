@@ -289,8 +289,10 @@ class Studio:
 
     # ------------------------------------------------------------------ images
 
-    def _expand(self, paths: list[str | Path]) -> tuple[list[tuple[str, bytes]], list[str]]:
-        files, skipped = [], []
+    def _expand(self, paths: list[str | Path]) -> list[tuple[str, str, bytes | None, str]]:
+        """Uploaded paths -> one entry per file, in upload order (zips opened):
+        (name shown to the user, file name to store, bytes or None, why it was skipped)."""
+        out: list[tuple[str, str, bytes | None, str]] = []
         for path in paths or []:
             path = Path(path)
             name = path.name
@@ -299,27 +301,27 @@ class Studio:
                     with zipfile.ZipFile(path) as zf:
                         members = [m for m in zf.infolist() if not m.is_dir()]
                         if len(members) > ZIP_MAX_MEMBERS:
-                            skipped.append(f"{name}: more than {ZIP_MAX_MEMBERS} files in the zip")
+                            out.append((name, name, None, f"more than {ZIP_MAX_MEMBERS} files in the zip"))
                             continue
                         for m in members:
                             base = Path(m.filename).name
+                            shown = f"{name}/{m.filename}"
                             if m.filename.startswith("__MACOSX/") or base.startswith("."):
                                 continue
                             if Path(base).suffix.lower() not in IMAGE_SUFFIXES:
-                                skipped.append(f"{name}/{m.filename}: not an image file")
-                                continue
-                            if m.file_size > ZIP_MAX_MEMBER_BYTES:
-                                skipped.append(f"{name}/{m.filename}: file too large")
-                                continue
-                            files.append((base, zf.read(m)))
+                                out.append((shown, base, None, "not an image file"))
+                            elif m.file_size > ZIP_MAX_MEMBER_BYTES:
+                                out.append((shown, base, None, "file too large"))
+                            else:
+                                out.append((shown, base, zf.read(m), ""))
                 except (zipfile.BadZipFile, OSError, RuntimeError) as e:
-                    skipped.append(f"{name}: unreadable zip ({e})")
+                    out.append((name, name, None, f"unreadable zip ({e})"))
                 continue
             try:
-                files.append((name, path.read_bytes()))
+                out.append((name, name, path.read_bytes(), ""))
             except OSError as e:
-                skipped.append(f"{name}: {e}")
-        return files, skipped
+                out.append((name, name, None, str(e)))
+        return out
 
     def upload(self, project: str, paths: list[str | Path], predict: bool = True) -> UploadReport:
         """Add files (images or zips of images); bad files are skipped with a reason.
@@ -329,26 +331,27 @@ class Studio:
         if not project:
             raise UserError("pick or create a project first")
         p = self.store.get_project(project)
-        files, skipped = self._expand(paths)
-        rep = UploadReport(skipped=list(skipped))
-        rep.files = [(s.split(": ", 1)[0], "skipped", s.split(": ", 1)[-1]) for s in skipped]
-        if not files and not skipped:
+        entries = self._expand(paths)
+        if not entries:
             raise UserError("no files were uploaded")
-        for name, data in files:
-            try:
-                info = self.store.add_image(p.id, data, name)
-            except InvalidImageError as e:
-                rep.skipped.append(f"{name}: {e}")
-                rep.files.append((name, "skipped", str(e)))
-                continue
-            if info.duplicate:
-                rep.duplicates.append(name)
+        rep = UploadReport()
+        for shown, filename, data, reason in entries:
+            if data is not None:
+                try:
+                    info = self.store.add_image(p.id, data, filename)
+                except InvalidImageError as e:
+                    reason = str(e)
+            if data is None or reason:
+                rep.skipped.append(f"{shown}: {reason}")
+                rep.files.append((shown, "skipped", reason))
+            elif info.duplicate:
+                rep.duplicates.append(shown)
                 rep.duplicate_ids.append(info.id)
-                rep.files.append((name, "duplicate", f"already in the project as image {info.id}"
-                                  + (f" ({info.filename})" if info.filename != name else "")))
-                continue
-            rep.added.append(info.id)
-            rep.files.append((name, "added", f"added as image {info.id}, {info.width}x{info.height}"))
+                rep.files.append((shown, "duplicate", f"already in the project as image {info.id}"
+                                  + (f" ({info.filename})" if info.filename != filename else "")))
+            else:
+                rep.added.append(info.id)
+                rep.files.append((shown, "added", f"added as image {info.id}, {info.width}x{info.height}"))
         if predict and rep.added:
             self.predict(p.id, rep.added[0])
             for iid in rep.added[1:]:
@@ -721,18 +724,3 @@ class Studio:
                     zf.write(f, f.relative_to(out))
         shutil.rmtree(out, ignore_errors=True)
         return zpath
-
-
-def legend_html(p: ProjectInfo) -> str:
-    items = "".join(
-        f'<span style="display:inline-block;margin:2px 8px 2px 0"><span style="display:inline-block;'
-        f'width:14px;height:14px;background:{hex_color(c.color)};border:1px solid #444;'
-        f'vertical-align:middle"></span> {_esc(c.name)}</span>' for c in p.classes)
-    items += ('<span style="display:inline-block;margin:2px 8px 2px 0"><span style="display:inline-block;'
-              'width:14px;height:14px;border:1px dashed #444;vertical-align:middle"></span> void (eraser)</span>')
-    return f'<div class="segui-legend">{items}</div>'
-
-
-def _esc(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-

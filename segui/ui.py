@@ -77,7 +77,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
 
     with gr.Blocks() as blocks:
         loaded_st = gr.State(None)      # handlers.Loaded of the open image
-        prompt_st = gr.State(None)      # boolean mask of the last text prompt
+        prompt_st = gr.State(None)      # (image id, boolean mask) of the last text prompt
         canvas = mask_canvas([superpixels])
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=260):
@@ -226,7 +226,9 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             cm = need(value, loaded)
             a = codec.args_of(value)
             keep = a.get("keep")
-            out = studio.clean_up(project, cm, a.get("min_size", 64), None if keep is None else list(keep))
+            if keep is not None and not (isinstance(keep, list) and all(isinstance(k, int) for k in keep)):
+                raise UserError("args.keep must be a list of class indices, e.g. [2, 6]")
+            out = studio.clean_up(project, cm, a.get("min_size", 64), keep)
             loaded.tool_base = out
             n = int((out != cm).sum())
             return pl.result(loaded, out, "clean-up",
@@ -244,15 +246,18 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             phrase = str(codec.args_of(value).get("phrase", "")).strip()
             mask = studio.text_prompt(project, loaded, phrase)
             known = any(c.name.casefold() == phrase.casefold() for c in studio.store.get_project(project).classes)
-            return pl.prompt(loaded, mask, phrase, known, codec.request_of(value)), mask
+            return pl.prompt(loaded, mask, phrase, known, codec.request_of(value)), (loaded.image_id, mask)
 
         canvas.run_prompt(on_prompt, [project_dd, canvas, loaded_st], [canvas, prompt_st],
                           api_name="text_prompt", **common).failure(
             None, None, None, js=FAILED_JS, api_name="text_prompt_failed")
 
         @_user_errors
-        def on_accept(project, value, loaded, mask):
+        def on_accept(project, value, loaded, prompt):
             cm = need(value, loaded)
+            if prompt is None or prompt[0] != loaded.image_id:
+                raise UserError("no text prompt on this image: segment a phrase first")
+            mask = prompt[1]
             a = codec.args_of(value)
             name = str(a.get("name", "")).strip()
             p, out = studio.accept_prompt(project, cm, mask, name, bool(a.get("add_class")))

@@ -108,7 +108,9 @@ def map_from_value(value: object, image_id: int, height: int, width: int) -> np.
     if not isinstance(value, dict) or not value.get("map"):
         return None
     sent = value.get("image_id")
-    if sent is not None and int(sent) != int(image_id):
+    if sent is not None and (not isinstance(sent, int) or isinstance(sent, bool)):
+        raise MapFormatError(f"image_id must be a whole number, got {sent!r}")
+    if sent is not None and sent != int(image_id):
         raise MapFormatError(f"the canvas holds image {sent}, but image {image_id} is open here; "
                              "reload the page to continue")
     return decode_map(value["map"], height, width)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segui.handlers import DEMO_DIR, DEMO_PROJECT, UserError, parse_classes
+from segui.canvas import codec
+from segui.handlers import DEMO_DIR, DEMO_PROJECT, Studio, UserError, parse_classes
 
 from .conftest import png_bytes
 
@@ -85,12 +86,20 @@ def test_upload_files_and_zip_with_junk(studio, tmp_path):
     names = " ".join(rep.skipped)
     assert "notes.txt" in names and "fake.jpg" in names and "readme.md" in names and "broken.png" in names
     assert len(rep.skipped) == 4 and "skipped" in rep.message()
+    kinds = {name: kind for name, kind, _ in rep.files}
+    assert kinds["a.png"] == kinds["batch.zip/imgs/b.png"] == "added"
+    assert kinds["notes.txt"] == kinds["fake.jpg"] == "skipped"
+    # zip members are named zip/member whether the zip check or the decoder refused them
+    assert kinds["batch.zip/imgs/readme.md"] == kinds["batch.zip/imgs/broken.png"] == kinds["report.docx"] == "skipped"
+    # the first image is predicted at once, the others in the background
+    assert studio.store.get_prediction(rep.added[0]) is not None
+    assert studio.wait_idle(60)
     # every added image got a prediction in the project's indices
     for iid in rep.added:
         pred = studio.store.get_prediction(iid)
         assert pred is not None and set(np.unique(pred.class_map)) <= {0, 1, 2}
     rep2 = studio.upload("p", [good])
-    assert rep2.added == [] and rep2.duplicates == ["a.png"]
+    assert rep2.added == [] and rep2.duplicates == ["a.png"] and rep2.duplicate_ids == [rep.added[0]]
     assert studio.store.count_images("p")["total"] == 2
 
 
@@ -166,7 +175,7 @@ def test_text_prompt_and_accept_adds_a_class(demo_studio):
     assert mask.shape == (360, 480) and mask.dtype == bool
     forced = np.zeros_like(mask)
     forced[:5, :5] = True
-    p, out = st.accept_prompt(DEMO_PROJECT, loaded.class_map, forced, "traffic light")
+    p, out = st.accept_prompt(DEMO_PROJECT, loaded.class_map, forced, "traffic light", add_class=True)
     tl = next(c.index for c in p.classes if c.name == "traffic light")
     assert tl == 12                                                   # after void (11)
     assert (out[:5, :5] == tl).all() and (out[5:] == loaded.class_map[5:]).all()
@@ -230,6 +239,279 @@ def test_large_image_is_predicted_downscaled_at_full_size(studio, tmp_path):
     rep = studio.upload("p", [path])
     pred = studio.store.get_prediction(rep.added[0]).class_map
     assert pred.shape == (1200, 1600) and set(np.unique(pred)) == {0, 1}
-    loaded = studio.open_image(rep.added[0])
-    back = studio.read_editor("p", studio.editor_value("p", loaded), 1200, 1600)
-    np.testing.assert_array_equal(back, pred)
+    ready = studio.prepare(rep.added[0])
+    np.testing.assert_array_equal(ready.loaded.class_map, pred)
+    np.testing.assert_array_equal(ready.prediction, pred)
+    assert ready.photo.startswith("data:image/png;base64,")        # the original bytes
+    np.testing.assert_array_equal(codec.decode_map(codec.encode_map(pred), 1200, 1600), pred)
+
+
+# --------------------------------------------------------------------------- the labelling rules
+
+def names_to_idx(st, project=DEMO_PROJECT) -> dict[str, int]:
+    return {c.name: c.index for c in st.store.get_project(project).classes}
+
+
+def test_has_unsaved_and_leave(demo_studio):
+    st = demo_studio
+    iid = st.next_image(DEMO_PROJECT)
+    loaded = st.open_image(iid)
+    assert not Studio.has_unsaved(None, loaded.class_map) and not Studio.has_unsaved(loaded, None)
+    assert not Studio.has_unsaved(loaded, loaded.class_map.copy())
+    # an image only looked at: nothing stored
+    assert st.leave(loaded, loaded.class_map.copy(), "alice") is None
+    assert st.leave(loaded, None, "alice") is None and st.leave(None, None, "alice") is None
+    assert st.store.list_annotation_revisions(iid) == []
+    # edits not saved yet become a draft when the labeller leaves
+    edited = loaded.class_map.copy()
+    edited[:20, :20] = names_to_idx(st)["car"]
+    assert Studio.has_unsaved(loaded, edited)
+    res = st.leave(loaded, edited, " alice ")
+    assert res.revision == 1 and res.status == "draft" and res.conflict is None
+    a = st.store.get_annotation(iid)
+    assert a.author == "alice" and a.status == "draft"
+    np.testing.assert_array_equal(a.class_map, edited)
+    # the open image now counts as saved at that revision
+    assert loaded.base_revision == 1 and loaded.status == "draft" and "revision 1 by alice" in loaded.source
+    assert not Studio.has_unsaved(loaded, edited)
+    np.testing.assert_array_equal(loaded.tool_base, edited)
+    edited[0, 0] = names_to_idx(st)["sky"]                 # the caller's array is not kept by reference
+    assert Studio.has_unsaved(loaded, edited)
+    assert st.leave(loaded, loaded.class_map.copy(), "alice") is None
+    assert len(st.store.list_annotation_revisions(iid)) == 1
+
+
+def test_save_edits_stores_a_conflict_as_a_draft_and_keeps_both(demo_studio):
+    st = demo_studio
+    iid = st.next_image(DEMO_PROJECT)
+    mine, theirs = st.open_image(iid), st.open_image(iid)     # two labellers open the same image
+    idx = names_to_idx(st)
+    b = theirs.class_map.copy()
+    b[:10] = idx["sky"]
+    r1 = st.save_edits(theirs, b, "bob", "submitted")
+    assert r1.revision == 1 and r1.status == "submitted" and r1.conflict is None
+    a = mine.class_map.copy()
+    a[:10] = idx["car"]
+    r2 = st.save_edits(mine, a, "alice", "submitted")
+    assert r2.conflict and "bob" in r2.conflict and "revision 1" in r2.conflict
+    assert r2.revision == 2 and r2.status == "draft"                 # stored on top of theirs, as a draft
+    assert mine.base_revision == 2 and mine.status == "draft"
+    np.testing.assert_array_equal(st.store.get_annotation(iid, 1).class_map, b)
+    np.testing.assert_array_equal(st.store.get_annotation(iid, 2).class_map, a)
+    assert st.store.get_annotation(iid, 1).status == "submitted"
+    assert [r.split(":")[0] for r in st.revisions(iid)] == ["1", "2"]
+    # leaving with edits on an image someone else saved meanwhile: a conflict too
+    b2 = b.copy()
+    b2[-10:] = idx["sky"]
+    res = st.leave(theirs, b2, "bob")
+    assert res.conflict and "alice" in res.conflict and res.revision == 3
+    with pytest.raises(UserError, match="nothing to save"):
+        st.save_edits(None, a, "alice")
+    with pytest.raises(UserError, match="name"):
+        st.save_edits(mine, a, "  ")
+    assert len(st.revisions(iid)) == 3
+
+
+def test_open_in_project_refuses_other_projects_and_missing_images(demo_studio):
+    st = demo_studio
+    st.create_project("other", "sky\nroad")
+    foreign = st.store.add_image("other", png_bytes(street(2)), "foreign.png").id
+    with pytest.raises(UserError, match="another project"):
+        st.open_in_project(DEMO_PROJECT, foreign)
+    assert st.store.get_prediction(foreign) is None          # refused before any work
+    for missing in (987654, "abc", None):
+        with pytest.raises(UserError, match="no image"):
+            st.open_in_project(DEMO_PROJECT, missing)
+    ready = st.open_in_project("other", foreign)
+    assert ready.loaded.image_id == foreign and ready.loaded.project_id == st.store.get_project("other").id
+    assert set(np.unique(ready.prediction)) <= {0, 1}
+    own = st.store.list_images(DEMO_PROJECT)[0].id
+    assert st.open_in_project(DEMO_PROJECT, own).loaded.image_id == own
+    with pytest.raises(UserError, match="no revision 5"):
+        st.open_in_project(DEMO_PROJECT, own, revision=5)
+
+
+def test_author_login_wins_and_empty_is_refused():
+    assert Studio.author("typed", "login") == "login"
+    assert Studio.author("  bob  ", None) == "bob"
+    assert Studio.author("bob", "") == "bob"
+    assert Studio.author(None, " carol ") == "carol"
+    for typed, login in [("", None), ("   ", ""), (None, None), ("", "  ")]:
+        with pytest.raises(UserError, match="name"):
+            Studio.author(typed, login)
+
+
+def test_strip_counts_window_and_positions(demo_studio):
+    st = demo_studio
+    ids = [im.id for im in st.store.list_images(DEMO_PROJECT, order="id")]
+    assert len(ids) == 4
+    s = st.strip(DEMO_PROJECT, ids[1])
+    assert s["current"] == ids[1] and s["total"] == 4
+    assert (s["unlabelled"], s["draft"], s["submitted"]) == (4, 0, 0)
+    assert [it["id"] for it in s["items"]] == ids and [it["pos"] for it in s["items"]] == [1, 2, 3, 4]
+    assert all(it["status"] == "unlabelled" and it["name"].endswith(".jpg") for it in s["items"])
+    cm = st.open_image(ids[0]).class_map
+    st.save(ids[0], cm, "alice", "draft", 0)
+    st.save(ids[3], cm, "alice", "submitted", 0)
+    s = st.strip(DEMO_PROJECT, None)
+    assert (s["unlabelled"], s["draft"], s["submitted"], s["total"]) == (2, 1, 1, 4)
+    assert [it["status"] for it in s["items"]] == ["draft", "unlabelled", "unlabelled", "submitted"]
+    # a window smaller than the project: centred on the open image, clamped at both ends
+    s = st.strip(DEMO_PROJECT, ids[3], window=2)
+    assert [(it["id"], it["pos"]) for it in s["items"]] == [(ids[2], 3), (ids[3], 4)]
+    s = st.strip(DEMO_PROJECT, ids[0], window=2)
+    assert [(it["id"], it["pos"]) for it in s["items"]] == [(ids[0], 1), (ids[1], 2)]
+    s = st.strip(DEMO_PROJECT, ids[2], window=3)
+    assert [it["pos"] for it in s["items"]] == [2, 3, 4] and s["total"] == 4
+    s = st.strip(DEMO_PROJECT, None, window=1)
+    assert [it["pos"] for it in s["items"]] == [1]
+
+
+def test_prepare_reuses_a_prefetched_image_until_it_is_saved(demo_studio, monkeypatch):
+    st = demo_studio
+    first = st.next_image(DEMO_PROJECT)
+    nxt = st.next_image(DEMO_PROJECT, "unlabelled", (first,))
+    st.prefetch_next(DEMO_PROJECT, "unlabelled", first)       # what Next would open after `first`
+    assert st.wait_idle(60)
+    assert nxt in st._ready and nxt in st._segments
+    loads = []
+    real_load = st.store.load_image
+    monkeypatch.setattr(st.store, "load_image", lambda iid: loads.append(iid) or real_load(iid))
+    ready = st.prepare(nxt)
+    assert loads == []                                        # from the cache: no decoding, no prediction
+    pred = st.store.get_prediction(nxt).class_map
+    np.testing.assert_array_equal(ready.loaded.class_map, pred)
+    np.testing.assert_array_equal(ready.prediction, pred)
+    assert ready.loaded.base_revision == 0 and ready.photo.startswith("data:image/jpeg")
+    # what the caller gets is its own copy: changing it does not change the cache
+    ready.loaded.class_map[:] = names_to_idx(st)["car"]
+    ready.loaded.base_revision = 42
+    again = st.prepare(nxt)
+    np.testing.assert_array_equal(again.loaded.class_map, pred)
+    assert again.loaded.base_revision == 0 and loads == []
+    # after a save the cached entry is stale: the new revision is shown
+    edited = pred.copy()
+    edited[:30] = names_to_idx(st)["sky"]
+    st.save_edits(again.loaded, edited, "alice")
+    after = st.prepare(nxt)
+    assert loads == [nxt]
+    np.testing.assert_array_equal(after.loaded.class_map, edited)
+    np.testing.assert_array_equal(after.prediction, pred)
+    assert after.loaded.base_revision == 1 and "revision 1 by alice" in after.loaded.source
+    # an explicit revision is never served from (nor stored in) the cache
+    st.save_edits(after.loaded, pred.copy(), "alice")
+    np.testing.assert_array_equal(st.prepare(nxt, revision=1).loaded.class_map, edited)
+    np.testing.assert_array_equal(st.prepare(nxt).loaded.class_map, pred)
+    assert st.prepare(nxt).loaded.base_revision == 2
+
+
+def test_upload_reports_each_file_and_refuses_tiny_images(studio, tmp_path):
+    studio.create_project("p", "sky\nroad\ncar")
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"street{i}.png"
+        path.write_bytes(png_bytes(street(i)))
+        paths.append(path)
+    dot = tmp_path / "dot.png"
+    dot.write_bytes(png_bytes(np.zeros((1, 1, 3), np.uint8)))
+    line = tmp_path / "line.png"
+    line.write_bytes(png_bytes(np.zeros((1, 5000, 3), np.uint8)))   # 5000 wide, 1 high
+    rep = studio.upload("p", [paths[0], dot, paths[1], line, paths[2]])
+    assert [(n, k) for n, k, _ in rep.files] == [("street0.png", "added"), ("dot.png", "skipped"),
+                                                ("street1.png", "added"), ("line.png", "skipped"),
+                                                ("street2.png", "added")]
+    msgs = dict((n, m) for n, _, m in rep.files)
+    assert "too small" in msgs["dot.png"] and "1x1" in msgs["dot.png"]
+    assert "too small" in msgs["line.png"] and "5000x1" in msgs["line.png"]
+    assert any(s.startswith("dot.png:") and "too small" in s for s in rep.skipped)
+    assert any(s.startswith("line.png:") and "too small" in s for s in rep.skipped)
+    assert "dot.png" in rep.message() and "line.png" in rep.message()
+    assert len(rep.added) == 3 and rep.to_open == rep.added[0]
+    for iid, (name, _, msg) in zip(rep.added, [f for f in rep.files if f[1] == "added"]):
+        assert msg.startswith(f"added as image {iid}, 480x360")
+    # the first new image is predicted before upload returns, the others in the background
+    assert studio.store.get_prediction(rep.added[0]) is not None
+    assert studio.wait_idle(60)
+    for iid in rep.added:
+        pred = studio.store.get_prediction(iid)
+        assert pred is not None and pred.class_map.shape == (360, 480)
+    assert studio.store.count_images("p")["total"] == 3
+    # the same image again (under another name): a duplicate, opened instead of a new one
+    again = tmp_path / "copy of street1.png"
+    again.write_bytes(paths[1].read_bytes())
+    rep2 = studio.upload("p", [again, dot])
+    assert rep2.added == [] and rep2.duplicate_ids == [rep.added[1]] and rep2.to_open == rep.added[1]
+    assert rep2.files[0][:2] == ("copy of street1.png", "duplicate")
+    assert f"image {rep.added[1]}" in rep2.files[0][2] and "street1.png" in rep2.files[0][2]
+    assert rep2.files[1][:2] == ("dot.png", "skipped")
+    assert studio.store.count_images("p")["total"] == 3
+    # only bad files: nothing to open
+    rep3 = studio.upload("p", [dot])
+    assert rep3.to_open is None and rep3.added == []
+    with pytest.raises(UserError, match="no files"):
+        studio.upload("p", [])
+
+
+def test_accept_prompt_adds_a_new_class_only_when_told(demo_studio):
+    st = demo_studio
+    loaded = st.open_image(st.next_image(DEMO_PROJECT))
+    mask = np.zeros(loaded.class_map.shape, bool)
+    mask[10:20, 30:50] = True
+    names = st.store.get_project(DEMO_PROJECT).class_names
+    old_idx = set(names_to_idx(st).values())
+    with pytest.raises(UserError, match="not a class"):
+        st.accept_prompt(DEMO_PROJECT, loaded.class_map, mask, "street lamp")
+    assert st.store.get_project(DEMO_PROJECT).class_names == names          # nothing added
+    # an existing class (any case) needs no consent
+    p, out = st.accept_prompt(DEMO_PROJECT, loaded.class_map, mask, "ROAD")
+    road = names_to_idx(st)["road"]
+    assert p.class_names == names and (out[mask] == road).all()
+    np.testing.assert_array_equal(out[~mask], loaded.class_map[~mask])
+    p, out = st.accept_prompt(DEMO_PROJECT, loaded.class_map, mask, " street lamp ", add_class=True)
+    assert p.class_names == names + ["street lamp"]
+    lamp = names_to_idx(st)["street lamp"]
+    assert (out[mask] == lamp).all() and lamp != p.ignore_index and lamp not in old_idx
+    np.testing.assert_array_equal(out[~mask], loaded.class_map[~mask])
+    # the same name again is now a class: no second one
+    p, _ = st.accept_prompt(DEMO_PROJECT, loaded.class_map, mask, "Street Lamp", add_class=True)
+    assert p.class_names == names + ["street lamp"]
+    with pytest.raises(UserError, match="name"):
+        st.accept_prompt(DEMO_PROJECT, loaded.class_map, mask, "  ", add_class=True)
+    with pytest.raises(UserError, match="another image"):
+        st.accept_prompt(DEMO_PROJECT, loaded.class_map, mask[:100], "road")
+
+
+def test_clean_up_keeps_thin_classes_by_default(demo_studio):
+    st = demo_studio
+    idx = names_to_idx(st)
+    pole, road, car = idx["pole"], idx["road"], idx["car"]
+    thin = st.thin_classes(DEMO_PROJECT)
+    assert pole in thin and road not in thin and car not in thin
+    cm = np.full((360, 480), road, np.uint8)
+    cm[50:150, 300:400] = car                        # a big car
+    cm[200:204, 100:104] = car                       # a 16 px car speck
+    cm[100:140, 50:53] = pole                        # a pole: 3 x 40 = 120 px
+    cm[250:300, 350:400] = pole                      # a big pole region: pole survives as a class anyway
+    out = st.clean_up(DEMO_PROJECT, cm, 500)         # default keep: the thin classes
+    assert (out[100:140, 50:53] == pole).all()       # the thin region survives a min_size above its size
+    assert (out[200:204, 100:104] == road).all()     # the speck is gone
+    assert ((out != cm).sum()) == 16
+    np.testing.assert_array_equal(out, st.clean_up(DEMO_PROJECT, cm, 500, keep=thin))
+    bare = st.clean_up(DEMO_PROJECT, cm, 500, keep=[])
+    assert (bare[100:140, 50:53] == road).all() and (bare[250:300, 350:400] == pole).all()
+    with pytest.raises(UserError, match="no class with index 77"):
+        st.clean_up(DEMO_PROJECT, cm, 500, keep=[77])
+    for bad in (0, -3, "many", None):
+        with pytest.raises(UserError, match="minimum region size"):
+            st.clean_up(DEMO_PROJECT, cm, bad)
+
+
+def test_upload_lines_follow_the_upload_order(studio, tmp_path):
+    studio.create_project("p", "sky\nroad")
+    first = tmp_path / "first.png"
+    first.write_bytes(png_bytes(street(0)))
+    z = tmp_path / "later.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("notes.md", "junk")
+    rep = studio.upload("p", [first, z], predict=False)
+    assert [(n, k) for n, k, _ in rep.files] == [("first.png", "added"), ("later.zip/notes.md", "skipped")]

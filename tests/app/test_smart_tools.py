@@ -116,19 +116,6 @@ def test_clean_up_fills_void_holes_keeps_big_void_with_keep():
     assert (out != cm).sum() == 2
 
 
-def test_clean_up_is_fast_on_a_960x720_map():
-    import time
-    rng = np.random.default_rng(0)
-    cm = np.kron(rng.integers(0, 12, (45, 60)), np.ones((16, 16), np.int64)).astype(np.uint8)
-    cm[rng.random(cm.shape) < 0.02] = 11                 # speckle of void
-    times = []
-    for _ in range(3):
-        t = time.perf_counter()
-        clean_up(cm, 400, 11, keep=(2, 6))
-        times.append(time.perf_counter() - t)
-    assert min(times) < 0.5
-
-
 def test_region_widths_measure_inscribed_disc():
     cm = poles_and_blocks()
     widths = region_widths(cm, ignore_index=11)
