@@ -42,6 +42,7 @@ PREDICT_MAX_PIXELS = 1_000_000     # larger images are predicted downscaled, mas
 ZIP_MAX_MEMBERS = 2000
 ZIP_MAX_MEMBER_BYTES = 200 * 1024 * 1024
 FILTERS = ("unlabelled", "draft", "unsubmitted", "submitted", "any")
+PREFETCH_DELAY_S = 0.6             # the next image is prepared this long after one is opened
 STRIP_WINDOW = 300                 # images shown around the open one in the image strip
 
 
@@ -454,6 +455,9 @@ class Studio:
         """Compute, in the background, what the canvas needs for the image Next would
         open now (prediction, superpixels, photo), so that Next shows it at once."""
         def work():
+            # start after the open image's answer has gone out: SLIC and the prediction
+            # would otherwise compete with it for the interpreter and the two cores
+            time.sleep(PREFETCH_DELAY_S)
             try:
                 iid = self.next_image(project, filter if filter in FILTERS else "unlabelled",
                                       (current,) if current is not None else ())
@@ -600,7 +604,7 @@ class Studio:
         key = (p.id, tuple(p.class_indices))
         with self._cache_lock:
             hit = self._thin.get(key)
-        if hit is not None and time.monotonic() - hit[0] < 300:
+        if hit is not None:   # measured once per label set: thin classes do not change often
             return hit[1]
         maps = []
         for im in self.store.list_images(p.id, order="id", limit=60):

@@ -75,10 +75,22 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
         ready = studio.prepare(iid)
         return {"image_id": iid, "data": codec.encode_segments(studio.segments(iid, ready.loaded.image))}
 
+    def peek_next(args):
+        """Server function of the canvas: the load payload of the image Next would open
+        after ``current`` (nothing is saved or changed), so the page can show it at once."""
+        req = args[0] if isinstance(args, list) and args else args
+        try:
+            project, current = req["project"], int(req["current"])
+            flt = req.get("filter", "unlabelled")
+            iid = studio.next_image(project, flt if flt in FILTERS else "unlabelled", (current,))
+            return None if iid is None else pl.load(studio, project, studio.open_in_project(project, iid))
+        except (UserError, KeyError, TypeError, ValueError, LookupError):
+            return None
+
     with gr.Blocks() as blocks:
         loaded_st = gr.State(None)      # handlers.Loaded of the open image
         prompt_st = gr.State(None)      # (image id, boolean mask) of the last text prompt
-        canvas = mask_canvas([superpixels])
+        canvas = mask_canvas([superpixels, peek_next])
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=260):
                 upload = gr.File(label="Upload images (files or a zip)", file_count="multiple",

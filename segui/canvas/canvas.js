@@ -125,21 +125,31 @@ function scheduleSync() {
   S.syncTimer = setTimeout(() => { if (S.map && S.img) props.value = outgoing(null, {}); }, 350);
 }
 
-function request(event, args = {}, busy = "") {
+function request(event, args = {}, busy = "", afterPaint = false) {
   if (S.navPending !== null && NAV_EVENTS.has(event)) return false;
   const rid = ++S.rid;
   S.pending.set(rid, { event, snapshot: S.map ? S.map.data.slice() : null, step: S.history.top(), image: S.img ? S.img.id : null });
   if (NAV_EVENTS.has(event)) S.navPending = rid;
   clearTimeout(S.syncTimer);
-  props.value = outgoing(rid, args);
-  trigger(event);
+  const t0 = performance.now();
+  const value = outgoing(rid, args);   // the map as it is now, whatever is shown next
+  const send = () => {
+    props.value = value;
+    trigger(event);
+    if (S.timing && S.timing.rid === rid) S.timing.sent = performance.now();
+  };
+  S.timing = { event, rid, t0 };   // for benchmarks/bench_canvas.py
+  // afterPaint: let the browser draw what the caller shows next before Gradio's own
+  // work for the event (its props and status updates) takes the main thread
+  if (afterPaint) requestAnimationFrame(() => setTimeout(send, 0)); else send();
   if (busy) setStatus(busy, "busy");
   updateButtons();
-  return true;
+  return rid;
 }
 
 root.__seg.failed = () => {
   // an event raised an error (Gradio shows its message): nothing is waiting any more
+  if (S.optimistic) { S.visited = S.optimistic.visited; showDoc(S.optimistic.leaving); S.optimistic = null; }
   S.pending.clear();
   S.navPending = null;
   setStatus("The last action failed; see the message. Nothing was changed here.", "error");
@@ -151,10 +161,12 @@ async function onValue() {
   if (!v || !v.kind || v.seq === S.lastSeq) return;
   S.lastSeq = v.seq;
   const p = v.request != null ? S.pending.get(v.request) : null;
+  if (p && S.timing && S.timing.rid === v.request) S.timing.received = performance.now();
   try {
     if (v.queue) setQueue(v.queue);
     if (v.classes) setClasses(v.classes, v.ignore_index, v.thin);
-    if (v.kind === "load") await loadImage(v);
+    if (S.optimistic && v.request === S.optimistic.rid) await settleOptimistic(v);
+    else if (v.kind === "load") await loadImage(v);
     else if (v.kind === "saved") onSaved(v, p);
     else if (v.kind === "result") await onResult(v, p);
     else if (v.kind === "prompt") await onPrompt(v, p);
@@ -165,6 +177,7 @@ async function onValue() {
     setStatus(`Could not show the server's answer: ${err.message}`, "error");
   } finally {
     // the request is answered only once its answer is on screen
+    if (p && S.timing && S.timing.rid === v.request && !S.timing.answered) S.timing.answered = performance.now();
     if (v.request != null) S.pending.delete(v.request);
     if (S.navPending !== null && (v.request === S.navPending || v.kind === "load")) S.navPending = null;
     updateButtons();
@@ -380,59 +393,83 @@ new ResizeObserver(() => requestRender()).observe(stage);
 
 // ------------------------------------------------------------------ loading
 
-async function loadImage(v) {
+// The per-image part of the state: what Next swaps and a failed Next restores.
+const DOC = ["img", "photo", "map", "pred", "seg", "segQueue", "history", "encoded"];
+
+function takeDoc() { const d = {}; for (const k of DOC) d[k] = S[k]; return d; }
+
+function showDoc(d) {
+  for (const k of DOC) S[k] = d[k];
   cancelPolygon();
   S.prompt = null;
   $(".seg-promptbar").hidden = true;
-  if (!v.image) {
-    S.img = null; S.map = null; S.photo = null; S.pred = null; S.seg = null;
-    S.history.clear();
-    $(".seg-empty").hidden = false;
-    $(".seg-empty").textContent = v.empty || "No image open.";
-    requestRender();
-    updateButtons();
-    return;
-  }
-  const im = v.image;
-  const photo = new Image();
-  photo.src = im.url;
-  const [map, pred] = await Promise.all([
-    decodeIndexPng(v.map, im.width, im.height),
-    v.pred ? decodeIndexPng(v.pred, im.width, im.height) : Promise.resolve(null),
-    photo.decode(),
-  ]);
-  if (S.img && S.img.id !== im.id) {
-    S.visited.push(S.img.id);
-    if (S.visited.length > 200) S.visited.shift();
-  }
-  if (v.back && S.visited.length && S.visited[S.visited.length - 1] === im.id) S.visited.pop();
-  S.project = v.project;
-  S.img = im;
-  S.photo = photo;
-  S.map = new C.LabelMap(im.width, im.height, map);
-  S.pred = pred;
-  S.seg = null;
-  S.segQueue = [];
-  S.history.clear();
-  S.encoded = { step: undefined, id: null, url: null };
-  $(".seg-empty").hidden = true;
+  $(".seg-empty").hidden = !!S.map;
+  root.dataset.superpixels = S.seg && S.img ? S.img.id : "";
   recolor(null);
   fit();
   render();
   updateCounts();
   updateTitle();
+  updateButtons();
+}
+
+// Photo, map and prediction of a "load" payload, decoded (and superpixels when asked).
+async function decodeLoad(v, withSegments) {
+  const im = v.image;
+  const photo = new Image();
+  photo.src = im.url;
+  const [map, pred, , seg] = await Promise.all([
+    decodeIndexPng(v.map, im.width, im.height),
+    v.pred ? decodeIndexPng(v.pred, im.width, im.height) : Promise.resolve(null),
+    photo.decode(),
+    withSegments ? fetchSegments(im.id, im.width, im.height) : Promise.resolve(null),
+  ]);
+  return {
+    img: im, photo, map: new C.LabelMap(im.width, im.height, map), pred, seg, segQueue: [],
+    history: new C.History(200), encoded: { step: undefined, id: null, url: null },
+  };
+}
+
+function enter(v, doc) {
+  if (S.img && S.img.id !== doc.img.id) {
+    S.visited.push(S.img.id);
+    if (S.visited.length > 200) S.visited.shift();
+  }
+  if (v.back && S.visited.length && S.visited[S.visited.length - 1] === doc.img.id) S.visited.pop();
+  S.project = v.project;
+  S.ahead = null;
+  showDoc(doc);
+  if (S.timing) S.timing.shown = performance.now();
+}
+
+async function loadImage(v) {
+  if (!v.image) {
+    showDoc({ img: null, photo: null, map: null, pred: null, seg: null, segQueue: [], history: new C.History(200),
+      encoded: { step: undefined, id: null, url: null } });
+    $(".seg-empty").textContent = v.empty || "No image open.";
+    return;
+  }
+  const doc = await decodeLoad(v, false);
+  enter(v, doc);
   props.value = outgoing(null, {});
-  loadSuperpixels(im.id);
+  loadSuperpixels(doc.img.id);
+  schedulePeek();
+}
+
+async function fetchSegments(id, w, h) {
+  const r = await server.superpixels({ image_id: id });
+  if (!r || r.image_id !== id) return null;
+  const d = await decodePng(r.data, w, h);
+  const seg = new Uint16Array(w * h);
+  for (let i = 0; i < seg.length; i++) seg[i] = d[4 * i] | (d[4 * i + 1] << 8);
+  return C.indexSegments(seg);
 }
 
 async function loadSuperpixels(id) {
   try {
-    const r = await server.superpixels({ image_id: id });
-    if (!S.img || S.img.id !== id || !r || r.image_id !== id) return;
-    const d = await decodePng(r.data, S.img.width, S.img.height);
-    const seg = new Uint16Array(S.img.width * S.img.height);
-    for (let i = 0; i < seg.length; i++) seg[i] = d[4 * i] | (d[4 * i + 1] << 8);
-    S.seg = C.indexSegments(seg);
+    const seg = await fetchSegments(id, S.img.width, S.img.height);
+    if (!S.img || S.img.id !== id || !seg) return;
+    S.seg = seg;
     root.dataset.superpixels = id;
     const queued = S.segQueue;
     S.segQueue = [];
@@ -441,6 +478,60 @@ async function loadSuperpixels(id) {
     console.error(err);
     setStatus(`Superpixels could not be computed: ${err.message}`, "error");
   }
+}
+
+// ------------------------------------------------------------------ the next image, ahead of time
+
+// A second after an image opens, ask the server what Next would open and decode it
+// (photo, map, prediction, superpixels), so that Next shows it at once.
+function schedulePeek() {
+  clearTimeout(S.peekTimer);
+  S.ahead = null;
+  S.peekTimer = setTimeout(peekNext, 900);
+}
+
+async function peekNext() {
+  const id = S.img && S.img.id, filter = S.filter, project = S.project;
+  if (!id || !project) return;
+  try {
+    const v = await server.peek_next({ project, current: id, filter });
+    if (!v || !v.image) return;
+    const doc = await decodeLoad(v, true);
+    if (S.img && S.img.id === id && S.filter === filter) S.ahead = { current: id, filter, v, doc };
+  } catch (err) {
+    console.warn("could not prepare the next image", err);
+  }
+}
+
+function aheadReady() {
+  const a = S.ahead;
+  return !!(a && S.img && a.current === S.img.id && a.filter === S.filter && S.navPending === null);
+}
+
+// Show the prepared next image while the server saves and confirms (request `rid`).
+function showAhead(rid) {
+  const a = S.ahead;
+  S.optimistic = { rid, id: a.doc.img.id, leaving: takeDoc(), visited: S.visited.slice() };
+  enter(a.v, a.doc);
+  return true;
+}
+
+// The server answered the Next that showAhead anticipated.
+async function settleOptimistic(v) {
+  const o = S.optimistic;
+  S.optimistic = null;
+  if (v.kind === "load" && v.image && v.image.id === o.id && S.img && S.img.id === o.id &&
+      v.image.revision === S.img.revision) {
+    Object.assign(S.img, v.image, { url: S.img.url });   // the same image and revision: keep it
+    updateTitle();
+    props.value = outgoing(null, {});
+    schedulePeek();
+    return;
+  }
+  S.visited = o.visited;
+  if (v.kind === "load") { showDoc(o.leaving); await loadImage(v); return; }   // another image than expected
+  // the server stayed on the image (a save conflict, nothing next, an error): back to it
+  showDoc(o.leaving);
 }
 
 function updateTitle() {
@@ -818,7 +909,7 @@ $(".seg-save").addEventListener("click", save);
 $(".seg-submit").addEventListener("click", submitNext);
 $(".seg-next").addEventListener("click", () => goNext());
 $(".seg-prev").addEventListener("click", () => goBack());
-$(".seg-queue").addEventListener("change", (e) => { S.filter = e.target.value; });
+$(".seg-queue").addEventListener("change", (e) => { S.filter = e.target.value; if (S.img) schedulePeek(); });
 $(".seg-filter").addEventListener("input", renderClassList);
 $(".seg-filter").addEventListener("keydown", (e) => {
   if (e.key === "Enter") {
@@ -903,10 +994,16 @@ function save() {
 
 function submitNext() {
   if (!S.img) { setStatus("Nothing to submit: open an image first.", "error"); return; }
-  request("submit_next", { filter: S.filter }, "Submitting…");
+  const ready = aheadReady();
+  const rid = request("submit_next", { filter: S.filter }, "Submitting…", ready);
+  if (rid && ready) showAhead(rid);
 }
 
-function goNext() { request("go_next", { filter: S.filter }, "Opening the next image…"); }
+function goNext() {
+  const ready = aheadReady();
+  const rid = request("go_next", { filter: S.filter }, "Opening the next image…", ready);
+  if (rid && ready) showAhead(rid);
+}
 
 function openImage(id) {
   if (S.img && id === S.img.id) return;

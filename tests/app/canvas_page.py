@@ -38,6 +38,7 @@ class CanvasPage:
             mask: S.maskVisible, view: S.view, pending: S.pending.size, nav: S.navPending,
             undo: S.history.canUndo, redo: S.history.canRedo, steps: S.history.pos, dirty: S.map ? S.history.isDirty() : false,
             seg: !!S.seg, protect: S.protect, polygon: S.polygon.length, frames: S.frames,
+            ahead: S.ahead ? S.ahead.doc.img.id : null, optimistic: !!S.optimistic,
             status: document.querySelector('.seg-status').textContent }} }}""")
 
     def client_map(self) -> np.ndarray:
@@ -62,6 +63,11 @@ class CanvasPage:
 
     def wait_idle(self, timeout: float = 60_000):
         self.page.wait_for_function(f"() => {S}.pending.size === 0 && {S}.navPending === null", timeout=timeout)
+
+    def wait_ahead(self, timeout: float = 60_000):
+        """Wait until the page has the image Next would open decoded and ready."""
+        self.page.wait_for_function(f"() => {S}.ahead !== null", timeout=timeout)
+        return self.state()["ahead"]
 
     def wait_status(self, text: str, timeout: float = 60_000):
         self.page.wait_for_function("t => document.querySelector('.seg-status').textContent.includes(t)", arg=text,

@@ -525,6 +525,68 @@ def test_leaving_an_image_saves_a_draft_and_back_shows_it(cv, app, ids):
     assert st.store.get_image(looked).revision == r
 
 
+def test_next_shows_the_prepared_image_at_once_and_the_server_confirms_it(cv, app, ids):
+    st, _ = app
+    fresh(cv, st, ids[0])
+    cv.page.select_option(".seg-queue", "any")
+    iid = cv.state()["image"]
+    ahead = cv.wait_ahead()
+    assert ahead == st.next_image(DEMO_PROJECT, "any", (iid,))
+    frames = cv.state()["frames"]
+    cv.key("n")
+    s = cv.state()                      # right after the key, before the server answered
+    assert s["image"] == ahead and s["optimistic"] and s["frames"] > frames
+    cv.wait_idle()
+    assert cv.state()["image"] == ahead and not cv.state()["optimistic"]
+    np.testing.assert_array_equal(cv.client_map(), st.prepare(ahead).loaded.class_map)
+    cv.key("Shift+N")
+    cv.wait_image(iid)
+    cv.wait_idle()
+
+
+def test_a_save_conflict_on_next_brings_the_page_back_to_the_image(cv, app, ids):
+    st, _ = app
+    fresh(cv, st, ids[1])
+    iid = cv.state()["image"]
+    cv.page.select_option(".seg-queue", "any")
+    cv.wait_ahead()
+    pick(cv, st, "car")
+    cv.key("b")
+    cv.stroke([(200, 200), (260, 200)], steps=5)
+    mine = cv.client_map()
+    theirs = st.store.get_annotation(iid).class_map.copy()
+    theirs[:10] = cls(st, "sky")
+    st.save(iid, theirs, "bob", "draft", st.store.get_image(iid).revision)   # someone else saves meanwhile
+    cv.key("n")
+    cv.wait_idle()
+    assert cv.state()["image"] == iid, "the page did not come back to the image after the conflict"
+    assert "bob saved this image" in cv.state()["status"]
+    np.testing.assert_array_equal(cv.client_map(), mine)
+    a = st.store.get_annotation(iid)
+    assert a.author == "labeller" and a.status == "draft"
+    np.testing.assert_array_equal(a.class_map, mine)
+    np.testing.assert_array_equal(st.store.get_annotation(iid, a.revision - 1).class_map, theirs)
+
+
+def test_next_loads_another_image_when_the_queue_changed_meanwhile(cv, app, ids):
+    st, _ = app
+    fresh(cv, st, ids[0])
+    cv.page.select_option(".seg-queue", "unsubmitted")
+    iid = cv.state()["image"]
+    ahead = cv.wait_ahead()
+    # someone submits the prepared image: Next must open another one
+    info = st.store.get_image(ahead)
+    st.save(ahead, st.prepare(ahead).loaded.class_map, "bob", "submitted", info.revision)
+    expected = st.next_image(DEMO_PROJECT, "unsubmitted", (iid,))
+    assert expected != ahead
+    cv.key("n")
+    cv.wait_idle()
+    shown = cv.state()["image"]
+    assert shown == (expected if expected is not None else iid)
+    if expected is not None:
+        np.testing.assert_array_equal(cv.client_map(), st.prepare(expected).loaded.class_map)
+
+
 def test_ctrl_enter_submits_moves_on_and_counts(cv, app, ids):
     st, _ = app
     fresh(cv, st, ids[2])
