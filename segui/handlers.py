@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from common.images import IMAGE_SUFFIXES
-from common.labels import LabelSetError, parse_label_text
+from common.labels import LabelSetError, parse_label_text, validate_class_names
 from models.inference import DEFAULT_MODEL_DIR, Predictor
 from storage import (ConflictError, InvalidImageError, NotFoundError, ProjectInfo, StorageError,
                      Store, ValidationError)
@@ -269,10 +269,10 @@ class Studio:
             wanted.append((idx, name, color.lower()))
         final = {c.index: c.name for c in p.classes}
         final.update({idx: name for idx, name, _ in wanted})
-        names = [n.casefold() for n in final.values()]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:   # checked on the whole label set before anything is renamed
-            raise UserError(f"duplicate class name(s): {', '.join(sorted(dup))}")
+        try:   # the one label-set rule, on the whole set before anything is renamed
+            validate_class_names(list(final.values()))
+        except LabelSetError as e:
+            raise UserError(str(e)) from None
         renames = [(idx, name) for idx, name, _ in wanted if current[idx].name != name]
         try:
             # two phases, so that swapping two names does not trip the uniqueness check
