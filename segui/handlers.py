@@ -42,6 +42,8 @@ PREDICT_MAX_PIXELS = 1_000_000     # larger images are predicted downscaled, mas
 ZIP_MAX_MEMBERS = 2000
 ZIP_MAX_MEMBER_BYTES = 200 * 1024 * 1024
 FILTERS = ("unlabelled", "draft", "unsubmitted", "submitted", "any")
+THIN_SAMPLE = 12                   # maps thin_classes measures (an image's annotation, else its prediction)
+THIN_REFRESH_S = 30.0
 PREFETCH_DELAY_S = 0.6             # the next image is prepared this long after one is opened
 STRIP_WINDOW = 300                 # images shown around the open one in the image strip
 
@@ -143,7 +145,7 @@ class Studio:
         self._cache_lock = threading.RLock()     # the caches below and the worker
         self._segments: OrderedDict[int, np.ndarray] = OrderedDict()
         self._ready: OrderedDict[int, Ready] = OrderedDict()
-        self._thin: dict[tuple, tuple[float, list[int]]] = {}
+        self._thin: dict[tuple, tuple[float, list[int], int]] = {}
         self._jobs: queue.Queue = queue.Queue()
         self._worker: threading.Thread | None = None
 
@@ -599,16 +601,18 @@ class Studio:
 
     def thin_classes(self, project: str | int) -> list[int]:
         """Classes made of narrow regions (poles, signs): clean-up keeps them unless told
-        otherwise. Measured on up to 12 of the project's annotations or predictions."""
+        otherwise. Measured on up to THIN_SAMPLE of the project's annotations or predictions."""
         p = self.store.get_project(project)
         key = (p.id, tuple(p.class_indices))
         with self._cache_lock:
             hit = self._thin.get(key)
-        if hit is not None:   # measured once per label set: thin classes do not change often
+        # measured once per label set from a full sample; from fewer maps (a young project)
+        # again at most every THIN_REFRESH_S as its images come in
+        if hit is not None and (hit[2] >= THIN_SAMPLE or time.monotonic() - hit[0] < THIN_REFRESH_S):
             return hit[1]
         maps = []
         for im in self.store.list_images(p.id, order="id", limit=60):
-            if len(maps) >= 12:
+            if len(maps) >= THIN_SAMPLE:
                 break
             if im.revision > 0:
                 maps.append(self.store.get_annotation(im.id).class_map)
@@ -618,7 +622,7 @@ class Studio:
                     maps.append(pred.class_map)
         thin = sorted(int(c) for c in smart_tools.thin_classes(maps, p.ignore_index)) if maps else []
         with self._cache_lock:
-            self._thin[key] = (time.monotonic(), thin)
+            self._thin[key] = (time.monotonic(), thin, len(maps))
         return thin
 
     def clean_up(self, project: str | int, class_map: np.ndarray, min_size: int,

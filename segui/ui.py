@@ -157,14 +157,17 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
         def on_project(project, value, loaded, author, request: gr.Request):
             if not project:
                 return gr.update(), gr.update(), gr.update()
-            studio.warm_up(project)
-
-            def first():
-                return studio.next_image(project, "unlabelled") or studio.next_image(project, "any")
             if loaded is not None and loaded.project_id == studio.store.get_project(project).id:
                 return gr.update(), gr.update(), gr.update()   # already showing this project
-            return go_to(project, value, loaded, author, request, first,
-                         "No images in this project yet: upload some below (files or a zip).")
+            studio.warm_up(project)
+            # the other project's image is left (unsaved edits -> its draft, even on a conflict)
+            res = studio.leave(loaded, current(value, loaded), studio.author(author, _login(request)))
+            note = (res.conflict + " ") if res is not None and res.conflict else left_note(res)
+            iid = studio.next_image(project, "unlabelled") or studio.next_image(project, "any")
+            if iid is None:
+                return (pl.empty(studio, project, "No images in this project yet: upload some below (files or a zip).",
+                                 codec.request_of(value), note.strip()), None, revs(None))
+            return opened(project, studio.open_in_project(project, iid), note, codec.request_of(value))
 
         def _flt(value):
             f = codec.args_of(value).get("filter", "unlabelled")

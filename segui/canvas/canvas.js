@@ -444,6 +444,8 @@ function enter(v, doc) {
 
 async function loadImage(v) {
   if (!v.image) {
+    S.project = v.project;
+    S.visited = [];
     showDoc({ img: null, photo: null, map: null, pred: null, seg: null, segQueue: [], history: new C.History(200),
       encoded: { step: undefined, id: null, url: null } });
     $(".seg-empty").textContent = v.empty || "No image open.";

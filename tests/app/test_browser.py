@@ -662,3 +662,42 @@ def test_pen_and_touch_draw_through_pointer_events(cv, app, ids):
     car = cls(st, "car")
     assert (m[40, 205:285] == car).all() and (m[80, 205:285] == car).all()
     assert ((m != before) <= (m == car)).all()
+
+
+def test_a_new_empty_project_shows_no_image_of_another_project(cv, app, tmp_path):
+    """Runs last: it moves the page to another project."""
+    st, _ = app
+    open_image(cv, st.store.list_images(DEMO_PROJECT, order="id")[0].id)
+    pick(cv, st, "car")
+    cv.key("b")
+    cv.stroke([(40, 200), (90, 200)], steps=4)
+    painted, demo_image = cv.client_map(), cv.state()["image"]
+    page = cv.page
+    page.get_by_role("tab", name="Projects").click()
+    page.get_by_label("Project name").fill("empty streets")
+    page.get_by_label("Label set: one class per line, optional #rrggbb colour").fill("road\nperson\nsky")
+    page.get_by_role("button", name="Create project").click()
+    page.get_by_role("tab", name="Label").click()
+    page.wait_for_function("() => document.querySelector('.seg-root').__seg.S.project === 'empty streets'", timeout=60_000)
+    cv.wait_idle()
+    s = cv.state()
+    assert s["image"] is None and page.is_visible(".seg-empty")
+    assert "upload some" in page.inner_text(".seg-empty")
+    names = page.locator(".seg-classes .seg-name").all_inner_texts()
+    assert names[:3] == ["road", "person", "sky"]
+    # the demo image's unsaved stroke was kept as its draft
+    np.testing.assert_array_equal(st.store.get_annotation(demo_image).class_map, painted)
+    # painting on the empty canvas does nothing; an upload opens the project's first image
+    cv.key("1")
+    img = tmp_path / "first.png"
+    img.write_bytes(png_bytes(np.random.default_rng(5).integers(0, 255, (120, 160, 3), dtype=np.uint8)))
+    page.set_input_files("#segui-upload input[type=file]", str(img))
+    new = None
+    for _ in range(600):
+        ims = st.store.list_images("empty streets")
+        if ims:
+            new = ims[0].id
+            break
+        time.sleep(0.1)
+    cv.wait_image(new)
+    assert cv.client_map().shape == (120, 160)
