@@ -19,7 +19,7 @@ import gradio as gr
 import pandas as pd
 
 from . import finetune_panel
-from .canvas import FAILED_JS, codec, mask_canvas
+from .canvas import codec, failed_js, mask_canvas
 from .canvas import payload as pl
 from .handlers import FILTERS, Studio, UserError
 from .imageops import hex_color
@@ -225,7 +225,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
         for event, fn, name in [("save_draft", on_save, "save"), ("submit_next", on_submit, "submit"),
                                 ("go_next", on_next, "next_image"), ("open_image", on_open, "open_image")]:
             getattr(canvas, event)(fn, ins, OUT, api_name=name, **common).failure(
-                None, None, None, js=FAILED_JS, api_name=f"{name}_failed")
+                None, None, None, js=failed_js(event), api_name=f"{name}_failed")
 
         @_user_errors
         def on_snap(project, value, loaded):
@@ -252,7 +252,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
 
         for event, fn, name in [("run_snap", on_snap, "snap"), ("run_cleanup", on_cleanup, "clean_up")]:
             getattr(canvas, event)(fn, [project_dd, canvas, loaded_st], canvas, api_name=name, **common).failure(
-                None, None, None, js=FAILED_JS, api_name=f"{name}_failed")
+                None, None, None, js=failed_js(event), api_name=f"{name}_failed")
 
         @_user_errors
         def on_prompt(project, value, loaded):
@@ -265,7 +265,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
 
         canvas.run_prompt(on_prompt, [project_dd, canvas, loaded_st], [canvas, prompt_st],
                           api_name="text_prompt", **common).failure(
-            None, None, None, js=FAILED_JS, api_name="text_prompt_failed")
+            None, None, None, js=failed_js("run_prompt"), api_name="text_prompt_failed")
 
         @_user_errors
         def on_accept(project, value, loaded, prompt):
@@ -283,7 +283,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
 
         canvas.accept_prompt(on_accept, [project_dd, canvas, loaded_st, prompt_st], [canvas, prompt_st],
                              api_name="accept_prompt", **common).failure(
-            None, None, None, js=FAILED_JS, api_name="accept_prompt_failed")
+            None, None, None, js=failed_js("accept_prompt"), api_name="accept_prompt_failed")
 
         @_user_errors
         def on_fill_xy(project, value, loaded, cls, x, y):

@@ -23,9 +23,11 @@ HERE = Path(__file__).resolve().parent
 EVENTS = ("save_draft", "submit_next", "go_next", "open_image", "run_snap", "run_cleanup",
           "run_prompt", "accept_prompt")
 
-# tells the page that an event it triggered failed (Gradio showed the error)
-FAILED_JS = ("() => { for (const r of document.querySelectorAll('.seg-root')) "
-             "if (r.__seg && r.__seg.failed) r.__seg.failed(); }")
+def failed_js(event: str) -> str:
+    """JS run when the page's event ``event`` failed (Gradio showed the error): the
+    page stops waiting for that event's answer (and undoes an anticipated Next)."""
+    return ("() => { for (const r of document.querySelectorAll('.seg-root')) "
+            f"if (r.__seg && r.__seg.failed) r.__seg.failed({event!r}); }}")
 
 
 def script() -> str:

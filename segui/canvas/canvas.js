@@ -147,11 +147,17 @@ function request(event, args = {}, busy = "", afterPaint = false) {
   return rid;
 }
 
-root.__seg.failed = () => {
-  // an event raised an error (Gradio shows its message): nothing is waiting any more
-  if (S.optimistic) { S.visited = S.optimistic.visited; showDoc(S.optimistic.leaving); S.optimistic = null; }
-  S.pending.clear();
-  S.navPending = null;
+root.__seg.failed = (event) => {
+  // an event raised an error (Gradio shows its message): its requests wait no more
+  const failed = [...S.pending].filter(([, p]) => p.event === event).map(([rid]) => rid);
+  if (S.optimistic && failed.includes(S.optimistic.rid)) {
+    S.visited = S.optimistic.visited;
+    showDoc(S.optimistic.leaving);
+    S.optimistic = null;
+    schedulePeek();
+  }
+  for (const rid of failed) S.pending.delete(rid);
+  if (failed.includes(S.navPending)) S.navPending = null;
   setStatus("The last action failed; see the message. Nothing was changed here.", "error");
   updateButtons();
 };
@@ -165,8 +171,10 @@ async function onValue() {
   try {
     if (v.queue) setQueue(v.queue);
     if (v.classes) setClasses(v.classes, v.ignore_index, v.thin);
-    if (S.optimistic && v.request === S.optimistic.rid) await settleOptimistic(v);
-    else if (v.kind === "load") await loadImage(v);
+    if (S.optimistic && v.request === S.optimistic.rid) {
+      await settleOptimistic(v);
+      if (v.kind === "saved") onSaved(v, p);    // back on the image the server saved
+    } else if (v.kind === "load") await loadImage(v);
     else if (v.kind === "saved") onSaved(v, p);
     else if (v.kind === "result") await onResult(v, p);
     else if (v.kind === "prompt") await onPrompt(v, p);
@@ -194,7 +202,10 @@ function setClasses(classes, ignore, thin) {
   if (ignore != null) S.ignore = ignore;
   if (thin) S.thin = thin;
   if (S.active === null || (S.active !== S.ignore && !S.byIndex.has(S.active))) S.active = S.classes.length ? S.classes[0].index : S.ignore;
-  if (!S.keepSet || thin) S.keepSet = new Set(S.thin);
+  // clean-up's "never erase" list starts as the thin classes; the labeller's changes
+  // to it hold until the project or its thin classes change
+  const keepKey = JSON.stringify([S.project, S.thin]);
+  if (!S.keepSet || S.keepKey !== keepKey) { S.keepSet = new Set(S.thin); S.keepKey = keepKey; }
   for (const h of [...S.hidden]) if (!S.byIndex.has(h)) S.hidden.delete(h);
   S.lut = C.colorTable(S.classes, S.ignore, S.hidden);
   renderClassList();
@@ -534,6 +545,7 @@ async function settleOptimistic(v) {
   if (v.kind === "load") { showDoc(o.leaving); await loadImage(v); return; }   // another image than expected
   // the server stayed on the image (a save conflict, nothing next, an error): back to it
   showDoc(o.leaving);
+  schedulePeek();
 }
 
 function updateTitle() {

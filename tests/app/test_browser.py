@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from segui.handlers import DEMO_PROJECT
+from segui.handlers import DEMO_PROJECT, UserError
 from segui.smart_tools import clean_up
 
 from .canvas_page import CanvasPage, chromium_available, launch
@@ -585,6 +585,34 @@ def test_next_loads_another_image_when_the_queue_changed_meanwhile(cv, app, ids)
     assert shown == (expected if expected is not None else iid)
     if expected is not None:
         np.testing.assert_array_equal(cv.client_map(), st.prepare(expected).loaded.class_map)
+
+
+def test_a_failing_request_leaves_the_page_as_it_was(cv, app, ids, monkeypatch):
+    st, _ = app
+    before = fresh(cv, st, ids[0])
+    iid = cv.state()["image"]
+    cv.js("() => { document.querySelector('.seg-minsize').value = 0; }")
+    cv.page.click(".seg-cleanup")
+    cv.wait_idle()
+    cv.page.wait_for_function("() => document.querySelector('.seg-root').__seg.S.pending.size === 0", timeout=30_000)
+    assert "failed" in cv.state()["status"]
+    np.testing.assert_array_equal(cv.client_map(), before)
+    # a Next whose server side fails after the page showed the prepared image
+    cv.page.select_option(".seg-queue", "any")
+    ahead = cv.wait_ahead()
+
+    def broken(*a, **k):
+        raise UserError("the database went away")
+    monkeypatch.setattr(st, "open_in_project", broken)
+    cv.key("n")
+    assert cv.state()["image"] == ahead
+    cv.page.wait_for_function("() => document.querySelector('.seg-root').__seg.S.navPending === null", timeout=30_000)
+    assert cv.state()["image"] == iid and not cv.state()["optimistic"]
+    np.testing.assert_array_equal(cv.client_map(), before)
+    monkeypatch.undo()
+    cv.key("n")                                        # and Next works again
+    cv.wait_idle()
+    assert cv.state()["image"] != iid
 
 
 def test_ctrl_enter_submits_moves_on_and_counts(cv, app, ids):
