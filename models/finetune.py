@@ -35,6 +35,7 @@ from .train import SplitData, TrainConfig, train_model
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DB_URL_ENV = "STUDIO_DB_URL"  # database URL for worker processes (keeps passwords off `ps`)
 STALE_AFTER_S = 180.0  # a running job with no heartbeat for this long is marked failed
+MIN_VAL_TO_PROMOTE = 5  # fewer val images say too little about a model to replace the active one
 _WORKERS: dict[tuple[str, int], subprocess.Popen] = {}  # (db url, job id) -> worker started here
 
 
@@ -198,20 +199,24 @@ def run_job(store, job_id: int, show_progress: bool = False) -> dict:
         if new_metrics is not None:
             new_metrics["val_signature"] = signature
         version = _save_version(store, project, model, base, new_metrics, job_id)
-        promote = new_metrics is not None and base_metrics is not None and new_metrics["miou"] >= base_metrics["miou"]
+        enough_val = len(val.images) >= MIN_VAL_TO_PROMOTE
+        promote = (enough_val and new_metrics is not None and base_metrics is not None
+                   and new_metrics["miou"] >= base_metrics["miou"])
         if promote:
             store.activate_model_version(version.id)
+        reason = ("promoted" if promote else
+                  "not promoted: no val images to compare on" if new_metrics is None else
+                  f"not promoted: {len(val.images)} val image(s), at least {MIN_VAL_TO_PROMOTE} needed"
+                  if not enough_val else "not promoted: val mIoU dropped")
         summary = {
             "base_val_miou": base_metrics and base_metrics["miou"],
             "val_miou": new_metrics and new_metrics["miou"],
             "per_class_iou": new_metrics and new_metrics["per_class_iou"],
             "promoted": promote, "seconds": time.time() - started, "train_images": len(train.images),
-            "val_images": len(val.images), "losses": state.get("losses", []),
+            "val_images": len(val.images), "losses": state.get("losses", []), "not_promoted_because":
+                None if promote else reason.split(": ", 1)[1],
             "world_size": dist.get_world_size() if ddp else 1, "ranks_identical_weights": agree,
         }
-        reason = ("promoted" if promote else
-                  "not promoted: no val images to compare on" if new_metrics is None else
-                  "not promoted: val mIoU dropped")
         store.update_job(job_id, log_line=f"new version v{version.id}: {reason}")
         store.finish_job(job_id, "succeeded", result_version_id=version.id, metrics=summary)
         return {"status": "succeeded", "version_id": version.id, **summary}

@@ -56,9 +56,10 @@ def status(store, project: str) -> tuple[str, float, pd.DataFrame, str]:
     line = f"**Job {job.id}: {job.status}**, step {job.step}, {job.progress * 100:.0f}%"
     if m.get("val_miou") is not None:
         line += f"; val mIoU {m['base_val_miou'] or 0:.3f} -> {m['val_miou']:.3f}"
-        line += " (promoted)" if m.get("promoted") else " (not promoted: val mIoU dropped)"
+        line += " (promoted)" if m.get("promoted") else (
+            f" (not promoted: {m.get('not_promoted_because') or 'val mIoU dropped'}; switch to it by hand above)")
     elif job.status == "succeeded":
-        line += " (not promoted: no val images to compare on; promote it by hand above)"
+        line += " (not promoted: no val images to compare on; switch to it by hand above)"
     elif m.get("loss") is not None:
         line += f"; loss {m['loss']:.3f}"
     if job.error:
@@ -74,7 +75,18 @@ def cancel(store, project: str) -> str:
     return f"Job {job.id} cancelled; the active model is unchanged."
 
 
-def render(studio, project_dd) -> None:
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def job_ended(last: tuple | None, now: tuple | None) -> bool:
+    """Between two polls the newest job (id, status) reached an end: what the model
+    screen shows (versions, metrics) may have changed."""
+    return bool(last is not None and now is not None and now != last and now[1] in TERMINAL)
+
+
+def render(studio, project_dd, on_job_end=None) -> None:
+    """The panel's components and events. ``on_job_end`` = (fn(project), outputs): run
+    when the newest job has finished since the last poll (the version list, the plot)."""
     import gradio as gr
 
     def visible_errors(fn):
@@ -110,5 +122,17 @@ def render(studio, project_dd) -> None:
     cancel_btn.click(visible_errors(lambda p: cancel(store, p)), project_dd, state_md,
                      api_name="cancel_finetune").then(
         on_status, project_dd, outputs, api_name="finetune_status_after_cancel")
-    timer.tick(on_status, project_dd, outputs, api_name="finetune_status", show_progress="hidden")
+    seen = gr.State(None)   # (job id, status) of the newest job at the last poll
+
+    def on_tick(project, last):
+        job = latest_job(store, project)
+        now = (job.id, job.status) if job is not None else None
+        refresh = [gr.update()] * len(end_outputs)
+        if on_job_end and job_ended(last, now):
+            refresh = list(on_job_end[0](project))
+        return (*status(store, project), now, *refresh)
+
+    end_outputs = list(on_job_end[1]) if on_job_end else []
+    timer.tick(on_tick, [project_dd, seen], outputs + [seen] + end_outputs, api_name="finetune_status",
+               show_progress="hidden")
     project_dd.change(on_status, project_dd, outputs, api_name="finetune_status_for_project")

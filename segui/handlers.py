@@ -26,6 +26,7 @@ import numpy as np
 
 from common.images import IMAGE_SUFFIXES
 from common.labels import LabelSetError, parse_label_text, validate_class_names
+from models.finetune import MIN_VAL_TO_PROMOTE
 from models.inference import DEFAULT_MODEL_DIR, Predictor
 from storage import (ConflictError, InvalidImageError, NotFoundError, ProjectInfo, StorageError,
                      Store, ValidationError)
@@ -42,6 +43,7 @@ PREDICT_MAX_PIXELS = 1_000_000     # larger images are predicted downscaled, mas
 ZIP_MAX_MEMBERS = 2000
 ZIP_MAX_MEMBER_BYTES = 200 * 1024 * 1024
 FILTERS = ("unlabelled", "draft", "unsubmitted", "submitted", "any")
+VAL_EVERY = 5                      # one submitted image in five is held out for validation
 THIN_SAMPLE = 12                   # maps thin_classes measures (an image's annotation, else its prediction)
 THIN_REFRESH_S = 30.0
 PREFETCH_DELAY_S = 0.6             # the next image is prepared this long after one is opened
@@ -117,6 +119,13 @@ def parse_classes(text: str) -> list[dict[str, Any]]:
         return parse_label_text(text)
     except LabelSetError as e:
         raise UserError(str(e)) from None
+
+
+def auto_split(sha256: str) -> str:
+    """The split an image gets when it is first submitted and nobody chose one: "val"
+    for one image in :data:`VAL_EVERY`, by a stable hash of its bytes (the same image
+    always lands in the same split, whoever submits it and in whatever order)."""
+    return "val" if int(sha256[:12], 16) % VAL_EVERY == 0 else "train"
 
 
 def _copy_loaded(loaded: Loaded) -> Loaded:
@@ -522,6 +531,8 @@ class Studio:
         if loaded is None or class_map is None:
             raise UserError("nothing to save: open an image first")
         res = self.save(loaded.image_id, class_map, author, status, loaded.base_revision)
+        if res.status == "submitted":
+            loaded.split = self.assign_split(loaded.image_id)
         loaded.base_revision = res.revision
         loaded.class_map = class_map.copy()
         loaded.tool_base = class_map.copy()
@@ -535,6 +546,45 @@ class Studio:
         if not self.has_unsaved(loaded, class_map):
             return None
         return self.save_edits(loaded, class_map, author, "draft")
+
+    def assign_split(self, image_id: int) -> str:
+        """An image without a split (uploads) gets :func:`auto_split`'s; a split set by
+        the labeller or an imported dataset stays. Returns the image's split."""
+        info = self.store.get_image(int(image_id))
+        if info.split == "none":
+            info = self.store.set_split(info.id, auto_split(info.sha256))
+        return info.split
+
+    def set_split(self, project: str | int, image_id: int, split: str) -> str:
+        """The labeller chooses the image's split ("train", "val", or "none": decided by
+        :func:`auto_split` when it is submitted; an already submitted image gets it now)."""
+        if split not in ("train", "val", "none"):
+            raise UserError("split must be train, val or none (automatic)")
+        info = self.store.get_image(int(image_id))
+        if info.project_id != self.store.get_project(project).id:
+            raise UserError(f"image {int(image_id)} belongs to another project")
+        self.store.set_split(info.id, split)
+        return self.assign_split(info.id) if info.status == "submitted" else split
+
+    def split_counts(self, project: str | int) -> dict[str, int]:
+        """Submitted images per split ("train" counts images without a split too: jobs
+        train on them) and whether a job can decide promotion on its own."""
+        train = len(self.store.submitted_annotations(project, "train")) + \
+            len(self.store.submitted_annotations(project, "none"))
+        val = len(self.store.submitted_annotations(project, "val"))
+        return {"train": train, "val": val}
+
+    def promotion_readiness(self, project: str | int) -> str:
+        """Why a fine-tuning job could or could not promote its model by itself."""
+        c = self.split_counts(project)
+        if c["train"] == 0:
+            return "Nothing to train on yet: submit some annotations."
+        if c["val"] < MIN_VAL_TO_PROMOTE:
+            return (f"A job would not be promoted automatically: {c['val']} submitted val image(s), at least "
+                    f"{MIN_VAL_TO_PROMOTE} needed to compare the new model with the active one (one submitted "
+                    f"image in {VAL_EVERY} goes to val; set an image's split on the Label screen). You can "
+                    "still switch to the job's version by hand.")
+        return f"A job's model is promoted when its mIoU on the {c['val']} val images does not drop."
 
     def revisions(self, image_id: int) -> list[str]:
         return [f"{a.revision}: {a.author}, {a.status}, {a.saved_at:%Y-%m-%d %H:%M:%S}"

@@ -21,7 +21,7 @@ import pandas as pd
 from . import finetune_panel
 from .canvas import codec, failed_js, mask_canvas
 from .canvas import payload as pl
-from .handlers import FILTERS, Studio, UserError
+from .handlers import FILTERS, VAL_EVERY, Studio, UserError
 from .imageops import hex_color
 
 
@@ -226,6 +226,19 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
                                 ("go_next", on_next, "next_image"), ("open_image", on_open, "open_image")]:
             getattr(canvas, event)(fn, ins, OUT, api_name=name, **common).failure(
                 None, None, None, js=failed_js(event), api_name=f"{name}_failed")
+
+        @_user_errors
+        def on_split(project, value, loaded):
+            if loaded is None:
+                raise UserError("no image is open: upload one or press Next")
+            split = str(codec.args_of(value).get("split", ""))
+            loaded.split = studio.set_split(project, loaded.image_id, split)
+            note = (f"Split of {loaded.filename}: {loaded.split}." if loaded.split != "none" else
+                    f"{loaded.filename} gets its split when it is submitted (one image in {VAL_EVERY} goes to val).")
+            return pl.split(loaded, note, codec.request_of(value))
+
+        canvas.set_split(on_split, [project_dd, canvas, loaded_st], canvas, api_name="set_split", **common).failure(
+            None, None, None, js=failed_js("set_split"), api_name="set_split_failed")
 
         @_user_errors
         def on_snap(project, value, loaded):
@@ -443,17 +456,22 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             drafts = gr.Checkbox(label="Include drafts", value=False)
             export_btn = gr.Button("Export")
             export_file = gr.File(label="Export (zip)")
-        with gr.Column(elem_id="segui-finetune-panel"):
-            finetune_panel.render(studio, project_dd)
 
         def refresh(project):
             if not project:
                 return "", gr.update(choices=[]), pd.DataFrame({"class": [], "IoU": []})
             text, per_class = studio.model_summary(project)
+            counts = studio.split_counts(project)
+            text += (f"\n\n**Submitted annotations:** {counts['train']} train, {counts['val']} val. "
+                     + studio.promotion_readiness(project))
             vs = studio.model_versions(project)
             active = next((v for label, v in vs if label.endswith("(active)")), None)
             df = pd.DataFrame({"class": [c for c, _ in per_class], "IoU": [v for _, v in per_class]})
             return text, gr.update(choices=vs, value=active), df
+
+        with gr.Column(elem_id="segui-finetune-panel"):
+            # when a job ends, the version list, summary and plot follow without re-picking the project
+            finetune_panel.render(studio, project_dd, on_job_end=(refresh, [summary, versions, plot]))
 
         project_dd.change(refresh, project_dd, [summary, versions, plot], api_name="model_panel")
 

@@ -158,6 +158,7 @@ root.__seg.failed = (event) => {
   }
   for (const rid of failed) S.pending.delete(rid);
   if (failed.includes(S.navPending)) S.navPending = null;
+  updateTitle();   // e.g. the split select back to the image's split
   setStatus("The last action failed; see the message. Nothing was changed here.", "error");
   updateButtons();
 };
@@ -178,6 +179,7 @@ async function onValue() {
     else if (v.kind === "saved") onSaved(v, p);
     else if (v.kind === "result") await onResult(v, p);
     else if (v.kind === "prompt") await onPrompt(v, p);
+    else if (v.kind === "split" && S.img && v.image_id === S.img.id) { S.img.split = v.split; updateTitle(); }
     if (v.note) setStatus(v.note, v.level || "info");
     else if ($(".seg-status").dataset.level === "busy" && (p || v.kind === "load")) setStatus("");
   } catch (err) {
@@ -552,7 +554,8 @@ function updateTitle() {
   const im = S.img;
   if (!im) { $(".seg-title").textContent = ""; $(".seg-info").textContent = ""; return; }
   $(".seg-title").innerHTML = `<b title="${esc(im.name)}">${esc(im.name)}</b> <span class="seg-badge s-${esc(im.status)}">${esc(im.status)}</span>`;
-  $(".seg-info").textContent = `${im.width}×${im.height} · id ${im.id} · split ${im.split}`;
+  $(".seg-info").textContent = `${im.width}×${im.height} · id ${im.id}`;
+  $(".seg-split").value = im.split;
   $(".seg-info").title = im.source || "";
 }
 
@@ -577,6 +580,7 @@ function onSaved(v, p) {
     S.history.mark(p.step);   // stored as a draft on top of theirs: nothing is lost
   }
   if (S.img && v.image_id === S.img.id) {
+    if (v.split) S.img.split = v.split;
     S.img.status = v.status || S.img.status;
     S.img.revision = v.revision ?? S.img.revision;
     S.img.source = v.source || S.img.source;
@@ -923,6 +927,10 @@ $(".seg-save").addEventListener("click", save);
 $(".seg-submit").addEventListener("click", submitNext);
 $(".seg-next").addEventListener("click", () => goNext());
 $(".seg-prev").addEventListener("click", () => goBack());
+$(".seg-split").addEventListener("change", (e) => {
+  if (!S.img) return;
+  request("set_split", { split: e.target.value }, "Setting the split…");
+});
 $(".seg-queue").addEventListener("change", (e) => { S.filter = e.target.value; if (S.img) schedulePeek(); });
 $(".seg-filter").addEventListener("input", renderClassList);
 $(".seg-filter").addEventListener("keydown", (e) => {

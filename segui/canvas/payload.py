@@ -60,7 +60,13 @@ def empty(studio, project, text: str, request: Any = None, note: str = "", level
 def saved(studio, project, loaded, res, note: str, request: Any = None) -> dict[str, Any]:
     out = _base("saved", request, note, "warning" if res.conflict else "info")
     out.update(image_id=loaded.image_id, revision=res.revision, status=res.status, source=loaded.source,
-               conflict=res.conflict, queue=studio.strip(project, loaded.image_id))
+               conflict=res.conflict, split=loaded.split, queue=studio.strip(project, loaded.image_id))
+    return out
+
+
+def split(loaded, note: str, request: Any = None) -> dict[str, Any]:
+    out = _base("split", request, note)
+    out.update(image_id=loaded.image_id, split=loaded.split)
     return out
 
 

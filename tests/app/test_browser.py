@@ -626,10 +626,24 @@ def test_ctrl_enter_submits_moves_on_and_counts(cv, app, ids):
     assert a.status == "submitted"
     np.testing.assert_array_equal(a.class_map, m)
     assert cv.state()["image"] != iid
+    assert st.store.get_image(iid).split in ("train", "val")      # given on submit
     c = st.store.count_images(DEMO_PROJECT)
     assert cv.page.inner_text(".seg-progress").startswith(f"{c['submitted']} / {c['total']} labelled")
     chip = cv.page.locator(f".seg-strip [data-open='{iid}']")
     assert "s-submitted" in chip.get_attribute("class")
+
+
+def test_the_split_select_sets_the_images_split(cv, app, ids):
+    st, _ = app
+    fresh(cv, st, ids[3])
+    iid = cv.state()["image"]
+    cv.page.select_option(".seg-split", "val")
+    cv.wait_status("Split of")
+    cv.wait_idle()
+    assert st.store.get_image(iid).split == "val"
+    cv.page.select_option(".seg-split", "train")
+    cv.wait_status(": train.")
+    assert st.store.get_image(iid).split == "train"
 
 
 def test_help_lists_every_shortcut(cv, artifacts):

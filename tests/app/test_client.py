@@ -506,6 +506,24 @@ def test_errors_are_visible_and_app_keeps_working(running):
     assert nxt["kind"] == "load"
 
 
+def test_set_split_from_the_canvas_and_submit_assigns_one(running):
+    st, url = running
+    c = client(url)
+    iid = demo_ids(st)[1]
+    out = open_image(c, iid)
+    shown = map_of(out)
+    res = c.predict(DEMO_PROJECT, value(iid, shown, request=3, split="val"), api_name="/set_split")
+    assert res["kind"] == "split" and res["split"] == "val" and res["request"] == 3
+    assert st.store.get_image(iid).split == "val"
+    with pytest.raises(Exception, match="split must be"):
+        c.predict(DEMO_PROJECT, value(iid, shown, split="holdout"), api_name="/set_split")
+    assert st.store.get_image(iid).split == "val"
+    c.predict(DEMO_PROJECT, value(iid, shown, split="none"), api_name="/set_split")
+    out, _ = c.predict(DEMO_PROJECT, value(iid, shown, filter="any"), "tester", api_name="/submit")
+    info = st.store.get_image(iid)
+    assert info.status == "submitted" and info.split in ("train", "val")
+
+
 def test_model_panel(running):
     st, url = running
     c = client(url)
@@ -557,7 +575,8 @@ def test_finetune_from_the_model_panel_runs_in_a_worker_while_the_app_answers(ru
     seen = []
     deadline = time.time() + 240
     while time.time() < deadline:
-        line = c.predict(DEMO_PROJECT, api_name="/finetune_status")[0]
+        out = c.predict(DEMO_PROJECT, api_name="/finetune_status")
+        line = out[0]
         seen.append(line)
         if "succeeded" in line or "failed" in line:
             break
@@ -569,3 +588,7 @@ def test_finetune_from_the_model_panel_runs_in_a_worker_while_the_app_answers(ru
     assert "not promoted: no val images" in seen[-1]
     job = st.store.list_jobs(DEMO_PROJECT)[0]
     assert job.result_version_id is not None and job.metrics["train_images"] >= 1
+    # the poll that saw the job end also refreshed the version list and the summary
+    summary, versions = out[4], out[5]
+    assert job.result_version_id in [v for _, v in versions["choices"]]
+    assert "Submitted annotations:" in summary and "not be promoted automatically" in summary

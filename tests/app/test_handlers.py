@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from segui.canvas import codec
-from segui.handlers import DEMO_DIR, DEMO_PROJECT, Studio, UserError, parse_classes
+from segui.handlers import DEMO_DIR, DEMO_PROJECT, VAL_EVERY, Studio, UserError, auto_split, parse_classes
 
 from .conftest import png_bytes
 
@@ -515,3 +515,48 @@ def test_upload_lines_follow_the_upload_order(studio, tmp_path):
         zf.writestr("notes.md", "junk")
     rep = studio.upload("p", [first, z], predict=False)
     assert [(n, k) for n, k, _ in rep.files] == [("first.png", "added"), ("later.zip/notes.md", "skipped")]
+
+
+# --------------------------------------------------------------------------- val split
+
+def test_auto_split_holds_out_one_in_five_stably():
+    import hashlib
+    shas = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(2000)]
+    splits = [auto_split(h) for h in shas]
+    assert set(splits) == {"train", "val"}
+    assert abs(splits.count("val") / len(splits) - 1 / VAL_EVERY) < 0.03
+    assert [auto_split(h) for h in shas] == splits           # stable
+
+
+def test_submit_gives_an_image_its_split_and_keeps_a_chosen_one(demo_studio):
+    st = demo_studio
+    a, b = [im.id for im in st.store.list_images(DEMO_PROJECT, order="id")[:2]]
+    la = st.prepare(a).loaded
+    st.save_edits(la, la.class_map, "ann", "draft")
+    assert st.store.get_image(a).split == "none"              # a draft decides nothing
+    st.save_edits(la, la.class_map, "ann", "submitted")
+    info = st.store.get_image(a)
+    assert info.split == auto_split(info.sha256) == la.split
+    assert st.set_split(DEMO_PROJECT, b, "val") == "val"      # the labeller's choice stays
+    lb = st.prepare(b).loaded
+    st.save_edits(lb, lb.class_map, "ann", "submitted")
+    assert st.store.get_image(b).split == "val"
+    # back to automatic on a submitted image: decided at once
+    assert st.set_split(DEMO_PROJECT, b, "none") == auto_split(st.store.get_image(b).sha256)
+    with pytest.raises(UserError):
+        st.set_split(DEMO_PROJECT, b, "test")
+    other = st.create_project("other", "x, y")
+    with pytest.raises(UserError, match="another project"):
+        st.set_split(other.name, b, "val")
+
+
+def test_split_counts_and_why_a_job_would_not_be_promoted(demo_studio):
+    st = demo_studio
+    assert "Nothing to train on" in st.promotion_readiness(DEMO_PROJECT)
+    ids = [im.id for im in st.store.list_images(DEMO_PROJECT, order="id")]
+    for iid, split in zip(ids, ["train", "val", "val", "none"]):
+        st.set_split(DEMO_PROJECT, iid, split)
+        st.store.save_annotation(iid, st.prepare(iid).loaded.class_map, "ann", "submitted", 0)
+    assert st.split_counts(DEMO_PROJECT) == {"train": 2, "val": 2}
+    msg = st.promotion_readiness(DEMO_PROJECT)
+    assert "2 submitted val image(s), at least 5 needed" in msg

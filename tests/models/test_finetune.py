@@ -54,7 +54,7 @@ def project(tmp_path):
     store.create_project("toy", CLASSES, ignore_index=255)
     base = store.add_model_version("toy", str(base_dir), activate=True, metrics={"val_miou": 0.0})
     rng = np.random.default_rng(0)
-    for i in range(12):
+    for i in range(13):   # 8 train, 5 val: the fewest a job promotes on (MIN_VAL_TO_PROMOTE)
         img, cm = synthetic(rng)
         info = store.add_image("toy", png_bytes(img), f"img{i}.png", split="train" if i < 8 else "val")
         store.save_annotation(info.id, cm, "tester", "submitted", base_revision=0)
@@ -226,7 +226,7 @@ def test_finetune_panel_handlers_start_show_progress_and_cancel(project):
     assert wait_for(lambda: len(panel.status(store, "toy")[2]) >= 2)
     line, pct, curve, log = panel.status(store, "toy")
     assert "running" in line and 0 <= pct < 100 and list(curve.columns) == ["step", "loss"]
-    assert "train / 4 val images" in log
+    assert "train / 5 val images" in log
     assert "cancelled" in panel.cancel(store, "toy")
     assert "cancelled" in panel.status(store, "toy")[0]
     with pytest.raises(panel.PanelError, match="no queued or running job"):
@@ -258,3 +258,15 @@ def test_frozen_encoder_blocks_keep_their_weights_and_the_rest_trains():
     assert any(not torch.equal(free_before[k], free_after[k]) for k in free_before)
     assert any(not torch.equal(v, model.decoder.state_dict()[k]) for k, v in dec_before.items())
     assert all(p.requires_grad for p in enc._blocks.parameters())  # frozen only while training
+
+
+def test_too_few_val_images_keep_the_active_model(project):
+    store, base = project
+    last_val = store.list_images("toy", split="val")[-1]
+    store.set_split(last_val.id, "train")            # 4 val images left
+    job = job_with(store, base, epochs=2)
+    finetune.run_job(store, job.id)
+    done = store.get_job(job.id)
+    assert done.status == "succeeded" and done.metrics["promoted"] is False
+    assert "4 val image(s), at least 5 needed" in done.metrics["not_promoted_because"]
+    assert store.active_model_version("toy").id == base.id
