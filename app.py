@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     studio, app = create(args)
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     print(f"Inference device: {studio.device_name}", flush=True)
-    from segui.ui import APP_CSS
+    from segui.ui import LAUNCH_OPTIONS
     app.queue(default_concurrency_limit=2).launch(server_name=args.host, server_port=args.port, auth=auth,
-                                                  css=APP_CSS)
+                                                  **LAUNCH_OPTIONS)
     return 0
 
 

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from segui.handlers import DEMO_PROJECT, Studio  # noqa: E402
-from segui.ui import APP_CSS, build_app  # noqa: E402
+from segui.ui import LAUNCH_OPTIONS, build_app  # noqa: E402
 from storage import Store  # noqa: E402
 from tests.app.canvas_page import CanvasPage, launch  # noqa: E402
 
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     st.warm_up()
     app = build_app(st)
     app.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=7890, prevent_thread_lock=True,
-                                                  quiet=True, css=APP_CSS)
+                                                  quiet=True, **LAUNCH_OPTIONS)
     results: dict = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, "
                                 f"{__import__('os').cpu_count()} cores, no GPU, headless Chromium --disable-gpu",
                      "date": time.strftime("%Y-%m-%d"), "viewport": "1440x900"}
@@ -168,12 +168,20 @@ def main(argv=None) -> int:
             results["next_shown_ms"] = summary(shown)
             results["next_answered_ms"] = summary(answered)
             results["next_prepared_ahead"] = f"{ahead_ready} of {len(shown)}"
-            # without the page's preparation (as right after opening an image): the server path
+            # N pressed soon after an image opened: the preparation may still be running
+            quick = []
+            for _ in range(6):
+                c.wait_idle()
+                page.wait_for_timeout(500)
+                quick.append(c.js(MEASURE, ["(e) => { const id = e.S.img.id; return {id, run: () => e.key('n')}; }",
+                                            "(e) => e.S.img && e.S.img.id !== e.state.id && document.querySelector('.seg-root').dataset.imageShown == e.S.img.id"]))
+            results["next_after_half_a_second_shown_ms"] = summary(quick)
+            # without any preparation by the page: the server path alone
             plain, phases = [], []
             for _ in range(6):
                 c.wait_idle()
-                page.wait_for_timeout(1500)
-                c.js("() => { const S = document.querySelector('.seg-root').__seg.S; clearTimeout(S.peekTimer); S.ahead = null; }")
+                page.wait_for_timeout(2500)
+                c.js("() => { const S = document.querySelector('.seg-root').__seg.S; clearTimeout(S.peekTimer); S.ahead = null; S.peeking = null; }")
                 plain.append(c.js(MEASURE, ["(e) => { const id = e.S.img.id; return {id, run: () => e.key('n')}; }",
                                             "(e) => e.S.img && e.S.img.id !== e.state.id && document.querySelector('.seg-root').dataset.imageShown == e.S.img.id && e.S.navPending === null"]))
                 t = c.js("() => document.querySelector('.seg-root').__seg.S.timing")

@@ -155,6 +155,7 @@ class Studio:
         self._segments: OrderedDict[int, np.ndarray] = OrderedDict()
         self._ready: OrderedDict[int, Ready] = OrderedDict()
         self._thin: dict[tuple, tuple[float, list[int], int]] = {}
+        self._work_locks: dict[tuple, threading.Lock] = {}
         self._jobs: queue.Queue = queue.Queue()
         self._worker: threading.Thread | None = None
 
@@ -424,6 +425,10 @@ class Studio:
         """The image, its map (latest annotation or one revision, else the prediction),
         the active model's prediction and the photo for the page. Taken from the
         prefetch cache when nothing changed since it was computed."""
+        with self._once(("prepare", int(image_id))):
+            return self._prepare(int(image_id), revision)
+
+    def _prepare(self, image_id: int, revision: int | None) -> Ready:
         info = self.store.get_image(int(image_id))
         mv = self.model_version(info.project_id)
         key = (info.revision, mv.id)
@@ -615,18 +620,25 @@ class Studio:
 
     # ------------------------------------------------------------------ smart tools
 
+    def _once(self, key: tuple) -> threading.Lock:
+        """A lock per piece of work, so that the prefetch thread and a request asking
+        for the same image's superpixels or payload compute it once, not twice."""
+        with self._cache_lock:
+            return self._work_locks.setdefault(key, threading.Lock())
+
     def segments(self, image_id: int, image: np.ndarray) -> np.ndarray:
-        with self._cache_lock:
-            seg = self._segments.get(image_id)
-            if seg is not None and seg.shape == image.shape[:2]:
-                self._segments.move_to_end(image_id)
-                return seg
-        seg = smart_tools.superpixels(image)
-        with self._cache_lock:
-            self._segments[image_id] = seg
-            while len(self._segments) > 16:
-                self._segments.popitem(last=False)
-        return seg
+        with self._once(("segments", image_id)):
+            with self._cache_lock:
+                seg = self._segments.get(image_id)
+                if seg is not None and seg.shape == image.shape[:2]:
+                    self._segments.move_to_end(image_id)
+                    return seg
+            seg = smart_tools.superpixels(image)
+            with self._cache_lock:
+                self._segments[image_id] = seg
+                while len(self._segments) > 16:
+                    self._segments.popitem(last=False)
+            return seg
 
     def class_index(self, project: str | int, name: str) -> int:
         p = self.store.get_project(project)

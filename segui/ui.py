@@ -507,6 +507,13 @@ APP_CSS = """
 """
 
 
+# launch() options every way of serving the app uses (app.py, the tests, the benchmarks).
+# Gradio's run history would copy every event's inputs and outputs (photos, class maps)
+# into the browser's localStorage, rewriting up to 100 of them on each event: Next got
+# ~60 ms slower per event until it took over a second, and labelling data stayed behind.
+LAUNCH_OPTIONS = {"css": APP_CSS, "run_history": False}
+
+
 def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
     with gr.Blocks(title="Segmentation labelling studio", fill_width=True) as app:
         with gr.Row(elem_id="segui-header", equal_height=True):

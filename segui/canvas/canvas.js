@@ -505,9 +505,15 @@ function schedulePeek() {
   S.peekTimer = setTimeout(peekNext, 900);
 }
 
-async function peekNext() {
-  const id = S.img && S.img.id, filter = S.filter, project = S.project;
-  if (!id || !project) return;
+function peekNext() {
+  const id = S.img && S.img.id;
+  if (!id || !S.project) return;
+  const promise = peek(id, S.filter, S.project);
+  S.peeking = { id, promise };
+  promise.finally(() => { if (S.peeking && S.peeking.promise === promise) S.peeking = null; });
+}
+
+async function peek(id, filter, project) {
   try {
     const v = await server.peek_next({ project, current: id, filter });
     if (!v || !v.image) return;
@@ -1014,14 +1020,24 @@ function save() {
   request("save_draft", {}, "Saving a draft…");
 }
 
-function submitNext() {
+// N pressed while the next image is still being prepared: wait a little for it rather
+// than ask the server a second time while it is busy preparing that very image
+async function awaitPeek() {
+  if (aheadReady() || !S.peeking || !S.img || S.peeking.id !== S.img.id || S.navPending !== null) return;
+  setStatus("Opening the next image…", "busy");
+  await Promise.race([S.peeking.promise, new Promise((r) => setTimeout(r, 1000))]);
+}
+
+async function submitNext() {
   if (!S.img) { setStatus("Nothing to submit: open an image first.", "error"); return; }
+  await awaitPeek();
   const ready = aheadReady();
   const rid = request("submit_next", { filter: S.filter }, "Submitting…", ready);
   if (rid && ready) showAhead(rid);
 }
 
-function goNext() {
+async function goNext() {
+  await awaitPeek();
   const ready = aheadReady();
   const rid = request("go_next", { filter: S.filter }, "Opening the next image…", ready);
   if (rid && ready) showAhead(rid);

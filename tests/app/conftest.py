@@ -46,11 +46,11 @@ def free_port() -> int:
 def served(st: Studio):
     """Build the app for a studio, launch it on a free loopback port and yield its URL;
     closes the server and the store afterwards."""
-    from segui.ui import APP_CSS, build_app
+    from segui.ui import LAUNCH_OPTIONS, build_app
     app = build_app(st)
     port = free_port()
     app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                       css=APP_CSS)
+                       **LAUNCH_OPTIONS)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

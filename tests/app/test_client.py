@@ -20,7 +20,7 @@ from segui import smart_tools
 from segui.canvas import codec
 from segui.handlers import DEMO_DIR, DEMO_PROJECT
 from segui.imageops import hex_color
-from segui.ui import build_app
+from segui.ui import LAUNCH_OPTIONS, build_app
 
 from .conftest import free_port, make_studio, png_bytes, served
 
@@ -544,7 +544,7 @@ def test_auth_login_name_is_the_author(tmp_path):
     app = build_app(st, auth_enabled=True)
     port = free_port()
     app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                       auth=("alice", "pw"))
+                       auth=("alice", "pw"), **LAUNCH_OPTIONS)
     try:
         with pytest.raises(Exception):
             Client(f"http://127.0.0.1:{port}/", auth=("alice", "wrong"), verbose=False)
