@@ -761,17 +761,21 @@ class Store:
 
     def activate_model_version(self, version_id: int) -> ModelVersionInfo:
         with self._session() as s, s.begin():
-            mv = s.get(ModelVersion, version_id)
-            if mv is None:
-                raise NotFoundError(f"model version {version_id} does not exist")
-            s.execute(update(ModelVersion).where(ModelVersion.project_id == mv.project_id,
-                                                 ModelVersion.id != version_id,
-                                                 ModelVersion.is_active.is_(True))
-                      .values(is_active=False).execution_options(synchronize_session=False))
-            s.flush()
-            mv.is_active = True
-            s.flush()
-            return _mv_info(mv)
+            return _mv_info(self._activate(s, version_id))
+
+    @staticmethod
+    def _activate(s: Session, version_id: int) -> ModelVersion:
+        mv = s.get(ModelVersion, version_id)
+        if mv is None:
+            raise NotFoundError(f"model version {version_id} does not exist")
+        s.execute(update(ModelVersion).where(ModelVersion.project_id == mv.project_id,
+                                             ModelVersion.id != version_id,
+                                             ModelVersion.is_active.is_(True))
+                  .values(is_active=False).execution_options(synchronize_session=False))
+        s.flush()
+        mv.is_active = True
+        s.flush()
+        return mv
 
     # ------------------------------------------------------------------ training jobs
 
@@ -798,7 +802,8 @@ class Store:
                 raise JobStateError(f"project {p.name!r} already has a queued or running job") from None
             return _job_info(job)
 
-    def _transition(self, job_id: int, to: str, **values: Any) -> JobInfo:
+    def _transition(self, job_id: int, to: str, *, activate_version: int | None = None,
+                    **values: Any) -> JobInfo:
         allowed_from = tuple(k for k, v in JOB_TRANSITIONS.items() if to in v)
         with self._session() as s, s.begin():
             n = s.execute(update(TrainingJob).where(TrainingJob.id == job_id,
@@ -811,6 +816,8 @@ class Store:
             if n != 1:
                 raise JobStateError(f"job {job_id} is {job.status}; cannot move to {to} "
                                     f"(allowed only from {' or '.join(allowed_from)})")
+            if activate_version is not None:   # in the same transaction as the transition
+                self._activate(s, activate_version)
             return _job_info(job)
 
     def start_job(self, job_id: int) -> JobInfo:
@@ -819,7 +826,26 @@ class Store:
 
     def claim_job(self, project: str | int | None = None) -> JobInfo | None:
         """Atomically take the oldest queued job (optionally of one project) and mark
-        it running; None when nothing is queued. Safe with several workers."""
+        it running; None when nothing is queued. Each queued job is claimed at most once,
+        whatever the number of workers.
+
+        PostgreSQL: one transaction, ``SELECT ... FOR UPDATE SKIP LOCKED`` then the
+        update, so concurrent workers never wait on, nor take, a row another worker is
+        claiming. SQLite (no row locks): read the oldest queued id, then a conditional
+        ``UPDATE ... WHERE status = 'queued'``; a worker that loses the race tries the
+        next one. SQLite serialises writers, so it suits one worker (the app's local one)."""
+        if self.dialect == "postgresql":
+            with self._session() as s, s.begin():
+                q = select(TrainingJob).where(TrainingJob.status == "queued")
+                if project is not None:
+                    q = q.where(TrainingJob.project_id == self._project_row(s, project).id)
+                job = s.scalar(q.order_by(TrainingJob.id).limit(1).with_for_update(skip_locked=True))
+                if job is None:
+                    return None
+                now = utcnow()
+                job.status, job.started_at, job.heartbeat_at = "running", now, now
+                s.flush()
+                return _job_info(job)
         for _ in range(20):
             with self._session() as s:
                 q = select(TrainingJob.id).where(TrainingJob.status == "queued")
@@ -862,9 +888,16 @@ class Store:
             return _job_info(job)
 
     def finish_job(self, job_id: int, status: str, result_version_id: int | None = None,
-                   error: str | None = None, metrics: dict[str, Any] | None = None) -> JobInfo:
+                   error: str | None = None, metrics: dict[str, Any] | None = None,
+                   activate: bool = False) -> JobInfo:
+        """running -> succeeded / failed / cancelled. ``activate=True`` (with
+        ``status="succeeded"`` and a result version) makes the result the active version
+        in the same transaction: a job cancelled or failed meanwhile (JobStateError)
+        never changes the active model."""
         if status not in ("succeeded", "failed", "cancelled"):
             raise JobStateError(f"finish_job status must be succeeded/failed/cancelled, got {status!r}")
+        if activate and (status != "succeeded" or result_version_id is None):
+            raise JobStateError("only a succeeded job with a result version can activate it")
         values: dict[str, Any] = {"finished_at": utcnow(), "error": error}
         if status == "succeeded":
             values["progress"] = 1.0
@@ -879,7 +912,8 @@ class Store:
         if status == "cancelled":
             # the worker acknowledging a cancel it noticed: running -> cancelled
             return self._transition(job_id, "cancelled", **values)
-        return self._transition(job_id, status, **values)
+        return self._transition(job_id, status, activate_version=result_version_id if activate else None,
+                                **values)
 
     def cancel_job(self, job_id: int) -> JobInfo:
         """queued or running -> cancelled (a running worker sees it on its next update_job)."""

@@ -1,8 +1,9 @@
+import time
 from datetime import timedelta
 
 import numpy as np
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from storage import JobStateError, NotFoundError
@@ -105,6 +106,77 @@ def test_stale_running_jobs_marked_failed(store, project):
     assert store.mark_stale_jobs(60) == [job.id]
     j = store.get_job(job.id)
     assert j.status == "failed" and "heartbeat" in j.error
+
+
+def test_concurrent_claims_take_each_queued_job_exactly_once(make_store):
+    """Four workers (threads, each with its own Store and connections) claim six queued
+    jobs of six projects: PostgreSQL by SELECT ... FOR UPDATE SKIP LOCKED, SQLite by a
+    conditional update."""
+    import threading
+    store = make_store()
+    ids = []
+    for i in range(6):
+        store.create_project(f"p{i}", ["road", "sky"])
+        ids.append(store.create_job(f"p{i}", {}).id)
+    workers = [make_store() for _ in range(4)]
+    claimed: list[int] = []
+    lock, start = threading.Lock(), threading.Barrier(len(workers))
+
+    def work(st):
+        start.wait()
+        while (job := st.claim_job()) is not None:
+            assert job.status == "running"
+            with lock:
+                claimed.append(job.id)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(claimed) == ids
+    assert {store.get_job(i).status for i in ids} == {"running"}
+    assert store.claim_job() is None
+
+
+def test_claim_job_of_one_project_and_oldest_first(store, project):
+    store.create_project("q", ["road"])
+    a = store.create_job("q", {})
+    b = store.create_job("p", {})
+    assert store.claim_job("p").id == b.id
+    assert store.claim_job("p") is None
+    assert store.claim_job().id == a.id
+
+
+def test_postgresql_claim_skips_a_row_another_worker_has_locked(store, backend):
+    if backend != "postgresql":
+        pytest.skip("row locks: PostgreSQL only (SQLite serialises writers)")
+    store.create_project("a", ["road"])
+    store.create_project("b", ["road"])
+    a, b = store.create_job("a", {}), store.create_job("b", {})
+    with Session(store.engine) as s, s.begin():   # another worker in the middle of claiming job a
+        s.execute(select(TrainingJob).where(TrainingJob.id == a.id).with_for_update())
+        t0 = time.monotonic()
+        assert store.claim_job().id == b.id          # not blocked on a, not a
+        assert time.monotonic() - t0 < 5
+    assert store.claim_job().id == a.id
+
+
+def test_finish_with_activate_promotes_in_the_same_transaction(store, project):
+    base = store.add_model_version("p", "/w/base", activate=True)
+    store.create_job("p", {}, base.id)
+    job = store.claim_job()
+    new = store.add_model_version("p", "/w/new", parent_id=base.id)
+    with pytest.raises(JobStateError, match="only a succeeded job"):
+        store.finish_job(job.id, "failed", result_version_id=new.id, activate=True)
+    store.cancel_job(job.id)   # a cancel that arrives after the last check of the runner
+    with pytest.raises(JobStateError, match="cancelled"):
+        store.finish_job(job.id, "succeeded", result_version_id=new.id, activate=True)
+    assert store.active_model_version("p").id == base.id
+    job2 = store.create_job("p", {}, base.id)
+    store.claim_job()
+    done = store.finish_job(job2.id, "succeeded", result_version_id=new.id, activate=True)
+    assert done.status == "succeeded" and store.active_model_version("p").id == new.id
 
 
 def test_training_examples_use_latest_submitted_revision(store, project, png_bytes):
