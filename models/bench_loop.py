@@ -7,7 +7,9 @@ A simulated labeller works through the 0016E5 train images of CamVid, 20 per rou
 the active model predicts them, the labeller corrects each to ground truth
 (correction effort = share of labelled pixels whose predicted class was wrong), the
 corrections are saved through the storage API, and a fine-tuning job runs through the
-same code path as the app's button (`models.finetune.start_job`, its own process).
+same path as the app's button: queued in the database (`jobs.queue.enqueue`) and run by
+a worker's one-job function (`jobs.worker.run_one`: a child process, as the app's
+local worker runs it).
 The same rounds without retraining are the baseline. The base model saw only the
 0001TP and 0006R0 sequences (benchmarks/gpu_loop_bases.sh).
 
@@ -52,6 +54,15 @@ def labeller_order(data_dir: str, sequence: str, seed: int) -> list:
     labeller sees them: shuffled with `seed`, 20 per round."""
     pool = _read(list_pairs(data_dir, "train", [sequence]))
     return [pool[i] for i in np.random.default_rng(seed).permutation(len(pool))]
+
+
+def _run_job(store, project: str, params: dict):
+    """Queue a job and run it to its end as the app's worker would; its final JobInfo."""
+    from jobs import queue, worker   # the job layer (uses storage): only for this benchmark
+
+    job = queue.enqueue(store, project, params)
+    done = worker.run_one(store, project=project)
+    return done if done is not None else store.get_job(job.id)
 
 
 def _setup(store, project: str, label_set, names: list[str], base_dir: str) -> None:
@@ -99,7 +110,7 @@ def run_loop(args) -> dict:
                 base_efforts.append(correction_effort(base_pred.predict(img, names).class_map, lbl, ignore))
             _submit(store, "loop", batch)
             t0 = time.time()
-            job = finetune.start_job(store, "loop", params, wait=True)
+            job = _run_job(store, "loop", params)
             seconds = time.time() - t0
             m = job.metrics or {}
             row = {
@@ -145,7 +156,7 @@ def run_added_class(args) -> dict:
         _import_val(store, "added", val)
         _submit(store, "added", chosen)
         t0 = time.time()
-        job = finetune.start_job(store, "added", params, wait=True)
+        job = _run_job(store, "added", params)
         seconds = time.time() - t0
         newest = store.list_model_versions("added")[-1]
         after = evaluate_arrays(Predictor.load(newest.weights_dir, "cpu"), vimgs, vlbls, names, ignore)

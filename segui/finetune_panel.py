@@ -1,15 +1,18 @@
-"""Fine-tuning panel of the model screen: start a job, watch progress, cancel.
+"""Fine-tuning panel of the model screen: queue a job, watch progress, cancel.
 
-The handlers are plain functions over the Store and `models.finetune` (testable
-without a browser); the job itself runs in its own process, so the web server stays
-responsive while it trains. `render(studio, project_dd)` builds the components.
+The handlers are plain functions over the Store and `jobs.queue` (testable without a
+browser). *Fine-tune now* only queues the job in the database; a worker (the app's
+local one, or `python -m jobs.worker` on another machine) claims it and trains in its
+own process, so the web server stays responsive. `render(studio, project_dd)` builds
+the components.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from models import finetune
+from jobs import queue
+from models.finetune import default_params
 from storage.errors import JobStateError
 
 POLL_SECONDS = 2.0
@@ -30,16 +33,16 @@ def start(store, project: str, epochs: float | None, minutes: float | None) -> s
             raise PanelError("the time budget must be positive")
         params["max_minutes"] = float(minutes)
     try:
-        job = finetune.start_job(store, project, params)
-    except (finetune.JobError, JobStateError, ValueError) as err:  # e.g. a job already running
+        job = queue.enqueue(store, project, params)
+    except (queue.JobError, JobStateError, ValueError) as err:  # e.g. a job already running
         raise PanelError(str(err)) from err
-    return f"Job {job.id} queued: training starts in a separate process."
+    return f"Job {job.id} queued: a worker trains it in its own process."
 
 
 def latest_job(store, project: str):
     if not project:
         return None
-    finetune.reap_dead_jobs(store, project)
+    queue.reap_stale_jobs(store)
     jobs = store.list_jobs(project)
     return jobs[0] if jobs else None
 
@@ -62,6 +65,8 @@ def status(store, project: str) -> tuple[str, float, pd.DataFrame, str]:
         line += " (not promoted: no val images to compare on; switch to it by hand above)"
     elif m.get("loss") is not None:
         line += f"; loss {m['loss']:.3f}"
+    elif job.status == "queued":
+        line += " (waiting for a worker to take it)"
     if job.error:
         line += f"\n\n{job.error}"
     return line, job.progress * 100, curve, "\n".join(job.log_tail[-12:])
@@ -71,7 +76,7 @@ def cancel(store, project: str) -> str:
     job = latest_job(store, project)
     if job is None or job.status not in ("queued", "running"):
         raise PanelError("no queued or running job to cancel")
-    finetune.cancel_job(store, job.id)
+    queue.cancel(store, job.id)
     return f"Job {job.id} cancelled; the active model is unchanged."
 
 
@@ -99,7 +104,7 @@ def render(studio, project_dd, on_job_end=None) -> None:
         return wrapped
 
     store = studio.store
-    defaults = finetune.default_params()  # the same job the command line and the loop benchmark run
+    defaults = default_params()  # the same job the command line and the loop benchmark run
     gr.Markdown("### Fine-tune on submitted corrections")
     with gr.Row():
         epochs = gr.Number(label="Epochs (at most)", value=defaults["epochs"], precision=0, minimum=1)
