@@ -2,6 +2,9 @@
 
 On an empty database it creates the "CamVid demo" project (CamVid label set, the
 shipped model as active version, four sample street images with predictions).
+Fine-tuning jobs are queued in the database; the app starts one local worker
+(`python -m jobs.worker` on the same database and data folder) and stops it when it
+exits. --no-worker leaves the jobs to workers started elsewhere (e.g. a GPU machine).
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--auth", default=None, metavar="USER:PASSWORD",
                     help="require a login; the user name becomes the annotation author")
     ap.add_argument("--no-demo", action="store_true", help="do not create the demo project on an empty database")
+    ap.add_argument("--no-worker", action="store_true",
+                    help="do not start the local job worker (run `python -m jobs.worker` elsewhere)")
     args = ap.parse_args(argv)
     if args.auth is not None and (":" not in args.auth or not args.auth.split(":", 1)[0]):
         ap.error("--auth must look like user:password")
@@ -41,14 +46,31 @@ def create(args: argparse.Namespace):
     return studio, build_app(studio, auth_enabled=args.auth is not None)
 
 
+def start_worker(args: argparse.Namespace, store):
+    """The app's one local job worker (None with --no-worker): a `python -m jobs.worker`
+    child on the app's database (URL in its environment) and data folder; training
+    uses the app's --device unless it is auto (then each job's own setting)."""
+    if args.no_worker:
+        return None
+    from jobs.worker import LocalWorker
+
+    device = args.device if args.device and args.device != "auto" else None
+    return LocalWorker(store.url, store.data_dir, device=device).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     studio, app = create(args)
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     print(f"Inference device: {studio.device_name}", flush=True)
     from segui.ui import LAUNCH_OPTIONS
-    app.queue(default_concurrency_limit=2).launch(server_name=args.host, server_port=args.port, auth=auth,
-                                                  **LAUNCH_OPTIONS)
+    worker = start_worker(args, studio.store)
+    try:
+        app.queue(default_concurrency_limit=2).launch(server_name=args.host, server_port=args.port, auth=auth,
+                                                      **LAUNCH_OPTIONS)
+    finally:
+        if worker is not None:
+            worker.stop()
     return 0
 
 

@@ -1,3 +1,7 @@
+import os
+import signal
+import time
+
 import pytest
 
 import app
@@ -37,3 +41,60 @@ def test_create_makes_the_demo_once(tmp_path, monkeypatch):
     studio, _ = app.create(app.parse_args(["--data-dir", str(tmp_path / "empty"), "--no-demo"]))
     assert studio.project_names() == []
     studio.store.close()
+
+
+def catches_sigterm(pid: int) -> bool:
+    with open(f"/proc/{pid}/status") as f:
+        mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+    return bool(mask & (1 << (signal.SIGTERM - 1)))
+
+
+def test_main_starts_one_local_worker_and_stops_it_when_the_app_exits(tmp_path, monkeypatch):
+    from storage import Store
+
+    store = Store(data_dir=tmp_path / "data")
+    seen = {}
+
+    class FakeStudio:
+        device_name = "cpu"
+
+        def __init__(self):
+            self.store = store
+
+    class FakeBlocks:   # stands for the Gradio app: launch() blocks until the app exits
+        def queue(self, **kw):
+            return self
+
+        def launch(self, **kw):
+            w = seen["worker"]
+            if w is None:          # --no-worker
+                return
+            assert w.running
+            with open(f"/proc/{w.proc.pid}/cmdline", "rb") as f:
+                argv = f.read().replace(b"\0", b" ").decode()
+            seen["argv"] = argv
+            assert "-m jobs.worker" in argv and store.url not in argv       # the URL goes in the environment
+            assert f"--parent-pid {os.getpid()}" in argv
+            # let it get to its loop (its SIGTERM handler installed) so the stop below is the graceful one
+            deadline = time.time() + 30
+            while time.time() < deadline and not catches_sigterm(w.proc.pid):
+                time.sleep(0.1)
+
+    real_start = app.start_worker
+
+    def start_worker(args, st):
+        seen["worker"] = real_start(args, st)
+        return seen["worker"]
+
+    monkeypatch.setattr(app, "create", lambda args: (FakeStudio(), FakeBlocks()))
+    monkeypatch.setattr(app, "start_worker", start_worker)
+    try:
+        assert app.main(["--data-dir", str(tmp_path / "data")]) == 0
+        assert "argv" in seen and not seen["worker"].running and seen["worker"].proc.returncode == 0
+        seen.clear()
+        assert app.main(["--data-dir", str(tmp_path / "data"), "--no-worker"]) == 0
+        assert seen == {"worker": None}
+    finally:
+        if seen.get("worker") is not None:
+            seen["worker"].stop()
+        store.close()

@@ -16,6 +16,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from jobs.worker import LocalWorker
 from segui import smart_tools
 from segui.canvas import codec
 from segui.handlers import DEMO_DIR, DEMO_PROJECT
@@ -38,7 +39,8 @@ def running(tmp_path_factory):
     # a second project with one image, added without the app (it has no prediction yet)
     st.create_project(OTHER_PROJECT, "sky\nbuilding\ntree\ncar")
     st.store.add_image(OTHER_PROJECT, sorted(DEMO_DIR.glob("*.jpg"))[0], "other.jpg")
-    with served(st) as url:
+    # the app's local job worker, as app.main starts it (the panel only queues jobs)
+    with served(st) as url, LocalWorker(st.store.url, st.store.data_dir, poll_seconds=0.5):
         yield st, url
         st.wait_idle(30)   # prefetches still running must not meet a closed store
 
