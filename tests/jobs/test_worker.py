@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 
-import pytest
 
 from jobs import queue, worker
 from storage import Store
@@ -175,3 +174,32 @@ def test_the_local_worker_exits_when_the_app_process_is_killed(tmp_path):
         assert wait_for(lambda: not pid_alive(pid), 30)
     finally:
         app.kill()
+
+
+def fake_runner(monkeypatch, code: str):
+    """The worker starts `python -c code` instead of jobs.runner (no torch: fast)."""
+    monkeypatch.setattr(worker, "runner_command", lambda *a, **kw: [sys.executable, "-c", code])
+
+
+def test_the_worker_heartbeats_while_its_child_is_silent_and_fails_a_job_left_running(project, monkeypatch):
+    store, _ = project
+    fake_runner(monkeypatch, "import time; time.sleep(2.5)")       # a runner that never reports
+    job = queue.enqueue(store, "toy", FAST)
+    done = worker.run_one(store, heartbeat_s=0.3)
+    assert done.id == job.id and done.status == "failed"
+    assert "exited with code 0 before finishing" in done.error
+    assert (done.heartbeat_at - done.started_at).total_seconds() >= 1.5   # the worker's own beats
+
+
+def test_a_cancelled_job_whose_child_does_not_stop_is_terminated(project, monkeypatch):
+    store, _ = project
+    fake_runner(monkeypatch, "import time; print('stuck', flush=True); time.sleep(120)")
+    job = queue.enqueue(store, "toy", FAST)
+    t, box = in_thread(worker.run_one, store, heartbeat_s=0.2, cancel_grace_s=0.5, kill_grace_s=2)
+    assert wait_for(lambda: training_pid(store, job.id) is not None, 30)
+    pid = training_pid(store, job.id)
+    queue.cancel(store, job.id)
+    t.join(30)
+    assert not t.is_alive() and box["result"].status == "cancelled" and not pid_alive(pid)
+    log = os.path.join(store.data_dir, "job-logs", f"job-{job.id}.log")
+    assert "stuck" in open(log).read()       # the child's output is kept per job
