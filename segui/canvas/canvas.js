@@ -35,7 +35,7 @@ const S = {
   view: { s: 1, ox: 0, oy: 0 }, fitted: true, history: new C.History(200),
   edit: null, last: null, polygon: [], cursor: null, space: false, pan: null, touches: new Map(),
   rid: 0, pending: new Map(), navPending: null, lastSeq: null, prompt: null,
-  queue: null, filter: "unlabelled", visited: [], frames: 0, dirtyBox: null, keepSet: null,
+  queue: null, filter: "unlabelled", visited: [], frames: 0, keepSet: null,
   encoded: { step: undefined, id: null, url: null }, syncTimer: null, renderQueued: false,
 };
 root.__seg = { S, C };   // handle for the failure hook and for tests
@@ -356,7 +356,6 @@ function render() {
   S.frames++;
   root.dataset.frame = S.frames;
   root.dataset.imageShown = S.img ? S.img.id : "";
-  if (S.afterRender) S.afterRender();
 }
 
 function toScreen(x, y) { return [S.view.ox + x * S.view.s, S.view.oy + y * S.view.s]; }
