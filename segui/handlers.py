@@ -44,6 +44,7 @@ ZIP_MAX_MEMBERS = 2000
 ZIP_MAX_MEMBER_BYTES = 200 * 1024 * 1024
 FILTERS = ("unlabelled", "draft", "unsubmitted", "submitted", "any")
 VAL_EVERY = 5                      # one submitted image in five is held out for validation
+REFRESH_LIMIT = 200                # unlabelled images predicted again after the active model changed
 THIN_SAMPLE = 12                   # maps thin_classes measures (an image's annotation, else its prediction)
 THIN_REFRESH_S = 30.0
 PREFETCH_DELAY_S = 0.6             # the next image is prepared this long after one is opened
@@ -133,6 +134,13 @@ def _copy_loaded(loaded: Loaded) -> Loaded:
     return replace(loaded, class_map=loaded.class_map.copy(), tool_base=loaded.tool_base.copy())
 
 
+def _recorded(metrics: dict | None) -> dict:
+    """A version's recorded metrics under one set of names: the shipped model's config
+    says val_miou / val_per_class_iou, a fine-tuning job's result miou / per_class_iou."""
+    m = metrics or {}
+    return {k: m.get("val_" + k, m.get(k)) for k in ("miou", "pixel_accuracy", "per_class_iou")}
+
+
 def model_metrics(weights_dir: str | Path) -> dict[str, Any] | None:
     try:
         cfg = json.loads((Path(weights_dir) / "config.json").read_text())
@@ -155,6 +163,8 @@ class Studio:
         self._segments: OrderedDict[int, np.ndarray] = OrderedDict()
         self._ready: OrderedDict[int, Ready] = OrderedDict()
         self._thin: dict[tuple, tuple[float, list[int], int]] = {}
+        self._evaluations: dict[tuple, dict] = {}
+        self._fresh_for: dict[int, int] = {}     # project id -> model version its queue was predicted with
         self._work_locks: dict[tuple, threading.Lock] = {}
         self._jobs: queue.Queue = queue.Queue()
         self._worker: threading.Thread | None = None
@@ -475,6 +485,7 @@ class Studio:
             # would otherwise compete with it for the interpreter and the two cores
             time.sleep(PREFETCH_DELAY_S)
             try:
+                self.refresh_predictions(project)
                 iid = self.next_image(project, filter if filter in FILTERS else "unlabelled",
                                       (current,) if current is not None else ())
             except (UserError, StorageError):
@@ -748,6 +759,93 @@ class Studio:
 
     # ------------------------------------------------------------------ model panel & export
 
+    def refresh_predictions(self, project: str | int, limit: int = REFRESH_LIMIT) -> int:
+        """When the active model changed (a promoted job, a switch by hand): predict the
+        queue's unlabelled images again with it, in the background, most uncertain first,
+        so the next images show the new model's masks. Once per model version; returns
+        how many images were queued."""
+        p = self.store.get_project(project)
+        mv = self.model_version(p.id)
+        with self._cache_lock:
+            if self._fresh_for.get(p.id) == mv.id:
+                return 0
+            self._fresh_for[p.id] = mv.id
+        stale = [im.id for im in self.store.list_images(p.id, status="unlabelled", order="uncertainty", limit=limit)
+                 if self.store.get_prediction(im.id, mv.id) is None]
+        for iid in stale:
+            self._submit(self._predict_if_missing, p.id, iid)
+        return len(stale)
+
+    def _val_key(self, p: ProjectInfo, version_id: int) -> tuple:
+        return (version_id, tuple(self.store.submitted_annotations(p.id, "val")), tuple(p.class_indices),
+                tuple(p.class_names))
+
+    def cached_evaluation(self, project: str | int, version_id: int) -> dict | None:
+        """An evaluation of the version on the project's current val set, if one was made."""
+        p = self.store.get_project(project)
+        with self._cache_lock:
+            return self._evaluations.get(self._val_key(p, int(version_id)))
+
+    def evaluate_on_val(self, project: str | int, version_id: int | None = None, progress=None) -> dict:
+        """The version (default: the active one) on the project's submitted val images and
+        its own label set: one confusion matrix over the project's classes (void
+        excluded), per-class IoU with the val pixels of each class, mIoU over the classes
+        that occur in the val labels or the predictions."""
+        p = self.store.get_project(project)
+        mv = self.model_version(p.id) if version_id is None else self.store.get_model_version(int(version_id))
+        if mv.project_id != p.id:
+            raise UserError("that model version belongs to another project")
+        key = self._val_key(p, mv.id)
+        with self._cache_lock:
+            hit = self._evaluations.get(key)
+        if hit is not None:
+            return hit
+        val = key[1]
+        if not val:
+            raise UserError("no submitted val images in this project yet: submit some (one in five goes to val) "
+                            "or set an image's split to val on the Label screen")
+        k = len(p.classes)
+        pos = np.full(256, k, dtype=np.int64)              # class index -> row; void and strays -> k (dropped)
+        pos[p.class_indices] = np.arange(k)
+        conf = np.zeros((k + 1, k + 1), dtype=np.int64)
+        for n, (image_id, rev) in enumerate(val):
+            if progress is not None:
+                progress((n, len(val)), desc=f"predicting val image {n + 1} of {len(val)}")
+            gt = self.store.get_annotation(image_id, rev).class_map
+            pred, _ = self._predict_map(mv.weights_dir, self.store.load_image(image_id), p)
+            conf += np.bincount(pos[gt].ravel() * (k + 1) + pos[pred].ravel(),
+                                minlength=(k + 1) ** 2).reshape(k + 1, k + 1)
+        conf = conf[:k]                                    # rows: labelled classes only (void excluded)
+        pred_void = conf[:, k]                             # labelled pixels predicted as void/unknown
+        conf = conf[:, :k]
+        tp = np.diag(conf).astype(np.float64)
+        gt_px = conf.sum(1) + pred_void
+        pred_px = conf.sum(0)
+        union = gt_px + pred_px - tp
+        iou = np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+        present = union > 0
+        out = {"version": mv.id, "images": len(val), "names": p.class_names,
+               "iou": [None if np.isnan(v) else float(v) for v in iou],
+               "val_pixels": [int(v) for v in gt_px], "confusion": conf.tolist(),
+               "miou": float(np.nanmean(iou[present])) if present.any() else None,
+               "pixel_accuracy": float(tp.sum() / max(gt_px.sum(), 1))}
+        with self._cache_lock:
+            self._evaluations[key] = out
+        return out
+
+    def version_history(self, project: str | int) -> list[dict]:
+        """mIoU of each version in creation order: measured on the project's current val
+        set where it was evaluated here, else as its fine-tuning job recorded it."""
+        rows = []
+        for m in self.store.list_model_versions(project):
+            ev = self.cached_evaluation(project, m.id)
+            if ev is not None and ev["miou"] is not None:
+                rows.append({"version": f"v{m.id}", "mIoU": ev["miou"], "measured": "this project's val set now"})
+            elif _recorded(m.metrics).get("miou") is not None:
+                rows.append({"version": f"v{m.id}", "mIoU": float(_recorded(m.metrics)["miou"]),
+                             "measured": "recorded with the version"})
+        return rows
+
     def model_versions(self, project: str) -> list[tuple[str, int]]:
         return [(f"v{m.id}: {m.name or Path(m.weights_dir).name}{' (active)' if m.is_active else ''}", m.id)
                 for m in self.store.list_model_versions(project)]
@@ -760,14 +858,16 @@ class Studio:
 
     def model_summary(self, project: str) -> tuple[str, list[tuple[str, float]]]:
         mv = self.model_version(project)
-        m = mv.metrics or {}
+        m = _recorded(mv.metrics)
         lines = [f"**Active model:** v{mv.id} `{mv.weights_dir}`", f"**Inference device:** {self.device_name}"]
-        if "val_miou" in m:
-            lines.append(f"**Validation mIoU:** {m['val_miou']:.3f}")
-        if "val_pixel_accuracy" in m:
-            lines.append(f"**Pixel accuracy:** {m['val_pixel_accuracy']:.3f}")
-        per_class = [(k, float(v)) for k, v in (m.get("val_per_class_iou") or {}).items()]
-        if not m:
+        if m.get("miou") is not None:
+            lines.append(f"**Validation mIoU** (recorded with the version): {m['miou']:.3f}")
+        if m.get("pixel_accuracy") is not None:
+            lines.append(f"**Pixel accuracy:** {m['pixel_accuracy']:.3f}")
+        names = set(self.store.get_project(project).class_names)
+        # only the project's classes: a version's recorded metrics may cover another label set
+        per_class = [(k, float(v)) for k, v in (m.get("per_class_iou") or {}).items() if k in names and v is not None]
+        if all(v is None for v in m.values()):
             lines.append("No metrics recorded for this version.")
         return "\n\n".join(lines), per_class
 

@@ -126,7 +126,12 @@ function scheduleSync() {
 }
 
 function request(event, args = {}, busy = "", afterPaint = false) {
-  if (S.navPending !== null && NAV_EVENTS.has(event)) return false;
+  if (S.navPending !== null) {
+    // until the server has answered a move to another image, it still holds the old one:
+    // a save, tool or split now would land on the wrong image
+    if (!NAV_EVENTS.has(event)) { setStatus("One moment: the next image is being opened.", "busy"); updateTitle(); }
+    return false;
+  }
   const rid = ++S.rid;
   S.pending.set(rid, { event, snapshot: S.map ? S.map.data.slice() : null, step: S.history.top(), image: S.img ? S.img.id : null });
   if (NAV_EVENTS.has(event)) S.navPending = rid;

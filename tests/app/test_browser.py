@@ -648,6 +648,29 @@ def test_the_split_select_sets_the_images_split(cv, app, ids):
     assert st.store.get_image(iid).split == "train"
 
 
+def test_nothing_is_sent_for_an_image_the_server_has_not_opened_yet(cv, app, ids, monkeypatch):
+    st, _ = app
+    fresh(cv, st, ids[3])
+    iid = cv.state()["image"]
+    cv.page.select_option(".seg-queue", "any")
+    cv.wait_ahead()
+    slow = st.open_in_project
+
+    def slow_open(*a, **k):
+        time.sleep(1.5)
+        return slow(*a, **k)
+    monkeypatch.setattr(st, "open_in_project", slow_open)
+    splits = {i: st.store.get_image(i).split for i in ids}
+    cv.key("n")                                   # the page shows the next image at once ...
+    shown = cv.state()["image"]
+    assert shown != iid
+    cv.page.select_option(".seg-split", "val")     # ... but the server still has the old one
+    assert "One moment" in cv.state()["status"]
+    assert cv.page.input_value(".seg-split") == st.store.get_image(shown).split
+    cv.wait_idle()
+    assert {i: st.store.get_image(i).split for i in ids} == splits
+
+
 def test_help_lists_every_shortcut(cv, artifacts):
     cv.key("?")
     assert cv.page.is_visible(".seg-help-dlg")

@@ -529,14 +529,29 @@ def test_set_split_from_the_canvas_and_submit_assigns_one(running):
 def test_model_panel(running):
     st, url = running
     c = client(url)
-    summary, versions, plot = c.predict(DEMO_PROJECT, api_name="/model_panel")
+    summary, versions, plot, confusion, history = c.predict(DEMO_PROJECT, api_name="/model_panel")
     assert "mIoU" in summary and ("CPU" in summary or "GPU" in summary)
     rows = dict(plot["data"])
     assert len(rows) == 11 and rows["road"] > 0.9 and plot["mark"] == "bar"
     active = st.store.active_model_version(DEMO_PROJECT).id
     assert versions["value"] == active
-    summary, versions, _ = c.predict(DEMO_PROJECT, active, api_name="/activate_model")
+    assert ["v%d" % active] == [r[0] for r in history["data"]][:1]
+    summary, versions, *_ = c.predict(DEMO_PROJECT, active, api_name="/activate_model")
     assert versions["value"] == active
+    # evaluated on the project's own val images: per-class IoU with pixel counts, confusion
+    ids = demo_ids(st)[:2]
+    for iid in ids:
+        st.set_split(DEMO_PROJECT, iid, "val")
+        info = st.store.get_image(iid)
+        if info.status != "submitted":
+            st.store.save_annotation(iid, st.prepare(iid).loaded.class_map, "tester", "submitted", info.revision)
+    summary, plot, confusion, history = c.predict(DEMO_PROJECT, active, api_name="/evaluate_version")
+    ev = st.cached_evaluation(DEMO_PROJECT, active)
+    assert ev is not None and ev["images"] == 2 and f"mIoU {ev['miou']:.3f}" in summary
+    labels = [r[0] for r in plot["data"]]
+    assert all(re.search(r" \([\d,]+ px\)$", x) for x in labels)
+    assert "labelled" in confusion and "<table>" in confusion
+    assert any(r[2] == "this project's val set now" for r in history["data"])
     with pytest.raises(Exception):
         c.predict(DEMO_PROJECT, 424242, api_name="/activate_model")
 
@@ -571,6 +586,7 @@ def test_finetune_from_the_model_panel_runs_in_a_worker_while_the_app_answers(ru
     st, url = running
     c = client(url)
     img = st.store.list_images(DEMO_PROJECT)[0]
+    st.set_split(DEMO_PROJECT, img.id, "train")        # whatever earlier tests made of it
     truth = st.predict(DEMO_PROJECT, img.id, store=False)
     st.store.save_annotation(img.id, truth, "tester", "submitted", base_revision=img.revision)
     assert "queued" in c.predict(DEMO_PROJECT, 1, 0.2, api_name="/start_finetune")
@@ -587,7 +603,9 @@ def test_finetune_from_the_model_panel_runs_in_a_worker_while_the_app_answers(ru
         assert nxt["kind"] in ("load", "info")
         time.sleep(1)
     assert "succeeded" in seen[-1], seen[-3:]
-    assert "not promoted: no val images" in seen[-1]
+    n_val = st.split_counts(DEMO_PROJECT)["val"]
+    assert ("not promoted: no val images" if n_val == 0 else
+            f"not promoted: {n_val} val image(s), at least 5 needed") in seen[-1]
     job = st.store.list_jobs(DEMO_PROJECT)[0]
     assert job.result_version_id is not None and job.metrics["train_images"] >= 1
     # the poll that saw the job end also refreshed the version list and the summary

@@ -560,3 +560,53 @@ def test_split_counts_and_why_a_job_would_not_be_promoted(demo_studio):
     assert st.split_counts(DEMO_PROJECT) == {"train": 2, "val": 2}
     msg = st.promotion_readiness(DEMO_PROJECT)
     assert "2 submitted val image(s), at least 5 needed" in msg
+
+
+# --------------------------------------------------------------------------- evaluation, fresh predictions
+
+def test_evaluate_on_the_projects_val_images_with_its_own_classes(demo_studio, monkeypatch):
+    st = demo_studio
+    with pytest.raises(UserError, match="no submitted val images"):
+        st.evaluate_on_val(DEMO_PROJECT)
+    ids = [im.id for im in st.store.list_images(DEMO_PROJECT, order="id")[:2]]
+    p = st.store.get_project(DEMO_PROJECT)
+    truths = []
+    for iid in ids:
+        st.set_split(DEMO_PROJECT, iid, "val")
+        cm = st.prepare(iid).loaded.class_map.copy()
+        cm[:40] = p.ignore_index                              # void rows are not counted
+        cm[40:60, :100] = p.class_indices[0]                  # some pixels labelled sky that it predicts otherwise
+        st.store.save_annotation(iid, cm, "ann", "submitted", 0)
+        truths.append(cm)
+    ev = st.evaluate_on_val(DEMO_PROJECT)
+    assert ev["images"] == 2 and ev["names"] == p.class_names
+    gt = np.concatenate([t.ravel() for t in truths])
+    want_px = [int((gt == c).sum()) for c in p.class_indices]
+    assert ev["val_pixels"] == want_px
+    conf = np.array(ev["confusion"])
+    assert conf.sum() <= sum(want_px) and 0 < ev["miou"] < 1
+    sky = p.class_names.index("sky")
+    assert ev["iou"][sky] < 1.0                                # the relabelled pixels count as errors
+    # cached: asking again predicts nothing
+    monkeypatch.setattr(st, "_predict_map", lambda *a, **k: (_ for _ in ()).throw(AssertionError("predicted")))
+    assert st.evaluate_on_val(DEMO_PROJECT) is ev
+    assert st.cached_evaluation(DEMO_PROJECT, ev["version"]) is ev
+    assert st.version_history(DEMO_PROJECT)[0]["measured"] == "this project's val set now"
+
+
+def test_recorded_metrics_show_only_the_projects_classes(studio):
+    studio.create_project("roads", "road\nsky")
+    _, per_class = studio.model_summary("roads")
+    assert {c for c, _ in per_class} == {"road", "sky"}
+
+
+def test_a_new_active_model_predicts_the_queue_again(demo_studio):
+    st = demo_studio
+    assert st.refresh_predictions(DEMO_PROJECT) == 0           # the demo's predictions are the active model's
+    mv2 = st.store.add_model_version(DEMO_PROJECT, str(st.default_model_dir), metrics=None, name="again")
+    st.activate_model(DEMO_PROJECT, mv2.id)
+    unlabelled = [im.id for im in st.store.list_images(DEMO_PROJECT, status="unlabelled")]
+    assert st.refresh_predictions(DEMO_PROJECT) == len(unlabelled) > 0
+    assert st.wait_idle(120)
+    assert all(st.store.get_prediction(i, mv2.id) is not None for i in unlabelled)
+    assert st.refresh_predictions(DEMO_PROJECT) == 0           # once per model version
