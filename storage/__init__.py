@@ -1,17 +1,20 @@
 """Label storage of the segmentation studio: projects, images, annotations (every
-revision), predictions, model versions and fine-tuning jobs.
+revision), review decisions, predictions, model versions, fine-tuning jobs, user
+accounts, project members and the activity log.
 
 SQLite (WAL) in the data folder by default, any SQLAlchemy URL (PostgreSQL via
 psycopg) instead; schema managed by Alembic and upgraded on start. Use
 :class:`Store`; it never hands out sessions or ORM objects.
 """
 from .errors import (ConflictError, InvalidClassMapError, InvalidImageError, JobStateError,
-                     NotFoundError, StorageError)
-from .store import (AnnotationInfo, ClassInfo, ImageInfo, JobInfo, ModelVersionInfo,
-                    PredictionInfo, ProjectInfo, Store, ValidationError)
+                     NotFoundError, ReviewError, StorageError)
+from .models import Action, ReviewDecision, ReviewState, Role, TrainingSource
+from .store import (ActivityInfo, AnnotationInfo, ClassInfo, ImageInfo, JobInfo, ModelVersionInfo,
+                    PredictionInfo, ProjectInfo, ReviewInfo, Store, UserInfo, ValidationError)
 
 __all__ = [
     "Store", "StorageError", "NotFoundError", "InvalidImageError", "InvalidClassMapError",
-    "ConflictError", "JobStateError", "ValidationError", "ProjectInfo", "ClassInfo", "ImageInfo",
-    "AnnotationInfo", "PredictionInfo", "ModelVersionInfo", "JobInfo",
+    "ConflictError", "JobStateError", "ReviewError", "ValidationError", "ProjectInfo", "ClassInfo",
+    "ImageInfo", "AnnotationInfo", "PredictionInfo", "ModelVersionInfo", "JobInfo", "UserInfo",
+    "ReviewInfo", "ActivityInfo", "Role", "ReviewDecision", "ReviewState", "TrainingSource", "Action",
 ]

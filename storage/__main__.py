@@ -1,13 +1,34 @@
-"""Command line: ``python -m storage import-dataset|export|upgrade|sweep ...``."""
+"""Command line: ``python -m storage import-dataset|export|upgrade|sweep|users|members|training-source ...``.
+
+Passwords (``users add``, ``users passwd``) are read from a prompt, asked twice, or from
+the first line of standard input when it is not a terminal (``echo pw | python -m
+storage users add ...``); never from the command line, and never printed."""
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from pathlib import Path
 
 from .datasets import FORMATS, export_dataset, import_dataset
 from .errors import StorageError
+from .models import Action, Role, TrainingSource
 from .store import Store
+
+CLI_USER = "cli"     # who the activity log names for changes made here
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # noqa: D102
+        # argparse would echo unknown arguments; one might be a password typed by mistake
+        if message.startswith("unrecognized arguments"):
+            message = ("unrecognized arguments (not shown; passwords are never given on the "
+                       "command line: they are read from a prompt or standard input)")
+        super().error(message)
+
+
+class CliError(Exception):
+    pass
 
 
 def _store(args) -> Store:
@@ -21,9 +42,99 @@ def _store(args) -> Store:
     return Store(args.db, data_dir, max_image_megapixels=args.max_megapixels)
 
 
+def read_password(name: str) -> str:
+    """From a prompt (asked twice) on a terminal, else the first line of stdin."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        pw = getpass.getpass(f"Password for {name}: ")
+        if getpass.getpass("Repeat it: ") != pw:
+            raise CliError("the two passwords differ; nothing changed")
+        return pw
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    if not line:
+        raise CliError("no password on standard input; nothing changed")
+    return line.rstrip("\r\n")
+
+
+def _users(store: Store, args) -> int:
+    cmd = args.users_cmd
+    if cmd == "list":
+        member_of: dict[int, list[str]] = {}
+        for p in store.list_projects():
+            for u in store.list_members(p.id):
+                member_of.setdefault(u.id, []).append(p.name)
+        rows = [("NAME", "ROLE", "DISABLED", "PROJECTS")]
+        for u in store.list_users():
+            projects = "(all)" if u.is_admin else ", ".join(member_of.get(u.id, [])) or "-"
+            rows.append((u.name, u.role, "yes" if u.disabled else "no", projects))
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3])
+        return 0
+    if cmd == "add":
+        pw = read_password(args.name)
+        u = store.add_user(args.name, pw, args.role)
+        store.record_activity(Action.USER_ADDED, CLI_USER, subject=f"user {u.name}",
+                              details={"name": u.name, "role": u.role})
+        print(f"added user {u.name!r} ({u.role})")
+        return 0
+    if cmd == "passwd":
+        u = store.get_user(args.name)
+        store.set_password(u.id, read_password(u.name))
+        store.record_activity(Action.PASSWORD_CHANGED, CLI_USER, subject=f"user {u.name}",
+                              details={"name": u.name})
+        print(f"password of {u.name!r} changed")
+        return 0
+    if cmd == "set-role":
+        before = store.get_user(args.name)
+        u = store.set_role(before.id, args.role)
+        if u.role != before.role:
+            store.record_activity(Action.ROLE_CHANGED, CLI_USER, subject=f"user {u.name}",
+                                  details={"name": u.name, "from": before.role, "to": u.role})
+        print(f"{u.name!r} is {u.role}")
+        return 0
+    if cmd in ("disable", "enable"):
+        before = store.get_user(args.name)
+        u = (store.disable_user if cmd == "disable" else store.enable_user)(before.id)
+        if u.disabled != before.disabled:
+            store.record_activity(Action.USER_DISABLED if u.disabled else Action.USER_ENABLED,
+                                  CLI_USER, subject=f"user {u.name}", details={"name": u.name})
+        print(f"{u.name!r} is {'disabled' if u.disabled else 'enabled'}")
+        return 0
+    return 2
+
+
+def _members(store: Store, args) -> int:
+    if args.members_cmd == "list":
+        p = store.get_project(args.project)
+        for u in store.list_members(p.id):
+            print(f"{u.name}\t{u.role}{'  (disabled)' if u.disabled else ''}")
+        print(f"training source: {store.effective_training_source(p.id)}"
+              f"{'' if p.training_source else ' (automatic)'}", file=sys.stderr)
+        return 0
+    p, u = store.get_project(args.project), store.get_user(args.user)
+    if args.members_cmd == "add":
+        if store.add_member(p.id, u.id):
+            store.record_activity(Action.MEMBER_ADDED, CLI_USER, p.id, f"user {u.name}",
+                                  {"name": u.name, "role": u.role})
+            print(f"{u.name!r} is a member of {p.name!r}")
+        else:
+            print(f"{u.name!r} already was a member of {p.name!r}")
+        return 0
+    if args.members_cmd == "remove":
+        if store.remove_member(p.id, u.id):
+            store.record_activity(Action.MEMBER_REMOVED, CLI_USER, p.id, f"user {u.name}",
+                                  {"name": u.name})
+            print(f"{u.name!r} is no longer a member of {p.name!r}")
+        else:
+            print(f"{u.name!r} was not a member of {p.name!r}")
+        return 0
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m storage", description=__doc__)
-    common = argparse.ArgumentParser(add_help=False)
+    ap = _Parser(prog="python -m storage", description=__doc__,
+                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = _Parser(add_help=False)
     common.add_argument("--db", default=None,
                         help="SQLAlchemy URL (default: sqlite:///<data-dir>/studio.db)")
     common.add_argument("--data-dir", default=None,
@@ -37,21 +148,54 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--split", required=True)
     imp.add_argument("--author", default="import")
     imp.add_argument("--limit", type=int, default=None)
-    exp = sub.add_parser("export", parents=[common], help="export submitted annotations")
+    exp = sub.add_parser("export", parents=[common],
+                         help="export annotations (the project's training source)")
     exp.add_argument("--project", required=True)
     exp.add_argument("--format", required=True, choices=FORMATS)
     exp.add_argument("--out", required=True)
     exp.add_argument("--split", default=None)
-    exp.add_argument("--include-drafts", action="store_true")
+    exp.add_argument("--include-drafts", action="store_true",
+                     help="each image's latest revision, whatever its status or review")
+    exp.add_argument("--source", choices=[s.value for s in TrainingSource], default=None,
+                     help="accepted or submitted revisions (default: the project's training source)")
     sub.add_parser("upgrade", parents=[common], help="create/upgrade the schema")
     sw = sub.add_parser("sweep", parents=[common], help="delete orphan image files")
     sw.add_argument("--min-age-s", type=float, default=3600.0)
+
+    roles = [r.value for r in Role]
+    users = sub.add_parser("users", help="accounts: add, list, set-role, disable, enable, passwd")
+    usub = users.add_subparsers(dest="users_cmd", required=True)
+    ua = usub.add_parser("add", parents=[common],
+                         help="add an account; the password is read from a prompt or stdin")
+    ua.add_argument("name")
+    ua.add_argument("--role", required=True, choices=roles)
+    usub.add_parser("list", parents=[common], help="name, role, disabled, projects")
+    sr = usub.add_parser("set-role", parents=[common], help="change a user's role")
+    sr.add_argument("name")
+    sr.add_argument("role", choices=roles)
+    for name, what in (("disable", "refuse the user's logins"), ("enable", "allow them again"),
+                       ("passwd", "set a new password, read from a prompt or stdin")):
+        usub.add_parser(name, parents=[common], help=what).add_argument("name")
+    members = sub.add_parser("members", help="project members: add, remove, list")
+    msub = members.add_subparsers(dest="members_cmd", required=True)
+    for name in ("add", "remove"):
+        m = msub.add_parser(name, parents=[common], help=f"{name} a member")
+        m.add_argument("project")
+        m.add_argument("user")
+    msub.add_parser("list", parents=[common], help="a project's members").add_argument("project")
+    ts = sub.add_parser("training-source", parents=[common],
+                        help="show or set what jobs and exports use: accepted, submitted or auto")
+    ts.add_argument("project")
+    ts.add_argument("value", nargs="?", choices=[s.value for s in TrainingSource] + ["auto"])
     args = ap.parse_args(argv)
     try:
         with _store(args) as store:
             if args.cmd == "import-dataset":
                 r = import_dataset(store, args.project, args.data, args.split, author=args.author,
                                    limit=args.limit)
+                store.record_activity(Action.IMPORT, CLI_USER, args.project, f"dataset {args.data}",
+                                      {"split": args.split, "added": r.added, "annotated": r.annotated,
+                                       "rejected": len(r.rejected)})
                 print(f"added {r.added}, annotated {r.annotated}, duplicates {r.duplicates}, "
                       f"without label {r.unlabelled}, kept existing labels {len(r.kept_existing)}, "
                       f"rejected {len(r.rejected)}")
@@ -60,9 +204,12 @@ def main(argv: list[str] | None = None) -> int:
                 return 1 if r.rejected else 0
             if args.cmd == "export":
                 r = export_dataset(store, args.project, args.out, args.format, split=args.split,
-                                   include_drafts=args.include_drafts)
-                print(f"exported {r.images} images ({len(r.files)} files) to {args.out}; "
-                      f"{r.skipped_unannotated} without a submitted annotation skipped")
+                                   include_drafts=args.include_drafts, source=args.source)
+                store.record_activity(Action.EXPORT, CLI_USER, args.project, f"export {args.format}",
+                                      {"format": args.format, "images": r.images, "source": r.source,
+                                       "split": args.split, "out": str(args.out)})
+                print(f"exported {r.images} images ({len(r.files)} files, {r.source} revisions) to "
+                      f"{args.out}; {r.skipped_unannotated} without such an annotation skipped")
                 return 0
             if args.cmd == "upgrade":
                 print("schema at head")
@@ -71,9 +218,26 @@ def main(argv: list[str] | None = None) -> int:
                 removed = store.sweep_orphans(args.min_age_s)
                 print(f"removed {len(removed)} orphan files")
                 return 0
-    except StorageError as e:
+            if args.cmd == "users":
+                return _users(store, args)
+            if args.cmd == "members":
+                return _members(store, args)
+            if args.cmd == "training-source":
+                p = store.get_project(args.project)
+                if args.value is not None:
+                    value = None if args.value == "auto" else args.value
+                    p = store.set_training_source(p.id, value)
+                    store.record_activity(Action.TRAINING_SOURCE_CHANGED, CLI_USER, p.id,
+                                          f"project {p.name}", {"training_source": value})
+                print(f"{p.name}: {store.effective_training_source(p.id)}"
+                      f"{'' if p.training_source else ' (automatic)'}")
+                return 0
+    except (StorageError, CliError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; nothing changed", file=sys.stderr)
+        return 130
     return 2
 
 

@@ -35,8 +35,9 @@ class ImportReport:
 @dataclass
 class ExportReport:
     images: int = 0
-    skipped_unannotated: int = 0
+    skipped_unannotated: int = 0     # images without an annotation from the source
     files: list[str] = field(default_factory=list)
+    source: str = "submitted"        # "accepted" / "submitted" / "drafts" (include_drafts)
 
 
 def read_classes_json(path: Path) -> tuple[list[dict], int]:
@@ -135,13 +136,14 @@ def _png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _items(store: Store, project: str, split: str | None, include_drafts: bool):
+def _items(store: Store, project: str, split: str | None, include_drafts: bool,
+           source: str | None = None):
     """Yield (ImageInfo, revision) for every exported image, with a unique safe stem."""
     images = {i.id: i for i in store.list_images(project, split=split)}
     if include_drafts:
         chosen = [(i.id, i.revision) for i in images.values() if i.revision > 0]
     else:
-        chosen = store.submitted_annotations(project, split=split)
+        chosen = store.submitted_annotations(project, split=split, source=source)
     used: set[str] = set()
     for image_id, rev in chosen:
         info = images[image_id]
@@ -161,14 +163,22 @@ def _image_payload(store: Store, info) -> tuple[bytes, str]:
 
 
 def export_dataset(store: Store, project: str, out_dir: str | Path, format: str,
-                   split: str | None = None, include_drafts: bool = False) -> ExportReport:
+                   split: str | None = None, include_drafts: bool = False,
+                   source: str | None = None) -> ExportReport:
+    """Write each image's annotation from the project's training source
+    (``Store.effective_training_source``; ``source`` overrides it: "accepted" = latest
+    accepted revision, "submitted" = latest submitted revision), or its latest revision
+    of any status with ``include_drafts``. Recording the export in the activity log is
+    the caller's (it knows who)."""
     if format not in FORMATS:
         raise ValidationError(f"format must be one of {FORMATS}, got {format!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     p = store.get_project(project)
     rep = ExportReport()
-    items = list(_items(store, project, split, include_drafts))
+    rep.source = ("drafts" if include_drafts else
+                  source if source is not None else store.effective_training_source(project))
+    items = list(_items(store, project, split, include_drafts, source))
     total = len(store.list_images(project, split=split))
     rep.skipped_unannotated = total - len(items)
     {"folder": _export_folder, "voc": _export_voc, "coco": _export_coco}[format](store, p, out, items, rep)

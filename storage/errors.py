@@ -27,6 +27,11 @@ class InvalidClassMapError(StorageError, ValueError):
     """A class map of the wrong shape, dtype or with values outside the label set."""
 
 
+class ReviewError(StorageError, ValueError):
+    """A review decision that cannot be taken: the revision is a draft, or no longer
+    the image's latest submitted revision (someone submitted since: reload)."""
+
+
 class JobStateError(StorageError):
     """An invalid training-job state transition, or a second active job for a project."""
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index,
-                        Integer, LargeBinary, MetaData, String, Text, UniqueConstraint, text)
+from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey,
+                        ForeignKeyConstraint, Index, Integer, LargeBinary, MetaData, String, Text,
+                        UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -20,6 +22,66 @@ NAMING = {
 SPLITS = ("train", "val", "none")
 ANNOTATION_STATUSES = ("draft", "submitted")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+class Role(StrEnum):
+    """What a user may do (enforced by the app's Studio layer): an annotator labels,
+    saves and submits; a reviewer also accepts or rejects; an admin also manages label
+    sets, model versions, fine-tuning, export and users, and sees every project."""
+    ADMIN = "admin"
+    REVIEWER = "reviewer"
+    ANNOTATOR = "annotator"
+
+
+class ReviewDecision(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class ReviewState(StrEnum):
+    """An image's review state: the latest decision on its latest submitted revision,
+    ``pending`` while that revision has none (None: nothing submitted yet)."""
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class TrainingSource(StrEnum):
+    """Which annotations jobs and exports use: each image's latest *accepted*
+    revision, or its latest *submitted* one."""
+    ACCEPTED = "accepted"
+    SUBMITTED = "submitted"
+
+
+class Action(StrEnum):
+    """Kinds of activity records. Storage records ``revision_saved`` (save_annotation),
+    ``review`` (review), ``model_activated`` (activate_model_version) and
+    ``model_promoted`` (finish_job with activate=True) itself; callers record the rest."""
+    REVISION_SAVED = "revision_saved"
+    REVIEW = "review"
+    JOB_STARTED = "job_started"
+    JOB_FINISHED = "job_finished"
+    JOB_CANCELLED = "job_cancelled"
+    MODEL_PROMOTED = "model_promoted"
+    MODEL_ACTIVATED = "model_activated"
+    EXPORT = "export"
+    IMPORT = "import"
+    PROJECT_CREATED = "project_created"
+    CLASSES_CHANGED = "classes_changed"
+    TRAINING_SOURCE_CHANGED = "training_source_changed"
+    USER_ADDED = "user_added"
+    ROLE_CHANGED = "role_changed"
+    USER_DISABLED = "user_disabled"
+    USER_ENABLED = "user_enabled"
+    PASSWORD_CHANGED = "password_changed"
+    MEMBER_ADDED = "member_added"
+    MEMBER_REMOVED = "member_removed"
+
+
+def one_of(column: str, values) -> str:
+    """The SQL of a CHECK that ``column`` holds one of ``values`` (an enum's)."""
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
 
 
 def utcnow() -> datetime:
@@ -36,7 +98,10 @@ class Project(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     ignore_index: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    __table_args__ = (CheckConstraint("ignore_index >= 0 AND ignore_index <= 255", name="ignore_range"),)
+    # TrainingSource for jobs and exports; None = automatic (see Store.effective_training_source)
+    training_source: Mapped[str | None] = mapped_column(String(12))
+    __table_args__ = (CheckConstraint("ignore_index >= 0 AND ignore_index <= 255", name="ignore_range"),
+                      CheckConstraint(one_of("training_source", TrainingSource), name="training_source"))
 
 
 class LabelClass(Base):
@@ -74,11 +139,16 @@ class Image(Base):
     annotated_by: Mapped[str | None] = mapped_column(String(200))
     annotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     uncertainty: Mapped[float | None] = mapped_column(Float)
+    # ReviewState of the latest submitted revision (None: nothing submitted); kept by
+    # save_annotation (a submission -> pending) and review (the decision)
+    review: Mapped[str | None] = mapped_column(String(8))
     __table_args__ = (
         UniqueConstraint("project_id", "sha256", name="uq_images_project_sha256"),
         CheckConstraint("split IN ('train', 'val', 'none')", name="split"),
         CheckConstraint("status IN ('unlabelled', 'draft', 'submitted')", name="status"),
+        CheckConstraint(one_of("review", ReviewState), name="review"),
         Index("ix_images_project_status", "project_id", "status"),
+        Index("ix_images_project_review", "project_id", "review"),
         Index("ix_images_project_uncertainty", "project_id", "uncertainty"),
         Index("ix_images_sha256", "sha256"),
     )
@@ -158,4 +228,67 @@ class TrainingJob(Base):
               sqlite_where=text("status IN ('queued', 'running')"),
               postgresql_where=text("status IN ('queued', 'running')")),
         Index("ix_training_jobs_status", "status"),
+    )
+
+
+class User(Base):
+    """An account. ``name`` as given (whitespace collapsed); ``name_key`` its
+    case-insensitive identity (``common.labels.name_key``: collapsed, casefolded),
+    unique, so "Alice" and "alice" are one user on SQLite and PostgreSQL alike.
+    ``password_hash`` is an argon2id hash (argon2-cffi), never the password."""
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(800), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(500))
+    role: Mapped[str] = mapped_column(String(12))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (CheckConstraint(one_of("role", Role), name="role"),)
+
+
+class ProjectMember(Base):
+    """Who works on a project (admins see every project without membership)."""
+    __tablename__ = "project_members"
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (Index("ix_project_members_user_id", "user_id"),)
+
+
+class Review(Base):
+    """A review decision on one submitted annotation revision. Every decision is kept;
+    an image's state is the latest decision on its latest submitted revision."""
+    __tablename__ = "reviews"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    revision: Mapped[int] = mapped_column(Integer)
+    decision: Mapped[str] = mapped_column(String(8))
+    comment: Mapped[str] = mapped_column(Text)
+    reviewer: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (
+        ForeignKeyConstraint(["image_id", "revision"], ["annotations.image_id", "annotations.revision"],
+                             name="fk_reviews_annotation", ondelete="CASCADE"),
+        CheckConstraint(one_of("decision", ReviewDecision), name="decision"),
+        # a rejection goes back to the annotator with a reason
+        CheckConstraint("decision = 'accepted' OR length(trim(comment)) > 0", name="rejection_comment"),
+        Index("ix_reviews_image_revision", "image_id", "revision", "id"),
+    )
+
+
+class Activity(Base):
+    """Who did what and when. ``project_id`` is None for user administration;
+    ``user_name`` None for the system (a job's promotion)."""
+    __tablename__ = "activity"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    user_name: Mapped[str | None] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (
+        CheckConstraint(one_of("action", Action), name="action"),
+        Index("ix_activity_project_id", "project_id", "id"),
     )

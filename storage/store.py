@@ -6,6 +6,8 @@ frozen dataclasses and numpy arrays, never ORM objects or sessions.
 from __future__ import annotations
 
 import gc
+import json
+import secrets
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
@@ -15,18 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import String, func, select, type_coerce, update
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import String, delete, exists, func, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from common import colors, labels
 
 from . import db, imaging
 from .errors import (ConflictError, InvalidImageError, JobStateError,
-                     NotFoundError, StorageError)
+                     NotFoundError, ReviewError, StorageError)
 from .files import BlobStore
-from .models import (SPLITS, Annotation, Image, LabelClass, ModelVersion, Prediction, Project,
-                     TrainingJob, utcnow)
+from .models import (SPLITS, Action, Activity, Annotation, Image, LabelClass, ModelVersion,
+                     Prediction, Project, ProjectMember, Review, ReviewDecision, ReviewState, Role,
+                     TrainingJob, TrainingSource, User, utcnow)
 
 
 class ValidationError(StorageError, ValueError):
@@ -49,6 +54,9 @@ class ProjectInfo:
     ignore_index: int
     classes: tuple[ClassInfo, ...]   # ordered by index
     created_at: datetime
+    # the explicit training source ("accepted" / "submitted"); None = automatic, see
+    # Store.effective_training_source
+    training_source: str | None = None
 
     @property
     def class_names(self) -> list[str]:
@@ -96,6 +104,9 @@ class ImageInfo:
     created_at: datetime
     normalised: bool = False        # EXIF rotation / mode conversion was applied on decode
     duplicate: bool = False         # add_image found the same bytes already in the project
+    # review state of the latest submitted revision: "pending" / "accepted" / "rejected",
+    # None when nothing was submitted (a later draft does not change it)
+    review: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,6 +141,42 @@ class ModelVersionInfo:
 
 
 @dataclass(frozen=True)
+class UserInfo:
+    """An account, without its password hash."""
+    id: int
+    name: str
+    role: str                       # "admin" / "reviewer" / "annotator" (models.Role)
+    disabled: bool
+    created_at: datetime
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+
+@dataclass(frozen=True)
+class ReviewInfo:
+    id: int
+    image_id: int
+    revision: int                   # the submitted annotation revision decided on
+    decision: str                   # "accepted" / "rejected"
+    comment: str                    # "" for an acceptance without a comment
+    reviewer: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ActivityInfo:
+    id: int
+    project_id: int | None          # None: user administration
+    user: str | None                # who; None: the system (a job's promotion)
+    action: str                     # models.Action
+    subject: str                    # e.g. "image 12 revision 3"
+    details: dict[str, Any] | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class JobInfo:
     id: int
     project_id: int
@@ -151,6 +198,8 @@ class JobInfo:
 # --------------------------------------------------------------------------- helpers
 
 LOG_TAIL_LINES = 200
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024     # argon2 takes any length; this bounds the work per login
 
 
 def _utc(dt: datetime | None) -> datetime | None:
@@ -190,10 +239,42 @@ def _check_split(split: str) -> str:
     return split
 
 
+def _enum_value(enum: type, value: Any, what: str) -> str:
+    try:
+        return enum(value).value
+    except ValueError:
+        raise ValidationError(f"{what} must be one of {', '.join(enum)}, got {value!r}") from None
+
+
+def _check_password(password: Any) -> str:
+    """The password as given, or ValidationError; messages never contain it."""
+    if not isinstance(password, str):
+        raise ValidationError(f"a password must be text, got {type(password).__name__}")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ValidationError(f"a password has at most {MAX_PASSWORD_LENGTH} characters")
+    return password
+
+
 def _image_info(im: Image, duplicate: bool = False) -> ImageInfo:
     return ImageInfo(im.id, im.project_id, im.sha256, im.filename, im.width, im.height, im.split,
                      im.format, im.status, im.revision, im.annotated_by, _utc(im.annotated_at),
-                     im.uncertainty, _utc(im.created_at), im.normalised, duplicate)
+                     im.uncertainty, _utc(im.created_at), im.normalised, duplicate, im.review)
+
+
+def _user_info(u: User) -> UserInfo:
+    return UserInfo(u.id, u.name, u.role, bool(u.disabled), _utc(u.created_at))
+
+
+def _review_info(r: Review) -> ReviewInfo:
+    return ReviewInfo(r.id, r.image_id, r.revision, r.decision, r.comment, r.reviewer,
+                      _utc(r.created_at))
+
+
+def _activity_info(a: Activity) -> ActivityInfo:
+    return ActivityInfo(a.id, a.project_id, a.user_name, a.action, a.subject, a.details,
+                        _utc(a.created_at))
 
 
 def _mv_info(m: ModelVersion) -> ModelVersionInfo:
@@ -210,7 +291,7 @@ def _job_info(j: TrainingJob) -> JobInfo:
 
 _IMAGE_COLS = (Image.id, Image.project_id, Image.sha256, Image.filename, Image.width, Image.height,
                Image.split, Image.format, Image.status, Image.revision, Image.annotated_by,
-               Image.annotated_at, Image.uncertainty, Image.created_at, Image.normalised)
+               Image.annotated_at, Image.uncertainty, Image.created_at, Image.normalised, Image.review)
 
 
 def _list_columns(dialect: str) -> tuple:
@@ -226,7 +307,7 @@ def _list_columns(dialect: str) -> tuple:
 
 _IMAGE_FIELDS = ("id", "project_id", "sha256", "filename", "width", "height", "split", "format",
                  "status", "revision", "annotated_by", "annotated_at", "uncertainty", "created_at",
-                 "normalised")
+                 "normalised", "review")
 
 
 def _rows_to_image_infos(rows: Iterable[Any]) -> list[ImageInfo]:
@@ -291,7 +372,8 @@ class Store:
     def __init__(self, url: str | None = None, data_dir: str | Path = "data", *,
                  max_image_megapixels: float = imaging.DEFAULT_MAX_MEGAPIXELS,
                  min_image_side: int = imaging.MIN_IMAGE_SIDE,
-                 sqlite_synchronous: str = "FULL", migrate: bool = True):
+                 sqlite_synchronous: str = "FULL", migrate: bool = True,
+                 password_hasher: PasswordHasher | None = None):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.url = url or f"sqlite:///{(self.data_dir / 'studio.db').resolve()}"
@@ -302,6 +384,9 @@ class Store:
             db.upgrade(self.engine)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self.blobs = BlobStore(self.data_dir / "images")
+        # argon2id with argon2-cffi's defaults (RFC 9106 low-memory profile) unless given
+        self.password_hasher = password_hasher or PasswordHasher()
+        self._dummy_hash: str | None = None
 
     @property
     def dialect(self) -> str:
@@ -334,7 +419,7 @@ class Store:
                             .order_by(LabelClass.index)).all()
         return ProjectInfo(p.id, p.name, p.ignore_index,
                            tuple(ClassInfo(c.index, c.name, _hex_to_rgb(c.color)) for c in classes),
-                           _utc(p.created_at))
+                           _utc(p.created_at), p.training_source)
 
     @staticmethod
     def _version_row(s: Session, version_id: int, project_id: int | None, label: str, where: str) -> ModelVersion:
@@ -529,14 +614,18 @@ class Store:
         return imaging.decode_image(data, max_megapixels=float("inf"), min_side=1).rgb
 
     def list_images(self, project: str | int, status: str | None = None, split: str | None = None,
-                    order: str = "id", limit: int | None = None, offset: int = 0) -> list[ImageInfo]:
-        """Images with their annotation status and latest uncertainty, in one query.
-        ``order``: "id" or "uncertainty" (most uncertain first)."""
+                    order: str = "id", limit: int | None = None, offset: int = 0,
+                    review: str | None = None) -> list[ImageInfo]:
+        """Images with their annotation status, review state and latest uncertainty, in
+        one query. ``order``: "id" or "uncertainty" (most uncertain first); ``review``:
+        only images in that review state ("pending" / "accepted" / "rejected")."""
         with self._session() as s:
             pid = self._project_row(s, project).id
             q = select(*_list_columns(self.dialect)).where(Image.project_id == pid)
             if status is not None:
                 q = q.where(Image.status == status)
+            if review is not None:
+                q = q.where(Image.review == _enum_value(ReviewState, review, "review"))
             if split is not None:
                 q = q.where(Image.split == _check_split(split))
             if order == "uncertainty":
@@ -578,15 +667,20 @@ class Store:
                    split: str | None = None, exclude: Iterable[int] = ()) -> ImageInfo | None:
         """Active-learning queue: the most uncertain image first (images without a
         prediction last, then by id). ``filter``: "unlabelled" (default), "draft",
-        "unsubmitted" (unlabelled or draft) or "any"."""
+        "unsubmitted" (unlabelled or draft), "rejected" (review state rejected: back to
+        the annotator) or "any"."""
         statuses = {None: ("unlabelled",), "unlabelled": ("unlabelled",), "draft": ("draft",),
                     "unsubmitted": ("unlabelled", "draft"),
                     "any": ("unlabelled", "draft", "submitted")}.get(filter)
-        if statuses is None:
-            raise ValidationError(f"filter must be unlabelled/draft/unsubmitted/any, got {filter!r}")
+        if filter == "rejected":
+            cond = Image.review == ReviewState.REJECTED.value
+        elif statuses is None:
+            raise ValidationError(f"filter must be unlabelled/draft/unsubmitted/rejected/any, got {filter!r}")
+        else:
+            cond = Image.status.in_(statuses)
         with self._session() as s:
             pid = self._project_row(s, project).id
-            q = (select(*_list_columns(self.dialect)).where(Image.project_id == pid, Image.status.in_(statuses))
+            q = (select(*_list_columns(self.dialect)).where(Image.project_id == pid, cond)
                  .order_by(Image.uncertainty.desc().nulls_last(), Image.id).limit(1))
             if split is not None:
                 q = q.where(Image.split == _check_split(split))
@@ -621,7 +715,10 @@ class Store:
                         status: str = "draft", base_revision: int = 0) -> AnnotationInfo:
         """Save a new revision (``base_revision + 1``). Raises :class:`ConflictError`
         naming who saved and when if the latest revision is not ``base_revision``;
-        nothing is overwritten. Every revision stays readable."""
+        nothing is overwritten. Every revision stays readable. A submitted revision
+        makes the image's review state "pending" (a draft leaves it as it is); the save
+        is recorded in the activity log (``revision_saved``, by ``author``) in the same
+        transaction."""
         if status not in ("draft", "submitted"):
             raise ValidationError(f"status must be 'draft' or 'submitted', got {status!r}")
         author = _clean_name(author, "author")
@@ -636,14 +733,21 @@ class Store:
             # The optimistic lock: a conditional UPDATE is atomic on SQLite (one writer)
             # and PostgreSQL (row lock, WHERE re-checked after the other commit), so only
             # one writer moves revision base -> base+1; unique (image_id, revision) backs it up.
+            values: dict[str, Any] = dict(revision=new_rev, status=status, annotated_by=author,
+                                          annotated_at=now)
+            if status == "submitted":
+                values["review"] = ReviewState.PENDING.value   # a new submission awaits review
             try:
                 n = s.execute(
                     update(Image).where(Image.id == image_id, Image.revision == base_revision)
-                    .values(revision=new_rev, status=status, annotated_by=author, annotated_at=now)
+                    .values(**values)
                     .execution_options(synchronize_session=False)).rowcount
                 if n == 1:
                     s.add(Annotation(image_id=image_id, revision=new_rev, author=author,
                                      status=status, png=png, created_at=now))
+                    self._record(s, Action.REVISION_SAVED, author, im.project_id,
+                                 f"image {image_id} revision {new_rev}",
+                                 {"image_id": image_id, "revision": new_rev, "status": status}, now)
                     s.flush()
             except IntegrityError:
                 n = 0
@@ -759,15 +863,28 @@ class Store:
                                                     ModelVersion.is_active.is_(True)))
             return _mv_info(m) if m is not None else None
 
-    def activate_model_version(self, version_id: int) -> ModelVersionInfo:
+    def activate_model_version(self, version_id: int, by: str | None = None) -> ModelVersionInfo:
+        """Make ``version_id`` its project's active version; a change is recorded in the
+        activity log (``model_activated`` by ``by``) in the same transaction."""
         with self._session() as s, s.begin():
-            return _mv_info(self._activate(s, version_id))
+            mv, previous = self._activate(s, version_id)
+            if previous != mv.id:
+                self._record(s, Action.MODEL_ACTIVATED, by, mv.project_id, self._version_subject(mv),
+                             {"version_id": mv.id, "previous_version_id": previous})
+            return _mv_info(mv)
 
     @staticmethod
-    def _activate(s: Session, version_id: int) -> ModelVersion:
+    def _version_subject(mv: ModelVersion) -> str:
+        return f"model version {mv.id}" + (f" ({mv.name})" if mv.name else "")
+
+    @staticmethod
+    def _activate(s: Session, version_id: int) -> tuple[ModelVersion, int | None]:
+        """Activate; returns the version and the previously active version's id."""
         mv = s.get(ModelVersion, version_id)
         if mv is None:
             raise NotFoundError(f"model version {version_id} does not exist")
+        previous = s.scalar(select(ModelVersion.id).where(ModelVersion.project_id == mv.project_id,
+                                                          ModelVersion.is_active.is_(True)))
         s.execute(update(ModelVersion).where(ModelVersion.project_id == mv.project_id,
                                              ModelVersion.id != version_id,
                                              ModelVersion.is_active.is_(True))
@@ -775,7 +892,7 @@ class Store:
         s.flush()
         mv.is_active = True
         s.flush()
-        return mv
+        return mv, previous
 
     # ------------------------------------------------------------------ training jobs
 
@@ -817,7 +934,9 @@ class Store:
                 raise JobStateError(f"job {job_id} is {job.status}; cannot move to {to} "
                                     f"(allowed only from {' or '.join(allowed_from)})")
             if activate_version is not None:   # in the same transaction as the transition
-                self._activate(s, activate_version)
+                mv, previous = self._activate(s, activate_version)
+                self._record(s, Action.MODEL_PROMOTED, None, mv.project_id, self._version_subject(mv),
+                             {"version_id": mv.id, "previous_version_id": previous, "job_id": job_id})
             return _job_info(job)
 
     def start_job(self, job_id: int) -> JobInfo:
@@ -893,7 +1012,8 @@ class Store:
         """running -> succeeded / failed / cancelled. ``activate=True`` (with
         ``status="succeeded"`` and a result version) makes the result the active version
         in the same transaction: a job cancelled or failed meanwhile (JobStateError)
-        never changes the active model."""
+        never changes the active model. The promotion is recorded in the activity log
+        (``model_promoted``, user None: the system) in that transaction too."""
         if status not in ("succeeded", "failed", "cancelled"):
             raise JobStateError(f"finish_job status must be succeeded/failed/cancelled, got {status!r}")
         if activate and (status != "succeeded" or result_version_id is None):
@@ -951,26 +1071,401 @@ class Store:
 
     # ------------------------------------------------------------------ training data
 
-    def submitted_annotations(self, project: str | int, split: str | None = "train"
-                              ) -> list[tuple[int, int]]:
-        """(image_id, revision) of the latest *submitted* revision of each image."""
+    def submitted_annotations(self, project: str | int, split: str | None = "train",
+                              source: str | None = None) -> list[tuple[int, int]]:
+        """(image_id, revision) of the annotation jobs and exports use for each image, by
+        image id. ``source`` (default: :meth:`effective_training_source`): "submitted" =
+        the latest submitted revision (later drafts ignored); "accepted" = the latest
+        revision whose latest review decision is an acceptance (pending and rejected
+        submissions after it are ignored; images with none are left out)."""
         with self._session() as s:
-            pid = self._project_row(s, project).id
-            q = (select(Annotation.image_id, func.max(Annotation.revision))
-                 .join(Image, Image.id == Annotation.image_id)
-                 .where(Image.project_id == pid, Annotation.status == "submitted")
-                 .group_by(Annotation.image_id).order_by(Annotation.image_id))
+            p = self._project_row(s, project)
+            src = (self._effective_source(s, p) if source is None
+                   else _enum_value(TrainingSource, source, "training source"))
+            if src == TrainingSource.SUBMITTED:
+                q = (select(Annotation.image_id, func.max(Annotation.revision))
+                     .join(Image, Image.id == Annotation.image_id)
+                     .where(Image.project_id == p.id, Annotation.status == "submitted")
+                     .group_by(Annotation.image_id).order_by(Annotation.image_id))
+            else:
+                later = aliased(Review)
+                q = (select(Review.image_id, func.max(Review.revision))
+                     .join(Image, Image.id == Review.image_id)
+                     .where(Image.project_id == p.id, Review.decision == ReviewDecision.ACCEPTED.value,
+                            ~exists().where(later.image_id == Review.image_id,
+                                            later.revision == Review.revision, later.id > Review.id))
+                     .group_by(Review.image_id).order_by(Review.image_id))
             if split is not None:
                 q = q.where(Image.split == _check_split(split))
             return [(int(i), int(r)) for i, r in s.execute(q)]
 
-    def training_examples(self, project: str | int, split: str | None = "train"
-                          ) -> list[tuple[int, np.ndarray, np.ndarray]]:
-        """(image_id, (H,W,3) uint8 image, (H,W) uint8 class map) for every image whose
-        annotation was submitted (latest submitted revision; later drafts are ignored)."""
-        return list(self.iter_training_examples(project, split))
+    def training_examples(self, project: str | int, split: str | None = "train",
+                          source: str | None = None) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """(image_id, (H,W,3) uint8 image, (H,W) uint8 class map) for every image with an
+        annotation from the project's training source (see :meth:`submitted_annotations`)."""
+        return list(self.iter_training_examples(project, split, source))
 
-    def iter_training_examples(self, project: str | int, split: str | None = "train"):
-        for image_id, rev in self.submitted_annotations(project, split):
+    def iter_training_examples(self, project: str | int, split: str | None = "train",
+                               source: str | None = None):
+        for image_id, rev in self.submitted_annotations(project, split, source):
             ann = self.get_annotation(image_id, revision=rev)
             yield image_id, self.load_image(image_id), ann.class_map
+
+    # ------------------------------------------------------------------ training source
+
+    @staticmethod
+    def _effective_source(s: Session, p: Project) -> str:
+        if p.training_source is not None:
+            return p.training_source
+        reviewer = s.scalar(select(ProjectMember.user_id).join(User, User.id == ProjectMember.user_id)
+                            .where(ProjectMember.project_id == p.id, User.role == Role.REVIEWER.value,
+                                   User.disabled.is_(False)).limit(1))
+        return (TrainingSource.ACCEPTED if reviewer is not None else TrainingSource.SUBMITTED).value
+
+    def effective_training_source(self, project: str | int) -> str:
+        """What jobs and exports use: the project's explicit setting, else (automatic)
+        "accepted" once the project has an enabled member with role reviewer, else
+        "submitted"."""
+        with self._session() as s:
+            return self._effective_source(s, self._project_row(s, project))
+
+    def set_training_source(self, project: str | int, value: str | None) -> ProjectInfo:
+        """"accepted" / "submitted", or None for automatic (see effective_training_source)."""
+        if value is not None:
+            value = _enum_value(TrainingSource, value, "training source")
+        with self._session() as s, s.begin():
+            p = self._project_row(s, project)
+            p.training_source = value
+            s.flush()
+            return self._project_info(s, p)
+
+    # ------------------------------------------------------------------ users
+
+    @staticmethod
+    def _user_row(s: Session, user: str | int, *, for_update: bool = False) -> User:
+        if isinstance(user, int):
+            q = select(User).where(User.id == user)
+        elif isinstance(user, str) and user.strip():
+            q = select(User).where(User.name_key == labels.name_key(user))
+        else:
+            raise NotFoundError(f"user {user!r} does not exist")
+        row = s.scalar(q.with_for_update() if for_update else q)
+        if row is None:
+            raise NotFoundError(f"user {user!r} does not exist")
+        return row
+
+    def _hash(self, password: str) -> str:
+        return self.password_hasher.hash(_check_password(password))
+
+    def add_user(self, name: str, password: str, role: str = "annotator") -> UserInfo:
+        """Create an account. ``name``: whitespace collapsed, unique ignoring case;
+        ``role``: admin / reviewer / annotator; the password (at least
+        ``MIN_PASSWORD_LENGTH`` characters) is stored only as an argon2id hash."""
+        name = _clean_name(name, "user name")
+        role = _enum_value(Role, role, "role")
+        pw_hash = self._hash(password)
+        with self._session() as s, s.begin():
+            other = s.scalar(select(User.name).where(User.name_key == labels.name_key(name)))
+            if other is not None:
+                same = "" if other == name else f" (as {other!r}: user names ignore case)"
+                raise ValidationError(f"user {name!r} already exists{same}")
+            u = User(name=name, name_key=labels.name_key(name), password_hash=pw_hash, role=role,
+                     disabled=False, created_at=utcnow())
+            s.add(u)
+            try:
+                s.flush()
+            except IntegrityError:
+                raise ValidationError(f"user {name!r} already exists (added concurrently)") from None
+            return _user_info(u)
+
+    def get_user(self, name: str | int) -> UserInfo:
+        with self._session() as s:
+            return _user_info(self._user_row(s, name))
+
+    def list_users(self) -> list[UserInfo]:
+        with self._session() as s:
+            return [_user_info(u) for u in s.scalars(select(User).order_by(User.name_key))]
+
+    def has_users(self) -> bool:
+        """Whether any account exists (without accounts the app runs as one person)."""
+        with self._session() as s:
+            return s.scalar(select(User.id).limit(1)) is not None
+
+    def verify_user(self, name: str, password: str) -> UserInfo | None:
+        """The account when ``password`` is right and the user is enabled, else None
+        (wrong password, unknown or disabled user: the caller cannot tell which). An
+        unknown name still costs one argon2 verification, so timing does not reveal
+        which names exist. A hash made with older parameters is replaced on success."""
+        hasher = self.password_hasher
+        u = None
+        if isinstance(name, str) and name.strip() and len(name) <= 4 * labels.MAX_NAME_LENGTH:
+            with self._session() as s:
+                u = s.scalar(select(User).where(User.name_key == labels.name_key(name)))
+        stored = u.password_hash if u is not None else self._dummy()
+        try:
+            ok = isinstance(password, str) and hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            ok = False
+        if not ok or u is None or u.disabled:
+            return None
+        if hasher.check_needs_rehash(stored):
+            with self._session() as s, s.begin():
+                # conditional: a password changed meanwhile is not overwritten
+                s.execute(update(User).where(User.id == u.id, User.password_hash == stored)
+                          .values(password_hash=hasher.hash(password))
+                          .execution_options(synchronize_session=False))
+        return _user_info(u)
+
+    def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = self.password_hasher.hash(secrets.token_urlsafe(16))
+        return self._dummy_hash
+
+    def set_password(self, name: str | int, password: str) -> UserInfo:
+        pw_hash = self._hash(password)
+        with self._session() as s, s.begin():
+            u = self._user_row(s, name)
+            u.password_hash = pw_hash
+            s.flush()
+            return _user_info(u)
+
+    def _check_not_last_admin(self, s: Session, u: User, doing: str) -> None:
+        if u.role != Role.ADMIN or u.disabled:
+            return
+        others = s.scalar(select(func.count()).select_from(User).where(
+            User.role == Role.ADMIN.value, User.disabled.is_(False), User.id != u.id))
+        if not others:
+            raise ValidationError(f"cannot {doing} {u.name!r}: the last enabled admin "
+                                  "(add or enable another admin first)")
+
+    def set_role(self, name: str | int, role: str) -> UserInfo:
+        """Change a user's role; the last enabled admin cannot be demoted."""
+        role = _enum_value(Role, role, "role")
+        with self._session() as s, s.begin():
+            u = self._user_row(s, name, for_update=True)
+            if role != u.role:
+                self._check_not_last_admin(s, u, f"make {role}")
+                u.role = role
+                s.flush()
+            return _user_info(u)
+
+    def disable_user(self, name: str | int) -> UserInfo:
+        """A disabled user cannot log in (verify_user returns None) and sees no project;
+        their revisions and reviews stay. The last enabled admin cannot be disabled."""
+        with self._session() as s, s.begin():
+            u = self._user_row(s, name, for_update=True)
+            if not u.disabled:
+                self._check_not_last_admin(s, u, "disable")
+                u.disabled = True
+                s.flush()
+            return _user_info(u)
+
+    def enable_user(self, name: str | int) -> UserInfo:
+        with self._session() as s, s.begin():
+            u = self._user_row(s, name)
+            u.disabled = False
+            s.flush()
+            return _user_info(u)
+
+    # ------------------------------------------------------------------ project members
+
+    def add_member(self, project: str | int, user: str | int) -> bool:
+        """Make ``user`` a member of ``project``; False when they already were."""
+        with self._session() as s:
+            p = self._project_row(s, project)
+            u = self._user_row(s, user)
+            if s.get(ProjectMember, (p.id, u.id)) is not None:
+                return False
+            s.add(ProjectMember(project_id=p.id, user_id=u.id, created_at=utcnow()))
+            try:
+                s.commit()
+                return True
+            except IntegrityError:      # added concurrently
+                s.rollback()
+                return False
+
+    def remove_member(self, project: str | int, user: str | int) -> bool:
+        """False when ``user`` was not a member."""
+        with self._session() as s, s.begin():
+            p = self._project_row(s, project)
+            u = self._user_row(s, user)
+            return s.execute(delete(ProjectMember).where(ProjectMember.project_id == p.id,
+                                                         ProjectMember.user_id == u.id)
+                             .execution_options(synchronize_session=False)).rowcount > 0
+
+    def list_members(self, project: str | int) -> list[UserInfo]:
+        """The project's members (admins see every project without being members)."""
+        with self._session() as s:
+            p = self._project_row(s, project)
+            return [_user_info(u) for u in s.scalars(
+                select(User).join(ProjectMember, ProjectMember.user_id == User.id)
+                .where(ProjectMember.project_id == p.id).order_by(User.name_key))]
+
+    def projects_for(self, user: str | int) -> list[ProjectInfo]:
+        """The projects ``user`` sees: every project for an admin, the projects they
+        are a member of otherwise, none for a disabled user."""
+        with self._session() as s:
+            u = self._user_row(s, user)
+            if u.disabled:
+                return []
+            q = select(Project).order_by(Project.id)
+            if u.role != Role.ADMIN:
+                q = q.join(ProjectMember, ProjectMember.project_id == Project.id).where(
+                    ProjectMember.user_id == u.id)
+            return [self._project_info(s, p) for p in s.scalars(q)]
+
+    def can_access(self, user: str | int, project: str | int) -> bool:
+        """Whether ``user`` (enabled) sees ``project``: an admin, or a member."""
+        with self._session() as s:
+            u = self._user_row(s, user)
+            p = self._project_row(s, project)
+            if u.disabled:
+                return False
+            return u.role == Role.ADMIN or s.get(ProjectMember, (p.id, u.id)) is not None
+
+    # ------------------------------------------------------------------ reviews
+
+    def review(self, image_id: int, revision: int, decision: str, comment: str = "",
+               reviewer: str = "") -> ReviewInfo:
+        """Accept or reject the image's latest submitted revision ``revision``. A
+        rejection needs a comment (it goes back to the annotator). Raises
+        :class:`ReviewError` for a draft revision or one that is no longer the latest
+        submitted one, :class:`NotFoundError` for an unknown image or revision. Every
+        decision is kept (a later one on the same revision replaces the state); the
+        image's review state and the activity log (``review``, by ``reviewer``) change
+        in the same transaction."""
+        decision = _enum_value(ReviewDecision, decision, "decision")
+        if comment is None:
+            comment = ""
+        if not isinstance(comment, str):
+            raise ValidationError(f"comment must be text, got {type(comment).__name__}")
+        comment = comment.strip()
+        if decision == ReviewDecision.REJECTED and not comment:
+            raise ValidationError("a rejection needs a comment saying what to fix")
+        reviewer = _clean_name(reviewer, "reviewer")
+        if not isinstance(revision, int) or revision < 1:
+            raise ValidationError(f"revision must be an integer >= 1, got {revision!r}")
+        with self._session() as s:
+            # Lock the image first (SQLite: this write takes the database's write lock;
+            # PostgreSQL: the row lock save_annotation's UPDATE also takes), so a
+            # submission cannot slip in between the checks below and the decision.
+            n = s.execute(update(Image).where(Image.id == image_id).values(review=Image.review)
+                          .execution_options(synchronize_session=False)).rowcount
+            if n != 1:
+                raise NotFoundError(f"image {image_id} does not exist")
+            im = s.get(Image, image_id, populate_existing=True)
+            ann = s.execute(select(Annotation.status, Annotation.author).where(
+                Annotation.image_id == image_id, Annotation.revision == revision)).first()
+            if ann is None:
+                raise NotFoundError(f"image {image_id} has no annotation revision {revision}")
+            if ann.status != "submitted":
+                raise ReviewError(f"image {image_id} revision {revision} is a draft: only "
+                                  "submitted revisions can be reviewed")
+            latest = s.execute(select(Annotation.revision, Annotation.author, Annotation.created_at)
+                               .where(Annotation.image_id == image_id, Annotation.status == "submitted")
+                               .order_by(Annotation.revision.desc()).limit(1)).first()
+            if latest.revision != revision:
+                when = _utc(latest.created_at).isoformat(timespec="seconds")
+                raise ReviewError(f"image {image_id}: revision {revision} is no longer the latest "
+                                  f"submitted revision; {latest.author!r} submitted revision "
+                                  f"{latest.revision} at {when}: review that one")
+            now = utcnow()
+            r = Review(image_id=image_id, revision=revision, decision=decision, comment=comment,
+                       reviewer=reviewer, created_at=now)
+            s.add(r)
+            im.review = decision
+            self._record(s, Action.REVIEW, reviewer, im.project_id, f"image {image_id} revision {revision}",
+                         {"image_id": image_id, "revision": revision, "decision": decision,
+                          "comment": comment, "author": ann.author}, now)
+            s.flush()
+            info = _review_info(r)
+            s.commit()
+            return info
+
+    def get_review(self, image_id: int) -> ReviewInfo | None:
+        """The latest decision on the image's latest submitted revision; None when that
+        revision awaits review or nothing was submitted."""
+        with self._session() as s:
+            self._image_row(s, image_id)
+            latest = s.scalar(select(func.max(Annotation.revision)).where(
+                Annotation.image_id == image_id, Annotation.status == "submitted"))
+            if latest is None:
+                return None
+            r = s.scalar(select(Review).where(Review.image_id == image_id, Review.revision == latest)
+                         .order_by(Review.id.desc()).limit(1))
+            return _review_info(r) if r is not None else None
+
+    def list_reviews(self, image_id: int) -> list[ReviewInfo]:
+        """Every decision on the image, oldest first."""
+        with self._session() as s:
+            self._image_row(s, image_id)
+            return [_review_info(r) for r in s.scalars(
+                select(Review).where(Review.image_id == image_id).order_by(Review.id))]
+
+    def review_queue(self, project: str | int, split: str | None = None, limit: int | None = None,
+                     offset: int = 0) -> list[ImageInfo]:
+        """Images whose latest submitted revision awaits review, by id."""
+        return self.list_images(project, split=split, review=ReviewState.PENDING.value, order="id",
+                                limit=limit, offset=offset)
+
+    def count_reviews(self, project: str | int) -> dict[str, int]:
+        """Images per review state: {"pending": n, "accepted": n, "rejected": n}."""
+        with self._session() as s:
+            pid = self._project_row(s, project).id
+            rows = s.execute(select(Image.review, func.count()).where(
+                Image.project_id == pid, Image.review.is_not(None)).group_by(Image.review)).all()
+        out = {st.value: 0 for st in ReviewState}
+        out.update({k: int(v) for k, v in rows})
+        return out
+
+    # ------------------------------------------------------------------ activity
+
+    @staticmethod
+    def _record(s: Session, action: str, user: str | None, project_id: int | None, subject: str,
+                details: dict[str, Any] | None = None, when: datetime | None = None) -> Activity:
+        a = Activity(project_id=project_id, user_name=user, action=str(action), subject=subject,
+                     details=details, created_at=when or utcnow())
+        s.add(a)
+        return a
+
+    def record_activity(self, action: str, user: str | None = None, project: str | int | None = None,
+                        subject: str = "", details: dict[str, Any] | None = None) -> ActivityInfo:
+        """Record that ``user`` did ``action`` (a :class:`storage.models.Action` value) on
+        ``subject`` (free text, e.g. "job 7") in ``project`` (None: user administration).
+        ``details``: JSON-serialisable. Storage records revision_saved, review,
+        model_activated and model_promoted itself; callers record the rest."""
+        action = _enum_value(Action, action, "action")
+        if user is not None:
+            user = _clean_name(user, "user")
+        if not isinstance(subject, str):
+            raise ValidationError(f"subject must be text, got {type(subject).__name__}")
+        if details is not None:
+            if not isinstance(details, dict):
+                raise ValidationError(f"details must be a dict, got {type(details).__name__}")
+            try:
+                details = json.loads(json.dumps(details))
+            except (TypeError, ValueError) as e:
+                raise ValidationError(f"details must be JSON-serialisable: {e}") from None
+        with self._session() as s, s.begin():
+            pid = self._project_row(s, project).id if project is not None else None
+            a = self._record(s, action, user, pid, subject, details)
+            s.flush()
+            return _activity_info(a)
+
+    def list_activity(self, project: str | int | None = None, limit: int = 100, offset: int = 0,
+                      action: str | Sequence[str] | None = None, user: str | None = None
+                      ) -> list[ActivityInfo]:
+        """Activity records, newest first. ``project``: that project's records; None:
+        every record (user administration included). ``action``: one action or several;
+        ``user``: one user's (exact name)."""
+        with self._session() as s:
+            q = select(Activity)
+            if project is not None:
+                q = q.where(Activity.project_id == self._project_row(s, project).id)
+            if action is not None:
+                acts = [action] if isinstance(action, str) else list(action)
+                q = q.where(Activity.action.in_([_enum_value(Action, a, "action") for a in acts]))
+            if user is not None:
+                q = q.where(Activity.user_name == user)
+            q = q.order_by(Activity.id.desc()).limit(int(limit)).offset(int(offset))
+            return [_activity_info(a) for a in s.scalars(q)]

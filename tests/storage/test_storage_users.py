@@ -1,0 +1,250 @@
+"""Accounts (argon2 hashes, roles, disabled), project members, and the users/members
+command line."""
+import io
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import MetaData, select
+
+from storage import NotFoundError, ValidationError
+from storage.__main__ import main
+from storage.models import User
+
+REPO = Path(__file__).resolve().parents[2]
+
+PW = "correct horse battery"
+
+
+@pytest.fixture
+def fast_hasher():
+    """Cheap argon2 parameters: the tests hash many times."""
+    return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@pytest.fixture
+def ustore(make_store, fast_hasher):
+    return make_store(password_hasher=fast_hasher)
+
+
+def _all_rows_text(store) -> str:
+    """Every row of every table, as text."""
+    md = MetaData()
+    md.reflect(store.engine)
+    out = []
+    with store.engine.connect() as c:
+        for t in md.sorted_tables:
+            out.extend(repr(tuple(r)) for r in c.execute(select(t)))
+    return "\n".join(out)
+
+
+def test_database_holds_an_argon2_hash_never_the_password(store):
+    """The real default hasher (argon2id, argon2-cffi's parameters)."""
+    u = store.add_user("alice", PW, "annotator")
+    store.set_password("alice", PW + " 2")
+    store.record_activity("user_added", "cli", subject="user alice")
+    with store.engine.connect() as c:
+        row = c.execute(select(User.__table__).where(User.id == u.id)).one()._mapping
+    assert row["password_hash"].startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    dump = _all_rows_text(store)
+    assert "alice" in dump and PW not in dump and PW + " 2" not in dump
+    assert PasswordHasher().verify(row["password_hash"], PW + " 2")
+    assert not hasattr(u, "password_hash")                  # UserInfo never carries it
+
+
+def test_verify_user_refuses_wrong_unknown_and_disabled(ustore):
+    ustore.add_user("Alice", PW, "reviewer")
+    ok = ustore.verify_user("alice", PW)                     # names ignore case
+    assert ok is not None and ok.name == "Alice" and ok.role == "reviewer" and not ok.disabled
+    assert ustore.verify_user("Alice", PW + "x") is None
+    assert ustore.verify_user("Alice", "") is None
+    assert ustore.verify_user("Alice", None) is None
+    assert ustore.verify_user("nobody", PW) is None
+    assert ustore.verify_user("", PW) is None
+    assert ustore.disable_user("alice").disabled
+    assert ustore.verify_user("Alice", PW) is None           # right password, disabled user
+    assert ustore.projects_for("alice") == []
+    ustore.enable_user("ALICE")
+    assert ustore.verify_user("Alice", PW) is not None
+    ustore.set_password("alice", "another password")
+    assert ustore.verify_user("Alice", PW) is None
+    assert ustore.verify_user("Alice", "another password") is not None
+
+
+def test_unknown_user_costs_one_hash_verification(make_store, fast_hasher):
+    calls = []
+
+    class Counting(PasswordHasher):
+        def verify(self, hash, password):
+            calls.append(hash)
+            return super().verify(hash, password)
+    st = make_store(password_hasher=Counting(time_cost=1, memory_cost=1024, parallelism=1))
+    st.add_user("bob", PW, "annotator")
+    assert st.verify_user("bob", "wrong password") is None
+    assert st.verify_user("nobody", "wrong password") is None
+    assert len(calls) == 2 and all(h.startswith("$argon2id$") for h in calls)
+
+
+def test_weak_hash_is_rehashed_on_login(make_store, fast_hasher):
+    weak = make_store(password_hasher=fast_hasher)
+    weak.add_user("carol", PW, "annotator")
+
+    def stored():
+        with weak.engine.connect() as c:
+            return c.execute(select(User.password_hash)).scalar_one()
+    old = stored()
+    assert "m=1024,t=1,p=1" in old
+    strong = make_store()                                    # default parameters
+    assert strong.verify_user("carol", "wrong password") is None
+    assert stored() == old                                   # only a successful login rehashes
+    assert strong.verify_user("carol", PW) is not None
+    new = stored()
+    assert new != old and "m=65536,t=3,p=4" in new
+    assert strong.verify_user("carol", PW) is not None
+
+
+def test_user_rules(ustore):
+    ustore.add_user("  Dana   Scully ", PW, "annotator")
+    assert ustore.get_user("dana scully").name == "Dana Scully"
+    with pytest.raises(ValidationError, match="already exists"):
+        ustore.add_user("DANA SCULLY", PW, "admin")
+    with pytest.raises(ValidationError, match="role must be one of admin, reviewer, annotator"):
+        ustore.add_user("eve", PW, "boss")
+    with pytest.raises(ValidationError, match="at least 8 characters") as e:
+        ustore.add_user("eve", "short", "annotator")
+    assert "short" not in str(e.value)                       # messages never show a password
+    with pytest.raises(ValidationError, match="user name"):
+        ustore.add_user("   ", PW, "annotator")
+    with pytest.raises(NotFoundError):
+        ustore.get_user("eve")
+    assert [u.name for u in ustore.list_users()] == ["Dana Scully"]
+    assert ustore.set_role("dana scully", "reviewer").role == "reviewer"
+    # the last enabled admin can be neither demoted nor disabled
+    ustore.add_user("root", PW, "admin")
+    with pytest.raises(ValidationError, match="last enabled admin"):
+        ustore.set_role("root", "annotator")
+    with pytest.raises(ValidationError, match="last enabled admin"):
+        ustore.disable_user("root")
+    ustore.add_user("root2", PW, "admin")
+    assert ustore.disable_user("root").disabled
+    assert ustore.has_users()
+
+
+def test_members_and_projects_for(ustore):
+    a = ustore.create_project("a", ["x"])
+    b = ustore.create_project("b", ["x"])
+    ustore.add_user("ann", PW, "annotator")
+    ustore.add_user("rev", PW, "reviewer")
+    ustore.add_user("adm", PW, "admin")
+    assert ustore.add_member("a", "ann") is True
+    assert ustore.add_member("a", "ANN") is False            # already a member
+    assert ustore.add_member(b.id, "rev") is True
+    assert [u.name for u in ustore.list_members("a")] == ["ann"]
+    assert [p.name for p in ustore.projects_for("ann")] == ["a"]
+    assert [p.name for p in ustore.projects_for("rev")] == ["b"]
+    assert [p.name for p in ustore.projects_for("adm")] == ["a", "b"]     # admins: every project
+    assert ustore.can_access("adm", "b") and ustore.can_access("ann", a.id)
+    assert not ustore.can_access("ann", "b")
+    assert ustore.remove_member("a", "ann") is True and ustore.remove_member("a", "ann") is False
+    assert ustore.projects_for("ann") == [] and not ustore.can_access("ann", "a")
+    with pytest.raises(NotFoundError):
+        ustore.add_member("a", "ghost")
+    with pytest.raises(NotFoundError):
+        ustore.add_member("nope", "ann")
+
+
+# ------------------------------------------------------------------------- command line
+
+def _cli_args(db_url, tmp_path):
+    return (["--db", db_url] if db_url else []) + ["--data-dir", str(tmp_path / "data")]
+
+
+def test_cli_reads_the_password_from_stdin_never_argv(store, db_url, tmp_path):
+    args = ["users", "add", "alice", "--role", "annotator", *_cli_args(db_url, tmp_path)]
+    cmd = [sys.executable, "-m", "storage", *args]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    # what `ps` shows of the running command: no password there (read again while the
+    # kernel is still between fork and exec, when it is empty)
+    argv_seen, deadline = "", time.monotonic() + 30
+    while "storage" not in argv_seen and time.monotonic() < deadline:
+        with open(f"/proc/{proc.pid}/cmdline", "rb") as f:
+            argv_seen = f.read().decode().replace("\0", " ")
+        time.sleep(0.01)
+    out, err = proc.communicate(PW + "\n", timeout=120)
+    assert proc.returncode == 0, err
+    assert "alice" in argv_seen and PW not in argv_seen
+    assert PW not in out + err
+    assert store.verify_user("alice", PW).role == "annotator"
+    assert PW not in _all_rows_text(store)
+    # a password on the command line is refused, and not echoed back
+    bad = subprocess.run([*cmd[:3], "users", "add", "bob", "--role", "annotator", "--password", PW,
+                          *_cli_args(db_url, tmp_path)], cwd=REPO, capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, timeout=120)
+    assert bad.returncode == 2 and PW not in bad.stdout + bad.stderr
+    with pytest.raises(NotFoundError):
+        store.get_user("bob")
+    # passwd from a pipe too
+    r = subprocess.run([*cmd[:3], "users", "passwd", "alice", *_cli_args(db_url, tmp_path)], cwd=REPO,
+                       input="a new password\n", capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert store.verify_user("alice", "a new password") is not None and store.verify_user("alice", PW) is None
+
+
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_cli_prompts_twice_on_a_terminal(store, db_url, tmp_path, monkeypatch, capsys):
+    answers = iter([PW, PW, PW, "something else"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr(sys, "stdin", _Tty())
+    common = _cli_args(db_url, tmp_path)
+    assert main(["users", "add", "root", "--role", "admin", *common]) == 0
+    assert main(["users", "add", "other", "--role", "admin", *common]) == 2     # mismatch
+    err = capsys.readouterr().err
+    assert "differ" in err and PW not in err
+    assert store.verify_user("root", PW).role == "admin"
+    with pytest.raises(NotFoundError):
+        store.get_user("other")
+
+
+def test_cli_users_and_members(store, db_url, tmp_path, monkeypatch, capsys):
+    store.create_project("streets", ["road"])
+    common = _cli_args(db_url, tmp_path)
+    for name, role in (("ann", "annotator"), ("rev", "reviewer"), ("boss", "admin")):
+        monkeypatch.setattr(sys, "stdin", io.StringIO(PW + "\n"))
+        assert main(["users", "add", name, "--role", role, *common]) == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["users", "add", "x", "--role", "annotator", *common]) == 2     # empty stdin
+    assert main(["members", "add", "streets", "ann", *common]) == 0
+    assert main(["members", "add", "streets", "rev", *common]) == 0
+    assert main(["users", "set-role", "ann", "reviewer", *common]) == 0
+    assert main(["users", "disable", "rev", *common]) == 0
+    capsys.readouterr()
+    assert main(["users", "list", *common]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["NAME", "ROLE", "DISABLED", "PROJECTS"]
+    rows = {ln.split()[0]: ln.split()[1:] for ln in lines[1:]}
+    assert rows == {"ann": ["reviewer", "no", "streets"], "boss": ["admin", "no", "(all)"],
+                    "rev": ["reviewer", "yes", "streets"]}
+    assert main(["members", "list", "streets", *common]) == 0
+    assert capsys.readouterr().out.split() == ["ann", "reviewer", "rev", "reviewer", "(disabled)"]
+    assert main(["users", "enable", "rev", *common]) == 0
+    assert main(["users", "disable", "boss", *common]) == 2   # the last admin
+    assert main(["members", "add", "streets", "ghost", *common]) == 2
+    assert main(["training-source", "streets", *common]) == 0
+    assert capsys.readouterr().out.strip().endswith("streets: accepted (automatic)")
+    assert main(["training-source", "streets", "submitted", *common]) == 0
+    assert store.effective_training_source("streets") == "submitted"
+    # the command line records who did what (as "cli")
+    acts = [(a.action, a.subject) for a in reversed(store.list_activity(None, limit=100))]
+    assert acts == [("user_added", "user ann"), ("user_added", "user rev"), ("user_added", "user boss"),
+                    ("member_added", "user ann"), ("member_added", "user rev"),
+                    ("role_changed", "user ann"), ("user_disabled", "user rev"),
+                    ("user_enabled", "user rev"), ("training_source_changed", "project streets")]
+    assert PW not in _all_rows_text(store)
