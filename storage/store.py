@@ -367,6 +367,8 @@ class Store:
     (``postgresql+psycopg://user:pw@host/db``). Image files live under
     ``<data_dir>/images`` (content-addressed by sha256) whatever the database is.
     The schema is upgraded to the latest Alembic revision on construction.
+    ``password_hasher``: an ``argon2.PasswordHasher`` for account passwords (default:
+    argon2-cffi's defaults; a login rehashes a hash made with other parameters).
     """
 
     def __init__(self, url: str | None = None, data_dir: str | Path = "data", *,
