@@ -142,6 +142,9 @@ class Image(Base):
     # ReviewState of the latest submitted revision (None: nothing submitted); kept by
     # save_annotation (a submission -> pending) and review (the decision)
     review: Mapped[str | None] = mapped_column(String(8))
+    # how much the model confidently disagreed with the latest submitted revision
+    # (models.review; 0..1, higher = review first); NULL: not scored. A submission clears it.
+    review_score: Mapped[float | None] = mapped_column(Float)
     __table_args__ = (
         UniqueConstraint("project_id", "sha256", name="uq_images_project_sha256"),
         CheckConstraint("split IN ('train', 'val', 'none')", name="split"),

@@ -107,6 +107,8 @@ class ImageInfo:
     # review state of the latest submitted revision: "pending" / "accepted" / "rejected",
     # None when nothing was submitted (a later draft does not change it)
     review: str | None = None
+    # the model's confident disagreement with that revision (models.review), None: not scored
+    review_score: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -260,7 +262,8 @@ def _check_password(password: Any) -> str:
 def _image_info(im: Image, duplicate: bool = False) -> ImageInfo:
     return ImageInfo(im.id, im.project_id, im.sha256, im.filename, im.width, im.height, im.split,
                      im.format, im.status, im.revision, im.annotated_by, _utc(im.annotated_at),
-                     im.uncertainty, _utc(im.created_at), im.normalised, duplicate, im.review)
+                     im.uncertainty, _utc(im.created_at), im.normalised, duplicate, im.review,
+                     im.review_score)
 
 
 def _user_info(u: User) -> UserInfo:
@@ -291,7 +294,8 @@ def _job_info(j: TrainingJob) -> JobInfo:
 
 _IMAGE_COLS = (Image.id, Image.project_id, Image.sha256, Image.filename, Image.width, Image.height,
                Image.split, Image.format, Image.status, Image.revision, Image.annotated_by,
-               Image.annotated_at, Image.uncertainty, Image.created_at, Image.normalised, Image.review)
+               Image.annotated_at, Image.uncertainty, Image.created_at, Image.normalised, Image.review,
+               Image.review_score)
 
 
 def _list_columns(dialect: str) -> tuple:
@@ -307,7 +311,7 @@ def _list_columns(dialect: str) -> tuple:
 
 _IMAGE_FIELDS = ("id", "project_id", "sha256", "filename", "width", "height", "split", "format",
                  "status", "revision", "annotated_by", "annotated_at", "uncertainty", "created_at",
-                 "normalised", "review")
+                 "normalised", "review", "review_score")
 
 
 def _rows_to_image_infos(rows: Iterable[Any]) -> list[ImageInfo]:
@@ -619,8 +623,9 @@ class Store:
                     order: str = "id", limit: int | None = None, offset: int = 0,
                     review: str | None = None) -> list[ImageInfo]:
         """Images with their annotation status, review state and latest uncertainty, in
-        one query. ``order``: "id" or "uncertainty" (most uncertain first); ``review``:
-        only images in that review state ("pending" / "accepted" / "rejected")."""
+        one query. ``order``: "id", "uncertainty" (most uncertain first) or
+        "review_score" (the model's strongest disagreement first, unscored last);
+        ``review``: only images in that review state ("pending" / "accepted" / "rejected")."""
         with self._session() as s:
             pid = self._project_row(s, project).id
             q = select(*_list_columns(self.dialect)).where(Image.project_id == pid)
@@ -632,10 +637,12 @@ class Store:
                 q = q.where(Image.split == _check_split(split))
             if order == "uncertainty":
                 q = q.order_by(Image.uncertainty.desc().nulls_last(), Image.id)
+            elif order == "review_score":
+                q = q.order_by(Image.review_score.desc().nulls_last(), Image.id)
             elif order == "id":
                 q = q.order_by(Image.id)
             else:
-                raise ValidationError(f"order must be 'id' or 'uncertainty', got {order!r}")
+                raise ValidationError(f"order must be 'id', 'uncertainty' or 'review_score', got {order!r}")
             if limit is not None:
                 q = q.limit(limit)
             if offset:
@@ -739,6 +746,7 @@ class Store:
                                           annotated_at=now)
             if status == "submitted":
                 values["review"] = ReviewState.PENDING.value   # a new submission awaits review
+                values["review_score"] = None                   # and a new score
             try:
                 n = s.execute(
                     update(Image).where(Image.id == image_id, Image.revision == base_revision)
@@ -1405,10 +1413,27 @@ class Store:
                 select(Review).where(Review.image_id == image_id).order_by(Review.id))]
 
     def review_queue(self, project: str | int, split: str | None = None, limit: int | None = None,
-                     offset: int = 0) -> list[ImageInfo]:
-        """Images whose latest submitted revision awaits review, by id."""
-        return self.list_images(project, split=split, review=ReviewState.PENDING.value, order="id",
+                     offset: int = 0, order: str = "id") -> list[ImageInfo]:
+        """Images whose latest submitted revision awaits review, by id, or with
+        ``order="review_score"`` the model's strongest disagreement first."""
+        return self.list_images(project, split=split, review=ReviewState.PENDING.value, order=order,
                                 limit=limit, offset=offset)
+
+    def set_review_score(self, image_id: int, revision: int, score: float) -> bool:
+        """Record the model's disagreement ``score`` with submitted revision ``revision``;
+        False (nothing stored) when that is no longer the image's latest revision or
+        it is not submitted (a newer save came first: its own score will follow)."""
+        try:
+            score = float(score)
+        except (TypeError, ValueError):
+            raise ValidationError(f"score must be a number, got {score!r}") from None
+        if not (0.0 <= score <= 1.0):
+            raise ValidationError(f"score must be in [0, 1], got {score}")
+        with self._session() as s, s.begin():
+            self._image_row(s, image_id)
+            return s.execute(update(Image).where(
+                Image.id == image_id, Image.revision == int(revision), Image.status == "submitted")
+                .values(review_score=score).execution_options(synchronize_session=False)).rowcount == 1
 
     def count_reviews(self, project: str | int) -> dict[str, int]:
         """Images per review state: {"pending": n, "accepted": n, "rejected": n}."""

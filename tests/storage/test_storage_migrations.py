@@ -47,7 +47,7 @@ def test_0002_up_and_down_keep_data(url):
         assert db.current_revision(engine) == "0001"
         _fill_0001(engine)
         before = _counts(engine)
-        db.upgrade(engine)                                  # what every Store does on start
+        db.upgrade(engine, "0002")
         assert db.current_revision(engine) == "0002"
         insp = inspect(engine)
         assert TEAM_TABLES <= set(insp.get_table_names())
@@ -67,8 +67,30 @@ def test_0002_up_and_down_keep_data(url):
         assert "review" not in {c["name"] for c in insp.get_columns("images")}
         assert "training_source" not in {c["name"] for c in insp.get_columns("projects")}
         assert _counts(engine) == before
-        db.upgrade(engine)                                  # and up again
-        assert db.current_revision(engine) == "0002"
+        db.upgrade(engine)                                  # and up again, to the head
+        assert db.current_revision(engine) == "0003"
+        assert _counts(engine) == before
+    finally:
+        engine.dispose()
+
+
+def test_0003_review_score_up_and_down_keep_data(url):
+    engine = db.make_engine(url)
+    try:
+        db.upgrade(engine, "0001")
+        _fill_0001(engine)
+        db.upgrade(engine, "0002")
+        before = _counts(engine)
+        db.upgrade(engine)                                  # what every Store does on start
+        assert db.current_revision(engine) == "0003"
+        assert "review_score" in {c["name"] for c in inspect(engine).get_columns("images")}
+        with engine.connect() as c:
+            assert c.execute(text("SELECT count(*) FROM images WHERE review_score IS NOT NULL")).scalar() == 0
+            review = dict(c.execute(text("SELECT id, review FROM images")).all())
+        assert review == {1: None, 2: None, 3: "pending"}   # 0002's data is untouched
+        assert _counts(engine) == before
+        db.downgrade(engine, "0002")
+        assert "review_score" not in {c["name"] for c in inspect(engine).get_columns("images")}
         assert _counts(engine) == before
     finally:
         engine.dispose()

@@ -291,3 +291,28 @@ def test_a_review_waits_for_a_submission_in_flight(store, imgs):
     t.join(30)
     assert len(errors) == 1 and isinstance(errors[0], ReviewError), errors
     assert store.get_image(a).review == "pending" and store.list_reviews(a) == []
+
+
+def test_review_queue_by_the_models_disagreement(store, imgs):
+    """The second reviewer's score orders the queue (unscored last); a new submission
+    clears its image's score, and a score for a revision that is no longer the latest
+    submitted one is not stored."""
+    a, b, c, d = imgs
+    revs = {i: save(store, i, 1) for i in (a, b, c)}
+    assert store.set_review_score(b, revs[b], 0.4) and store.set_review_score(c, revs[c], 0.05)
+    assert [i.id for i in store.review_queue("p", order="review_score")] == [b, c, a]
+    assert store.get_image(b).review_score == pytest.approx(0.4)
+    assert [i.review_score for i in store.list_images("p", order="review_score")][:2] == [
+        pytest.approx(0.4), pytest.approx(0.05)]
+    r2 = save(store, b, 2)                                   # resubmitted: the old score is gone
+    assert store.get_image(b).review_score is None
+    assert not store.set_review_score(b, revs[b], 0.9)       # stale revision: refused
+    assert store.get_image(b).review_score is None
+    save(store, c, 2, "draft")                               # a draft on top: nothing to score
+    assert not store.set_review_score(c, revs[c] + 1, 0.3)
+    assert store.set_review_score(b, r2, 0.2)
+    assert [i.id for i in store.review_queue("p", order="review_score")] == [b, c, a]
+    with pytest.raises(ValidationError, match=r"score must be in \[0, 1\]"):
+        store.set_review_score(a, revs[a], 1.5)
+    with pytest.raises(NotFoundError):
+        store.set_review_score(10_000, 1, 0.1)
