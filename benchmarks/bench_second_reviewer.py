@@ -1,0 +1,417 @@
+"""The model as a second reviewer (issue 11): does it put planted annotation errors first?
+
+    # choose a rule on train (prints and writes the grid, best first)
+    python benchmarks/bench_second_reviewer.py --split train --tune --seed 0 1 2 3 4 --threads 1 \\
+        --cache /tmp/sr_cache_train.npz --out benchmarks/results/cpu_second_reviewer_tuning_train.json
+    # report ReviewRule() defaults on val
+    python benchmarks/bench_second_reviewer.py --split val --seed 0 1 2 3 4 5 6 7 8 9 --threads 1 \\
+        --cache /tmp/sr_cache_val.npz --time-review 10 --out benchmarks/results/cpu_second_reviewer.json
+
+Takes a split's ground truth as the submitted annotations. In 10% of the images (chosen
+with the seed) one error is planted: an object region (an 8-connected component of one
+class, at least ``--min-object`` px) is either relabelled to a random wrong class, or
+erased into the class that surrounds it most (the majority class of a 3 px ring around
+it, void not counted), half and half. Every image is scored by
+:func:`models.review.disagreement_from_prediction` (the rule, ``ReviewRule()`` defaults
+unless given) against the shipped model's prediction, the
+images are ordered by score, highest first (the review queue; ties in random order),
+and the benchmark reports:
+
+- recall@20%: the share of planted images in the first 20% of the queue (target >= 0.8);
+- the same for a random order: its expectation (= the queue share, analytically, a
+  hypergeometric mean) and the chance that a random order reaches the target;
+- precision at k = number of planted images, and the ROC AUC of planted vs clean scores.
+
+The model runs once per image (CPU, ``--threads``); seeds reuse the predictions.
+``--tune`` scores a grid of rules instead (use it on train only), and ``--limit N`` takes
+N images spread evenly over the split's sorted names.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models.review import (  # noqa: E402
+    DEFAULT_RULE, ReviewRule, disagreement_from_prediction, disagreement_regions)
+
+EIGHT = np.ones((3, 3), dtype=bool)
+
+
+def evenly(n_total: int, limit: int | None) -> list[int]:
+    if not limit or limit >= n_total:
+        return list(range(n_total))
+    return sorted(set(np.linspace(0, n_total - 1, limit).round().astype(int).tolist()))
+
+
+def predict_split(data: Path, split: str, model: Path, limit: int | None, threads: int, cache: Path | None):
+    """names, labels, predicted maps (uint8) and confidences (float32) for a split."""
+    import torch
+
+    from models.data import list_pairs, load_image, load_label, read_classes
+    from models.inference import Predictor
+
+    labels_set = read_classes(data)
+    pairs = list_pairs(data, split)
+    pairs = [pairs[i] for i in evenly(len(pairs), limit)]
+    names = [p[0] for p in pairs]
+    key = {"split": split, "model": str(Path(model).resolve()), "names": names}
+    if cache and cache.is_file():
+        z = np.load(cache, allow_pickle=False)
+        if json.loads(str(z["key"])) == key:
+            print(f"predictions from {cache}", flush=True)
+            return labels_set, names, list(z["labels"]), list(z["pred"]), list(z["conf"]), json.loads(str(z["info"]))
+    torch.set_num_threads(threads)
+    predictor = Predictor.load(model, device="cpu")
+    labels, preds, confs = [], [], []
+    predictor.logits(load_image(pairs[0][1]), labels_set.names)  # warm-up outside the clock
+    start = time.perf_counter()
+    for i, (name, ip, lp) in enumerate(pairs):
+        img = load_image(ip)
+        labels.append(load_label(lp, (img.shape[1], img.shape[0])))
+        conf, idx = predictor.logits(img, labels_set.names).softmax(0).max(0)
+        preds.append(idx.numpy().astype(np.uint8))
+        confs.append(conf.numpy().astype(np.float32))
+        if (i + 1) % 20 == 0:
+            print(f"  predicted {i + 1}/{len(pairs)}", flush=True)
+    elapsed = time.perf_counter() - start
+    info = {"device": predictor.device_name, "seconds_per_image": elapsed / len(pairs)}
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, key=json.dumps(key), info=json.dumps(info), labels=np.stack(labels),
+                 pred=np.stack(preds), conf=np.stack(confs))
+    return labels_set, names, labels, preds, confs, info
+
+
+def candidate_objects(label: np.ndarray, ignore_index: int, min_object: int) -> list[tuple[int, np.ndarray]]:
+    """(class, bool mask) of every 8-connected one-class region of at least min_object px."""
+    out = []
+    for c in np.unique(label):
+        if c == ignore_index:
+            continue
+        regions, count = ndimage.label(label == c, structure=EIGHT)
+        areas = np.bincount(regions.ravel(), minlength=count + 1)
+        for r in np.nonzero(areas[1:] >= min_object)[0] + 1:
+            out.append((int(c), regions == r))
+    return out
+
+
+def plant_error(label: np.ndarray, rng: np.random.Generator, num_classes: int, ignore_index: int,
+                min_object: int) -> tuple[np.ndarray, dict] | None:
+    objects = candidate_objects(label, ignore_index, min_object)
+    if not objects:
+        return None
+    cls, region = objects[rng.integers(len(objects))]
+    mode = "relabel" if rng.random() < 0.5 else "erase"
+    new = None
+    if mode == "erase":
+        ring = ndimage.binary_dilation(region, structure=EIGHT, iterations=3) & ~region
+        around = label[ring]
+        around = around[(around != ignore_index) & (around != cls)]
+        if around.size:
+            new = int(np.bincount(around, minlength=num_classes).argmax())
+        else:
+            mode = "relabel"  # nothing but void around it
+    if new is None:
+        new = int(rng.choice([k for k in range(num_classes) if k != cls]))
+    planted = label.copy()
+    planted[region] = new
+    return planted, {"mode": mode, "from": cls, "to": new, "area": int(region.sum())}
+
+
+def plant(labels, rng, num_classes, ignore_index, min_object, fraction):
+    """{image index: (planted label, info)} for round(fraction * N) images."""
+    n = max(1, int(round(fraction * len(labels))))
+    out = {}
+    for i in rng.permutation(len(labels)):
+        if len(out) == n:
+            break
+        got = plant_error(labels[i], rng, num_classes, ignore_index, min_object)
+        if got is not None:
+            out[int(i)] = got
+    return out
+
+
+def random_order_baseline(n_total: int, n_planted: int, k: int, target: float) -> dict:
+    """Hypergeometric: planted images among the first k of a uniformly random order."""
+    total = math.comb(n_total, n_planted)
+    need = math.ceil(target * n_planted - 1e-9)
+    p_at_least = sum(math.comb(k, j) * math.comb(n_total - k, n_planted - j)
+                     for j in range(need, min(k, n_planted) + 1)) / total
+    return {"expected_recall_at_queue_share": k / n_total, "p_reaching_target": p_at_least}
+
+
+def auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """P(planted score > clean score), ties counted half (Mann-Whitney)."""
+    pos, neg = np.asarray(pos, float)[:, None], np.asarray(neg, float)[None, :]
+    return float(((pos > neg).sum() + 0.5 * (pos == neg).sum()) / (pos.size * neg.size))
+
+
+def queue_metrics(scores: np.ndarray, planted: np.ndarray, rng: np.random.Generator, share: float) -> dict:
+    n = len(scores)
+    k = int(round(share * n))
+    order = np.lexsort((rng.random(n), -scores))  # by score descending, ties in random order
+    rank = np.empty(n, dtype=int)
+    rank[order] = np.arange(n)
+    n_pl = int(planted.sum())
+    return {
+        "images": n, "planted": n_pl, "queue_head": k,
+        "recall_at_head": float(planted[order[:k]].sum() / n_pl),
+        "precision_at_planted": float(planted[order[:n_pl]].sum() / n_pl),
+        "auc": auc(scores[planted], scores[~planted]),
+        "ranks": rank,
+    }
+
+
+def plant_seeds(labels, seeds, num_classes, ignore_index, min_object, fraction):
+    """[(seed, {image index: (planted label, info)})]: planted once, scored with any rule."""
+    return [(seed, plant(labels, np.random.default_rng(seed), num_classes, ignore_index, min_object, fraction))
+            for seed in seeds]
+
+
+def evaluate(labels, preds, confs, ignore_index, plantings, rule, share, names=None):
+    """Score clean images once and each seed's planted images; per-seed queue metrics and their mean."""
+    def score(i, lbl):
+        return disagreement_from_prediction(preds[i], confs[i], lbl, ignore_index, rule)[0]
+
+    clean = np.array([score(i, lbl) for i, lbl in enumerate(labels)], dtype=float)
+    return rank_seeds(clean, score, plantings, share, names, len(labels))
+
+
+def rank_seeds(clean, score, plantings, share, names, n):
+    """Per seed: the clean scores with the planted images rescored by ``score(i, label)``, queue metrics."""
+    per_seed = []
+    for seed, planted in plantings:
+        scores = clean.copy()
+        for i, (lbl, _) in planted.items():
+            scores[i] = score(i, lbl)
+        is_pl = np.zeros(n, bool)
+        is_pl[list(planted)] = True
+        m = queue_metrics(scores, is_pl, np.random.default_rng([seed, 1]), share)  # rng: tie-breaks
+        ranks = m.pop("ranks")
+        m["seed"] = seed
+        m["planted_images"] = sorted(
+            ({"image": names[i] if names else i, **info, "score": round(float(scores[i]), 5),
+              "rank": int(ranks[i]) + 1, "in_head": bool(ranks[i] < m["queue_head"])}
+             for i, (_, info) in planted.items()),
+            key=lambda d: d["rank"])
+        per_seed.append(m)
+    return per_seed, seed_mean(per_seed)
+
+
+def seed_mean(per_seed) -> dict:
+    return {k: float(np.mean([m[k] for m in per_seed])) for k in ("recall_at_head", "precision_at_planted", "auc")}
+
+
+def breakdown(per_seed) -> dict:
+    """Recall in the queue head pooled over seeds, by planting mode and by planted area."""
+    rows = [d for m in per_seed for d in m["planted_images"]]
+    groups = {"relabel": lambda d: d["mode"] == "relabel", "erase": lambda d: d["mode"] == "erase",
+              "area < 1000 px": lambda d: d["area"] < 1000,
+              "area 1000-5000 px": lambda d: 1000 <= d["area"] < 5000,
+              "area >= 5000 px": lambda d: d["area"] >= 5000}
+    out = {}
+    for name, f in groups.items():
+        sel = [d for d in rows if f(d)]
+        out[name] = {"planted": len(sel), "in_head": sum(d["in_head"] for d in sel),
+                     "recall": (sum(d["in_head"] for d in sel) / len(sel)) if sel else None}
+    return out
+
+
+def tune(labels, preds, confs, ignore_index, plantings, share,
+         thresholds=(0.5, 0.7, 0.8, 0.9, 0.95, 0.98), bands=(0, 1, 2, 3, 4),
+         min_regions=(0, 25, 50, 100, 150, 300, 600, 1000), scores=("largest", "regions")):
+    """Every rule of the grid, best first (mean recall@head, then AUC, then p@k).
+
+    The regions of each (threshold, band) are found once per image and every size cut and
+    score is read off their areas; this equals :func:`score_disagreement` (checked on the
+    first image) and is much faster than scoring each rule from scratch.
+    """
+    shape = labels[0].shape
+    rows = []
+
+    def rule_rows(t, band_px, areas_of):
+        clean = [areas_of(i, lbl) for i, lbl in enumerate(labels)]
+        planted = [{i: areas_of(i, lbl) for i, (lbl, _) in p.items()} for _, p in plantings]
+        for mr, sc in itertools.product(min_regions, scores):
+            rule = ReviewRule(threshold=t, boundary_band=band_px, min_region=mr, score=sc)
+            _, mr_px = rule.scaled(shape)
+
+            def s(a):
+                areas, n = a
+                big = areas[areas >= max(mr_px, 1)]
+                if n == 0 or big.size == 0:
+                    return 0.0
+                return (big.max() if sc == "largest" else big.sum()) / n
+
+            c = np.array([s(a) for a in clean])
+            per_seed = []
+            for (seed, p), pa in zip(plantings, planted):
+                sc_ = c.copy()
+                for i in p:
+                    sc_[i] = s(pa[i])
+                is_pl = np.zeros(len(labels), bool)
+                is_pl[list(p)] = True
+                m = queue_metrics(sc_, is_pl, np.random.default_rng([seed, 1]), share)
+                m.pop("ranks")
+                per_seed.append(m)
+            mean = seed_mean(per_seed)
+            rows.append({"rule": rule.__dict__, **mean, "recall_per_seed": [m["recall_at_head"] for m in per_seed]})
+
+    for t in thresholds:
+        for band in bands:
+            rule = ReviewRule(threshold=t, boundary_band=band)
+            band_px, _ = rule.scaled(shape)
+
+            def areas_of(i, lbl, t=t, band_px=band_px):
+                d = (preds[i] != lbl) & (confs[i] > t)
+                _, areas, n = disagreement_regions(d, lbl, ignore_index, band_px)
+                return areas[1:], n
+
+            # check the fast path against the reference on the first image
+            for mr in (0, 150):
+                ref = disagreement_from_prediction(preds[0], confs[0], labels[0], ignore_index,
+                                                   ReviewRule(threshold=t, boundary_band=band, min_region=mr,
+                                                              score="largest"))[0]
+                a, n = areas_of(0, labels[0])
+                big = a[a >= max(mr, 1)]
+                fast = (big.max() / n) if big.size else 0.0
+                assert abs(ref - fast) < 1e-12, (t, band, mr, ref, fast)
+            rule_rows(t, band, areas_of)
+        share_rule = ReviewRule(score="share", threshold=t, boundary_band=0, min_region=0)
+        per_seed, mean = evaluate(labels, preds, confs, ignore_index, plantings, share_rule, share)
+        rows.append({"rule": share_rule.__dict__, **mean, "recall_per_seed": [m["recall_at_head"] for m in per_seed]})
+        best = max((r for r in rows if r["rule"]["threshold"] == t), key=lambda r: (r["recall_at_head"], r["auc"]))
+        print(f"  t={t}: best of {sum(r['rule']['threshold'] == t for r in rows)} rules: {best['rule']} "
+              f"recall@head {best['recall_at_head']:.3f} AUC {best['auc']:.3f}", flush=True)
+    rows.sort(key=lambda r: (-r["recall_at_head"], -r["auc"], -r["precision_at_planted"]))
+    return rows
+
+
+def command() -> str:
+    return "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])
+
+
+def machine(info: dict) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, model on {info['device']}, no GPU"
+
+
+def time_review_score(data: Path, split: str, model: Path, threads: int, rule: ReviewRule, n: int) -> float:
+    """Seconds per image of :func:`models.review.review_score` (what the app calls), warm."""
+    import torch
+
+    from models.data import list_pairs, load_image, load_label, read_classes
+    from models.inference import Predictor
+    from models.review import review_score
+
+    torch.set_num_threads(threads)
+    labels_set = read_classes(data)
+    pairs = list_pairs(data, split)[:n]
+    predictor = Predictor.load(model, device="cpu")
+    items = [(load_image(ip), load_label(lp)) for _, ip, lp in pairs]
+    review_score(predictor, items[0][0], items[0][1], labels_set.names, labels_set.ignore_index, rule)  # warm-up
+    start = time.perf_counter()
+    for img, lbl in items:
+        review_score(predictor, img, lbl, labels_set.names, labels_set.ignore_index, rule)
+    return (time.perf_counter() - start) / len(items)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "camvid"))
+    ap.add_argument("--model", default=str(ROOT / "weights" / "camvid"))
+    ap.add_argument("--split", default="val")
+    ap.add_argument("--seed", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--limit", type=int, default=None, help="N images spread evenly over the split")
+    ap.add_argument("--fraction", type=float, default=0.1, help="share of images with a planted error")
+    ap.add_argument("--queue-share", type=float, default=0.2, help="head of the queue measured")
+    ap.add_argument("--target", type=float, default=0.8)
+    ap.add_argument("--min-object", type=int, default=300, help="px: smallest region an error is planted in")
+    ap.add_argument("--threshold", type=float, default=DEFAULT_RULE.threshold)
+    ap.add_argument("--band", type=int, default=DEFAULT_RULE.boundary_band)
+    ap.add_argument("--min-region", type=int, default=DEFAULT_RULE.min_region)
+    ap.add_argument("--score", default=DEFAULT_RULE.score)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cache", type=Path, default=None, help="npz of the predictions, reused when it matches")
+    ap.add_argument("--tune", action="store_true", help="score a grid of rules (use on train, not val)")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--note", default="", help="free text kept in the results (e.g. 'CPU shared with other jobs')")
+    ap.add_argument("--time-review", type=int, default=0, metavar="N",
+                    help="also time models.review.review_score (model + full-probability rule) on N images")
+    args = ap.parse_args(argv)
+
+    labels_set, names, labels, preds, confs, info = predict_split(
+        Path(args.data), args.split, Path(args.model), args.limit, args.threads, args.cache)
+    K, ign = len(labels_set.names), labels_set.ignore_index
+    print(f"{args.split}: {len(names)} images, {info['device']}, {info['seconds_per_image']:.2f} s/image", flush=True)
+    plantings = plant_seeds(labels, args.seed, K, ign, args.min_object, args.fraction)
+    if args.tune:
+        rows = tune(labels, preds, confs, ign, plantings, args.queue_share)
+        result = {"command": command(), "machine": machine(info), "note": args.note, "split": args.split,
+                  "images": len(names), "seeds": args.seed, "queue_share": args.queue_share,
+                  "planting": {"fraction": args.fraction, "min_object_px": args.min_object},
+                  "order": "mean recall@head, then AUC, then precision@k", "grid": rows}
+        for r in rows[:10]:
+            print(f"  {r['rule']}: recall@head {r['recall_at_head']:.3f} AUC {r['auc']:.3f} "
+                  f"p@k {r['precision_at_planted']:.3f}")
+    else:
+        rule = ReviewRule(threshold=args.threshold, boundary_band=args.band, min_region=args.min_region,
+                          score=args.score)
+        review_s = time_review_score(Path(args.data), args.split, Path(args.model), args.threads, rule,
+                                     args.time_review) if args.time_review else None
+        start = time.perf_counter()
+        per_seed, mean = evaluate(labels, preds, confs, ign, plantings, rule, args.queue_share, names)
+        n_scored = len(names) + sum(len(p) for _, p in plantings)
+        scoring_s = time.perf_counter() - start
+        for m in per_seed:
+            for d in m["planted_images"]:
+                d["from_name"], d["to_name"] = labels_set.names[d["from"]], labels_set.names[d["to"]]
+        n_pl, k = per_seed[0]["planted"], per_seed[0]["queue_head"]
+        baseline = random_order_baseline(len(names), n_pl, k, args.target)
+        result = {
+            "command": command(), "machine": machine(info), "note": args.note,
+            "split": args.split, "images": len(names), "model": args.model, "rule": rule.__dict__,
+            "planting": {"fraction": args.fraction, "min_object_px": args.min_object,
+                         "modes": "relabel to a random wrong class / erase into the surrounding majority class, 50/50"},
+            "queue_share": args.queue_share, "target": args.target,
+            "model_seconds_per_image": info["seconds_per_image"],
+            "scoring_seconds_per_image": scoring_s / n_scored,
+            "review_score_seconds_per_image": review_s,
+            "random_order": baseline, "mean": mean, "breakdown": breakdown(per_seed), "per_seed": per_seed,
+        }
+        for m in per_seed:
+            missed = [f"{d['image']} ({d['mode']} {labels_set.names[d['from']]}->{labels_set.names[d['to']]}, "
+                      f"{d['area']} px, rank {d['rank']})" for d in m["planted_images"] if not d["in_head"]]
+            print(f"seed {m['seed']}: recall@{args.queue_share:.0%} {m['recall_at_head']:.2f} "
+                  f"({m['planted']} planted, head {m['queue_head']}), "
+                  f"p@{m['planted']} {m['precision_at_planted']:.2f}, "
+                  f"AUC {m['auc']:.3f}; missed: {'; '.join(missed) or 'none'}")
+        print(f"mean: {json.dumps(mean)}; random order: {json.dumps(baseline)}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""models.review (the model as a second reviewer) on hand-made probabilities where the answer is known,
+and the pure helpers of benchmarks/bench_second_reviewer.py. No model is loaded."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.review import (
+    DEFAULT_RULE,
+    ReviewRule,
+    boundary_band,
+    confident_disagreement,
+    disagreement_from_prediction,
+    review_score,
+    score_disagreement,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import bench_second_reviewer as bench  # noqa: E402
+
+H, W, K, VOID = 360, 480, 3, 255  # the rule's reference size: default parameters apply unscaled
+RAW = ReviewRule(threshold=0.9, boundary_band=0, min_region=0)  # no band, no size cut
+
+
+def probs_for(pred: np.ndarray, conf: float = 0.99, k: int = K) -> np.ndarray:
+    """(k, H, W) probabilities: ``conf`` on the predicted class, the rest spread evenly."""
+    p = np.full((k,) + pred.shape, (1.0 - conf) / (k - 1), dtype=np.float32)
+    np.put_along_axis(p, pred[None].astype(np.intp), conf, axis=0)
+    return p
+
+
+def halves() -> np.ndarray:
+    m = np.zeros((H, W), dtype=np.uint8)
+    m[:, W // 2:] = 1
+    return m
+
+
+def test_wrong_square_outranks_boundary_seams():
+    label = halves()
+    # clean image: the model puts the 0|1 edge 2 px to the right and wobbles along it
+    seam_pred = label.copy()
+    seam_pred[:, W // 2: W // 2 + 2] = 0
+    seam_pred[::7, W // 2 - 2: W // 2] = 1
+    seam_score, seam_mask = confident_disagreement(probs_for(seam_pred), label, VOID)
+    # planted error: a 20x20 car (class 2) labelled as class 0; the model sees the car
+    true = label.copy()
+    true[100:120, 50:70] = 2
+    wrong_score, wrong_mask = confident_disagreement(probs_for(true), label, VOID)
+    assert seam_score == 0.0 and not seam_mask.any()
+    assert wrong_score > seam_score
+    assert wrong_mask[110, 60] and not wrong_mask[0, 0]
+    # the raw share counts the seam (2 px x 360 rows = 720 px) above the 400 px square
+    assert confident_disagreement(probs_for(seam_pred), label, VOID, ReviewRule(score="share"))[0] > \
+        confident_disagreement(probs_for(true), label, VOID, ReviewRule(score="share"))[0]
+
+
+def test_relabelled_object_keeps_its_inside_after_the_band():
+    """A relabelled object has annotation boundaries all round: the band trims its rim, not its core."""
+    true = halves()
+    true[100:120, 50:70] = 2
+    submitted = true.copy()
+    submitted[100:120, 50:70] = 1  # the car labelled as class 1 (wrong), its edges still drawn
+    score, mask = confident_disagreement(probs_for(true), submitted, VOID)
+    n = (submitted != VOID).sum()
+    assert score == pytest.approx(16 * 16 / n)  # 20x20 minus a 2 px rim
+    assert mask.sum() == 16 * 16
+
+
+def test_void_never_counts():
+    label = halves()
+    label[:, :100] = VOID
+    pred = np.full((H, W), 2, dtype=np.uint8)  # the model disagrees everywhere
+    pred[:, 100:] = label[:, 100:]
+    score, mask = confident_disagreement(probs_for(pred), label, VOID, RAW)
+    assert score == 0.0 and not mask.any()
+    all_void = np.full((H, W), VOID, dtype=np.uint8)
+    for rule in (DEFAULT_RULE, RAW, ReviewRule(score="share")):
+        score, mask = confident_disagreement(probs_for(pred), all_void, VOID, rule)
+        assert score == 0.0 and not mask.any()
+    # the share is of labelled pixels only
+    label2 = np.zeros((H, W), dtype=np.uint8)
+    label2[:, : W // 2] = VOID
+    pred2 = np.where(np.arange(W)[None, :] >= 3 * W // 4, 1, 0).astype(np.uint8).repeat(H, 0)
+    assert confident_disagreement(probs_for(pred2), label2, VOID, RAW)[0] == pytest.approx(0.5)
+
+
+def test_threshold_is_strict_and_only_other_classes_count():
+    label = np.zeros((H, W), dtype=np.uint8)
+    pred = label.copy()
+    pred[:50, :50] = 1
+    for conf, counted in ((0.89, False), (0.9, False), (0.91, True)):
+        p = probs_for(pred, conf=conf)
+        score, mask = confident_disagreement(p, label, VOID, RAW)
+        assert bool(mask[:50, :50].all()) is counted and mask.sum() == (2500 if counted else 0)
+    # a confident model that agrees never counts, whatever the threshold
+    agree = ReviewRule(threshold=0.5, boundary_band=0, min_region=0)
+    assert confident_disagreement(probs_for(label, conf=0.999), label, VOID, agree)[0] == 0.0
+
+
+def test_low_threshold_counts_a_non_top_class():
+    """Below 0.5 a class that is not the argmax can pass: only the full-probability form sees it."""
+    label = np.zeros((8, 8), dtype=np.uint8)
+    p = np.zeros((3, 8, 8), dtype=np.float32)
+    p[0], p[1], p[2] = 0.2, 0.35, 0.45  # argmax 2, and class 1 above 0.3 too
+    rule = ReviewRule(threshold=0.3, boundary_band=0, min_region=0, score="share")
+    assert confident_disagreement(p, label, VOID, rule)[0] == 1.0
+    p[2], p[0] = 0.25, 0.4  # argmax 0 = the label, but class 1 (0.35) is above 0.3
+    assert confident_disagreement(p, label, VOID, rule)[0] == 1.0
+    with pytest.raises(ValueError, match="threshold >= 0.5"):
+        disagreement_from_prediction(p.argmax(0).astype(np.uint8), p.max(0), label, VOID, rule)
+
+
+@pytest.mark.parametrize("rule", [DEFAULT_RULE, RAW, ReviewRule(threshold=0.5, boundary_band=1, min_region=30),
+                                  ReviewRule(threshold=0.7, score="largest"), ReviewRule(score="share")])
+def test_argmax_form_equals_full_probabilities(rule):
+    rng = np.random.default_rng(0)
+    h, w = 120, 160
+    # blocky random probabilities (8x8 blocks) so regions and boundaries exist, sharpened
+    logits = rng.normal(size=(4, h // 8, w // 8)).repeat(8, 1).repeat(8, 2) * 4
+    e = np.exp(logits - logits.max(0))
+    p = (e / e.sum(0)).astype(np.float32)
+    label = rng.integers(0, 4, size=(h // 8, w // 8)).repeat(8, 0).repeat(8, 1).astype(np.uint8)
+    label[:10] = VOID
+    full = confident_disagreement(p, label, VOID, rule)
+    short = disagreement_from_prediction(p.argmax(0).astype(np.uint8), p.max(0), label, VOID, rule)
+    assert full[0] == short[0] and (full[1] == short[1]).all()
+    assert 0.0 < full[0] < 1.0
+
+
+def test_torch_probabilities_are_accepted():
+    """As they come from Predictor.logits(...).softmax(0). (Importing torch is most of this test's time.)"""
+    torch = pytest.importorskip("torch")
+    true = halves()
+    true[100:120, 50:70] = 2
+    p = probs_for(true)
+    assert confident_disagreement(torch.from_numpy(p), halves(), VOID)[0] == \
+        confident_disagreement(p, halves(), VOID)[0] > 0
+
+
+def test_parameters_scale_with_image_size():
+    assert DEFAULT_RULE.scaled((360, 480)) == (DEFAULT_RULE.boundary_band, DEFAULT_RULE.min_region)
+    assert ReviewRule(boundary_band=2, min_region=50).scaled((720, 960)) == (4, 200)
+    assert ReviewRule(boundary_band=2, min_region=50).scaled((180, 240)) == (1, 12)
+    # the same picture at twice the size scores the same (scores are shares of labelled pixels)
+    true = halves()
+    true[100:120, 50:70] = 2
+    true[200:204, 300:306] = 2  # a 24 px speck: under min_region at either size
+    label = halves()
+    label[:, W // 2 - 1: W // 2 + 1] = VOID  # a void seam between the halves
+    small = confident_disagreement(probs_for(true), label, VOID)
+    big = confident_disagreement(probs_for(true.repeat(2, 0).repeat(2, 1)), label.repeat(2, 0).repeat(2, 1), VOID)
+    assert small[0] > 0 and big[0] == pytest.approx(small[0])
+    assert big[1].sum() == 4 * small[1].sum()
+
+
+def test_min_region_and_scores():
+    label = np.zeros((H, W), dtype=np.uint8)
+    pred = label.copy()
+    pred[10:20, 10:20] = 1  # 100 px
+    pred[100:105, 100:105] = 1  # 25 px
+    pred[200:230, 200:230] = 2  # 900 px
+    p, n = probs_for(pred), H * W
+    regions = ReviewRule(boundary_band=0, min_region=50, score="regions")
+    largest = ReviewRule(boundary_band=0, min_region=50, score="largest")
+    assert confident_disagreement(p, label, VOID, regions)[0] == pytest.approx(1000 / n)
+    assert confident_disagreement(p, label, VOID, largest)[0] == pytest.approx(900 / n)
+    score, mask = confident_disagreement(p, label, VOID, ReviewRule(boundary_band=0, min_region=1000))
+    assert score == 0.0 and not mask.any()
+    share, mask = confident_disagreement(p, label, VOID, ReviewRule(score="share"))
+    assert share == pytest.approx(1025 / n) and mask.sum() == 1025
+    # score_disagreement takes the raw mask directly
+    assert score_disagreement(pred != label, label, VOID, regions)[0] == pytest.approx(1000 / n)
+
+
+def test_boundary_band():
+    m = halves()[:4, W // 2 - 4: W // 2 + 4]  # 4x8: 0000|1111
+    assert boundary_band(m, 0).sum() == 0
+    assert boundary_band(m, 1)[0].tolist() == [False] * 3 + [True] * 2 + [False] * 3
+    assert boundary_band(m, 2)[0].tolist() == [False] * 2 + [True] * 4 + [False] * 2
+
+
+def test_bad_input_raises_clear_errors():
+    label = np.zeros((6, 8), dtype=np.uint8)
+    p = probs_for(label)
+    with pytest.raises(ValueError, match=r"\(K, H, W\)"):
+        confident_disagreement(p[0], label, VOID)
+    with pytest.raises(ValueError, match="sizes must match"):
+        confident_disagreement(p, np.zeros((6, 9), dtype=np.uint8), VOID)
+    with pytest.raises(ValueError, match="integer class indices"):
+        confident_disagreement(p, label.astype(np.float32), VOID)
+    with pytest.raises(ValueError, match="outside 0..2"):
+        confident_disagreement(p, np.full((6, 8), 7, dtype=np.uint8), VOID)
+    with pytest.raises(ValueError, match="NaN"):
+        confident_disagreement(np.full_like(p, np.nan), label, VOID)
+    with pytest.raises(ValueError, match="sizes must match"):
+        score_disagreement(np.zeros((6, 9), bool), label, VOID)
+    with pytest.raises(ValueError, match="same \\(H, W\\)"):
+        disagreement_from_prediction(label, np.ones((6, 9), np.float32), label, VOID)
+    with pytest.raises(ValueError, match="sizes must match"):
+        disagreement_from_prediction(label, np.ones((6, 8), np.float32), np.zeros((5, 8), np.uint8), VOID)
+    for kwargs in ({"threshold": 1.0}, {"threshold": -0.1}, {"boundary_band": -1}, {"min_region": -1},
+                   {"score": "max"}):
+        with pytest.raises(ValueError):
+            ReviewRule(**kwargs)
+
+
+class FakeLogits:
+    """Stands in for the (K, H, W) torch tensor Predictor.logits returns: review_score only calls softmax(0)."""
+
+    def __init__(self, probs: np.ndarray):
+        self.probs = probs
+
+    def softmax(self, dim):
+        assert dim == 0
+        return self.probs
+
+
+class FakePredictor:
+    """What review_score needs of models.inference.Predictor: logits(image, class_names)."""
+
+    def __init__(self, pred: np.ndarray):
+        self.pred, self.calls = pred, []
+
+    def logits(self, image, class_names):
+        self.calls.append((image.shape, list(class_names)))
+        return FakeLogits(probs_for(self.pred, k=len(class_names)))
+
+
+def test_review_score_runs_the_predictor_and_scores():
+    true = halves()
+    true[100:120, 50:70] = 2
+    predictor = FakePredictor(true)
+    image = np.zeros((H, W, 3), dtype=np.uint8)
+    score, mask = review_score(predictor, image, halves(), ["road", "sky", "car"], VOID)
+    assert predictor.calls == [((H, W, 3), ["road", "sky", "car"])]
+    assert score == pytest.approx(400 / (H * W)) and mask[100:120, 50:70].all() and mask.sum() == 400
+    score, mask = review_score(predictor, image, true, ["road", "sky", "car"], VOID)
+    assert score == 0.0 and not mask.any()
+
+
+# -- the benchmark's pure helpers
+
+
+def test_plant_error_changes_one_region():
+    label = np.zeros((60, 80), dtype=np.uint8)  # road
+    label[10:30, 10:30] = 2  # a 400 px car
+    label[40:45, 60:65] = 1  # a 25 px speck: too small to plant in
+    label[:, 79] = VOID
+    seen = set()
+    for seed in range(20):
+        planted, info = bench.plant_error(label, np.random.default_rng(seed), 4, VOID, min_object=300)
+        changed = planted != label
+        assert info["area"] == changed.sum()
+        assert (label[changed] == info["from"]).all() and (planted[changed] == info["to"]).all()
+        assert info["to"] != info["from"] and info["to"] != VOID
+        if info["mode"] == "erase" and info["from"] == 2:
+            assert info["to"] == 0  # the class around the car
+        seen.add((info["mode"], info["from"]))
+    assert {m for m, _ in seen} == {"relabel", "erase"}
+    assert bench.plant_error(label, np.random.default_rng(0), 4, VOID, min_object=10_000) is None
+
+
+def test_queue_metrics_and_random_baseline():
+    scores = np.array([0.9, 0.1, 0.8, 0.2, 0.0, 0.3, 0.0, 0.0, 0.0, 0.0])
+    planted = np.zeros(10, bool)
+    planted[[0, 2]] = True
+    m = bench.queue_metrics(scores, planted, np.random.default_rng(0), share=0.2)
+    assert (m["queue_head"], m["recall_at_head"], m["precision_at_planted"], m["auc"]) == (2, 1.0, 1.0, 1.0)
+    planted[:] = False
+    planted[[1, 4]] = True  # 0.1: above four clean zeros; 0.0: tied with them
+    m = bench.queue_metrics(scores, planted, np.random.default_rng(0), share=0.2)
+    assert m["recall_at_head"] == 0.0 and m["auc"] == pytest.approx((4 / 8 + 0.5 * 4 / 8) / 2)
+    base = bench.random_order_baseline(101, 10, 20, 0.8)
+    assert base["expected_recall_at_queue_share"] == pytest.approx(20 / 101)
+    assert 1e-5 < base["p_reaching_target"] < 1e-4  # 8+ of 10 planted in 20 of 101 by chance
+    assert bench.random_order_baseline(10, 2, 10, 0.8)["p_reaching_target"] == pytest.approx(1.0)
