@@ -5,6 +5,11 @@ shipped model as active version, four sample street images with predictions).
 Fine-tuning jobs are queued in the database; the app starts one local worker
 (`python -m jobs.worker` on the same database and data folder) and stops it when it
 exits. --no-worker leaves the jobs to workers started elsewhere (e.g. a GPU machine).
+
+Logging in: when the database has accounts (``python -m storage users add NAME --role
+admin``), everyone logs in with theirs and roles apply; ``--auth user:password`` is a
+one-person quick start without accounts; with neither, the app serves only this
+machine (127.0.0.1) unless --allow-anyone says otherwise.
 """
 from __future__ import annotations
 
@@ -23,7 +28,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=7860)
     ap.add_argument("--auth", default=None, metavar="USER:PASSWORD",
-                    help="require a login; the user name becomes the annotation author")
+                    help="one-person quick start without accounts: require this login (that person is an admin); "
+                         "with accounts in the database people log in with those instead")
+    ap.add_argument("--allow-anyone", action="store_true",
+                    help="serve a non-loopback --host without any login (everyone who reaches it is an admin)")
     ap.add_argument("--no-demo", action="store_true", help="do not create the demo project on an empty database")
     ap.add_argument("--no-worker", action="store_true",
                     help="do not start the local job worker (run `python -m jobs.worker` elsewhere)")
@@ -40,10 +48,29 @@ def create(args: argparse.Namespace):
 
     store = Store(args.db, data_dir=args.data_dir)
     studio = Studio(store, args.model, args.device)
+    if args.auth is not None:
+        studio.single_user = args.auth.split(":", 1)[0]
     if not args.no_demo:
         studio.ensure_demo()
     studio.warm_up()
-    return studio, build_app(studio, auth_enabled=args.auth is not None)
+    return studio, build_app(studio, auth_enabled=args.auth is not None or studio.uses_accounts())
+
+
+def login_for(args: argparse.Namespace, studio):
+    """Gradio's ``auth``: the accounts (a callable), the one --auth pair, or None.
+    Raises SystemExit with the reason when the configuration is unsafe or ambiguous."""
+    from segui.access import open_host_refusal
+
+    accounts = studio.uses_accounts()
+    if accounts and args.auth is not None:
+        raise SystemExit("error: the database has accounts, so people log in with those; drop --auth "
+                         "(it is a one-person quick start for a database without accounts)")
+    why = open_host_refusal(args.host, accounts, args.auth is not None, args.allow_anyone)
+    if why:
+        raise SystemExit(f"error: {why}")
+    if accounts:
+        return studio.login
+    return tuple(args.auth.split(":", 1)) if args.auth else None
 
 
 def start_worker(args: argparse.Namespace, store):
@@ -61,13 +88,14 @@ def start_worker(args: argparse.Namespace, store):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     studio, app = create(args)
-    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    auth = login_for(args, studio)
     print(f"Inference device: {studio.device_name}", flush=True)
     from segui.ui import LAUNCH_OPTIONS
     worker = start_worker(args, studio.store)
     try:
-        app.queue(default_concurrency_limit=2).launch(server_name=args.host, server_port=args.port, auth=auth,
-                                                      **LAUNCH_OPTIONS)
+        app.queue(default_concurrency_limit=2).launch(
+            server_name=args.host, server_port=args.port, auth=auth,
+            auth_message="Log in with your studio account." if callable(auth) else None, **LAUNCH_OPTIONS)
     finally:
         if worker is not None:
             worker.stop()

@@ -15,6 +15,8 @@ from jobs import queue
 from models.finetune import default_params
 from storage.errors import JobStateError
 
+from . import access
+
 POLL_SECONDS = 2.0
 
 
@@ -36,6 +38,9 @@ def start(store, project: str, epochs: float | None, minutes: float | None) -> s
         job = queue.enqueue(store, project, params)
     except (queue.JobError, JobStateError, ValueError) as err:  # e.g. a job already running
         raise PanelError(str(err)) from err
+    who = access.current()
+    store.record_activity("job_started", who.name if who else None, project, f"job {job.id}",
+                          {"job_id": job.id, "params": params})
     return f"Job {job.id} queued: a worker trains it in its own process."
 
 

@@ -31,7 +31,8 @@ from models.inference import DEFAULT_MODEL_DIR, Predictor
 from storage import (ConflictError, InvalidImageError, NotFoundError, ProjectInfo, StorageError,
                      Store, ValidationError)
 
-from . import smart_tools
+from . import access, smart_tools
+from .access import Act, Forbidden, Principal
 from .imageops import hex_color, resize_nearest
 
 log = logging.getLogger(__name__)
@@ -42,13 +43,14 @@ APP_MAX_MEGAPIXELS = 30.0          # bigger uploads are refused with a message
 PREDICT_MAX_PIXELS = 1_000_000     # larger images are predicted downscaled, mask upscaled back
 ZIP_MAX_MEMBERS = 2000
 ZIP_MAX_MEMBER_BYTES = 200 * 1024 * 1024
-FILTERS = ("unlabelled", "draft", "unsubmitted", "submitted", "any")
+FILTERS = ("unlabelled", "draft", "unsubmitted", "submitted", "rejected", "review", "any")
 VAL_EVERY = 5                      # one submitted image in five is held out for validation
 REFRESH_LIMIT = 200                # unlabelled images predicted again after the active model changed
 THIN_SAMPLE = 12                   # maps thin_classes measures (an image's annotation, else its prediction)
 THIN_REFRESH_S = 30.0
 PREFETCH_DELAY_S = 0.6             # the next image is prepared this long after one is opened
 STRIP_WINDOW = 300                 # images shown around the open one in the image strip
+REVIEW_MASK_CACHE = 16             # disagreement masks kept for reviewers (image, revision, model)
 
 
 class UserError(ValueError):
@@ -168,6 +170,74 @@ class Studio:
         self._work_locks: dict[tuple, threading.Lock] = {}
         self._jobs: queue.Queue = queue.Queue()
         self._worker: threading.Thread | None = None
+        self._disagreement: OrderedDict[tuple, tuple[float, np.ndarray]] = OrderedDict()
+        self.single_user: str | None = None      # --auth user:password: that one person, an admin
+        self._accounts = False
+
+    # ------------------------------------------------------------------ who is calling
+
+    def uses_accounts(self) -> bool:
+        """Accounts exist in the database: people log in with them and roles apply."""
+        if not self._accounts:
+            self._accounts = self.store.has_users()
+        return self._accounts
+
+    def login(self, username: str, password: str) -> bool:
+        """Gradio's ``auth`` callable: an enabled account with that password."""
+        return self.store.verify_user(username, password) is not None
+
+    def principal(self, username: str | None) -> Principal:
+        """Who a request's logged-in name is. Without accounts: the one person (an
+        admin). With accounts: their role; unknown, disabled or no login -> Forbidden
+        (a user disabled while logged in is refused from their next request)."""
+        if not self.uses_accounts():
+            return Principal(username or self.single_user, access.Role.ADMIN)
+        if not username:
+            raise Forbidden("Not logged in: log in with your account.")
+        try:
+            u = self.store.get_user(username)
+        except NotFoundError:
+            raise Forbidden(f"Not allowed: there is no account {username!r}.") from None
+        if u.disabled:
+            raise Forbidden(f"Not allowed: the account {u.name!r} is disabled.")
+        return Principal(u.name, u.role, member_only=u.role != access.Role.ADMIN)
+
+    def authorize(self, username: str | None, act: Act | str, project: str | int | None = None,
+                  image_id: int | None = None) -> Principal:
+        """The one permission check: may ``username`` do ``act`` (in ``project``, on
+        ``image_id``)? Returns who they are; raises Forbidden with the reason."""
+        who = self.principal(username)
+        if not who.can(act):
+            raise Forbidden(access.refusal(who, act))
+        if image_id is not None:
+            try:
+                info = self.store.get_image(int(image_id))
+            except (NotFoundError, TypeError, ValueError):
+                raise Forbidden(f"there is no image {image_id}") from None
+            self._check_member(who, info.project_id)
+            if not access.sees_image(who, info.status, info.annotated_by):
+                raise Forbidden(f"Not allowed: image {info.id} is someone else's work; "
+                                "reviewers and admins open every image.")
+        if project not in (None, ""):
+            self._check_member(who, project)
+        return who
+
+    def _check_member(self, who: Principal, project: str | int) -> None:
+        if not who.member_only:
+            return
+        try:
+            ok = self.store.can_access(who.name, project)
+        except NotFoundError:
+            ok = False
+        if not ok:
+            raise Forbidden(f"Not allowed: {who.name} is not a member of project {project!r}; "
+                            "an admin adds members on the Projects screen.")
+
+    @staticmethod
+    def _who(who: Principal | None) -> Principal:
+        """The caller: given, else the one the app's guard set for this event, else
+        the one person of an app without accounts."""
+        return who or access.current() or access.NOBODY_ADMIN
 
     # ------------------------------------------------------------------ model
 
@@ -244,7 +314,11 @@ class Studio:
         for p in projects:
             self._predict_map(self.model_version(p.id).weights_dir, tiny, p)
 
-    def project_names(self) -> list[str]:
+    def project_names(self, who: Principal | None = None) -> list[str]:
+        """The projects the caller sees: all, or with accounts their projects."""
+        who = self._who(who)
+        if who.member_only:
+            return [p.name for p in self.store.projects_for(who.name)]
         return [p.name for p in self.store.list_projects()]
 
     def create_project(self, name: str, classes_text: str) -> ProjectInfo:
@@ -386,10 +460,28 @@ class Studio:
         if self.store.get_prediction(image_id, mv.id) is None:
             self.predict(project_id, image_id)
 
-    def next_image(self, project: str, filter: str = "unlabelled", exclude: tuple[int, ...] = ()) -> int | None:
-        """Most uncertain prediction first, among images of the given status."""
+    def next_image(self, project: str, filter: str = "unlabelled", exclude: tuple[int, ...] = (),
+                   who: Principal | None = None) -> int | None:
+        """Most uncertain prediction first, among images of the given status; "review":
+        submissions awaiting review, the model's strongest disagreement first;
+        "rejected": rejected submissions (back to their annotator). An annotator gets
+        only images they see (unlabelled ones and their own)."""
         if filter not in FILTERS:
             raise UserError(f"filter must be one of {', '.join(FILTERS)}")
+        who = self._who(who)
+        if filter == "review":
+            if not who.can(Act.REVIEW):
+                raise Forbidden(access.refusal(who, Act.REVIEW))
+            return next((im.id for im in self.store.review_queue(project, order="review_score")
+                         if im.id not in exclude), None)
+        if not who.sees_every_image and filter != "unlabelled":
+            statuses = {"draft": ("draft",), "unsubmitted": ("unlabelled", "draft"), "submitted": ("submitted",),
+                        "any": ("unlabelled", "draft", "submitted")}.get(filter)
+            for im in self.store.list_images(project, order="uncertainty"):
+                wanted = im.review == "rejected" if filter == "rejected" else im.status in statuses
+                if wanted and im.id not in exclude and access.sees_image(who, im.status, im.annotated_by):
+                    return im.id
+            return None
         if filter == "submitted":
             for im in self.store.list_images(project, status="submitted", order="uncertainty"):
                 if im.id not in exclude:
@@ -404,13 +496,18 @@ class Studio:
                  im.annotated_by or ""]
                 for im in self.store.list_images(project, status=status, order="uncertainty", limit=500)]
 
-    def strip(self, project: str | int, current: int | None, window: int = STRIP_WINDOW) -> dict[str, Any]:
-        """The image strip: images in upload order around ``current`` with their status,
-        and the project's progress ("12 / 340 labelled")."""
+    def strip(self, project: str | int, current: int | None, window: int = STRIP_WINDOW,
+              who: Principal | None = None) -> dict[str, Any]:
+        """The image strip: images in upload order around ``current`` with their status
+        (an annotator's: the images they see), and the project's progress ("12 / 340
+        labelled", the whole project's)."""
+        who = self._who(who)
         images = self.store.list_images(project, order="id")
         counts = {"unlabelled": 0, "draft": 0, "submitted": 0}
         for im in images:
             counts[im.status] = counts.get(im.status, 0) + 1
+        if not who.sees_every_image:
+            images = [im for im in images if access.sees_image(who, im.status, im.annotated_by)]
         pos = next((k for k, im in enumerate(images) if im.id == current), 0)
         lo = max(0, min(pos - window // 2, len(images) - window))
         items = [{"id": im.id, "name": im.filename, "status": im.status, "pos": lo + k + 1}
@@ -421,14 +518,19 @@ class Studio:
         """The latest annotation (or one revision) if any, else the active model's prediction."""
         return self.prepare(image_id, revision).loaded
 
-    def open_in_project(self, project: str | int, image_id: int, revision: int | None = None) -> Ready:
-        """:meth:`prepare`, refusing an image of another project or one that does not exist."""
+    def open_in_project(self, project: str | int, image_id: int, revision: int | None = None,
+                        who: Principal | None = None) -> Ready:
+        """:meth:`prepare`, refusing an image of another project, one that does not
+        exist, or (for an annotator) someone else's work."""
         try:
             info = self.store.get_image(int(image_id))
         except (NotFoundError, ValueError, TypeError):
             raise UserError(f"there is no image {image_id}") from None
         if project is not None and info.project_id != self.store.get_project(project).id:
             raise UserError(f"image {int(image_id)} belongs to another project")
+        if not access.sees_image(self._who(who), info.status, info.annotated_by):
+            raise Forbidden(f"Not allowed: image {info.id} is someone else's work; "
+                            "reviewers and admins open every image.")
         return self.prepare(info.id, revision)
 
     def prepare(self, image_id: int, revision: int | None = None) -> Ready:
@@ -549,6 +651,7 @@ class Studio:
         res = self.save(loaded.image_id, class_map, author, status, loaded.base_revision)
         if res.status == "submitted":
             loaded.split = self.assign_split(loaded.image_id)
+            self._submit(self.score_submission, loaded.image_id, res.revision)
         loaded.base_revision = res.revision
         loaded.class_map = class_map.copy()
         loaded.tool_base = class_map.copy()
@@ -749,6 +852,9 @@ class Studio:
         elif not add_class:
             raise UserError(f"'{name}' is not a class of project '{p.name}': accepting it adds it to the "
                             "project's label set; confirm to add it")
+        elif not self._who(None).can(Act.ADMIN):
+            raise Forbidden(f"'{name}' is not a class of project '{p.name}', and only an admin adds classes: "
+                            "label the pixels with an existing class, or ask an admin to add it")
         else:
             p = self.add_class(p.name, name)
             idx = next(c.index for c in p.classes if c.name == name)
@@ -850,11 +956,11 @@ class Studio:
         return [(f"v{m.id}: {m.name or Path(m.weights_dir).name}{' (active)' if m.is_active else ''}", m.id)
                 for m in self.store.list_model_versions(project)]
 
-    def activate_model(self, project: str, version_id: int) -> None:
+    def activate_model(self, project: str, version_id: int, who: Principal | None = None) -> None:
         mv = self.store.get_model_version(int(version_id))
         if mv.project_id != self.store.get_project(project).id:
             raise UserError("that model version belongs to another project")
-        self.store.activate_model_version(mv.id)
+        self.store.activate_model_version(mv.id, by=self._who(who).name)
 
     def model_summary(self, project: str) -> tuple[str, list[tuple[str, float]]]:
         mv = self.model_version(project)
@@ -871,7 +977,7 @@ class Studio:
             lines.append("No metrics recorded for this version.")
         return "\n\n".join(lines), per_class
 
-    def export(self, project: str, fmt: str, include_drafts: bool = False) -> Path:
+    def export(self, project: str, fmt: str, include_drafts: bool = False, who: Principal | None = None) -> Path:
         """Export with storage.datasets into a zip; returns its path."""
         from storage.datasets import export_dataset
         if not project:
@@ -886,6 +992,8 @@ class Studio:
         if rep.images == 0:
             shutil.rmtree(tmp, ignore_errors=True)
             raise UserError("no annotated images to export yet (submit some, or include drafts)")
+        self.store.record_activity("export", self._who(who).name, project, f"{fmt} export",
+                                   {"format": fmt, "images": rep.images, "source": rep.source})
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", project)
         zpath = tmp / f"{safe}-{fmt}.zip"
         with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -894,3 +1002,141 @@ class Studio:
                     zf.write(f, f.relative_to(out))
         shutil.rmtree(out, ignore_errors=True)
         return zpath
+
+    # ------------------------------------------------------------------ review
+
+    def _latest_submitted(self, image_id: int) -> int | None:
+        revs = [a.revision for a in self.store.list_annotation_revisions(int(image_id)) if a.status == "submitted"]
+        return max(revs) if revs else None
+
+    def disagreement(self, image_id: int, revision: int) -> tuple[float, np.ndarray]:
+        """How much the project's active model confidently disagrees with submitted
+        revision ``revision`` (``models.review``: score 0..1 and the (H, W) mask of the
+        disagreeing regions), cached per (image, revision, model version)."""
+        from models.review import review_score
+
+        info = self.store.get_image(int(image_id))
+        p = self.store.get_project(info.project_id)
+        mv = self.model_version(p.id)
+        key = (info.id, int(revision), mv.id)
+        with self._once(("review", *key)):
+            with self._cache_lock:
+                hit = self._disagreement.get(key)
+                if hit is not None:
+                    self._disagreement.move_to_end(key)
+                    return hit
+            image = self.store.load_image(info.id)
+            cm = self.store.get_annotation(info.id, int(revision)).class_map
+            h, w = cm.shape
+            small, small_cm = image, cm
+            if h * w > PREDICT_MAX_PIXELS:
+                f = (PREDICT_MAX_PIXELS / (h * w)) ** 0.5
+                sh, sw = max(32, int(h * f)), max(32, int(w * f))
+                small, small_cm = resize_nearest(image, sh, sw), resize_nearest(cm, sh, sw)
+            # project class indices -> positions in the label set the model is asked for
+            lut = np.full(256, 255, dtype=np.uint8)
+            lut[p.class_indices] = np.arange(len(p.classes), dtype=np.uint8)
+            predictor = self._predictor_for_dir(mv.weights_dir)
+            with self._lock:
+                score, mask = review_score(predictor, small, lut[small_cm], p.class_names, 255)
+            mask = resize_nearest(mask.astype(np.uint8), h, w).astype(bool)
+            with self._cache_lock:
+                self._disagreement[key] = (float(score), mask)
+                while len(self._disagreement) > REVIEW_MASK_CACHE:
+                    self._disagreement.popitem(last=False)
+            return float(score), mask
+
+    def score_submission(self, image_id: int, revision: int) -> float | None:
+        """The second reviewer, after a submission (background): score it against the
+        active model and store the score for the review queue's order. None when a
+        newer revision came first (it gets its own score)."""
+        if self._latest_submitted(image_id) != revision or self.store.get_image(image_id).revision != revision:
+            return None
+        score, _ = self.disagreement(image_id, revision)
+        return score if self.store.set_review_score(image_id, revision, score) else None
+
+    def review_state(self, image_id: int, who: Principal | None = None) -> dict[str, Any] | None:
+        """What the Label screen shows about an image's review: its state, the latest
+        decision (a rejection's comment goes back to the annotator), and for a reviewer
+        the model's disagreement score. None when nothing was ever submitted."""
+        who = self._who(who)
+        info = self.store.get_image(int(image_id))
+        if info.review is None:
+            return None
+        r = self.store.get_review(info.id)
+        out: dict[str, Any] = {"state": info.review, "can_review": who.can(Act.REVIEW),
+                               "revision": self._latest_submitted(info.id), "draft_on_top": info.status == "draft"}
+        if r is not None:
+            out.update(decision=r.decision, comment=r.comment, reviewer=r.reviewer,
+                       at=f"{r.created_at:%Y-%m-%d %H:%M} UTC")
+        if who.can(Act.REVIEW):
+            out["score"] = info.review_score
+        return out
+
+    def review_overlay(self, image_id: int, revision: int) -> tuple[float, np.ndarray] | None:
+        """For a reviewer opening a submission: the disagreement (score, mask), None if
+        it cannot be computed (the reason is logged; reviewing still works)."""
+        try:
+            return self.disagreement(image_id, revision)
+        except Exception:
+            log.exception("disagreement of image %s revision %s", image_id, revision)
+            return None
+
+    def review(self, loaded: Loaded | None, class_map: np.ndarray | None, decision: str, comment: str,
+               who: Principal | None = None) -> Any:
+        """Accept or reject the open image's latest submitted revision. Refused while
+        the reviewer has unsaved edits (submit them first: the decision is on what the
+        annotator submitted) or when there is nothing submitted."""
+        who = self._who(who)
+        if not who.can(Act.REVIEW):
+            raise Forbidden(access.refusal(who, Act.REVIEW))
+        if loaded is None:
+            raise UserError("no image is open: pick 'to review' in the queue and press Next")
+        if self.has_unsaved(loaded, class_map):
+            raise UserError("you have unsaved edits: submit them (Ctrl+Enter) or undo them before you accept "
+                            "or reject; the decision is on the submitted annotation")
+        if decision not in ("accepted", "rejected"):
+            raise UserError("decision must be accepted or rejected")
+        if decision == "rejected" and not (comment or "").strip():
+            raise UserError("say what is wrong: a rejection needs a comment for the annotator")
+        rev = self._latest_submitted(loaded.image_id)
+        if rev is None:
+            raise UserError("nothing to review: this image has no submitted annotation")
+        try:
+            return self.store.review(loaded.image_id, rev, decision, (comment or "").strip(),
+                                     who.name or "reviewer")
+        except StorageError as e:
+            raise UserError(str(e)) from None
+
+    # ------------------------------------------------------------------ activity and members
+
+    def activity(self, project: str | int, limit: int = 200) -> list[list[Any]]:
+        """The project's activity, newest first: when, who, what, on what."""
+        return [[f"{a.created_at:%Y-%m-%d %H:%M:%S}", a.user or "(system)", a.action.replace("_", " "), a.subject]
+                for a in self.store.list_activity(project, limit=limit)]
+
+    def record(self, action: str, project: str | int, subject: str, details: dict | None = None,
+               who: Principal | None = None) -> None:
+        self.store.record_activity(action, self._who(who).name, project, subject, details)
+
+    def members(self, project: str | int) -> str:
+        ms = self.store.list_members(project) if project else []
+        if not self.uses_accounts():
+            return "No accounts yet: everyone who opens the app works as one person (see README, Accounts)."
+        if not ms:
+            return "No members yet: only admins see this project."
+        return "**Members:** " + ", ".join(f"{u.name} ({u.role}{', disabled' if u.disabled else ''})" for u in ms)
+
+    def set_member(self, project: str | int, user: str, add: bool) -> str:
+        if not project:
+            raise UserError("pick a project first")
+        user = (user or "").strip()
+        if not user:
+            raise UserError("type the user's name")
+        try:
+            changed = self.store.add_member(project, user) if add else self.store.remove_member(project, user)
+        except NotFoundError as e:
+            raise UserError(f"{e} (add accounts with: python -m storage users add NAME)") from None
+        verb = ("added to" if changed else "already a member of") if add else \
+            ("removed from" if changed else "not a member of")
+        return f"{user} {verb} {project}."

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import html
+import inspect
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -19,7 +21,8 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from . import finetune_panel
+from . import access, finetune_panel
+from .access import Act, Forbidden
 from .canvas import codec, failed_js, mask_canvas
 from .canvas import payload as pl
 from .handlers import FILTERS, VAL_EVERY, Studio, UserError
@@ -44,7 +47,7 @@ def _user_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (UserError, codec.MapFormatError) as e:
+        except (UserError, codec.MapFormatError, Forbidden) as e:
             raise gr.Error(str(e)) from None
     return wrapper
 
@@ -69,23 +72,25 @@ UPLOAD_CSS = """
 
 
 def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox) -> Screen:
-    def superpixels(args):
+    def superpixels(args, request: gr.Request):
         """Server function of the canvas: the SLIC map of an image, once per image."""
         req = args[0] if isinstance(args, list) and args else args
         iid = int(req["image_id"])
-        ready = studio.prepare(iid)
-        return {"image_id": iid, "data": codec.encode_segments(studio.segments(iid, ready.loaded.image))}
+        with _acting(studio, request, "superpixels", image_id=iid):
+            ready = studio.prepare(iid)
+            return {"image_id": iid, "data": codec.encode_segments(studio.segments(iid, ready.loaded.image))}
 
-    def peek_next(args):
+    def peek_next(args, request: gr.Request):
         """Server function of the canvas: the load payload of the image Next would open
         after ``current`` (nothing is saved or changed), so the page can show it at once."""
         req = args[0] if isinstance(args, list) and args else args
         try:
             project, current = req["project"], int(req["current"])
             flt = req.get("filter", "unlabelled")
-            iid = studio.next_image(project, flt if flt in FILTERS else "unlabelled", (current,))
-            return None if iid is None else pl.load(studio, project, studio.open_in_project(project, iid))
-        except (UserError, KeyError, TypeError, ValueError, LookupError):
+            with _acting(studio, request, "peek_next", project=project):
+                iid = studio.next_image(project, flt if flt in FILTERS else "unlabelled", (current,))
+                return None if iid is None else pl.load(studio, project, studio.open_in_project(project, iid))
+        except (UserError, Forbidden, KeyError, TypeError, ValueError, LookupError):
             return None
 
     with gr.Blocks() as blocks:
@@ -242,6 +247,25 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             None, None, None, js=failed_js("set_split"), api_name="set_split_failed")
 
         @_user_errors
+        def on_review(project, value, loaded):
+            """Accept or reject the open submission, then open the next one to review."""
+            a = codec.args_of(value)
+            decision = str(a.get("decision", ""))
+            r = studio.review(loaded, current(value, loaded), decision, str(a.get("comment", "") or ""))
+            note = (f"{loaded.filename}: revision {r.revision} {r.decision}"
+                    + (f" ({r.comment})." if r.comment else ".") + " ")
+            rid = codec.request_of(value)
+            iid = studio.next_image(project, "review", (loaded.image_id,))
+            if iid is None:
+                note += "Nothing else awaits review."
+                return opened(project, studio.open_in_project(project, loaded.image_id), note, rid, flt="review")
+            return opened(project, studio.open_in_project(project, iid), note, rid, flt="review")
+
+        canvas.review_image(on_review, [project_dd, canvas, loaded_st], OUT, api_name="review_image",
+                            **common).failure(None, None, None, js=failed_js("review_image"),
+                                              api_name="review_image_failed")
+
+        @_user_errors
         def on_snap(project, value, loaded):
             cm = need(value, loaded)
             out = studio.snap(loaded, loaded.tool_base, cm)
@@ -353,7 +377,75 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
 
 
 def _login(request) -> str | None:
-    return getattr(request, "username", None) if request is not None else None
+    return access.username_of(request)
+
+
+class _acting:
+    """``with _acting(studio, request, name, project=..., image_id=...)``: the caller may
+    call endpoint ``name`` (``access.ENDPOINTS``) or Forbidden; inside, Studio knows who."""
+
+    def __init__(self, studio: Studio, request, name: str, project=None, image_id=None):
+        self.who = studio.authorize(access.username_of(request), access.ENDPOINTS[name], project, image_id)
+
+    def __enter__(self):
+        self.token = access.acting_as(self.who)
+        return self.who
+
+    def __exit__(self, *exc):
+        access.reset(self.token)
+
+
+def _input_params(fn) -> list[str]:
+    """The names of ``fn``'s parameters that receive the event's inputs, in order
+    (Gradio fills gr.Request and gr.Progress parameters itself)."""
+    hints = typing.get_type_hints(fn) if inspect.isfunction(fn) else {}
+    out = []
+    for prm in inspect.signature(fn).parameters.values():
+        if prm.kind not in (prm.POSITIONAL_ONLY, prm.POSITIONAL_OR_KEYWORD):
+            break
+        if hints.get(prm.name) in (gr.Request, typing.Optional[gr.Request]) or isinstance(prm.default, gr.Progress):
+            continue
+        out.append(prm.name)
+    return out
+
+
+def guard_events(app: gr.Blocks, studio: Studio, project_dd: gr.Dropdown) -> None:
+    """Put :meth:`Studio.authorize` in front of every event handler of ``app``: the
+    role table (``access.ENDPOINTS``) for the endpoint, membership of the project the
+    event names. An endpoint without a rule is a programming error, caught here."""
+    from gradio.context import LocalContext
+
+    for block_fn in app.fns.values():
+        if block_fn.fn is None:          # the page's own JS (e.g. *_failed): nothing runs here
+            continue
+        name = block_fn.api_name
+        if name not in access.ENDPOINTS:
+            raise RuntimeError(f"endpoint {name!r} has no rule in segui.access.ENDPOINTS: add one")
+        fn = block_fn.fn
+        if inspect.isgeneratorfunction(fn) or inspect.iscoroutinefunction(fn):
+            raise RuntimeError(f"endpoint {name!r}: guard_events wraps plain functions only")
+        params = _input_params(fn)
+        pos = [i for i, c in enumerate(block_fn.inputs) if c is project_dd]
+        project_param = params[pos[0]] if pos and pos[0] < len(params) else None
+        signature = inspect.signature(fn)
+
+        def guarded(*args, __fn=fn, __name=name, __project=project_param, __sig=signature, **kwargs):
+            project = None
+            if __project is not None:
+                project = __sig.bind_partial(*args, **kwargs).arguments.get(__project)
+            try:
+                who = studio.authorize(access.username_of(LocalContext.request.get(None)),
+                                       access.ENDPOINTS[__name], project)
+            except Forbidden as e:
+                raise gr.Error(str(e), visible=__name not in access.QUIET, print_exception=False) from None
+            token = access.acting_as(who)
+            try:
+                return __fn(*args, **kwargs)
+            finally:
+                access.reset(token)
+
+        functools.update_wrapper(guarded, fn)
+        block_fn.fn = guarded
 
 
 # --------------------------------------------------------------------------- projects screen
@@ -384,6 +476,21 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
                     add_color = gr.ColorPicker(label="Colour", value="#ff8800")
                 add_btn = gr.Button("Add class")
                 counts = gr.Markdown()
+        with gr.Row():
+            with gr.Column():
+                gr.Markdown("### Members")
+                members_md = gr.Markdown(elem_id="segui-members")
+                with gr.Row():
+                    member_name = gr.Textbox(label="User name", placeholder="an account from python -m storage users")
+                    member_add = gr.Button("Add member")
+                    member_remove = gr.Button("Remove member")
+            with gr.Column():
+                gr.Markdown("### Review")
+                source = gr.Radio([("automatic: accepted ones once the project has reviewers", "auto"),
+                                   ("accepted annotations only", "accepted"),
+                                   ("all submitted annotations", "submitted")], value="auto",
+                                  label="Fine-tuning jobs and exports use", elem_id="segui-training-source")
+                source_md = gr.Markdown()
 
         def summary(project):
             if not project:
@@ -401,10 +508,49 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
         create_btn.click(on_create, [new_name, new_classes], [project_dd, new_name, new_classes],
                          api_name="create_project")
 
-        def on_project(project):
+        def source_state(project):
+            if not project:
+                return gr.update(value="auto"), ""
+            p = studio.store.get_project(project)
+            eff = studio.store.effective_training_source(project)
+            raw = getattr(p, "training_source", None) or "auto"
+            return gr.update(value=raw), f"Now: **{eff}** annotations."
+
+        def on_label_set(project):
             return _class_table(studio, project), summary(project)
 
-        project_dd.change(on_project, project_dd, [table, counts], api_name="label_set")
+        def on_settings(project):
+            return studio.members(project), *source_state(project)
+
+        def on_project(project):
+            return (*on_label_set(project), *on_settings(project))
+
+        PROJ_OUT = [table, counts, members_md, source, source_md]
+        project_dd.change(on_label_set, project_dd, [table, counts], api_name="label_set")
+        project_dd.change(on_settings, project_dd, [members_md, source, source_md], api_name="project_settings")
+
+        @_user_errors
+        def on_member(project, name, add):
+            note = studio.set_member(project, name, add)
+            gr.Info(note)
+            return studio.members(project), ""
+
+        member_add.click(lambda p, n: on_member(p, n, True), [project_dd, member_name], [members_md, member_name],
+                         api_name="add_member")
+        member_remove.click(lambda p, n: on_member(p, n, False), [project_dd, member_name],
+                            [members_md, member_name], api_name="remove_member")
+
+        @_user_errors
+        def on_source(project, value):
+            if not project:
+                raise UserError("pick a project first")
+            try:
+                studio.store.set_training_source(project, None if value == "auto" else value)
+            except ValueError as e:
+                raise UserError(str(e)) from None
+            return source_state(project)[1]
+
+        source.input(on_source, [project_dd, source], source_md, api_name="training_source")
 
         @_user_errors
         def on_apply(project, df):
@@ -426,7 +572,7 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
 
         events.append(
             add_btn.click(on_add, [project_dd, add_name, add_color], [table, add_name], api_name="add_class"))
-    return Screen(blocks, refresh=(on_project, [project_dd], [table, counts]), label_set_events=events)
+    return Screen(blocks, refresh=(on_project, [project_dd], PROJ_OUT), label_set_events=events)
 
 
 def _color(c: Any) -> str | None:
@@ -559,6 +705,26 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
     return Screen(blocks, refresh=(refresh, [project_dd], MODEL_OUT))
 
 
+# --------------------------------------------------------------------------- activity screen
+
+def activity_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
+    """Who did what and when in the project: revisions, review decisions, jobs,
+    promotions, model switches, exports (reviewers and admins)."""
+    with gr.Blocks() as blocks:
+        with gr.Row():
+            gr.Markdown("Every saved revision, review decision, job, promotion, model switch and export, newest first.")
+            refresh_btn = gr.Button("Refresh", scale=0, min_width=100)
+        table = gr.Dataframe(headers=["when (UTC)", "who", "what", "on"], datatype=["str"] * 4,
+                             interactive=False, elem_id="segui-activity", wrap=True)
+
+        def on_project(project):
+            return pd.DataFrame(studio.activity(project) if project else [],
+                                columns=["when (UTC)", "who", "what", "on"])
+
+        refresh_btn.click(on_project, project_dd, table, api_name="activity")
+    return Screen(blocks, refresh=(on_project, [project_dd], [table]))
+
+
 # --------------------------------------------------------------------------- app
 
 APP_CSS = """
@@ -588,10 +754,11 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
             project_dd = gr.Dropdown(label="Project", choices=studio.project_names(), interactive=True,
                                      elem_id="segui-project", container=False, show_label=False,
                                      info=None)
-            gr.Markdown("Your name", elem_classes="segui-hlabel")
+            name_lbl = gr.Markdown("Your name", elem_classes="segui-hlabel")
             author_tb = gr.Textbox(label="Your name", placeholder="Your name (saved with annotations)",
                                    value="labeller", interactive=not auth_enabled, elem_id="segui-author",
                                    container=False, show_label=False)
+            signed_in = gr.Markdown(visible=False, elem_id="segui-signed-in", elem_classes="segui-hlabel")
         with gr.Tabs():
             with gr.Tab("Label"):
                 label = label_screen(studio, project_dd, author_tb)
@@ -599,23 +766,44 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
                 projects = projects_screen(studio, project_dd)
             with gr.Tab("Model") as model_tab:
                 model = model_screen(studio, project_dd)
+            with gr.Tab("Activity") as activity_tab:
+                activity = activity_screen(studio, project_dd)
 
-        def on_load(request: gr.Request):
-            names = studio.project_names()
-            user = _login(request)
+        def logged_in(who) -> bool:
+            return who.name is not None and (auth_enabled or studio.uses_accounts())
+
+        def on_load():
+            """Per person: their projects, and their login name as the author."""
+            who = access.current()
+            names = studio.project_names(who)
             return (gr.update(choices=names, value=names[0] if names else None),
-                    gr.update(value=user) if user else gr.update())
+                    gr.update(value=who.name) if logged_in(who) else gr.update())
+
+        def on_role():
+            """The screens of the caller's role; who is signed in instead of a typed name."""
+            who = access.current()
+            header = (f"Signed in as **{html.escape(who.name)}** ({who.role}) · [Log out](/logout)"
+                      if logged_in(who) else "")
+            return (gr.update(visible=not logged_in(who)), gr.update(visible=not logged_in(who)),
+                    gr.update(value=header, visible=logged_in(who)),
+                    gr.update(visible=who.can(Act.ADMIN)), gr.update(visible=who.can(Act.ADMIN)),
+                    gr.update(visible=who.can(Act.REVIEW)))
 
         # label-set edits on the projects screen update the canvas's palette and class list
         fn, inputs, outputs = label.label_set_refresh
         for i, ev in enumerate(projects.label_set_events):
             ev.success(fn, inputs, outputs, api_name=f"refresh_palette_{i}", show_progress="hidden")
         # counts and versions change while one labels: refresh a tab when it is opened
-        for tab, screen, name in [(projects_tab, projects, "projects"), (model_tab, model, "model")]:
+        for tab, screen, name in [(projects_tab, projects, "projects"), (model_tab, model, "model"),
+                                  (activity_tab, activity, "activity")]:
             tab.select(*screen.refresh, api_name=f"open_{name}_tab")
+        project_dd.change(*activity.refresh, api_name="activity_for_project", show_progress="hidden")
         # a value set by a load event does not fire .change: refresh every screen explicitly
         ev = app.load(on_load, None, [project_dd, author_tb], api_name="init")
-        for i, screen in enumerate([label, projects, model]):
+        ev = ev.then(on_role, None, [name_lbl, author_tb, signed_in, projects_tab, model_tab, activity_tab],
+                     api_name="init_role", show_progress="hidden")
+        for i, screen in enumerate([label, projects, model, activity]):
             fn, inputs, outputs = screen.refresh
             ev = ev.then(fn, inputs, outputs, api_name=f"init_screen_{i}", show_progress="hidden")
+    guard_events(app, studio, project_dd)
     return app

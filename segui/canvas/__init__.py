@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 
 # custom events the page triggers (each is wired to a handler with an api_name)
 EVENTS = ("save_draft", "submit_next", "go_next", "open_image", "run_snap", "run_cleanup",
-          "run_prompt", "accept_prompt", "set_split")
+          "run_prompt", "accept_prompt", "set_split", "review_image")
 
 def failed_js(event: str) -> str:
     """JS run when the page's event ``event`` failed (Gradio showed the error): the

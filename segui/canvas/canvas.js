@@ -20,13 +20,15 @@ const view = $(".seg-view");
 const vctx = view.getContext("2d");
 const maskCanvas = document.createElement("canvas");
 const mctx = maskCanvas.getContext("2d");
+const reviewCanvas = document.createElement("canvas");   // where the model disagrees (reviewers)
+const rctx = reviewCanvas.getContext("2d");
 const promptCanvas = document.createElement("canvas");
 const pctx = promptCanvas.getContext("2d");
 const codecCanvas = document.createElement("canvas");
 const cctx = codecCanvas.getContext("2d", { willReadFrequently: true });
 
 const TOOLS = { b: "brush", e: "eraser", p: "polygon", s: "superpixel", g: "region" };
-const NAV_EVENTS = new Set(["go_next", "submit_next", "open_image"]);
+const NAV_EVENTS = new Set(["go_next", "submit_next", "open_image", "review_image"]);
 
 const S = {
   project: null, img: null, photo: null, map: null, pred: null, seg: null, segQueue: [],
@@ -35,6 +37,7 @@ const S = {
   view: { s: 1, ox: 0, oy: 0 }, fitted: true, history: new C.History(200),
   edit: null, last: null, polygon: [], cursor: null, space: false, pan: null, touches: new Map(),
   rid: 0, pending: new Map(), navPending: null, lastSeq: null, prompt: null,
+  review: null, reviewMask: null, showDisagree: true, rights: { review: false, admin: false },
   queue: null, filter: "unlabelled", visited: [], frames: 0, keepSet: null,
   encoded: { step: undefined, id: null, url: null }, syncTimer: null, renderQueued: false,
 };
@@ -177,6 +180,7 @@ async function onValue() {
   try {
     if (v.queue) setQueue(v.queue);
     if (v.classes) setClasses(v.classes, v.ignore_index, v.thin);
+    if (v.rights) setRights(v.rights);
     if (S.optimistic && v.request === S.optimistic.rid) {
       await settleOptimistic(v);
       if (v.kind === "saved") onSaved(v, p);    // back on the image the server saved
@@ -349,6 +353,10 @@ function render() {
       vctx.drawImage(maskCanvas, ox, oy, w * s, h * s);
       vctx.globalAlpha = 1;
     }
+    if (S.reviewMask && S.showDisagree) {
+      vctx.imageSmoothingEnabled = false;
+      vctx.drawImage(reviewCanvas, ox, oy, w * s, h * s);
+    }
     if (S.prompt) {
       vctx.imageSmoothingEnabled = false;
       vctx.globalAlpha = 0.7;
@@ -411,7 +419,7 @@ new ResizeObserver(() => requestRender()).observe(stage);
 // ------------------------------------------------------------------ loading
 
 // The per-image part of the state: what Next swaps and a failed Next restores.
-const DOC = ["img", "photo", "map", "pred", "seg", "segQueue", "history", "encoded"];
+const DOC = ["img", "photo", "map", "pred", "seg", "segQueue", "history", "encoded", "review", "reviewMask"];
 
 function takeDoc() { const d = {}; for (const k of DOC) d[k] = S[k]; return d; }
 
@@ -423,6 +431,8 @@ function showDoc(d) {
   $(".seg-empty").hidden = !!S.map;
   root.dataset.superpixels = S.seg && S.img ? S.img.id : "";
   recolor(null);
+  drawReviewMask();
+  showReview();
   fit();
   render();
   updateCounts();
@@ -430,20 +440,95 @@ function showDoc(d) {
   updateButtons();
 }
 
+// ------------------------------------------------------------------ review
+
+// The disagreement mask as a red overlay with a bright outline, so a reviewer sees
+// where to look; drawn above the class mask while "Show where the model disagrees" is on.
+function drawReviewMask() {
+  const m = S.reviewMask;
+  if (!m || !S.img) return;
+  const w = S.img.width, h = S.img.height;
+  reviewCanvas.width = w;
+  reviewCanvas.height = h;
+  const img = rctx.createImageData(w, h);
+  const u32 = new Uint32Array(img.data.buffer);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x;
+      if (!m[i]) continue;
+      const edge = x === 0 || y === 0 || x === w - 1 || y === h - 1 || !m[i - 1] || !m[i + 1] || !m[i - w] || !m[i + w];
+      u32[i] = edge ? 0xff0000ff : 0x660000ff;   // ABGR: opaque red edge, translucent fill
+    }
+  }
+  rctx.putImageData(img, 0, 0);
+}
+
+function showReview() {
+  const r = S.review, box = $(".seg-review"), fb = $(".seg-feedback");
+  root.dataset.review = r ? r.state : "";
+  root.dataset.disagreement = S.reviewMask ? "1" : "0";
+  fb.hidden = true;
+  fb.className = "seg-feedback";
+  box.hidden = true;
+  if (!r || !S.img) return;
+  if (r.decision) {
+    fb.hidden = false;
+    fb.classList.add(r.decision === "rejected" ? "is-rejected" : "is-accepted");
+    const what = r.decision === "rejected" ? "Rejected" : "Accepted";
+    const again = r.decision === "rejected" && r.state !== "rejected" ? "" :
+      (r.decision === "rejected" ? " Fix it and submit again (Ctrl+Enter)." : "");
+    fb.innerHTML = `<b>${what}</b> by ${esc(r.reviewer)} (${esc(r.at)})${r.comment ? `: “${esc(r.comment)}”` : "."}${again}`;
+  }
+  if (r.can_review && r.revision != null) {
+    box.hidden = false;
+    const score = r.score == null ? "not scored yet" : `${(100 * r.score).toFixed(1)}% of the labelled pixels`;
+    const where = S.reviewMask ? ` in ${fmtCount(r.mask_pixels || 0)} px (red)` : "";
+    $(".seg-review-info").innerHTML = `<b>Review</b> of revision ${r.revision} (${esc(r.state)}` +
+      `${r.draft_on_top ? "; a newer draft is on top" : ""}). The model disagrees with ${score}${where}.`;
+    $(".seg-review-comment").value = "";
+  }
+}
+
+function setRights(r) {
+  S.rights = r;
+  const opt = $(".seg-review-only");
+  opt.hidden = !r.review;
+  if (!r.review && S.filter === "review") { S.filter = "unlabelled"; $(".seg-queue").value = "unlabelled"; }
+}
+
+function decide(decision) {
+  if (!S.img || !S.review) return;
+  const comment = $(".seg-review-comment").value.trim();
+  if (decision === "rejected" && !comment) {
+    setStatus("Say what is wrong: a rejection needs a comment for the annotator.", "warning");
+    $(".seg-review-comment").focus();
+    return;
+  }
+  request("review_image", { decision, comment, filter: "review" }, decision === "accepted" ? "Accepting…" : "Rejecting…");
+}
+
+function toggleDisagreement(on) {
+  S.showDisagree = on === undefined ? !S.showDisagree : on;
+  $(".seg-disagree").checked = S.showDisagree;
+  requestRender();
+}
+
 // Photo, map and prediction of a "load" payload, decoded (and superpixels when asked).
 async function decodeLoad(v, withSegments) {
   const im = v.image;
   const photo = new Image();
   photo.src = im.url;
-  const [map, pred, , seg] = await Promise.all([
+  const rv = v.review || null;
+  const [map, pred, , seg, reviewMask] = await Promise.all([
     decodeIndexPng(v.map, im.width, im.height),
     v.pred ? decodeIndexPng(v.pred, im.width, im.height) : Promise.resolve(null),
     photo.decode(),
     withSegments ? fetchSegments(im.id, im.width, im.height) : Promise.resolve(null),
+    rv && rv.mask ? decodeIndexPng(rv.mask, im.width, im.height) : Promise.resolve(null),
   ]);
   return {
     img: im, photo, map: new C.LabelMap(im.width, im.height, map), pred, seg, segQueue: [],
-    history: new C.History(200), encoded: { step: undefined, id: null, url: null },
+    history: new C.History(200), encoded: { step: undefined, id: null, url: null }, review: rv, reviewMask,
   };
 }
 
@@ -464,7 +549,7 @@ async function loadImage(v) {
     S.project = v.project;
     S.visited = [];
     showDoc({ img: null, photo: null, map: null, pred: null, seg: null, segQueue: [], history: new C.History(200),
-      encoded: { step: undefined, id: null, url: null } });
+      encoded: { step: undefined, id: null, url: null }, review: null, reviewMask: null });
     $(".seg-empty").textContent = v.empty || "No image open.";
     return;
   }
@@ -563,7 +648,9 @@ async function settleOptimistic(v) {
 function updateTitle() {
   const im = S.img;
   if (!im) { $(".seg-title").textContent = ""; $(".seg-info").textContent = ""; return; }
-  $(".seg-title").innerHTML = `<b title="${esc(im.name)}">${esc(im.name)}</b> <span class="seg-badge s-${esc(im.status)}">${esc(im.status)}</span>`;
+  const rv = S.review && S.review.state;
+  const rb = rv ? ` <span class="seg-badge s-review-${esc(rv)}">${rv === "pending" ? "awaiting review" : esc(rv)}</span>` : "";
+  $(".seg-title").innerHTML = `<b title="${esc(im.name)}">${esc(im.name)}</b> <span class="seg-badge s-${esc(im.status)}">${esc(im.status)}</span>${rb}`;
   $(".seg-info").textContent = `${im.width}×${im.height} · id ${im.id}`;
   $(".seg-split").value = im.split;
   $(".seg-info").title = im.source || "";
@@ -926,6 +1013,9 @@ $(".seg-size").addEventListener("input", (e) => setSize(+e.target.value));
 $(".seg-opacity").addEventListener("input", (e) => setOpacity(+e.target.value));
 $(".seg-protect").addEventListener("change", (e) => { S.protect = e.target.value; });
 $(".seg-hide").addEventListener("click", () => toggleMask());
+$(".seg-review-accept").addEventListener("click", () => decide("accepted"));
+$(".seg-review-reject").addEventListener("click", () => decide("rejected"));
+$(".seg-disagree").addEventListener("change", (e) => toggleDisagreement(e.target.checked));
 $(".seg-undo").addEventListener("click", undo);
 $(".seg-redo").addEventListener("click", redo);
 $(".seg-fit").addEventListener("click", fit);
@@ -1087,6 +1177,7 @@ document.addEventListener("keydown", (ev) => {
   else if (lower === "[") setSize(S.size / 1.25);
   else if (lower === "]") setSize(S.size * 1.25 + 0.5);
   else if (lower === "h") toggleMask();
+  else if (lower === "d" && S.reviewMask) toggleDisagreement();
   else if (lower === "f") fit();
   else if (lower === "r") resetToPrediction();
   else if (lower === "n") { if (ev.shiftKey) goBack(); else goNext(); }

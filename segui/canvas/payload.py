@@ -28,7 +28,9 @@ def classes(project) -> list[dict[str, Any]]:
 
 def with_classes(out: dict[str, Any], studio, project) -> dict[str, Any]:
     p = studio.store.get_project(project)
-    out.update(classes=classes(p), ignore_index=p.ignore_index, thin=studio.thin_classes(p.id))
+    who = studio._who(None)
+    out.update(classes=classes(p), ignore_index=p.ignore_index, thin=studio.thin_classes(p.id),
+               rights={"review": who.can("review"), "admin": who.can("admin")})
     return out
 
 
@@ -44,8 +46,21 @@ def load(studio, project, ready, note: str = "", request: Any = None, level: str
                "status": lo.status, "split": lo.split, "revision": lo.base_revision, "source": lo.source},
         map=codec.encode_map(lo.class_map),
         pred=None if ready.prediction is None else codec.encode_map(ready.prediction),
-        queue=studio.strip(project, lo.image_id))
+        queue=studio.strip(project, lo.image_id), review=review(studio, lo.image_id))
     return with_classes(out, studio, project)
+
+
+def review(studio, image_id: int) -> dict[str, Any] | None:
+    """The image's review state for the page; for a reviewer, with the regions where
+    the active model confidently disagrees with the submitted annotation."""
+    state = studio.review_state(image_id)
+    if state is not None and state["can_review"] and state["revision"] is not None:
+        got = studio.review_overlay(image_id, state["revision"])
+        if got is not None:
+            state["score"], mask = got
+            state["mask"] = codec.encode_mask(mask) if mask.any() else None
+            state["mask_pixels"] = int(mask.sum())
+    return state
 
 
 def empty(studio, project, text: str, request: Any = None, note: str = "", level: str = "info") -> dict[str, Any]:

@@ -22,6 +22,30 @@ def test_options_and_bad_auth():
             app.parse_args(bad)
 
 
+def test_who_may_log_in_and_where_the_app_may_listen(tmp_path):
+    """Accounts -> their login (a callable); --auth -> that pair; neither -> loopback only,
+    unless --allow-anyone; accounts and --auth together are refused as ambiguous."""
+    from argon2 import PasswordHasher
+
+    from segui.handlers import Studio
+    from storage import Store
+
+    studio = Studio(Store(data_dir=tmp_path / "d"))
+    assert app.login_for(app.parse_args([]), studio) is None
+    assert app.login_for(app.parse_args(["--auth", "al:pw"]), studio) == ("al", "pw")
+    assert app.login_for(app.parse_args(["--host", "0.0.0.0", "--auth", "al:pw"]), studio) == ("al", "pw")
+    with pytest.raises(SystemExit, match="refusing to serve 0.0.0.0 without a login"):
+        app.login_for(app.parse_args(["--host", "0.0.0.0"]), studio)
+    assert app.login_for(app.parse_args(["--host", "0.0.0.0", "--allow-anyone"]), studio) is None
+    studio.store.password_hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    studio.store.add_user("ada", "long enough pw", "admin")
+    login = app.login_for(app.parse_args(["--host", "0.0.0.0"]), studio)
+    assert login("ada", "long enough pw") is True and login("ada", "wrong password") is False
+    with pytest.raises(SystemExit, match="drop --auth"):
+        app.login_for(app.parse_args(["--auth", "al:pw"]), studio)
+    studio.store.close()
+
+
 def test_create_makes_the_demo_once(tmp_path, monkeypatch):
     import segui.handlers as h
     real_init = h.Studio.__init__
@@ -60,6 +84,9 @@ def test_main_starts_one_local_worker_and_stops_it_when_the_app_exits(tmp_path, 
 
         def __init__(self):
             self.store = store
+
+        def uses_accounts(self):
+            return False
 
     class FakeBlocks:   # stands for the Gradio app: launch() blocks until the app exits
         def queue(self, **kw):

@@ -1,0 +1,185 @@
+"""Accounts, roles and project membership, enforced on the server for every endpoint.
+
+The app runs with accounts (argon2, fast parameters for the tests); every api_name
+is called through gradio_client as each role and as nobody, and the answer is
+checked against the role table in ``segui.access``: a new endpoint without a rule
+fails ``test_every_endpoint_has_a_rule``.
+"""
+from __future__ import annotations
+
+import logging
+
+import httpx
+import numpy as np
+import pytest
+from argon2 import PasswordHasher
+from gradio_client import Client
+
+from segui import access
+from segui.access import Act
+from segui.handlers import DEMO_PROJECT
+from segui.ui import LAUNCH_OPTIONS, build_app
+
+from .conftest import free_port, make_studio
+
+PW = {"ada": "ada's long password", "rex": "rex reviews all day", "ann": "ann annotates well",
+      "out": "outsider password", "dis": "disabled password"}
+ROLES = {"ada": "admin", "rex": "reviewer", "ann": "annotator", "out": "annotator", "dis": "annotator"}
+SERVER_FUNCTIONS = {"superpixels", "peek_next"}
+
+
+@pytest.fixture(scope="module")
+def teams(tmp_path_factory):
+    st = make_studio(tmp_path_factory.mktemp("access"), demo=True)
+    st.store.password_hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    for name, role in ROLES.items():
+        st.store.add_user(name, PW[name], role)
+    for name in ("rex", "ann", "dis"):
+        st.store.add_member(DEMO_PROJECT, name)
+    st.store.disable_user("dis")
+    app = build_app(st, auth_enabled=True)
+    port = free_port()
+    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                       auth=st.login, **LAUNCH_OPTIONS)
+    yield st, f"http://127.0.0.1:{port}/"
+    st.wait_idle(30)
+    app.close()
+    st.store.close()
+
+
+def login(url, name) -> Client:
+    return Client(url, auth=(name, PW[name]), verbose=False)
+
+
+def endpoints(c: Client) -> dict[str, list]:
+    """api_name -> empty arguments for it (None, or the example where a component
+    cannot take None), of every endpoint the app serves."""
+    api = c.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    return {k.lstrip("/"): [p.get("example_input") if p.get("component") == "Dataframe" else None
+                            for p in v["parameters"]] for k, v in api.items()}
+
+
+def call(c: Client, name: str, empty: list, *args):
+    """The endpoint's answer, or the error text when it refused or failed."""
+    args = list(args) + list(empty[len(args):])
+    try:
+        return c.predict(*args, api_name=f"/{name}")
+    except Exception as e:   # gradio_client's AppError carries the gr.Error message
+        return f"ERROR: {e}"
+
+
+def refused(answer) -> bool:
+    return isinstance(answer, str) and answer.startswith("ERROR") and "Not allowed" in answer
+
+
+def test_every_endpoint_has_a_rule(teams):
+    st, url = teams
+    served = set(endpoints(login(url, "ada")))
+    served = {n for n in served if not n.endswith("_failed")}   # the page's own JS, no server code
+    assert served | SERVER_FUNCTIONS == set(access.ENDPOINTS), (
+        f"without a rule: {sorted(served - set(access.ENDPOINTS))}; "
+        f"stale rules: {sorted(set(access.ENDPOINTS) - served - SERVER_FUNCTIONS)}")
+
+
+@pytest.mark.parametrize("name", ["ada", "rex", "ann"])
+def test_each_role_gets_what_the_role_table_says(teams, name):
+    """Every endpoint, called with empty arguments: refused exactly when the role may
+    not do its action (allowed calls may still fail for their own reasons)."""
+    st, url = teams
+    c = login(url, name)
+    role = ROLES[name]
+    wrong = []
+    for ep, n in sorted(endpoints(c).items()):
+        if ep.endswith("_failed"):
+            continue
+        act = access.ENDPOINTS[ep]
+        expect_refused = act not in access.ALLOWED[role]
+        got = call(c, ep, n)
+        if refused(got) != expect_refused:
+            wrong.append((ep, act.value, "refused" if refused(got) else "allowed", str(got)[:120]))
+    assert not wrong, f"{name} ({role}) was treated against the role table: {wrong}"
+    st.wait_idle(30)
+
+
+def test_nobody_gets_nothing(teams):
+    """Without a login every route is closed (401), the API and the server functions alike."""
+    _, url = teams
+    with pytest.raises(Exception):
+        Client(url, verbose=False)
+    for path in ("gradio_api/info", "gradio_api/call/next_image", "gradio_api/component_server"):
+        r = httpx.post(url + path, json={"data": [None]}) if "call" in path or "component" in path \
+            else httpx.get(url + path)
+        assert r.status_code == 401, (path, r.status_code)
+
+
+def test_wrong_password_and_disabled_users_cannot_log_in(teams):
+    st, url = teams
+    for name, pw in [("ann", "not ann's password"), ("dis", PW["dis"]), ("nobody", "whatever pw")]:
+        with pytest.raises(Exception):
+            Client(url, auth=(name, pw), verbose=False)
+    assert st.login("ann", PW["ann"]) and not st.login("dis", PW["dis"])
+
+
+def test_a_user_disabled_while_logged_in_is_refused_at_once(teams):
+    st, url = teams
+    st.store.add_user("tmp", "temporary password", "annotator")
+    st.store.add_member(DEMO_PROJECT, "tmp")
+    c = Client(url, auth=("tmp", "temporary password"), verbose=False)
+    n = endpoints(c)["select_project"]
+    assert not refused(call(c, "select_project", n, DEMO_PROJECT))
+    st.store.disable_user("tmp")
+    got = call(c, "select_project", n, DEMO_PROJECT)
+    assert "disabled" in got
+
+
+def test_members_see_their_projects_only(teams):
+    """The outsider annotator is not a member: the project is not in their list and
+    its endpoints refuse it by name; members and admins open it."""
+    st, url = teams
+    assert st.project_names(st.principal("out")) == []
+    assert st.project_names(st.principal("ann")) == [DEMO_PROJECT]
+    out = login(url, "out")
+    project, _ = out.predict(api_name="/init")
+    assert project["value"] is None and project["choices"] == []
+    out = login(url, "out")   # a fresh session: its picker was not narrowed by /init
+    n = endpoints(out)
+    for ep in ("select_project", "next_image", "save"):
+        got = call(out, ep, n[ep], DEMO_PROJECT)
+        assert refused(got) and "not a member" in got, (ep, got)
+    for name in ("ann", "ada"):
+        c = login(url, name)
+        got = call(c, "select_project", n["select_project"], DEMO_PROJECT)
+        assert not isinstance(got, str), got
+        assert got[0]["kind"] == "load" and got[0]["project"] == DEMO_PROJECT
+
+
+def test_the_login_name_is_the_author(teams):
+    """No free-text author with accounts: whatever "Your name" says, the revision is the login's."""
+    st, url = teams
+    c = login(url, "ann")
+    n = endpoints(c)
+    c.predict(api_name="/init")
+    out, _ = c.predict(DEMO_PROJECT, None, "someone else", api_name="/select_project")
+    iid = out["image"]["id"]
+    from segui.canvas import codec
+    cm = np.zeros((out["image"]["height"], out["image"]["width"]), np.uint8)
+    saved, _ = c.predict(DEMO_PROJECT, {"image_id": iid, "map": codec.encode_map(cm), "request": 1, "args": {}},
+                         "someone else", api_name="/save")
+    assert saved["kind"] == "saved", saved
+    a = st.store.get_annotation(iid)
+    assert a.author == "ann"
+    assert st.store.list_activity(DEMO_PROJECT, action="revision_saved")[0].user == "ann"
+    assert len(n["save"]) == 3
+
+
+def test_passwords_are_not_stored_or_logged_in_plain_text(teams, caplog):
+    st, url = teams
+    with caplog.at_level(logging.DEBUG):
+        login(url, "rex").predict(api_name="/init")
+        with pytest.raises(Exception):
+            Client(url, auth=("rex", "a wrong password here"), verbose=False)
+    db = b"".join(f.read_bytes() for f in st.store.data_dir.glob("studio.db*"))   # with the WAL
+    for pw in PW.values():
+        assert pw.encode() not in db
+        assert pw not in caplog.text
+    assert b"$argon2id$" in db
