@@ -835,7 +835,8 @@ class Studio:
         return pos_map == len(p.classes)
 
     def accept_prompt(self, project: str | int, class_map: np.ndarray, mask: np.ndarray,
-                      name: str, add_class: bool = False) -> tuple[ProjectInfo, np.ndarray]:
+                      name: str, add_class: bool = False, who: Principal | None = None
+                      ) -> tuple[ProjectInfo, np.ndarray]:
         """Label the prompt's pixels with class ``name``. A name that is not a class yet
         is added to the project only when ``add_class`` says the labeller agreed."""
         name = (name or "").strip()
@@ -852,7 +853,7 @@ class Studio:
         elif not add_class:
             raise UserError(f"'{name}' is not a class of project '{p.name}': accepting it adds it to the "
                             "project's label set; confirm to add it")
-        elif not self._who(None).can(Act.ADMIN):
+        elif not self._who(who).can(Act.ADMIN):
             raise Forbidden(f"'{name}' is not a class of project '{p.name}', and only an admin adds classes: "
                             "label the pixels with an existing class, or ask an admin to add it")
         else:

@@ -738,6 +738,16 @@ APP_CSS = """
 """
 
 
+SHOW_TABS_JS = """(shown) => {
+  if (!shown) return [];
+  for (const b of document.querySelectorAll('button[role=tab]')) {
+    const name = b.textContent.trim();
+    if (name in shown) b.style.display = shown[name] ? '' : 'none';
+  }
+  return [];
+}"""
+
+
 # launch() options every way of serving the app uses (app.py, the tests, the benchmarks).
 # Gradio's run history would copy every event's inputs and outputs (photos, class maps)
 # into the browser's localStorage, rewriting up to 100 of them on each event: Next got
@@ -759,6 +769,7 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
                                    value="labeller", interactive=not auth_enabled, elem_id="segui-author",
                                    container=False, show_label=False)
             signed_in = gr.Markdown(visible=False, elem_id="segui-signed-in", elem_classes="segui-hlabel")
+            rights = gr.JSON(visible=False)
         with gr.Tabs():
             with gr.Tab("Label"):
                 label = label_screen(studio, project_dd, author_tb)
@@ -786,8 +797,7 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
                       if logged_in(who) else "")
             return (gr.update(visible=not logged_in(who)), gr.update(visible=not logged_in(who)),
                     gr.update(value=header, visible=logged_in(who)),
-                    gr.update(visible=who.can(Act.ADMIN)), gr.update(visible=who.can(Act.ADMIN)),
-                    gr.update(visible=who.can(Act.REVIEW)))
+                    {"Projects": who.can(Act.ADMIN), "Model": who.can(Act.ADMIN), "Activity": who.can(Act.REVIEW)})
 
         # label-set edits on the projects screen update the canvas's palette and class list
         fn, inputs, outputs = label.label_set_refresh
@@ -800,8 +810,11 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
         project_dd.change(*activity.refresh, api_name="activity_for_project", show_progress="hidden")
         # a value set by a load event does not fire .change: refresh every screen explicitly
         ev = app.load(on_load, None, [project_dd, author_tb], api_name="init")
-        ev = ev.then(on_role, None, [name_lbl, author_tb, signed_in, projects_tab, model_tab, activity_tab],
+        ev = ev.then(on_role, None, [name_lbl, author_tb, signed_in, rights],
                      api_name="init_role", show_progress="hidden")
+        # Gradio 6 does not apply a Tab's visibility from an event (the button stays):
+        # the page hides the tab buttons of screens the role cannot use (the server refuses them anyway)
+        ev = ev.then(None, rights, None, js=SHOW_TABS_JS, api_name="show_role_tabs")
         for i, screen in enumerate([label, projects, model, activity]):
             fn, inputs, outputs = screen.refresh
             ev = ev.then(fn, inputs, outputs, api_name=f"init_screen_{i}", show_progress="hidden")

@@ -1,0 +1,144 @@
+"""The review stage in the Studio layer: submitted -> accepted or rejected (back to
+the annotator with the comment), the model as a second reviewer ordering the review
+queue, what each role sees, jobs and exports following the project's setting, and
+the activity log. The shipped model runs on the demo's CamVid images."""
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+from argon2 import PasswordHasher
+
+from segui.access import Forbidden
+from segui.handlers import DEMO_PROJECT, UserError
+
+P = DEMO_PROJECT
+ROAD, SKY = 3, 0
+
+
+@pytest.fixture
+def team(demo_studio):
+    st = demo_studio
+    st.store.password_hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    for name, role in [("ada", "admin"), ("rex", "reviewer"), ("ann", "annotator"), ("bob", "annotator")]:
+        st.store.add_user(name, f"{name} password long", role)
+        if role != "admin":
+            st.store.add_member(P, name)
+    ids = [im.id for im in st.store.list_images(P, order="id")]
+    return st, {n: st.principal(n) for n in ("ada", "rex", "ann", "bob")}, ids
+
+
+def submit(st, who, iid, edit=None):
+    ready = st.open_in_project(P, iid, who=who)
+    cm = ready.prediction.copy()
+    if edit is not None:
+        edit(cm)
+    return st.save_edits(ready.loaded, cm, who.name, "submitted")
+
+
+def road_as_sky(cm):
+    cm[cm == ROAD] = SKY          # a whole, large, confidently predicted class relabelled
+
+
+def test_the_second_reviewer_orders_the_queue_and_the_review_round_trip(team):
+    st, who, ids = team
+    good, bad = ids[0], ids[1]
+    submit(st, who["ann"], good)                 # agrees with the model
+    submit(st, who["ann"], bad, road_as_sky)     # the road labelled sky
+    assert st.wait_idle(60)
+    s_good, s_bad = st.store.get_image(good).review_score, st.store.get_image(bad).review_score
+    assert s_good is not None and s_bad is not None and s_bad > 0.2 > s_good, (s_good, s_bad)
+    # the reviewer's queue: strongest disagreement first; annotators have no review queue
+    assert st.next_image(P, "review", who=who["rex"]) == bad
+    assert st.next_image(P, "review", (bad,), who=who["rex"]) == good
+    with pytest.raises(Forbidden, match="may not review"):
+        st.next_image(P, "review", who=who["ann"])
+    # what the reviewer sees: the score and where the model disagrees (the relabelled road)
+    ready = st.open_in_project(P, bad, who=who["rex"])
+    state = st.review_state(bad, who=who["rex"])
+    assert state["state"] == "pending" and state["can_review"] and state["score"] == pytest.approx(s_bad)
+    _, mask = st.review_overlay(bad, state["revision"])
+    road = ready.prediction == ROAD
+    assert mask.sum() > 0.5 * road.sum() and (mask & ~road).sum() < 0.1 * mask.sum()
+    assert "score" not in st.review_state(bad, who=who["ann"])     # annotators get no score
+    # a rejection needs a comment; a reviewer with unsaved edits must submit or undo first
+    with pytest.raises(UserError, match="needs a comment"):
+        st.review(ready.loaded, ready.loaded.class_map, "rejected", "  ", who=who["rex"])
+    edited = ready.loaded.class_map.copy()
+    edited[:5, :5] = ROAD
+    with pytest.raises(UserError, match="unsaved edits"):
+        st.review(ready.loaded, edited, "accepted", "", who=who["rex"])
+    with pytest.raises(Forbidden):
+        st.review(ready.loaded, ready.loaded.class_map, "accepted", "", who=who["ann"])
+    r = st.review(ready.loaded, ready.loaded.class_map, "rejected", "the road is not sky", who=who["rex"])
+    assert (r.decision, r.reviewer) == ("rejected", "rex")
+    # back to the annotator, with the comment shown when they open it
+    assert st.next_image(P, "rejected", who=who["ann"]) == bad
+    seen = st.review_state(bad, who=who["ann"])
+    assert (seen["state"], seen["decision"], seen["comment"], seen["reviewer"]) == (
+        "rejected", "rejected", "the road is not sky", "rex")
+    # fixed and submitted again: pending, scored again (low now), then accepted
+    submit(st, who["ann"], bad)
+    assert st.wait_idle(60)
+    assert st.store.get_image(bad).review == "pending" and st.store.get_image(bad).review_score < 0.2
+    ready = st.open_in_project(P, bad, who=who["rex"])
+    st.review(ready.loaded, ready.loaded.class_map, "accepted", "", who=who["rex"])
+    assert st.store.get_image(bad).review == "accepted"
+    # the activity names who did what
+    acts = [(a[1], a[2]) for a in st.activity(P)]
+    assert ("rex", "review") in acts and ("ann", "revision saved") in acts
+
+
+def test_jobs_and_exports_follow_the_project_setting(team):
+    """The project has a reviewer, so by default only accepted annotations are used;
+    the setting "submitted" uses every submitted one."""
+    st, who, ids = team
+    for iid in ids[:3]:
+        submit(st, who["ann"], iid)
+    ready = st.open_in_project(P, ids[0], who=who["rex"])
+    st.review(ready.loaded, ready.loaded.class_map, "accepted", "", who=who["rex"])
+
+    def exported():
+        z = st.export(P, "folder", who=who["ada"])
+        with zipfile.ZipFile(z) as zf:
+            return sorted(n for n in zf.namelist() if n.startswith("labels/"))
+
+    assert st.store.effective_training_source(P) == "accepted"
+    assert len(exported()) == 1
+    assert len(st.store.training_examples(P, split=None)) == 1
+    st.store.set_training_source(P, "submitted")
+    assert len(exported()) == 3
+    assert len(st.store.training_examples(P, split=None)) == 3
+    exports = [a for a in st.activity(P) if a[2] == "export"]
+    assert len(exports) == 2 and exports[0][1] == "ada"
+
+
+def test_annotators_see_unlabelled_images_and_their_own_work(team):
+    st, who, ids = team
+    submit(st, who["bob"], ids[2])
+    with pytest.raises(Forbidden, match="someone else's work"):
+        st.open_in_project(P, ids[2], who=who["ann"])
+    with pytest.raises(Forbidden, match="someone else's work"):
+        st.authorize("ann", "view", image_id=ids[2])
+    assert st.open_in_project(P, ids[2], who=who["bob"]).loaded.image_id == ids[2]
+    assert st.open_in_project(P, ids[2], who=who["rex"]).loaded.image_id == ids[2]
+    strip_ann = [it["id"] for it in st.strip(P, None, who=who["ann"])["items"]]
+    strip_rex = [it["id"] for it in st.strip(P, None, who=who["rex"])["items"]]
+    assert ids[2] not in strip_ann and ids[2] in strip_rex and len(strip_rex) == len(ids)
+    assert st.next_image(P, "submitted", who=who["ann"]) is None
+    assert st.next_image(P, "submitted", who=who["bob"]) == ids[2]
+
+
+def test_only_admins_add_a_class_through_a_text_prompt(team):
+    st, who, ids = team
+    ready = st.open_in_project(P, ids[0], who=who["ann"])
+    mask = np.zeros_like(ready.loaded.class_map, dtype=bool)
+    mask[:10, :10] = True
+    with pytest.raises(Forbidden, match="only an admin adds classes"):
+        st.accept_prompt(P, ready.loaded.class_map, mask, "traffic cone", True, who=who["ann"])
+    p, out = st.accept_prompt(P, ready.loaded.class_map, mask, "traffic cone", True, who=who["ada"])
+    assert "traffic cone" in p.class_names and (out[mask] == next(c.index for c in p.classes if c.name == "traffic cone")).all()
+    # an existing class is fine for anyone who labels
+    _, out = st.accept_prompt(P, ready.loaded.class_map, mask, "road", False, who=who["ann"])
+    assert (out[mask] == ROAD).all()

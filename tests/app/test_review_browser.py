@@ -1,0 +1,130 @@
+"""The review stage in Chromium, as a team uses it: an annotator's submission with a
+wrong class waits for review; the reviewer logs in, opens "to review", sees where the
+model disagrees (red), rejects it with a comment; the annotator logs in and finds it
+back with the comment. Screenshots go to test-artifacts/."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from argon2 import PasswordHasher
+
+from segui.handlers import DEMO_PROJECT
+from segui.ui import LAUNCH_OPTIONS, build_app
+
+from .canvas_page import CanvasPage, chromium_available, launch
+from .conftest import free_port, in_ci, make_studio
+
+ROAD, SKY = 3, 0
+
+
+@pytest.fixture(scope="module")
+def team_app(tmp_path_factory):
+    if not chromium_available():
+        if in_ci():
+            pytest.fail("Chromium not found: .ci/run installs Debian's chromium")
+        pytest.skip("Chromium not found (apt-get install chromium); CI fails instead")
+    st = make_studio(tmp_path_factory.mktemp("review"), demo=True)
+    st.store.password_hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    for name, role in [("ada", "admin"), ("rex", "reviewer"), ("ann", "annotator")]:
+        st.store.add_user(name, f"{name} password long", role)
+        if role != "admin":
+            st.store.add_member(DEMO_PROJECT, name)
+    # ann's submission: the model's mask with the road labelled sky
+    ann = st.principal("ann")
+    iid = st.next_image(DEMO_PROJECT, "unlabelled", who=ann)
+    ready = st.open_in_project(DEMO_PROJECT, iid, who=ann)
+    cm = ready.prediction.copy()
+    cm[cm == ROAD] = SKY
+    st.save_edits(ready.loaded, cm, "ann", "submitted")
+    st.wait_idle(60)
+    st.warm_up()
+    app = build_app(st, auth_enabled=True)
+    port = free_port()
+    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                       auth=st.login, **LAUNCH_OPTIONS)
+    yield st, f"http://127.0.0.1:{port}/", iid, ready.prediction
+    st.wait_idle(30)
+    app.close()
+    st.store.close()
+
+
+def tab_shown(page, name) -> bool:
+    return any(t.is_visible() for t in page.locator(f"button[role=tab]:has-text('{name}')").all())
+
+
+def log_in(browser, url, name):
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.locator("input[type=text]").first.fill(name)
+    page.locator("input[type=password]").first.fill(f"{name} password long")
+    page.locator("button:has-text('Login')").first.click()
+    c = CanvasPage(page)
+    page.wait_for_selector(".seg-root", timeout=60_000)
+    c.errors = errors
+    return c
+
+
+def test_reviewer_rejects_with_a_comment_and_the_annotator_sees_it(team_app, artifacts):
+    from playwright.sync_api import sync_playwright
+    st, url, iid, pred = team_app
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        rex = log_in(browser, url, "rex")
+        page = rex.page
+        page.wait_for_selector("#segui-signed-in", timeout=30_000)
+        assert "rex" in page.inner_text("#segui-signed-in") and "reviewer" in page.inner_text("#segui-signed-in")
+        assert not tab_shown(page, "Model") and not tab_shown(page, "Projects")   # admin screens hidden
+        assert tab_shown(page, "Activity") and tab_shown(page, "Label")
+        rex.wait_image()
+        page.select_option(".seg-queue", "review")
+        rex.key("n")
+        rex.wait_image(iid)
+        rex.wait_idle()
+        page.wait_for_selector(".seg-review:not([hidden])")
+        assert page.eval_on_selector(".seg-root", "r => r.dataset.disagreement") == "1"
+        info = page.inner_text(".seg-review-info")
+        assert "disagrees" in info and "%" in info
+        # a road pixel (sky in the submission) is drawn with the red overlay; D hides it
+        ys, xs = np.nonzero(pred == ROAD)
+        k = len(ys) // 2
+        y, x = int(ys[k]) + 0.5, int(xs[k]) + 0.5
+        rex.frame()
+        red_on = rex.canvas_rgb(x, y)
+        page.screenshot(path=str(artifacts / "review_reviewer.png"))
+        rex.key("d")
+        rex.frame()
+        red_off = rex.canvas_rgb(x, y)
+        assert red_on[0] - red_on[2] > red_off[0] - red_off[2] + 30, (red_on, red_off)
+        rex.key("d")
+        # rejecting needs a comment: without one nothing is sent
+        page.click(".seg-review-reject")
+        rex.wait_status("needs a comment")
+        assert st.store.get_image(iid).review == "pending"
+        page.fill(".seg-review-comment", "The road is labelled sky.")
+        page.click(".seg-review-reject")
+        rex.wait_status("rejected")
+        rex.wait_idle()
+        assert st.store.get_image(iid).review == "rejected"
+        r = st.store.get_review(iid)
+        assert (r.reviewer, r.comment) == ("rex", "The road is labelled sky.")
+        assert not rex.errors, rex.errors
+
+        ann = log_in(browser, url, "ann")
+        page = ann.page
+        page.wait_for_selector("#segui-signed-in", timeout=30_000)
+        assert not tab_shown(page, "Activity") and not tab_shown(page, "Projects") and tab_shown(page, "Label")
+        ann.wait_image()
+        assert page.locator(".seg-queue option[value=review]").evaluate("o => o.hidden")
+        page.select_option(".seg-queue", "rejected")
+        ann.key("n")
+        ann.wait_image(iid)
+        page.wait_for_selector(".seg-feedback:not([hidden])")
+        fb = page.inner_text(".seg-feedback")
+        assert "Rejected" in fb and "rex" in fb and "The road is labelled sky." in fb
+        assert page.locator(".seg-review").evaluate("e => e.hidden")                 # no review controls
+        assert page.eval_on_selector(".seg-root", "r => r.dataset.disagreement") == "0"
+        page.screenshot(path=str(artifacts / "review_annotator.png"))
+        assert not ann.errors, ann.errors
+        browser.close()
