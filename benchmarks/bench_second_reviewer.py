@@ -1,11 +1,23 @@
 """The model as a second reviewer (issue 11): does it put planted annotation errors first?
 
-    # choose a rule on train (prints and writes the grid, best first)
+    # choose a rule on train (prints and writes the grid, best first): the pixel rules ...
     python benchmarks/bench_second_reviewer.py --split train --tune --seed 0 1 2 3 4 --threads 1 \\
         --cache /tmp/sr_cache_train.npz --out benchmarks/results/cpu_second_reviewer_tuning_train.json
-    # report ReviewRule() defaults on val
+    # ... and the objects rules, without and with pair statistics
+    python benchmarks/bench_second_reviewer.py --split train --tune-objects --seed 0 1 2 3 4 --threads 1 \\
+        --cache /tmp/sr_cache_train.npz --out benchmarks/results/cpu_second_reviewer_tuning_objects_train.json
+    # report ReviewRule() defaults on val (no pair statistics)
     python benchmarks/bench_second_reviewer.py --split val --seed 0 1 2 3 4 5 6 7 8 9 --threads 1 \\
-        --cache /tmp/sr_cache_val.npz --time-review 10 --out benchmarks/results/cpu_second_reviewer.json
+        --cache /tmp/sr_cache_val.npz --time-review 10 --out benchmarks/results/cpu_second_reviewer_objects.json
+    # ... with pair statistics of train's clean ground truth (the accepted annotations)
+    python benchmarks/bench_second_reviewer.py --split val --seed 0 1 2 3 4 5 6 7 8 9 --threads 1 \\
+        --cache /tmp/sr_cache_val.npz --min-share 0 --pair-stats train --stats-cache /tmp/sr_cache_train.npz \\
+        --time-review 10 --out benchmarks/results/cpu_second_reviewer_objects_train_stats.json
+    # ... with pair statistics of the submitted queue itself (no ground truth)
+    python benchmarks/bench_second_reviewer.py --split val --seed 0 1 2 3 4 5 6 7 8 9 --threads 1 \\
+        --cache /tmp/sr_cache_val.npz --min-share 0 --pair-stats queue \\
+        --out benchmarks/results/cpu_second_reviewer_objects_queue_stats.json
+    # the earlier pixel rule: --score regions --threshold 0.95 --min-region 50 (--band 2)
 
 Takes a split's ground truth as the submitted annotations. In 10% of the images (chosen
 with the seed) one error is planted: an object region (an 8-connected component of one
@@ -23,8 +35,14 @@ and the benchmark reports:
 - precision at k = number of planted images, and the ROC AUC of planted vs clean scores.
 
 The model runs once per image (CPU, ``--threads``); seeds reuse the predictions.
-``--tune`` scores a grid of rules instead (use it on train only), and ``--limit N`` takes
-N images spread evenly over the split's sorted names.
+``--tune`` / ``--tune-objects`` score a grid of rules instead (use them on train only),
+and ``--limit N`` takes N images spread evenly over the split's sorted names.
+
+Pair statistics (``--pair-stats``, the ``"objects"`` score only): ``train`` sums
+:func:`models.review.pair_evidence` over the clean ground truth of ``--stats-split``
+(on that split itself, leaving out the image scored), as the project's accepted
+annotations would be; ``queue`` over the submitted annotations of the queue, planted
+errors included, leaving out the image scored: no ground truth at all.
 """
 from __future__ import annotations
 
@@ -45,7 +63,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models.review import (  # noqa: E402
-    DEFAULT_RULE, ReviewRule, disagreement_from_prediction, disagreement_regions)
+    DEFAULT_RULE, ReviewRule, disagreement_from_prediction, disagreement_regions, object_evidence, pair_evidence,
+    pair_weights, predicted_objects)
 
 EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -181,13 +200,62 @@ def plant_seeds(labels, seeds, num_classes, ignore_index, min_object, fraction):
             for seed in seeds]
 
 
-def evaluate(labels, preds, confs, ignore_index, plantings, rule, share, names=None):
-    """Score clean images once and each seed's planted images; per-seed queue metrics and their mean."""
-    def score(i, lbl):
-        return disagreement_from_prediction(preds[i], confs[i], lbl, ignore_index, rule)[0]
+def evaluate(labels, preds, confs, ignore_index, plantings, rule, share, names=None, stats=None, num_classes=None):
+    """Score clean images once and each seed's planted images; per-seed queue metrics and their mean.
 
-    clean = np.array([score(i, lbl) for i, lbl in enumerate(labels)], dtype=float)
-    return rank_seeds(clean, score, plantings, share, names, len(labels))
+    ``stats`` (the ``"objects"`` score only): None = no pair statistics; ``("fixed", S)``:
+    the (K, K) statistics ``S`` of another split's clean ground truth; ``"loo"``: of this
+    split's clean ground truth without the image scored (leave one out); ``"queue"``: of
+    the submitted annotations of the queue, planted errors included, without the image
+    scored (no ground truth used)."""
+    if stats is None:
+        def score(i, lbl):
+            return disagreement_from_prediction(preds[i], confs[i], lbl, ignore_index, rule)[0]
+
+        clean = np.array([score(i, lbl) for i, lbl in enumerate(labels)], dtype=float)
+        return rank_seeds(clean, score, plantings, share, names, len(labels))
+    K = num_classes
+    if isinstance(stats, tuple) and stats[0] == "fixed":
+        S = np.asarray(stats[1], float)
+
+        def score(i, lbl):
+            return disagreement_from_prediction(preds[i], confs[i], lbl, ignore_index, rule, pair_stats=S)[0]
+
+        clean = np.array([score(i, lbl) for i, lbl in enumerate(labels)], dtype=float)
+        return rank_seeds(clean, score, plantings, share, names, len(labels))
+    own = [pair_evidence(preds[i], confs[i], lbl, ignore_index, K, rule) for i, lbl in enumerate(labels)]
+    total = sum(own)
+    if stats == "loo":
+        def score(i, lbl):
+            return disagreement_from_prediction(preds[i], confs[i], lbl, ignore_index, rule,
+                                                pair_stats=total - own[i])[0]
+
+        clean = np.array([score(i, lbl) for i, lbl in enumerate(labels)], dtype=float)
+        return rank_seeds(clean, score, plantings, share, names, len(labels))
+    if stats != "queue":
+        raise ValueError(f"unknown statistics {stats!r}")
+    per_seed = []
+    for seed, planted in plantings:  # the statistics change with what was submitted: one queue per seed
+        sub = list(own)
+        for i, (lbl, _) in planted.items():
+            sub[i] = pair_evidence(preds[i], confs[i], lbl, ignore_index, K, rule)
+        tot = sum(sub)
+        submitted = list(labels)
+        for i, (lbl, _) in planted.items():
+            submitted[i] = lbl
+        scores = np.array([disagreement_from_prediction(preds[i], confs[i], lbl, ignore_index, rule,
+                                                        pair_stats=tot - sub[i])[0]
+                           for i, lbl in enumerate(submitted)], dtype=float)
+        per_seed += rank_seeds(scores, lambda i, lbl, s=scores: s[i], [(seed, planted)], share, names,
+                               len(labels))[0]
+    return per_seed, seed_mean(per_seed)
+
+
+def split_pair_stats(data: Path, split: str, model: Path, threads: int, cache: Path | None, rule: ReviewRule):
+    """(K, K) pair statistics of a split's clean ground truth (e.g. train: the accepted annotations)."""
+    labels_set, _, labels, preds, confs, _ = predict_split(data, split, model, None, threads, cache)
+    K, ign = len(labels_set.names), labels_set.ignore_index
+    return sum(pair_evidence(p, c, lbl, ign, K, rule) for p, c, lbl in zip(preds, confs, labels))
 
 
 def rank_seeds(clean, score, plantings, share, names, n):
@@ -300,6 +368,72 @@ def tune(labels, preds, confs, ignore_index, plantings, share,
     return rows
 
 
+def tune_objects(labels, preds, confs, ignore_index, plantings, share, num_classes,
+                 thresholds=(0.5, 0.8, 0.9), min_areas=(50, 150, 300), min_shares=(0.0, 0.3, 0.5),
+                 stats=(None, "loo", "queue")):
+    """The ``"objects"`` score over a grid (thresholds x smallest object x share x pair
+    statistics, see :func:`evaluate`), best first. Each image's objects are found once per
+    threshold; the score is read off their table (checked against the module on image 0)."""
+    K, shape, rows = num_classes, labels[0].shape, []
+    n_lab = [int((lbl != ignore_index).sum()) for lbl in labels]
+    for t in thresholds:
+        clean_t = [predicted_objects(preds[i], confs[i], lbl, ignore_index, t, K)[1] for i, lbl in enumerate(labels)]
+        planted_t = [{i: predicted_objects(preds[i], confs[i], lbl, ignore_index, t, K)[1] for i, (lbl, _) in p.items()}
+                     for _, p in plantings]
+        for mr, ms in itertools.product(min_areas, min_shares):
+            rule = ReviewRule(threshold=t, min_region=mr, min_share=ms, score="objects")
+            _, mr_px = rule.scaled(shape)
+
+            def ev(tab):
+                kept, e = object_evidence(tab, mr_px, ms)
+                M = np.zeros((K, K))
+                np.add.at(M, (tab["top"][kept], tab["cls"][kept]), e[kept])
+                return kept, e, M
+
+            ce = [ev(tab) for tab in clean_t]
+            pe = [{i: ev(tab) for i, tab in pt.items()} for pt in planted_t]
+
+            def s(i, tab, kept_e, S):
+                kept, e, _ = kept_e
+                if not kept.any() or n_lab[i] == 0:
+                    return 0.0
+                if S is not None:
+                    e = e * pair_weights(S)[np.maximum(tab["top"], 0), np.maximum(tab["cls"], 0)]
+                return float(e.max()) / n_lab[i]
+
+            total = sum(x[2] for x in ce)
+            if t == thresholds[0] and mr == min_areas[0] and ms == min_shares[0]:  # fast path == module
+                for S in (None, total - ce[0][2]):
+                    ref = disagreement_from_prediction(preds[0], confs[0], labels[0], ignore_index, rule,
+                                                       pair_stats=S)[0]
+                    assert abs(ref - s(0, clean_t[0], ce[0], S)) < 1e-12
+            for st in stats:
+                per_seed = []
+                for (seed, p), pt, pe_s in zip(plantings, planted_t, pe):
+                    if st == "queue":
+                        sub = [x[2] for x in ce]
+                        for i in p:
+                            sub[i] = pe_s[i][2]
+                        tot = sum(sub)
+                    sc = np.zeros(len(labels))
+                    for i in range(len(labels)):
+                        tab, ke = (pt[i], pe_s[i]) if i in p else (clean_t[i], ce[i])
+                        S = None if st is None else (total - ce[i][2] if st == "loo" else tot - sub[i])
+                        sc[i] = s(i, tab, ke, S)
+                    is_pl = np.zeros(len(labels), bool)
+                    is_pl[list(p)] = True
+                    m = queue_metrics(sc, is_pl, np.random.default_rng([seed, 1]), share)
+                    m.pop("ranks")
+                    per_seed.append(m)
+                rows.append({"rule": rule.__dict__, "pair_stats": st, **seed_mean(per_seed),
+                             "recall_per_seed": [m["recall_at_head"] for m in per_seed]})
+        best = max((r for r in rows if r["rule"]["threshold"] == t), key=lambda r: (r["recall_at_head"], r["auc"]))
+        print(f"  objects t={t}: best {best['rule']} stats {best['pair_stats']}: "
+              f"recall@head {best['recall_at_head']:.3f} AUC {best['auc']:.3f}", flush=True)
+    rows.sort(key=lambda r: (-r["recall_at_head"], -r["auc"], -r["precision_at_planted"]))
+    return rows
+
+
 def command() -> str:
     return "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])
 
@@ -316,7 +450,8 @@ def machine(info: dict) -> str:
     return f"{cpu}, {os.cpu_count()} cores, model on {info['device']}, no GPU"
 
 
-def time_review_score(data: Path, split: str, model: Path, threads: int, rule: ReviewRule, n: int) -> float:
+def time_review_score(data: Path, split: str, model: Path, threads: int, rule: ReviewRule, n: int,
+                      pair_stats=None) -> float:
     """Seconds per image of :func:`models.review.review_score` (what the app calls), warm."""
     import torch
 
@@ -329,10 +464,11 @@ def time_review_score(data: Path, split: str, model: Path, threads: int, rule: R
     pairs = list_pairs(data, split)[:n]
     predictor = Predictor.load(model, device="cpu")
     items = [(load_image(ip), load_label(lp)) for _, ip, lp in pairs]
-    review_score(predictor, items[0][0], items[0][1], labels_set.names, labels_set.ignore_index, rule)  # warm-up
+    review_score(predictor, items[0][0], items[0][1], labels_set.names, labels_set.ignore_index, rule,
+                 pair_stats=pair_stats)  # warm-up
     start = time.perf_counter()
     for img, lbl in items:
-        review_score(predictor, img, lbl, labels_set.names, labels_set.ignore_index, rule)
+        review_score(predictor, img, lbl, labels_set.names, labels_set.ignore_index, rule, pair_stats=pair_stats)
     return (time.perf_counter() - start) / len(items)
 
 
@@ -351,9 +487,17 @@ def main(argv=None):
     ap.add_argument("--band", type=int, default=DEFAULT_RULE.boundary_band)
     ap.add_argument("--min-region", type=int, default=DEFAULT_RULE.min_region)
     ap.add_argument("--score", default=DEFAULT_RULE.score)
+    ap.add_argument("--min-share", type=float, default=DEFAULT_RULE.min_share)
+    ap.add_argument("--pair-stats", choices=("none", "train", "queue"), default="none",
+                    help='"objects" score: pair statistics from the clean ground truth of --stats-split '
+                         '(leave-one-out when it is --split), or from the submitted queue itself (no ground truth)')
+    ap.add_argument("--stats-split", default="train")
+    ap.add_argument("--stats-cache", type=Path, default=None, help="prediction cache of --stats-split")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", type=Path, default=None, help="npz of the predictions, reused when it matches")
     ap.add_argument("--tune", action="store_true", help="score a grid of rules (use on train, not val)")
+    ap.add_argument("--tune-objects", action="store_true",
+                    help='score a grid of "objects" rules and pair statistics (use on train, not val)')
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--note", default="", help="free text kept in the results (e.g. 'CPU shared with other jobs')")
     ap.add_argument("--time-review", type=int, default=0, metavar="N",
@@ -365,22 +509,35 @@ def main(argv=None):
     K, ign = len(labels_set.names), labels_set.ignore_index
     print(f"{args.split}: {len(names)} images, {info['device']}, {info['seconds_per_image']:.2f} s/image", flush=True)
     plantings = plant_seeds(labels, args.seed, K, ign, args.min_object, args.fraction)
-    if args.tune:
-        rows = tune(labels, preds, confs, ign, plantings, args.queue_share)
+    if args.tune or args.tune_objects:
+        if args.tune_objects:
+            rows = tune_objects(labels, preds, confs, ign, plantings, args.queue_share, K)
+        else:
+            rows = tune(labels, preds, confs, ign, plantings, args.queue_share)
         result = {"command": command(), "machine": machine(info), "note": args.note, "split": args.split,
                   "images": len(names), "seeds": args.seed, "queue_share": args.queue_share,
                   "planting": {"fraction": args.fraction, "min_object_px": args.min_object},
                   "order": "mean recall@head, then AUC, then precision@k", "grid": rows}
         for r in rows[:10]:
-            print(f"  {r['rule']}: recall@head {r['recall_at_head']:.3f} AUC {r['auc']:.3f} "
+            print(f"  {r['rule']} {r.get('pair_stats', '')}: recall@head {r['recall_at_head']:.3f} AUC {r['auc']:.3f} "
                   f"p@k {r['precision_at_planted']:.3f}")
     else:
         rule = ReviewRule(threshold=args.threshold, boundary_band=args.band, min_region=args.min_region,
-                          score=args.score)
+                          score=args.score, min_share=args.min_share)
+        stats, fixed = None, None
+        if args.pair_stats == "queue":
+            stats = "queue"
+        elif args.pair_stats == "train":
+            if args.stats_split == args.split:
+                stats = "loo"
+            else:
+                fixed = split_pair_stats(Path(args.data), args.stats_split, Path(args.model), args.threads,
+                                         args.stats_cache, rule)
+                stats = ("fixed", fixed)
         review_s = time_review_score(Path(args.data), args.split, Path(args.model), args.threads, rule,
-                                     args.time_review) if args.time_review else None
+                                     args.time_review, fixed) if args.time_review else None
         start = time.perf_counter()
-        per_seed, mean = evaluate(labels, preds, confs, ign, plantings, rule, args.queue_share, names)
+        per_seed, mean = evaluate(labels, preds, confs, ign, plantings, rule, args.queue_share, names, stats, K)
         n_scored = len(names) + sum(len(p) for _, p in plantings)
         scoring_s = time.perf_counter() - start
         for m in per_seed:
@@ -391,6 +548,10 @@ def main(argv=None):
         result = {
             "command": command(), "machine": machine(info), "note": args.note,
             "split": args.split, "images": len(names), "model": args.model, "rule": rule.__dict__,
+            "pair_stats": {"none": None, "queue": "the submitted queue itself, leave one out (no ground truth)",
+                           "train": f"clean ground truth of {args.stats_split}"
+                                    + (", leave one out" if args.stats_split == args.split else "")}[args.pair_stats],
+            "pair_stats_matrix": fixed.round(1).tolist() if fixed is not None else None,
             "planting": {"fraction": args.fraction, "min_object_px": args.min_object,
                          "modes": "relabel to a random wrong class / erase into the surrounding majority class, 50/50"},
             "queue_share": args.queue_share, "target": args.target,

@@ -9,10 +9,15 @@ import pytest
 
 from models.review import (
     DEFAULT_RULE,
+    REGIONS_RULE,
+    STATS_RULE,
     ReviewRule,
     boundary_band,
     confident_disagreement,
     disagreement_from_prediction,
+    pair_evidence,
+    pair_weights,
+    predicted_objects,
     review_score,
     score_disagreement,
 )
@@ -21,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import bench_second_reviewer as bench  # noqa: E402
 
 H, W, K, VOID = 360, 480, 3, 255  # the rule's reference size: default parameters apply unscaled
-RAW = ReviewRule(threshold=0.9, boundary_band=0, min_region=0)  # no band, no size cut
+RAW = ReviewRule(threshold=0.9, boundary_band=0, min_region=0, score="regions")  # pixels: no band, no size cut
 
 
 def probs_for(pred: np.ndarray, conf: float = 0.99, k: int = K) -> np.ndarray:
@@ -62,7 +67,7 @@ def test_relabelled_object_keeps_its_inside_after_the_band():
     true[100:120, 50:70] = 2
     submitted = true.copy()
     submitted[100:120, 50:70] = 1  # the car labelled as class 1 (wrong), its edges still drawn
-    score, mask = confident_disagreement(probs_for(true), submitted, VOID)
+    score, mask = confident_disagreement(probs_for(true), submitted, VOID, REGIONS_RULE)
     n = (submitted != VOID).sum()
     assert score == pytest.approx(16 * 16 / n)  # 20x20 minus a 2 px rim
     assert mask.sum() == 16 * 16
@@ -95,7 +100,7 @@ def test_threshold_is_strict_and_only_other_classes_count():
         score, mask = confident_disagreement(p, label, VOID, RAW)
         assert bool(mask[:50, :50].all()) is counted and mask.sum() == (2500 if counted else 0)
     # a confident model that agrees never counts, whatever the threshold
-    agree = ReviewRule(threshold=0.5, boundary_band=0, min_region=0)
+    agree = ReviewRule(threshold=0.5, boundary_band=0, min_region=0, score="regions")
     assert confident_disagreement(probs_for(label, conf=0.999), label, VOID, agree)[0] == 0.0
 
 
@@ -112,9 +117,12 @@ def test_low_threshold_counts_a_non_top_class():
         disagreement_from_prediction(p.argmax(0).astype(np.uint8), p.max(0), label, VOID, rule)
 
 
-@pytest.mark.parametrize("rule", [DEFAULT_RULE, RAW, ReviewRule(threshold=0.5, boundary_band=1, min_region=30),
+@pytest.mark.parametrize("rule", [DEFAULT_RULE, STATS_RULE, REGIONS_RULE, RAW,
+                                  ReviewRule(threshold=0.3, min_region=10, min_share=0.1),
+                                  ReviewRule(threshold=0.5, boundary_band=1, min_region=30, score="regions"),
                                   ReviewRule(threshold=0.7, score="largest"), ReviewRule(score="share")])
 def test_argmax_form_equals_full_probabilities(rule):
+    """Exact for the objects score at any threshold, and for the pixel scores at >= 0.5."""
     rng = np.random.default_rng(0)
     h, w = 120, 160
     # blocky random probabilities (8x8 blocks) so regions and boundaries exist, sharpened
@@ -166,7 +174,7 @@ def test_min_region_and_scores():
     largest = ReviewRule(boundary_band=0, min_region=50, score="largest")
     assert confident_disagreement(p, label, VOID, regions)[0] == pytest.approx(1000 / n)
     assert confident_disagreement(p, label, VOID, largest)[0] == pytest.approx(900 / n)
-    score, mask = confident_disagreement(p, label, VOID, ReviewRule(boundary_band=0, min_region=1000))
+    score, mask = confident_disagreement(p, label, VOID, ReviewRule(boundary_band=0, min_region=1000, score="regions"))
     assert score == 0.0 and not mask.any()
     share, mask = confident_disagreement(p, label, VOID, ReviewRule(score="share"))
     assert share == pytest.approx(1025 / n) and mask.sum() == 1025
@@ -195,13 +203,25 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="NaN"):
         confident_disagreement(np.full_like(p, np.nan), label, VOID)
     with pytest.raises(ValueError, match="sizes must match"):
-        score_disagreement(np.zeros((6, 9), bool), label, VOID)
+        score_disagreement(np.zeros((6, 9), bool), label, VOID, REGIONS_RULE)
+    with pytest.raises(ValueError, match="needs the prediction"):
+        score_disagreement(np.zeros((6, 8), bool), label, VOID, DEFAULT_RULE)
+    with pytest.raises(ValueError, match='"objects" score'):
+        confident_disagreement(p, label, VOID, REGIONS_RULE, pair_stats=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="for 3 classes"):
+        confident_disagreement(p, label, VOID, pair_stats=np.zeros((4, 4)))
+    with pytest.raises(ValueError, match="beyond the 2 classes"):
+        disagreement_from_prediction(label + 2, np.ones((6, 8), np.float32), label, VOID, pair_stats=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"\(K, K\)"):
+        pair_weights(np.zeros(3))
+    with pytest.raises(ValueError, match=r"\(K, K\)"):
+        pair_weights(-np.ones((3, 3)))
     with pytest.raises(ValueError, match="same \\(H, W\\)"):
         disagreement_from_prediction(label, np.ones((6, 9), np.float32), label, VOID)
     with pytest.raises(ValueError, match="sizes must match"):
         disagreement_from_prediction(label, np.ones((6, 8), np.float32), np.zeros((5, 8), np.uint8), VOID)
     for kwargs in ({"threshold": 1.0}, {"threshold": -0.1}, {"boundary_band": -1}, {"min_region": -1},
-                   {"score": "max"}):
+                   {"score": "max"}, {"min_share": 1.5}, {"min_share": -0.1}):
         with pytest.raises(ValueError):
             ReviewRule(**kwargs)
 
@@ -240,6 +260,98 @@ def test_review_score_runs_the_predictor_and_scores():
     assert score == 0.0 and not mask.any()
 
 
+# -- the "objects" score (the default) and pair statistics
+
+
+def test_objects_a_wholly_wrong_small_object_outranks_a_partly_disagreed_big_one():
+    """What the pixel rules get wrong on CamVid val: a big object of the model that the
+    annotation partly calls something else (building seen through a fence) has more
+    disagreeing pixels than a small wrong object, but a smaller share of itself."""
+    label = halves()  # 0 | 1
+    # clean: the model's 60x60 class-2 object sits over a labelled 2 block; 1080 px of it are labelled 1
+    label_clean = label.copy()
+    label_clean[100:160, 300:342] = 2  # 60 x 42 labelled 2 ...
+    pred_clean = label.copy()
+    pred_clean[100:160, 300:360] = 2  # ... the model's object is 60 x 60: 60 x 18 = 1080 px labelled 1
+    # planted: a 20x20 car (class 2) erased into road (class 0); the model still sees it
+    pred_planted = label.copy()
+    pred_planted[100:120, 50:70] = 2
+    clean = confident_disagreement(probs_for(pred_clean), label_clean, VOID)
+    planted = confident_disagreement(probs_for(pred_planted), label, VOID)
+    n = H * W
+    assert planted[0] == pytest.approx(400 / n)  # the whole object disagrees: evidence = its area
+    assert clean[0] == pytest.approx(1080 * (1080 / 3600) / n)  # 1080 px x share 0.3
+    assert planted[0] > clean[0]
+    assert planted[1].sum() == 400 and planted[1][110, 60]
+    assert clean[1].sum() == 1080 and clean[1][100:160, 342:360].all()
+    # the pixel rule ranks them the other way round
+    assert confident_disagreement(probs_for(pred_clean), label_clean, VOID, REGIONS_RULE)[0] > \
+        confident_disagreement(probs_for(pred_planted), label, VOID, REGIONS_RULE)[0]
+    # below min_share (0.3) the clean object is not counted at all
+    assert confident_disagreement(probs_for(pred_clean), label_clean, VOID, ReviewRule(min_share=0.31))[0] == 0.0
+
+
+def test_objects_relabel_size_cut_and_confidence():
+    true = halves()
+    true[100:120, 50:70] = 2
+    submitted = halves()
+    submitted[100:120, 50:70] = 1  # the car relabelled as class 1 inside class 0
+    score, mask = confident_disagreement(probs_for(true), submitted, VOID)
+    assert score == pytest.approx(400 / (H * W)) and (mask == (true == 2)).all()
+    # an object under min_region (150 px at 480x360) never counts
+    small = halves()
+    small[100:110, 50:64] = 2  # 140 px
+    assert confident_disagreement(probs_for(small), halves(), VOID)[0] == 0.0
+    assert confident_disagreement(probs_for(small), halves(), VOID, ReviewRule(min_region=100))[0] > 0
+    # only pixels where the model is sure (> threshold) are evidence
+    assert confident_disagreement(probs_for(true, conf=0.79), submitted, VOID)[0] == 0.0
+    assert confident_disagreement(probs_for(true, conf=0.79), submitted, VOID, ReviewRule(threshold=0.7))[0] > 0
+
+
+def test_predicted_objects_table():
+    label = np.zeros((10, 10), dtype=np.uint8)
+    label[:, 8:] = VOID
+    label[0:4, 0:4] = 1
+    pred = np.zeros((10, 10), dtype=np.uint8)
+    pred[0:4, 0:6] = 2  # one class-2 object: 16 px labelled 1, 8 px labelled 0
+    conf = np.full((10, 10), 0.99, dtype=np.float32)
+    conf[0, 0:4] = 0.5  # 4 of the 16 are not sure
+    objects, t = predicted_objects(pred, conf, label, VOID, 0.8, 3)
+    o = objects[0, 0]
+    assert objects[0, 9] == 0  # void is no object
+    assert (t["area"][o], t["cls"][o], t["top"][o], t["agree_top"][o]) == (24, 2, 1, 12)
+    zero = objects[9, 0]  # the rest of the 80 labelled px, predicted 0 and all labelled 0
+    assert (t["cls"][zero], t["area"][zero], t["top"][zero], t["agree_top"][zero]) == (0, 56, -1, 0)
+    assert len(t["area"]) == 3 and t["top"][0] == -1  # row 0: no object
+
+
+def test_pair_statistics_weigh_typical_confusions_down():
+    """Disagreement the project sees in its accepted annotations all the time (here:
+    labelled 1, predicted 2) counts less than a pair never seen (labelled 0, predicted 2)."""
+    label = halves()  # 0 | 1
+    typical = label.copy()
+    typical[200:230, 300:330] = 2  # 900 px predicted 2 inside labelled 1
+    rare = label.copy()
+    rare[100:120, 50:70] = 2  # 400 px predicted 2 inside labelled 0
+    conf = np.full((H, W), 0.99, dtype=np.float32)
+    ev = pair_evidence(typical, conf, label, VOID, K)
+    assert ev.shape == (K, K) and ev[1, 2] == pytest.approx(900) and ev.sum() == pytest.approx(900)
+    stats = sum(pair_evidence(typical, conf, label, VOID, K) for _ in range(20))  # 20 accepted annotations
+    w = pair_weights(stats)
+    assert w[0, 2] == pytest.approx(1.0) and 0 < w[1, 2] < 0.2
+    assert (pair_weights(np.zeros((K, K))) == 1.0).all()  # no statistics: every pair weighs 1
+    no_stats = [disagreement_from_prediction(p, conf, label, VOID)[0] for p in (typical, rare)]
+    assert no_stats[0] > no_stats[1]
+    with_stats = [disagreement_from_prediction(p, conf, label, VOID, pair_stats=stats)[0] for p in (typical, rare)]
+    assert with_stats[1] > with_stats[0]
+    assert with_stats[1] == pytest.approx(no_stats[1])  # an unseen pair keeps its full weight
+    # the full-probability form and review_score take the same statistics
+    assert confident_disagreement(probs_for(typical), label, VOID, pair_stats=stats)[0] == pytest.approx(with_stats[0])
+    predictor = FakePredictor(rare)
+    got = review_score(predictor, np.zeros((H, W, 3), np.uint8), label, ["road", "sky", "car"], VOID, pair_stats=stats)
+    assert got[0] == pytest.approx(with_stats[1])
+
+
 # -- the benchmark's pure helpers
 
 
@@ -276,3 +388,32 @@ def test_queue_metrics_and_random_baseline():
     assert base["expected_recall_at_queue_share"] == pytest.approx(20 / 101)
     assert 1e-5 < base["p_reaching_target"] < 1e-4  # 8+ of 10 planted in 20 of 101 by chance
     assert bench.random_order_baseline(10, 2, 10, 0.8)["p_reaching_target"] == pytest.approx(1.0)
+
+
+def test_bench_evaluate_with_pair_statistics():
+    """Ten images where the model always calls a block of labelled 1 class 2 (a typical
+    confusion) and one planted error of a rare pair (a class-2 object erased into 0):
+    without statistics the planted image ties with the clean ones; with statistics of
+    the clean ground truth (leave one out, or fixed) or of the queue itself it comes first."""
+    h, w = 60, 80
+    labels, preds = [], []
+    for _ in range(10):
+        lbl = np.zeros((h, w), dtype=np.uint8)
+        lbl[:, w // 2:] = 1
+        lbl[5:11, 5:11] = 2  # a small class-2 object, labelled right
+        pred = lbl.copy()
+        pred[30:40, 50:60] = 2  # the typical confusion: labelled 1, predicted 2
+        labels.append(lbl)
+        preds.append(pred)
+    confs = [np.full((h, w), 0.99, dtype=np.float32)] * 10
+    planted = labels[3].copy()
+    planted[5:11, 5:11] = 0  # erased into the class around it
+    plantings = [(0, {3: (planted, {"mode": "erase", "from": 2, "to": 0, "area": 36})})]
+    fixed = sum(pair_evidence(p, c, lbl, VOID, K) for p, c, lbl in zip(preds, confs, labels))
+    _, none = bench.evaluate(labels, preds, confs, VOID, plantings, STATS_RULE, 0.2, num_classes=K)
+    assert none["auc"] == 0.5  # 100 px of evidence everywhere: a tie
+    for stats in ("loo", "queue", ("fixed", fixed)):
+        per_seed, mean = bench.evaluate(labels, preds, confs, VOID, plantings, STATS_RULE, 0.2, stats=stats,
+                                        num_classes=K)
+        assert mean["recall_at_head"] == 1.0 and mean["auc"] == 1.0, stats
+        assert per_seed[0]["planted_images"][0]["rank"] == 1
