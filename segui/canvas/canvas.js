@@ -649,7 +649,7 @@ function updateTitle() {
   const im = S.img;
   if (!im) { $(".seg-title").textContent = ""; $(".seg-info").textContent = ""; return; }
   const rv = S.review && S.review.state;
-  const rb = rv ? ` <span class="seg-badge s-review-${esc(rv)}">${rv === "pending" ? "awaiting review" : esc(rv)}</span>` : "";
+  const rb = rv ? ` <span class="seg-badge s-review-${esc(rv)}">${rv === "pending" ? "in review" : esc(rv)}</span>` : "";
   $(".seg-title").innerHTML = `<b title="${esc(im.name)}">${esc(im.name)}</b> <span class="seg-badge s-${esc(im.status)}">${esc(im.status)}</span>${rb}`;
   $(".seg-info").textContent = `${im.width}×${im.height} · id ${im.id}`;
   $(".seg-split").value = im.split;
