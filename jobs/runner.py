@@ -176,6 +176,9 @@ def run_job(store, job_id: int, show_progress: bool = False, device: str | None 
             except JobStateError:  # cancelled (or failed by a reaper): stop at this step
                 state["cancelled"] = True
 
+        alphas = [float(a) for a in params.get("blend") or [1.0]]
+        base_state = ({k: v.detach().clone() for k, v in model.state_dict().items()}
+                      if alphas != [1.0] else None)
         finetune.fine_tune(model, train, params, on_step=on_step, should_stop=lambda: state["cancelled"],
                            show_progress=show_progress)
         agree = finetune.ranks_agree(model) if ddp else None
@@ -185,8 +188,17 @@ def run_job(store, job_id: int, show_progress: bool = False, device: str | None 
             return {"status": store.get_job(job_id).status}
         if store.get_project(project.id).class_names != names:
             raise JobError("the project's label set changed while the job ran; start a new job to train on it")
-        new_metrics = (finetune.evaluate_model(model, val, names, project.ignore_index, cfg.device)
-                       if val.images else None)
+        blend = None
+        if base_state is not None and len(val.images) >= finetune.MIN_VAL_TO_PROMOTE:
+            # the val split decides how far the new model moves from its base
+            alpha, new_metrics, tried = finetune.choose_blend(model, base_state, val, names, project.ignore_index,
+                                                              cfg.device, alphas)
+            blend = {"alpha": alpha, "tried": tried}
+            log("blends base + a * (trained - base) on val: "
+                + ", ".join(f"a={a:g} mIoU {m:.4f}" for a, m in tried) + f"; kept a={alpha:g}")
+        else:
+            new_metrics = (finetune.evaluate_model(model, val, names, project.ignore_index, cfg.device)
+                           if val.images else None)
         if new_metrics is not None:
             new_metrics["val_signature"] = signature
         promote, reason = finetune.promotion(len(val.images), base_metrics and base_metrics["miou"],
@@ -200,6 +212,7 @@ def run_job(store, job_id: int, show_progress: bool = False, device: str | None 
             "val_images": len(val.images), "losses": state.get("losses", []),
             "not_promoted_because": None if promote else reason.split(": ", 1)[1],
             "world_size": dist.get_world_size() if ddp else 1, "ranks_identical_weights": agree,
+            "blend": blend,
         }
         try:
             store.update_job(job_id, log_line=f"new version v{version.id}: {reason}")

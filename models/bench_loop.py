@@ -3,15 +3,29 @@
     python -m models.bench_loop --data ../shared/datasets/camvid --base runs/loop/base \\
         --base-removed runs/loop/base_no_bicyclist --out runs/loop/result.json
 
-A simulated labeller works through the 0016E5 train images of CamVid, 20 per round:
-the active model predicts them, the labeller corrects each to ground truth
-(correction effort = share of labelled pixels whose predicted class was wrong), the
+A simulated labeller works through the 0016E5 train images of CamVid (--sequence), 20
+per round (--per-round), in random order or in the app's queue order (--order
+uncertainty: most uncertain first, by the active model's `Prediction.uncertainty`, the
+figure the app stores with a prediction): the active model predicts them, the labeller
+corrects each to ground truth. Effort is measured two ways: the share of labelled pixels
+whose predicted class was wrong, and the number of separate wrong regions of at least
+20 px (8-connected), closer to the number of fixes a labeller makes. The
 corrections are saved through the storage API, and a fine-tuning job runs through the
 same path as the app's button: queued in the database (`jobs.queue.enqueue`) and run by
 a worker's one-job function (`jobs.worker.run_one`: a child process, as the app's
 local worker runs it).
 The same rounds without retraining are the baseline. The base model saw only the
 0001TP and 0006R0 sequences (benchmarks/gpu_loop_bases.sh).
+
+Val images (--val): "split", CamVid's val split (all 0016E5); or "auto", the app's rule
+on the sequence's own train images (one in five by a stable hash of the file's bytes,
+as segui's auto_split), the rest being the labeller's pool. From a strong base on an
+unseen drive (issue 10):
+
+    python -m models.bench_loop --base runs/loop/strong_A --sequence 0001TP --val auto \
+        --rounds 4 --per-round 11 --order uncertainty --out runs/loop/strong_A_queue.json
+
+--params '{"lr": 1e-3}' overrides the job recipe (models.finetune.default_params).
 
 With --base-removed (a base trained with one class left out, its pixels void), the
 class is added back by name, 20 corrected images containing it are submitted, one job
@@ -35,10 +49,38 @@ from .data import list_pairs, load_image, load_label, read_classes
 from .inference import DEFAULT_MODEL_DIR, Predictor, evaluate_arrays
 
 
+VAL_EVERY = 5            # the app's rule (segui.handlers.auto_split): one image in five is val
+MIN_REGION_PIXELS = 20   # a wrong region smaller than this is not counted as a fix
+
+
 def correction_effort(pred: np.ndarray, truth: np.ndarray, ignore_index: int) -> float:
     """Share of labelled (non-void) pixels whose predicted class differs from the truth."""
     labelled = truth != ignore_index
     return float((pred[labelled] != truth[labelled]).mean()) if labelled.any() else 0.0
+
+
+def wrong_regions(pred: np.ndarray, truth: np.ndarray, ignore_index: int,
+                  min_pixels: int = MIN_REGION_PIXELS) -> int:
+    """Separate regions of wrong labelled pixels (8-connected) of at least ``min_pixels``:
+    roughly how many fixes a labeller makes on the image. A wrong region that holds two
+    wrong classes counts once."""
+    from scipy import ndimage
+
+    wrong = (truth != ignore_index) & (pred != truth)
+    labels, n = ndimage.label(wrong, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return 0
+    sizes = np.bincount(labels.ravel())[1:]
+    return int((sizes >= min_pixels).sum())
+
+
+def auto_split(path) -> str:
+    """The app's split for an uploaded image: "val" for one in VAL_EVERY by the SHA-256 of
+    its bytes, else "train" (same rule as segui.handlers.auto_split)."""
+    import hashlib
+
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return "val" if int(digest[:12], 16) % VAL_EVERY == 0 else "train"
 
 
 def _read(pairs):
@@ -49,11 +91,31 @@ def _read(pairs):
     return out
 
 
-def labeller_order(data_dir: str, sequence: str, seed: int) -> list:
+def labeller_order(data_dir: str, sequence: str, seed: int, split: str | None = None) -> list:
     """The sequence's train images (name, path, image, label) in the order the simulated
-    labeller sees them: shuffled with `seed`, 20 per round."""
-    pool = _read(list_pairs(data_dir, "train", [sequence]))
+    labeller sees them: shuffled with `seed`, 20 per round. ``split`` ("train" / "val")
+    keeps only the images auto_split puts there."""
+    pairs = list_pairs(data_dir, "train", [sequence])
+    if split is not None:
+        pairs = [p for p in pairs if auto_split(p[1]) == split]
+    pool = _read(pairs)
     return [pool[i] for i in np.random.default_rng(seed).permutation(len(pool))]
+
+
+def pool_and_val(args) -> tuple[list, list, str]:
+    """(labeller's pool in random order, val images, what the val set is)."""
+    if args.val == "auto":
+        pool = labeller_order(args.data, args.sequence, args.seed, split="train")
+        val = _read([p for p in list_pairs(args.data, "train", [args.sequence]) if auto_split(p[1]) == "val"])
+        return pool, val[: args.val_limit], f"{args.sequence} train images auto_split puts in val (1 in {VAL_EVERY})"
+    pool = labeller_order(args.data, args.sequence, args.seed)
+    return pool, _read(list_pairs(args.data, "val"))[: args.val_limit], "CamVid val split"
+
+
+def queue_pick(pool: list, predictions: list, n: int) -> list[int]:
+    """Indices of the ``n`` most uncertain images (the app's queue order; ties by position)."""
+    order = sorted(range(len(pool)), key=lambda i: (-predictions[i].uncertainty, i))
+    return order[:n]
 
 
 def _run_job(store, project: str, params: dict):
@@ -87,12 +149,15 @@ def run_loop(args) -> dict:
     from storage import Store
 
     label_set = read_classes(args.data)
-    pool = labeller_order(args.data, args.sequence, args.seed)
-    val = _read(list_pairs(args.data, "val"))[: args.val_limit]
+    pool, val, val_source = pool_and_val(args)
     names, ignore = label_set.names, label_set.ignore_index
-    params = finetune.default_params(max_minutes=args.minutes, epochs=args.epochs, device="cpu")
+    params = finetune.default_params(max_minutes=args.minutes, epochs=args.epochs, device="cpu",
+                                     **json.loads(args.params or "{}"))
     base_pred = Predictor.load(args.base, "cpu")
-    result = {"rounds": [], "params": params, "machine": f"CPU, {torch.get_num_threads()} torch threads"}
+    result = {"rounds": [], "params": params, "machine": f"CPU, {torch.get_num_threads()} torch threads",
+              "base": args.base, "sequence": args.sequence, "order": args.order, "seed": args.seed,
+              "val_source": val_source, "val_images": len(val), "pool_images": len(pool),
+              "min_region_pixels": MIN_REGION_PIXELS}
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(None, tmp)
@@ -100,14 +165,28 @@ def run_loop(args) -> dict:
         _import_val(store, "loop", val)
         base_val = evaluate_arrays(base_pred, [v[2] for v in val], [v[3] for v in val], names, ignore)
         result["base_val_miou"] = base_val["miou"]
+        remaining = list(pool)
         for r in range(args.rounds):
-            batch = pool[r * args.per_round : (r + 1) * args.per_round]
             active = store.active_model_version("loop")
             pred = Predictor.load(active.weights_dir, "cpu")
-            efforts, base_efforts = [], []
-            for _, _, img, lbl in batch:
-                efforts.append(correction_effort(pred.predict(img, names).class_map, lbl, ignore))
-                base_efforts.append(correction_effort(base_pred.predict(img, names).class_map, lbl, ignore))
+            if args.order == "uncertainty":   # the app's queue: the active model's most uncertain first
+                preds = [pred.predict(p[2], names) for p in remaining]
+                picked = queue_pick(remaining, preds, args.per_round)
+                batch, batch_preds = [remaining[i] for i in picked], [preds[i] for i in picked]
+            else:
+                batch = remaining[: args.per_round]
+                batch_preds = [pred.predict(p[2], names) for p in batch]
+            if not batch:
+                break
+            taken = {p[0] for p in batch}
+            remaining = [p for p in remaining if p[0] not in taken]
+            efforts, base_efforts, regions, base_regions = [], [], [], []
+            for (_, _, img, lbl), pr in zip(batch, batch_preds):
+                base_map = base_pred.predict(img, names).class_map
+                efforts.append(correction_effort(pr.class_map, lbl, ignore))
+                base_efforts.append(correction_effort(base_map, lbl, ignore))
+                regions.append(wrong_regions(pr.class_map, lbl, ignore))
+                base_regions.append(wrong_regions(base_map, lbl, ignore))
             _submit(store, "loop", batch)
             t0 = time.time()
             job = _run_job(store, "loop", params)
@@ -115,10 +194,13 @@ def run_loop(args) -> dict:
             m = job.metrics or {}
             row = {
                 "round": r + 1, "images": len(batch), "effort": float(np.mean(efforts)),
-                "effort_no_retraining": float(np.mean(base_efforts)), "job_status": job.status,
+                "effort_no_retraining": float(np.mean(base_efforts)),
+                "wrong_regions": float(np.mean(regions)), "wrong_regions_no_retraining": float(np.mean(base_regions)),
+                "job_status": job.status,
                 "job_seconds": seconds, "train_images": m.get("train_images"),
                 "val_miou_new": m.get("val_miou"), "val_miou_before": m.get("base_val_miou"),
-                "promoted": m.get("promoted"), "error": job.error,
+                "promoted": m.get("promoted"), "error": job.error, "blend": m.get("blend"),
+                "train_steps": len(m.get("losses") or []), "image_names": [p[0] for p in batch],
             }
             row["val_miou_active"] = row["val_miou_new"] if row["promoted"] else row["val_miou_before"]
             result["rounds"].append(row)
@@ -128,6 +210,10 @@ def run_loop(args) -> dict:
     result["effort_last_over_first"] = last["effort"] / first["effort"] if first["effort"] else None
     result["effort_last_over_baseline"] = (last["effort"] / last["effort_no_retraining"]
                                            if last["effort_no_retraining"] else None)
+    result["regions_last_over_first"] = (last["wrong_regions"] / first["wrong_regions"]
+                                         if first["wrong_regions"] else None)
+    result["regions_last_over_baseline"] = (last["wrong_regions"] / last["wrong_regions_no_retraining"]
+                                            if last["wrong_regions_no_retraining"] else None)
     return result
 
 
@@ -177,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--removed-class", default="bicyclist")
     ap.add_argument("--full", default=str(DEFAULT_MODEL_DIR), help="the fully trained model to compare with")
     ap.add_argument("--sequence", default="0016E5")
+    ap.add_argument("--val", choices=["split", "auto"], default="split",
+                    help="val images: CamVid's val split, or one in five of the sequence's own (the app's rule)")
+    ap.add_argument("--order", choices=["random", "uncertainty"], default="random",
+                    help="the labeller's order: shuffled, or the app's queue (most uncertain first)")
+    ap.add_argument("--params", help="JSON overrides of the job recipe (models.finetune.default_params)")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--per-round", type=int, default=20)
     ap.add_argument("--minutes", type=float, help="training time budget per job (default: the job default)")

@@ -33,7 +33,10 @@ def default_params(**overrides) -> dict:
     buy rare-class recall with extra wrong pixels, and wrong pixels are what a labeller
     corrects. The time budget, not the epoch cap, usually ends a job."""
     params = {"epochs": 100, "max_minutes": 3.5, "batch_size": 4, "crop": [256, 320], "scale": [0.5, 1.75],
-              "lr": 6e-3, "class_weight_power": 0.0, "freeze_blocks": 16, "device": "auto"}
+              "lr": 6e-3, "class_weight_power": 0.0, "freeze_blocks": 16, "device": "auto",
+              # keep the new model near its base: L2-SP weight (0 = off) and the blends
+              # base + a * (trained - base) tried on the val split, the best kept ([1.0] = off)
+              "l2sp": 0.0, "blend": [1.0]}
     params.update({k: v for k, v in overrides.items() if v is not None})
     return params
 
@@ -44,7 +47,7 @@ def _train_config(params: dict) -> TrainConfig:
         scale=tuple(params["scale"]), lr=float(params["lr"]), encoder_lr_mult=0.3, warmup_steps=20,
         class_weight_power=float(params["class_weight_power"]), device=params["device"],
         max_minutes=params.get("max_minutes"), seed=int(params.get("seed", 0)),
-        freeze_blocks=int(params.get("freeze_blocks", 0)),
+        freeze_blocks=int(params.get("freeze_blocks", 0)), l2sp=float(params.get("l2sp", 0.0)),
     )
 
 
@@ -72,6 +75,39 @@ def fine_tune(model: Segmenter, train: SplitData, params: dict, *,
 def evaluate_model(model: Segmenter, val: SplitData, names, ignore_index, device) -> dict:
     """mIoU, pixel accuracy and per-class IoU of ``model`` on ``val``."""
     return evaluate_arrays(Predictor(model.eval(), device), val.images, val.labels, names, ignore_index)
+
+
+def interpolate_state(base: dict[str, torch.Tensor], new: dict[str, torch.Tensor], alpha: float
+                      ) -> dict[str, torch.Tensor]:
+    """Weights ``alpha`` of the way from ``base`` to ``new`` (0: the base, 1: the new model;
+    weight-space ensembling as in WiSE-FT). Integer buffers (BatchNorm's step count) and
+    tensors the base lacks come from ``new``."""
+    out = {}
+    for k, v in new.items():
+        b = base.get(k)
+        if b is None or not v.is_floating_point():
+            out[k] = v
+        else:
+            b = b.to(v.device, torch.float32)
+            out[k] = (b + alpha * (v.float() - b)).to(v.dtype)
+    return out
+
+
+def choose_blend(model: Segmenter, base_state: dict[str, torch.Tensor], val: SplitData, names, ignore_index,
+                 device, alphas: Sequence[float]) -> tuple[float, dict, list[tuple[float, float]]]:
+    """Let the val split pick how far the job moves from its base: set ``model`` to the
+    blend (of each ``alphas``) with the best val mIoU (the first of equals). Returns
+    (alpha, that blend's val metrics, [(alpha, val mIoU) tried])."""
+    trained = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    best, tried = None, []
+    for a in alphas:
+        model.load_state_dict(interpolate_state(base_state, trained, float(a)))
+        m = evaluate_model(model, val, names, ignore_index, device)
+        tried.append((float(a), m["miou"]))
+        if best is None or m["miou"] > best[1]["miou"]:
+            best = (float(a), m)
+    model.load_state_dict(interpolate_state(base_state, trained, best[0]))
+    return best[0], best[1], tried
 
 
 def promotion(val_images: int, base_miou: float | None, new_miou: float | None) -> tuple[bool, str]:

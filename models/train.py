@@ -49,6 +49,7 @@ class TrainConfig:
     save_dtype: str = "float32"
     max_minutes: float | None = None  # stop (after the running epoch) past this wall time
     freeze_blocks: int = 0  # freeze the image encoder's stem and its first N blocks (faster steps)
+    l2sp: float = 0.0  # L2-SP: weight of sum((w - w_start)^2) over the trained weights (keeps a fine-tune near its base)
 
 
 @dataclass
@@ -99,6 +100,12 @@ def evaluate_model(model: Segmenter, data: SplitData, class_names: list[str], ig
                              class_names, ignore_index)
     model.train(was_training)
     return result
+
+
+def l2sp_penalty(params: list[torch.nn.Parameter], anchors: list[torch.Tensor]) -> torch.Tensor:
+    """L2-SP (Li et al. 2018): squared distance of the trained weights from where they
+    started, summed over all of them; added to the loss times TrainConfig.l2sp."""
+    return sum(((p - a) ** 2).sum() for p, a in zip(params, anchors))
 
 
 def freeze_encoder(model: Segmenter, blocks: int) -> list[torch.nn.Parameter]:
@@ -161,6 +168,8 @@ def train_model(
         weight_decay=cfg.weight_decay,
     )
     base_lrs = [g["lr"] for g in opt.param_groups]
+    trained = enc_params + other
+    anchors = [p.detach().clone() for p in trained] if cfg.l2sp > 0 else None
     # images stay uint8 on the device; augmentation runs there too
     imgs = [torch.from_numpy(i).permute(2, 0, 1).contiguous().to(device) for i in train.images]
     lbls = [torch.from_numpy(l.astype(np.int64)).to(device) for l in train.labels]
@@ -193,8 +202,11 @@ def train_model(
                 g["lr"] = base * lr_factor(step, min(cfg.warmup_steps, total // 5 + 1), progress)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 out = net(x, labels=y, bert_vectors=bert.to(device), class_weights=weights)
+            loss = out.loss
+            if anchors is not None:
+                loss = loss + cfg.l2sp * l2sp_penalty(trained, anchors)
             opt.zero_grad(set_to_none=True)
-            out.loss.backward()
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             step += 1
@@ -250,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-wording-variety", action="store_true", help="train on the canonical names only")
     ap.add_argument("--train-prefixes", help="comma-separated file-name prefixes to train on (e.g. 0001TP,0006R0)")
     ap.add_argument("--remove-classes", help="comma-separated classes to leave out (their pixels become void)")
-    ap.add_argument("--val-split", default="val")
+    ap.add_argument("--val-split", default="val",
+                    help="split to pick the best epoch on; 'none': no val, the last epoch is kept")
     ap.add_argument("--val-limit", type=int)
     ap.add_argument("--train-limit", type=int)
     ap.add_argument("--eval-every", type=int, default=1)
@@ -261,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-dtype", default="float32", choices=["float32", "float16"])
     ap.add_argument("--max-minutes", type=float)
+    ap.add_argument("--freeze-blocks", type=int, default=0,
+                    help="freeze the image encoder's stem and first N blocks (faster steps on a CPU)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -270,13 +285,16 @@ def main(argv: list[str] | None = None) -> int:
         epochs=args.epochs, batch_size=args.batch_size, crop=crop, scale=scale, lr=args.lr,
         class_weight_power=args.class_weight_power, wording_variety=not args.no_wording_variety,
         eval_every=args.eval_every, seed=args.seed, device=args.device, save_dtype=args.save_dtype,
-        max_minutes=args.max_minutes,
+        max_minutes=args.max_minutes, freeze_blocks=args.freeze_blocks,
     )
     try:
         label_set = read_classes(args.data)
         prefixes = args.train_prefixes.split(",") if args.train_prefixes else None
         _, timgs, tlbls = load_split(args.data, "train", prefixes, args.train_limit)
-        _, vimgs, vlbls = load_split(args.data, args.val_split, None, args.val_limit)
+        if args.val_split == "none":
+            vimgs, vlbls = [], []
+        else:
+            _, vimgs, vlbls = load_split(args.data, args.val_split, None, args.val_limit)
         if args.remove_classes:
             removed = [c.strip() for c in args.remove_classes.split(",")]
             new_set, tlbls = remove_classes(label_set, tlbls, removed)
@@ -295,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"training on {len(timgs)} images, validating on {len(vimgs)}, device {pick_device(args.device)}")
-    result = train_model(model, SplitData(timgs, tlbls), SplitData(vimgs, vlbls), cfg, args.out)
+    result = train_model(model, SplitData(timgs, tlbls), SplitData(vimgs, vlbls) if vimgs else None, cfg, args.out)
     if args.text_cache:
         model.text_encoder.embedder.save_cache(args.text_cache)
     print(json.dumps({"best": result["best"], "out": args.out}))

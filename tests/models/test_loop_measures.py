@@ -1,0 +1,70 @@
+"""Pure pieces of the loop benchmark and the job recipe (issue 10): wrong regions as a
+second effort measure, the app's val rule, queue order, L2-SP and weight blending."""
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from models import finetune
+from models.bench_loop import auto_split, correction_effort, queue_pick, wrong_regions
+from models.train import l2sp_penalty
+
+
+def test_wrong_regions_counts_8_connected_regions_of_at_least_20_pixels():
+    truth = np.zeros((40, 40), np.uint8)
+    pred = truth.copy()
+    pred[0:5, 0:5] = 1          # 25 px: counts
+    pred[10:14, 10:14] = 2      # 16 px: too small
+    pred[20:25, 20:24] = 1      # 20 px ...
+    pred[25:30, 24:28] = 2      # ... touching it at a corner (8-connected): one region of 40 px
+    pred[35:40, 0:10] = 1       # 50 px, but half of it void in the truth: 25 labelled wrong px
+    truth[35:40, 0:5] = 255
+    assert wrong_regions(pred, truth, 255) == 3
+    assert wrong_regions(pred, truth, 255, min_pixels=16) == 4
+    assert wrong_regions(truth, truth, 255) == 0
+    labelled = (truth != 255).sum()
+    assert correction_effort(pred, truth, 255) == (25 + 16 + 20 + 20 + 25) / labelled
+
+
+def test_auto_split_is_the_apps_one_in_five_by_hash(tmp_path):
+    import hashlib
+    splits = []
+    for i in range(50):
+        f = tmp_path / f"{i}.bin"
+        f.write_bytes(f"image {i}".encode())
+        digest = hashlib.sha256(f.read_bytes()).hexdigest()
+        expected = "val" if int(digest[:12], 16) % 5 == 0 else "train"
+        assert auto_split(f) == expected
+        splits.append(auto_split(f))
+    assert 3 <= splits.count("val") <= 20
+
+
+def test_queue_pick_takes_the_most_uncertain_first():
+    preds = [SimpleNamespace(uncertainty=u) for u in (0.1, 0.5, 0.3, 0.5, 0.05)]
+    assert queue_pick(list("abcde"), preds, 3) == [1, 3, 2]
+
+
+def test_l2sp_penalty_is_the_squared_distance_from_the_start():
+    p = [torch.nn.Parameter(torch.tensor([1.0, 2.0])), torch.nn.Parameter(torch.tensor([[0.5]]))]
+    anchors = [torch.tensor([0.0, 2.0]), torch.tensor([[1.5]])]
+    pen = l2sp_penalty(p, anchors)
+    assert abs(pen.item() - 2.0) < 1e-6
+    pen.backward()
+    assert p[0].grad.tolist() == [2.0, 0.0] and p[1].grad.tolist() == [[-2.0]]
+
+
+def test_interpolate_state_blends_floats_and_keeps_integer_buffers():
+    base = {"w": torch.tensor([0.0, 4.0]), "n": torch.tensor(3), "h": torch.tensor([1.0], dtype=torch.float16)}
+    new = {"w": torch.tensor([2.0, 0.0]), "n": torch.tensor(9), "h": torch.tensor([3.0], dtype=torch.float16),
+           "extra": torch.tensor([7.0])}
+    out = finetune.interpolate_state(base, new, 0.25)
+    assert out["w"].tolist() == [0.5, 3.0]
+    assert out["n"].item() == 9 and out["h"].dtype == torch.float16 and out["h"].item() == 1.5
+    assert out["extra"].tolist() == [7.0]
+    assert finetune.interpolate_state(base, new, 1.0)["w"].tolist() == [2.0, 0.0]
+
+
+def test_default_recipe_keys():
+    p = finetune.default_params()
+    cfg = finetune._train_config(finetune.default_params(l2sp=0.5))
+    assert cfg.l2sp == 0.5 and isinstance(p["blend"], list) and 1.0 in p["blend"]
