@@ -1010,51 +1010,93 @@ class Studio:
         revs = [a.revision for a in self.store.list_annotation_revisions(int(image_id)) if a.status == "submitted"]
         return max(revs) if revs else None
 
-    def disagreement(self, image_id: int, revision: int) -> tuple[float, np.ndarray]:
-        """How much the project's active model confidently disagrees with submitted
-        revision ``revision`` (``models.review``: score 0..1 and the (H, W) mask of the
-        disagreeing regions), cached per (image, revision, model version)."""
-        from models.review import review_score
-
+    def _review_prediction(self, image_id: int, revision: int):
+        """The active model's argmax and confidence for submitted revision ``revision``
+        (at most PREDICT_MAX_PIXELS), with the annotation in label-set positions:
+        ``(pred, conf, map, (H, W) of the image, project, model version)``."""
         info = self.store.get_image(int(image_id))
         p = self.store.get_project(info.project_id)
         mv = self.model_version(p.id)
-        key = (info.id, int(revision), mv.id)
+        image = self.store.load_image(info.id)
+        cm = self.store.get_annotation(info.id, int(revision)).class_map
+        h, w = cm.shape
+        small, small_cm = image, cm
+        if h * w > PREDICT_MAX_PIXELS:
+            f = (PREDICT_MAX_PIXELS / (h * w)) ** 0.5
+            sh, sw = max(32, int(h * f)), max(32, int(w * f))
+            small, small_cm = resize_nearest(image, sh, sw), resize_nearest(cm, sh, sw)
+        # project class indices -> positions in the label set the model is asked for
+        lut = np.full(256, 255, dtype=np.uint8)
+        lut[p.class_indices] = np.arange(len(p.classes), dtype=np.uint8)
+        predictor = self._predictor_for_dir(mv.weights_dir)
+        with self._lock:
+            conf, pred = predictor.logits(small, p.class_names).softmax(0).max(0)
+        return pred.numpy().astype(np.uint8), conf.numpy(), lut[small_cm], (h, w), p, mv
+
+    def disagreement(self, image_id: int, revision: int) -> tuple[float, np.ndarray, Any]:
+        """How much the project's active model confidently disagrees with submitted
+        revision ``revision`` (``models.review``): the annotation's own score, the
+        (H, W) mask of the disagreeing regions (what a reviewer is shown), and its
+        :class:`models.review.Evidence` (for scoring it among the project's other
+        submissions). Cached per (image, revision, model version)."""
+        from models.review import DEFAULT_RULE, annotation_evidence, disagreement_from_prediction
+
+        info = self.store.get_image(int(image_id))
+        key = (info.id, int(revision), self.model_version(info.project_id).id)
         with self._once(("review", *key)):
             with self._cache_lock:
                 hit = self._disagreement.get(key)
                 if hit is not None:
                     self._disagreement.move_to_end(key)
                     return hit
-            image = self.store.load_image(info.id)
-            cm = self.store.get_annotation(info.id, int(revision)).class_map
-            h, w = cm.shape
-            small, small_cm = image, cm
-            if h * w > PREDICT_MAX_PIXELS:
-                f = (PREDICT_MAX_PIXELS / (h * w)) ** 0.5
-                sh, sw = max(32, int(h * f)), max(32, int(w * f))
-                small, small_cm = resize_nearest(image, sh, sw), resize_nearest(cm, sh, sw)
-            # project class indices -> positions in the label set the model is asked for
-            lut = np.full(256, 255, dtype=np.uint8)
-            lut[p.class_indices] = np.arange(len(p.classes), dtype=np.uint8)
-            predictor = self._predictor_for_dir(mv.weights_dir)
-            with self._lock:
-                score, mask = review_score(predictor, small, lut[small_cm], p.class_names, 255)
+            pred, conf, m, (h, w), p, _ = self._review_prediction(info.id, revision)
+            score, mask = disagreement_from_prediction(pred, conf, m, 255, DEFAULT_RULE)
+            evidence = annotation_evidence(pred, conf, m, 255, len(p.classes))
             mask = resize_nearest(mask.astype(np.uint8), h, w).astype(bool)
+            hit = (float(score), mask, evidence)
             with self._cache_lock:
-                self._disagreement[key] = (float(score), mask)
+                self._disagreement[key] = hit
                 while len(self._disagreement) > REVIEW_MASK_CACHE:
                     self._disagreement.popitem(last=False)
-            return float(score), mask
+            return hit
 
     def score_submission(self, image_id: int, revision: int) -> float | None:
-        """The second reviewer, after a submission (background): score it against the
-        active model and store the score for the review queue's order. None when a
-        newer revision came first (it gets its own score)."""
-        if self._latest_submitted(image_id) != revision or self.store.get_image(image_id).revision != revision:
+        """The second reviewer, after a submission (background): the model's evidence
+        against the annotation is stored with its revision, and the project's scored
+        submissions are scored again among each other (``models.review.queue_scores``:
+        the project's usual confusions count little). Returns the new score; None when
+        a newer revision came first (it gets its own)."""
+        info = self.store.get_image(int(image_id))
+        if self._latest_submitted(image_id) != revision or info.revision != revision:
             return None
-        score, _ = self.disagreement(image_id, revision)
-        return score if self.store.set_review_score(image_id, revision, score) else None
+        _, _, evidence = self.disagreement(image_id, revision)
+        if not self.store.set_review_score(image_id, revision, evidence.score(), evidence.to_json()):
+            return None
+        self.rescore_queue(info.project_id)
+        return self.store.get_image(image_id).review_score
+
+    def rescore_queue(self, project: str | int) -> int:
+        """Score every scored submission of the project again with the statistics of
+        the others; returns how many scores changed."""
+        from models.review import Evidence, queue_scores
+
+        rows = self.store.review_evidence(project)
+        if not rows:
+            return 0
+        evidence = []
+        for _, _, _, d in rows:
+            try:
+                evidence.append(Evidence.from_json(d))
+            except ValueError:
+                evidence.append(Evidence(0, np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0)))
+        k = max([len(self.store.get_project(project).classes)] +
+                [int(max(e.top.max(initial=0), e.cls.max(initial=0))) + 1 for e in evidence])
+        changed = 0
+        for (iid, rev, old, _), new in zip(rows, queue_scores(evidence, k)):
+            new = min(max(float(new), 0.0), 1.0)
+            if old is None or abs(old - new) > 1e-9:
+                changed += bool(self.store.set_review_score(iid, rev, new))
+        return changed
 
     def review_state(self, image_id: int, who: Principal | None = None) -> dict[str, Any] | None:
         """What the Label screen shows about an image's review: its state, the latest
@@ -1074,11 +1116,11 @@ class Studio:
             out["score"] = info.review_score
         return out
 
-    def review_overlay(self, image_id: int, revision: int) -> tuple[float, np.ndarray] | None:
-        """For a reviewer opening a submission: the disagreement (score, mask), None if
-        it cannot be computed (the reason is logged; reviewing still works)."""
+    def review_overlay(self, image_id: int, revision: int) -> np.ndarray | None:
+        """For a reviewer opening a submission: the mask of where the model disagrees,
+        None if it cannot be computed (the reason is logged; reviewing still works)."""
         try:
-            return self.disagreement(image_id, revision)
+            return self.disagreement(image_id, revision)[1]
         except Exception:
             log.exception("disagreement of image %s revision %s", image_id, revision)
             return None

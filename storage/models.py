@@ -145,6 +145,9 @@ class Image(Base):
     # how much the model confidently disagreed with the latest submitted revision
     # (models.review; 0..1, higher = review first); NULL: not scored. A submission clears it.
     review_score: Mapped[float | None] = mapped_column(Float)
+    # what the score was computed from (models.review.Evidence as JSON), so the queue can
+    # be scored again among itself; cleared with the score
+    review_evidence: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     __table_args__ = (
         UniqueConstraint("project_id", "sha256", name="uq_images_project_sha256"),
         CheckConstraint("split IN ('train', 'val', 'none')", name="split"),

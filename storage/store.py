@@ -747,6 +747,7 @@ class Store:
             if status == "submitted":
                 values["review"] = ReviewState.PENDING.value   # a new submission awaits review
                 values["review_score"] = None                   # and a new score
+                values["review_evidence"] = None
             try:
                 n = s.execute(
                     update(Image).where(Image.id == image_id, Image.revision == base_revision)
@@ -1419,21 +1420,41 @@ class Store:
         return self.list_images(project, split=split, review=ReviewState.PENDING.value, order=order,
                                 limit=limit, offset=offset)
 
-    def set_review_score(self, image_id: int, revision: int, score: float) -> bool:
-        """Record the model's disagreement ``score`` with submitted revision ``revision``;
-        False (nothing stored) when that is no longer the image's latest revision or
-        it is not submitted (a newer save came first: its own score will follow)."""
+    def set_review_score(self, image_id: int, revision: int, score: float,
+                         evidence: dict[str, Any] | None = None) -> bool:
+        """Record the model's disagreement ``score`` with submitted revision ``revision``
+        (and, when given, the JSON ``evidence`` it was computed from); False (nothing
+        stored) when that is no longer the image's latest revision or it is not
+        submitted (a newer save came first: its own score will follow)."""
         try:
             score = float(score)
         except (TypeError, ValueError):
             raise ValidationError(f"score must be a number, got {score!r}") from None
         if not (0.0 <= score <= 1.0):
             raise ValidationError(f"score must be in [0, 1], got {score}")
+        values: dict[str, Any] = {"review_score": score}
+        if evidence is not None:
+            if not isinstance(evidence, dict):
+                raise ValidationError(f"evidence must be a dict, got {type(evidence).__name__}")
+            try:
+                values["review_evidence"] = json.loads(json.dumps(evidence))
+            except (TypeError, ValueError) as e:
+                raise ValidationError(f"evidence must be JSON-serialisable: {e}") from None
         with self._session() as s, s.begin():
             self._image_row(s, image_id)
             return s.execute(update(Image).where(
                 Image.id == image_id, Image.revision == int(revision), Image.status == "submitted")
-                .values(review_score=score).execution_options(synchronize_session=False)).rowcount == 1
+                .values(**values).execution_options(synchronize_session=False)).rowcount == 1
+
+    def review_evidence(self, project: str | int) -> list[tuple[int, int, float | None, dict[str, Any]]]:
+        """(image id, revision, score, evidence) of every submitted image of the project
+        whose latest revision has stored evidence, by id."""
+        with self._session() as s:
+            pid = self._project_row(s, project).id
+            rows = s.execute(select(Image.id, Image.revision, Image.review_score, Image.review_evidence).where(
+                Image.project_id == pid, Image.status == "submitted", Image.review_evidence.is_not(None))
+                .order_by(Image.id)).all()
+            return [(int(i), int(r), sc, ev) for i, r, sc, ev in rows]
 
     def count_reviews(self, project: str | int) -> dict[str, int]:
         """Images per review state: {"pending": n, "accepted": n, "rejected": n}."""

@@ -55,9 +55,8 @@ def review(studio, image_id: int) -> dict[str, Any] | None:
     the active model confidently disagrees with the submitted annotation."""
     state = studio.review_state(image_id)
     if state is not None and state["can_review"] and state["revision"] is not None:
-        got = studio.review_overlay(image_id, state["revision"])
-        if got is not None:
-            state["score"], mask = got
+        mask = studio.review_overlay(image_id, state["revision"])
+        if mask is not None:
             state["mask"] = codec.encode_mask(mask) if mask.any() else None
             state["mask_pixels"] = int(mask.sum())
     return state

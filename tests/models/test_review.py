@@ -417,3 +417,29 @@ def test_bench_evaluate_with_pair_statistics():
                                         num_classes=K)
         assert mean["recall_at_head"] == 1.0 and mean["auc"] == 1.0, stats
         assert per_seed[0]["planted_images"][0]["rank"] == 1
+
+
+def test_queue_scores_are_the_leave_one_out_pair_statistics_score():
+    """What the app stores per submission (Evidence) scores the same as the rule with
+    the statistics of every other annotation in the queue, and survives JSON."""
+    from models.review import STATS_RULE, Evidence, annotation_evidence, pair_evidence, queue_scores
+
+    rng = np.random.default_rng(1)
+    K, maps = 5, []
+    for i in range(6):
+        m = rng.integers(0, K, (40, 60))
+        m[:15, :20], m[20:, 30:] = 2, 4
+        pred = m.copy()
+        pred[rng.random(m.shape) < 0.1] = 1
+        pred[: 10 + i, : 12 + i] = 3                       # a wrong object of varying size
+        maps.append((pred, 0.5 + 0.5 * rng.random(m.shape), m))
+    ev = [Evidence.from_json(annotation_evidence(p, c, m, 255, K).to_json()) for p, c, m in maps]
+    got = queue_scores(ev, K)
+    pairs = [pair_evidence(p, c, m, 255, K, STATS_RULE) for p, c, m in maps]
+    for i, (p, c, m) in enumerate(maps):
+        stats = sum(pairs[:i] + pairs[i + 1:])
+        want, _ = disagreement_from_prediction(p, c, m, 255, STATS_RULE, pair_stats=stats)
+        assert got[i] == pytest.approx(want, rel=1e-3)
+    assert queue_scores(ev[:1], K) == [pytest.approx(ev[0].score())]   # no statistics from one
+    with pytest.raises(ValueError, match="not an Evidence record"):
+        Evidence.from_json({"top": [1]})

@@ -83,14 +83,14 @@ def test_0003_review_score_up_and_down_keep_data(url):
         before = _counts(engine)
         db.upgrade(engine)                                  # what every Store does on start
         assert db.current_revision(engine) == "0003"
-        assert "review_score" in {c["name"] for c in inspect(engine).get_columns("images")}
+        assert {"review_score", "review_evidence"} <= {c["name"] for c in inspect(engine).get_columns("images")}
         with engine.connect() as c:
             assert c.execute(text("SELECT count(*) FROM images WHERE review_score IS NOT NULL")).scalar() == 0
             review = dict(c.execute(text("SELECT id, review FROM images")).all())
         assert review == {1: None, 2: None, 3: "pending"}   # 0002's data is untouched
         assert _counts(engine) == before
         db.downgrade(engine, "0002")
-        assert "review_score" not in {c["name"] for c in inspect(engine).get_columns("images")}
+        assert not {"review_score", "review_evidence"} & {c["name"] for c in inspect(engine).get_columns("images")}
         assert _counts(engine) == before
     finally:
         engine.dispose()

@@ -312,6 +312,14 @@ def test_review_queue_by_the_models_disagreement(store, imgs):
     assert not store.set_review_score(c, revs[c] + 1, 0.3)
     assert store.set_review_score(b, r2, 0.2)
     assert [i.id for i in store.review_queue("p", order="review_score")] == [b, c, a]
+    # the evidence a score came from is kept with it, and cleared by a new submission
+    ev = {"labelled": 384, "top": [1], "cls": [2], "evidence": [12.5]}
+    assert store.set_review_score(a, revs[a], 0.01, ev)
+    assert [(i, r, sc, e) for i, r, sc, e in store.review_evidence("p")] == [(a, revs[a], pytest.approx(0.01), ev)]
+    save(store, a, 2)
+    assert store.review_evidence("p") == [] and store.get_image(a).review_score is None
+    with pytest.raises(ValidationError, match="evidence must be a dict"):
+        store.set_review_score(b, r2, 0.1, [1, 2])
     with pytest.raises(ValidationError, match=r"score must be in \[0, 1\]"):
         store.set_review_score(a, revs[a], 1.5)
     with pytest.raises(NotFoundError):
