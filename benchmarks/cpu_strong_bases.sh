@@ -8,13 +8,13 @@
 set -euo pipefail
 DATA=${DATA:-../shared/datasets/camvid}
 OUT=${OUT:-runs/loop}
-MIN_A=${MIN_A:-30}
+MIN_A=${MIN_A:-33}
 MIN_B=${MIN_B:-20}
 export TQDM_DISABLE=1 PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
 common=(--data "$DATA" --epochs 400 --batch-size 8 --crop 256x320 --scale 0.5,1.75 --val-split none
         --freeze-blocks 3 --save-dtype float16)
-python -m models.train "${common[@]}" --train-prefixes 0006R0,0016E5 --max-minutes "$MIN_A" --threads 2 \
+python -m models.train "${common[@]}" --train-prefixes 0006R0,0016E5 --max-minutes "$MIN_A" --threads 1 \
   --out "$OUT/strong_A" > "$OUT/train_strong_A.log" 2>&1 &
 a=$!
 python -m models.train "${common[@]}" --train-prefixes 0001TP,0006R0 --max-minutes "$MIN_B" --threads 1 \

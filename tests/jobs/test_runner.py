@@ -140,3 +140,23 @@ def test_a_class_added_by_name_is_trained(project):
     assert new.config.class_names == ["red thing", "blue thing", "green thing"]
     assert "green thing" in done.metrics["per_class_iou"]
     assert any("new classes trained by name: ['green thing']" in l for l in done.log_tail)
+
+
+def test_the_val_split_chooses_the_blend_toward_the_base(project):
+    """params["blend"]: the job keeps the blend base + a * (trained - base) with the best
+    val mIoU, saves that one and reports what it tried."""
+    store, base = project
+    job = job_with(store, base, blend=[1.0, 0.5, 0.0])
+    runner.run_job(store, job.id)
+    done = store.get_job(job.id)
+    blend = done.metrics["blend"]
+    tried = dict((a, m) for a, m in blend["tried"])
+    assert sorted(tried) == [0.0, 0.5, 1.0] and blend["alpha"] in tried
+    assert tried[blend["alpha"]] == max(tried.values())
+    assert done.metrics["val_miou"] == pytest.approx(tried[blend["alpha"]])
+    assert any("kept a=" in line for line in done.log_tail)
+    if blend["alpha"] == 0.0:   # the base itself: the saved weights are the base's
+        before = load_file(os.path.join(base.weights_dir, "model.safetensors"))
+        after = load_file(os.path.join(store.get_model_version(done.result_version_id).weights_dir,
+                                       "model.safetensors"))
+        assert all(torch.allclose(before[k].float(), after[k].float(), atol=1e-6) for k in before)
