@@ -1155,7 +1155,21 @@ class Studio:
 
     def activity(self, project: str | int, limit: int = 200) -> list[list[Any]]:
         """The project's activity, newest first: when, who, what, on what."""
-        return [[f"{a.created_at:%Y-%m-%d %H:%M:%S}", a.user or "(system)", a.action.replace("_", " "), a.subject]
+        def what(a) -> str:
+            d = a.details or {}
+            if a.action == "review" and d.get("decision"):
+                return f"review: {d['decision']}"
+            if a.action == "revision_saved" and d.get("status"):
+                return f"revision saved ({d['status']})"
+            return a.action.replace("_", " ")
+
+        def on(a) -> str:
+            d = a.details or {}
+            if a.action == "review" and d.get("comment"):
+                return f"{a.subject}: “{d['comment']}”"
+            return a.subject
+
+        return [[f"{a.created_at:%Y-%m-%d %H:%M:%S}", a.user or "(system)", what(a), on(a)]
                 for a in self.store.list_activity(project, limit=limit)]
 
     def record(self, action: str, project: str | int, subject: str, details: dict | None = None,

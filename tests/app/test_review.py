@@ -87,7 +87,9 @@ def test_the_second_reviewer_orders_the_queue_and_the_review_round_trip(team):
     assert st.store.get_image(bad).review == "accepted"
     # the activity names who did what
     acts = [(a[1], a[2]) for a in st.activity(P)]
-    assert ("rex", "review") in acts and ("ann", "revision saved") in acts
+    assert acts[0] == ("rex", "review: accepted") and ("rex", "review: rejected") in acts
+    assert ("ann", "revision saved (submitted)") in acts
+    assert any(a[3].endswith("“the road is not sky”") for a in st.activity(P))
 
 
 def test_jobs_and_exports_follow_the_project_setting(team):

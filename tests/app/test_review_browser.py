@@ -128,3 +128,34 @@ def test_reviewer_rejects_with_a_comment_and_the_annotator_sees_it(team_app, art
         page.screenshot(path=str(artifacts / "review_annotator.png"))
         assert not ann.errors, ann.errors
         browser.close()
+
+
+def test_the_admin_sees_members_the_setting_and_the_activity(team_app, artifacts):
+    from playwright.sync_api import sync_playwright
+    st, url, iid, _ = team_app
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        ada = log_in(browser, url, "ada")
+        page = ada.page
+        page.wait_for_selector("#segui-signed-in", timeout=30_000)
+        assert all(tab_shown(page, t) for t in ("Label", "Projects", "Model", "Activity"))
+        page.locator("button[role=tab]:has-text('Projects')").first.click()
+        page.wait_for_function("() => document.querySelector('#segui-members').innerText.includes('rex (reviewer)')",
+                               timeout=30_000)
+        members = page.inner_text("#segui-members")
+        assert "ann (annotator)" in members and "rex (reviewer)" in members
+        # the project has a reviewer: accepted annotations only, until the admin says otherwise
+        assert "accepted" in page.inner_text("#segui-training-source").lower()
+        page.get_by_label("all submitted annotations").check()
+        page.wait_for_function("() => document.body.innerText.includes('Now: submitted')", timeout=30_000)
+        assert st.store.get_project(DEMO_PROJECT).training_source == "submitted"
+        page.screenshot(path=str(artifacts / "admin_projects.png"))
+        page.locator("button[role=tab]:has-text('Activity')").first.click()
+        page.wait_for_function("() => document.querySelector('#segui-activity').innerText.includes('review')",
+                               timeout=30_000)
+        text = page.inner_text("#segui-activity")
+        assert "review: rejected" in text and "The road is labelled sky." in text
+        assert "revision saved (submitted)" in text and "ann" in text
+        page.screenshot(path=str(artifacts / "admin_activity.png"))
+        assert not ada.errors, ada.errors
+        browser.close()
