@@ -1091,12 +1091,12 @@ class Studio:
                 evidence.append(Evidence(0, np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0)))
         k = max([len(self.store.get_project(project).classes)] +
                 [int(max(e.top.max(initial=0), e.cls.max(initial=0))) + 1 for e in evidence])
-        changed = 0
+        changed = []
         for (iid, rev, old, _), new in zip(rows, queue_scores(evidence, k)):
             new = min(max(float(new), 0.0), 1.0)
             if old is None or abs(old - new) > 1e-9:
-                changed += bool(self.store.set_review_score(iid, rev, new))
-        return changed
+                changed.append((iid, rev, new))
+        return self.store.set_review_scores(changed) if changed else 0
 
     def review_state(self, image_id: int, who: Principal | None = None) -> dict[str, Any] | None:
         """What the Label screen shows about an image's review: its state, the latest

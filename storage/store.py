@@ -1446,6 +1446,23 @@ class Store:
                 Image.id == image_id, Image.revision == int(revision), Image.status == "submitted")
                 .values(**values).execution_options(synchronize_session=False)).rowcount == 1
 
+    def set_review_scores(self, scores: Sequence[tuple[int, int, float]]) -> int:
+        """Many :meth:`set_review_score` (image id, revision, score) in one transaction
+        (a review queue scored again); returns how many were stored."""
+        rows = []
+        for image_id, revision, score in scores:
+            score = float(score)
+            if not (0.0 <= score <= 1.0):
+                raise ValidationError(f"score must be in [0, 1], got {score}")
+            rows.append((int(image_id), int(revision), score))
+        n = 0
+        with self._session() as s, s.begin():
+            for image_id, revision, score in rows:
+                n += s.execute(update(Image).where(
+                    Image.id == image_id, Image.revision == revision, Image.status == "submitted")
+                    .values(review_score=score).execution_options(synchronize_session=False)).rowcount
+        return n
+
     def review_evidence(self, project: str | int) -> list[tuple[int, int, float | None, dict[str, Any]]]:
         """(image id, revision, score, evidence) of every submitted image of the project
         whose latest revision has stored evidence, by id."""

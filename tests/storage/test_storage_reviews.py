@@ -318,6 +318,9 @@ def test_review_queue_by_the_models_disagreement(store, imgs):
     assert [(i, r, sc, e) for i, r, sc, e in store.review_evidence("p")] == [(a, revs[a], pytest.approx(0.01), ev)]
     save(store, a, 2)
     assert store.review_evidence("p") == [] and store.get_image(a).review_score is None
+    assert store.set_review_scores([(b, r2, 0.3), (c, revs[c], 0.5)]) == 1   # c has a draft on top
+    assert store.get_image(b).review_score == pytest.approx(0.3)
+    assert store.get_image(c).review_score == pytest.approx(0.05)          # unchanged
     with pytest.raises(ValidationError, match="evidence must be a dict"):
         store.set_review_score(b, r2, 0.1, [1, 2])
     with pytest.raises(ValidationError, match=r"score must be in \[0, 1\]"):
