@@ -1172,7 +1172,7 @@ class Studio:
         return [[f"{a.created_at:%Y-%m-%d %H:%M:%S}", a.user or "(system)", what(a), on(a)]
                 for a in self.store.list_activity(project, limit=limit)]
 
-    def record(self, action: str, project: str | int, subject: str, details: dict | None = None,
+    def record(self, action: str, project: str | int | None, subject: str, details: dict | None = None,
                who: Principal | None = None) -> None:
         self.store.record_activity(action, self._who(who).name, project, subject, details)
 
@@ -1184,16 +1184,85 @@ class Studio:
             return "No members yet: only admins see this project."
         return "**Members:** " + ", ".join(f"{u.name} ({u.role}{', disabled' if u.disabled else ''})" for u in ms)
 
-    def set_member(self, project: str | int, user: str, add: bool) -> str:
+    def set_member(self, project: str | int, user: str, add: bool, who: Principal | None = None) -> str:
         if not project:
             raise UserError("pick a project first")
         user = (user or "").strip()
         if not user:
             raise UserError("type the user's name")
         try:
-            changed = self.store.add_member(project, user) if add else self.store.remove_member(project, user)
+            u = self.store.get_user(user)
+            changed = self.store.add_member(project, u.id) if add else self.store.remove_member(project, u.id)
         except NotFoundError as e:
-            raise UserError(f"{e} (add accounts with: python -m storage users add NAME)") from None
+            raise UserError(f"{e} (add the account first, under Accounts below)") from None
+        if changed:
+            self.record("member_added" if add else "member_removed", project, f"user {u.name}",
+                        {"name": u.name, "role": u.role}, who)
         verb = ("added to" if changed else "already a member of") if add else \
             ("removed from" if changed else "not a member of")
-        return f"{user} {verb} {project}."
+        return f"{u.name} {verb} {project}."
+
+    def set_training_source(self, project: str | int, value: str, who: Principal | None = None) -> str:
+        """Which annotations jobs and exports use: "accepted", "submitted" or "auto"."""
+        if not project:
+            raise UserError("pick a project first")
+        if value not in ("auto", "accepted", "submitted"):
+            raise UserError("the training source is auto, accepted or submitted")
+        try:
+            self.store.set_training_source(project, None if value == "auto" else value)
+        except ValidationError as e:
+            raise UserError(str(e)) from None
+        now = self.store.effective_training_source(project)
+        self.record("training_source_changed", project, f"training source {value}", {"setting": value, "now": now},
+                    who)
+        return now
+
+    # ------------------------------------------------------------------ accounts (admins)
+
+    def users_table(self) -> list[list[Any]]:
+        """Every account: name, role, enabled, projects (admins: all)."""
+        member_of: dict[int, list[str]] = {}
+        for p in self.store.list_projects():
+            for u in self.store.list_members(p.id):
+                member_of.setdefault(u.id, []).append(p.name)
+        return [[u.name, u.role, "disabled" if u.disabled else "enabled",
+                 "(all)" if u.is_admin else ", ".join(member_of.get(u.id, [])) or "-"]
+                for u in self.store.list_users()]
+
+    def manage_user(self, action: str, name: str, role: str | None = None, password: str | None = None,
+                    who: Principal | None = None) -> str:
+        """An admin's change to an account: "add" (with role and password), "set_role",
+        "disable", "enable", "password". The password is hashed by storage (argon2) and
+        never logged. Returns what happened, for the page."""
+        who = self._who(who)
+        if not who.can(Act.ADMIN):
+            raise Forbidden(access.refusal(who, Act.ADMIN))
+        name = (name or "").strip()
+        if not name:
+            raise UserError("type the account's name")
+        try:
+            if action == "add":
+                u = self.store.add_user(name, password or "", role or "annotator")
+                self.record("user_added", None, f"user {u.name}", {"name": u.name, "role": u.role}, who)
+                self._accounts = True
+                return f"Account {u.name} ({u.role}) added. Add it to projects with Add member."
+            before = self.store.get_user(name)
+            if action == "set_role":
+                u = self.store.set_role(before.id, role or "")
+                if u.role != before.role:
+                    self.record("role_changed", None, f"user {u.name}",
+                                {"name": u.name, "from": before.role, "to": u.role}, who)
+                return f"{u.name} is {u.role}."
+            if action in ("disable", "enable"):
+                u = (self.store.disable_user if action == "disable" else self.store.enable_user)(before.id)
+                if u.disabled != before.disabled:
+                    self.record("user_disabled" if u.disabled else "user_enabled", None, f"user {u.name}",
+                                {"name": u.name}, who)
+                return f"{u.name} is {'disabled' if u.disabled else 'enabled'}."
+            if action == "password":
+                u = self.store.set_password(before.id, password or "")
+                self.record("password_changed", None, f"user {u.name}", {"name": u.name}, who)
+                return f"The password of {u.name} was changed."
+        except (ValidationError, NotFoundError) as e:
+            raise UserError(str(e)) from None
+        raise UserError(f"unknown account action {action!r}")

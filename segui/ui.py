@@ -481,7 +481,7 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
                 gr.Markdown("### Members")
                 members_md = gr.Markdown(elem_id="segui-members")
                 with gr.Row():
-                    member_name = gr.Textbox(label="User name", placeholder="an account from python -m storage users")
+                    member_name = gr.Textbox(label="User name", placeholder="an account's name (see Accounts below)")
                     member_add = gr.Button("Add member")
                     member_remove = gr.Button("Remove member")
             with gr.Column():
@@ -523,9 +523,8 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             return studio.members(project), *source_state(project)
 
         def on_project(project):
-            return (*on_label_set(project), *on_settings(project))
+            return (*on_label_set(project), *on_settings(project), users_df())
 
-        PROJ_OUT = [table, counts, members_md, source, source_md]
         project_dd.change(on_label_set, project_dd, [table, counts], api_name="label_set")
         project_dd.change(on_settings, project_dd, [members_md, source, source_md], api_name="project_settings")
 
@@ -542,15 +541,39 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
 
         @_user_errors
         def on_source(project, value):
-            if not project:
-                raise UserError("pick a project first")
-            try:
-                studio.store.set_training_source(project, None if value == "auto" else value)
-            except ValueError as e:
-                raise UserError(str(e)) from None
+            studio.set_training_source(project, value)
             return source_state(project)[1]
 
         source.input(on_source, [project_dd, source], source_md, api_name="training_source")
+
+        with gr.Accordion("Accounts (admins)", open=False, elem_id="segui-accounts"):
+            users = gr.Dataframe(headers=["name", "role", "state", "projects"], datatype=["str"] * 4,
+                                 interactive=False, elem_id="segui-users")
+            with gr.Row():
+                acct_name = gr.Textbox(label="Name", elem_id="segui-acct-name")
+                acct_role = gr.Dropdown(["annotator", "reviewer", "admin"], value="annotator", label="Role",
+                                        elem_id="segui-acct-role")
+                acct_pw = gr.Textbox(label="Password (new accounts, or a new password)", type="password",
+                                     elem_id="segui-acct-pw")
+            with gr.Row():
+                acct_btns = {a: gr.Button(label) for a, label in [
+                    ("add", "Add account"), ("set_role", "Set role"), ("password", "Set password"),
+                    ("disable", "Disable"), ("enable", "Enable")]}
+            acct_md = gr.Markdown(elem_id="segui-acct-status")
+
+        def users_df():
+            return pd.DataFrame(studio.users_table(), columns=["name", "role", "state", "projects"])
+
+        def account_event(action):
+            @_user_errors
+            def on_account(name, role, password):
+                note = studio.manage_user(action, name, role, password)
+                return users_df(), note, ""      # the password box is emptied
+            return on_account
+
+        for action, btn in acct_btns.items():
+            btn.click(account_event(action), [acct_name, acct_role, acct_pw], [users, acct_md, acct_pw],
+                      api_name=f"account_{action}")
 
         @_user_errors
         def on_apply(project, df):
@@ -572,6 +595,7 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
 
         events.append(
             add_btn.click(on_add, [project_dd, add_name, add_color], [table, add_name], api_name="add_class"))
+    PROJ_OUT = [table, counts, members_md, source, source_md, users]
     return Screen(blocks, refresh=(on_project, [project_dd], PROJ_OUT), label_set_events=events)
 
 

@@ -144,3 +144,30 @@ def test_only_admins_add_a_class_through_a_text_prompt(team):
     # an existing class is fine for anyone who labels
     _, out = st.accept_prompt(P, ready.loaded.class_map, mask, "road", False, who=who["ann"])
     assert (out[mask] == ROAD).all()
+
+
+def test_admins_manage_accounts_and_members_in_the_app(team):
+    st, who, ids = team
+    with pytest.raises(Forbidden):
+        st.manage_user("add", "cat", "reviewer", "cat password long", who=who["rex"])
+    with pytest.raises(UserError, match="at least"):
+        st.manage_user("add", "cat", "reviewer", "short", who=who["ada"])
+    assert "cat (reviewer) added" in st.manage_user("add", "cat", "reviewer", "cat password long", who=who["ada"])
+    assert st.login("cat", "cat password long") and not st.login("cat", "wrong password!")
+    assert st.manage_user("set_role", "cat", "annotator", who=who["ada"]) == "cat is annotator."
+    assert "added to" in st.set_member(P, "cat", True, who=who["ada"])
+    assert ["cat", "annotator", "enabled", P] in st.users_table()
+    st.manage_user("disable", "cat", who=who["ada"])
+    assert not st.login("cat", "cat password long")
+    with pytest.raises(Forbidden, match="disabled"):
+        st.principal("cat")
+    with pytest.raises(UserError, match="last enabled admin"):
+        st.manage_user("disable", "ada", who=who["ada"])
+    with pytest.raises(UserError, match="add the account first"):
+        st.set_member(P, "nobody", True, who=who["ada"])
+    assert st.set_training_source(P, "submitted", who=who["ada"]) == "submitted"
+    admin_log = [(a.user, a.action) for a in st.store.list_activity(None)]
+    for action in ("user_added", "role_changed", "user_disabled"):
+        assert ("ada", action) in admin_log
+    project_log = [(a[1], a[2]) for a in st.activity(P)]
+    assert ("ada", "member added") in project_log and ("ada", "training source changed") in project_log

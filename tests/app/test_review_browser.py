@@ -149,7 +149,16 @@ def test_the_admin_sees_members_the_setting_and_the_activity(team_app, artifacts
         page.get_by_label("all submitted annotations").check()
         page.wait_for_function("() => document.body.innerText.includes('Now: submitted')", timeout=30_000)
         assert st.store.get_project(DEMO_PROJECT).training_source == "submitted"
-        page.screenshot(path=str(artifacts / "admin_projects.png"))
+        # an account made in the page: the password box is emptied, the table shows it
+        page.locator("#segui-accounts").get_by_text("Accounts (admins)").click()
+        page.fill("#segui-acct-name textarea, #segui-acct-name input", "cat")
+        page.fill("#segui-acct-pw input", "cat password long")
+        page.get_by_role("button", name="Add account").click()
+        page.wait_for_function("() => document.querySelector('#segui-users').innerText.includes('cat')",
+                               timeout=30_000)
+        assert page.input_value("#segui-acct-pw input") == ""
+        assert st.login("cat", "cat password long")
+        page.screenshot(path=str(artifacts / "admin_projects.png"), full_page=True)
         page.locator("button[role=tab]:has-text('Activity')").first.click()
         page.wait_for_function("() => document.querySelector('#segui-activity').innerText.includes('review')",
                                timeout=30_000)
