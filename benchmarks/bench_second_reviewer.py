@@ -18,6 +18,12 @@
         --cache /tmp/sr_cache_val.npz --min-share 0 --pair-stats queue \\
         --out benchmarks/results/cpu_second_reviewer_objects_queue_stats.json
     # the earlier pixel rule: --score regions --threshold 0.95 --min-region 50 (--band 2)
+    # third round: rules reading the probability of the labelled class (full float16 probabilities cached)
+    python benchmarks/bench_second_reviewer.py --split train --tune-probs --seed 0 1 2 3 4 --threads 1 \\
+        --probs-cache /tmp/sr_probs_train.npz --out benchmarks/results/cpu_second_reviewer_tuning_probs_train.json
+    python benchmarks/bench_second_reviewer.py --split val --seed 0 1 2 3 4 5 6 7 8 9 --threads 1 \\
+        --probs-cache /tmp/sr_probs_val.npz --min-share 0 --low-prob 0.03 --components --pair-stats queue \\
+        --time-review 10 --out benchmarks/results/cpu_second_reviewer_probs_queue_stats.json
 
 Takes a split's ground truth as the submitted annotations. In 10% of the images (chosen
 with the seed) one error is planted: an object region (an 8-connected component of one
@@ -43,6 +49,11 @@ Pair statistics (``--pair-stats``, the ``"objects"`` score only): ``train`` sums
 (on that split itself, leaving out the image scored), as the project's accepted
 annotations would be; ``queue`` over the submitted annotations of the queue, planted
 errors included, leaving out the image scored: no ground truth at all.
+
+Rules with ``--low-prob`` (``models.review.PROBS_RULE``) read the probability of the
+labelled class, so they need the full probabilities (``--probs-cache``); each
+annotation's ``Evidence`` comes from :func:`models.review.annotation_evidence_from_probs`
+and the queue is ordered by :func:`models.review.queue_scores`, as in the app.
 """
 from __future__ import annotations
 
@@ -63,8 +74,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models.review import (  # noqa: E402
-    DEFAULT_RULE, ReviewRule, disagreement_from_prediction, disagreement_regions, object_evidence, pair_evidence,
-    pair_weights, predicted_objects)
+    DEFAULT_RULE, PROBS_RULE, Evidence, ReviewRule, annotation_components, annotation_evidence_from_probs,
+    disagreement_from_prediction, disagreement_regions, label_probability, object_evidence, pair_evidence,
+    pair_weights, predicted_objects, queue_scores)
 
 EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -112,6 +124,50 @@ def predict_split(data: Path, split: str, model: Path, limit: int | None, thread
         np.savez(cache, key=json.dumps(key), info=json.dumps(info), labels=np.stack(labels),
                  pred=np.stack(preds), conf=np.stack(confs))
     return labels_set, names, labels, preds, confs, info
+
+
+def predict_probs(data: Path, split: str, model: Path, limit: int | None, threads: int, cache: Path | None):
+    """names, labels and the full softmax (K, H, W) float16 per image, plus the argmax (uint8) and
+    its confidence (float32, as :func:`predict_split`), for the rules that read the probability of
+    the *labelled* class. Cached in ``cache`` (an uncompressed npz: ~1.4 GB for train's 367 images)."""
+    import torch
+
+    from models.data import list_pairs, load_image, load_label, read_classes
+    from models.inference import Predictor
+
+    labels_set = read_classes(data)
+    pairs = list_pairs(data, split)
+    pairs = [pairs[i] for i in evenly(len(pairs), limit)]
+    names = [p[0] for p in pairs]
+    key = {"split": split, "model": str(Path(model).resolve()), "names": names, "probs": "float16"}
+    if cache and cache.is_file():
+        z = np.load(cache, allow_pickle=False)
+        if json.loads(str(z["key"])) == key:
+            print(f"probabilities from {cache}", flush=True)
+            return (labels_set, names, list(z["labels"]), list(z["probs"]), list(z["pred"]), list(z["conf"]),
+                    json.loads(str(z["info"])))
+    torch.set_num_threads(threads)
+    predictor = Predictor.load(model, device="cpu")
+    labels, probs, preds, confs = [], [], [], []
+    predictor.logits(load_image(pairs[0][1]), labels_set.names)  # warm-up outside the clock
+    start = time.perf_counter()
+    for i, (name, ip, lp) in enumerate(pairs):
+        img = load_image(ip)
+        labels.append(load_label(lp, (img.shape[1], img.shape[0])))
+        p = predictor.logits(img, labels_set.names).softmax(0)
+        conf, idx = p.max(0)
+        probs.append(p.numpy().astype(np.float16))
+        preds.append(idx.numpy().astype(np.uint8))
+        confs.append(conf.numpy().astype(np.float32))
+        if (i + 1) % 20 == 0:
+            print(f"  predicted {i + 1}/{len(pairs)}", flush=True)
+    elapsed = time.perf_counter() - start
+    info = {"device": predictor.device_name, "seconds_per_image": elapsed / len(pairs)}
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, key=json.dumps(key), info=json.dumps(info), labels=np.stack(labels),
+                 probs=np.stack(probs), pred=np.stack(preds), conf=np.stack(confs))
+    return labels_set, names, labels, probs, preds, confs, info
 
 
 def candidate_objects(label: np.ndarray, ignore_index: int, min_object: int) -> list[tuple[int, np.ndarray]]:
@@ -434,6 +490,126 @@ def tune_objects(labels, preds, confs, ignore_index, plantings, share, num_class
     return rows
 
 
+def evaluate_probs(labels, probs, ignore_index, plantings, rule, share, names, stats, num_classes):
+    """As :func:`evaluate` for rules that read the probability of the labelled class: each
+    annotation's :class:`models.review.Evidence` from the full probabilities
+    (:func:`models.review.annotation_evidence_from_probs`), scored plainly (``stats``
+    None) or with the queue's own statistics by :func:`models.review.queue_scores`, the
+    app's computation (``"queue"``)."""
+    if stats not in (None, "queue"):
+        raise ValueError("with full probabilities, pair statistics are none or queue")
+    clean = [annotation_evidence_from_probs(probs[i], lbl, ignore_index, num_classes, rule)
+             for i, lbl in enumerate(labels)]
+    per_seed = []
+    for seed, planted in plantings:
+        sub = list(clean)
+        for i, (lbl, _) in planted.items():
+            sub[i] = annotation_evidence_from_probs(probs[i], lbl, ignore_index, num_classes, rule)
+        scores = np.array(queue_scores(sub, num_classes) if stats == "queue" else [e.score() for e in sub])
+        per_seed += rank_seeds(scores, lambda i, lbl, s=scores: s[i], [(seed, planted)], share, names,
+                               len(labels))[0]
+    return per_seed, seed_mean(per_seed)
+
+
+def tune_probs(labels, probs, preds, confs, ignore_index, plantings, share, num_classes,
+               low_probs=(0.01, 0.03, 0.1, 0.2), min_objects=(150, 300), min_components=(50, 150, 300),
+               threshold=0.8):
+    """Third round, rules that read the probability of the labelled class (p(label)), over
+    a grid, each without and with queue statistics, best first. Entries of an annotation:
+
+    - ``sure``: the model's objects as in :data:`models.review.STATS_RULE` (the baseline);
+    - ``low e``: the same objects, counting the pixels labelled ``top`` with p(label) < e
+      instead of those where the model is sure of its own class;
+    - ``union e``: counting both (``ReviewRule(low_prob=e)``);
+    - ``+ comp e min c``: also the annotation's own regions of at least c px, evidence from
+      their pixels with p(label) < e (``components=True``; c = the objects' minimum in the
+      module, where both use ``min_region``);
+    - ``comp e min c only``: the regions alone.
+
+    min share 0 throughout. Everything, the baseline included, is computed from the cached
+    float16 probabilities. The features are computed once per image; the module's result
+    is checked against them for the union + components rule on image 0."""
+    K, T = num_classes, threshold
+    n_lab = [int((lbl != ignore_index).sum()) for lbl in labels]
+    # argmax and confidence of the cached float16 probabilities, as the module computes them from those
+    # (the float32 ones of the cache differ on a few near-tied pixels)
+    preds = [p.argmax(axis=0) for p in probs]
+    confs = [p.max(axis=0) for p in probs]
+
+    def features(i, m):
+        pl = label_probability(probs[i], m, ignore_index)
+        _, tab = predicted_objects(preds[i], confs[i], m, ignore_index, T, K)
+        f = {"obj": tab, "sure": tab["agree_top"]}
+        for e in low_probs:
+            f[f"union{e}"] = predicted_objects(preds[i], confs[i], m, ignore_index, T, K, label_prob=pl,
+                                               low_prob=e)[1]["agree_top"]
+            f[f"low{e}"] = predicted_objects(preds[i], np.zeros_like(confs[i]), m, ignore_index, T, K,
+                                             label_prob=pl, low_prob=e)[1]["agree_top"]
+            f[f"comp{e}"] = annotation_components(m, ignore_index, pl, e, preds[i], K)[1]
+        return f
+
+    def entries(f, cfg):
+        tops, clss, evs = [], [], []
+        if cfg["obj"]:
+            tab = dict(f["obj"], agree_top=f[cfg["obj"]])
+            kept, e = object_evidence(tab, cfg["min_obj"], 0.0)
+            tops.append(tab["top"][kept]), clss.append(tab["cls"][kept]), evs.append(e[kept])
+        if cfg.get("comp"):
+            tab = f[f"comp{cfg['comp']}"]
+            kept, e = object_evidence(tab, cfg["min_comp"], 0.0)
+            tops.append(tab["top"][kept]), clss.append(tab["cls"][kept]), evs.append(e[kept])
+        return Evidence(0, np.concatenate(tops).astype(np.intp), np.concatenate(clss).astype(np.intp),
+                        np.concatenate(evs))
+
+    cfgs = []
+    for mo in min_objects:
+        cfgs.append({"name": f"sure min {mo}", "obj": "sure", "min_obj": mo})
+        for e in low_probs:
+            cfgs.append({"name": f"union {e} min {mo}", "obj": f"union{e}", "min_obj": mo})
+            cfgs.append({"name": f"low {e} min {mo}", "obj": f"low{e}", "min_obj": mo})
+            for mc in min_components:
+                for o in ("sure", f"union{e}"):
+                    cfgs.append({"name": f"{'sure' if o == 'sure' else f'union {e}'} min {mo} + comp {e} min {mc}",
+                                 "obj": o, "min_obj": mo, "comp": e, "min_comp": mc})
+    for e in low_probs:
+        for mc in min_components:
+            cfgs.append({"name": f"comp {e} min {mc} only", "obj": None, "min_obj": None, "comp": e, "min_comp": mc})
+
+    t0 = time.perf_counter()
+    clean_f = [features(i, m) for i, m in enumerate(labels)]
+    planted_f = [{i: features(i, lbl) for i, (lbl, _) in p.items()} for _, p in plantings]
+    print(f"  features: {time.perf_counter() - t0:.0f} s", flush=True)
+    # the fast path equals the module (union 0.03 + components, min 150 both)
+    ref = annotation_evidence_from_probs(probs[0], labels[0], ignore_index, K, PROBS_RULE)
+    fast = entries(clean_f[0], {"obj": "union0.03", "min_obj": 150, "comp": 0.03, "min_comp": 150})
+    assert np.allclose(np.sort(ref.evidence), np.sort(fast.evidence)), (ref.evidence, fast.evidence)
+
+    def with_n(ev, i):
+        return Evidence(n_lab[i], ev.top, ev.cls, ev.evidence)
+
+    rows = []
+    for cfg in cfgs:
+        clean = [with_n(entries(f, cfg), i) for i, f in enumerate(clean_f)]
+        for st in (None, "queue"):
+            per_seed = []
+            for (seed, p), pf in zip(plantings, planted_f):
+                sub = list(clean)
+                for i in p:
+                    sub[i] = with_n(entries(pf[i], cfg), i)
+                sc = np.array(queue_scores(sub, K) if st else [e.score() for e in sub])
+                is_pl = np.zeros(len(labels), bool)
+                is_pl[list(p)] = True
+                m = queue_metrics(sc, is_pl, np.random.default_rng([seed, 1]), share)
+                m.pop("ranks")
+                per_seed.append(m)
+            rows.append({"rule": cfg["name"], "config": cfg, "pair_stats": st, **seed_mean(per_seed),
+                         "recall_per_seed": [m["recall_at_head"] for m in per_seed]})
+        print(f"  {cfg['name']:34s} none {rows[-2]['recall_at_head']:.3f}  queue {rows[-1]['recall_at_head']:.3f} "
+              f"AUC {rows[-1]['auc']:.3f}", flush=True)
+    rows.sort(key=lambda r: (-r["recall_at_head"], -r["auc"], -r["precision_at_planted"]))
+    return rows
+
+
 def command() -> str:
     return "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])
 
@@ -498,19 +674,39 @@ def main(argv=None):
     ap.add_argument("--tune", action="store_true", help="score a grid of rules (use on train, not val)")
     ap.add_argument("--tune-objects", action="store_true",
                     help='score a grid of "objects" rules and pair statistics (use on train, not val)')
+    ap.add_argument("--low-prob", type=float, default=0.0,
+                    help='"objects": also count pixels whose labelled class the model gives less than this '
+                         '(full probabilities: needs --probs-cache; PROBS_RULE: 0.03)')
+    ap.add_argument("--components", action="store_true",
+                    help="with --low-prob: the annotation's own regions give evidence too (PROBS_RULE)")
+    ap.add_argument("--probs-cache", type=Path, default=None,
+                    help="npz of the full float16 probabilities (~1.4 GB for train): for --low-prob and "
+                         "--tune-probs, used instead of --cache")
+    ap.add_argument("--tune-probs", action="store_true",
+                    help="score a grid of rules reading p(labelled class), with and without queue statistics "
+                         "(use on train, not val)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--note", default="", help="free text kept in the results (e.g. 'CPU shared with other jobs')")
     ap.add_argument("--time-review", type=int, default=0, metavar="N",
                     help="also time models.review.review_score (model + full-probability rule) on N images")
     args = ap.parse_args(argv)
 
-    labels_set, names, labels, preds, confs, info = predict_split(
-        Path(args.data), args.split, Path(args.model), args.limit, args.threads, args.cache)
+    probs = None
+    if args.tune_probs or args.low_prob > 0:
+        if args.probs_cache is None:
+            ap.error("--tune-probs and --low-prob need --probs-cache")
+        labels_set, names, labels, probs, preds, confs, info = predict_probs(
+            Path(args.data), args.split, Path(args.model), args.limit, args.threads, args.probs_cache)
+    else:
+        labels_set, names, labels, preds, confs, info = predict_split(
+            Path(args.data), args.split, Path(args.model), args.limit, args.threads, args.cache)
     K, ign = len(labels_set.names), labels_set.ignore_index
     print(f"{args.split}: {len(names)} images, {info['device']}, {info['seconds_per_image']:.2f} s/image", flush=True)
     plantings = plant_seeds(labels, args.seed, K, ign, args.min_object, args.fraction)
-    if args.tune or args.tune_objects:
-        if args.tune_objects:
+    if args.tune or args.tune_objects or args.tune_probs:
+        if args.tune_probs:
+            rows = tune_probs(labels, probs, preds, confs, ign, plantings, args.queue_share, K)
+        elif args.tune_objects:
             rows = tune_objects(labels, preds, confs, ign, plantings, args.queue_share, K)
         else:
             rows = tune(labels, preds, confs, ign, plantings, args.queue_share)
@@ -523,7 +719,8 @@ def main(argv=None):
                   f"p@k {r['precision_at_planted']:.3f}")
     else:
         rule = ReviewRule(threshold=args.threshold, boundary_band=args.band, min_region=args.min_region,
-                          score=args.score, min_share=args.min_share)
+                          score=args.score, min_share=args.min_share, low_prob=args.low_prob,
+                          components=args.components)
         stats, fixed = None, None
         if args.pair_stats == "queue":
             stats = "queue"
@@ -537,7 +734,10 @@ def main(argv=None):
         review_s = time_review_score(Path(args.data), args.split, Path(args.model), args.threads, rule,
                                      args.time_review, fixed) if args.time_review else None
         start = time.perf_counter()
-        per_seed, mean = evaluate(labels, preds, confs, ign, plantings, rule, args.queue_share, names, stats, K)
+        if rule.needs_probs:
+            per_seed, mean = evaluate_probs(labels, probs, ign, plantings, rule, args.queue_share, names, stats, K)
+        else:
+            per_seed, mean = evaluate(labels, preds, confs, ign, plantings, rule, args.queue_share, names, stats, K)
         n_scored = len(names) + sum(len(p) for _, p in plantings)
         scoring_s = time.perf_counter() - start
         for m in per_seed:

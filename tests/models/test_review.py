@@ -443,3 +443,150 @@ def test_queue_scores_are_the_leave_one_out_pair_statistics_score():
     assert queue_scores(ev[:1], K) == [pytest.approx(ev[0].score())]   # no statistics from one
     with pytest.raises(ValueError, match="not an Evidence record"):
         Evidence.from_json({"top": [1]})
+
+
+# -- third round: the probability of the labelled class (PROBS_RULE)
+
+
+def unsure_probs(true: np.ndarray, k: int = 4) -> np.ndarray:
+    """(k, H, W): where ``true`` is 2 the model is unsure between 2 (0.6) and 3 (0.37) and
+    gives 0 and 1 0.015 each; elsewhere it is sure (0.99) of ``true``."""
+    p = probs_for(true, 0.99, k)
+    car = true == 2
+    p[:, car] = np.array([0.015, 0.015, 0.6, 0.37], dtype=np.float32)[:, None]
+    return p
+
+
+def test_probs_evidence_without_low_prob_is_the_argmax_evidence():
+    from models.review import annotation_evidence, annotation_evidence_from_probs
+
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        m = rng.integers(0, K, (H, W)).astype(np.uint8)
+        m[:200, :300] = 1
+        m[250:, 100:] = VOID
+        p = rng.random((K, H, W)).astype(np.float32) ** 4
+        p[2, 50:150, 50:200] += 3.0  # a confident class-2 object labelled 1
+        p /= p.sum(0)
+        a = annotation_evidence_from_probs(p, m, VOID, K, STATS_RULE)
+        b = annotation_evidence(p.argmax(0), p.max(0), m, VOID, K, STATS_RULE)
+        assert a.labelled == b.labelled and a.evidence.size > 0
+        assert (a.top == b.top).all() and (a.cls == b.cls).all() and np.allclose(a.evidence, b.evidence)
+
+
+def test_low_label_probability_finds_a_relabel_the_model_is_unsure_about():
+    from models.review import PROBS_RULE, annotation_evidence_from_probs
+
+    label = halves()  # 0 | 1
+    true = label.copy()
+    true[100:120, 50:70] = 2  # a 400 px car on the 0 side ...
+    submitted = true.copy()
+    submitted[100:120, 50:70] = 1  # ... relabelled 1 (not touching the 1 half)
+    p = unsure_probs(true)
+    k = p.shape[0]
+    # the model is not > 0.8 sure of the car: the argmax rules see nothing
+    assert confident_disagreement(p, submitted, VOID, STATS_RULE)[0] == 0.0
+    # p(label = 1) = 0.015 < 0.03 on all 400 px: evidence 400 (share 1), pair (1, car)
+    ev = annotation_evidence_from_probs(p, submitted, VOID, k)
+    n = int((submitted != VOID).sum())
+    assert ev.labelled == n and ev.evidence.max() == pytest.approx(400)
+    assert set(zip(ev.top.tolist(), ev.cls.tolist())) == {(1, 2)}  # the model's object and the region agree
+    score, mask = confident_disagreement(p, submitted, VOID, PROBS_RULE)
+    assert score == pytest.approx(ev.score()) == pytest.approx(400 / n)
+    assert (mask == (true == 2)).all()
+    # where the model gives the label 0.05, 0.03 does not rule it out (0.1 would)
+    p2 = p.copy()
+    p2[:, true == 2] = np.array([0.0, 0.05, 0.6, 0.35], dtype=np.float32)[:, None]
+    assert confident_disagreement(p2, submitted, VOID, PROBS_RULE)[0] == 0.0
+    assert confident_disagreement(p2, submitted, VOID, ReviewRule(min_share=0, low_prob=0.1))[0] > 0
+    # the clean annotation scores 0: the model gives every label 0.99 (the car: 0.6)
+    assert annotation_evidence_from_probs(p, true, VOID, k).evidence.size == 0
+    # torch probabilities are accepted
+    torch = pytest.importorskip("torch")
+    ev_t = annotation_evidence_from_probs(torch.from_numpy(p).half(), submitted, VOID, k)
+    assert ev_t.evidence.max() == pytest.approx(400)
+
+
+def test_components_catch_an_object_the_model_splits_into_small_pieces():
+    """The model is unsure between 2 and 3 row by row: its objects are 20 px strips, all
+    under 150 px, so only the annotation's own region (400 px labelled 1, which the
+    model rules out) is evidence."""
+    from models.review import PROBS_RULE, annotation_components, annotation_evidence_from_probs, label_probability
+
+    label = halves()
+    true = label.copy()
+    true[100:120, 50:70] = 2
+    submitted = true.copy()
+    submitted[100:120, 50:70] = 1
+    p = unsure_probs(true)
+    p[2:, 100:120:2, 50:70] = p[2:, 100:120:2, 50:70][::-1]  # every other row: 3 wins
+    assert (p.argmax(0)[100:104, 50] == [3, 2, 3, 2]).all()
+    objects_only = annotation_evidence_from_probs(p, submitted, VOID, 4, ReviewRule(min_share=0, low_prob=0.03))
+    assert objects_only.evidence.size == 0
+    ev = annotation_evidence_from_probs(p, submitted, VOID, 4, PROBS_RULE)
+    assert ev.evidence.tolist() == [pytest.approx(400)] and ev.top.tolist() == [1] and ev.cls[0] in (2, 3)
+    pl = label_probability(p, submitted, VOID)
+    assert pl[110, 60] == pytest.approx(0.015) and pl[0, 0] == pytest.approx(0.99)
+    comps, t = annotation_components(submitted, VOID, pl, 0.03, p.argmax(0), 4)
+    c = comps[110, 60]
+    assert (t["area"][c], t["top"][c], t["agree_top"][c]) == (400, 1, 400)
+    assert comps[0, 0] != c and t["agree_top"][comps[0, 0]] == 0 and t["top"][0] == -1
+
+
+def test_probs_rule_queue_scores_and_refusals():
+    from models.review import (PROBS_RULE, Evidence, annotation_evidence, annotation_evidence_from_probs,
+                               queue_scores)
+
+    label = halves()
+    true = label.copy()
+    true[100:120, 50:70] = 2
+    planted = true.copy()
+    planted[100:120, 50:70] = 1
+    typical = true.copy()
+    typical[200:240, 300:340] = 3  # the model calls 1600 px of labelled 1 class 3, sure, in every clean image
+    p_clean = unsure_probs(typical)
+    clean = [annotation_evidence_from_probs(p_clean, true, VOID, 4) for _ in range(6)]
+    bad = annotation_evidence_from_probs(unsure_probs(true), planted, VOID, 4)
+    assert clean[0].score() > bad.score()  # without statistics the usual confusion is bigger
+    ev = [Evidence.from_json(e.to_json()) for e in clean + [bad]]
+    scores = queue_scores(ev, 4)
+    assert scores[-1] == max(scores) and scores[-1] > scores[0]  # the queue's own statistics put it first
+    # rules that read p(label) need the full probabilities
+    conf = np.full((H, W), 0.99, np.float32)
+    for call in (lambda: disagreement_from_prediction(true, conf, planted, VOID, PROBS_RULE),
+                 lambda: annotation_evidence(true, conf, planted, VOID, 4, PROBS_RULE),
+                 lambda: pair_evidence(true, conf, planted, VOID, 4, PROBS_RULE)):
+        with pytest.raises(ValueError, match="full probabilities"):
+            call()
+    with pytest.raises(ValueError, match="low_prob"):
+        ReviewRule(components=True)
+    with pytest.raises(ValueError, match="objects"):
+        ReviewRule(score="regions", low_prob=0.03)
+    with pytest.raises(ValueError, match="class probabilities"):
+        annotation_evidence_from_probs(unsure_probs(true), planted, VOID, 5)
+
+
+def test_bench_evaluate_probs():
+    h, w = 60, 80
+    labels, probs = [], []
+    for _ in range(10):
+        lbl = np.zeros((h, w), dtype=np.uint8)
+        lbl[:, w // 2:] = 1
+        lbl[20:36, 5:20] = 2  # 240 px, labelled right
+        labels.append(lbl)
+        p = np.full((4, h, w), 0.005, np.float32)
+        np.put_along_axis(p, lbl[None].astype(np.intp), 0.985, axis=0)
+        p[:, lbl == 2] = np.array([0.015, 0.015, 0.6, 0.37], np.float32)[:, None]  # unsure car
+        probs.append(p.astype(np.float16))
+    planted = labels[4].copy()
+    planted[20:36, 5:20] = 3  # relabelled: the model gives 3 0.37, not < 0.03 ...
+    plantings = [(0, {4: (planted, {"mode": "relabel", "from": 2, "to": 3, "area": 240})})]
+    from models.review import PROBS_RULE
+
+    rule = ReviewRule(min_region=0, min_share=0, low_prob=0.03, components=True)
+    _, mean = bench.evaluate_probs(labels, probs, VOID, plantings, rule, 0.2, None, "queue", 4)
+    assert mean["auc"] == 0.5  # ... so nothing is seen anywhere
+    planted[20:36, 5:20] = 1  # relabelled 1: p = 0.015
+    per_seed, mean = bench.evaluate_probs(labels, probs, VOID, plantings, rule, 0.2, None, "queue", 4)
+    assert mean["recall_at_head"] == 1.0 and per_seed[0]["planted_images"][0]["rank"] == 1
+    assert PROBS_RULE.needs_probs and not STATS_RULE.needs_probs
