@@ -50,6 +50,7 @@ THIN_SAMPLE = 12                   # maps thin_classes measures (an image's anno
 THIN_REFRESH_S = 30.0
 PREFETCH_DELAY_S = 0.6             # the next image is prepared this long after one is opened
 STRIP_WINDOW = 300                 # images shown around the open one in the image strip
+EVIDENCE_RULE = "PROBS_RULE"      # models.review rule of the evidence stored per submission
 REVIEW_MASK_CACHE = 16             # disagreement masks kept for reviewers (image, revision, model)
 
 
@@ -1011,9 +1012,9 @@ class Studio:
         return max(revs) if revs else None
 
     def _review_prediction(self, image_id: int, revision: int):
-        """The active model's argmax and confidence for submitted revision ``revision``
-        (at most PREDICT_MAX_PIXELS), with the annotation in label-set positions:
-        ``(pred, conf, map, (H, W) of the image, project, model version)``."""
+        """The active model's class probabilities, argmax and confidence for submitted
+        revision ``revision`` (at most PREDICT_MAX_PIXELS), with the annotation in
+        label-set positions: ``(probs, pred, conf, map, (H, W) of the image, project)``."""
         info = self.store.get_image(int(image_id))
         p = self.store.get_project(info.project_id)
         mv = self.model_version(p.id)
@@ -1030,8 +1031,9 @@ class Studio:
         lut[p.class_indices] = np.arange(len(p.classes), dtype=np.uint8)
         predictor = self._predictor_for_dir(mv.weights_dir)
         with self._lock:
-            conf, pred = predictor.logits(small, p.class_names).softmax(0).max(0)
-        return pred.numpy().astype(np.uint8), conf.numpy(), lut[small_cm], (h, w), p, mv
+            probs = predictor.logits(small, p.class_names).softmax(0)
+        conf, pred = probs.max(0)
+        return probs, pred.numpy().astype(np.uint8), conf.numpy(), lut[small_cm], (h, w), p
 
     def disagreement(self, image_id: int, revision: int) -> tuple[float, np.ndarray, Any]:
         """How much the project's active model confidently disagrees with submitted
@@ -1039,7 +1041,7 @@ class Studio:
         (H, W) mask of the disagreeing regions (what a reviewer is shown), and its
         :class:`models.review.Evidence` (for scoring it among the project's other
         submissions). Cached per (image, revision, model version)."""
-        from models.review import DEFAULT_RULE, annotation_evidence, disagreement_from_prediction
+        from models.review import DEFAULT_RULE, annotation_evidence_from_probs, disagreement_from_prediction
 
         info = self.store.get_image(int(image_id))
         key = (info.id, int(revision), self.model_version(info.project_id).id)
@@ -1049,9 +1051,10 @@ class Studio:
                 if hit is not None:
                     self._disagreement.move_to_end(key)
                     return hit
-            pred, conf, m, (h, w), p, _ = self._review_prediction(info.id, revision)
+            probs, pred, conf, m, (h, w), p = self._review_prediction(info.id, revision)
             score, mask = disagreement_from_prediction(pred, conf, m, 255, DEFAULT_RULE)
-            evidence = annotation_evidence(pred, conf, m, 255, len(p.classes))
+            # the queue's order: PROBS_RULE evidence (BENCHMARKS.md, second reviewer, third round)
+            evidence = annotation_evidence_from_probs(probs, m, 255, len(p.classes))
             mask = resize_nearest(mask.astype(np.uint8), h, w).astype(bool)
             hit = (float(score), mask, evidence)
             with self._cache_lock:
@@ -1070,7 +1073,8 @@ class Studio:
         if self._latest_submitted(image_id) != revision or info.revision != revision:
             return None
         _, _, evidence = self.disagreement(image_id, revision)
-        if not self.store.set_review_score(image_id, revision, evidence.score(), evidence.to_json()):
+        if not self.store.set_review_score(image_id, revision, evidence.score(),
+                                           {**evidence.to_json(), "rule": EVIDENCE_RULE}):
             return None
         self.rescore_queue(info.project_id)
         return self.store.get_image(image_id).review_score
@@ -1080,7 +1084,9 @@ class Studio:
         the others; returns how many scores changed."""
         from models.review import Evidence, queue_scores
 
-        rows = self.store.review_evidence(project)
+        # evidence made under another rule would skew the statistics: left out (scored again
+        # when the image is next submitted)
+        rows = [r for r in self.store.review_evidence(project) if r[3].get("rule") == EVIDENCE_RULE]
         if not rows:
             return 0
         evidence = []
