@@ -40,6 +40,7 @@ ap.add_argument("--minutes", type=float, default=2.5)
 ap.add_argument("--lr", type=float, default=6e-3)
 ap.add_argument("--l2sp", type=float, default=0.0)
 ap.add_argument("--bs", type=int, default=4)
+ap.add_argument("--cwp", type=float, default=0.0, help="class weight power (0 = plain cross-entropy)")
 ap.add_argument("--blend", default="1,0.5")
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--tag", default="")
@@ -56,7 +57,9 @@ vimgs, vlbls = [v[2] for v in val], [v[3] for v in val]
 
 def measure(pred):
     maps = [pred.predict(p[2], names).class_map for p in nxt]
-    return {"val_miou": round(evaluate_arrays(pred, vimgs, vlbls, names, ignore)["miou"], 4),
+    v = evaluate_arrays(pred, vimgs, vlbls, names, ignore)
+    return {"val_miou": round(v["miou"], 4), "val_pa": round(v["pixel_accuracy"], 4),
+            "val_iou": {k: None if x is None else round(x, 3) for k, x in v["per_class_iou"].items()},
             "effort": float(np.mean([correction_effort(m, p[3], ignore) for m, p in zip(maps, nxt)])),
             "regions": float(np.mean([wrong_regions(m, p[3], ignore) for m, p in zip(maps, nxt)]))}
 
@@ -65,6 +68,7 @@ model, _ = finetune.start_from(a.base, names, labels.colors, ignore)
 base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 base = measure(Predictor(model, "cpu"))
 params = finetune.default_params(max_minutes=a.minutes, epochs=10_000, lr=a.lr, l2sp=a.l2sp, batch_size=a.bs,
+                                 class_weight_power=a.cwp,
                                  device="cpu")
 steps = []
 t0 = time.time()
@@ -77,7 +81,7 @@ for alpha in [float(x) for x in a.blend.split(",")]:
     model.load_state_dict(finetune.interpolate_state(base_state, trained, alpha))
     blends[str(alpha)] = measure(Predictor(model, "cpu"))
 chosen = max(blends, key=lambda k: blends[k]["val_miou"])
-res = {"tag": a.tag, "base": a.base, "k": a.k, "lr": a.lr, "l2sp": a.l2sp, "bs": a.bs, "minutes": a.minutes,
+res = {"tag": a.tag, "base": a.base, "k": a.k, "lr": a.lr, "l2sp": a.l2sp, "cwp": a.cwp, "bs": a.bs, "minutes": a.minutes,
        "threads": a.threads, "steps": steps[-1] if steps else 0, "train_s": round(seconds), "base_measure": base,
        "blends": blends, "val_chooses": chosen,
        "effort_over_base_chosen": blends[chosen]["effort"] / base["effort"],

@@ -192,10 +192,8 @@ def run_job(store, job_id: int, show_progress: bool = False, device: str | None 
         if base_state is not None and len(val.images) >= finetune.MIN_VAL_TO_PROMOTE:
             # the val split decides how far the new model moves from its base
             alpha, new_metrics, tried = finetune.choose_blend(model, base_state, val, names, project.ignore_index,
-                                                              cfg.device, alphas)
+                                                              cfg.device, alphas, base_metrics["miou"])
             blend = {"alpha": alpha, "tried": tried}
-            log("blends base + a * (trained - base) on val: "
-                + ", ".join(f"a={a:g} mIoU {m:.4f}" for a, m in tried) + f"; kept a={alpha:g}")
         else:
             new_metrics = (finetune.evaluate_model(model, val, names, project.ignore_index, cfg.device)
                            if val.images else None)
@@ -215,6 +213,9 @@ def run_job(store, job_id: int, show_progress: bool = False, device: str | None 
             "blend": blend,
         }
         try:
+            if blend:
+                store.update_job(job_id, log_line="blends base + a * (trained - base) on val: " + ", ".join(
+                    f"a={a:g} mIoU {m:.4f}" for a, m in blend["tried"]) + f"; kept a={blend['alpha']:g}")
             store.update_job(job_id, log_line=f"new version v{version.id}: {reason}")
             # succeeded and (if promoted) active, in one transaction
             store.finish_job(job_id, "succeeded", result_version_id=version.id, metrics=summary,

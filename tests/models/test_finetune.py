@@ -30,7 +30,8 @@ def synthetic(rng, h=48, w=64):
 
 def test_default_params_and_overrides():
     p = finetune.default_params(epochs=3, max_minutes=None, lr=None)
-    assert p["epochs"] == 3 and p["max_minutes"] == 3.5 and p["lr"] == 6e-3   # None keeps the default
+    assert p["epochs"] == 3 and p["max_minutes"] == 2.5 and p["lr"] == 1e-3   # None keeps the default
+    assert p["blend"] == [1.0, 0.6, 0.3] and p["l2sp"] == 0.0
     cfg = finetune._train_config(p)
     assert (cfg.epochs, cfg.freeze_blocks, cfg.crop) == (3, 16, (256, 320))
 

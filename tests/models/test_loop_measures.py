@@ -3,6 +3,7 @@ second effort measure, the app's val rule, queue order, L2-SP and weight blendin
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 
 from models import finetune
@@ -68,3 +69,22 @@ def test_default_recipe_keys():
     p = finetune.default_params()
     cfg = finetune._train_config(finetune.default_params(l2sp=0.5))
     assert cfg.l2sp == 0.5 and isinstance(p["blend"], list) and 1.0 in p["blend"]
+
+
+def test_choose_blend_moves_as_far_as_val_allows(monkeypatch):
+    """Largest a first; the first not below the base's val mIoU is kept; else the best."""
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)                       # trained
+    base_state = {"weight": torch.zeros(1, 1)}       # base
+    score = {1.0: 0.40, 0.6: 0.52, 0.3: 0.55}         # val mIoU of each blend
+    monkeypatch.setattr(finetune, "evaluate_model",
+                        lambda m, *a: {"miou": score[round(float(m.weight.item()), 3)]})
+    a, metrics, tried = finetune.choose_blend(model, base_state, None, [], 255, "cpu", [0.3, 1.0, 0.6], 0.5)
+    assert (a, metrics["miou"], tried) == (0.6, 0.52, [(1.0, 0.40), (0.6, 0.52)])
+    assert model.weight.item() == pytest.approx(0.6)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    a, _, tried = finetune.choose_blend(model, {"weight": torch.zeros(1, 1)}, None, [], 255, "cpu",
+                                        [1.0, 0.6, 0.3], 0.9)
+    assert a == 0.3 and len(tried) == 3              # none keeps 0.9: the best tried
