@@ -151,8 +151,8 @@ def run_loop(args) -> dict:
     label_set = read_classes(args.data)
     pool, val, val_source = pool_and_val(args)
     names, ignore = label_set.names, label_set.ignore_index
-    params = finetune.default_params(max_minutes=args.minutes, epochs=args.epochs, device="cpu",
-                                     **json.loads(args.params or "{}"))
+    params = finetune.default_params(**{"max_minutes": args.minutes, "epochs": args.epochs, "device": "cpu",
+                                        **json.loads(args.params or "{}")})
     base_pred = Predictor.load(args.base, "cpu")
     result = {"rounds": [], "params": params, "machine": f"CPU, {torch.get_num_threads()} torch threads",
               "base": args.base, "sequence": args.sequence, "order": args.order, "seed": args.seed,
