@@ -481,10 +481,12 @@ function showReview() {
   }
   if (r.can_review && r.revision != null) {
     box.hidden = false;
-    const score = r.score == null ? "not scored yet" : `${(100 * r.score).toFixed(1)}% of the labelled pixels`;
-    const where = S.reviewMask ? ` in ${fmtCount(r.mask_pixels || 0)} px (red)` : "";
+    const score = r.score == null ? "not scored yet" : (100 * r.score).toFixed(1);
+    const where = S.reviewMask ? ` It disagrees most in ${fmtCount(r.mask_pixels || 0)} px (red).` :
+      " No region where it is sure the annotation is wrong.";
     $(".seg-review-info").innerHTML = `<b>Review</b> of revision ${r.revision} (${esc(r.state)}` +
-      `${r.draft_on_top ? "; a newer draft is on top" : ""}). The model disagrees with ${score}${where}.`;
+      `${r.draft_on_top ? "; a newer draft is on top" : ""}). Model disagreement: <b>${score}</b> ` +
+      `(the queue shows the highest first).${where}`;
     $(".seg-review-comment").value = "";
   }
 }

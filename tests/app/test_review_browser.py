@@ -85,7 +85,7 @@ def test_reviewer_rejects_with_a_comment_and_the_annotator_sees_it(team_app, art
         page.wait_for_selector(".seg-review:not([hidden])")
         assert page.eval_on_selector(".seg-root", "r => r.dataset.disagreement") == "1"
         info = page.inner_text(".seg-review-info")
-        assert "disagrees" in info and "%" in info
+        assert "Model disagreement" in info and "(red)" in info
         # a road pixel (sky in the submission) is drawn with the red overlay; D hides it
         ys, xs = np.nonzero(pred == ROAD)
         k = len(ys) // 2
