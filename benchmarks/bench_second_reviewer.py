@@ -87,8 +87,10 @@ def evenly(n_total: int, limit: int | None) -> list[int]:
     return sorted(set(np.linspace(0, n_total - 1, limit).round().astype(int).tolist()))
 
 
-def predict_split(data: Path, split: str, model: Path, limit: int | None, threads: int, cache: Path | None):
-    """names, labels, predicted maps (uint8) and confidences (float32) for a split."""
+def _predict(data: Path, split: str, model: Path, limit: int | None, threads: int, cache: Path | None,
+             keep_probs: bool):
+    """(labels_set, names, labels, probs or None, preds, confs, info) for a split, from
+    ``cache`` when its key matches (the key says whether it holds the probabilities)."""
     import torch
 
     from models.data import list_pairs, load_image, load_label, read_classes
@@ -99,53 +101,14 @@ def predict_split(data: Path, split: str, model: Path, limit: int | None, thread
     pairs = [pairs[i] for i in evenly(len(pairs), limit)]
     names = [p[0] for p in pairs]
     key = {"split": split, "model": str(Path(model).resolve()), "names": names}
+    if keep_probs:
+        key["probs"] = "float16"
     if cache and cache.is_file():
         z = np.load(cache, allow_pickle=False)
         if json.loads(str(z["key"])) == key:
-            print(f"predictions from {cache}", flush=True)
-            return labels_set, names, list(z["labels"]), list(z["pred"]), list(z["conf"]), json.loads(str(z["info"]))
-    torch.set_num_threads(threads)
-    predictor = Predictor.load(model, device="cpu")
-    labels, preds, confs = [], [], []
-    predictor.logits(load_image(pairs[0][1]), labels_set.names)  # warm-up outside the clock
-    start = time.perf_counter()
-    for i, (name, ip, lp) in enumerate(pairs):
-        img = load_image(ip)
-        labels.append(load_label(lp, (img.shape[1], img.shape[0])))
-        conf, idx = predictor.logits(img, labels_set.names).softmax(0).max(0)
-        preds.append(idx.numpy().astype(np.uint8))
-        confs.append(conf.numpy().astype(np.float32))
-        if (i + 1) % 20 == 0:
-            print(f"  predicted {i + 1}/{len(pairs)}", flush=True)
-    elapsed = time.perf_counter() - start
-    info = {"device": predictor.device_name, "seconds_per_image": elapsed / len(pairs)}
-    if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, key=json.dumps(key), info=json.dumps(info), labels=np.stack(labels),
-                 pred=np.stack(preds), conf=np.stack(confs))
-    return labels_set, names, labels, preds, confs, info
-
-
-def predict_probs(data: Path, split: str, model: Path, limit: int | None, threads: int, cache: Path | None):
-    """names, labels and the full softmax (K, H, W) float16 per image, plus the argmax (uint8) and
-    its confidence (float32, as :func:`predict_split`), for the rules that read the probability of
-    the *labelled* class. Cached in ``cache`` (an uncompressed npz: ~1.4 GB for train's 367 images)."""
-    import torch
-
-    from models.data import list_pairs, load_image, load_label, read_classes
-    from models.inference import Predictor
-
-    labels_set = read_classes(data)
-    pairs = list_pairs(data, split)
-    pairs = [pairs[i] for i in evenly(len(pairs), limit)]
-    names = [p[0] for p in pairs]
-    key = {"split": split, "model": str(Path(model).resolve()), "names": names, "probs": "float16"}
-    if cache and cache.is_file():
-        z = np.load(cache, allow_pickle=False)
-        if json.loads(str(z["key"])) == key:
-            print(f"probabilities from {cache}", flush=True)
-            return (labels_set, names, list(z["labels"]), list(z["probs"]), list(z["pred"]), list(z["conf"]),
-                    json.loads(str(z["info"])))
+            print(f"{'probabilities' if keep_probs else 'predictions'} from {cache}", flush=True)
+            return (labels_set, names, list(z["labels"]), list(z["probs"]) if keep_probs else None,
+                    list(z["pred"]), list(z["conf"]), json.loads(str(z["info"])))
     torch.set_num_threads(threads)
     predictor = Predictor.load(model, device="cpu")
     labels, probs, preds, confs = [], [], [], []
@@ -156,7 +119,8 @@ def predict_probs(data: Path, split: str, model: Path, limit: int | None, thread
         labels.append(load_label(lp, (img.shape[1], img.shape[0])))
         p = predictor.logits(img, labels_set.names).softmax(0)
         conf, idx = p.max(0)
-        probs.append(p.numpy().astype(np.float16))
+        if keep_probs:
+            probs.append(p.numpy().astype(np.float16))
         preds.append(idx.numpy().astype(np.uint8))
         confs.append(conf.numpy().astype(np.float32))
         if (i + 1) % 20 == 0:
@@ -165,9 +129,23 @@ def predict_probs(data: Path, split: str, model: Path, limit: int | None, thread
     info = {"device": predictor.device_name, "seconds_per_image": elapsed / len(pairs)}
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
+        extra = {"probs": np.stack(probs)} if keep_probs else {}
         np.savez(cache, key=json.dumps(key), info=json.dumps(info), labels=np.stack(labels),
-                 probs=np.stack(probs), pred=np.stack(preds), conf=np.stack(confs))
-    return labels_set, names, labels, probs, preds, confs, info
+                 pred=np.stack(preds), conf=np.stack(confs), **extra)
+    return labels_set, names, labels, probs if keep_probs else None, preds, confs, info
+
+
+def predict_split(data: Path, split: str, model: Path, limit: int | None, threads: int, cache: Path | None):
+    """names, labels, predicted maps (uint8) and confidences (float32) for a split."""
+    labels_set, names, labels, _, preds, confs, info = _predict(data, split, model, limit, threads, cache, False)
+    return labels_set, names, labels, preds, confs, info
+
+
+def predict_probs(data: Path, split: str, model: Path, limit: int | None, threads: int, cache: Path | None):
+    """names, labels and the full softmax (K, H, W) float16 per image, plus the argmax (uint8) and
+    its confidence (float32, as :func:`predict_split`), for the rules that read the probability of
+    the *labelled* class. Cached in ``cache`` (an uncompressed npz: ~1.4 GB for train's 367 images)."""
+    return _predict(data, split, model, limit, threads, cache, True)
 
 
 def candidate_objects(label: np.ndarray, ignore_index: int, min_object: int) -> list[tuple[int, np.ndarray]]:

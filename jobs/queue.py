@@ -7,12 +7,30 @@ workers (`python -m jobs.worker`) claim and run.
 
 from __future__ import annotations
 
+import os
 import time
 
 DB_URL_ENV = "STUDIO_DB_URL"   # the database URL for workers and runners: the environment, not argv
 WORKER_PID_ENV = "STUDIO_WORKER_PID"   # set by a worker for the runner it starts (which watches it)
 STALE_AFTER_S = 180.0          # a running job with no heartbeat for this long is marked failed
 TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: what a runner checks of its worker and a worker of
+    the app that started it. A killed process its parent has not reaped yet (a zombie)
+    counts as dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 class JobError(RuntimeError):

@@ -36,7 +36,7 @@ from models.segmenter import Segmenter
 from models.train import SplitData
 from storage.errors import JobStateError
 
-from .queue import DB_URL_ENV, WORKER_PID_ENV, JobError
+from .queue import DB_URL_ENV, WORKER_PID_ENV, JobError, process_alive
 
 WATCH_SECONDS = 1.0
 
@@ -69,20 +69,6 @@ def _save_version(store, project, model, base, metrics, job_id: int):
                                    name=f"fine-tune job {job_id}")
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:   # a killed process its parent has not reaped yet is a zombie: dead
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def watch_worker(store, job_id: int, rank: int, worker_pid: int, interval_s: float = WATCH_SECONDS) -> None:
     """A daemon thread: when the worker that started this runner dies (kill -9, crash;
     or, under torchrun, the torchrun agent between them), fail the job (rank 0) and exit
@@ -93,7 +79,7 @@ def watch_worker(store, job_id: int, rank: int, worker_pid: int, interval_s: flo
     def watch() -> None:
         while True:
             time.sleep(interval_s)
-            if os.getppid() != parent or not _process_alive(worker_pid):
+            if os.getppid() != parent or not process_alive(worker_pid):
                 break
         if rank == 0:
             try:

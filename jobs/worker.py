@@ -46,7 +46,7 @@ from pathlib import Path
 
 from storage.errors import JobStateError
 
-from .queue import DB_URL_ENV, WORKER_PID_ENV, reap_stale_jobs
+from .queue import DB_URL_ENV, WORKER_PID_ENV, process_alive, reap_stale_jobs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = "job-logs"           # under the data folder: one log file per job
@@ -187,16 +187,6 @@ def serve(store, *, once: bool = False, poll_seconds: float = 2.0, project: str 
     return last
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class LocalWorker:
     """The app's own worker: one `python -m jobs.worker` child on the app's database and
     data folder. It exits with the app: `stop()` (SIGTERM), and by itself when the app
@@ -279,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def should_stop() -> bool:
         if args.parent_pid and not stop.is_set() and (os.getppid() != args.parent_pid
-                                                        or not _alive(args.parent_pid)):
+                                                        or not process_alive(args.parent_pid)):
             stop.set()   # the app that started us is gone
         return stop.is_set()
 

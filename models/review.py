@@ -210,6 +210,21 @@ def score_disagreement(
     return area / n, mask
 
 
+def _regions_by_value(values: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 8-connected regions of one value within ``where``: ``(regions, value)``, the
+    (H, W) int map of region numbers (0 = outside ``where``) and each region's value
+    (row 0 = -1), numbered value by value."""
+    regions = np.zeros(values.shape, dtype=np.int64)
+    value = [-1]
+    for c in np.unique(values[where]):
+        r, cnt = ndimage.label((values == c) & where, structure=EIGHT)
+        if cnt:
+            inside = r > 0
+            regions[inside] = r[inside] + len(value) - 1
+            value += [int(c)] * cnt
+    return regions, np.array(value)
+
+
 def predicted_objects(
     predicted: np.ndarray, confidence: np.ndarray, class_map: np.ndarray, ignore_index: int, threshold: float,
     num_classes: int, *, label_prob: np.ndarray | None = None, low_prob: float = 0.0,
@@ -230,16 +245,8 @@ def predicted_objects(
     conf = np.asarray(confidence)
     m = np.asarray(class_map)
     labelled = m != ignore_index
-    objects = np.zeros(m.shape, dtype=np.int64)
-    cls = [-1]
-    for c in np.unique(pred[labelled]):
-        r, cnt = ndimage.label((pred == c) & labelled, structure=EIGHT)
-        if cnt:
-            inside = r > 0
-            objects[inside] = r[inside] + len(cls) - 1
-            cls += [int(c)] * cnt
+    objects, cls = _regions_by_value(pred, labelled)
     n, K = len(cls), int(num_classes)
-    cls = np.array(cls)
     lab = np.where(labelled, m, 0).astype(np.int64)
     hist = np.bincount((objects * K + lab)[labelled], minlength=n * K).reshape(n, K)
     sure = labelled & (conf > threshold)
@@ -499,16 +506,8 @@ def annotation_components(
     pixels (its own label when there are none)."""
     m = np.asarray(class_map)
     labelled = m != ignore_index
-    comp = np.zeros(m.shape, dtype=np.int64)
-    lab = [-1]
-    for c in np.unique(m[labelled]):
-        r, cnt = ndimage.label(m == c, structure=EIGHT)
-        if cnt:
-            inside = r > 0
-            comp[inside] = r[inside] + len(lab) - 1
-            lab += [int(c)] * cnt
+    comp, lab = _regions_by_value(m, labelled)
     n, K = len(lab), int(num_classes)
-    lab = np.array(lab)
     area = np.bincount(comp[labelled], minlength=n)
     area[0] = 0
     low = labelled & (np.asarray(label_prob) < low_prob)

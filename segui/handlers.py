@@ -1011,13 +1011,11 @@ class Studio:
         revs = [a.revision for a in self.store.list_annotation_revisions(int(image_id)) if a.status == "submitted"]
         return max(revs) if revs else None
 
-    def _review_prediction(self, image_id: int, revision: int):
+    def _review_prediction(self, info, revision: int, mv):
         """The active model's class probabilities, argmax and confidence for submitted
         revision ``revision`` (at most PREDICT_MAX_PIXELS), with the annotation in
         label-set positions: ``(probs, pred, conf, map, (H, W) of the image, project)``."""
-        info = self.store.get_image(int(image_id))
         p = self.store.get_project(info.project_id)
-        mv = self.model_version(p.id)
         image = self.store.load_image(info.id)
         cm = self.store.get_annotation(info.id, int(revision)).class_map
         h, w = cm.shape
@@ -1044,14 +1042,15 @@ class Studio:
         from models.review import DEFAULT_RULE, annotation_evidence_from_probs, disagreement_from_prediction
 
         info = self.store.get_image(int(image_id))
-        key = (info.id, int(revision), self.model_version(info.project_id).id)
+        mv = self.model_version(info.project_id)
+        key = (info.id, int(revision), mv.id)
         with self._once(("review", *key)):
             with self._cache_lock:
                 hit = self._disagreement.get(key)
                 if hit is not None:
                     self._disagreement.move_to_end(key)
                     return hit
-            probs, pred, conf, m, (h, w), p = self._review_prediction(info.id, revision)
+            probs, pred, conf, m, (h, w), p = self._review_prediction(info, revision, mv)
             score, mask = disagreement_from_prediction(pred, conf, m, 255, DEFAULT_RULE)
             # the queue's order: PROBS_RULE evidence (BENCHMARKS.md, second reviewer, third round)
             evidence = annotation_evidence_from_probs(probs, m, 255, len(p.classes))

@@ -62,6 +62,7 @@ def log_in(browser, url, name):
     page.locator("button:has-text('Login')").first.click()
     c = CanvasPage(page)
     page.wait_for_selector(".seg-root", timeout=60_000)
+    page.wait_for_selector("#segui-signed-in", timeout=30_000)   # the role's screens are set
     c.errors = errors
     return c
 
@@ -73,7 +74,6 @@ def test_reviewer_rejects_with_a_comment_and_the_annotator_sees_it(team_app, art
         browser = launch(pw)
         rex = log_in(browser, url, "rex")
         page = rex.page
-        page.wait_for_selector("#segui-signed-in", timeout=30_000)
         assert "rex" in page.inner_text("#segui-signed-in") and "reviewer" in page.inner_text("#segui-signed-in")
         assert not tab_shown(page, "Model") and not tab_shown(page, "Projects")   # admin screens hidden
         assert tab_shown(page, "Activity") and tab_shown(page, "Label")
@@ -113,7 +113,6 @@ def test_reviewer_rejects_with_a_comment_and_the_annotator_sees_it(team_app, art
 
         ann = log_in(browser, url, "ann")
         page = ann.page
-        page.wait_for_selector("#segui-signed-in", timeout=30_000)
         assert not tab_shown(page, "Activity") and not tab_shown(page, "Projects") and tab_shown(page, "Label")
         ann.wait_image()
         assert page.locator(".seg-queue option[value=review]").evaluate("o => o.hidden")
@@ -137,7 +136,6 @@ def test_the_admin_sees_members_the_setting_and_the_activity(team_app, artifacts
         browser = launch(pw)
         ada = log_in(browser, url, "ada")
         page = ada.page
-        page.wait_for_selector("#segui-signed-in", timeout=30_000)
         assert all(tab_shown(page, t) for t in ("Label", "Projects", "Model", "Activity"))
         page.locator("button[role=tab]:has-text('Projects')").first.click()
         page.wait_for_function("() => document.querySelector('#segui-members').innerText.includes('rex (reviewer)')",

@@ -17,6 +17,7 @@ from models.decoder import DecoderConfig
 from models.image_encoder import ImageEncoderConfig
 from models.segmenter import Segmenter, SegmenterConfig
 from storage import Store
+from ..toy import synthetic
 
 REPO = Path(__file__).resolve().parents[2]
 PG_URL = os.environ.get("STORAGE_TEST_PG_URL")
@@ -24,18 +25,6 @@ CLASSES = [{"name": "red thing", "color": [255, 0, 0]}, {"name": "blue thing", "
 FAST = {"epochs": 4, "max_minutes": None, "batch_size": 4, "crop": [48, 64], "scale": [0.8, 1.25],
         "lr": 3e-3, "device": "cpu"}
 LONG = {**FAST, "epochs": 500}    # runs until cancelled or killed
-
-
-def synthetic(rng, h=48, w=64):
-    """Left part red (class 0), right part blue (class 1), at a random split, with noise."""
-    cut = int(rng.integers(16, 48))
-    img = np.zeros((h, w, 3), np.float32)
-    img[:, :cut, 0] = 200
-    img[:, cut:, 2] = 200
-    img += rng.normal(0, 25, img.shape)
-    cm = np.zeros((h, w), np.uint8)
-    cm[:, cut:] = 1
-    return np.clip(img, 0, 255).astype(np.uint8), cm
 
 
 def png_bytes(img):

@@ -12,20 +12,9 @@ from models import finetune
 from models.decoder import DecoderConfig
 from models.image_encoder import ImageEncoderConfig
 from models.segmenter import Segmenter, SegmenterConfig
+from ..toy import synthetic
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def synthetic(rng, h=48, w=64):
-    """Left part red (class 0), right part blue (class 1), at a random split, with noise."""
-    cut = int(rng.integers(16, 48))
-    img = np.zeros((h, w, 3), np.float32)
-    img[:, :cut, 0] = 200
-    img[:, cut:, 2] = 200
-    img += rng.normal(0, 25, img.shape)
-    cm = np.zeros((h, w), np.uint8)
-    cm[:, cut:] = 1
-    return np.clip(img, 0, 255).astype(np.uint8), cm
 
 
 def test_default_params_and_overrides():
