@@ -173,13 +173,17 @@ class Studio:
         self._worker: threading.Thread | None = None
         self._disagreement: OrderedDict[tuple, tuple[float, np.ndarray]] = OrderedDict()
         self.single_user: str | None = None      # --auth user:password: that one person, an admin
-        self._accounts = False
+        self._accounts: bool | None = None      # decided once: see uses_accounts
 
     # ------------------------------------------------------------------ who is calling
 
     def uses_accounts(self) -> bool:
-        """Accounts exist in the database: people log in with them and roles apply."""
-        if not self._accounts:
+        """Accounts exist in the database: people log in with them and roles apply.
+        Decided once, when first asked (app.py asks before it launches), because
+        Gradio's login is fixed at launch: accounts added while an app without a login
+        runs take effect when it is started again (until then it stays one person's,
+        instead of refusing everyone who has no way to log in)."""
+        if self._accounts is None:
             self._accounts = self.store.has_users()
         return self._accounts
 
@@ -1249,8 +1253,10 @@ class Studio:
             if action == "add":
                 u = self.store.add_user(name, password or "", role or "annotator")
                 self.record("user_added", None, f"user {u.name}", {"name": u.name, "role": u.role}, who)
-                self._accounts = True
-                return f"Account {u.name} ({u.role}) added. Add it to projects with Add member."
+                note = f"Account {u.name} ({u.role}) added. Add it to projects with Add member."
+                if not self.uses_accounts():
+                    note += " Start the app again to require logins."
+                return note
             before = self.store.get_user(name)
             if action == "set_role":
                 u = self.store.set_role(before.id, role or "")

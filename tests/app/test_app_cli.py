@@ -39,6 +39,10 @@ def test_who_may_log_in_and_where_the_app_may_listen(tmp_path):
     assert app.login_for(app.parse_args(["--host", "0.0.0.0", "--allow-anyone"]), studio) is None
     studio.store.password_hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     studio.store.add_user("ada", "long enough pw", "admin")
+    # the running app (no login at launch) stays one person's: nobody is locked out ...
+    assert not studio.uses_accounts() and studio.principal(None).role == "admin"
+    # ... and the next start requires logins
+    studio = Studio(studio.store)
     login = app.login_for(app.parse_args(["--host", "0.0.0.0"]), studio)
     assert login("ada", "long enough pw") is True and login("ada", "wrong password") is False
     with pytest.raises(SystemExit, match="drop --auth"):
