@@ -24,7 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from models import finetune  # noqa: E402
-from models.bench_loop import _read, auto_split, correction_effort, labeller_order, wrong_regions  # noqa: E402
+from common.splits import auto_split_file  # noqa: E402
+from models.bench_loop import _read, correction_effort, labeller_order, wrong_regions  # noqa: E402
 from models.data import list_pairs, read_classes  # noqa: E402
 from models.inference import Predictor, evaluate_arrays  # noqa: E402
 from models.train import SplitData  # noqa: E402
@@ -50,7 +51,7 @@ torch.set_num_threads(a.threads)
 labels = read_classes(a.data)
 names, ignore = labels.names, labels.ignore_index
 pool = labeller_order(a.data, a.sequence, seed=0, split="train")
-val = _read([p for p in list_pairs(a.data, "train", [a.sequence]) if auto_split(p[1]) == "val"])[: a.val_n]
+val = _read([p for p in list_pairs(a.data, "train", [a.sequence]) if auto_split_file(p[1]) == "val"])[: a.val_n]
 train, nxt = pool[: a.k], pool[a.k: a.k + a.next]
 vimgs, vlbls = [v[2] for v in val], [v[3] for v in val]
 

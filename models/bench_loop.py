@@ -19,7 +19,7 @@ The same rounds without retraining are the baseline. The base model saw only the
 
 Val images (--val): "split", CamVid's val split (all 0016E5); or "auto", the app's rule
 on the sequence's own train images (one in five by a stable hash of the file's bytes,
-as segui's auto_split), the rest being the labeller's pool. From a strong base on an
+common.splits.auto_split, as the app), the rest being the labeller's pool. From a strong base on an
 unseen drive (issue 10):
 
     python -m models.bench_loop --base runs/loop/strong_A --sequence 0001TP --val auto \
@@ -44,12 +44,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.splits import VAL_EVERY, auto_split_file
+
 from . import finetune
 from .data import list_pairs, load_image, load_label, read_classes
 from .inference import DEFAULT_MODEL_DIR, Predictor, evaluate_arrays
 
 
-VAL_EVERY = 5            # the app's rule (segui.handlers.auto_split): one image in five is val
 MIN_REGION_PIXELS = 20   # a wrong region smaller than this is not counted as a fix
 
 
@@ -74,15 +75,6 @@ def wrong_regions(pred: np.ndarray, truth: np.ndarray, ignore_index: int,
     return int((sizes >= min_pixels).sum())
 
 
-def auto_split(path) -> str:
-    """The app's split for an uploaded image: "val" for one in VAL_EVERY by the SHA-256 of
-    its bytes, else "train" (same rule as segui.handlers.auto_split)."""
-    import hashlib
-
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return "val" if int(digest[:12], 16) % VAL_EVERY == 0 else "train"
-
-
 def _read(pairs):
     out = []
     for name, ip, lp in pairs:
@@ -97,7 +89,7 @@ def labeller_order(data_dir: str, sequence: str, seed: int, split: str | None = 
     keeps only the images auto_split puts there."""
     pairs = list_pairs(data_dir, "train", [sequence])
     if split is not None:
-        pairs = [p for p in pairs if auto_split(p[1]) == split]
+        pairs = [p for p in pairs if auto_split_file(p[1]) == split]
     pool = _read(pairs)
     return [pool[i] for i in np.random.default_rng(seed).permutation(len(pool))]
 
@@ -106,7 +98,7 @@ def pool_and_val(args) -> tuple[list, list, str]:
     """(labeller's pool in random order, val images, what the val set is)."""
     if args.val == "auto":
         pool = labeller_order(args.data, args.sequence, args.seed, split="train")
-        val = _read([p for p in list_pairs(args.data, "train", [args.sequence]) if auto_split(p[1]) == "val"])
+        val = _read([p for p in list_pairs(args.data, "train", [args.sequence]) if auto_split_file(p[1]) == "val"])
         return pool, val[: args.val_limit], f"{args.sequence} train images auto_split puts in val (1 in {VAL_EVERY})"
     pool = labeller_order(args.data, args.sequence, args.seed)
     return pool, _read(list_pairs(args.data, "val"))[: args.val_limit], "CamVid val split"

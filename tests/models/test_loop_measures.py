@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from models import finetune
-from models.bench_loop import auto_split, correction_effort, queue_pick, wrong_regions
+from common.splits import auto_split, auto_split_file
+from models.bench_loop import correction_effort, queue_pick, wrong_regions
 from models.train import l2sp_penalty
 
 
@@ -27,16 +28,19 @@ def test_wrong_regions_counts_8_connected_regions_of_at_least_20_pixels():
     assert correction_effort(pred, truth, 255) == (25 + 16 + 20 + 20 + 25) / labelled
 
 
-def test_auto_split_is_the_apps_one_in_five_by_hash(tmp_path):
+def test_auto_split_of_a_file_is_the_apps_one_in_five_by_hash(tmp_path):
     import hashlib
+
+    from segui import handlers
+    assert handlers.auto_split is auto_split          # the app and the benchmark share one rule
     splits = []
     for i in range(50):
         f = tmp_path / f"{i}.bin"
         f.write_bytes(f"image {i}".encode())
         digest = hashlib.sha256(f.read_bytes()).hexdigest()
         expected = "val" if int(digest[:12], 16) % 5 == 0 else "train"
-        assert auto_split(f) == expected
-        splits.append(auto_split(f))
+        assert auto_split_file(f) == auto_split(digest) == expected
+        splits.append(auto_split_file(f))
     assert 3 <= splits.count("val") <= 20
 
 
