@@ -26,6 +26,7 @@ import numpy as np
 
 from common.images import IMAGE_SUFFIXES
 from common.labels import LabelSetError, parse_label_text, validate_class_names
+from common.splits import VAL_EVERY, auto_split  # noqa: F401  (the app's split rule, re-exported)
 from models.finetune import MIN_VAL_TO_PROMOTE
 from models.inference import DEFAULT_MODEL_DIR, Predictor
 from storage import (ConflictError, InvalidImageError, NotFoundError, ProjectInfo, StorageError,
@@ -38,13 +39,13 @@ from .imageops import hex_color, resize_nearest
 log = logging.getLogger(__name__)
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_AUTHOR = "CamVid ground truth"  # who submitted the demo's labelled images
 DEMO_PROJECT = "CamVid demo"
 APP_MAX_MEGAPIXELS = 30.0          # bigger uploads are refused with a message
 PREDICT_MAX_PIXELS = 1_000_000     # larger images are predicted downscaled, mask upscaled back
 ZIP_MAX_MEMBERS = 2000
 ZIP_MAX_MEMBER_BYTES = 200 * 1024 * 1024
 FILTERS = ("unlabelled", "draft", "unsubmitted", "submitted", "rejected", "review", "any")
-VAL_EVERY = 5                      # one submitted image in five is held out for validation
 REFRESH_LIMIT = 200                # unlabelled images predicted again after the active model changed
 THIN_SAMPLE = 12                   # maps thin_classes measures (an image's annotation, else its prediction)
 THIN_REFRESH_S = 30.0
@@ -123,13 +124,6 @@ def parse_classes(text: str) -> list[dict[str, Any]]:
         return parse_label_text(text)
     except LabelSetError as e:
         raise UserError(str(e)) from None
-
-
-def auto_split(sha256: str) -> str:
-    """The split an image gets when it is first submitted and nobody chose one: "val"
-    for one image in :data:`VAL_EVERY`, by a stable hash of its bytes (the same image
-    always lands in the same split, whoever submits it and in whatever order)."""
-    return "val" if int(sha256[:12], 16) % VAL_EVERY == 0 else "train"
 
 
 def _copy_loaded(loaded: Loaded) -> Loaded:
@@ -299,16 +293,28 @@ class Studio:
 
     # ------------------------------------------------------------------ projects
 
-    def ensure_demo(self) -> ProjectInfo | None:
-        """On an empty database: the CamVid demo project with its model and sample images."""
+    def ensure_demo(self, demo_dir: Path = DEMO_DIR) -> ProjectInfo | None:
+        """On an empty database: the CamVid demo project with its model, street images to
+        label (``demo_dir/*.jpg``, predicted now) and images already labelled
+        (``demo_dir/labelled/NAME.jpg`` with its class map ``NAME.png``: submitted as
+        :data:`DEMO_AUTHOR`, the automatic split puts them in train or val), so that the
+        first fine-tuning job has val images to be promoted on: a whole round of the loop
+        runs in the demo (benchmarks/bench_demo_round.py)."""
         if self.store.list_projects():
             return None
-        spec = json.loads((DEMO_DIR / "classes.json").read_text())
+        from models.data import load_label
+
+        spec = json.loads((demo_dir / "classes.json").read_text())
         p = self.store.create_project(DEMO_PROJECT, spec["classes"], ignore_index=spec["ignore_index"])
         self.model_version(p.id)
-        for f in sorted(DEMO_DIR.glob("*.jpg")):
+        for f in sorted(demo_dir.glob("*.jpg")):
             info = self.store.add_image(p.id, f, f.name, split="none")
             self.predict(p.id, info.id)
+        for f in sorted((demo_dir / "labelled").glob("*.jpg")):
+            info = self.store.add_image(p.id, f, f.name, split="none")
+            truth = load_label(f.with_suffix(".png"), (info.width, info.height))
+            self.store.save_annotation(info.id, truth, DEMO_AUTHOR, "submitted", base_revision=0)
+            self.assign_split(info.id)
         return self.store.get_project(p.id)
 
     def warm_up(self, project: str | int | None = None) -> None:

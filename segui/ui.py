@@ -644,7 +644,7 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
         with gr.Row():
             with gr.Column():
                 summary = gr.Markdown(elem_id="segui-model-summary")
-                versions = gr.Dropdown(label="Model versions", choices=[], interactive=True)
+                versions = gr.Dropdown(label="Model versions", choices=[], interactive=True, elem_id="segui-versions")
                 with gr.Row():
                     activate_btn = gr.Button("Switch to this version")
                     evaluate_btn = gr.Button("Evaluate on this project's val images", elem_id="segui-evaluate")

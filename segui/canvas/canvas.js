@@ -633,8 +633,10 @@ async function settleOptimistic(v) {
   const o = S.optimistic;
   S.optimistic = null;
   if (v.kind === "load" && v.image && v.image.id === o.id && S.img && S.img.id === o.id &&
-      v.image.revision === S.img.revision) {
-    Object.assign(S.img, v.image, { url: S.img.url });   // the same image and revision: keep it
+      v.image.revision === S.img.revision && v.image.source === S.img.source) {
+    // the same image, revision and mask source: keep it (a prediction made ahead by a model
+    // that has since been replaced has another source, and the server's answer is shown)
+    Object.assign(S.img, v.image, { url: S.img.url });
     updateTitle();
     props.value = outgoing(null, {});
     schedulePeek();

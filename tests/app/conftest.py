@@ -1,12 +1,13 @@
 import contextlib
 import os
+import shutil
 import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from segui.handlers import Studio
+from segui.handlers import DEMO_DIR, Studio
 from storage import Store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -14,12 +15,22 @@ ARTIFACTS = REPO / "test-artifacts"
 _PREDICTORS: dict = {}   # one loaded model for the whole session (loading costs seconds)
 
 
-def make_studio(tmp_path: Path, demo: bool = False) -> Studio:
+def make_studio(tmp_path: Path, demo: bool = False, labelled: bool = True) -> Studio:
+    """A studio on a fresh data folder; ``demo``: with the demo project, ``labelled=False``:
+    only its 4 street images to label (not the 10 labelled ones)."""
     st = Studio(Store(data_dir=tmp_path / "data"))
     st._predictors = _PREDICTORS
     if demo:
-        st.ensure_demo()
+        st.ensure_demo(DEMO_DIR if labelled else bare_demo_dir(tmp_path / "demo"))
     return st
+
+
+def bare_demo_dir(out: Path) -> Path:
+    """A copy of the demo folder without its labelled images."""
+    out.mkdir(parents=True)
+    for f in [DEMO_DIR / "classes.json", *DEMO_DIR.glob("*.jpg")]:
+        shutil.copy(f, out / f.name)
+    return out
 
 
 @pytest.fixture
@@ -32,6 +43,14 @@ def studio(tmp_path):
 @pytest.fixture
 def demo_studio(tmp_path):
     st = make_studio(tmp_path, demo=True)
+    yield st
+    st.store.close()
+
+
+@pytest.fixture
+def bare_demo_studio(tmp_path):
+    """The demo project with only its 4 images to label: nothing submitted yet."""
+    st = make_studio(tmp_path, demo=True, labelled=False)
     yield st
     st.store.close()
 

@@ -60,11 +60,11 @@ def test_create_makes_the_demo_once(tmp_path, monkeypatch):
     monkeypatch.setattr(h.Studio, "__init__", init)
     studio, blocks = app.create(app.parse_args(["--data-dir", str(tmp_path)]))
     assert studio.project_names() == [DEMO_PROJECT]
-    assert studio.store.count_images(DEMO_PROJECT)["total"] == 4
+    assert studio.store.count_images(DEMO_PROJECT)["total"] == 4 + 10   # to label, labelled
     assert (tmp_path / "studio.db").exists()
     studio.store.close()
     studio, _ = app.create(app.parse_args(["--data-dir", str(tmp_path)]))
-    assert studio.store.count_images(DEMO_PROJECT)["total"] == 4     # not imported twice
+    assert studio.store.count_images(DEMO_PROJECT)["total"] == 14    # not imported twice
     studio.store.close()
     studio, _ = app.create(app.parse_args(["--data-dir", str(tmp_path / "empty"), "--no-demo"]))
     assert studio.project_names() == []

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from segui.canvas import codec
-from segui.handlers import DEMO_DIR, DEMO_PROJECT, VAL_EVERY, Studio, UserError, auto_split, parse_classes
+from segui.handlers import DEMO_AUTHOR, DEMO_DIR, DEMO_PROJECT, VAL_EVERY, Studio, UserError, auto_split, parse_classes
 
 from .conftest import png_bytes
 
@@ -22,8 +22,14 @@ def test_demo_project_on_first_start(demo_studio):
     assert p.ignore_index == 11 and p.class_names[0] == "sky" and len(p.classes) == 11
     mv = st.store.active_model_version(p.id)
     assert mv.metrics["val_miou"] > 0.5 and "car" in mv.metrics["val_per_class_iou"]
-    imgs = st.store.list_images(p.id, order="uncertainty")
+    imgs = st.store.list_images(p.id, status="unlabelled", order="uncertainty")
     assert len(imgs) == 4 and all(i.uncertainty is not None for i in imgs)
+    # labelled images (ground truth), split by the automatic rule: a first job can be promoted
+    done = st.store.list_images(p.id, status="submitted")
+    assert len(done) == 10 and {i.annotated_by for i in done} == {DEMO_AUTHOR}
+    assert all(i.split == auto_split(i.sha256) for i in done)
+    assert st.split_counts(p.id) == {"train": 4, "val": 6}
+    assert "is promoted when its mIoU on the 6 val images" in st.promotion_readiness(p.id)
     pred = st.store.get_prediction(imgs[0].id)
     assert pred.class_map.shape == (360, 480)
     assert (pred.class_map == 3).mean() > 0.15            # road is predicted on a street image
@@ -116,7 +122,7 @@ def test_huge_image_is_refused_and_nothing_stored(studio, tmp_path):
 
 def test_queue_order_filters_and_open(demo_studio):
     st = demo_studio
-    imgs = st.store.list_images(DEMO_PROJECT)
+    imgs = st.store.list_images(DEMO_PROJECT, status="unlabelled")
     most = max(imgs, key=lambda i: i.uncertainty)
     assert st.next_image(DEMO_PROJECT) == most.id
     assert st.next_image(DEMO_PROJECT, "unlabelled", (most.id,)) != most.id
@@ -128,7 +134,8 @@ def test_queue_order_filters_and_open(demo_studio):
     assert st.next_image(DEMO_PROJECT) != most.id
     again = st.open_image(most.id)
     assert again.base_revision == 1 and "alice" in again.source
-    assert [r[0] for r in st.queue(DEMO_PROJECT, "submitted")] == [most.id]
+    submitted = [r[0] for r in st.queue(DEMO_PROJECT, "submitted")]
+    assert submitted[0] == most.id and len(submitted) == 1 + 10          # and the demo's labelled ones
     with pytest.raises(UserError):
         st.next_image(DEMO_PROJECT, "bogus")
 
@@ -202,8 +209,8 @@ def test_tools_through_studio(demo_studio):
         st.clean_up(DEMO_PROJECT, loaded.class_map, 0)
 
 
-def test_model_panel_and_export(demo_studio, tmp_path):
-    st = demo_studio
+def test_model_panel_and_export(bare_demo_studio, tmp_path):
+    st = bare_demo_studio
     text, per_class = st.model_summary(DEMO_PROJECT)
     assert "mIoU" in text and len(per_class) == 11 and dict(per_class)["road"] > 0.9
     with pytest.raises(UserError, match="no annotated"):
@@ -341,8 +348,8 @@ def test_author_login_wins_and_empty_is_refused():
             Studio.author(typed, login)
 
 
-def test_strip_counts_window_and_positions(demo_studio):
-    st = demo_studio
+def test_strip_counts_window_and_positions(bare_demo_studio):
+    st = bare_demo_studio
     ids = [im.id for im in st.store.list_images(DEMO_PROJECT, order="id")]
     assert len(ids) == 4
     s = st.strip(DEMO_PROJECT, ids[1])
@@ -550,8 +557,8 @@ def test_submit_gives_an_image_its_split_and_keeps_a_chosen_one(demo_studio):
         st.set_split(other.name, b, "val")
 
 
-def test_split_counts_and_why_a_job_would_not_be_promoted(demo_studio):
-    st = demo_studio
+def test_split_counts_and_why_a_job_would_not_be_promoted(bare_demo_studio):
+    st = bare_demo_studio
     assert "Nothing to train on" in st.promotion_readiness(DEMO_PROJECT)
     ids = [im.id for im in st.store.list_images(DEMO_PROJECT, order="id")]
     for iid, split in zip(ids, ["train", "val", "val", "none"]):
@@ -564,8 +571,8 @@ def test_split_counts_and_why_a_job_would_not_be_promoted(demo_studio):
 
 # --------------------------------------------------------------------------- evaluation, fresh predictions
 
-def test_evaluate_on_the_projects_val_images_with_its_own_classes(demo_studio, monkeypatch):
-    st = demo_studio
+def test_evaluate_on_the_projects_val_images_with_its_own_classes(bare_demo_studio, monkeypatch):
+    st = bare_demo_studio
     with pytest.raises(UserError, match="no submitted val images"):
         st.evaluate_on_val(DEMO_PROJECT)
     ids = [im.id for im in st.store.list_images(DEMO_PROJECT, order="id")[:2]]

@@ -18,8 +18,8 @@ ROAD, SKY = 3, 0
 
 
 @pytest.fixture
-def team(demo_studio):
-    st = demo_studio
+def team(bare_demo_studio):
+    st = bare_demo_studio
     st.store.password_hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     for name, role in [("ada", "admin"), ("rex", "reviewer"), ("ann", "annotator"), ("bob", "annotator")]:
         st.store.add_user(name, f"{name} password long", role)
