@@ -25,6 +25,12 @@ unseen drive (issue 10):
     python -m models.bench_loop --base runs/loop/strong_A --sequence 0001TP --val auto \
         --rounds 4 --per-round 11 --order uncertainty --out runs/loop/strong_A_queue.json
 
+From the shipped model on frames it never saw (--pool-split val: CamVid's val images,
+all of drive 0016E5, whose other frames the shipped model was trained on):
+
+    python -m models.bench_loop --base weights/camvid --sequence 0016E5 --pool-split val --val auto \
+        --rounds 4 --per-round 20 --out runs/loop/shipped_val.json
+
 --params '{"lr": 1e-3}' overrides the job recipe (models.finetune.default_params).
 
 With --base-removed (a base trained with one class left out, its pixels void), the
@@ -83,11 +89,12 @@ def _read(pairs):
     return out
 
 
-def labeller_order(data_dir: str, sequence: str, seed: int, split: str | None = None) -> list:
-    """The sequence's train images (name, path, image, label) in the order the simulated
-    labeller sees them: shuffled with `seed`, 20 per round. ``split`` ("train" / "val")
-    keeps only the images auto_split puts there."""
-    pairs = list_pairs(data_dir, "train", [sequence])
+def labeller_order(data_dir: str, sequence: str, seed: int, split: str | None = None,
+                   source: str = "train") -> list:
+    """The sequence's images of CamVid's ``source`` split (name, path, image, label) in the
+    order the simulated labeller sees them: shuffled with `seed`, 20 per round. ``split``
+    ("train" / "val") keeps only the images auto_split puts there."""
+    pairs = list_pairs(data_dir, source, [sequence])
     if split is not None:
         pairs = [p for p in pairs if auto_split_file(p[1]) == split]
     pool = _read(pairs)
@@ -96,10 +103,13 @@ def labeller_order(data_dir: str, sequence: str, seed: int, split: str | None = 
 
 def pool_and_val(args) -> tuple[list, list, str]:
     """(labeller's pool in random order, val images, what the val set is)."""
+    source = getattr(args, "pool_split", "train")
     if args.val == "auto":
-        pool = labeller_order(args.data, args.sequence, args.seed, split="train")
-        val = _read([p for p in list_pairs(args.data, "train", [args.sequence]) if auto_split_file(p[1]) == "val"])
-        return pool, val[: args.val_limit], f"{args.sequence} train images auto_split puts in val (1 in {VAL_EVERY})"
+        pool = labeller_order(args.data, args.sequence, args.seed, split="train", source=source)
+        val = _read([p for p in list_pairs(args.data, source, [args.sequence]) if auto_split_file(p[1]) == "val"])
+        return pool, val[: args.val_limit], f"{args.sequence} {source} images auto_split puts in val (1 in {VAL_EVERY})"
+    if source != "train":
+        raise SystemExit("--pool-split val needs --val auto (the pool would be the val images)")
     pool = labeller_order(args.data, args.sequence, args.seed)
     return pool, _read(list_pairs(args.data, "val"))[: args.val_limit], "CamVid val split"
 
@@ -147,7 +157,7 @@ def run_loop(args) -> dict:
                                         **json.loads(args.params or "{}")})
     base_pred = Predictor.load(args.base, "cpu")
     result = {"rounds": [], "params": params, "machine": f"CPU, {torch.get_num_threads()} torch threads",
-              "base": args.base, "sequence": args.sequence, "order": args.order, "seed": args.seed,
+              "base": args.base, "sequence": args.sequence, "pool_split": args.pool_split, "order": args.order, "seed": args.seed,
               "val_source": val_source, "val_images": len(val), "pool_images": len(pool),
               "min_region_pixels": MIN_REGION_PIXELS}
 
@@ -257,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sequence", default="0016E5")
     ap.add_argument("--val", choices=["split", "auto"], default="split",
                     help="val images: CamVid's val split, or one in five of the sequence's own (the app's rule)")
+    ap.add_argument("--pool-split", choices=["train", "val"], default="train",
+                    help="CamVid split the sequence's images come from: val = frames the shipped model never saw "
+                         "(with --base weights/camvid --sequence 0016E5 --val auto)")
     ap.add_argument("--order", choices=["random", "uncertainty"], default="random",
                     help="the labeller's order: shuffled, or the app's queue (most uncertain first)")
     ap.add_argument("--params", help="JSON overrides of the job recipe (models.finetune.default_params)")

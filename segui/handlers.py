@@ -27,6 +27,7 @@ import numpy as np
 from common.images import IMAGE_SUFFIXES
 from common.labels import LabelSetError, parse_label_text, validate_class_names
 from common.splits import VAL_EVERY, auto_split  # noqa: F401  (the app's split rule, re-exported)
+from models.data import load_label
 from models.finetune import MIN_VAL_TO_PROMOTE
 from models.inference import DEFAULT_MODEL_DIR, Predictor
 from storage import (ConflictError, InvalidImageError, NotFoundError, ProjectInfo, StorageError,
@@ -302,8 +303,6 @@ class Studio:
         runs in the demo (benchmarks/bench_demo_round.py)."""
         if self.store.list_projects():
             return None
-        from models.data import load_label
-
         spec = json.loads((demo_dir / "classes.json").read_text())
         p = self.store.create_project(DEMO_PROJECT, spec["classes"], ignore_index=spec["ignore_index"])
         self.model_version(p.id)

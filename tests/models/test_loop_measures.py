@@ -92,3 +92,23 @@ def test_choose_blend_moves_as_far_as_val_allows(monkeypatch):
     a, _, tried = finetune.choose_blend(model, {"weight": torch.zeros(1, 1)}, None, [], 255, "cpu",
                                         [1.0, 0.6, 0.3], 0.9)
     assert a == 0.3 and len(tried) == 3              # none keeps 0.9: the best tried
+
+
+def test_pool_split_val_draws_the_pool_and_val_from_the_sequences_val_images(tmp_path):
+    from PIL import Image
+
+    from models.bench_loop import pool_and_val
+    for split, n in (("train", 6), ("val", 30)):
+        (tmp_path / "images" / split).mkdir(parents=True)
+        (tmp_path / "labels" / split).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (32, 24), (i, 7 * i % 256, 3)).save(tmp_path / "images" / split / f"SEQ_{split}{i:03d}.png")
+            Image.new("L", (32, 24), i % 3).save(tmp_path / "labels" / split / f"SEQ_{split}{i:03d}.png")
+    args = SimpleNamespace(data=str(tmp_path), sequence="SEQ", seed=0, val="auto", val_limit=None, pool_split="val")
+    pool, val, source = pool_and_val(args)
+    names = [p[0] for p in pool] + [v[0] for v in val]
+    assert sorted(names) == sorted(f"SEQ_val{i:03d}" for i in range(30))      # every val image, once
+    assert all(auto_split_file(v[1]) == "val" for v in val) and val
+    assert all(auto_split_file(p[1]) == "train" for p in pool) and "SEQ val images" in source
+    with pytest.raises(SystemExit, match="--val auto"):
+        pool_and_val(SimpleNamespace(**{**vars(args), "val": "split"}))
