@@ -10,6 +10,7 @@ history.json beside it.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import random
@@ -50,6 +51,7 @@ class TrainConfig:
     max_minutes: float | None = None  # stop (after the running epoch) past this wall time
     freeze_blocks: int = 0  # freeze the image encoder's stem and its first N blocks (faster steps)
     l2sp: float = 0.0  # L2-SP: weight of sum((w - w_start)^2) over the trained weights (keeps a fine-tune near its base)
+    distill: float = 0.0  # weight of distill_loss toward the starting model's predictions (0 = off)
 
 
 @dataclass
@@ -108,6 +110,16 @@ def l2sp_penalty(params: list[torch.nn.Parameter], anchors: list[torch.Tensor]) 
     return sum(((p - a) ** 2).sum() for p, a in zip(params, anchors))
 
 
+def distill_loss(logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """Mean per-pixel KL(teacher || model) of the class distributions, (B, K, H, W) each:
+    zero where the model predicts as its teacher does. A job's teacher is the model it
+    started from, so what the base knew about classes that the few new labels show
+    little of (thin and rare ones) is not forgotten (learning without forgetting)."""
+    log_p = torch.log_softmax(logits.float(), dim=1)
+    log_q = torch.log_softmax(teacher_logits.float(), dim=1)
+    return (log_q.exp() * (log_q - log_p)).sum(dim=1).mean()
+
+
 def freeze_encoder(model: Segmenter, blocks: int) -> list[torch.nn.Parameter]:
     """Stop training the encoder's stem and first `blocks` blocks (all of it when
     blocks >= its block count): no backward pass through the high-resolution layers."""
@@ -148,6 +160,11 @@ def train_model(
         device = torch.device("cuda", torch.cuda.current_device())
     model.to(device).train()
     frozen = freeze_encoder(model, cfg.freeze_blocks)  # before DDP, which registers the trained parameters
+    teacher = None
+    if cfg.distill > 0:  # the starting model, fixed: distill_loss keeps the new one near its predictions
+        teacher = copy.deepcopy(model).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if ddp else model
     mc = model.config
     names, ignore = list(mc.class_names), mc.ignore_index
@@ -203,6 +220,10 @@ def train_model(
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 out = net(x, labels=y, bert_vectors=bert.to(device), class_weights=weights)
             loss = out.loss
+            if teacher is not None:
+                with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    taught = teacher(x, bert_vectors=bert.to(device)).logits
+                loss = loss + cfg.distill * distill_loss(out.logits, taught)
             if anchors is not None:
                 loss = loss + cfg.l2sp * l2sp_penalty(trained, anchors)
             opt.zero_grad(set_to_none=True)

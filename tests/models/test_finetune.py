@@ -20,7 +20,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test_default_params_and_overrides():
     p = finetune.default_params(epochs=3, max_minutes=None, lr=None)
     assert p["epochs"] == 3 and p["max_minutes"] == 2.5 and p["lr"] == 1e-3   # None keeps the default
-    assert p["blend"] == [1.0, 0.6, 0.3] and p["l2sp"] == 0.0
+    assert p["blend"] == [1.0, 0.6, 0.3] and p["l2sp"] == 0.0 and p["distill"] == 0.0
     cfg = finetune._train_config(p)
     assert (cfg.epochs, cfg.freeze_blocks, cfg.crop) == (3, 16, (256, 320))
 
@@ -65,3 +65,37 @@ def test_frozen_encoder_blocks_keep_their_weights_and_the_rest_trains():
     assert any(not torch.equal(free_before[k], free_after[k]) for k in free_before)
     assert any(not torch.equal(v, model.decoder.state_dict()[k]) for k, v in dec_before.items())
     assert all(p.requires_grad for p in enc._blocks.parameters())  # frozen only while training
+
+
+def test_distillation_keeps_a_job_near_the_model_it_started_from():
+    """With a distill weight the trained model's predictions stay closer to the starting
+    model's than without (same data, seed and steps); distill_loss is a per-pixel KL."""
+    import copy
+
+    from models.train import SplitData, TrainConfig, distill_loss, train_model
+    a = torch.randn(2, 3, 4, 5)
+    assert distill_loss(a, a).item() < 1e-6 and distill_loss(a, torch.randn(2, 3, 4, 5)).item() > 0
+    p = torch.tensor([[[[0.0]], [[0.0]]]])              # model: (0.5, 0.5); teacher: (0.9, 0.1)
+    q = torch.log(torch.tensor([[[[0.9]], [[0.1]]]]))
+    want = 0.9 * np.log(0.9 / 0.5) + 0.1 * np.log(0.1 / 0.5)
+    assert abs(distill_loss(p, q).item() - want) < 1e-5
+    torch.manual_seed(0)
+    start = Segmenter(SegmenterConfig(
+        image_encoder=ImageEncoderConfig(pretrained=False),
+        decoder=DecoderConfig(channels=16, embed_dim=16, attn_dim=8),
+        class_names=["red thing", "blue thing"], ignore_index=255))
+    rng = np.random.default_rng(1)
+    data = [synthetic(rng) for _ in range(4)]
+    x = torch.stack([torch.from_numpy(d[0]).permute(2, 0, 1).float() / 255 for d in data])
+    with torch.no_grad():
+        before = start.eval()(x, class_names=start.config.class_names).logits
+    drift = {}
+    for w in (0.0, 20.0):
+        model = copy.deepcopy(start)
+        cfg = TrainConfig(epochs=4, batch_size=4, crop=(48, 64), scale=(0.8, 1.25), lr=3e-3, warmup_steps=1,
+                          device="cpu", freeze_blocks=16, class_weight_power=0.0, distill=w)
+        train_model(model, SplitData([d[0] for d in data], [d[1] for d in data]), None, cfg, show_progress=False)
+        with torch.no_grad():
+            drift[w] = distill_loss(model.eval()(x, class_names=start.config.class_names).logits, before).item()
+    assert 0 < drift[20.0] < drift[0.0]
+    assert finetune._train_config(finetune.default_params(distill=0.5)).distill == 0.5
