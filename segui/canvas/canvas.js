@@ -633,11 +633,20 @@ async function settleOptimistic(v) {
   const o = S.optimistic;
   S.optimistic = null;
   if (v.kind === "load" && v.image && v.image.id === o.id && S.img && S.img.id === o.id &&
-      v.image.revision === S.img.revision && v.image.source === S.img.source) {
-    // the same image, revision and mask source: keep it (a prediction made ahead by a model
-    // that has since been replaced has another source, and the server's answer is shown)
-    Object.assign(S.img, v.image, { url: S.img.url });
-    updateTitle();
+      v.image.revision === S.img.revision) {
+    if (v.image.source !== S.img.source && !S.history.isDirty()) {
+      // the same image, but its mask was prepared ahead by a model that has since been
+      // replaced: show the server's (the prepared one stays on screen while it decodes)
+      const doc = await decodeLoad(v, false);
+      // unless the labeller has started editing it or moved on meanwhile
+      if (S.img && S.img.id === o.id && !S.history.isDirty() && (S.navPending === null || S.navPending === v.request)) {
+        enter(v, doc);
+        loadSuperpixels(doc.img.id);
+      }
+    } else {
+      Object.assign(S.img, v.image, { url: S.img.url });   // the same image and revision: keep it
+      updateTitle();
+    }
     props.value = outgoing(null, {});
     schedulePeek();
     return;

@@ -24,6 +24,16 @@ def launch(pw):
     return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
 
 
+def open_page(browser, url: str) -> "CanvasPage":
+    """A 1440x900 page on ``url``; the page's JavaScript errors collect in ``.errors``."""
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    c = CanvasPage(page)
+    c.errors = []
+    page.on("pageerror", lambda e: c.errors.append(str(e)))
+    page.goto(url)
+    return c
+
+
 class CanvasPage:
     def __init__(self, page):
         self.page = page

@@ -93,3 +93,12 @@ def png_bytes(arr: np.ndarray) -> bytes:
 
 def in_ci() -> bool:
     return bool(os.environ.get("CI"))
+
+
+def require_chromium() -> None:
+    """Skip a browser test without Chromium; under CI (where .ci/run installs it) fail."""
+    from .canvas_page import chromium_available
+    if not chromium_available():
+        if in_ci():
+            pytest.fail("Chromium not found: .ci/run installs Debian's chromium")
+        pytest.skip("Chromium not found (apt-get install chromium); CI fails instead")

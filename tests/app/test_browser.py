@@ -16,18 +16,15 @@ import pytest
 from segui.handlers import DEMO_PROJECT, UserError
 from segui.smart_tools import clean_up
 
-from .canvas_page import CanvasPage, chromium_available, launch
-from .conftest import in_ci, make_studio, png_bytes, served
+from .canvas_page import CanvasPage, launch, open_page
+from .conftest import make_studio, png_bytes, require_chromium, served
 
 W, H = 480, 360
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    if not chromium_available():
-        if in_ci():
-            pytest.fail("Chromium not found: .ci/run installs Debian's chromium")
-        pytest.skip("Chromium not found (apt-get install chromium); CI fails instead")
+    require_chromium()
     st = make_studio(tmp_path_factory.mktemp("browser"), demo=True)
     st.warm_up()
     with served(st) as url:
@@ -40,16 +37,11 @@ def cv(app):
     st, url = app
     with sync_playwright() as pw:
         browser = launch(pw)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url)
-        c = CanvasPage(page)
+        c = open_page(browser, url)
         c.wait_image()
-        c.errors = errors
         yield c
         browser.close()
-    assert not errors, f"JavaScript errors in the page: {errors}"
+    assert not c.errors, f"JavaScript errors in the page: {c.errors}"
 
 
 @pytest.fixture(scope="module")

@@ -15,18 +15,15 @@ import pytest
 from jobs.worker import LocalWorker
 from segui.handlers import DEMO_PROJECT
 
-from .canvas_page import CanvasPage, chromium_available, launch
-from .conftest import in_ci, make_studio, served
+from .canvas_page import launch, open_page
+from .conftest import make_studio, require_chromium, served
 
 ROAD = 3
 
 
 @pytest.fixture(scope="module")
 def demo_app(tmp_path_factory):
-    if not chromium_available():
-        if in_ci():
-            pytest.fail("Chromium not found: .ci/run installs Debian's chromium")
-        pytest.skip("Chromium not found (apt-get install chromium); CI fails instead")
+    require_chromium()
     st = make_studio(tmp_path_factory.mktemp("demo_round"), demo=True)
     st.warm_up()
     with served(st) as url, LocalWorker(st.store.url, st.store.data_dir, poll_seconds=0.5):
@@ -39,11 +36,8 @@ def test_a_whole_round_in_the_demo(demo_app, artifacts):
     base = st.store.active_model_version(DEMO_PROJECT)
     with sync_playwright() as pw:
         browser = launch(pw)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url)
-        c = CanvasPage(page)
+        c = open_page(browser, url)
+        page = c.page
         first = c.wait_image()
         c.wait_idle()
         assert first == st.next_image(DEMO_PROJECT)            # the most uncertain image first
@@ -103,4 +97,4 @@ def test_a_whole_round_in_the_demo(demo_app, artifacts):
         assert page.locator(".seg-info").get_attribute("title") == f"prediction of model version {active.id}"
         page.screenshot(path=str(artifacts / "demo_round_next.png"))
         browser.close()
-    assert not errors, f"JavaScript errors in the page: {errors}"
+    assert not c.errors, f"JavaScript errors in the page: {c.errors}"

@@ -11,18 +11,15 @@ from argon2 import PasswordHasher
 from segui.handlers import DEMO_PROJECT
 from segui.ui import LAUNCH_OPTIONS, build_app
 
-from .canvas_page import CanvasPage, chromium_available, launch
-from .conftest import free_port, in_ci, make_studio
+from .canvas_page import launch, open_page
+from .conftest import free_port, make_studio, require_chromium
 
 ROAD, SKY = 3, 0
 
 
 @pytest.fixture(scope="module")
 def team_app(tmp_path_factory):
-    if not chromium_available():
-        if in_ci():
-            pytest.fail("Chromium not found: .ci/run installs Debian's chromium")
-        pytest.skip("Chromium not found (apt-get install chromium); CI fails instead")
+    require_chromium()
     st = make_studio(tmp_path_factory.mktemp("review"), demo=True)
     st.store.password_hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     for name, role in [("ada", "admin"), ("rex", "reviewer"), ("ann", "annotator")]:
@@ -53,17 +50,13 @@ def tab_shown(page, name) -> bool:
 
 
 def log_in(browser, url, name):
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url)
+    c = open_page(browser, url)
+    page = c.page
     page.locator("input[type=text]").first.fill(name)
     page.locator("input[type=password]").first.fill(f"{name} password long")
     page.locator("button:has-text('Login')").first.click()
-    c = CanvasPage(page)
     page.wait_for_selector(".seg-root", timeout=60_000)
     page.wait_for_selector("#segui-signed-in", timeout=30_000)   # the role's screens are set
-    c.errors = errors
     return c
 
 

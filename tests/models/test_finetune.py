@@ -17,6 +17,14 @@ from ..toy import synthetic
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def toy_segmenter() -> Segmenter:
+    """A small untrained model (no ImageNet weights) with two classes."""
+    return Segmenter(SegmenterConfig(
+        image_encoder=ImageEncoderConfig(pretrained=False),
+        decoder=DecoderConfig(channels=16, embed_dim=16, attn_dim=8),
+        class_names=["red thing", "blue thing"], ignore_index=255))
+
+
 def test_default_params_and_overrides():
     p = finetune.default_params(epochs=3, max_minutes=None, lr=None)
     assert p["epochs"] == 3 and p["max_minutes"] == 2.5 and p["lr"] == 1e-3   # None keeps the default
@@ -46,10 +54,7 @@ def test_the_model_library_imports_no_storage_and_no_jobs():
 def test_frozen_encoder_blocks_keep_their_weights_and_the_rest_trains():
     from models.train import SplitData, TrainConfig, train_model
     torch.manual_seed(0)
-    model = Segmenter(SegmenterConfig(
-        image_encoder=ImageEncoderConfig(pretrained=False),
-        decoder=DecoderConfig(channels=16, embed_dim=16, attn_dim=8),
-        class_names=["red thing", "blue thing"], ignore_index=255))
+    model = toy_segmenter()
     rng = np.random.default_rng(1)
     data = [synthetic(rng) for _ in range(4)]
     enc = model.image_encoder
@@ -80,10 +85,7 @@ def test_distillation_keeps_a_job_near_the_model_it_started_from():
     want = 0.9 * np.log(0.9 / 0.5) + 0.1 * np.log(0.1 / 0.5)
     assert abs(distill_loss(p, q).item() - want) < 1e-5
     torch.manual_seed(0)
-    start = Segmenter(SegmenterConfig(
-        image_encoder=ImageEncoderConfig(pretrained=False),
-        decoder=DecoderConfig(channels=16, embed_dim=16, attn_dim=8),
-        class_names=["red thing", "blue thing"], ignore_index=255))
+    start = toy_segmenter()
     rng = np.random.default_rng(1)
     data = [synthetic(rng) for _ in range(4)]
     x = torch.stack([torch.from_numpy(d[0]).permute(2, 0, 1).float() / 255 for d in data])
