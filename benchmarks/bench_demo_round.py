@@ -79,6 +79,23 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
+def demo_truth(data: Path, demo: Path) -> dict[str, np.ndarray]:
+    """Ground truth of every demo image (CamVid val labels), by file name."""
+    return {f.name: load_label(data / "labels" / "val" / f"{f.stem}.png") for f in demo.rglob("*.jpg")}
+
+
+def label_queue(st: Studio, truth: dict[str, np.ndarray], n: int) -> list[dict]:
+    """The labeller, ``n`` times: open the queue's first image, correct its mask to the
+    ground truth and submit it (as the Submit button does: the split is set then)."""
+    done = []
+    for _ in range(n):
+        ready = st.prepare(st.next_image(DEMO_PROJECT))
+        res = st.save_edits(ready.loaded, truth[ready.loaded.filename], "demo user", "submitted")
+        done.append({"image": ready.loaded.filename, "revision": res.revision, "split": ready.loaded.split})
+    st.wait_idle(600)
+    return done
+
+
 def score(st: Studio, project, truth: dict[str, np.ndarray], ignore: int) -> dict:
     """Wrong pixels and wrong regions of the active model's masks on the images still to label."""
     mv = st.model_version(st.store.get_project(project).id)
@@ -103,18 +120,12 @@ def run(args) -> dict:
         st = Studio(Store(data_dir=Path(tmp) / "data"))
         p = st.ensure_demo(demo)
         ignore = p.ignore_index
-        truth = {f.name: load_label(data / "labels" / "val" / f"{f.stem}.png") for f in demo.rglob("*.jpg")}
+        truth = demo_truth(data, demo)
         result = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
                   "demo": _shown(demo) if args.camvid_offset is None else f"CamVid val, offset {args.camvid_offset}",
-                  "labelled_by_demo": st.split_counts(p.id), "labelled_by_user": []}
+                  "labelled_by_demo": st.split_counts(p.id)}
         result["before"] = score(st, p.id, truth, ignore)
-        for _ in range(args.label):   # the labeller: open the queue's first image, correct it, submit
-            iid = st.next_image(DEMO_PROJECT)
-            ready = st.prepare(iid)
-            res = st.save_edits(ready.loaded, truth[ready.loaded.filename], "demo user", "submitted")
-            result["labelled_by_user"].append({"image": ready.loaded.filename, "revision": res.revision,
-                                               "split": ready.loaded.split})
-        st.wait_idle(600)
+        result["labelled_by_user"] = label_queue(st, truth, args.label)
         result["splits_at_job_start"] = st.split_counts(p.id)
         result["readiness"] = st.promotion_readiness(p.id)
         finetune_panel.start(st.store, DEMO_PROJECT, None, args.minutes)

@@ -23,6 +23,7 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_demo_round import demo_truth, label_queue, spaced  # noqa: E402
 from jobs import queue, worker  # noqa: E402
 from models.bench_loop import MIN_REGION_PIXELS, correction_effort  # noqa: E402
 from models.data import load_image, load_label  # noqa: E402
@@ -58,17 +59,13 @@ def main() -> int:
         p = st.ensure_demo()
         names, ignore = p.class_names, p.ignore_index
         base = st.store.active_model_version(p.id)
-        iid = st.next_image(DEMO_PROJECT)
-        ready = st.prepare(iid)
-        truth = load_label(data / "labels" / "val" / f"{Path(ready.loaded.filename).stem}.png")
-        st.save_edits(ready.loaded, truth, "demo user", "submitted")
-        st.wait_idle(600)
+        label_queue(st, demo_truth(data, DEMO_DIR), 1)
         queue.enqueue(st.store, DEMO_PROJECT, json.loads(a.params))
         job = worker.run_one(st.store, project=DEMO_PROJECT)
         new = st.store.get_model_version(job.result_version_id)
         shipped = {f.name for f in DEMO_DIR.rglob("*.jpg")}
         val = sorted(f for f in (data / "images" / "val").glob("*.jpg") if f.name not in shipped)
-        val = [val[int(i * len(val) / a.limit)] for i in range(a.limit)]
+        val = spaced(val, a.limit, 0)
         out = {"params": json.loads(a.params), "run": {"val": [job.metrics["base_val_miou"], job.metrics["val_miou"]],
                                                       "blend": job.metrics["blend"]["alpha"],
                                                       "promoted": job.metrics["promoted"]}, "images": len(val)}

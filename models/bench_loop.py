@@ -103,7 +103,7 @@ def labeller_order(data_dir: str, sequence: str, seed: int, split: str | None = 
 
 def pool_and_val(args) -> tuple[list, list, str]:
     """(labeller's pool in random order, val images, what the val set is)."""
-    source = getattr(args, "pool_split", "train")
+    source = args.pool_split
     if args.val == "auto":
         pool = labeller_order(args.data, args.sequence, args.seed, split="train", source=source)
         val = _read([p for p in list_pairs(args.data, source, [args.sequence]) if auto_split_file(p[1]) == "val"])

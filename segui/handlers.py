@@ -26,7 +26,7 @@ import numpy as np
 
 from common.images import IMAGE_SUFFIXES
 from common.labels import LabelSetError, parse_label_text, validate_class_names
-from common.splits import VAL_EVERY, auto_split  # noqa: F401  (the app's split rule, re-exported)
+from common.splits import VAL_EVERY, auto_split
 from models.data import load_label
 from models.finetune import MIN_VAL_TO_PROMOTE
 from models.inference import DEFAULT_MODEL_DIR, Predictor
