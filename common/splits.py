@@ -11,6 +11,13 @@ import hashlib
 from pathlib import Path
 
 VAL_EVERY = 5   # one submitted image in five is held out for validation
+SPLITS = ("train", "val", "none")   # "none": not decided yet (an upload before its first submit)
+
+
+def training_splits(split: str) -> tuple[str, ...]:
+    """The stored splits a split name stands for when reading examples: "train" also takes
+    images with no split set (uploads in the app), so only the val split is held out."""
+    return ("train", "none") if split == "train" else (split,)
 
 
 def auto_split(sha256: str) -> str:

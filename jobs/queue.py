@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import time
 
+from common.splits import training_splits
+
 DB_URL_ENV = "STUDIO_DB_URL"   # the database URL for workers and runners: the environment, not argv
 WORKER_PID_ENV = "STUDIO_WORKER_PID"   # set by a worker for the runner it starts (which watches it)
 STALE_AFTER_S = 180.0          # a running job with no heartbeat for this long is marked failed
@@ -48,7 +50,7 @@ def enqueue(store, project: str | int, params: dict | None = None):
     base = store.active_model_version(project)
     if base is None:
         raise JobError("the project has no active model version to fine-tune; add or activate one first")
-    if not (store.submitted_annotations(project, "train") or store.submitted_annotations(project, "none")):
+    if not any(store.submitted_annotations(project, s) for s in training_splits("train")):
         raise JobError("nothing to train on: submit at least one annotation (of an image not in the val split) first")
     return store.create_job(project, default_params(**(params or {})), base.id)
 

@@ -31,7 +31,9 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from common.splits import training_splits
 from models import finetune
+from models.metrics import checkpoint_metrics
 from models.segmenter import Segmenter
 from models.train import SplitData
 from storage.errors import JobStateError
@@ -44,8 +46,7 @@ WATCH_SECONDS = 1.0
 def _split_data(store, project, split: str) -> SplitData:
     """Submitted annotations of a split; "train" also takes images with no split set
     (uploads in the app), so only the val split is held out for evaluation."""
-    splits = ["train", "none"] if split == "train" else [split]
-    examples = [e for s in splits for e in store.training_examples(project, s)]
+    examples = [e for s in training_splits(split) for e in store.training_examples(project, s)]
     return SplitData([img for _, img, _ in examples], [cm for _, _, cm in examples])
 
 
@@ -61,8 +62,7 @@ def _save_version(store, project, model, base, metrics, job_id: int):
     root = Path(store.data_dir) / "models" / project.name.replace("/", "_")
     final = root / f"job{job_id}-{int(time.time())}"
     tmp = root / (final.name + ".partial")
-    model.config.metrics = {"val_" + k: v for k, v in (metrics or {}).items()
-                            if k in ("miou", "pixel_accuracy", "per_class_iou")}
+    model.config.metrics = checkpoint_metrics(metrics)
     model.save_pretrained(tmp)
     os.replace(tmp, final)
     return store.add_model_version(project.id, str(final), parent_id=base.id, metrics=metrics,

@@ -31,3 +31,18 @@ def scores(conf: np.ndarray, class_names: list[str] | None = None) -> dict:
         "pixel_accuracy": float(tp.sum() / total) if total else 0.0,
         "per_class_iou": {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, iou)},
     }
+
+
+RECORDED = ("miou", "pixel_accuracy", "per_class_iou")   # what a checkpoint's config keeps
+
+
+def checkpoint_metrics(metrics: dict | None) -> dict:
+    """Val metrics as a checkpoint's ``config.metrics`` stores them (``val_miou``, ...)."""
+    return {"val_" + k: v for k, v in (metrics or {}).items() if k in RECORDED}
+
+
+def recorded_metrics(metrics: dict | None) -> dict:
+    """A version's recorded metrics under one set of names (``miou``, ...): the checkpoint's
+    config says val_miou / val_per_class_iou, a fine-tuning job's result miou / per_class_iou."""
+    m = metrics or {}
+    return {k: m.get("val_" + k, m.get(k)) for k in RECORDED}

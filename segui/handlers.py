@@ -26,11 +26,12 @@ import numpy as np
 
 from common.images import IMAGE_SUFFIXES
 from common.labels import LabelSetError, parse_label_text, validate_class_names
-from common.splits import VAL_EVERY, auto_split
+from common.splits import SPLITS, VAL_EVERY, auto_split, training_splits
 from models.data import load_label
 from models.finetune import MIN_VAL_TO_PROMOTE
+from models.metrics import recorded_metrics
 from models.inference import DEFAULT_MODEL_DIR, Predictor
-from storage import (ConflictError, InvalidImageError, NotFoundError, ProjectInfo, StorageError,
+from storage import (FILTER_STATUSES, QUEUE_FILTERS, ConflictError, InvalidImageError, NotFoundError, ProjectInfo, StorageError,
                      Store, ValidationError)
 
 from . import access, smart_tools
@@ -46,7 +47,7 @@ APP_MAX_MEGAPIXELS = 30.0          # bigger uploads are refused with a message
 PREDICT_MAX_PIXELS = 1_000_000     # larger images are predicted downscaled, mask upscaled back
 ZIP_MAX_MEMBERS = 2000
 ZIP_MAX_MEMBER_BYTES = 200 * 1024 * 1024
-FILTERS = ("unlabelled", "draft", "unsubmitted", "submitted", "rejected", "review", "any")
+FILTERS = QUEUE_FILTERS
 REFRESH_LIMIT = 200                # unlabelled images predicted again after the active model changed
 THIN_SAMPLE = 12                   # maps thin_classes measures (an image's annotation, else its prediction)
 THIN_REFRESH_S = 30.0
@@ -130,13 +131,6 @@ def parse_classes(text: str) -> list[dict[str, Any]]:
 def _copy_loaded(loaded: Loaded) -> Loaded:
     """A Loaded the caller may change (maps copied; the photo array is shared, read-only)."""
     return replace(loaded, class_map=loaded.class_map.copy(), tool_base=loaded.tool_base.copy())
-
-
-def _recorded(metrics: dict | None) -> dict:
-    """A version's recorded metrics under one set of names: the shipped model's config
-    says val_miou / val_per_class_iou, a fine-tuning job's result miou / per_class_iou."""
-    m = metrics or {}
-    return {k: m.get("val_" + k, m.get(k)) for k in ("miou", "pixel_accuracy", "per_class_iou")}
 
 
 def model_metrics(weights_dir: str | Path) -> dict[str, Any] | None:
@@ -485,8 +479,7 @@ class Studio:
             return next((im.id for im in self.store.review_queue(project, order="review_score")
                          if im.id not in exclude), None)
         if not who.sees_every_image and filter != "unlabelled":
-            statuses = {"draft": ("draft",), "unsubmitted": ("unlabelled", "draft"), "submitted": ("submitted",),
-                        "any": ("unlabelled", "draft", "submitted")}.get(filter)
+            statuses = FILTER_STATUSES.get(filter, ())
             for im in self.store.list_images(project, order="uncertainty"):
                 wanted = im.review == "rejected" if filter == "rejected" else im.status in statuses
                 if wanted and im.id not in exclude and access.sees_image(who, im.status, im.annotated_by):
@@ -687,7 +680,7 @@ class Studio:
     def set_split(self, project: str | int, image_id: int, split: str) -> str:
         """The labeller chooses the image's split ("train", "val", or "none": decided by
         :func:`auto_split` when it is submitted; an already submitted image gets it now)."""
-        if split not in ("train", "val", "none"):
+        if split not in SPLITS:
             raise UserError("split must be train, val or none (automatic)")
         info = self.store.get_image(int(image_id))
         if info.project_id != self.store.get_project(project).id:
@@ -698,8 +691,7 @@ class Studio:
     def split_counts(self, project: str | int) -> dict[str, int]:
         """Submitted images per split ("train" counts images without a split too: jobs
         train on them) and whether a job can decide promotion on its own."""
-        train = len(self.store.submitted_annotations(project, "train")) + \
-            len(self.store.submitted_annotations(project, "none"))
+        train = sum(len(self.store.submitted_annotations(project, s)) for s in training_splits("train"))
         val = len(self.store.submitted_annotations(project, "val"))
         return {"train": train, "val": val}
 
@@ -958,8 +950,8 @@ class Studio:
             ev = self.cached_evaluation(project, m.id)
             if ev is not None and ev["miou"] is not None:
                 rows.append({"version": f"v{m.id}", "mIoU": ev["miou"], "measured": "this project's val set now"})
-            elif _recorded(m.metrics).get("miou") is not None:
-                rows.append({"version": f"v{m.id}", "mIoU": float(_recorded(m.metrics)["miou"]),
+            elif recorded_metrics(m.metrics).get("miou") is not None:
+                rows.append({"version": f"v{m.id}", "mIoU": float(recorded_metrics(m.metrics)["miou"]),
                              "measured": "recorded with the version"})
         return rows
 
@@ -975,7 +967,7 @@ class Studio:
 
     def model_summary(self, project: str) -> tuple[str, list[tuple[str, float]]]:
         mv = self.model_version(project)
-        m = _recorded(mv.metrics)
+        m = recorded_metrics(mv.metrics)
         lines = [f"**Active model:** v{mv.id} `{mv.weights_dir}`", f"**Inference device:** {self.device_name}"]
         if m.get("miou") is not None:
             lines.append(f"**Validation mIoU** (recorded with the version): {m['miou']:.3f}")

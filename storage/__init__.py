@@ -9,11 +9,11 @@ psycopg) instead; schema managed by Alembic and upgraded on start. Use
 from .errors import (ConflictError, InvalidClassMapError, InvalidImageError, JobStateError,
                      NotFoundError, ReviewError, StorageError)
 from .models import Action, ReviewDecision, ReviewState, Role, TrainingSource
-from .store import (ActivityInfo, AnnotationInfo, ClassInfo, ImageInfo, JobInfo, ModelVersionInfo,
+from .store import (FILTER_STATUSES, QUEUE_FILTERS, ActivityInfo, AnnotationInfo, ClassInfo, ImageInfo, JobInfo, ModelVersionInfo,
                     PredictionInfo, ProjectInfo, ReviewInfo, Store, UserInfo, ValidationError)
 
 __all__ = [
-    "Store", "StorageError", "NotFoundError", "InvalidImageError", "InvalidClassMapError",
+    "Store", "FILTER_STATUSES", "QUEUE_FILTERS", "StorageError", "NotFoundError", "InvalidImageError", "InvalidClassMapError",
     "ConflictError", "JobStateError", "ReviewError", "ValidationError", "ProjectInfo", "ClassInfo",
     "ImageInfo", "AnnotationInfo", "PredictionInfo", "ModelVersionInfo", "JobInfo", "UserInfo",
     "ReviewInfo", "ActivityInfo", "Role", "ReviewDecision", "ReviewState", "TrainingSource", "Action",

@@ -40,6 +40,15 @@ class ValidationError(StorageError, ValueError):
 
 # --------------------------------------------------------------------------- dataclasses
 
+# The queue filters people pick (the app's filter menu, Store.next_image): each names the
+# image statuses it shows; "rejected" is the review state (back to the annotator) and
+# "review" the reviewer's queue, so neither is a status set.
+FILTER_STATUSES: dict[str, tuple[str, ...]] = {
+    "unlabelled": ("unlabelled",), "draft": ("draft",), "unsubmitted": ("unlabelled", "draft"),
+    "submitted": ("submitted",), "any": ("unlabelled", "draft", "submitted"),
+}
+QUEUE_FILTERS = ("unlabelled", "draft", "unsubmitted", "submitted", "rejected", "review", "any")
+
 @dataclass(frozen=True)
 class ClassInfo:
     index: int
@@ -678,9 +687,7 @@ class Store:
         prediction last, then by id). ``filter``: "unlabelled" (default), "draft",
         "unsubmitted" (unlabelled or draft), "rejected" (review state rejected: back to
         the annotator) or "any"."""
-        statuses = {None: ("unlabelled",), "unlabelled": ("unlabelled",), "draft": ("draft",),
-                    "unsubmitted": ("unlabelled", "draft"),
-                    "any": ("unlabelled", "draft", "submitted")}.get(filter)
+        statuses = FILTER_STATUSES.get(filter or "unlabelled") if filter != "submitted" else None
         if filter == "rejected":
             cond = Image.review == ReviewState.REJECTED.value
         elif statuses is None:
