@@ -7,10 +7,12 @@ psycopg) instead; schema managed by Alembic and upgraded on start. Use
 :class:`Store`; it never hands out sessions or ORM objects.
 """
 from .errors import (ConflictError, InvalidClassMapError, InvalidImageError, JobStateError,
-                     NotFoundError, ReviewError, StorageError)
+                     NotFoundError, ReviewError, StorageError, ValidationError)
+from .info import (ActivityInfo, AnnotationInfo, ClassInfo, ImageInfo, JobInfo, ModelVersionInfo,
+                   PredictionInfo, ProjectInfo, ReviewInfo, UserInfo)
 from .models import Action, ReviewDecision, ReviewState, Role, TrainingSource
-from .store import (FILTER_STATUSES, QUEUE_FILTERS, ActivityInfo, AnnotationInfo, ClassInfo, ImageInfo, JobInfo, ModelVersionInfo,
-                    PredictionInfo, ProjectInfo, ReviewInfo, Store, UserInfo, ValidationError)
+from .store import Store
+from .store_images import FILTER_STATUSES, QUEUE_FILTERS
 
 __all__ = [
     "Store", "FILTER_STATUSES", "QUEUE_FILTERS", "StorageError", "NotFoundError", "InvalidImageError", "InvalidClassMapError",

@@ -15,9 +15,10 @@ from common.images import IMAGE_SUFFIXES
 from common.labels import collapse_spaces
 
 from . import imaging
-from .errors import InvalidClassMapError, InvalidImageError, NotFoundError
+from .errors import InvalidClassMapError, InvalidImageError, NotFoundError, ValidationError
+from .info import ProjectInfo
 from .models import SPLITS
-from .store import ProjectInfo, Store, ValidationError
+from .store import Store
 
 FORMATS = ("folder", "voc", "coco")
 

@@ -23,6 +23,10 @@ class InvalidImageError(StorageError, images.InvalidImageError):
     (Also a :class:`common.images.InvalidImageError`, hence a ``ValueError``.)"""
 
 
+class ValidationError(StorageError, ValueError):
+    """Invalid argument (empty/duplicate class names, unknown split, ...)."""
+
+
 class InvalidClassMapError(StorageError, ValueError):
     """A class map of the wrong shape, dtype or with values outside the label set."""
 
