@@ -11,6 +11,8 @@ from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, Foreign
                         UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from common import splits
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -19,7 +21,7 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-SPLITS = ("train", "val", "none")
+SPLITS = splits.SPLITS   # owned by common.splits (the app's split rule)
 ANNOTATION_STATUSES = ("draft", "submitted")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 

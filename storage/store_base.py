@@ -96,6 +96,13 @@ class StoreBase:
                            _utc(p.created_at), p.training_source)
 
     @staticmethod
+    def _model_version_row(s: Session, version_id: int) -> ModelVersion:
+        mv = s.get(ModelVersion, version_id)
+        if mv is None:
+            raise NotFoundError(f"model version {version_id} does not exist")
+        return mv
+
+    @staticmethod
     def _version_row(s: Session, version_id: int, project_id: int | None, label: str, where: str) -> ModelVersion:
         """The model version, which must belong to ``project_id`` (None: any project)."""
         mv = s.get(ModelVersion, version_id)
@@ -122,9 +129,7 @@ class StoreBase:
     @staticmethod
     def _activate(s: Session, version_id: int) -> tuple[ModelVersion, int | None]:
         """Activate; returns the version and the previously active version's id."""
-        mv = s.get(ModelVersion, version_id)
-        if mv is None:
-            raise NotFoundError(f"model version {version_id} does not exist")
+        mv = StoreBase._model_version_row(s, version_id)
         previous = s.scalar(select(ModelVersion.id).where(ModelVersion.project_id == mv.project_id,
                                                           ModelVersion.is_active.is_(True)))
         s.execute(update(ModelVersion).where(ModelVersion.project_id == mv.project_id,

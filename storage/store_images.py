@@ -19,7 +19,7 @@ from .errors import ConflictError, InvalidImageError, NotFoundError, StorageErro
 from .files import digest
 from .info import (AnnotationInfo, ImageInfo, ProjectInfo, _image_info, _list_columns, _row_to_image_info,
                    _rows_to_image_infos, _utc)
-from .models import Action, Annotation, Image, LabelClass, Project, ReviewState, utcnow
+from .models import ANNOTATION_STATUSES, Action, Annotation, Image, LabelClass, Project, ReviewState, utcnow
 from .store_base import StoreBase, _check_split, _clean_name, _enum_value, _label_rule
 
 # --------------------------------------------------------------------------- dataclasses
@@ -324,7 +324,7 @@ class ImagesMixin(StoreBase):
         makes the image's review state "pending" (a draft leaves it as it is); the save
         is recorded in the activity log (``revision_saved``, by ``author``) in the same
         transaction."""
-        if status not in ("draft", "submitted"):
+        if status not in ANNOTATION_STATUSES:
             raise ValidationError(f"status must be 'draft' or 'submitted', got {status!r}")
         author = _clean_name(author, "author")
         if not isinstance(base_revision, int) or base_revision < 0:

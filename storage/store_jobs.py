@@ -30,6 +30,14 @@ JOB_TRANSITIONS = {
 class JobsMixin(StoreBase):
     """Training jobs, training data and the training source."""
 
+    @staticmethod
+    def _job_row(s: Session, job_id: int, **options: Any) -> TrainingJob:
+        """The job (``options``: for ``Session.get``), or NotFoundError."""
+        job = s.get(TrainingJob, job_id, **options)
+        if job is None:
+            raise NotFoundError(f"job {job_id} does not exist")
+        return job
+
     # ------------------------------------------------------------------ training jobs
 
     def create_job(self, project: str | int, params: dict[str, Any] | None = None,
@@ -63,9 +71,7 @@ class JobsMixin(StoreBase):
                                                     TrainingJob.status.in_(allowed_from))
                           .values(status=to, **values)
                           .execution_options(synchronize_session=False)).rowcount
-            job = s.get(TrainingJob, job_id, populate_existing=True)
-            if job is None:
-                raise NotFoundError(f"job {job_id} does not exist")
+            job = self._job_row(s, job_id, populate_existing=True)
             if n != 1:
                 raise JobStateError(f"job {job_id} is {job.status}; cannot move to {to} "
                                     f"(allowed only from {' or '.join(allowed_from)})")
@@ -122,9 +128,7 @@ class JobsMixin(StoreBase):
         :class:`JobStateError` if the job is no longer running (e.g. cancelled):
         the worker should stop then."""
         with self._session() as s, s.begin():
-            job = s.get(TrainingJob, job_id, with_for_update=True)
-            if job is None:
-                raise NotFoundError(f"job {job_id} does not exist")
+            job = self._job_row(s, job_id, with_for_update=True)
             if job.status != "running":
                 raise JobStateError(f"job {job_id} is {job.status}, not running; stop working on it")
             if progress is not None:
@@ -150,7 +154,7 @@ class JobsMixin(StoreBase):
         in the same transaction: a job cancelled or failed meanwhile (JobStateError)
         never changes the active model. The promotion is recorded in the activity log
         (``model_promoted``, user None: the system) in that transaction too."""
-        if status not in ("succeeded", "failed", "cancelled"):
+        if status not in JOB_TRANSITIONS["running"]:
             raise JobStateError(f"finish_job status must be succeeded/failed/cancelled, got {status!r}")
         if activate and (status != "succeeded" or result_version_id is None):
             raise JobStateError("only a succeeded job with a result version can activate it")
@@ -177,10 +181,7 @@ class JobsMixin(StoreBase):
 
     def get_job(self, job_id: int) -> JobInfo:
         with self._session() as s:
-            job = s.get(TrainingJob, job_id)
-            if job is None:
-                raise NotFoundError(f"job {job_id} does not exist")
-            return _job_info(job)
+            return _job_info(self._job_row(s, job_id))
 
     def list_jobs(self, project: str | int, status: str | None = None) -> list[JobInfo]:
         with self._session() as s:

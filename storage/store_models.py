@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import select, update
 
 from . import imaging
-from .errors import NotFoundError, ValidationError
+from .errors import ValidationError
 from .info import ModelVersionInfo, PredictionInfo, _mv_info, _utc
 from .models import Action, ModelVersion, Prediction, utcnow
 from .store_base import StoreBase
@@ -78,10 +78,7 @@ class ModelsMixin(StoreBase):
 
     def get_model_version(self, version_id: int) -> ModelVersionInfo:
         with self._session() as s:
-            mv = s.get(ModelVersion, version_id)
-            if mv is None:
-                raise NotFoundError(f"model version {version_id} does not exist")
-            return _mv_info(mv)
+            return _mv_info(self._model_version_row(s, version_id))
 
     def list_model_versions(self, project: str | int) -> list[ModelVersionInfo]:
         with self._session() as s:

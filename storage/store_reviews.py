@@ -14,6 +14,24 @@ from .models import Action, Activity, Annotation, Image, Review, ReviewDecision,
 from .store_base import StoreBase, _clean_name, _enum_value
 
 
+
+def _check_score(score: float) -> float:
+    """A review score (already a float) must lie in [0, 1]."""
+    if not (0.0 <= score <= 1.0):
+        raise ValidationError(f"score must be in [0, 1], got {score}")
+    return score
+
+
+def _json_dict(value: Any, what: str) -> dict[str, Any]:
+    """``value`` (a dict) as plain JSON data, or ValidationError naming ``what``."""
+    if not isinstance(value, dict):
+        raise ValidationError(f"{what} must be a dict, got {type(value).__name__}")
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as e:
+        raise ValidationError(f"{what} must be JSON-serialisable: {e}") from None
+
+
 class ReviewsMixin(StoreBase):
     """Reviews, review scores and the activity log."""
 
@@ -113,16 +131,9 @@ class ReviewsMixin(StoreBase):
             score = float(score)
         except (TypeError, ValueError):
             raise ValidationError(f"score must be a number, got {score!r}") from None
-        if not (0.0 <= score <= 1.0):
-            raise ValidationError(f"score must be in [0, 1], got {score}")
-        values: dict[str, Any] = {"review_score": score}
+        values: dict[str, Any] = {"review_score": _check_score(score)}
         if evidence is not None:
-            if not isinstance(evidence, dict):
-                raise ValidationError(f"evidence must be a dict, got {type(evidence).__name__}")
-            try:
-                values["review_evidence"] = json.loads(json.dumps(evidence))
-            except (TypeError, ValueError) as e:
-                raise ValidationError(f"evidence must be JSON-serialisable: {e}") from None
+            values["review_evidence"] = _json_dict(evidence, "evidence")
         with self._session() as s, s.begin():
             self._image_row(s, image_id)
             return s.execute(update(Image).where(
@@ -134,10 +145,7 @@ class ReviewsMixin(StoreBase):
         (a review queue scored again); returns how many were stored."""
         rows = []
         for image_id, revision, score in scores:
-            score = float(score)
-            if not (0.0 <= score <= 1.0):
-                raise ValidationError(f"score must be in [0, 1], got {score}")
-            rows.append((int(image_id), int(revision), score))
+            rows.append((int(image_id), int(revision), _check_score(float(score))))
         n = 0
         with self._session() as s, s.begin():
             for image_id, revision, score in rows:
@@ -179,12 +187,7 @@ class ReviewsMixin(StoreBase):
         if not isinstance(subject, str):
             raise ValidationError(f"subject must be text, got {type(subject).__name__}")
         if details is not None:
-            if not isinstance(details, dict):
-                raise ValidationError(f"details must be a dict, got {type(details).__name__}")
-            try:
-                details = json.loads(json.dumps(details))
-            except (TypeError, ValueError) as e:
-                raise ValidationError(f"details must be JSON-serialisable: {e}") from None
+            details = _json_dict(details, "details")
         with self._session() as s, s.begin():
             pid = self._project_row(s, project).id if project is not None else None
             a = self._record(s, action, user, pid, subject, details)
