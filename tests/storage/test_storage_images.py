@@ -124,6 +124,42 @@ def test_image_roundtrip_and_path_input(store, project, rgb_image, tmp_path, png
         store.add_image("p", f, split="test")
 
 
+class _MemoryBlobs:
+    """A BlobStore (storage.files) that keeps files in a dict: what Store(blobs=...) takes."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+
+    def write(self, sha256, data):
+        new = sha256 not in self.files
+        self.files[sha256] = bytes(data)
+        return new
+
+    def read(self, sha256):
+        return self.files[sha256]
+
+    def path(self, sha256):
+        return f"memory:{sha256}"
+
+    def iter_files(self):
+        return [(sha, sha, 0.0) for sha in self.files]
+
+    def remove(self, entry):
+        self.files.pop(entry, None)
+
+
+def test_another_blob_store_can_be_passed_in(make_store, rgb_image, png_bytes, tmp_path):
+    blobs = _MemoryBlobs()
+    store = make_store(blobs=blobs)
+    store.create_project("p", ["road", "car"])
+    data = png_bytes(rgb_image)
+    im = store.add_image("p", data, "a.png")
+    assert blobs.files == {im.sha256: data}
+    assert not any(p.is_file() for p in (tmp_path / "data" / "images").rglob("*"))
+    np.testing.assert_array_equal(store.load_image(im.id), rgb_image)
+    assert store.image_bytes(im.id) == data
+
+
 def test_corrupted_file_on_disk_is_detected(store, image, tmp_path):
     path = store.blobs.path(image.sha256)
     path.write_bytes(path.read_bytes()[:-1] + b"x")
