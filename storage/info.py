@@ -15,6 +15,7 @@ from sqlalchemy import String, type_coerce
 
 from .models import Activity, Image, ModelVersion, Review, Role, TrainingJob, User
 
+
 @dataclass(frozen=True)
 class ClassInfo:
     index: int
@@ -178,6 +179,7 @@ def _utc(dt: datetime | None) -> datetime | None:
     if dt is None:
         return None
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
 
 def _image_info(im: Image, duplicate: bool = False) -> ImageInfo:
     return ImageInfo(im.id, im.project_id, im.sha256, im.filename, im.width, im.height, im.split,

@@ -20,6 +20,7 @@ from .store_base import StoreBase, _clean_name, _enum_value
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024     # argon2 takes any length; this bounds the work per login
 
+
 def _check_password(password: Any) -> str:
     """The password as given, or ValidationError; messages never contain it."""
     if not isinstance(password, str):
@@ -29,7 +30,6 @@ def _check_password(password: Any) -> str:
     if len(password) > MAX_PASSWORD_LENGTH:
         raise ValidationError(f"a password has at most {MAX_PASSWORD_LENGTH} characters")
     return password
-
 
 
 class AccountsMixin(StoreBase):

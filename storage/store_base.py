@@ -30,13 +30,9 @@ from .models import SPLITS, Activity, Image, LabelClass, ModelVersion, Project, 
 # --------------------------------------------------------------------------- argument rules
 
 
-def _hex_to_rgb(h: str) -> tuple[int, int, int]:
-    return colors.as_rgb(h)
-
-
 @contextmanager
 def _label_rule():
-    """Label-set rule violations (common.labels) surface as this module's ValidationError."""
+    """Label-set rule violations (common.labels) surface as storage's ValidationError."""
     try:
         yield
     except labels.LabelSetError as e:
@@ -59,6 +55,10 @@ def _enum_value(enum: type, value: Any, what: str) -> str:
         return enum(value).value
     except ValueError:
         raise ValidationError(f"{what} must be one of {', '.join(enum)}, got {value!r}") from None
+
+
+def _hex_to_rgb(h: str) -> tuple[int, int, int]:
+    return colors.as_rgb(h)
 
 
 # --------------------------------------------------------------------------- the base

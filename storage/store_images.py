@@ -22,8 +22,6 @@ from .info import (AnnotationInfo, ImageInfo, ProjectInfo, _image_info, _list_co
 from .models import ANNOTATION_STATUSES, Action, Annotation, Image, LabelClass, Project, ReviewState, utcnow
 from .store_base import StoreBase, _check_split, _clean_name, _enum_value, _label_rule
 
-# --------------------------------------------------------------------------- dataclasses
-
 # The queue filters people pick (the app's filter menu, Store.next_image): each names the
 # image statuses it shows; "rejected" is the review state (back to the annotator) and
 # "review" the reviewer's queue, so neither is a status set.
@@ -39,7 +37,6 @@ def _color_to_hex(color: Any) -> str:
         return colors.as_hex(color)
     except ValueError as e:
         raise ValidationError(str(e)) from None
-
 
 
 class ImagesMixin(StoreBase):

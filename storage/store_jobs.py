@@ -19,7 +19,6 @@ from .store_base import StoreBase, _check_split, _enum_value
 
 LOG_TAIL_LINES = 200
 
-
 JOB_TRANSITIONS = {
     "queued": ("running", "cancelled"),
     "running": ("succeeded", "failed", "cancelled"),
