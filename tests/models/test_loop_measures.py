@@ -71,7 +71,7 @@ def test_interpolate_state_blends_floats_and_keeps_integer_buffers():
 
 def test_default_recipe_keys():
     p = finetune.default_params()
-    cfg = finetune._train_config(finetune.default_params(l2sp=0.5))
+    cfg = finetune.train_config(finetune.default_params(l2sp=0.5))
     assert cfg.l2sp == 0.5 and isinstance(p["blend"], list) and 1.0 in p["blend"]
 
 
