@@ -9,7 +9,7 @@ set, training, evaluating, the DDP weight check and the promotion rule. Running 
 
 `python -m models.finetune ...` still works for old scripts: it says on stderr that
 jobs moved and replaces itself with `python -m jobs.runner` and the same arguments
-(os.execv; this library imports no job code). Where a job trains (``device``) is the
+(os.execve; this library imports no job code). Where a job trains (``device``) is the
 worker's and runner's setting, not part of the recipe: `train_config` and `fine_tune`
 take it as an argument.
 """
@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 
 from .segmenter import Segmenter
+# evaluate_model is models.train's (one owner); choose_blend and jobs.runner use it from here
 from .train import SplitData, TrainConfig, evaluate_model, train_model
 
 MIN_VAL_TO_PROMOTE = 5  # fewer val images say too little about a model to replace the active one
