@@ -14,7 +14,7 @@ through the same functions the screens call:
 3. after the job the queue is re-predicted with the active model
    (``Studio.refresh_predictions``);
 4. the images still to label are scored before and after: the share of wrong pixels
-   and the number of wrong regions of at least 20 px (``models.bench_loop``).
+   and the number of wrong regions of at least 20 px (``benchmarks.bench_loop``).
 
 The ground truth of the demo images comes from CamVid val (``--data``). With
 ``--camvid-offset K`` the demo folder is built from other CamVid val images by the same
@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from common.splits import auto_split_file  # noqa: E402
 from jobs import worker  # noqa: E402
-from models.bench_loop import correction_effort, wrong_regions  # noqa: E402
+from benchmarks.bench_loop import correction_effort, wrong_regions  # noqa: E402
 from models.data import load_label  # noqa: E402
 from segui import finetune_panel  # noqa: E402
 from segui.handlers import DEMO_DIR, DEMO_PROJECT, Studio  # noqa: E402

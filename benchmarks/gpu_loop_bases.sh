@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Base models for the measured loop (models.bench_loop), trained on a lent GPU:
+# Base models for the measured loop (benchmarks.bench_loop), trained on a lent GPU:
 # only the 0001TP and 0006R0 train sequences; the second also without "bicyclist"
 # (its pixels are void), so the loop can add that class back by name.
 set -euo pipefail

@@ -6,7 +6,7 @@ region's majority true class).
     python benchmarks/regions_by_class.py [--params '{"class_weight_power": 0.5}'] [--limit 40]
 
 Used to choose a job recipe that does not add wrong regions; the choice is then reported
-on the loop over another drive (models.bench_loop, BENCHMARKS.md).
+on the loop over another drive (benchmarks.bench_loop, BENCHMARKS.md).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench_demo_round import demo_truth, label_queue, spaced  # noqa: E402
 from jobs import queue, worker  # noqa: E402
-from models.bench_loop import MIN_REGION_PIXELS, correction_effort  # noqa: E402
+from benchmarks.bench_loop import MIN_REGION_PIXELS, correction_effort  # noqa: E402
 from models.data import load_image, load_label  # noqa: E402
 from models.finetune import interpolate_state  # noqa: E402
 from models.inference import Predictor  # noqa: E402

@@ -8,7 +8,7 @@
 set -euo pipefail
 RES=${RES:-benchmarks/results}
 common=(--base runs/loop/strong_A --sequence 0001TP --val auto --rounds 4 --per-round 11 --threads 2)
-python -m models.bench_loop "${common[@]}" --order random --out "$RES/cpu_strong_loop_random.json"
-python -m models.bench_loop "${common[@]}" --order uncertainty --out "$RES/cpu_strong_loop_queue.json"
-python -m models.bench_loop "${common[@]}" --order random --params '{"lr": 6e-3, "blend": [1.0], "max_minutes": 3.5}' \
+python -m benchmarks.bench_loop "${common[@]}" --order random --out "$RES/cpu_strong_loop_random.json"
+python -m benchmarks.bench_loop "${common[@]}" --order uncertainty --out "$RES/cpu_strong_loop_queue.json"
+python -m benchmarks.bench_loop "${common[@]}" --order random --params '{"lr": 6e-3, "blend": [1.0], "max_minutes": 3.5}' \
   --out "$RES/cpu_strong_loop_random_recipe5.json"

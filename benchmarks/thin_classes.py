@@ -23,7 +23,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from segui.smart_tools import (  # noqa: E402
-    _region_widths_areas, _weighted_median, clean_up, thin_classes)
+    clean_up, region_widths_areas, thin_classes, weighted_median)
 
 HERE = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "val")
@@ -44,13 +44,13 @@ def per_class(maps: list[np.ndarray], ignore: int) -> dict[int, dict[str, float]
     acc: dict[int, list] = {}
     for m in maps:
         short = min(m.shape)
-        for c, (w, a) in _region_widths_areas(m, ignore).items():
+        for c, (w, a) in region_widths_areas(m, ignore).items():
             acc.setdefault(c, []).append((w, a, np.full(len(w), short, float)))
     out = {}
     for c, parts in acc.items():
         w, a, s = (np.concatenate([p[i] for p in parts]) for i in range(3))
         out[c] = {"px": float(np.median(w)), "frac": float(np.median(w / s)),
-                  "wpx": _weighted_median(w, a), "wfrac": _weighted_median(w / s, a),
+                  "wpx": weighted_median(w, a), "wfrac": weighted_median(w / s, a),
                   "n": len(w)}
     return out
 
@@ -100,7 +100,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     print("\nagreement with the whole split's decision on 200 random 10-map samples, per class, "
           "counting samples where the class is present (train / val)")
-    per_map = {s: [_region_widths_areas(m, ignore) for m in load(data, s)] for s in SPLITS}
+    per_map = {s: [region_widths_areas(m, ignore) for m in load(data, s)] for s in SPLITS}
 
     def decide(results: list[dict], t: float) -> set[int]:
         acc: dict[int, list] = {}
@@ -108,7 +108,7 @@ def main() -> None:
             for c, (w, a) in r.items():
                 acc.setdefault(c, []).append((w / 360, a))
         return {c for c, p in acc.items()
-                if _weighted_median(np.concatenate([x[0] for x in p]), np.concatenate([x[1] for x in p])) <= t}
+                if weighted_median(np.concatenate([x[0] for x in p]), np.concatenate([x[1] for x in p])) <= t}
 
     for t in (0.02, 0.06, 0.08, 0.1, 0.12):
         line = f"   <= {t:<5}:"

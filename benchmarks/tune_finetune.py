@@ -2,7 +2,7 @@
 
     python benchmarks/tune_finetune.py --freeze 16 --cwp 0 --lr 6e-3 --bs 4 [--minutes 2.5]
 
-Same data and order as `models.bench_loop` (the 0016E5 train images shuffled with
+Same data and order as `benchmarks.bench_loop` (the 0016E5 train images shuffled with
 seed 0): the loop's base model is fine-tuned in this process on the first K images
 for a fixed wall-time budget, then the correction effort is measured on images
 60-79 (the loop's round 4) and mIoU / pixel accuracy on the val split. One run per
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from models.bench_loop import _read, correction_effort, labeller_order  # noqa: E402
+from benchmarks.bench_loop import correction_effort, labeller_order, read_pairs  # noqa: E402
 from models.data import list_pairs, read_classes  # noqa: E402
 from models.inference import Predictor, evaluate_arrays  # noqa: E402
 from models.segmenter import Segmenter  # noqa: E402
@@ -58,7 +58,7 @@ seconds = time.time() - t0
 pred = Predictor(model, model.device, fuse=False)
 effort = np.mean([correction_effort(pred.predict(p[2], labels.names).class_map, p[3], labels.ignore_index)
                   for p in pool[60:80]])
-val = _read(list_pairs(a.data, "val"))
+val = read_pairs(list_pairs(a.data, "val"))
 m = evaluate_arrays(pred, [v[2] for v in val], [v[3] for v in val], labels.names, labels.ignore_index)
 res = {**vars(a), "steps": steps[-1], "train_s": round(seconds), "effort": float(effort),
        "val_miou": round(m["miou"], 4), "val_pa": round(m["pixel_accuracy"], 4)}

@@ -3,7 +3,7 @@
     python benchmarks/tune_strong.py --base runs/loop/strong_B --lr 1e-3 [--l2sp 0 --minutes 2.5]
 
 The recipe is CHOSEN here on 0016E5 with base B (trained on 0001TP and 0006R0) and
-REPORTED elsewhere (models.bench_loop over 0001TP from base A). As in the loop with
+REPORTED elsewhere (benchmarks.bench_loop over 0001TP from base A). As in the loop with
 --val auto: the 0016E5 train images the app's rule puts in val (one in five by hash) are
 the project's val images (the first --val-n of them), the others the labeller's pool,
 shuffled with seed 0. One job's worth of training in this process (the recipe of
@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from models import finetune  # noqa: E402
 from common.splits import auto_split_file  # noqa: E402
-from models.bench_loop import _read, correction_effort, labeller_order, wrong_regions  # noqa: E402
+from benchmarks.bench_loop import correction_effort, labeller_order, read_pairs, wrong_regions  # noqa: E402
 from models.data import list_pairs, read_classes  # noqa: E402
 from models.inference import Predictor, evaluate_arrays  # noqa: E402
 from models.train import SplitData  # noqa: E402
@@ -51,7 +51,7 @@ torch.set_num_threads(a.threads)
 labels = read_classes(a.data)
 names, ignore = labels.names, labels.ignore_index
 pool = labeller_order(a.data, a.sequence, seed=0, split="train")
-val = _read([p for p in list_pairs(a.data, "train", [a.sequence]) if auto_split_file(p[1]) == "val"])[: a.val_n]
+val = read_pairs([p for p in list_pairs(a.data, "train", [a.sequence]) if auto_split_file(p[1]) == "val"])[: a.val_n]
 train, nxt = pool[: a.k], pool[a.k: a.k + a.next]
 vimgs, vlbls = [v[2] for v in val], [v[3] for v in val]
 
@@ -69,11 +69,10 @@ model, _ = finetune.start_from(a.base, names, labels.colors, ignore)
 base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 base = measure(Predictor(model, "cpu"))
 params = finetune.default_params(max_minutes=a.minutes, epochs=10_000, lr=a.lr, l2sp=a.l2sp, batch_size=a.bs,
-                                 class_weight_power=a.cwp,
-                                 device="cpu")
+                                 class_weight_power=a.cwp)
 steps = []
 t0 = time.time()
-finetune.fine_tune(model, SplitData([p[2] for p in train], [p[3] for p in train]), params,
+finetune.fine_tune(model, SplitData([p[2] for p in train], [p[3] for p in train]), params, device="cpu",
                    on_step=lambda info: steps.append(info["step"]))
 seconds = time.time() - t0
 trained = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -9,5 +9,6 @@
   `models.finetune`, evaluation on the val split, the new version, promotion.
 
 The recipe itself (parameters, training, evaluation, promotion rule) stays in the
-model library, `models.finetune`, which never imports storage.
+model library, `models.finetune`, which imports neither storage nor jobs (.importlinter).
+Where a job trains is the worker's and runner's --device, not a recipe parameter.
 """

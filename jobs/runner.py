@@ -15,6 +15,10 @@ the same transaction that marks the job succeeded. Progress, heartbeat, metrics 
 log lines go to the database; a cancel is noticed at the next step. Started by a
 worker (`$STUDIO_WORKER_PID` set), the runner also stops, and fails its job, when that
 worker dies.
+
+Where a job trains is this process's setting (--device, a worker passes its own; default
+auto), not part of the job's recipe. A job row queued before that change may still hold
+a "device" parameter: it is honoured only when the runner is given no --device (as then).
 """
 
 from __future__ import annotations
@@ -93,9 +97,15 @@ def watch_worker(store, job_id: int, rank: int, worker_pid: int, interval_s: flo
     threading.Thread(target=watch, name="watch-worker", daemon=True).start()
 
 
+def job_device(params: dict, device: str | None = None) -> str:
+    """Where a job trains: the runner's ``device``; else a "device" an older job row holds
+    (from when it was a recipe field); else auto."""
+    return device or params.get("device") or "auto"
+
+
 def run_job(store, job_id: int, show_progress: bool = False, device: str | None = None) -> dict:
     """Run one job to the end in this process (under torchrun: every rank calls it; rank
-    0 talks to the database). ``device`` overrides the job's own setting."""
+    0 talks to the database), training on ``device`` (None: see `job_device`)."""
     ddp = dist.is_available() and dist.is_initialized()
     rank = dist.get_rank() if ddp else 0
     job = store.get_job(job_id)
@@ -108,8 +118,7 @@ def run_job(store, job_id: int, show_progress: bool = False, device: str | None 
         return {"status": status[0]}
     project = store.get_project(job.project_id)
     params = finetune.default_params(**job.params)
-    if device:
-        params["device"] = device
+    device = job_device(params, device)
     state = {"last": 0.0, "cancelled": False}
 
     def log(line: str) -> None:
@@ -131,7 +140,7 @@ def run_job(store, job_id: int, show_progress: bool = False, device: str | None 
         log(f"base v{base.id}; {len(train.images)} train / {len(val.images)} val images; classes {names}"
             + (f"; new classes trained by name: {added}" if added else ""))
 
-        cfg = finetune._train_config(params)
+        cfg = finetune.train_config(params, device)
         base_metrics = None
         signature = _val_signature(store, project.id, names)
         if rank == 0 and val.images:
@@ -165,8 +174,8 @@ def run_job(store, job_id: int, show_progress: bool = False, device: str | None 
         alphas = [float(a) for a in params.get("blend") or [1.0]]
         base_state = ({k: v.detach().clone() for k, v in model.state_dict().items()}
                       if alphas != [1.0] else None)
-        finetune.fine_tune(model, train, params, on_step=on_step, should_stop=lambda: state["cancelled"],
-                           show_progress=show_progress)
+        finetune.fine_tune(model, train, params, device=device, on_step=on_step,
+                           should_stop=lambda: state["cancelled"], show_progress=show_progress)
         agree = finetune.ranks_agree(model) if ddp else None
         if rank != 0:
             return {"status": "worker"}
@@ -233,7 +242,7 @@ def _new_job(store, args) -> int:
 
     try:
         job = enqueue(store, args.project, {"epochs": args.epochs, "max_minutes": args.max_minutes,
-                                            "batch_size": args.batch_size, "device": args.device})
+                                            "batch_size": args.batch_size})
         claimed = store.claim_job(job.project_id)
         if claimed is None or claimed.id != job.id:
             raise JobError(f"job {job.id} was claimed by a worker meanwhile; follow it in the app")
@@ -257,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--max-minutes", type=float)
     ap.add_argument("--batch-size", type=int)
-    ap.add_argument("--device", help="auto, cpu or cuda[:N] (default: the job's own setting)")
+    ap.add_argument("--device", help="auto, cpu or cuda[:N]: where the job trains (default: auto, or an older "
+                         "job row's own device)")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--progress", action="store_true", help="show a progress bar")
     args = ap.parse_args(argv)
@@ -279,8 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
         if os.environ.get(WORKER_PID_ENV):
             watch_worker(store, job_id, rank, int(os.environ[WORKER_PID_ENV]))
-        result = run_job(store, job_id, show_progress=args.progress,
-                         device=args.device if args.job_id is not None else None)
+        result = run_job(store, job_id, show_progress=args.progress, device=args.device)
         if rank == 0:
             print(json.dumps({k: v for k, v in result.items() if k != "losses"}, default=str), flush=True)
         return 0 if result.get("status") in ("succeeded", "worker", "cancelled") else 1

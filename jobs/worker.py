@@ -249,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                          f"a password here is visible in `ps`: prefer ${DB_URL_ENV}")
     ap.add_argument("--data-dir", default="data", help="the app's data folder (images, model versions)")
     ap.add_argument("--device", default=None,
-                    help="auto, cpu or cuda[:N]: where jobs train (default: each job's own setting, auto)")
+                    help="auto, cpu or cuda[:N]: where jobs train (default: auto, or an older job row's "
+                         "own device)")
     ap.add_argument("--once", action="store_true", help="run at most one queued job, then exit")
     ap.add_argument("--poll-seconds", type=float, default=2.0, help="wait between looks at an empty queue")
     ap.add_argument("--nproc", type=int, default=1, help="ranks per job: > 1 runs each job under torchrun (DDP)")

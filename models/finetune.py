@@ -7,21 +7,25 @@ set, training, evaluating, the DDP weight check and the promotion rule. Running 
 
     python -m jobs.worker --db URL --data-dir DIR          # runs queued jobs (the app starts one)
 
-`python -m models.finetune ...` still works: it hands its arguments to
-`python -m jobs.runner` (same flags) and says so.
+`python -m models.finetune ...` still works for old scripts: it says on stderr that
+jobs moved and replaces itself with `python -m jobs.runner` and the same arguments
+(os.execve; this library imports no job code). Where a job trains (``device``) is the
+worker's and runner's setting, not part of the recipe: `train_config` and `fine_tune`
+take it as an argument.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.distributed as dist
 
-from .inference import Predictor, evaluate_arrays
 from .segmenter import Segmenter
-from .train import SplitData, TrainConfig, train_model
+# evaluate_model is models.train's (one owner); choose_blend and jobs.runner use it from here
+from .train import SplitData, TrainConfig, evaluate_model, train_model
 
 MIN_VAL_TO_PROMOTE = 5  # fewer val images say too little about a model to replace the active one
 
@@ -43,7 +47,7 @@ def default_params(**overrides) -> dict:
     wrong regions of the loops (110% -> 103% and 117% -> 109% of no retraining) and gave
     back a third of the pixel gain from the shipped model (49% -> 64%)."""
     params = {"epochs": 100, "max_minutes": 2.5, "batch_size": 4, "crop": [256, 320], "scale": [0.5, 1.75],
-              "lr": 1e-3, "class_weight_power": 0.0, "freeze_blocks": 16, "device": "auto",
+              "lr": 1e-3, "class_weight_power": 0.0, "freeze_blocks": 16,
               # keep the new model near its base: L2-SP weight (0 = off) and the blends
               # base + a * (trained - base) tried on the val split ([1.0] = off; choose_blend)
               "l2sp": 0.0, "blend": [1.0, 0.6, 0.3],
@@ -53,11 +57,13 @@ def default_params(**overrides) -> dict:
     return params
 
 
-def _train_config(params: dict) -> TrainConfig:
+def train_config(params: dict, device: str = "auto") -> TrainConfig:
+    """The training configuration of a job's recipe ``params``, training on ``device``
+    (the runner's setting: auto, cpu or cuda[:N])."""
     return TrainConfig(
         epochs=int(params["epochs"]), batch_size=int(params["batch_size"]), crop=tuple(params["crop"]),
         scale=tuple(params["scale"]), lr=float(params["lr"]), encoder_lr_mult=0.3, warmup_steps=20,
-        class_weight_power=float(params["class_weight_power"]), device=params["device"],
+        class_weight_power=float(params["class_weight_power"]), device=device,
         max_minutes=params.get("max_minutes"), seed=int(params.get("seed", 0)),
         freeze_blocks=int(params.get("freeze_blocks", 0)), l2sp=float(params.get("l2sp", 0.0)),
         distill=float(params.get("distill", 0.0)),
@@ -77,17 +83,13 @@ def start_from(weights_dir: str, class_names: Sequence[str], colors, ignore_inde
     return model, added
 
 
-def fine_tune(model: Segmenter, train: SplitData, params: dict, *,
+def fine_tune(model: Segmenter, train: SplitData, params: dict, *, device: str = "auto",
               on_step: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
               show_progress: bool = False) -> None:
-    """Train ``model`` in place with the job's recipe (DDP when a process group is up)."""
-    train_model(model, train, None, _train_config(params), out_dir=None, on_step=on_step,
+    """Train ``model`` in place with the job's recipe on ``device`` (DDP when a process
+    group is up)."""
+    train_model(model, train, None, train_config(params, device), out_dir=None, on_step=on_step,
                 should_stop=should_stop, show_progress=show_progress)
-
-
-def evaluate_model(model: Segmenter, val: SplitData, names, ignore_index, device) -> dict:
-    """mIoU, pixel accuracy and per-class IoU of ``model`` on ``val``."""
-    return evaluate_arrays(Predictor(model.eval(), device), val.images, val.labels, names, ignore_index)
 
 
 def interpolate_state(base: dict[str, torch.Tensor], new: dict[str, torch.Tensor], alpha: float
@@ -154,16 +156,24 @@ def ranks_agree(model: Segmenter) -> bool:
     return all(torch.equal(g, gathered[0]) for g in gathered)
 
 
+RUNNER = "jobs.runner"   # the job entry point `python -m models.finetune` hands over to
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Compatibility entry point: the job runner moved to `jobs.runner` (same flags)."""
-    import os
+    """Compatibility entry point: the job runner moved to `jobs.runner` (same flags).
+    Says so on stderr (rank 0), then replaces this process with
+    ``python -m jobs.runner ARGS`` (same pid, environment and torchrun rank variables);
+    the package folder goes first on PYTHONPATH so `jobs` is found from any directory."""
+    args = sys.argv[1:] if argv is None else list(argv)
     if int(os.environ.get("RANK", "0")) == 0:
         print("models.finetune: running jobs moved to the jobs package; this runs "
               "`python -m jobs.runner` with the same arguments (queued jobs: `python -m jobs.worker`)",
               file=sys.stderr, flush=True)
-    from jobs import runner   # imported here only: the model library itself never needs storage
-
-    return runner.main(argv)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+    os.execve(sys.executable, [sys.executable, "-m", RUNNER, *args], env)
+    return 1   # not reached: execve returns only by raising
 
 
 if __name__ == "__main__":

@@ -95,8 +95,15 @@ def lr_factor(step: int, warmup: int, progress: float) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def evaluate_model(model: Segmenter, data: SplitData, class_names: list[str], ignore_index: int) -> dict:
-    """Val metrics of the model being trained (unfused, on its device); keeps its mode."""
+def evaluate_model(model: Segmenter, data: SplitData, class_names: list[str], ignore_index: int,
+                   device: str | torch.device | None = None) -> dict:
+    """mIoU, pixel accuracy and per-class IoU of ``model`` on ``data``. Without ``device``:
+    the model being trained, as it is (on its device, unfused, its train/eval mode kept;
+    the per-epoch val). With one: a finished model, moved there in eval mode and
+    evaluated with BatchNorm fused, as the app predicts (a job's base and new model,
+    `models.finetune`)."""
+    if device is not None:
+        return evaluate_arrays(Predictor(model.eval(), device), data.images, data.labels, class_names, ignore_index)
     was_training = model.training
     result = evaluate_arrays(Predictor(model, model.device, fuse=False), data.images, data.labels,
                              class_names, ignore_index)

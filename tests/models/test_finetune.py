@@ -29,7 +29,7 @@ def test_default_params_and_overrides():
     p = finetune.default_params(epochs=3, max_minutes=None, lr=None)
     assert p["epochs"] == 3 and p["max_minutes"] == 2.5 and p["lr"] == 1e-3   # None keeps the default
     assert p["blend"] == [1.0, 0.6, 0.3] and p["l2sp"] == 0.0 and p["distill"] == 0.0
-    cfg = finetune._train_config(p)
+    cfg = finetune.train_config(p)
     assert (cfg.epochs, cfg.freeze_blocks, cfg.crop) == (3, 16, (256, 320))
 
 
@@ -100,4 +100,4 @@ def test_distillation_keeps_a_job_near_the_model_it_started_from():
         with torch.no_grad():
             drift[w] = distill_loss(model.eval()(x, class_names=start.config.class_names).logits, before).item()
     assert 0 < drift[20.0] < drift[0.0]
-    assert finetune._train_config(finetune.default_params(distill=0.5)).distill == 0.5
+    assert finetune.train_config(finetune.default_params(distill=0.5)).distill == 0.5

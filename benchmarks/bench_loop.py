@@ -1,6 +1,6 @@
 """The measured loop: does fine-tuning on a labeller's corrections cut the next corrections?
 
-    python -m models.bench_loop --data ../shared/datasets/camvid --base runs/loop/base \\
+    python -m benchmarks.bench_loop --data ../shared/datasets/camvid --base runs/loop/base \\
         --base-removed runs/loop/base_no_bicyclist --out runs/loop/result.json
 
 A simulated labeller works through the 0016E5 train images of CamVid (--sequence), 20
@@ -22,13 +22,13 @@ on the sequence's own train images (one in five by a stable hash of the file's b
 common.splits.auto_split, as the app), the rest being the labeller's pool. From a strong base on an
 unseen drive (issue 10):
 
-    python -m models.bench_loop --base runs/loop/strong_A --sequence 0001TP --val auto \
+    python -m benchmarks.bench_loop --base runs/loop/strong_A --sequence 0001TP --val auto \
         --rounds 4 --per-round 11 --order uncertainty --out runs/loop/strong_A_queue.json
 
 From the shipped model on frames it never saw (--pool-split val: CamVid's val images,
 all of drive 0016E5, whose other frames the shipped model was trained on):
 
-    python -m models.bench_loop --base weights/camvid --sequence 0016E5 --pool-split val --val auto \
+    python -m benchmarks.bench_loop --base weights/camvid --sequence 0016E5 --pool-split val --val auto \
         --rounds 4 --per-round 20 --out runs/loop/shipped_val.json
 
 --params '{"lr": 1e-3}' overrides the job recipe (models.finetune.default_params).
@@ -36,6 +36,11 @@ all of drive 0016E5, whose other frames the shipped model was trained on):
 With --base-removed (a base trained with one class left out, its pixels void), the
 class is added back by name, 20 corrected images containing it are submitted, one job
 runs, and its val IoU is compared with the fully trained model's (--full).
+
+Run from the repository root. Until issue 16 this was `python -m benchmarks.bench_loop`
+(same flags and output); it moved here because it drives the job layer and storage,
+which the model library does not import. Its measures (correction_effort,
+wrong_regions, labeller_order, read_pairs) are imported by the other benchmarks.
 """
 
 from __future__ import annotations
@@ -51,13 +56,13 @@ import numpy as np
 import torch
 
 from common.splits import VAL_EVERY, auto_split_file
-
-from . import finetune
-from .data import list_pairs, load_image, load_label, read_classes
-from .inference import DEFAULT_MODEL_DIR, Predictor, evaluate_arrays
+from models import finetune
+from models.data import list_pairs, load_image, load_label, read_classes
+from models.inference import DEFAULT_MODEL_DIR, Predictor, evaluate_arrays
 
 
 MIN_REGION_PIXELS = 20   # a wrong region smaller than this is not counted as a fix
+DEVICE = "cpu"           # where the jobs train (the worker's setting, recorded in the result)
 
 
 def correction_effort(pred: np.ndarray, truth: np.ndarray, ignore_index: int) -> float:
@@ -81,7 +86,8 @@ def wrong_regions(pred: np.ndarray, truth: np.ndarray, ignore_index: int,
     return int((sizes >= min_pixels).sum())
 
 
-def _read(pairs):
+def read_pairs(pairs) -> list:
+    """(name, image path, image, label) of each (name, image path, label path) pair."""
     out = []
     for name, ip, lp in pairs:
         img = load_image(ip)
@@ -97,7 +103,7 @@ def labeller_order(data_dir: str, sequence: str, seed: int, split: str | None = 
     pairs = list_pairs(data_dir, source, [sequence])
     if split is not None:
         pairs = [p for p in pairs if auto_split_file(p[1]) == split]
-    pool = _read(pairs)
+    pool = read_pairs(pairs)
     return [pool[i] for i in np.random.default_rng(seed).permutation(len(pool))]
 
 
@@ -106,12 +112,12 @@ def pool_and_val(args) -> tuple[list, list, str]:
     source = args.pool_split
     if args.val == "auto":
         pool = labeller_order(args.data, args.sequence, args.seed, split="train", source=source)
-        val = _read([p for p in list_pairs(args.data, source, [args.sequence]) if auto_split_file(p[1]) == "val"])
+        val = read_pairs([p for p in list_pairs(args.data, source, [args.sequence]) if auto_split_file(p[1]) == "val"])
         return pool, val[: args.val_limit], f"{args.sequence} {source} images auto_split puts in val (1 in {VAL_EVERY})"
     if source != "train":
         raise SystemExit("--pool-split val needs --val auto (the pool would be the val images)")
     pool = labeller_order(args.data, args.sequence, args.seed)
-    return pool, _read(list_pairs(args.data, "val"))[: args.val_limit], "CamVid val split"
+    return pool, read_pairs(list_pairs(args.data, "val"))[: args.val_limit], "CamVid val split"
 
 
 def queue_pick(pool: list, predictions: list, n: int) -> list[int]:
@@ -121,11 +127,12 @@ def queue_pick(pool: list, predictions: list, n: int) -> list[int]:
 
 
 def _run_job(store, project: str, params: dict):
-    """Queue a job and run it to its end as the app's worker would; its final JobInfo."""
-    from jobs import queue, worker   # the job layer (uses storage): only for this benchmark
+    """Queue a job and run it to its end as the app's worker would (on the CPU: the
+    worker's --device); its final JobInfo."""
+    from jobs import queue, worker
 
     job = queue.enqueue(store, project, params)
-    done = worker.run_one(store, project=project)
+    done = worker.run_one(store, project=project, device=DEVICE)
     return done if done is not None else store.get_job(job.id)
 
 
@@ -153,10 +160,11 @@ def run_loop(args) -> dict:
     label_set = read_classes(args.data)
     pool, val, val_source = pool_and_val(args)
     names, ignore = label_set.names, label_set.ignore_index
-    params = finetune.default_params(**{"max_minutes": args.minutes, "epochs": args.epochs, "device": "cpu",
+    params = finetune.default_params(**{"max_minutes": args.minutes, "epochs": args.epochs,
                                         **json.loads(args.params or "{}")})
     base_pred = Predictor.load(args.base, "cpu")
-    result = {"rounds": [], "params": params, "machine": f"CPU, {torch.get_num_threads()} torch threads",
+    result = {"rounds": [], "params": params, "device": DEVICE,
+              "machine": f"CPU, {torch.get_num_threads()} torch threads",
               "base": args.base, "sequence": args.sequence, "pool_split": args.pool_split, "order": args.order, "seed": args.seed,
               "val_source": val_source, "val_images": len(val), "pool_images": len(pool),
               "min_region_pixels": MIN_REGION_PIXELS}
@@ -229,11 +237,11 @@ def run_added_class(args) -> dict:
     base_names = [n for n in label_set.names if n != cls]
     if label_set.names[-1] != cls:
         raise SystemExit("--removed-class must be the last class of the label set (indices stay put)")
-    val = _read(list_pairs(args.data, "val"))[: args.val_limit]
-    pool = [p for p in _read(list_pairs(args.data, "train", [args.sequence])) if (p[3] == idx).any()]
+    val = read_pairs(list_pairs(args.data, "val"))[: args.val_limit]
+    pool = [p for p in read_pairs(list_pairs(args.data, "train", [args.sequence])) if (p[3] == idx).any()]
     chosen = pool[: args.per_round]
     names, ignore = label_set.names, label_set.ignore_index
-    params = finetune.default_params(max_minutes=args.minutes, epochs=args.epochs, device="cpu")
+    params = finetune.default_params(max_minutes=args.minutes, epochs=args.epochs)
     vimgs, vlbls = [v[2] for v in val], [v[3] for v in val]
     zero_shot = evaluate_arrays(Predictor.load(args.base_removed, "cpu"), vimgs, vlbls, names, ignore)
     full = evaluate_arrays(Predictor.load(args.full, "cpu"), vimgs, vlbls, names, ignore)
