@@ -1,6 +1,8 @@
-// The mask canvas of the Label screen (DOM wiring; the rules are in core.js).
+// The mask canvas of the Label screen (DOM wiring; the rules are in core.js, the
+// request / optimistic-Next state machine in nav.js, the key map and the tools in
+// input.js: all three pure and tested with node).
 //
-// Runs as gr.HTML's js_on_load, after core.js, with `element`, `props`,
+// Runs as gr.HTML's js_on_load, after core.js, nav.js and input.js, with `element`, `props`,
 // `trigger`, `watch` and `server` from Gradio. The class map lives here as class
 // indices (SegCore.LabelMap); the photo, the prediction and the SLIC superpixels
 // come from the server. Every operation is one step of one history.
