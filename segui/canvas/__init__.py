@@ -1,8 +1,10 @@
 """The Label screen's mask canvas: a ``gr.HTML`` component of our own.
 
 The browser side is plain JavaScript: ``core.js`` (pure logic: edits, one undo
-history, brush, polygon, superpixel and region fills; tested with node) and
-``canvas.js`` (the DOM: drawing, pointer and keyboard, talking to the server),
+history, brush, polygon, superpixel and region fills), ``nav.js`` (pure: the
+requests to the server, the optimistic Next and its settling or rollback),
+``input.js`` (pure tables: the key map and the tools), all three tested with node,
+and ``canvas.js`` (the DOM: drawing, pointer and keyboard, talking to the server),
 with ``canvas.html`` and ``canvas.css`` beside them. This module builds the
 component and owns the wire format between the page and Python (``codec``).
 
@@ -30,9 +32,12 @@ def failed_js(event: str) -> str:
             f"if (r.__seg && r.__seg.failed) r.__seg.failed({event!r}); }}")
 
 
+SCRIPTS = ("core.js", "nav.js", "input.js", "canvas.js")
+
+
 def script() -> str:
-    """The js_on_load: core.js then canvas.js (no bundler, no build step)."""
-    return (HERE / "core.js").read_text() + "\n" + (HERE / "canvas.js").read_text()
+    """The js_on_load: SCRIPTS in order, concatenated (no bundler, no build step)."""
+    return "\n".join((HERE / name).read_text() for name in SCRIPTS)
 
 
 def mask_canvas(server_functions: list[Callable], elem_id: str = "segui-canvas"):

@@ -1,6 +1,8 @@
-// The mask canvas of the Label screen (DOM wiring; the rules are in core.js).
+// The mask canvas of the Label screen (DOM wiring; the rules are in core.js, the
+// request / optimistic-Next state machine in nav.js, the key map and the tools in
+// input.js: all three pure and tested with node).
 //
-// Runs as gr.HTML's js_on_load, after core.js, with `element`, `props`,
+// Runs as gr.HTML's js_on_load, after core.js, nav.js and input.js, with `element`, `props`,
 // `trigger`, `watch` and `server` from Gradio. The class map lives here as class
 // indices (SegCore.LabelMap); the photo, the prediction and the SLIC superpixels
 // come from the server. Every operation is one step of one history.
@@ -12,6 +14,7 @@
 //                   request, args}, then trigger(<event>) with the event's name.
 
 const C = SegCore;
+const Nav = SegNav;
 const root = element.querySelector(".seg-root");
 const $ = (sel) => root.querySelector(sel);
 const $$ = (sel) => Array.from(root.querySelectorAll(sel));
@@ -27,9 +30,6 @@ const pctx = promptCanvas.getContext("2d");
 const codecCanvas = document.createElement("canvas");
 const cctx = codecCanvas.getContext("2d", { willReadFrequently: true });
 
-const TOOLS = { b: "brush", e: "eraser", p: "polygon", s: "superpixel", g: "region" };
-const NAV_EVENTS = new Set(["go_next", "submit_next", "open_image", "review_image"]);
-
 const S = {
   project: null, img: null, photo: null, map: null, pred: null, seg: null, segQueue: [],
   classes: [], byIndex: new Map(), ignore: 255, hidden: new Set(), lut: null, thin: [],
@@ -41,7 +41,14 @@ const S = {
   queue: null, filter: "unlabelled", visited: [], frames: 0, keepSet: null,
   encoded: { step: undefined, id: null, url: null }, syncTimer: null, renderQueued: false,
 };
-root.__seg = { S, C };   // handle for the failure hook and for tests
+root.__seg = { S, C, Nav };   // handle for the failure hook and for tests
+
+// the tools ({down, move, up} each, input.js) and the helpers they share with the page
+const T = SegInput.makeTools(S, C, {
+  commit, changed, setStatus, className, requestRender, closePolygon, now: () => performance.now(),
+});
+const { paintValue, newEdit, inImage, valueAt } = T;
+const tool = () => T.tools[S.tool];
 
 // ------------------------------------------------------------------ helpers
 
@@ -71,8 +78,6 @@ function className(idx) {
   const c = S.byIndex.get(idx);
   return c ? c.name : `class ${idx}`;
 }
-
-function paintValue() { return S.tool === "eraser" ? S.ignore : S.active; }
 
 // ------------------------------------------------------------------ codecs
 
@@ -129,15 +134,13 @@ function scheduleSync() {
 }
 
 function request(event, args = {}, busy = "", afterPaint = false) {
-  if (S.navPending !== null) {
+  if (Nav.navigating(S)) {
     // until the server has answered a move to another image, it still holds the old one:
     // a save, tool or split now would land on the wrong image
-    if (!NAV_EVENTS.has(event)) { setStatus("One moment: the next image is being opened.", "busy"); updateTitle(); }
+    if (!Nav.isNav(event)) { setStatus("One moment: the next image is being opened.", "busy"); updateTitle(); }
     return false;
   }
-  const rid = ++S.rid;
-  S.pending.set(rid, { event, snapshot: S.map ? S.map.data.slice() : null, step: S.history.top(), image: S.img ? S.img.id : null });
-  if (NAV_EVENTS.has(event)) S.navPending = rid;
+  const rid = Nav.begin(S, event, { snapshot: S.map ? S.map.data.slice() : null, step: S.history.top(), image: S.img ? S.img.id : null });
   clearTimeout(S.syncTimer);
   const t0 = performance.now();
   const value = outgoing(rid, args);   // the map as it is now, whatever is shown next
@@ -157,15 +160,8 @@ function request(event, args = {}, busy = "", afterPaint = false) {
 
 root.__seg.failed = (event) => {
   // an event raised an error (Gradio shows its message): its requests wait no more
-  const failed = [...S.pending].filter(([, p]) => p.event === event).map(([rid]) => rid);
-  if (S.optimistic && failed.includes(S.optimistic.rid)) {
-    S.visited = S.optimistic.visited;
-    showDoc(S.optimistic.leaving);
-    S.optimistic = null;
-    schedulePeek();
-  }
-  for (const rid of failed) S.pending.delete(rid);
-  if (failed.includes(S.navPending)) S.navPending = null;
+  const undo = Nav.fail(S, event);
+  if (undo) { showDoc(undo.leaving); schedulePeek(); }   // back from an anticipated Next
   updateTitle();   // e.g. the split select back to the image's split
   setStatus("The last action failed; see the message. Nothing was changed here.", "error");
   updateButtons();
@@ -173,22 +169,22 @@ root.__seg.failed = (event) => {
 
 async function onValue() {
   const v = props.value;
-  if (!v || !v.kind || v.seq === S.lastSeq) return;
-  S.lastSeq = v.seq;
+  if (!Nav.fresh(S, v)) return;
   const p = v.request != null ? S.pending.get(v.request) : null;
   if (p && S.timing && S.timing.rid === v.request) S.timing.received = performance.now();
   try {
     if (v.queue) setQueue(v.queue);
     if (v.classes) setClasses(v.classes, v.ignore_index, v.thin);
     if (v.rights) setRights(v.rights);
-    if (S.optimistic && v.request === S.optimistic.rid) {
+    const route = Nav.route(S, v);
+    if (route === "settle") {
       await settleOptimistic(v);
       if (v.kind === "saved") onSaved(v, p);    // back on the image the server saved
-    } else if (v.kind === "load") await loadImage(v);
-    else if (v.kind === "saved") onSaved(v, p);
-    else if (v.kind === "result") await onResult(v, p);
-    else if (v.kind === "prompt") await onPrompt(v, p);
-    else if (v.kind === "split" && S.img && v.image_id === S.img.id) { S.img.split = v.split; updateTitle(); }
+    } else if (route === "load") await loadImage(v);
+    else if (route === "saved") onSaved(v, p);
+    else if (route === "result") await onResult(v, p);
+    else if (route === "prompt") await onPrompt(v, p);
+    else if (route === "split") { S.img.split = v.split; updateTitle(); }
     if (v.note) setStatus(v.note, v.level || "info");
     else if ($(".seg-status").dataset.level === "busy" && (p || v.kind === "load")) setStatus("");
   } catch (err) {
@@ -197,8 +193,7 @@ async function onValue() {
   } finally {
     // the request is answered only once its answer is on screen
     if (p && S.timing && S.timing.rid === v.request && !S.timing.answered) S.timing.answered = performance.now();
-    if (v.request != null) S.pending.delete(v.request);
-    if (S.navPending !== null && (v.request === S.navPending || v.kind === "load")) S.navPending = null;
+    Nav.answered(S, v);
     updateButtons();
   }
 }
@@ -267,7 +262,7 @@ function updateActive() {
 
 function selectClass(idx) {
   S.active = idx;
-  if (S.tool === "eraser") setTool("brush");
+  if (tool().erases) setTool("brush");
   updateActive();
 }
 
@@ -392,7 +387,7 @@ function drawPolygon() {
 
 function drawCursor() {
   if (!S.cursor || S.pan || S.space) return;
-  if (S.tool === "brush" || S.tool === "eraser") {
+  if (tool().ring) {
     const r = (S.size / 2) * S.view.s;
     vctx.beginPath();
     vctx.arc(S.cursor.sx, S.cursor.sy, Math.max(r, 1), 0, Math.PI * 2);
@@ -418,13 +413,9 @@ new ResizeObserver(() => requestRender()).observe(stage);
 
 // ------------------------------------------------------------------ loading
 
-// The per-image part of the state: what Next swaps and a failed Next restores.
-const DOC = ["img", "photo", "map", "pred", "seg", "segQueue", "history", "encoded", "review", "reviewMask"];
-
-function takeDoc() { const d = {}; for (const k of DOC) d[k] = S[k]; return d; }
-
+// Show a per-image part of the state (Nav.DOC: what Next swaps and a failed Next restores).
 function showDoc(d) {
-  for (const k of DOC) S[k] = d[k];
+  for (const k of Nav.DOC) S[k] = d[k];
   cancelPolygon();
   S.prompt = null;
   $(".seg-promptbar").hidden = true;
@@ -535,11 +526,7 @@ async function decodeLoad(v, withSegments) {
 }
 
 function enter(v, doc) {
-  if (S.img && S.img.id !== doc.img.id) {
-    S.visited.push(S.img.id);
-    if (S.visited.length > 200) S.visited.shift();
-  }
-  if (v.back && S.visited.length && S.visited[S.visited.length - 1] === doc.img.id) S.visited.pop();
+  Nav.visit(S, v, doc.img.id);
   S.project = v.project;
   S.ahead = null;
   showDoc(doc);
@@ -609,50 +596,41 @@ async function peek(id, filter, project) {
     const v = await server.peek_next({ project, current: id, filter });
     if (!v || !v.image) return;
     const doc = await decodeLoad(v, true);
-    if (S.img && S.img.id === id && S.filter === filter) S.ahead = { current: id, filter, v, doc };
+    if (Nav.aheadWanted(S, id, filter)) S.ahead = { current: id, filter, v, doc };
   } catch (err) {
     console.warn("could not prepare the next image", err);
   }
 }
 
-function aheadReady() {
-  const a = S.ahead;
-  return !!(a && S.img && a.current === S.img.id && a.filter === S.filter && S.navPending === null);
-}
-
 // Show the prepared next image while the server saves and confirms (request `rid`).
 function showAhead(rid) {
-  const a = S.ahead;
-  S.optimistic = { rid, id: a.doc.img.id, leaving: takeDoc(), visited: S.visited.slice() };
+  const a = Nav.anticipate(S, rid);
   enter(a.v, a.doc);
   return true;
 }
 
-// The server answered the Next that showAhead anticipated.
+// The server answered the Next that showAhead anticipated (Nav.settle says how).
 async function settleOptimistic(v) {
-  const o = S.optimistic;
-  S.optimistic = null;
-  if (v.kind === "load" && v.image && v.image.id === o.id && S.img && S.img.id === o.id &&
-      v.image.revision === S.img.revision) {
-    if (v.image.source !== S.img.source && !S.history.isDirty()) {
-      // the same image, but its mask was prepared ahead by a model that has since been
-      // replaced: show the server's (the prepared one stays on screen while it decodes)
-      const doc = await decodeLoad(v, false);
-      // unless the labeller has started editing it or moved on meanwhile
-      if (S.img && S.img.id === o.id && !S.history.isDirty() && (S.navPending === null || S.navPending === v.request)) {
-        enter(v, doc);
-        loadSuperpixels(doc.img.id);
-      }
-    } else {
-      Object.assign(S.img, v.image, { url: S.img.url });   // the same image and revision: keep it
-      updateTitle();
+  const { action, o } = Nav.settle(S, v);
+  if (action === "replace") {
+    // the same image, but its mask was prepared ahead by a model that has since been
+    // replaced: show the server's (the prepared one stays on screen while it decodes)
+    const doc = await decodeLoad(v, false);
+    // unless the labeller has started editing it or moved on meanwhile
+    if (Nav.replaceWanted(S, o, v)) {
+      enter(v, doc);
+      loadSuperpixels(doc.img.id);
     }
+  } else if (action === "keep") {
+    Object.assign(S.img, v.image, { url: S.img.url });   // the same image and revision: keep it
+    updateTitle();
+  }
+  if (action === "replace" || action === "keep") {
     props.value = outgoing(null, {});
     schedulePeek();
     return;
   }
-  S.visited = o.visited;
-  if (v.kind === "load") { showDoc(o.leaving); await loadImage(v); return; }   // another image than expected
+  if (action === "other") { showDoc(o.leaving); await loadImage(v); return; }   // another image than expected
   // the server stayed on the image (a save conflict, nothing next, an error): back to it
   showDoc(o.leaving);
   schedulePeek();
@@ -753,10 +731,6 @@ function redo() {
   updateButtons();
 }
 
-function newEdit(value, firstValue) {
-  return new C.Edit(S.map, value, C.allowTable(S.protect, S.ignore, firstValue));
-}
-
 function clearAll() {
   if (!S.map) return;
   const e = new C.Edit(S.map, null);
@@ -811,12 +785,8 @@ function imagePoint(ev) {
   return { sx, sy, x: (sx - S.view.ox) / S.view.s, y: (sy - S.view.oy) / S.view.s };
 }
 
-function inImage(p) { return S.map && p.x >= 0 && p.y >= 0 && p.x < S.map.width && p.y < S.map.height; }
-
-function valueAt(p) { return S.map.data[Math.floor(p.y) * S.map.width + Math.floor(p.x)]; }
-
 function blocked() {
-  if (S.navPending !== null) { setStatus("Opening the next image…", "busy"); return true; }
+  if (Nav.navigating(S)) { setStatus("Opening the next image…", "busy"); return true; }
   return false;
 }
 
@@ -840,55 +810,7 @@ view.addEventListener("pointerdown", (ev) => {
     return;
   }
   if (blocked()) return;
-  if (S.tool === "polygon") {
-    if (!inImage(p) && !S.polygon.length) return;
-    const x = Math.min(Math.max(p.x, 0), S.map.width), y = Math.min(Math.max(p.y, 0), S.map.height);
-    const now = performance.now();
-    const lastPt = S.polygon[S.polygon.length - 1];
-    if (S.lastClick && now - S.lastClick.t < 350 && lastPt && Math.hypot((x - lastPt[0]) * S.view.s, (y - lastPt[1]) * S.view.s) < 6) {
-      S.lastClick = null;
-      closePolygon(ev.shiftKey);
-      return;
-    }
-    S.lastClick = { t: now };
-    S.polygon.push([x, y]);
-    requestRender();
-    return;
-  }
-  if (!inImage(p)) return;
-  const value = paintValue();
-  if (value === null || value === undefined) return;
-  const first = valueAt(p);
-  if (S.tool === "brush" || S.tool === "eraser") {
-    S.edit = newEdit(value, first);
-    S.editLabel = S.tool;
-    C.paintSegment(S.edit, p.x, p.y, p.x, p.y, S.size / 2);
-    S.last = p;
-    changed(S.edit.box);
-  } else if (S.tool === "superpixel") {
-    const q = { value, first, points: [[p.x, p.y]], segments: [] };
-    if (!S.seg) {
-      S.segQueue.push(q);
-      setStatus("Superpixels are still loading; your clicks are kept and applied when they arrive.", "busy");
-      S.edit = null;
-      S.spQueued = q;
-    } else {
-      S.edit = newEdit(value, first);
-      S.editLabel = "superpixel fill";
-      C.fillSegment(S.edit, S.seg, S.seg.segments[Math.floor(p.y) * S.map.width + Math.floor(p.x)]);
-      S.last = p;
-      changed(S.edit.box);
-    }
-  } else if (S.tool === "region") {
-    if (!S.pred) { setStatus("No prediction to fill from for this image.", "error"); return; }
-    const e = newEdit(value, first);
-    const region = C.connectedRegion(S.pred, S.map.width, S.map.height, Math.floor(p.x), Math.floor(p.y));
-    C.paintIndices(e, region);
-    const step = commit(e, "region fill");
-    setStatus(step ? `Filled ${step.idx.length} px of the predicted ${className(S.pred[Math.floor(p.y) * S.map.width + Math.floor(p.x)])} region with ${className(value)}.` : "That region already has this class.");
-    return;
-  }
-  capture(ev);
+  if (tool().down(p, ev)) capture(ev);
 });
 
 function capture(ev) {
@@ -909,11 +831,7 @@ view.addEventListener("pointermove", (ev) => {
     const events = ev.getCoalescedEvents ? ev.getCoalescedEvents() : [ev];
     for (const ce of events.length ? events : [ev]) {
       const q = imagePoint(ce);
-      if (S.tool === "superpixel") {
-        for (const s of C.segmentsAlong(S.seg, S.map.width, S.map.height, S.last.x, S.last.y, q.x, q.y)) C.fillSegment(S.edit, S.seg, s);
-      } else {
-        C.paintSegment(S.edit, S.last.x, S.last.y, q.x, q.y, S.size / 2);
-      }
+      tool().move(q);
       S.last = q;
     }
     changed(S.edit.box);
@@ -930,20 +848,14 @@ function endPointer(ev) {
     if (S.pinch) { if (S.touches.size < 2) S.pinch = null; return; }
   }
   if (S.pan) { S.pan = null; requestRender(); return; }
-  S.spQueued = null;
-  if (S.edit) {
-    const e = S.edit;
-    S.edit = null;
-    S.last = null;
-    commit(e, S.editLabel || S.tool);
-  }
+  tool().up();
 }
 
 view.addEventListener("pointerup", endPointer);
 view.addEventListener("pointercancel", (ev) => { abortEdit(); endPointer(ev); });
 view.addEventListener("pointerleave", () => { S.cursor = null; requestRender(); });
 view.addEventListener("contextmenu", (ev) => ev.preventDefault());
-view.addEventListener("dblclick", (ev) => { if (S.tool === "polygon" && S.polygon.length >= 3) { ev.preventDefault(); closePolygon(ev.shiftKey); } });
+view.addEventListener("dblclick", (ev) => { if (tool().vertices && S.polygon.length >= 3) { ev.preventDefault(); closePolygon(ev.shiftKey); } });
 
 function abortEdit() {
   if (!S.edit) return;
@@ -981,11 +893,11 @@ view.addEventListener("wheel", (ev) => {
 // ------------------------------------------------------------------ tools and options
 
 function setTool(t) {
-  if (t !== "polygon") cancelPolygon();
+  if (!T.tools[t].vertices) cancelPolygon();
   S.tool = t;
   for (const b of $$("[data-tool]")) b.classList.toggle("is-on", b.dataset.tool === t);
   root.dataset.tool = t;
-  view.style.cursor = t === "brush" || t === "eraser" ? "none" : "crosshair";
+  view.style.cursor = tool().ring ? "none" : "crosshair";
   requestRender();
 }
 
@@ -1078,8 +990,8 @@ $(".seg-strip").addEventListener("click", (e) => {
   const b = e.target.closest("[data-open]");
   if (b) openImage(+b.dataset.open);
 });
-$(".seg-snap").addEventListener("click", () => tool("run_snap", {}, "Snapping your strokes to superpixels…"));
-$(".seg-cleanup").addEventListener("click", () => tool("run_cleanup",
+$(".seg-snap").addEventListener("click", () => serverTool("run_snap", {}, "Snapping your strokes to superpixels…"));
+$(".seg-cleanup").addEventListener("click", () => serverTool("run_cleanup",
   { min_size: +$(".seg-minsize").value, keep: [...S.keepSet] }, "Cleaning up small regions…"));
 $(".seg-prompt").addEventListener("click", runPrompt);
 $(".seg-phrase").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); runPrompt(); } });
@@ -1088,7 +1000,7 @@ $(".seg-discard").addEventListener("click", () => { S.prompt = null; $(".seg-pro
 $(".seg-confirm-yes").addEventListener("click", () => { const f = S.onConfirm; closeConfirm(); if (f) f(); });
 $(".seg-confirm-no").addEventListener("click", () => { closeConfirm(); setStatus("Not accepted; the label set is unchanged."); });
 
-function tool(event, args, busy) {
+function serverTool(event, args, busy) {
   if (!S.img) { setStatus("Open an image first.", "error"); return; }
   request(event, args, busy);
 }
@@ -1096,14 +1008,14 @@ function tool(event, args, busy) {
 function runPrompt() {
   const phrase = $(".seg-phrase").value.trim();
   if (!phrase) { setStatus("Type a phrase to segment, e.g. “white van”.", "error"); return; }
-  tool("run_prompt", { phrase }, `Segmenting “${phrase}”…`);
+  serverTool("run_prompt", { phrase }, `Segmenting “${phrase}”…`);
 }
 
 function acceptPrompt() {
   const name = $(".seg-accept-name").value.trim();
   if (!name) { setStatus("Give the class a name.", "error"); return; }
   const known = S.classes.some((c) => c.name.toLowerCase() === name.toLowerCase());
-  const go = (add) => tool("accept_prompt", { name, add_class: add }, "Labelling the phrase's pixels…");
+  const go = (add) => serverTool("accept_prompt", { name, add_class: add }, "Labelling the phrase's pixels…");
   if (known) { go(false); return; }
   askConfirm(`“${name}” is not a class of project “${S.project}”. Accepting adds it to the project's label set ` +
     `(for every image; the model reads the new name) and labels the ${fmtCount(S.prompt ? S.prompt.pixels : 0)} white pixels with it.`,
@@ -1130,7 +1042,7 @@ function save() {
 // N pressed while the next image is still being prepared: wait a little for it rather
 // than ask the server a second time while it is busy preparing that very image
 async function awaitPeek() {
-  if (aheadReady() || !S.peeking || !S.img || S.peeking.id !== S.img.id || S.navPending !== null) return;
+  if (!Nav.shouldAwaitPeek(S)) return;
   setStatus("Opening the next image…", "busy");
   await Promise.race([S.peeking.promise, new Promise((r) => setTimeout(r, 1000))]);
 }
@@ -1138,14 +1050,14 @@ async function awaitPeek() {
 async function submitNext() {
   if (!S.img) { setStatus("Nothing to submit: open an image first.", "error"); return; }
   await awaitPeek();
-  const ready = aheadReady();
+  const ready = Nav.aheadReady(S);
   const rid = request("submit_next", { filter: S.filter }, "Submitting…", ready);
   if (rid && ready) showAhead(rid);
 }
 
 async function goNext() {
   await awaitPeek();
-  const ready = aheadReady();
+  const ready = Nav.aheadReady(S);
   const rid = request("go_next", { filter: S.filter }, "Opening the next image…", ready);
   if (rid && ready) showAhead(rid);
 }
@@ -1156,7 +1068,7 @@ function openImage(id) {
 }
 
 function goBack() {
-  const prev = S.visited[S.visited.length - 1];
+  const prev = Nav.previous(S);
   if (prev === undefined) { setStatus("No earlier image in this session."); return; }
   request("open_image", { open: prev, back: true, filter: S.filter }, "Opening the previous image…");
 }
@@ -1167,6 +1079,35 @@ function isTyping(t) {
   return t && (t.tagName === "INPUT" && !["range", "checkbox", "button"].includes(t.type) || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable);
 }
 
+// What the key map's actions (input.js) do; false: the key was not handled after all.
+const KEY_ACTIONS = {
+  undo: () => undo(),
+  redo: () => redo(),
+  save: () => save(),
+  submitNext: () => { submitNext(); },
+  help: () => toggleHelp(),
+  escape: () => {
+    if (!$(".seg-help-dlg").hidden) toggleHelp(false);
+    else if (S.polygon.length) { cancelPolygon(); setStatus("Polygon cancelled."); }
+    else if (S.prompt) { S.prompt = null; $(".seg-promptbar").hidden = true; requestRender(); }
+  },
+  closePolygon: (ev) => closePolygon(ev.shiftKey),
+  dropVertex: () => { S.polygon.pop(); requestRender(); },
+  pan: () => { S.space = true; view.style.cursor = "grab"; },
+  tool: (ev, t) => setTool(t),
+  smaller: () => setSize(S.size / 1.25),
+  larger: () => setSize(S.size * 1.25 + 0.5),
+  toggleMask: () => toggleMask(),
+  toggleDisagreement: () => toggleDisagreement(),
+  fit: () => fit(),
+  reset: () => resetToPrediction(),
+  back: () => goBack(),
+  next: () => { goNext(); },
+  filter: () => { const f = $(".seg-filter"); f.hidden = false; f.focus(); },
+  void: () => selectClass(S.ignore),
+  classKey: (ev, k) => { const idx = C.classKeys(S.classes)[k]; if (idx === undefined) return false; selectClass(idx); },
+};
+
 document.addEventListener("keydown", (ev) => {
   if (!root.isConnected || root.offsetParent === null) return;   // another tab is showing
   if (isTyping(ev.target)) return;
@@ -1174,32 +1115,8 @@ document.addEventListener("keydown", (ev) => {
     if (ev.key === "Escape") { closeConfirm(); ev.preventDefault(); }
     return;
   }
-  const k = ev.key, lower = k.length === 1 ? k.toLowerCase() : k, mod = ev.ctrlKey || ev.metaKey;
-  let handled = true;
-  if (mod && lower === "z") { if (ev.shiftKey) redo(); else undo(); }
-  else if (mod && lower === "y") redo();
-  else if (mod && lower === "s") save();
-  else if (mod && k === "Enter") submitNext();
-  else if (mod) handled = false;
-  else if (k === "?") toggleHelp();
-  else if (k === "Escape") { if (!$(".seg-help-dlg").hidden) toggleHelp(false); else if (S.polygon.length) { cancelPolygon(); setStatus("Polygon cancelled."); } else if (S.prompt) { S.prompt = null; $(".seg-promptbar").hidden = true; requestRender(); } }
-  else if (k === "Enter" && S.tool === "polygon") closePolygon(ev.shiftKey);
-  else if (k === "Backspace" && S.tool === "polygon" && S.polygon.length) { S.polygon.pop(); requestRender(); }
-  else if (k === " ") { S.space = true; view.style.cursor = "grab"; }
-  else if (TOOLS[lower] && !ev.altKey) setTool(TOOLS[lower]);
-  else if (lower === "[") setSize(S.size / 1.25);
-  else if (lower === "]") setSize(S.size * 1.25 + 0.5);
-  else if (lower === "h") toggleMask();
-  else if (lower === "d" && S.reviewMask) toggleDisagreement();
-  else if (lower === "f") fit();
-  else if (lower === "r") resetToPrediction();
-  else if (lower === "n") { if (ev.shiftKey) goBack(); else goNext(); }
-  else if (lower === "/") { const f = $(".seg-filter"); f.hidden = false; f.focus(); }
-  else if (/^[0-9]$/.test(k)) {
-    if (k === "0") selectClass(S.ignore);
-    else { const idx = C.classKeys(S.classes)[k]; if (idx !== undefined) selectClass(idx); else handled = false; }
-  } else handled = false;
-  if (handled) ev.preventDefault();
+  const a = SegInput.keyAction(ev, { vertices: tool().vertices, points: S.polygon.length, disagreement: !!S.reviewMask });
+  if (a && KEY_ACTIONS[a.action](ev, a.arg) !== false) ev.preventDefault();
 });
 
 document.addEventListener("keyup", (ev) => {

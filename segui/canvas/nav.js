@@ -1,0 +1,153 @@
+// The canvas's requests to the server and its moves between images, as a state
+// machine without DOM: which requests wait for an answer, the move to another image
+// that blocks the rest, the optimistic Next (the image prepared ahead shown before
+// the server confirms) and how the server's answer settles or rolls it back. node's
+// test runner tests it (tests/js/nav.test.js); the page gets it concatenated after
+// core.js and canvas.js calls it with its state object S, whose fields it reads and
+// writes: rid, pending, navPending, lastSeq, optimistic, ahead, peeking, visited,
+// img, filter, history (a SegCore.History).
+
+/* eslint-disable no-var */
+var SegNav = (function () {
+  "use strict";
+
+  // The events that move to another image: until the server answers one, it still
+  // holds the old image, so nothing else may be sent.
+  const NAV_EVENTS = new Set(["go_next", "submit_next", "open_image", "review_image"]);
+
+  // The per-image part of the state: what Next swaps and a failed Next restores.
+  const DOC = ["img", "photo", "map", "pred", "seg", "segQueue", "history", "encoded", "review", "reviewMask"];
+
+  function takeDoc(st) { const d = {}; for (const k of DOC) d[k] = st[k]; return d; }
+
+  function isNav(event) { return NAV_EVENTS.has(event); }
+
+  // A move to another image is on its way: edits and other requests wait.
+  function navigating(st) { return st.navPending !== null; }
+
+  // ------------------------------------------------------------------ requests
+
+  // Record a request for `event` (record: what the answer needs, e.g. the map's
+  // snapshot); -> its id. The caller checks navigating() first.
+  function begin(st, event, record) {
+    const rid = ++st.rid;
+    st.pending.set(rid, { event, ...record });
+    if (NAV_EVENTS.has(event)) st.navPending = rid;
+    return rid;
+  }
+
+  // `event` raised an error: its requests wait no more. -> the optimistic Next to
+  // undo (show its `leaving` doc again; `visited` is already restored), or null.
+  function fail(st, event) {
+    const failed = [...st.pending].filter(([, p]) => p.event === event).map(([rid]) => rid);
+    let undo = null;
+    if (st.optimistic && failed.includes(st.optimistic.rid)) {
+      undo = st.optimistic;
+      st.visited = undo.visited;
+      st.optimistic = null;
+    }
+    for (const rid of failed) st.pending.delete(rid);
+    if (failed.includes(st.navPending)) st.navPending = null;
+    return undo;
+  }
+
+  // ------------------------------------------------------------------ answers
+
+  // A server value not seen yet (each carries a fresh seq)? Marks it seen.
+  function fresh(st, v) {
+    if (!v || !v.kind || v.seq === st.lastSeq) return false;
+    st.lastSeq = v.seq;
+    return true;
+  }
+
+  // What the answer `v` is to the page: "settle" (the answer to an optimistic Next),
+  // "load", "saved", "result", "prompt", "split" (of the image shown) or null.
+  function route(st, v) {
+    if (st.optimistic && v.request === st.optimistic.rid) return "settle";
+    if (["load", "saved", "result", "prompt"].includes(v.kind)) return v.kind;
+    if (v.kind === "split" && st.img && v.image_id === st.img.id) return "split";
+    return null;
+  }
+
+  // The answer `v` is on screen: its request waits no more; a load ends any move.
+  function answered(st, v) {
+    if (v.request != null) st.pending.delete(v.request);
+    if (st.navPending !== null && (v.request === st.navPending || v.kind === "load")) st.navPending = null;
+  }
+
+  // ------------------------------------------------------------------ the next image, ahead of time
+
+  // The image prepared ahead (st.ahead = {current, filter, v, doc}) is what Next
+  // would open now.
+  function aheadReady(st) {
+    const a = st.ahead;
+    return !!(a && st.img && a.current === st.img.id && a.filter === st.filter && st.navPending === null);
+  }
+
+  // A peek asked on image `id` with queue `filter` still applies when it arrives.
+  function aheadWanted(st, id, filter) {
+    return !!(st.img && st.img.id === id && st.filter === filter);
+  }
+
+  // Next pressed while the next image is still being prepared: wait for it rather
+  // than ask the server a second time while it prepares that very image.
+  function shouldAwaitPeek(st) {
+    return !(aheadReady(st) || !st.peeking || !st.img || st.peeking.id !== st.img.id || st.navPending !== null);
+  }
+
+  // Next (request `rid`) shows the prepared image at once: remember what to go back
+  // to. -> the prepared {v, doc} to enter.
+  function anticipate(st, rid) {
+    const a = st.ahead;
+    st.optimistic = { rid, id: a.doc.img.id, leaving: takeDoc(st), visited: st.visited.slice() };
+    return a;
+  }
+
+  // The server answered the Next that anticipate() showed. -> {action, o}:
+  //   "keep":    the same image and revision: keep what is on screen (take v.image's fields)
+  //   "replace": the same image, but its mask was prepared ahead by a model that has
+  //              since been replaced and it is not edited: decode the server's (the
+  //              prepared one stays on screen meanwhile), show it if replaceWanted()
+  //   "other":   the server opened another image: back to o.leaving, then load v
+  //   "back":    the server stayed on the image (a save conflict, nothing next, an
+  //              error): back to o.leaving
+  // For "other" and "back" the visited list is already restored.
+  function settle(st, v) {
+    const o = st.optimistic;
+    st.optimistic = null;
+    if (v.kind === "load" && v.image && v.image.id === o.id && st.img && st.img.id === o.id &&
+        v.image.revision === st.img.revision) {
+      const action = v.image.source !== st.img.source && !st.history.isDirty() ? "replace" : "keep";
+      return { action, o };
+    }
+    st.visited = o.visited;
+    return { action: v.kind === "load" ? "other" : "back", o };
+  }
+
+  // The server's mask for a "replace" has decoded: show it unless the labeller has
+  // started editing the image or moved on meanwhile.
+  function replaceWanted(st, o, v) {
+    return !!(st.img && st.img.id === o.id && !st.history.isDirty() && (st.navPending === null || st.navPending === v.request));
+  }
+
+  // ------------------------------------------------------------------ visited images (Back)
+
+  // Image `id` (of load payload v) is about to be shown: the one leaving joins the
+  // visited list (at most 200), and going back to the last one takes it off.
+  function visit(st, v, id) {
+    if (st.img && st.img.id !== id) {
+      st.visited.push(st.img.id);
+      if (st.visited.length > 200) st.visited.shift();
+    }
+    if (v.back && st.visited.length && st.visited[st.visited.length - 1] === id) st.visited.pop();
+  }
+
+  function previous(st) { return st.visited[st.visited.length - 1]; }
+
+  return {
+    NAV_EVENTS, DOC, takeDoc, isNav, navigating, begin, fail, fresh, route, answered,
+    aheadReady, aheadWanted, shouldAwaitPeek, anticipate, settle, replaceWanted, visit, previous,
+  };
+})();
+
+if (typeof module !== "undefined" && module.exports) module.exports = SegNav;

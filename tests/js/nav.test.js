@@ -1,0 +1,288 @@
+// node --test tests/js : the canvas's requests and moves between images (segui/canvas/nav.js)
+const test = require("node:test");
+const assert = require("node:assert/strict");
+const C = require("../../segui/canvas/core.js");
+const N = require("../../segui/canvas/nav.js");
+
+// The nav part of the page's state S, on image `id` (a doc of its own).
+function state(id = 1, extra = {}) {
+  const st = {
+    rid: 0, pending: new Map(), navPending: null, lastSeq: null, optimistic: null, ahead: null,
+    peeking: null, visited: [], filter: "unlabelled",
+  };
+  Object.assign(st, doc(id), extra);
+  return st;
+}
+
+function doc(id, revision = 3, source = "model A") {
+  return {
+    img: id === null ? null : { id, revision, source, url: `/img/${id}` }, photo: `photo ${id}`, map: `map ${id}`,
+    pred: null, seg: null, segQueue: [], history: new C.History(), encoded: {}, review: null, reviewMask: null,
+  };
+}
+
+// S.ahead as peek leaves it: image `next` prepared on the current image
+function prepare(st, next, source = "model A") {
+  st.ahead = { current: st.img.id, filter: st.filter, v: { kind: "load", image: { id: next } }, doc: doc(next, 0, source) };
+}
+
+// what canvas.js's enter() does to the nav fields when it shows `d`
+function enter(st, v, d) {
+  N.visit(st, v, d.img.id);
+  st.ahead = null;
+  for (const k of N.DOC) st[k] = d[k];
+}
+
+// showAhead: request Next, anticipate it, show the prepared image
+function optimisticNext(st) {
+  assert.ok(N.aheadReady(st));
+  const rid = N.begin(st, "go_next", { snapshot: null, step: null, image: st.img.id });
+  const a = N.anticipate(st, rid);
+  enter(st, a.v, a.doc);
+  return rid;
+}
+
+function dirty(st) {
+  const e = new C.Edit(new C.LabelMap(2, 1), 4);
+  e.paint(0);
+  st.history.push(e.finish("brush"));
+}
+
+test("a request waits for its answer; a move to another image blocks the rest until answered", () => {
+  const st = state();
+  const save = N.begin(st, "save_draft", { snapshot: null, step: null, image: 1 });
+  assert.deepEqual([...st.pending.keys()], [save]);
+  assert.deepEqual(st.pending.get(save), { event: "save_draft", snapshot: null, step: null, image: 1 });
+  assert.equal(N.navigating(st), false);
+  const next = N.begin(st, "go_next", {});
+  assert.equal(next, save + 1);
+  assert.equal(st.navPending, next);
+  assert.ok(N.navigating(st));
+  assert.ok(N.isNav("open_image") && N.isNav("review_image") && N.isNav("submit_next") && !N.isNav("run_snap"));
+  N.answered(st, { kind: "saved", request: save });
+  assert.equal(st.navPending, next);
+  N.answered(st, { kind: "load", request: next });
+  assert.equal(st.navPending, null);
+  assert.equal(st.pending.size, 0);
+});
+
+test("any load ends a move; another answer leaves it waiting", () => {
+  const st = state();
+  const next = N.begin(st, "go_next", {});
+  N.answered(st, { kind: "info", request: null });
+  assert.equal(st.navPending, next);
+  N.answered(st, { kind: "load" });   // e.g. the project changed under it
+  assert.equal(st.navPending, null);
+  assert.equal(st.pending.size, 1);
+});
+
+test("each server value is taken once (by seq)", () => {
+  const st = state();
+  assert.equal(N.fresh(st, null), false);
+  assert.equal(N.fresh(st, { seq: 1 }), false);   // no kind
+  assert.equal(N.fresh(st, { kind: "info", seq: 1 }), true);
+  assert.equal(N.fresh(st, { kind: "info", seq: 1 }), false);
+  assert.equal(N.fresh(st, { kind: "load", seq: 2 }), true);
+});
+
+test("answers are routed by kind; the answer to an optimistic Next settles it", () => {
+  const st = state();
+  assert.equal(N.route(st, { kind: "load" }), "load");
+  assert.equal(N.route(st, { kind: "saved" }), "saved");
+  assert.equal(N.route(st, { kind: "result" }), "result");
+  assert.equal(N.route(st, { kind: "prompt" }), "prompt");
+  assert.equal(N.route(st, { kind: "split", image_id: 1 }), "split");
+  assert.equal(N.route(st, { kind: "split", image_id: 2 }), null);
+  assert.equal(N.route(st, { kind: "info" }), null);
+  prepare(st, 2);
+  const rid = optimisticNext(st);
+  assert.equal(N.route(st, { kind: "saved", request: rid }), "settle");
+  assert.equal(N.route(st, { kind: "saved", request: rid + 1 }), "saved");
+});
+
+test("the prepared image is ready only for the image and queue it was peeked on, and not during a move", () => {
+  const st = state();
+  assert.equal(N.aheadReady(st), false);
+  prepare(st, 2);
+  assert.equal(N.aheadReady(st), true);
+  st.filter = "draft";
+  assert.equal(N.aheadReady(st), false);
+  assert.equal(N.aheadWanted(st, 1, "unlabelled"), false);
+  st.filter = "unlabelled";
+  assert.equal(N.aheadWanted(st, 1, "unlabelled"), true);
+  assert.equal(N.aheadWanted(st, 7, "unlabelled"), false);
+  N.begin(st, "open_image", {});
+  assert.equal(N.aheadReady(st), false);
+});
+
+test("Next waits for a peek in flight on this image only", () => {
+  const st = state();
+  assert.equal(N.shouldAwaitPeek(st), false);
+  st.peeking = { id: 1, promise: null };
+  assert.equal(N.shouldAwaitPeek(st), true);
+  st.peeking = { id: 5, promise: null };
+  assert.equal(N.shouldAwaitPeek(st), false);
+  st.peeking = { id: 1, promise: null };
+  prepare(st, 2);
+  assert.equal(N.shouldAwaitPeek(st), false);   // already prepared
+  st.ahead = null;
+  N.begin(st, "go_next", {});
+  assert.equal(N.shouldAwaitPeek(st), false);
+});
+
+test("optimistic Next shows the prepared image and remembers the one it left", () => {
+  const st = state(1);
+  const leaving = st.history;
+  prepare(st, 2);
+  const rid = optimisticNext(st);
+  assert.equal(st.img.id, 2);
+  assert.deepEqual(st.visited, [1]);
+  assert.equal(st.optimistic.rid, rid);
+  assert.equal(st.optimistic.id, 2);
+  assert.equal(st.optimistic.leaving.img.id, 1);
+  assert.equal(st.optimistic.leaving.history, leaving);
+  assert.deepEqual(st.optimistic.visited, []);
+  assert.deepEqual(N.DOC.filter((k) => !(k in st.optimistic.leaving)), []);
+});
+
+test("settle: the same image, revision and mask source is kept", () => {
+  const st = state(1);
+  prepare(st, 2);
+  const rid = optimisticNext(st);
+  const { action, o } = N.settle(st, { kind: "load", request: rid, image: { id: 2, revision: 0, source: "model A" } });
+  assert.equal(action, "keep");
+  assert.equal(o.id, 2);
+  assert.equal(st.optimistic, null);
+  assert.deepEqual(st.visited, [1]);   // stays on the image Next opened
+});
+
+test("settle: another mask source (a model change) keeps the prepared image, then replaces it when the server's decodes", () => {
+  // the case the demo round's browser test caught: no flash back to the image before
+  const st = state(1);
+  prepare(st, 2, "model A");
+  const rid = optimisticNext(st);
+  const v = { kind: "load", request: rid, image: { id: 2, revision: 0, source: "model B" } };
+  const { action, o } = N.settle(st, v);
+  assert.equal(action, "replace");
+  // while the server's mask decodes, the prepared image stays: nothing rolled back
+  assert.equal(st.img.id, 2);
+  assert.equal(st.img.source, "model A");
+  assert.deepEqual(st.visited, [1]);
+  assert.equal(st.optimistic, null);
+  // decoded, nothing edited, the move still open (answered() runs after the settle): replace
+  assert.equal(st.navPending, rid);
+  assert.equal(N.replaceWanted(st, o, v), true);
+  enter(st, v, doc(2, 0, "model B"));
+  assert.equal(st.img.source, "model B");
+  assert.deepEqual(st.visited, [1]);   // the same image again: no new Back entry
+  N.answered(st, v);
+  assert.equal(st.navPending, null);
+  assert.equal(N.replaceWanted(st, o, v), true);
+});
+
+test("settle: another mask source on an image already edited keeps the labeller's work", () => {
+  const st = state(1);
+  prepare(st, 2, "model A");
+  const rid = optimisticNext(st);
+  dirty(st);
+  const { action } = N.settle(st, { kind: "load", request: rid, image: { id: 2, revision: 0, source: "model B" } });
+  assert.equal(action, "keep");
+  assert.equal(st.img.id, 2);
+});
+
+test("settle: the server's mask is not shown once the labeller started editing or moved on while it decoded", () => {
+  const st = state(1);
+  prepare(st, 2, "model A");
+  const rid = optimisticNext(st);
+  const v = { kind: "load", request: rid, image: { id: 2, revision: 0, source: "model B" } };
+  const { action, o } = N.settle(st, v);
+  assert.equal(action, "replace");
+  dirty(st);                                     // a stroke while it decoded
+  assert.equal(N.replaceWanted(st, o, v), false);
+  const st2 = state(1);
+  prepare(st2, 2, "model A");
+  const rid2 = optimisticNext(st2);
+  const v2 = { kind: "load", request: rid2, image: { id: 2, revision: 0, source: "model B" } };
+  const s2 = N.settle(st2, v2);
+  N.answered(st2, v2);
+  N.begin(st2, "go_next", {});                   // Next again while it decoded
+  assert.equal(N.replaceWanted(st2, s2.o, v2), false);
+  enter(st2, { kind: "load" }, doc(3));          // ...and the next image is shown
+  assert.equal(N.replaceWanted(st2, s2.o, v2), false);
+});
+
+test("settle: another image than the prepared one rolls back, then loads it", () => {
+  const st = state(1);
+  st.visited = [9];
+  prepare(st, 2);
+  const rid = optimisticNext(st);
+  assert.deepEqual(st.visited, [9, 1]);
+  const { action, o } = N.settle(st, { kind: "load", request: rid, image: { id: 4, revision: 0, source: "model A" } });
+  assert.equal(action, "other");
+  assert.deepEqual(st.visited, [9]);   // restored; showing o.leaving then loading 4 adds 1 again
+  assert.equal(o.leaving.img.id, 1);
+  for (const k of N.DOC) st[k] = o.leaving[k];   // showDoc: no Back entry
+  enter(st, { kind: "load" }, doc(4));
+  assert.deepEqual(st.visited, [9, 1]);
+});
+
+test("settle: a newer revision of the same image is another image", () => {
+  const st = state(1);
+  prepare(st, 2);
+  const rid = optimisticNext(st);
+  const { action } = N.settle(st, { kind: "load", request: rid, image: { id: 2, revision: 1, source: "model A" } });
+  assert.equal(action, "other");
+});
+
+test("settle: the server stayed on the image (a save conflict, nothing next): back to it", () => {
+  const st = state(1);
+  prepare(st, 2);
+  const rid = optimisticNext(st);
+  const { action, o } = N.settle(st, { kind: "saved", request: rid, conflict: true });
+  assert.equal(action, "back");
+  assert.deepEqual(st.visited, []);
+  assert.equal(o.leaving.img.id, 1);
+  assert.equal(st.optimistic, null);
+});
+
+test("a failed Next rolls back the optimistic image; a failed other event does not", () => {
+  const st = state(1);
+  const save = N.begin(st, "save_draft", {});
+  prepare(st, 2);
+  const rid = optimisticNext(st);
+  assert.equal(N.fail(st, "run_snap"), null);
+  assert.equal(st.pending.size, 2);
+  assert.equal(st.navPending, rid);
+  const undo = N.fail(st, "go_next");
+  assert.equal(undo.leaving.img.id, 1);
+  assert.deepEqual(st.visited, []);
+  assert.equal(st.optimistic, null);
+  assert.equal(st.navPending, null);
+  assert.deepEqual([...st.pending.keys()], [save]);
+  assert.equal(N.fail(st, "save_draft"), null);
+  assert.equal(st.pending.size, 0);
+});
+
+test("a failed move without an optimistic image just unblocks", () => {
+  const st = state(1);
+  N.begin(st, "open_image", {});
+  assert.equal(N.fail(st, "open_image"), null);
+  assert.equal(st.navPending, null);
+  assert.equal(st.img.id, 1);
+});
+
+test("visited images: the one leaving joins the list (at most 200); Back to the last one takes it off", () => {
+  const st = state(0);
+  for (let id = 1; id <= 205; id++) enter(st, {}, doc(id));
+  assert.equal(st.visited.length, 200);
+  assert.equal(st.visited[0], 5);
+  assert.equal(N.previous(st), 204);
+  enter(st, {}, doc(205));                    // the same image again: no entry
+  assert.equal(st.visited.length, 200);
+  const fresh = state(null, { visited: [3, 4] });
+  enter(fresh, { back: true }, doc(4));      // nothing shown, back to the last visited
+  assert.deepEqual(fresh.visited, [3]);
+  enter(fresh, { back: true }, doc(7));      // back to one that is not the last: kept
+  assert.deepEqual(fresh.visited, [3, 4]);
+  assert.equal(N.previous(state(1)), undefined);
+});
