@@ -79,6 +79,10 @@ class AdminMixin:
             raise Forbidden(f"Not allowed: {who.name} is not a member of project {project!r}; "
                             "an admin adds members on the Projects screen.")
 
+    def caller(self, who: Principal | None = None) -> Principal:
+        """Who is calling (see :meth:`_who`), for code outside Studio."""
+        return self._who(who)
+
     @staticmethod
     def _who(who: Principal | None) -> Principal:
         """The caller: given, else the one the app's guard set for this event, else
@@ -133,6 +137,12 @@ class AdminMixin:
         verb = ("added to" if changed else "already a member of") if add else \
             ("removed from" if changed else "not a member of")
         return f"{u.name} {verb} {project}."
+
+    def training_source(self, project: str | int) -> tuple[str, str]:
+        """Which annotations jobs and exports use: (the setting, "auto" when none; what
+        it means now, "accepted" or "submitted")."""
+        p = self.store.get_project(project)
+        return getattr(p, "training_source", None) or "auto", self.store.effective_training_source(project)
 
     def set_training_source(self, project: str | int, value: str, who: Principal | None = None) -> str:
         """Which annotations jobs and exports use: "accepted", "submitted" or "auto"."""

@@ -98,6 +98,7 @@ def render(studio, project_dd, on_job_end=None) -> None:
     import gradio as gr
 
     def visible_errors(fn):
+        # like segui.guard.user_errors, but the event keeps a (*args) signature: its API as it was
         def wrapped(*args):
             try:
                 return fn(*args)

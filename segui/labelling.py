@@ -283,6 +283,10 @@ class LabellingMixin:
                     "still switch to the job's version by hand.")
         return f"A job's model is promoted when its mIoU on the {c['val']} val images does not drop."
 
+    def latest_revision(self, image_id: int) -> int:
+        """The image's latest saved revision (0: never saved)."""
+        return self.store.get_image(int(image_id)).revision
+
     def revisions(self, image_id: int) -> list[str]:
         return [f"{a.revision}: {a.author}, {a.status}, {a.saved_at:%Y-%m-%d %H:%M:%S}"
                 for a in self.store.list_annotation_revisions(int(image_id))]

@@ -56,6 +56,14 @@ class ProjectsMixin:
             self.assign_split(info.id)
         return self.store.get_project(p.id)
 
+    def project(self, project: str | int) -> ProjectInfo:
+        """The project (its id, classes, colours) by name or id."""
+        return self.store.get_project(project)
+
+    def image_counts(self, project: str | int) -> dict[str, int]:
+        """The project's images: total, unlabelled, draft, submitted."""
+        return self.store.count_images(project)
+
     def project_names(self, who: Principal | None = None) -> list[str]:
         """The projects the caller sees: all, or with accounts their projects."""
         who = self._who(who)
