@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from storage import NotFoundError, ValidationError
+from storage import NotFoundError, TrainingSource, ValidationError
 
 from . import access
 from .access import Act, Forbidden, Principal
@@ -148,7 +148,7 @@ class AdminMixin:
         """Which annotations jobs and exports use: "accepted", "submitted" or "auto"."""
         if not project:
             raise UserError("pick a project first")
-        if value not in ("auto", "accepted", "submitted"):
+        if value not in ("auto", *TrainingSource):
             raise UserError("the training source is auto, accepted or submitted")
         try:
             self.store.set_training_source(project, None if value == "auto" else value)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from common.labels import LabelSetError, clean_class_name
 from common.splits import SPLITS, VAL_EVERY, auto_split, training_splits
 from models.finetune import MIN_VAL_TO_PROMOTE
 from storage import FILTER_STATUSES, QUEUE_FILTERS, ConflictError, NotFoundError, StorageError
@@ -60,6 +61,17 @@ class SaveResult:
     revision: int
     status: str
     conflict: str | None = None   # set when someone else saved meanwhile
+
+
+def author_name(name: Any) -> str:
+    """The author of a revision by the one rule storage applies when it stores one
+    (``common.labels.clean_class_name``: non-empty text, spaces collapsed, at most
+    MAX_NAME_LENGTH characters); refused as a UserError the labeller understands."""
+    try:
+        return clean_class_name(name, what="author")
+    except LabelSetError as e:
+        empty = not (isinstance(name, str) and name.strip())
+        raise UserError("type your name before saving" if empty else str(e)) from None
 
 
 def _copy_loaded(loaded: Loaded) -> Loaded:
@@ -208,11 +220,9 @@ class LabellingMixin:
 
     @staticmethod
     def author(typed: str | None, login: str | None) -> str:
-        """Whose revision it is: the login name when there is one, else the typed name."""
-        name = (login or typed or "").strip()
-        if not name:
-            raise UserError("type your name before saving")
-        return name
+        """Whose revision it is: the login name when there is one, else the typed name
+        (by :func:`author_name`'s rule)."""
+        return author_name(login or typed)
 
     @staticmethod
     def has_unsaved(loaded: Loaded | None, class_map: np.ndarray | None) -> bool:
@@ -298,9 +308,7 @@ class LabellingMixin:
         versions stay reachable in the revision list."""
         if image_id is None or class_map is None:
             raise UserError("nothing to save: open an image first")
-        author = (author or "").strip()
-        if not author:
-            raise UserError("type your name before saving")
+        author = author_name(author)
         try:
             a = self.store.save_annotation(int(image_id), class_map, author, status, int(base_revision))
             return SaveResult(a.revision, a.status)

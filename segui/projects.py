@@ -6,10 +6,10 @@ Projects screen's label-set edits and the demo project made on an empty database
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
+from common.colors import is_hex_color
 from common.labels import LabelSetError, parse_label_text, validate_class_names
 from models.data import load_label
 from storage import NotFoundError, ProjectInfo, ValidationError
@@ -110,7 +110,7 @@ class ProjectsMixin:
             if not name:
                 raise UserError(f"class {idx} needs a name")
             color = str(row[2] or "").strip()
-            if not re.fullmatch(r"#[0-9a-fA-F]{6}", color):
+            if not is_hex_color(color):
                 raise UserError(f"class {name!r}: colour must look like #rrggbb, got {color!r}")
             wanted.append((idx, name, color.lower()))
         final = {c.index: c.name for c in p.classes}

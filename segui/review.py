@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from storage import StorageError
+from storage import ReviewDecision, StorageError
 
 from . import access
 from .access import Act, Forbidden, Principal
@@ -157,7 +157,7 @@ class ReviewMixin:
         if self.has_unsaved(loaded, class_map):
             raise UserError("you have unsaved edits: submit them (Ctrl+Enter) or undo them before you accept "
                             "or reject; the decision is on the submitted annotation")
-        if decision not in ("accepted", "rejected"):
+        if decision not in tuple(ReviewDecision):
             raise UserError("decision must be accepted or rejected")
         if decision == "rejected" and not (comment or "").strip():
             raise UserError("say what is wrong: a rejection needs a comment for the annotator")
