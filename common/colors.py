@@ -80,10 +80,18 @@ def known_color(name: str) -> RGB | None:
 
 # ------------------------------------------------------------------ colour values
 
+HEX_COLOR = r"#[0-9a-fA-F]{6}"   # the one pattern of a colour written as text: '#rrggbb'
+
+
+def is_hex_color(text: Any) -> bool:
+    """``text`` is a colour written '#rrggbb' (hex digits in either case)."""
+    return isinstance(text, str) and re.fullmatch(HEX_COLOR, text) is not None
+
+
 def as_rgb(color: Any) -> RGB:
     """'#rrggbb' or (r, g, b) with components 0..255 -> (r, g, b); ValueError otherwise."""
     if isinstance(color, str):
-        if not re.fullmatch(r"#[0-9a-fA-F]{6}", color):
+        if not is_hex_color(color):
             raise ValueError(f"colour {color!r} is not '#rrggbb'")
         return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
     try:

@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from .colors import HEX_COLOR
+
 MAX_NAME_LENGTH = 200
 
 
@@ -76,7 +78,7 @@ def check_new_class_name(name: Any, existing: Iterable[str]) -> str:
     return cname
 
 
-_ITEM = re.compile(r"^(.*?)\s*(#[0-9a-fA-F]{6})?$")
+_ITEM = re.compile(rf"^(.*?)\s*({HEX_COLOR})?$")
 
 
 def parse_label_text(text: str | None) -> list[dict[str, str]]:

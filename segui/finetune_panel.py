@@ -16,28 +16,26 @@ from models.finetune import default_params
 from storage.errors import JobStateError
 
 from . import access
+from .errors import UserError
 
 POLL_SECONDS = 2.0
-
-
-class PanelError(ValueError):
-    """A user mistake to show as a visible message."""
+PanelError = UserError   # the panel's mistakes are the app's one error type (the old name stays)
 
 
 def start(store, project: str, epochs: float | None, minutes: float | None) -> str:
     if not project:
-        raise PanelError("pick a project first")
+        raise UserError("pick a project first")
     params = {}
     if epochs:
         params["epochs"] = int(epochs)
     if minutes:
         if minutes <= 0:
-            raise PanelError("the time budget must be positive")
+            raise UserError("the time budget must be positive")
         params["max_minutes"] = float(minutes)
     try:
         job = queue.enqueue(store, project, params)
     except (queue.JobError, JobStateError, ValueError) as err:  # e.g. a job already running
-        raise PanelError(str(err)) from err
+        raise UserError(str(err)) from err
     who = access.current()
     store.record_activity("job_started", who.name if who else None, project, f"job {job.id}",
                           {"job_id": job.id, "params": params})
@@ -80,7 +78,7 @@ def status(store, project: str) -> tuple[str, float, pd.DataFrame, str]:
 def cancel(store, project: str) -> str:
     job = latest_job(store, project)
     if job is None or job.status not in ("queued", "running"):
-        raise PanelError("no queued or running job to cancel")
+        raise UserError("no queued or running job to cancel")
     queue.cancel(store, job.id)
     return f"Job {job.id} cancelled; the active model is unchanged."
 
@@ -100,10 +98,11 @@ def render(studio, project_dd, on_job_end=None) -> None:
     import gradio as gr
 
     def visible_errors(fn):
+        # like segui.guard.user_errors, but the event keeps a (*args) signature: its API as it was
         def wrapped(*args):
             try:
                 return fn(*args)
-            except PanelError as err:
+            except UserError as err:
                 raise gr.Error(str(err)) from err
         wrapped.__name__ = fn.__name__
         return wrapped

@@ -120,10 +120,10 @@ def region_widths(class_map: np.ndarray, ignore_index: int | None = None) -> dic
     One Euclidean distance transform for the whole map (to the border pixels of all
     regions at once: the nearest border pixel of a pixel is always one of its own
     region's), so it costs about 15 ms at 480x360."""
-    return {c: w for c, (w, _) in _region_widths_areas(class_map, ignore_index).items()}
+    return {c: w for c, (w, _) in region_widths_areas(class_map, ignore_index).items()}
 
 
-def _region_widths_areas(class_map: np.ndarray, ignore_index: int | None
+def region_widths_areas(class_map: np.ndarray, ignore_index: int | None
                          ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """{class: (widths, areas)} of its 8-connected regions; see :func:`region_widths`."""
     cm = np.asarray(class_map)
@@ -157,7 +157,7 @@ def _region_widths_areas(class_map: np.ndarray, ignore_index: int | None
     return out
 
 
-def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     """The value below and above which lie at most half the total weight each."""
     order = np.argsort(values, kind="stable")
     v, cw = values[order], np.cumsum(weights[order], dtype=np.float64)
@@ -199,13 +199,13 @@ def thin_classes(class_maps: Iterable[np.ndarray], ignore_index: int | None = No
     for cm in class_maps:
         cm = np.asarray(cm)
         scale = 1.0 if max_width_px is not None else 1.0 / min(cm.shape)
-        for c, (w, a) in _region_widths_areas(cm, ignore_index).items():
+        for c, (w, a) in region_widths_areas(cm, ignore_index).items():
             acc.setdefault(c, []).append((w * scale, a))
     limit = max_width_px if max_width_px is not None else max_width
     out = set()
     for c, parts in acc.items():
         w = np.concatenate([p[0] for p in parts])
         a = np.concatenate([p[1] for p in parts])
-        if _weighted_median(w, a) <= limit:
+        if weighted_median(w, a) <= limit:
             out.add(c)
     return out

@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 
 from segui.handlers import DEMO_DIR, Studio
+from segui.predicting import PredictorCache
 from storage import Store
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
-_PREDICTORS: dict = {}   # one loaded model for the whole session (loading costs seconds)
+_PREDICTORS = PredictorCache()   # one loaded model for the whole session (loading costs seconds)
 
 
 def make_studio(tmp_path: Path, demo: bool = False, labelled: bool = True) -> Studio:
     """A studio on a fresh data folder; ``demo``: with the demo project, ``labelled=False``:
     only its 4 street images to label (not the 10 labelled ones)."""
-    st = Studio(Store(data_dir=tmp_path / "data"))
-    st._predictors = _PREDICTORS
+    st = Studio(Store(data_dir=tmp_path / "data"), predictors=_PREDICTORS)
     if demo:
         st.ensure_demo(DEMO_DIR if labelled else bare_demo_dir(tmp_path / "demo"))
     return st

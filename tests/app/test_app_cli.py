@@ -55,8 +55,7 @@ def test_create_makes_the_demo_once(tmp_path, monkeypatch):
     real_init = h.Studio.__init__
 
     def init(self, *a, **kw):      # share the test session's loaded model
-        real_init(self, *a, **kw)
-        self._predictors = _PREDICTORS
+        real_init(self, *a, predictors=_PREDICTORS, **kw)
     monkeypatch.setattr(h.Studio, "__init__", init)
     studio, blocks = app.create(app.parse_args(["--data-dir", str(tmp_path)]))
     assert studio.project_names() == [DEMO_PROJECT]

@@ -1,0 +1,210 @@
+"""Who is calling and what they may do; members, accounts and the activity log.
+
+:class:`AdminMixin` is the part of :class:`segui.handlers.Studio` about people: the
+login check, the one permission check (:meth:`AdminMixin.authorize`), project
+members, the training source, accounts (admins) and the activity log.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from storage import NotFoundError, TrainingSource, ValidationError
+
+from . import access
+from .access import Act, Forbidden, Principal
+from .errors import UserError
+
+
+class AdminMixin:
+    """Studio's people: logins, permissions, members, accounts, activity."""
+
+    def uses_accounts(self) -> bool:
+        """Accounts exist in the database: people log in with them and roles apply.
+        Decided once, when first asked (app.py asks before it launches), because
+        Gradio's login is fixed at launch: accounts added while an app without a login
+        runs take effect when it is started again (until then it stays one person's,
+        instead of refusing everyone who has no way to log in)."""
+        if self._accounts is None:
+            self._accounts = self.store.has_users()
+        return self._accounts
+
+    def login(self, username: str, password: str) -> bool:
+        """Gradio's ``auth`` callable: an enabled account with that password."""
+        return self.store.verify_user(username, password) is not None
+
+    def principal(self, username: str | None) -> Principal:
+        """Who a request's logged-in name is. Without accounts: the one person (an
+        admin). With accounts: their role; unknown, disabled or no login -> Forbidden
+        (a user disabled while logged in is refused from their next request)."""
+        if not self.uses_accounts():
+            return Principal(username or self.single_user, access.Role.ADMIN)
+        if not username:
+            raise Forbidden("Not logged in: log in with your account.")
+        try:
+            u = self.store.get_user(username)
+        except NotFoundError:
+            raise Forbidden(f"Not allowed: there is no account {username!r}.") from None
+        if u.disabled:
+            raise Forbidden(f"Not allowed: the account {u.name!r} is disabled.")
+        return Principal(u.name, u.role, member_only=u.role != access.Role.ADMIN)
+
+    def authorize(self, username: str | None, act: Act | str, project: str | int | None = None,
+                  image_id: int | None = None) -> Principal:
+        """The one permission check: may ``username`` do ``act`` (in ``project``, on
+        ``image_id``)? Returns who they are; raises Forbidden with the reason."""
+        who = self.principal(username)
+        if not who.can(act):
+            raise Forbidden(access.refusal(who, act))
+        if image_id is not None:
+            try:
+                info = self.store.get_image(int(image_id))
+            except (NotFoundError, TypeError, ValueError):
+                raise Forbidden(f"there is no image {image_id}") from None
+            self._check_member(who, info.project_id)
+            if not access.sees_image(who, info.status, info.annotated_by):
+                raise Forbidden(f"Not allowed: image {info.id} is someone else's work; "
+                                "reviewers and admins open every image.")
+        if project not in (None, ""):
+            self._check_member(who, project)
+        return who
+
+    def _check_member(self, who: Principal, project: str | int) -> None:
+        if not who.member_only:
+            return
+        try:
+            ok = self.store.can_access(who.name, project)
+        except NotFoundError:
+            ok = False
+        if not ok:
+            raise Forbidden(f"Not allowed: {who.name} is not a member of project {project!r}; "
+                            "an admin adds members on the Projects screen.")
+
+    def caller(self, who: Principal | None = None) -> Principal:
+        """Who is calling (see :meth:`_who`), for code outside Studio."""
+        return self._who(who)
+
+    @staticmethod
+    def _who(who: Principal | None) -> Principal:
+        """The caller: given, else the one the app's guard set for this event, else
+        the one person of an app without accounts."""
+        return who or access.current() or access.NOBODY_ADMIN
+
+    def activity(self, project: str | int, limit: int = 200) -> list[list[Any]]:
+        """The project's activity, newest first: when, who, what, on what."""
+        def what(a) -> str:
+            d = a.details or {}
+            if a.action == "review" and d.get("decision"):
+                return f"review: {d['decision']}"
+            if a.action == "revision_saved" and d.get("status"):
+                return f"revision saved ({d['status']})"
+            return a.action.replace("_", " ")
+
+        def on(a) -> str:
+            d = a.details or {}
+            if a.action == "review" and d.get("comment"):
+                return f"{a.subject}: “{d['comment']}”"
+            return a.subject
+
+        return [[f"{a.created_at:%Y-%m-%d %H:%M:%S}", a.user or "(system)", what(a), on(a)]
+                for a in self.store.list_activity(project, limit=limit)]
+
+    def record(self, action: str, project: str | int | None, subject: str, details: dict | None = None,
+               who: Principal | None = None) -> None:
+        self.store.record_activity(action, self._who(who).name, project, subject, details)
+
+    def members(self, project: str | int) -> str:
+        ms = self.store.list_members(project) if project else []
+        if not self.uses_accounts():
+            return "No accounts yet: everyone who opens the app works as one person (see README, Accounts)."
+        if not ms:
+            return "No members yet: only admins see this project."
+        return "**Members:** " + ", ".join(f"{u.name} ({u.role}{', disabled' if u.disabled else ''})" for u in ms)
+
+    def set_member(self, project: str | int, user: str, add: bool, who: Principal | None = None) -> str:
+        if not project:
+            raise UserError("pick a project first")
+        user = (user or "").strip()
+        if not user:
+            raise UserError("type the user's name")
+        try:
+            u = self.store.get_user(user)
+            changed = self.store.add_member(project, u.id) if add else self.store.remove_member(project, u.id)
+        except NotFoundError as e:
+            raise UserError(f"{e} (add the account first, under Accounts below)") from None
+        if changed:
+            self.record("member_added" if add else "member_removed", project, f"user {u.name}",
+                        {"name": u.name, "role": u.role}, who)
+        verb = ("added to" if changed else "already a member of") if add else \
+            ("removed from" if changed else "not a member of")
+        return f"{u.name} {verb} {project}."
+
+    def training_source(self, project: str | int) -> tuple[str, str]:
+        """Which annotations jobs and exports use: (the setting, "auto" when none; what
+        it means now, "accepted" or "submitted")."""
+        p = self.store.get_project(project)
+        return getattr(p, "training_source", None) or "auto", self.store.effective_training_source(project)
+
+    def set_training_source(self, project: str | int, value: str, who: Principal | None = None) -> str:
+        """Which annotations jobs and exports use: "accepted", "submitted" or "auto"."""
+        if not project:
+            raise UserError("pick a project first")
+        if value not in ("auto", *TrainingSource):
+            raise UserError("the training source is auto, accepted or submitted")
+        try:
+            self.store.set_training_source(project, None if value == "auto" else value)
+        except ValidationError as e:
+            raise UserError(str(e)) from None
+        now = self.store.effective_training_source(project)
+        self.record("training_source_changed", project, f"training source {value}", {"setting": value, "now": now},
+                    who)
+        return now
+
+    def users_table(self) -> list[list[Any]]:
+        """Every account: name, role, enabled, projects (admins: all)."""
+        member_of: dict[int, list[str]] = {}
+        for p in self.store.list_projects():
+            for u in self.store.list_members(p.id):
+                member_of.setdefault(u.id, []).append(p.name)
+        return [[u.name, u.role, "disabled" if u.disabled else "enabled",
+                 "(all)" if u.is_admin else ", ".join(member_of.get(u.id, [])) or "-"]
+                for u in self.store.list_users()]
+
+    def manage_user(self, action: str, name: str, role: str | None = None, password: str | None = None,
+                    who: Principal | None = None) -> str:
+        """An admin's change to an account: "add" (with role and password), "set_role",
+        "disable", "enable", "password". The password is hashed by storage (argon2) and
+        never logged. Returns what happened, for the page."""
+        who = self._who(who)
+        if not who.can(Act.ADMIN):
+            raise Forbidden(access.refusal(who, Act.ADMIN))
+        name = (name or "").strip()
+        if not name:
+            raise UserError("type the account's name")
+        try:
+            if action == "add":
+                u = self.store.add_user(name, password or "", role or "annotator")
+                self.record("user_added", None, f"user {u.name}", {"name": u.name, "role": u.role}, who)
+                note = f"Account {u.name} ({u.role}) added. Add it to projects with Add member."
+                if not self.uses_accounts():
+                    note += " Start the app again to require logins."
+                return note
+            before = self.store.get_user(name)
+            if action == "set_role":
+                u = self.store.set_role(before.id, role or "")
+                if u.role != before.role:
+                    self.record("role_changed", None, f"user {u.name}",
+                                {"name": u.name, "from": before.role, "to": u.role}, who)
+                return f"{u.name} is {u.role}."
+            if action in ("disable", "enable"):
+                u = (self.store.disable_user if action == "disable" else self.store.enable_user)(before.id)
+                if u.disabled != before.disabled:
+                    self.record("user_disabled" if u.disabled else "user_enabled", None, f"user {u.name}",
+                                {"name": u.name}, who)
+                return f"{u.name} is {'disabled' if u.disabled else 'enabled'}."
+            if action == "password":
+                u = self.store.set_password(before.id, password or "")
+                self.record("password_changed", None, f"user {u.name}", {"name": u.name}, who)
+                return f"The password of {u.name} was changed."
+        except (ValidationError, NotFoundError) as e:
+            raise UserError(str(e)) from None
+        raise UserError(f"unknown account action {action!r}")

@@ -1,0 +1,106 @@
+"""The screens' guard: user mistakes become visible messages, and every event is checked.
+
+:func:`user_errors` wraps a handler so that :class:`segui.errors.UserError` (and a
+refusal, or a map the page sent that cannot be read) is shown as a ``gr.Error`` with
+nothing stored; :func:`guard_events` puts :meth:`Studio.authorize` in front of every
+event of the app (the role table ``segui.access.ENDPOINTS`` and project membership);
+:class:`acting` does the same for the canvas's server functions; :func:`login` is the
+logged-in name of a request.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+
+import gradio as gr
+
+from . import access
+from .access import Forbidden
+from .canvas import codec
+from .errors import UserError
+from .handlers import Studio
+
+
+def user_errors(fn):
+    """UserError (and a map the page sent that cannot be read) -> visible gr.Error;
+    the app keeps working and nothing is stored."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (UserError, codec.MapFormatError, Forbidden) as e:
+            raise gr.Error(str(e)) from None
+    return wrapper
+
+
+def login(request) -> str | None:
+    return access.username_of(request)
+
+
+class acting:
+    """``with acting(studio, request, name, project=..., image_id=...)``: the caller may
+    call endpoint ``name`` (``access.ENDPOINTS``) or Forbidden; inside, Studio knows who."""
+
+    def __init__(self, studio: Studio, request, name: str, project=None, image_id=None):
+        self.who = studio.authorize(access.username_of(request), access.ENDPOINTS[name], project, image_id)
+
+    def __enter__(self):
+        self.token = access.acting_as(self.who)
+        return self.who
+
+    def __exit__(self, *exc):
+        access.reset(self.token)
+
+
+def _input_params(fn) -> list[str]:
+    """The names of ``fn``'s parameters that receive the event's inputs, in order
+    (Gradio fills gr.Request and gr.Progress parameters itself)."""
+    hints = typing.get_type_hints(fn) if inspect.isfunction(fn) else {}
+    out = []
+    for prm in inspect.signature(fn).parameters.values():
+        if prm.kind not in (prm.POSITIONAL_ONLY, prm.POSITIONAL_OR_KEYWORD):
+            break
+        if hints.get(prm.name) in (gr.Request, typing.Optional[gr.Request]) or isinstance(prm.default, gr.Progress):
+            continue
+        out.append(prm.name)
+    return out
+
+
+def guard_events(app: gr.Blocks, studio: Studio, project_dd: gr.Dropdown) -> None:
+    """Put :meth:`Studio.authorize` in front of every event handler of ``app``: the
+    role table (``access.ENDPOINTS``) for the endpoint, membership of the project the
+    event names. An endpoint without a rule is a programming error, caught here."""
+    from gradio.context import LocalContext
+
+    for block_fn in app.fns.values():
+        if block_fn.fn is None:          # the page's own JS (e.g. *_failed): nothing runs here
+            continue
+        name = block_fn.api_name
+        if name not in access.ENDPOINTS:
+            raise RuntimeError(f"endpoint {name!r} has no rule in segui.access.ENDPOINTS: add one")
+        fn = block_fn.fn
+        if inspect.isgeneratorfunction(fn) or inspect.iscoroutinefunction(fn):
+            raise RuntimeError(f"endpoint {name!r}: guard_events wraps plain functions only")
+        params = _input_params(fn)
+        pos = [i for i, c in enumerate(block_fn.inputs) if c is project_dd]
+        project_param = params[pos[0]] if pos and pos[0] < len(params) else None
+        signature = inspect.signature(fn)
+
+        def guarded(*args, __fn=fn, __name=name, __project=project_param, __sig=signature, **kwargs):
+            project = None
+            if __project is not None:
+                project = __sig.bind_partial(*args, **kwargs).arguments.get(__project)
+            try:
+                who = studio.authorize(access.username_of(LocalContext.request.get(None)),
+                                       access.ENDPOINTS[__name], project)
+            except Forbidden as e:
+                raise gr.Error(str(e), visible=__name not in access.QUIET, print_exception=False) from None
+            token = access.acting_as(who)
+            try:
+                return __fn(*args, **kwargs)
+            finally:
+                access.reset(token)
+
+        functools.update_wrapper(guarded, fn)
+        block_fn.fn = guarded

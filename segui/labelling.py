@@ -1,0 +1,323 @@
+"""The labelling flow: which image is next, opening it, saving, splits and revisions.
+
+:class:`LabellingMixin` is the part of :class:`segui.handlers.Studio` that the Label
+screen's Next / open / save / submit use: the queues (by uncertainty, for review,
+rejected), the image strip, an image prepared ahead (prefetch), saves with conflicts
+kept, and the train / val split of submitted images.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from common.labels import LabelSetError, clean_class_name
+from common.splits import SPLITS, VAL_EVERY, auto_split, training_splits
+from models.finetune import MIN_VAL_TO_PROMOTE
+from storage import FILTER_STATUSES, QUEUE_FILTERS, ConflictError, NotFoundError, StorageError
+
+from . import access
+from .access import Act, Forbidden, Principal
+from .errors import UserError
+
+FILTERS = QUEUE_FILTERS
+PREFETCH_DELAY_S = 0.6             # the next image is prepared this long after one is opened
+STRIP_WINDOW = 300                 # images shown around the open one in the image strip
+
+
+@dataclass
+class Loaded:
+    """One image opened for labelling."""
+    image_id: int
+    filename: str
+    image: np.ndarray          # (H, W, 3) uint8
+    class_map: np.ndarray      # (H, W) uint8 project class indices / ignore index
+    base_revision: int         # the revision the labeller starts from (for conflicts)
+    source: str                # where the mask came from, for the status line
+    uncertainty: float | None
+    project_id: int = 0
+    status: str = "unlabelled"
+    split: str = "none"
+    tool_base: np.ndarray | None = None   # the map at the last sync (open, save, tool): snap's "before"
+
+    def __post_init__(self):
+        if self.tool_base is None:
+            self.tool_base = self.class_map.copy()
+
+
+@dataclass
+class Ready:
+    """Everything the canvas needs to show an image, computed ahead when possible."""
+    loaded: Loaded
+    prediction: np.ndarray | None   # the active model's prediction, project indices
+    photo: str                      # data URL for the page
+    key: tuple                      # (revision, model version id): still valid?
+
+
+@dataclass
+class SaveResult:
+    revision: int
+    status: str
+    conflict: str | None = None   # set when someone else saved meanwhile
+
+
+def author_name(name: Any) -> str:
+    """The author of a revision by the one rule storage applies when it stores one
+    (``common.labels.clean_class_name``: non-empty text, spaces collapsed, at most
+    MAX_NAME_LENGTH characters); refused as a UserError the labeller understands."""
+    try:
+        return clean_class_name(name, what="author")
+    except LabelSetError as e:
+        empty = not (isinstance(name, str) and name.strip())
+        raise UserError("type your name before saving" if empty else str(e)) from None
+
+
+def _copy_loaded(loaded: Loaded) -> Loaded:
+    """A Loaded the caller may change (maps copied; the photo array is shared, read-only)."""
+    return replace(loaded, class_map=loaded.class_map.copy(), tool_base=loaded.tool_base.copy())
+
+
+class LabellingMixin:
+    """Studio's labelling flow."""
+
+    def next_image(self, project: str, filter: str = "unlabelled", exclude: tuple[int, ...] = (),
+                   who: Principal | None = None) -> int | None:
+        """Most uncertain prediction first, among images of the given status; "review":
+        submissions awaiting review, the model's strongest disagreement first;
+        "rejected": rejected submissions (back to their annotator). An annotator gets
+        only images they see (unlabelled ones and their own)."""
+        if filter not in FILTERS:
+            raise UserError(f"filter must be one of {', '.join(FILTERS)}")
+        who = self._who(who)
+        if filter == "review":
+            if not who.can(Act.REVIEW):
+                raise Forbidden(access.refusal(who, Act.REVIEW))
+            return next((im.id for im in self.store.review_queue(project, order="review_score")
+                         if im.id not in exclude), None)
+        if not who.sees_every_image and filter != "unlabelled":
+            statuses = FILTER_STATUSES.get(filter, ())
+            for im in self.store.list_images(project, order="uncertainty"):
+                wanted = im.review == "rejected" if filter == "rejected" else im.status in statuses
+                if wanted and im.id not in exclude and access.sees_image(who, im.status, im.annotated_by):
+                    return im.id
+            return None
+        if filter == "submitted":
+            for im in self.store.list_images(project, status="submitted", order="uncertainty"):
+                if im.id not in exclude:
+                    return im.id
+            return None
+        info = self.store.next_image(project, filter=filter, exclude=exclude)
+        return info.id if info is not None else None
+
+    def queue(self, project: str, filter: str = "any") -> list[list[Any]]:
+        status = None if filter in (None, "any") else filter
+        return [[im.id, im.filename, im.status, None if im.uncertainty is None else round(im.uncertainty, 3),
+                 im.annotated_by or ""]
+                for im in self.store.list_images(project, status=status, order="uncertainty", limit=500)]
+
+    def strip(self, project: str | int, current: int | None, window: int = STRIP_WINDOW,
+              who: Principal | None = None) -> dict[str, Any]:
+        """The image strip: images in upload order around ``current`` with their status
+        (an annotator's: the images they see), and the project's progress ("12 / 340
+        labelled", the whole project's)."""
+        who = self._who(who)
+        images = self.store.list_images(project, order="id")
+        counts = {"unlabelled": 0, "draft": 0, "submitted": 0}
+        for im in images:
+            counts[im.status] = counts.get(im.status, 0) + 1
+        if not who.sees_every_image:
+            images = [im for im in images if access.sees_image(who, im.status, im.annotated_by)]
+        pos = next((k for k, im in enumerate(images) if im.id == current), 0)
+        lo = max(0, min(pos - window // 2, len(images) - window))
+        items = [{"id": im.id, "name": im.filename, "status": im.status, "pos": lo + k + 1}
+                 for k, im in enumerate(images[lo:lo + window])]
+        return {"items": items, "current": current, "total": len(images), **counts}
+
+    def open_image(self, image_id: int, revision: int | None = None) -> Loaded:
+        """The latest annotation (or one revision) if any, else the active model's prediction."""
+        return self.prepare(image_id, revision).loaded
+
+    def open_in_project(self, project: str | int, image_id: int, revision: int | None = None,
+                        who: Principal | None = None) -> Ready:
+        """:meth:`prepare`, refusing an image of another project, one that does not
+        exist, or (for an annotator) someone else's work."""
+        try:
+            info = self.store.get_image(int(image_id))
+        except (NotFoundError, ValueError, TypeError):
+            raise UserError(f"there is no image {image_id}") from None
+        if project is not None and info.project_id != self.store.get_project(project).id:
+            raise UserError(f"image {int(image_id)} belongs to another project")
+        if not access.sees_image(self._who(who), info.status, info.annotated_by):
+            raise Forbidden(f"Not allowed: image {info.id} is someone else's work; "
+                            "reviewers and admins open every image.")
+        return self.prepare(info.id, revision)
+
+    def prepare(self, image_id: int, revision: int | None = None) -> Ready:
+        """The image, its map (latest annotation or one revision, else the prediction),
+        the active model's prediction and the photo for the page. Taken from the
+        prefetch cache when nothing changed since it was computed."""
+        with self._once(("prepare", int(image_id))):
+            return self._prepare(int(image_id), revision)
+
+    def _prepare(self, image_id: int, revision: int | None) -> Ready:
+        info = self.store.get_image(int(image_id))
+        mv = self.model_version(info.project_id)
+        key = (info.revision, mv.id)
+        if revision is None:
+            with self._cache_lock:
+                ready = self._ready.get(info.id)
+            if ready is not None and ready.key == key:
+                return replace(ready, loaded=_copy_loaded(ready.loaded))
+        image = self.store.load_image(info.id)
+        pred_info = self.store.get_prediction(info.id, mv.id)
+        if pred_info is None:
+            pred = self.predict(info.project_id, info.id, image)
+            info = self.store.get_image(info.id)
+        else:
+            pred = pred_info.class_map
+        if revision is not None or info.revision > 0:
+            try:
+                a = self.store.get_annotation(info.id, revision)
+            except NotFoundError:
+                raise UserError(f"image {info.id} has no revision {revision}") from None
+            src = f"annotation revision {a.revision} by {a.author} ({a.status})"
+            cm = a.class_map
+        else:
+            src = f"prediction of model version {mv.id}"
+            cm = pred
+        loaded = Loaded(info.id, info.filename, image, cm.copy(), info.revision, src, info.uncertainty,
+                        project_id=info.project_id, status=info.status, split=info.split)
+        from .canvas.codec import photo_url
+        photo = photo_url(self.store.image_bytes(info.id), info.format, image, info.normalised)
+        ready = Ready(loaded, pred, photo, key)
+        if revision is None:
+            with self._cache_lock:
+                self._ready[info.id] = replace(ready, loaded=_copy_loaded(loaded))
+                self._ready.move_to_end(info.id)
+                while len(self._ready) > 8:
+                    self._ready.popitem(last=False)
+        return ready
+
+    def prefetch_next(self, project: str | int, filter: str, current: int | None) -> None:
+        """Compute, in the background, what the canvas needs for the image Next would
+        open now (prediction, superpixels, photo), so that Next shows it at once."""
+        def work():
+            # start after the open image's answer has gone out: SLIC and the prediction
+            # would otherwise compete with it for the interpreter and the two cores
+            time.sleep(PREFETCH_DELAY_S)
+            try:
+                self.refresh_predictions(project)
+                iid = self.next_image(project, filter if filter in FILTERS else "unlabelled",
+                                      (current,) if current is not None else ())
+            except (UserError, StorageError):
+                return
+            if iid is not None:
+                ready = self.prepare(iid)
+                self.segments(iid, ready.loaded.image)
+        self._submit(work)
+
+    @staticmethod
+    def author(typed: str | None, login: str | None) -> str:
+        """Whose revision it is: the login name when there is one, else the typed name
+        (by :func:`author_name`'s rule)."""
+        return author_name(login or typed)
+
+    @staticmethod
+    def has_unsaved(loaded: Loaded | None, class_map: np.ndarray | None) -> bool:
+        """The labeller's map differs from the one opened or last saved."""
+        if loaded is None or class_map is None:
+            return False
+        return not np.array_equal(class_map, loaded.class_map)
+
+    def save_edits(self, loaded: Loaded | None, class_map: np.ndarray | None, author: str,
+                   status: str = "draft") -> SaveResult:
+        """Store the labeller's map as a new revision of the open image; the open image
+        then counts as saved at that revision (a conflict is stored, not lost)."""
+        if loaded is None or class_map is None:
+            raise UserError("nothing to save: open an image first")
+        res = self.save(loaded.image_id, class_map, author, status, loaded.base_revision)
+        if res.status == "submitted":
+            loaded.split = self.assign_split(loaded.image_id)
+            self._submit(self.score_submission, loaded.image_id, res.revision)
+        loaded.base_revision = res.revision
+        loaded.class_map = class_map.copy()
+        loaded.tool_base = class_map.copy()
+        loaded.status = res.status
+        loaded.source = f"annotation revision {res.revision} by {author.strip()} ({res.status})"
+        return res
+
+    def leave(self, loaded: Loaded | None, class_map: np.ndarray | None, author: str) -> SaveResult | None:
+        """Before the labeller moves to another image: unsaved edits become a draft.
+        Returns the save (check ``conflict``), or None when there was nothing to save."""
+        if not self.has_unsaved(loaded, class_map):
+            return None
+        return self.save_edits(loaded, class_map, author, "draft")
+
+    def assign_split(self, image_id: int) -> str:
+        """An image without a split (uploads) gets :func:`auto_split`'s; a split set by
+        the labeller or an imported dataset stays. Returns the image's split."""
+        info = self.store.get_image(int(image_id))
+        if info.split == "none":
+            info = self.store.set_split(info.id, auto_split(info.sha256))
+        return info.split
+
+    def set_split(self, project: str | int, image_id: int, split: str) -> str:
+        """The labeller chooses the image's split ("train", "val", or "none": decided by
+        :func:`auto_split` when it is submitted; an already submitted image gets it now)."""
+        if split not in SPLITS:
+            raise UserError("split must be train, val or none (automatic)")
+        info = self.store.get_image(int(image_id))
+        if info.project_id != self.store.get_project(project).id:
+            raise UserError(f"image {int(image_id)} belongs to another project")
+        self.store.set_split(info.id, split)
+        return self.assign_split(info.id) if info.status == "submitted" else split
+
+    def split_counts(self, project: str | int) -> dict[str, int]:
+        """Submitted images per split ("train" counts images without a split too: jobs
+        train on them) and whether a job can decide promotion on its own."""
+        train = sum(len(self.store.submitted_annotations(project, s)) for s in training_splits("train"))
+        val = len(self.store.submitted_annotations(project, "val"))
+        return {"train": train, "val": val}
+
+    def promotion_readiness(self, project: str | int) -> str:
+        """Why a fine-tuning job could or could not promote its model by itself."""
+        c = self.split_counts(project)
+        if c["train"] == 0:
+            return "Nothing to train on yet: submit some annotations."
+        if c["val"] < MIN_VAL_TO_PROMOTE:
+            return (f"A job would not be promoted automatically: {c['val']} submitted val image(s), at least "
+                    f"{MIN_VAL_TO_PROMOTE} needed to compare the new model with the active one (one submitted "
+                    f"image in {VAL_EVERY} goes to val; set an image's split on the Label screen). You can "
+                    "still switch to the job's version by hand.")
+        return f"A job's model is promoted when its mIoU on the {c['val']} val images does not drop."
+
+    def latest_revision(self, image_id: int) -> int:
+        """The image's latest saved revision (0: never saved)."""
+        return self.store.get_image(int(image_id)).revision
+
+    def revisions(self, image_id: int) -> list[str]:
+        return [f"{a.revision}: {a.author}, {a.status}, {a.saved_at:%Y-%m-%d %H:%M:%S}"
+                for a in self.store.list_annotation_revisions(int(image_id))]
+
+    def save(self, image_id: int | None, class_map: np.ndarray | None, author: str,
+             status: str = "draft", base_revision: int = 0) -> SaveResult:
+        """Store the class map as a new revision. If someone saved meanwhile, ours is
+        stored too (as a draft on top of theirs) and the conflict is reported: both
+        versions stay reachable in the revision list."""
+        if image_id is None or class_map is None:
+            raise UserError("nothing to save: open an image first")
+        author = author_name(author)
+        try:
+            a = self.store.save_annotation(int(image_id), class_map, author, status, int(base_revision))
+            return SaveResult(a.revision, a.status)
+        except ConflictError as c:
+            when = c.saved_at.strftime("%Y-%m-%d %H:%M:%S UTC") if c.saved_at else "an unknown time"
+            a = self.store.save_annotation(int(image_id), class_map, author, "draft", c.revision)
+            msg = (f"{c.author} saved this image at {when} (revision {c.revision}) while you were "
+                   f"editing. Your version is stored as draft revision {a.revision}; theirs stays "
+                   f"revision {c.revision}. Both are in the revision list.")
+            return SaveResult(a.revision, a.status, conflict=msg)
+        except StorageError as e:
+            raise UserError(str(e)) from None

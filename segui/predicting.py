@@ -1,0 +1,187 @@
+"""Predictions: the model versions of a project and a cache of loaded predictors.
+
+:class:`PredictorCache` holds one loaded :class:`models.inference.Predictor` per
+weights folder and runs one inference at a time; a :class:`segui.handlers.Studio`
+is given one (tests share one across studios). :class:`ModelMixin` is the part of
+Studio about models: the active version, predictions stored per image, warm-up,
+predicting the queue again after a model change, switching versions.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.inference import Predictor
+from models.metrics import recorded_metrics
+from storage import ProjectInfo
+
+from .access import Principal
+from .errors import UserError
+from .imageops import resize_nearest
+
+PREDICT_MAX_PIXELS = 1_000_000     # larger images are predicted downscaled, mask upscaled back
+REFRESH_LIMIT = 200                # unlabelled images predicted again after the active model changed
+
+
+def model_metrics(weights_dir: str | Path) -> dict[str, Any] | None:
+    try:
+        cfg = json.loads((Path(weights_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return cfg.get("metrics")
+
+
+def predict_size(height: int, width: int) -> tuple[int, int]:
+    """The size an image is predicted at: as it is up to PREDICT_MAX_PIXELS, else
+    scaled down to about that many pixels (the mask is scaled back up)."""
+    if height * width <= PREDICT_MAX_PIXELS:
+        return height, width
+    s = (PREDICT_MAX_PIXELS / (height * width)) ** 0.5
+    return max(32, int(height * s)), max(32, int(width * s))
+
+
+def model_positions(p: ProjectInfo, missing: int = 255) -> np.ndarray:
+    """Project class index -> its position in the label set the model is asked for
+    (``p.class_names``); void and unknown indices -> ``missing``. A 256-entry table."""
+    lut = np.full(256, missing, dtype=np.uint8)
+    lut[p.class_indices] = np.arange(len(p.classes), dtype=np.uint8)
+    return lut
+
+
+def project_indices(p: ProjectInfo) -> np.ndarray:
+    """The inverse table: model output position -> project class index (others void)."""
+    lut = np.full(256, p.ignore_index, dtype=np.uint8)
+    lut[:len(p.classes)] = p.class_indices
+    return lut
+
+
+class PredictorCache:
+    """One loaded predictor per weights folder, and one inference at a time (two would
+    only fight over the cores). Studios given the same cache share its models."""
+
+    def __init__(self, device: str = "auto"):
+        self.device = device
+        self._predictors: dict[str, Predictor] = {}
+        self._lock = threading.Lock()
+
+    def get(self, weights_dir: str | Path) -> Predictor:
+        key = str(Path(weights_dir).resolve())
+        with self._lock:
+            p = self._predictors.get(key)
+            if p is None:
+                p = Predictor.load(key, self.device)
+                self._predictors[key] = p
+            return p
+
+    def class_map(self, weights_dir: str | Path, image: np.ndarray, names: list[str]) -> tuple[np.ndarray, float]:
+        """The argmax map at the image's size (positions in ``names``) and the
+        prediction's uncertainty; predicted at :func:`predict_size`."""
+        predictor = self.get(weights_dir)
+        h, w = image.shape[:2]
+        small = resize_nearest(image, *predict_size(h, w))
+        with self._lock:
+            pred = predictor.predict(small, names)
+        return resize_nearest(pred.class_map, h, w), pred.uncertainty
+
+    def probabilities(self, weights_dir: str | Path, image: np.ndarray, names: list[str]):
+        """(K, H, W) class probabilities (a torch tensor) of ``image`` as given."""
+        predictor = self.get(weights_dir)
+        with self._lock:
+            return predictor.logits(image, names).softmax(0)
+
+
+class ModelMixin:
+    """Studio's models and predictions."""
+
+    def _predictor_for_dir(self, weights_dir: str | Path) -> Predictor:
+        return self.predictors.get(weights_dir)
+
+    @property
+    def device_name(self) -> str:
+        return self._predictor_for_dir(self.default_model_dir).device_name
+
+    def model_version(self, project: str | int):
+        mv = self.store.active_model_version(project)
+        if mv is None:
+            mv = self.store.add_model_version(project, str(self.default_model_dir),
+                                              metrics=model_metrics(self.default_model_dir),
+                                              activate=True, name=self.default_model_dir.name)
+        return mv
+
+    def predict(self, project: str | int, image_id: int, image: np.ndarray | None = None,
+                store: bool = True) -> np.ndarray:
+        """Predict with the project's active model and label set (project indices)."""
+        p = self.store.get_project(project)
+        mv = self.model_version(p.id)
+        if image is None:
+            image = self.store.load_image(image_id)
+        cm, unc = self._predict_map(mv.weights_dir, image, p)
+        if store:
+            self.store.save_prediction(image_id, mv.id, cm, unc)
+        return cm
+
+    def _predict_map(self, weights_dir: str, image: np.ndarray, p: ProjectInfo,
+                     extra: list[str] | None = None) -> tuple[np.ndarray, float]:
+        cm, uncertainty = self.predictors.class_map(weights_dir, image, p.class_names + list(extra or []))
+        if extra:   # positions in the names: the caller reads the extra ones itself
+            return cm, uncertainty
+        return project_indices(p)[cm], uncertainty
+
+    def warm_up(self, project: str | int | None = None) -> None:
+        """Load the active model of each project (or of one) and encode its label set
+        with BERT once, so the first upload shows its mask without that delay."""
+        tiny = np.zeros((64, 64, 3), np.uint8)
+        projects = self.store.list_projects() if project is None else [self.store.get_project(project)]
+        for p in projects:
+            self._predict_map(self.model_version(p.id).weights_dir, tiny, p)
+
+    def _predict_if_missing(self, project_id: int, image_id: int) -> None:
+        mv = self.model_version(project_id)
+        if self.store.get_prediction(image_id, mv.id) is None:
+            self.predict(project_id, image_id)
+
+    def refresh_predictions(self, project: str | int, limit: int = REFRESH_LIMIT) -> int:
+        """When the active model changed (a promoted job, a switch by hand): predict the
+        queue's unlabelled images again with it, in the background, most uncertain first,
+        so the next images show the new model's masks. Once per model version; returns
+        how many images were queued."""
+        p = self.store.get_project(project)
+        mv = self.model_version(p.id)
+        with self._cache_lock:
+            if self._fresh_for.get(p.id) == mv.id:
+                return 0
+            self._fresh_for[p.id] = mv.id
+        stale = [im.id for im in self.store.list_images(p.id, status="unlabelled", order="uncertainty", limit=limit)
+                 if self.store.get_prediction(im.id, mv.id) is None]
+        for iid in stale:
+            self._submit(self._predict_if_missing, p.id, iid)
+        return len(stale)
+
+    def model_versions(self, project: str) -> list[tuple[str, int]]:
+        return [(f"v{m.id}: {m.name or Path(m.weights_dir).name}{' (active)' if m.is_active else ''}", m.id)
+                for m in self.store.list_model_versions(project)]
+
+    def activate_model(self, project: str, version_id: int, who: Principal | None = None) -> None:
+        mv = self.store.get_model_version(int(version_id))
+        if mv.project_id != self.store.get_project(project).id:
+            raise UserError("that model version belongs to another project")
+        self.store.activate_model_version(mv.id, by=self._who(who).name)
+
+    def model_summary(self, project: str) -> tuple[str, list[tuple[str, float]]]:
+        mv = self.model_version(project)
+        m = recorded_metrics(mv.metrics)
+        lines = [f"**Active model:** v{mv.id} `{mv.weights_dir}`", f"**Inference device:** {self.device_name}"]
+        if m.get("miou") is not None:
+            lines.append(f"**Validation mIoU** (recorded with the version): {m['miou']:.3f}")
+        if m.get("pixel_accuracy") is not None:
+            lines.append(f"**Pixel accuracy:** {m['pixel_accuracy']:.3f}")
+        names = set(self.store.get_project(project).class_names)
+        # only the project's classes: a version's recorded metrics may cover another label set
+        per_class = [(k, float(v)) for k, v in (m.get("per_class_iou") or {}).items() if k in names and v is not None]
+        if all(v is None for v in m.values()):
+            lines.append("No metrics recorded for this version.")
+        return "\n\n".join(lines), per_class

@@ -1,0 +1,135 @@
+"""Projects and their label sets: the demo project, new projects, classes.
+
+:class:`ProjectsMixin` is the part of :class:`segui.handlers.Studio` behind the
+Projects screen's label-set edits and the demo project made on an empty database.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from common.colors import is_hex_color
+from common.labels import LabelSetError, parse_label_text, validate_class_names
+from models.data import load_label
+from storage import NotFoundError, ProjectInfo, ValidationError
+
+from .access import Principal
+from .errors import UserError
+from .imageops import hex_color
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_AUTHOR = "CamVid ground truth"  # who submitted the demo's labelled images
+DEMO_PROJECT = "CamVid demo"
+
+
+def parse_classes(text: str) -> list[dict[str, Any]]:
+    """Label set from free text (``common.labels.parse_label_text``), errors as UserError."""
+    try:
+        return parse_label_text(text)
+    except LabelSetError as e:
+        raise UserError(str(e)) from None
+
+
+class ProjectsMixin:
+    """Studio's projects and label sets."""
+
+    def ensure_demo(self, demo_dir: Path = DEMO_DIR) -> ProjectInfo | None:
+        """On an empty database: the CamVid demo project with its model, street images to
+        label (``demo_dir/*.jpg``, predicted now) and images already labelled
+        (``demo_dir/labelled/NAME.jpg`` with its class map ``NAME.png``: submitted as
+        :data:`DEMO_AUTHOR`, the automatic split puts them in train or val), so that the
+        first fine-tuning job has val images to be promoted on: a whole round of the loop
+        runs in the demo (benchmarks/bench_demo_round.py)."""
+        if self.store.list_projects():
+            return None
+        spec = json.loads((demo_dir / "classes.json").read_text())
+        p = self.store.create_project(DEMO_PROJECT, spec["classes"], ignore_index=spec["ignore_index"])
+        self.model_version(p.id)
+        for f in sorted(demo_dir.glob("*.jpg")):
+            info = self.store.add_image(p.id, f, f.name, split="none")
+            self.predict(p.id, info.id)
+        for f in sorted((demo_dir / "labelled").glob("*.jpg")):
+            info = self.store.add_image(p.id, f, f.name, split="none")
+            truth = load_label(f.with_suffix(".png"), (info.width, info.height))
+            self.store.save_annotation(info.id, truth, DEMO_AUTHOR, "submitted", base_revision=0)
+            self.assign_split(info.id)
+        return self.store.get_project(p.id)
+
+    def project(self, project: str | int) -> ProjectInfo:
+        """The project (its id, classes, colours) by name or id."""
+        return self.store.get_project(project)
+
+    def image_counts(self, project: str | int) -> dict[str, int]:
+        """The project's images: total, unlabelled, draft, submitted."""
+        return self.store.count_images(project)
+
+    def project_names(self, who: Principal | None = None) -> list[str]:
+        """The projects the caller sees: all, or with accounts their projects."""
+        who = self._who(who)
+        if who.member_only:
+            return [p.name for p in self.store.projects_for(who.name)]
+        return [p.name for p in self.store.list_projects()]
+
+    def create_project(self, name: str, classes_text: str) -> ProjectInfo:
+        name = (name or "").strip()
+        if not name:
+            raise UserError("give the project a name")
+        classes = parse_classes(classes_text)
+        try:
+            p = self.store.create_project(name, classes)
+        except ValidationError as e:
+            raise UserError(str(e)) from None
+        self.model_version(p.id)
+        self.warm_up(p.id)
+        return p
+
+    def add_class(self, project: str, name: str, color: str | None = None) -> ProjectInfo:
+        if not (name or "").strip():
+            raise UserError("type a class name to add")
+        try:
+            return self.store.add_class(project, name.strip(), color or None)
+        except (ValidationError, NotFoundError) as e:
+            raise UserError(str(e)) from None
+
+    def update_classes(self, project: str, rows: list[list[Any]]) -> ProjectInfo:
+        """Apply an edited label table (index, name, colour); renames and colours only."""
+        p = self.store.get_project(project)
+        current = {c.index: c for c in p.classes}
+        wanted = []
+        for row in rows or []:
+            if row is None or len(row) < 3 or str(row[0]).strip() == "":
+                continue
+            try:
+                idx = int(float(row[0]))
+            except ValueError:
+                raise UserError(f"class index {row[0]!r} is not a number") from None
+            if idx not in current:
+                raise UserError(f"no class with index {idx}; add new classes by name")
+            name = str(row[1] or "").strip()
+            if not name:
+                raise UserError(f"class {idx} needs a name")
+            color = str(row[2] or "").strip()
+            if not is_hex_color(color):
+                raise UserError(f"class {name!r}: colour must look like #rrggbb, got {color!r}")
+            wanted.append((idx, name, color.lower()))
+        final = {c.index: c.name for c in p.classes}
+        final.update({idx: name for idx, name, _ in wanted})
+        try:   # the one label-set rule, on the whole set before anything is renamed
+            validate_class_names(list(final.values()))
+        except LabelSetError as e:
+            raise UserError(str(e)) from None
+        renames = [(idx, name) for idx, name, _ in wanted if current[idx].name != name]
+        try:
+            # two phases, so that swapping two names does not trip the uniqueness check
+            if len(renames) > 1:
+                for idx, _ in renames:
+                    self.store.rename_class(project, idx, f"__renaming_{idx}__")
+            for idx, name in renames:
+                self.store.rename_class(project, idx, name)
+            for idx, _, color in wanted:
+                if hex_color(current[idx].color) != color:
+                    self.store.set_class_color(project, idx, color)
+        except (ValidationError, NotFoundError) as e:
+            raise UserError(str(e)) from None
+        return self.store.get_project(project)

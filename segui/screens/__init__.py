@@ -1,0 +1,24 @@
+"""The app's screens, one module each (label, projects, model, activity).
+
+Each screen is its own ``gr.Blocks`` rendered into one tab by
+:func:`segui.ui.build_app` and hands back a :class:`Screen` that says how to refresh
+it. Screens call :class:`segui.handlers.Studio` only (and ``segui.canvas``, the wire
+format); ``segui.guard`` turns user mistakes into visible messages and checks access.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import gradio as gr
+
+
+@dataclass
+class Screen:
+    """A rendered screen and how the app refreshes it: ``refresh`` runs when the
+    project changes (and at page load), ``label_set_refresh`` after the label set was
+    edited elsewhere; ``label_set_events`` are this screen's label-set edits."""
+    blocks: gr.Blocks
+    refresh: tuple[Callable, list, list]
+    label_set_refresh: tuple[Callable, list, list] | None = None
+    label_set_events: list = field(default_factory=list)

@@ -1,0 +1,341 @@
+"""The Label screen: the mask canvas, uploads, revisions and the server-side tools.
+
+:func:`label_screen` wires the canvas's events (open, Next, save, submit, split,
+review, snap, clean-up, text prompt, fill) and the canvas's server functions
+(superpixels, the next image's payload) to :class:`segui.handlers.Studio`.
+"""
+from __future__ import annotations
+
+import html
+from typing import Callable
+
+import gradio as gr
+
+from ..access import Forbidden
+from ..canvas import codec, failed_js, mask_canvas
+from ..canvas import payload as pl
+from ..errors import UserError
+from ..guard import acting, login, user_errors
+from ..handlers import FILTERS, VAL_EVERY, Studio
+from . import Screen
+
+def _upload_log(rep) -> str:
+    """One line per uploaded file, under the upload box."""
+    icon = {"added": "✓", "duplicate": "↺", "skipped": "✗"}
+    rows = "".join(
+        f'<li class="segui-up-{kind}"><span class="segui-up-icon">{icon[kind]}</span> '
+        f'<b>{html.escape(name)}</b>: {html.escape(msg)}</li>' for name, kind, msg in rep.files)
+    return f'<ul class="segui-uploads">{rows}</ul>'
+
+
+UPLOAD_CSS = """
+.segui-uploads { list-style: none; margin: 0; padding: 0; font-size: 13px; max-height: 160px; overflow-y: auto; }
+.segui-uploads li { padding: 1px 0; word-break: break-all; }
+.segui-up-added .segui-up-icon { color: #15803d; } .segui-up-duplicate .segui-up-icon { color: #1d4ed8; }
+.segui-up-skipped { color: #991b1b; }
+"""
+
+
+def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox) -> Screen:
+    def superpixels(args, request: gr.Request):
+        """Server function of the canvas: the SLIC map of an image, once per image."""
+        req = args[0] if isinstance(args, list) and args else args
+        iid = int(req["image_id"])
+        with acting(studio, request, "superpixels", image_id=iid):
+            ready = studio.prepare(iid)
+            return {"image_id": iid, "data": codec.encode_segments(studio.segments(iid, ready.loaded.image))}
+
+    def peek_next(args, request: gr.Request):
+        """Server function of the canvas: the load payload of the image Next would open
+        after ``current`` (nothing is saved or changed), so the page can show it at once."""
+        req = args[0] if isinstance(args, list) and args else args
+        try:
+            project, current = req["project"], int(req["current"])
+            flt = req.get("filter", "unlabelled")
+            with acting(studio, request, "peek_next", project=project):
+                iid = studio.next_image(project, flt if flt in FILTERS else "unlabelled", (current,))
+                return None if iid is None else pl.load(studio, project, studio.open_in_project(project, iid))
+        except (UserError, Forbidden, KeyError, TypeError, ValueError, LookupError):
+            return None
+
+    with gr.Blocks() as blocks:
+        loaded_st = gr.State(None)      # handlers.Loaded of the open image
+        prompt_st = gr.State(None)      # (image id, boolean mask) of the last text prompt
+        canvas = mask_canvas([superpixels, peek_next])
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=260):
+                upload = gr.File(label="Upload images (files or a zip)", file_count="multiple",
+                                 elem_id="segui-upload", height=120)
+            with gr.Column(scale=3, min_width=260):
+                upload_log = gr.HTML(elem_id="segui-upload-log", css_template=UPLOAD_CSS, js_on_load=None)
+            with gr.Column(scale=2, min_width=240):
+                with gr.Accordion("Revisions of this image", open=False):
+                    rev_dd = gr.Dropdown(label="Saved revisions", choices=[], interactive=True)
+                    rev_btn = gr.Button("Load revision", elem_id="segui-load-revision")
+        # API only (scripts): superpixel fill at a point, as the canvas does in the page
+        with gr.Row(visible=False):
+            fill_cls = gr.Textbox()
+            fill_x = gr.Number(precision=0)
+            fill_y = gr.Number(precision=0)
+            fill_btn = gr.Button()
+
+        def revs(loaded):
+            return gr.update(choices=studio.revisions(loaded.image_id) if loaded else [], value=None)
+
+        def current(value, loaded):
+            """The map the page sent for the open image (None: it sent none)."""
+            if loaded is None:
+                return None
+            h, w = loaded.class_map.shape
+            return codec.map_from_value(value, loaded.image_id, h, w)
+
+        def need(value, loaded):
+            cm = current(value, loaded)
+            if cm is None:
+                raise UserError("no image is open: upload one or press Next")
+            return cm
+
+        def opened(project, ready, note="", request=None, level="info", flt="unlabelled", back=False):
+            """Outputs after opening an image: canvas, state, revisions; the next one is prepared."""
+            studio.prefetch_next(project, flt, ready.loaded.image_id)
+            return (pl.load(studio, project, ready, note, request, level, back), ready.loaded,
+                    revs(ready.loaded))
+
+        def left_note(res) -> str:
+            return "" if res is None else f"Your edits were saved as draft revision {res.revision}. "
+
+        def go_to(project, value, loaded, author, request, target: Callable[[], int | None],
+                  nothing: str, flt="unlabelled", back=False):
+            """Leave the open image (unsaved edits -> draft) and open ``target()``."""
+            rid = codec.request_of(value)
+            res = studio.leave(loaded, current(value, loaded), studio.author(author, login(request)))
+            if res is not None and res.conflict:   # stay: the labeller must see the conflict
+                return pl.saved(studio, project, loaded, res, res.conflict, rid), loaded, revs(loaded)
+            iid = target()
+            if iid is None:
+                note = left_note(res) + nothing
+                if loaded is None:
+                    return pl.empty(studio, project, nothing, rid), None, revs(None)
+                if res is not None:
+                    return pl.saved(studio, project, loaded, res, note, rid), loaded, revs(loaded)
+                return pl.info(note, rid), loaded, revs(loaded)
+            ready = studio.open_in_project(project, iid)
+            return opened(project, ready, left_note(res), rid, flt=flt, back=back)
+
+        OUT = [canvas, loaded_st, rev_dd]
+
+        @user_errors
+        def on_project(project, value, loaded, author, request: gr.Request):
+            if not project:
+                return gr.update(), gr.update(), gr.update()
+            if loaded is not None and loaded.project_id == studio.project(project).id:
+                return gr.update(), gr.update(), gr.update()   # already showing this project
+            studio.warm_up(project)
+            # the other project's image is left (unsaved edits -> its draft, even on a conflict)
+            res = studio.leave(loaded, current(value, loaded), studio.author(author, login(request)))
+            note = (res.conflict + " ") if res is not None and res.conflict else left_note(res)
+            iid = studio.next_image(project, "unlabelled") or studio.next_image(project, "any")
+            if iid is None:
+                return (pl.empty(studio, project, "No images in this project yet: upload some below (files or a zip).",
+                                 codec.request_of(value), note.strip()), None, revs(None))
+            return opened(project, studio.open_in_project(project, iid), note, codec.request_of(value))
+
+        def _flt(value):
+            f = codec.args_of(value).get("filter", "unlabelled")
+            if f not in FILTERS:
+                raise UserError(f"filter must be one of {', '.join(FILTERS)}")
+            return f
+
+        @user_errors
+        def on_next(project, value, loaded, author, request: gr.Request):
+            if not project:
+                raise UserError("pick or create a project first")
+            flt = _flt(value)
+            exclude = (loaded.image_id,) if loaded is not None else ()
+            return go_to(project, value, loaded, author, request,
+                         lambda: studio.next_image(project, flt, exclude),
+                         f"No more images with status '{flt}'.", flt)
+
+        @user_errors
+        def on_open(project, value, loaded, author, request: gr.Request):
+            a = codec.args_of(value)
+            try:
+                iid = int(a["open"])
+            except (KeyError, TypeError, ValueError):
+                raise UserError("say which image to open (args.open = an image id)") from None
+            studio.open_in_project(project, iid)   # refuse another project's image before leaving
+            return go_to(project, value, loaded, author, request, lambda: iid, "", _flt(value),
+                         back=bool(a.get("back")))
+
+        def _save(project, value, loaded, author, request, status):
+            cm = need(value, loaded)
+            res = studio.save_edits(loaded, cm, studio.author(author, login(request)), status)
+            note = res.conflict or f"Saved revision {res.revision} ({res.status})."
+            return res, pl.saved(studio, project, loaded, res, note, codec.request_of(value))
+
+        @user_errors
+        def on_save(project, value, loaded, author, request: gr.Request):
+            _, out = _save(project, value, loaded, author, request, "draft")
+            return out, loaded, revs(loaded)
+
+        @user_errors
+        def on_submit(project, value, loaded, author, request: gr.Request):
+            res, out = _save(project, value, loaded, author, request, "submitted")
+            if res.conflict:
+                return out, loaded, revs(loaded)
+            flt = _flt(value)
+            iid = studio.next_image(project, flt, (loaded.image_id,))
+            if iid is None:
+                out["note"] += " The queue is empty."
+                return out, loaded, revs(loaded)
+            return opened(project, studio.open_in_project(project, iid), out["note"], out["request"], flt=flt)
+
+        common = dict(show_progress="hidden")
+        ins = [project_dd, canvas, loaded_st, author_tb]
+        project_dd.change(on_project, ins, OUT, api_name="select_project", **common)
+        for event, fn, name in [("save_draft", on_save, "save"), ("submit_next", on_submit, "submit"),
+                                ("go_next", on_next, "next_image"), ("open_image", on_open, "open_image")]:
+            getattr(canvas, event)(fn, ins, OUT, api_name=name, **common).failure(
+                None, None, None, js=failed_js(event), api_name=f"{name}_failed")
+
+        @user_errors
+        def on_split(project, value, loaded):
+            if loaded is None:
+                raise UserError("no image is open: upload one or press Next")
+            split = str(codec.args_of(value).get("split", ""))
+            loaded.split = studio.set_split(project, loaded.image_id, split)
+            note = (f"Split of {loaded.filename}: {loaded.split}." if loaded.split != "none" else
+                    f"{loaded.filename} gets its split when it is submitted (one image in {VAL_EVERY} goes to val).")
+            return pl.split(loaded, note, codec.request_of(value))
+
+        canvas.set_split(on_split, [project_dd, canvas, loaded_st], canvas, api_name="set_split", **common).failure(
+            None, None, None, js=failed_js("set_split"), api_name="set_split_failed")
+
+        @user_errors
+        def on_review(project, value, loaded):
+            """Accept or reject the open submission, then open the next one to review."""
+            a = codec.args_of(value)
+            decision = str(a.get("decision", ""))
+            r = studio.review(loaded, current(value, loaded), decision, str(a.get("comment", "") or ""))
+            note = (f"{loaded.filename}: revision {r.revision} {r.decision}"
+                    + (f" ({r.comment})." if r.comment else ".") + " ")
+            rid = codec.request_of(value)
+            iid = studio.next_image(project, "review", (loaded.image_id,))
+            if iid is None:
+                note += "Nothing else awaits review."
+                return opened(project, studio.open_in_project(project, loaded.image_id), note, rid, flt="review")
+            return opened(project, studio.open_in_project(project, iid), note, rid, flt="review")
+
+        canvas.review_image(on_review, [project_dd, canvas, loaded_st], OUT, api_name="review_image",
+                            **common).failure(None, None, None, js=failed_js("review_image"),
+                                              api_name="review_image_failed")
+
+        @user_errors
+        def on_snap(project, value, loaded):
+            cm = need(value, loaded)
+            out = studio.snap(loaded, loaded.tool_base, cm)
+            loaded.tool_base = out
+            n = int((out != cm).sum())
+            return pl.result(loaded, out, "snap", f"Snap: {n} px added to the superpixels your strokes cover.",
+                             codec.request_of(value))
+
+        @user_errors
+        def on_cleanup(project, value, loaded):
+            cm = need(value, loaded)
+            a = codec.args_of(value)
+            keep = a.get("keep")
+            if keep is not None and not (isinstance(keep, list) and all(isinstance(k, int) for k in keep)):
+                raise UserError("args.keep must be a list of class indices, e.g. [2, 6]")
+            out = studio.clean_up(project, cm, a.get("min_size", 64), keep)
+            loaded.tool_base = out
+            n = int((out != cm).sum())
+            return pl.result(loaded, out, "clean-up",
+                             f"Clean-up: {n} px in regions under {int(a.get('min_size', 64))} px reassigned.",
+                             codec.request_of(value))
+
+        for event, fn, name in [("run_snap", on_snap, "snap"), ("run_cleanup", on_cleanup, "clean_up")]:
+            getattr(canvas, event)(fn, [project_dd, canvas, loaded_st], canvas, api_name=name, **common).failure(
+                None, None, None, js=failed_js(event), api_name=f"{name}_failed")
+
+        @user_errors
+        def on_prompt(project, value, loaded):
+            if loaded is None:
+                raise UserError("no image is open: upload one or press Next")
+            phrase = str(codec.args_of(value).get("phrase", "")).strip()
+            mask = studio.text_prompt(project, loaded, phrase)
+            known = any(c.name.casefold() == phrase.casefold() for c in studio.project(project).classes)
+            return pl.prompt(loaded, mask, phrase, known, codec.request_of(value)), (loaded.image_id, mask)
+
+        canvas.run_prompt(on_prompt, [project_dd, canvas, loaded_st], [canvas, prompt_st],
+                          api_name="text_prompt", **common).failure(
+            None, None, None, js=failed_js("run_prompt"), api_name="text_prompt_failed")
+
+        @user_errors
+        def on_accept(project, value, loaded, prompt):
+            cm = need(value, loaded)
+            if prompt is None or prompt[0] != loaded.image_id:
+                raise UserError("no text prompt on this image: segment a phrase first")
+            mask = prompt[1]
+            a = codec.args_of(value)
+            name = str(a.get("name", "")).strip()
+            p, out = studio.accept_prompt(project, cm, mask, name, bool(a.get("add_class")))
+            loaded.tool_base = out
+            res = pl.result(loaded, out, "text prompt", f"{int(mask.sum())} px labelled '{name}'.",
+                            codec.request_of(value), clear_prompt=True)
+            return pl.with_classes(res, studio, p.id), None
+
+        canvas.accept_prompt(on_accept, [project_dd, canvas, loaded_st, prompt_st], [canvas, prompt_st],
+                             api_name="accept_prompt", **common).failure(
+            None, None, None, js=failed_js("accept_prompt"), api_name="accept_prompt_failed")
+
+        @user_errors
+        def on_fill_xy(project, value, loaded, cls, x, y):
+            """API only: superpixel fill at (x, y) with class ``cls`` (the page fills in the browser)."""
+            cm = need(value, loaded)
+            out = studio.superpixel_fill(project, loaded, cm, int(x), int(y), cls or "void")
+            loaded.tool_base = out
+            return pl.result(loaded, out, "superpixel fill",
+                             f"Filled the superpixel at ({int(x)}, {int(y)}) with {cls}.", codec.request_of(value))
+
+        fill_btn.click(on_fill_xy, [project_dd, canvas, loaded_st, fill_cls, fill_x, fill_y], canvas,
+                       api_name="fill_at", **common)
+
+        @user_errors
+        def on_upload(project, files, value, loaded, author, request: gr.Request):
+            if not files:
+                return gr.update(), gr.update(), gr.update(), "", gr.update()
+            paths = [getattr(f, "name", f) for f in files]
+            rep = studio.upload(project, paths)
+            log_html = _upload_log(rep)
+            if rep.to_open is None:   # nothing usable: the list says why, the canvas stays as it is
+                return gr.update(), gr.update(), gr.update(), log_html, None
+            canvas_v, new_loaded, rv = go_to(project, value, loaded, author, request, lambda: rep.to_open, "")
+            if canvas_v["kind"] == "load":
+                canvas_v["note"] = (canvas_v["note"] + rep.message()).strip()
+            return canvas_v, new_loaded, rv, log_html, None
+
+        upload.upload(on_upload, [project_dd, upload, canvas, loaded_st, author_tb],
+                      [canvas, loaded_st, rev_dd, upload_log, upload], api_name="upload", **common)
+
+        @user_errors
+        def on_revision(project, value, loaded, rev, author, request: gr.Request):
+            if loaded is None or not rev:
+                raise UserError("open an image and pick a revision")
+            number = int(str(rev).split(":")[0])
+            res = studio.leave(loaded, current(value, loaded), studio.author(author, login(request)))
+            if res is not None and res.conflict:
+                return pl.saved(studio, project, loaded, res, res.conflict), loaded, revs(loaded)
+            ready = studio.open_in_project(project, loaded.image_id, number)
+            # saving an older revision stores a new revision on top of the latest
+            ready.loaded.base_revision = studio.latest_revision(loaded.image_id)
+            return (pl.load(studio, project, ready, left_note(res) + f"Showing revision {number}; saving stores "
+                            "it as a new revision."), ready.loaded, revs(ready.loaded))
+
+        rev_btn.click(on_revision, [project_dd, canvas, loaded_st, rev_dd, author_tb], OUT,
+                      api_name="load_revision", **common)
+
+        def on_label_set(project):
+            """After the label set was edited on the projects screen: palette, class list, keys."""
+            return pl.label_set(studio, project) if project else gr.update()
+
+    return Screen(blocks, refresh=(on_project, ins, OUT), label_set_refresh=(on_label_set, [project_dd], [canvas]))

@@ -1,0 +1,170 @@
+"""The Projects screen: new projects, label sets, members, the training source, accounts."""
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from ..errors import UserError
+from ..guard import user_errors
+from ..handlers import Studio
+from ..imageops import hex_color
+from . import Screen
+
+def _class_table(studio: Studio, project: str | None) -> pd.DataFrame:
+    rows = []
+    if project:
+        rows = [[c.index, c.name, hex_color(c.color)] for c in studio.project(project).classes]
+    return pd.DataFrame(rows, columns=["index", "name", "colour"])
+
+
+def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
+    with gr.Blocks() as blocks:
+        with gr.Row():
+            with gr.Column():
+                gr.Markdown("### New project")
+                new_name = gr.Textbox(label="Project name")
+                new_classes = gr.Textbox(label="Label set: one class per line, optional #rrggbb colour",
+                                         lines=6, placeholder="road\ncar #4000ff\ntraffic light")
+                create_btn = gr.Button("Create project", variant="primary")
+            with gr.Column():
+                gr.Markdown("### Label set of the selected project")
+                table = gr.Dataframe(headers=["index", "name", "colour"], datatype=["number", "str", "str"],
+                                     interactive=True, label="Edit names and colours, then apply")
+                apply_btn = gr.Button("Apply label-set changes")
+                with gr.Row():
+                    add_name = gr.Textbox(label="Add a class by name")
+                    add_color = gr.ColorPicker(label="Colour", value="#ff8800")
+                add_btn = gr.Button("Add class")
+                counts = gr.Markdown()
+        with gr.Row():
+            with gr.Column():
+                gr.Markdown("### Members")
+                members_md = gr.Markdown(elem_id="segui-members")
+                with gr.Row():
+                    member_name = gr.Textbox(label="User name", placeholder="an account's name (see Accounts below)")
+                    member_add = gr.Button("Add member")
+                    member_remove = gr.Button("Remove member")
+            with gr.Column():
+                gr.Markdown("### Review")
+                source = gr.Radio([("automatic: accepted ones once the project has reviewers", "auto"),
+                                   ("accepted annotations only", "accepted"),
+                                   ("all submitted annotations", "submitted")], value="auto",
+                                  label="Fine-tuning jobs and exports use", elem_id="segui-training-source")
+                source_md = gr.Markdown()
+
+        def summary(project):
+            if not project:
+                return ""
+            c = studio.image_counts(project)
+            return (f"{c['total']} image(s): {c['unlabelled']} unlabelled, {c['draft']} draft, "
+                    f"{c['submitted']} submitted")
+
+        @user_errors
+        def on_create(name, classes):
+            p = studio.create_project(name, classes)
+            gr.Info(f"Project '{p.name}' created with {len(p.classes)} classes.")
+            return gr.update(choices=studio.project_names(), value=p.name), "", ""
+
+        create_btn.click(on_create, [new_name, new_classes], [project_dd, new_name, new_classes],
+                         api_name="create_project")
+
+        def source_state(project):
+            if not project:
+                return gr.update(value="auto"), ""
+            raw, eff = studio.training_source(project)
+            return gr.update(value=raw), f"Now: **{eff}** annotations."
+
+        def on_label_set(project):
+            return _class_table(studio, project), summary(project)
+
+        def on_settings(project):
+            return studio.members(project), *source_state(project)
+
+        def on_project(project):
+            return (*on_label_set(project), *on_settings(project), users_df())
+
+        project_dd.change(on_label_set, project_dd, [table, counts], api_name="label_set")
+        project_dd.change(on_settings, project_dd, [members_md, source, source_md], api_name="project_settings")
+
+        @user_errors
+        def on_member(project, name, add):
+            note = studio.set_member(project, name, add)
+            gr.Info(note)
+            return studio.members(project), ""
+
+        member_add.click(lambda p, n: on_member(p, n, True), [project_dd, member_name], [members_md, member_name],
+                         api_name="add_member")
+        member_remove.click(lambda p, n: on_member(p, n, False), [project_dd, member_name],
+                            [members_md, member_name], api_name="remove_member")
+
+        @user_errors
+        def on_source(project, value):
+            studio.set_training_source(project, value)
+            return source_state(project)[1]
+
+        source.input(on_source, [project_dd, source], source_md, api_name="training_source")
+
+        with gr.Accordion("Accounts (admins)", open=False, elem_id="segui-accounts"):
+            users = gr.Dataframe(headers=["name", "role", "state", "projects"], datatype=["str"] * 4,
+                                 interactive=False, elem_id="segui-users")
+            with gr.Row():
+                acct_name = gr.Textbox(label="Name", elem_id="segui-acct-name")
+                acct_role = gr.Dropdown(["annotator", "reviewer", "admin"], value="annotator", label="Role",
+                                        elem_id="segui-acct-role")
+                acct_pw = gr.Textbox(label="Password (new accounts, or a new password)", type="password",
+                                     elem_id="segui-acct-pw")
+            with gr.Row():
+                acct_btns = {a: gr.Button(label) for a, label in [
+                    ("add", "Add account"), ("set_role", "Set role"), ("password", "Set password"),
+                    ("disable", "Disable"), ("enable", "Enable")]}
+            acct_md = gr.Markdown(elem_id="segui-acct-status")
+
+        def users_df():
+            return pd.DataFrame(studio.users_table(), columns=["name", "role", "state", "projects"])
+
+        def account_event(action):
+            @user_errors
+            def on_account(name, role, password):
+                note = studio.manage_user(action, name, role, password)
+                return users_df(), note, ""      # the password box is emptied
+            return on_account
+
+        for action, btn in acct_btns.items():
+            btn.click(account_event(action), [acct_name, acct_role, acct_pw], [users, acct_md, acct_pw],
+                      api_name=f"account_{action}")
+
+        @user_errors
+        def on_apply(project, df):
+            if not project:
+                raise UserError("pick a project first")
+            rows = df.values.tolist() if isinstance(df, pd.DataFrame) else (df or [])
+            studio.update_classes(project, rows)
+            gr.Info("Label set updated.")
+            return _class_table(studio, project)
+
+        events = [apply_btn.click(on_apply, [project_dd, table], table, api_name="update_classes")]
+
+        @user_errors
+        def on_add(project, name, color):
+            if not project:
+                raise UserError("pick a project first")
+            studio.add_class(project, name, _color(color))
+            return _class_table(studio, project), ""
+
+        events.append(
+            add_btn.click(on_add, [project_dd, add_name, add_color], [table, add_name], api_name="add_class"))
+    PROJ_OUT = [table, counts, members_md, source, source_md, users]
+    return Screen(blocks, refresh=(on_project, [project_dd], PROJ_OUT), label_set_events=events)
+
+
+def _color(c: Any) -> str | None:
+    """ColorPicker values can be '#rrggbb' or 'rgba(r, g, b, a)'."""
+    if not c:
+        return None
+    c = str(c).strip()
+    if c.startswith("rgb"):
+        nums = [float(v) for v in c[c.index("(") + 1:c.index(")")].split(",")[:3]]
+        return hex_color([round(v) for v in nums])
+    return c[:7]
