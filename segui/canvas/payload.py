@@ -27,8 +27,8 @@ def classes(project) -> list[dict[str, Any]]:
 
 
 def with_classes(out: dict[str, Any], studio, project) -> dict[str, Any]:
-    p = studio.store.get_project(project)
-    who = studio._who(None)
+    p = studio.project(project)
+    who = studio.caller()
     out.update(classes=classes(p), ignore_index=p.ignore_index, thin=studio.thin_classes(p.id),
                rights={"review": who.can("review"), "admin": who.can("admin")})
     return out
@@ -41,7 +41,7 @@ def load(studio, project, ready, note: str = "", request: Any = None, level: str
     h, w = lo.class_map.shape
     out = _base("load", request, note, level)
     out.update(
-        project=studio.store.get_project(project).name, back=back,
+        project=studio.project(project).name, back=back,
         image={"id": lo.image_id, "name": lo.filename, "width": w, "height": h, "url": ready.photo,
                "status": lo.status, "split": lo.split, "revision": lo.base_revision, "source": lo.source},
         map=codec.encode_map(lo.class_map),
@@ -64,7 +64,7 @@ def review(studio, image_id: int) -> dict[str, Any] | None:
 
 def empty(studio, project, text: str, request: Any = None, note: str = "", level: str = "info") -> dict[str, Any]:
     out = _base("load", request, note, level)
-    out.update(project=studio.store.get_project(project).name if project else None, image=None, empty=text,
+    out.update(project=studio.project(project).name if project else None, image=None, empty=text,
                queue=studio.strip(project, None) if project else None)
     if project:
         with_classes(out, studio, project)
