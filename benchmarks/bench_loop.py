@@ -163,7 +163,9 @@ def run_loop(args) -> dict:
     params = finetune.default_params(**{"max_minutes": args.minutes, "epochs": args.epochs,
                                         **json.loads(args.params or "{}")})
     base_pred = Predictor.load(args.base, "cpu")
-    result = {"rounds": [], "params": params, "device": DEVICE,
+    # "params" keeps the key "device" that scripts reading this output know (the device is
+    # the worker's setting now, not the recipe's); "device" says the same at the top level.
+    result = {"rounds": [], "params": {**params, "device": DEVICE}, "device": DEVICE,
               "machine": f"CPU, {torch.get_num_threads()} torch threads",
               "base": args.base, "sequence": args.sequence, "pool_split": args.pool_split, "order": args.order, "seed": args.seed,
               "val_source": val_source, "val_images": len(val), "pool_images": len(pool),

@@ -1,4 +1,4 @@
-"""The canvas's pure JavaScript logic (segui/canvas/core.js) under node's built-in
+"""The canvas's pure JavaScript logic (segui/canvas/core.js, nav.js, input.js) under node's built-in
 test runner: tests/js/*.test.js. Part of the README's test command."""
 import shutil
 import subprocess
