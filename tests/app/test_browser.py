@@ -19,6 +19,8 @@ from segui.smart_tools import clean_up
 from .canvas_page import CanvasPage, launch, open_page
 from .conftest import make_studio, png_bytes, require_chromium, served
 
+pytestmark = pytest.mark.slow   # a browser run (Chromium)
+
 W, H = 480, 360
 
 

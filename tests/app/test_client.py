@@ -582,6 +582,7 @@ def test_auth_login_name_is_the_author(tmp_path):
         st.store.close()
 
 
+@pytest.mark.slow   # real training
 def test_finetune_from_the_model_panel_runs_in_a_worker_while_the_app_answers(running):
     import time
     st, url = running

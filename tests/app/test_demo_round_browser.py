@@ -18,6 +18,8 @@ from segui.handlers import DEMO_PROJECT
 from .canvas_page import launch, open_page
 from .conftest import make_studio, require_chromium, served
 
+pytestmark = pytest.mark.slow   # a browser run (Chromium)
+
 ROAD = 3
 
 

@@ -14,6 +14,8 @@ from segui.ui import LAUNCH_OPTIONS, build_app
 from .canvas_page import launch, open_page
 from .conftest import free_port, make_studio, require_chromium
 
+pytestmark = pytest.mark.slow   # a browser run (Chromium)
+
 ROAD, SKY = 3, 0
 
 

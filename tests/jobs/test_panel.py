@@ -8,6 +8,7 @@ from .conftest import pid_alive, training_pid, wait_for
 from .test_worker import in_thread
 
 
+@pytest.mark.slow   # real training
 def test_finetune_panel_handlers_queue_show_progress_and_cancel(project):
     store, base = project
     assert panel.status(store, "toy")[0] == "No fine-tuning job yet."

@@ -1,3 +1,4 @@
+import pytest
 """jobs.worker: a child process per job, cancel, a killed training process, a killed
 worker, torchrun DDP, two workers on PostgreSQL, the compatibility CLI."""
 import json
@@ -12,6 +13,8 @@ from jobs import queue, worker
 from storage import Store
 
 from .conftest import FAST, LONG, REPO, pid_alive, populate, training_pid, wait_for
+
+pytestmark = pytest.mark.slow   # real training in child processes
 
 
 def in_thread(fn, *a, **kw):

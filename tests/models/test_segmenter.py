@@ -104,6 +104,7 @@ def test_checkpoint_does_not_store_bert_or_the_imagenet_head(tmp_path):
     assert any(k.startswith("image_encoder._blocks.") for k in keys)
 
 
+@pytest.mark.slow   # real training
 def test_tiny_model_overfits_a_small_batch():
     model = small_model(pretrained=True).train()
     torch.manual_seed(0)

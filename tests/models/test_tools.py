@@ -120,6 +120,7 @@ def test_shipped_model_is_fp16_and_small():
     assert "torch.float16" in dtypes
 
 
+@pytest.mark.slow   # real training
 def test_train_runs_a_short_epoch_and_keeps_the_best_checkpoint(camvid, tmp_path):
     out = run("models.train", "--data", str(camvid), "--out", str(tmp_path / "r"), "--epochs", "1",
               "--train-limit", "4", "--val-limit", "2", "--batch-size", "2", "--crop", "96x128",
