@@ -12,6 +12,7 @@ made of:
 - ``segui.labelling_tools``: superpixels, snap, clean-up, text prompts;
 - ``segui.review``: the model as a second reviewer, review decisions;
 - ``segui.evaluation``: a version on the project's val images;
+- ``segui.finetuning``: fine-tuning jobs from the app (queue, status, cancel);
 - ``segui.admin``: logins, permissions, members, accounts, activity.
 
 This module keeps what they share (the stores, the caches, the background worker).
@@ -37,6 +38,7 @@ from storage import Store
 from .admin import AdminMixin
 from .errors import UserError  # noqa: F401  (re-exported)
 from .evaluation import EvaluationMixin
+from .finetuning import FinetuneMixin
 from .labelling import FILTERS, LabellingMixin, Loaded, Ready, SaveResult  # noqa: F401  (re-exported)
 from .labelling_tools import ToolsMixin
 from .predicting import PREDICT_MAX_PIXELS, ModelMixin, PredictorCache, model_metrics  # noqa: F401
@@ -50,7 +52,7 @@ APP_MAX_MEGAPIXELS = 30.0          # bigger uploads are refused with a message
 
 
 class Studio(AdminMixin, ModelMixin, ProjectsMixin, UploadsMixin, LabellingMixin, ToolsMixin, ReviewMixin,
-             EvaluationMixin):
+             EvaluationMixin, FinetuneMixin):
     """Store + predictors; every method is one user action.
 
     ``predictors``: the cache of loaded models to use (default: a new one on

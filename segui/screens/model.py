@@ -7,7 +7,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from .. import finetune_panel
+from . import finetune
 from ..errors import UserError
 from ..guard import user_errors
 from ..handlers import Studio
@@ -126,5 +126,5 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
 
         with gr.Column(elem_id="segui-finetune-panel"):
             # when a job ends, the version list, summary and plots follow without re-picking the project
-            finetune_panel.render(studio, project_dd, on_job_end=(refresh, MODEL_OUT))
+            finetune.render(studio, project_dd, on_job_end=(refresh, MODEL_OUT))
     return Screen(blocks, refresh=(refresh, [project_dd], MODEL_OUT))
