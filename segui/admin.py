@@ -49,12 +49,22 @@ class AdminMixin:
         return Principal(u.name, u.role, member_only=u.role != access.Role.ADMIN)
 
     def authorize(self, username: str | None, act: Act | str, project: str | int | None = None,
-                  image_id: int | None = None) -> Principal:
+                  image_id: int | None = None, open_image: int | None = None) -> Principal:
         """The one permission check: may ``username`` do ``act`` (in ``project``, on
-        ``image_id``)? Returns who they are; raises Forbidden with the reason."""
+        ``image_id``)? Returns who they are; raises Forbidden with the reason.
+        ``open_image``: the image the caller's session has open (the server's own
+        state, whatever project the client names): the caller must still be a member
+        of the project it really belongs to, so a removed member cannot save, submit or
+        review it by naming no project."""
         who = self.principal(username)
         if not who.can(act):
             raise Forbidden(access.refusal(who, act))
+        if open_image is not None:
+            try:
+                held = self.store.get_image(int(open_image))
+            except (NotFoundError, TypeError, ValueError):
+                raise Forbidden(f"there is no image {open_image}") from None
+            self._check_member(who, held.project_id)
         if image_id is not None:
             try:
                 info = self.store.get_image(int(image_id))
@@ -76,7 +86,13 @@ class AdminMixin:
         except NotFoundError:
             ok = False
         if not ok:
-            raise Forbidden(f"Not allowed: {who.name} is not a member of project {project!r}; "
+            name = project
+            if isinstance(project, int):   # an image's own project: say its name
+                try:
+                    name = self.store.get_project(project).name
+                except NotFoundError:
+                    pass
+            raise Forbidden(f"Not allowed: {who.name} is not a member of project {name!r}; "
                             "an admin adds members on the Projects screen.")
 
     def caller(self, who: Principal | None = None) -> Principal:

@@ -20,6 +20,7 @@ from .access import Forbidden
 from .canvas import codec
 from .errors import UserError
 from .handlers import Studio
+from .labelling import Loaded
 
 
 def user_errors(fn):
@@ -70,7 +71,7 @@ def _input_params(fn) -> list[str]:
 def guard_events(app: gr.Blocks, studio: Studio, project_dd: gr.Dropdown) -> None:
     """Put :meth:`Studio.authorize` in front of every event handler of ``app``: the
     role table (``access.ENDPOINTS``) for the endpoint, membership of the project the
-    event names. An endpoint without a rule is a programming error, caught here."""
+    event names and of the project the session's open image really belongs to. An endpoint without a rule is a programming error, caught here."""
     from gradio.context import LocalContext
 
     for block_fn in app.fns.values():
@@ -88,12 +89,13 @@ def guard_events(app: gr.Blocks, studio: Studio, project_dd: gr.Dropdown) -> Non
         signature = inspect.signature(fn)
 
         def guarded(*args, __fn=fn, __name=name, __project=project_param, __sig=signature, **kwargs):
-            project = None
-            if __project is not None:
-                project = __sig.bind_partial(*args, **kwargs).arguments.get(__project)
+            bound = __sig.bind_partial(*args, **kwargs).arguments
+            project = bound.get(__project) if __project is not None else None
+            # the image the session has open (server state): checked against its own project
+            held = next((a.image_id for a in bound.values() if isinstance(a, Loaded)), None)
             try:
                 who = studio.authorize(access.username_of(LocalContext.request.get(None)),
-                                       access.ENDPOINTS[__name], project)
+                                       access.ENDPOINTS[__name], project, open_image=held)
             except Forbidden as e:
                 raise gr.Error(str(e), visible=__name not in access.QUIET, print_exception=False) from None
             token = access.acting_as(who)

@@ -143,13 +143,16 @@ class LabellingMixin:
                         who: Principal | None = None) -> Ready:
         """:meth:`prepare`, refusing an image of another project, one that does not
         exist, or (for an annotator) someone else's work."""
+        who = self._who(who)
         try:
             info = self.store.get_image(int(image_id))
         except (NotFoundError, ValueError, TypeError):
-            raise UserError(f"there is no image {image_id}") from None
-        if project is not None and info.project_id != self.store.get_project(project).id:
-            raise UserError(f"image {int(image_id)} belongs to another project")
-        if not access.sees_image(self._who(who), info.status, info.annotated_by):
+            raise UserError(f"there is no image {image_id} in this project") from None
+        if project not in (None, "") and info.project_id != self.store.get_project(project).id:
+            # the same words as for an image that does not exist: ids of other projects stay unknown
+            raise UserError(f"there is no image {int(image_id)} in this project")
+        self._check_member(who, info.project_id)   # the image's own project, whatever the client named
+        if not access.sees_image(who, info.status, info.annotated_by):
             raise Forbidden(f"Not allowed: image {info.id} is someone else's work; "
                             "reviewers and admins open every image.")
         return self.prepare(info.id, revision)
@@ -270,7 +273,7 @@ class LabellingMixin:
             raise UserError("split must be train, val or none (automatic)")
         info = self.store.get_image(int(image_id))
         if info.project_id != self.store.get_project(project).id:
-            raise UserError(f"image {int(image_id)} belongs to another project")
+            raise UserError(f"there is no image {int(image_id)} in this project")
         self.store.set_split(info.id, split)
         return self.assign_split(info.id) if info.status == "submitted" else split
 

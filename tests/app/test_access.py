@@ -183,3 +183,52 @@ def test_passwords_are_not_stored_or_logged_in_plain_text(teams, caplog):
         assert pw.encode() not in db
         assert pw not in caplog.text
     assert b"$argon2id$" in db
+
+
+def test_a_removed_member_cannot_write_the_image_still_open_whatever_project_is_named(teams):
+    """Issue 17: a member removed while an image is open in their session sends no
+    project (None or ""): save, submit and review are still checked against the
+    project the image really belongs to, refused, and nothing is stored."""
+    from segui.canvas import codec
+    st, url = teams
+    st.store.add_user("gone", "removed reviewer pw", "reviewer")
+    st.store.add_member(DEMO_PROJECT, "gone")
+    pid = st.store.get_project(DEMO_PROJECT).id
+    iid = st.store.list_images(DEMO_PROJECT)[-1].id
+    info = st.store.get_image(iid)
+    cm = np.zeros((info.height, info.width), np.uint8)
+    st.store.save_annotation(iid, cm, "ann", "submitted", st.store.get_image(iid).revision)   # to review
+    c = Client(url, auth=("gone", "removed reviewer pw"), verbose=False)
+    c.predict(api_name="/init")
+    opened, _ = c.predict(DEMO_PROJECT, {"request": 1, "args": {"open": iid}}, "", api_name="/open_image")
+    assert opened["image"]["id"] == iid, opened
+    st.store.remove_member(DEMO_PROJECT, "gone")
+    before = (st.store.get_image(iid).revision, len(st.store.list_reviews(iid)))
+    value = {"image_id": iid, "map": codec.encode_map(cm + 1), "request": 2, "args": {}}
+    n = endpoints(c)
+    for project in (None, ""):
+        for ep, args in [("save", (project, value, "")), ("submit", (project, value, "")),
+                         ("review_image", (project, {**value, "map": codec.encode_map(cm),
+                                                     "args": {"decision": "accepted"}}))]:
+            got = call(c, ep, n[ep], *args)
+            if project == "":   # Gradio's dropdown itself refuses a value it does not offer
+                assert str(got).startswith("ERROR"), (ep, got)
+                continue
+            assert refused(got) and "not a member" in got and DEMO_PROJECT in got, (ep, project, got)
+    assert (st.store.get_image(iid).revision, len(st.store.list_reviews(iid))) == before
+    assert st.store.get_image(iid).project_id == pid
+
+
+def test_an_image_of_a_project_one_is_not_in_cannot_be_opened_by_naming_no_project(teams):
+    """open_image with no project named is checked against the image's own project;
+    the outsider's refusal does not say whether the id exists elsewhere."""
+    st, url = teams
+    iid = st.store.list_images(DEMO_PROJECT)[0].id
+    out = login(url, "out")
+    out.predict(api_name="/init")
+    n = endpoints(out)
+    got = call(out, "open_image", n["open_image"], None, {"request": 1, "args": {"open": iid}}, "")
+    assert refused(got) and "not a member" in got, got
+    ada = login(url, "ada")
+    got = call(ada, "open_image", n["open_image"], DEMO_PROJECT, {"request": 1, "args": {"open": 10 ** 9}}, "")
+    assert "there is no image 1000000000 in this project" in got, got

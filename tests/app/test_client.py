@@ -224,9 +224,10 @@ def test_open_image_of_another_project_or_missing_is_refused(running):
     edited[0:5, 0:5] = class_idx(st)["sky"]
     n = revisions(st, iid)
     predicted = st.store.get_prediction(foreign) is not None
-    with pytest.raises(Exception, match="another project"):
+    # the same words for another project's image as for a missing one: ids elsewhere stay unknown
+    with pytest.raises(Exception, match=f"there is no image {foreign} in this project"):
         c.predict(DEMO_PROJECT, value(iid, edited, open=foreign), "bob", api_name="/open_image")
-    with pytest.raises(Exception, match="no image 987654"):
+    with pytest.raises(Exception, match="there is no image 987654 in this project"):
         c.predict(DEMO_PROJECT, value(iid, edited, open=987654), "bob", api_name="/open_image")
     with pytest.raises(Exception, match="which image"):
         c.predict(DEMO_PROJECT, value(iid, edited), "bob", api_name="/open_image")

@@ -323,7 +323,7 @@ def test_open_in_project_refuses_other_projects_and_missing_images(demo_studio):
     st = demo_studio
     st.create_project("other", "sky\nroad")
     foreign = st.store.add_image("other", png_bytes(street(2)), "foreign.png").id
-    with pytest.raises(UserError, match="another project"):
+    with pytest.raises(UserError, match=f"there is no image {foreign} in this project"):   # as if missing
         st.open_in_project(DEMO_PROJECT, foreign)
     assert st.store.get_prediction(foreign) is None          # refused before any work
     for missing in (987654, "abc", None):
@@ -553,7 +553,7 @@ def test_submit_gives_an_image_its_split_and_keeps_a_chosen_one(demo_studio):
     with pytest.raises(UserError):
         st.set_split(DEMO_PROJECT, b, "test")
     other = st.create_project("other", "x, y")
-    with pytest.raises(UserError, match="another project"):
+    with pytest.raises(UserError, match=f"there is no image {b} in this project"):
         st.set_split(other.name, b, "val")
 
 
