@@ -133,13 +133,17 @@ var SegNav = (function () {
   // ------------------------------------------------------------------ visited images (Back)
 
   // Image `id` (of load payload v) is about to be shown: the one leaving joins the
-  // visited list (at most 200), and going back to the last one takes it off.
+  // visited list (at most 200); going back to the last one takes it off instead, so
+  // Back pressed again goes further back (as a browser's Back), not to where it came from.
   function visit(st, v, id) {
+    if (v.back && st.visited.length && st.visited[st.visited.length - 1] === id) {
+      st.visited.pop();
+      return;
+    }
     if (st.img && st.img.id !== id) {
       st.visited.push(st.img.id);
       if (st.visited.length > 200) st.visited.shift();
     }
-    if (v.back && st.visited.length && st.visited[st.visited.length - 1] === id) st.visited.pop();
   }
 
   function previous(st) { return st.visited[st.visited.length - 1]; }

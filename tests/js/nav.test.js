@@ -286,3 +286,17 @@ test("visited images: the one leaving joins the list (at most 200); Back to the 
   assert.deepEqual(fresh.visited, [3, 4]);
   assert.equal(N.previous(state(1)), undefined);
 });
+
+test("Back twice goes two images back, not back and forth between the last two", () => {
+  const st = state(1);
+  for (const id of [2, 3]) enter(st, { kind: "load" }, doc(id));     // 1 -> 2 -> 3 with Next
+  assert.deepEqual(st.visited, [1, 2]);
+  assert.equal(N.previous(st), 2);
+  enter(st, { kind: "load", back: true }, doc(2));                     // Shift+N: back to 2
+  assert.deepEqual(st.visited, [1]);
+  assert.equal(N.previous(st), 1);                                     // Shift+N again: 1, not 3
+  enter(st, { kind: "load", back: true }, doc(1));
+  assert.deepEqual(st.visited, []);
+  enter(st, { kind: "load" }, doc(4));                                 // Next after going back
+  assert.deepEqual(st.visited, [1]);
+});
