@@ -58,11 +58,13 @@ class AdaptSettings:
     bias_l2: float = 0.01  # pull of the per-class biases toward 0 (logit units)
     prototype_blend: float = 0.0  # 0 = tuned vectors only; 1 = visual prototypes only
     pixels_per_class: int = 256  # sampled pixels kept per class per corrected image
-    balance: float = 0.5  # class weighting: 0 = pixel frequency, 1 = every class equal
-    hard_fraction: float = 0.5  # share of a class's samples drawn from pixels the base got wrong
+    balance: float = -0.5  # class weight n_c ** (1 - balance): 0 = pixel frequency, 1 = every class equal,
+    #                       < 0 favours frequent classes further
+    hard_fraction: float = 0.5  # least share of a class's samples drawn from pixels the base got wrong
+    #                             (0: their own share, as uniform sampling); weights correct for it
     max_images: int = 200  # oldest corrected images are dropped beyond this
-    batch: int = 16384  # examples per step (drawn by weight) when more are cached
-    seed: int = 0  # of those draws
+    batch: int = 8192  # examples per step (drawn by weight) when more are cached
+    batch_seed: int = 0  # of those draws
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -221,7 +223,8 @@ def sample_examples(emb: PixelEmbeddings, label: np.ndarray, num_classes: int, i
         m = min(s.pixels_per_class, n_c)
         class_weight = float(n_c) ** (1.0 - s.balance)
         hard, easy = members[wrong[members]], members[~wrong[members]]
-        m_hard = min(len(hard), int(round(s.hard_fraction * m)))
+        # at least the hard pixels' own share (0 = stratified uniform), at least hard_fraction
+        m_hard = min(len(hard), max(int(round(s.hard_fraction * m)), int(round(m * len(hard) / n_c))))
         m_easy = min(len(easy), m - m_hard)
         m_hard = min(len(hard), m - m_easy)  # fill from the hard ones if too few easy
         for part, k in ((hard, m_hard), (easy, m_easy)):
@@ -256,7 +259,7 @@ def fit_adapter(base: Adapter, examples: list[Examples], settings: AdaptSettings
     words = F.normalize(base.class_vectors.float(), dim=-1)
     K = words.shape[0]
     scale, bias0 = base.logit_scale, base.logit_bias
-    gen = torch.Generator().manual_seed(s.seed)
+    gen = torch.Generator().manual_seed(s.batch_seed)
     # Closed-form gradients and a hand-written Adam: autograd's per-op overhead would
     # cost more than the arithmetic at these sizes. Class vectors stay unit norm
     # (projected after each step). Above `batch` examples each step draws a batch with

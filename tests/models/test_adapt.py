@@ -76,18 +76,22 @@ def test_fitting_on_an_image_cuts_its_wrong_pixels_shipped_model(shipped_pairs):
     assert session.last_update_seconds < 1.0
 
 
-def test_fitting_learns_a_toy_label_set_an_untrained_model_gets_wrong(toy):
+def test_fitting_learns_a_toy_label_set_whose_names_mislead(shipped_pairs):
+    """Red areas named "blue", blue areas named "red": the word vectors point the wrong
+    way, and two corrected images turn them round (a third, never added, follows)."""
+    predictor = shipped_pairs[0]
+    names = ["blue paint", "red paint"]  # class 0 is the red part of the toy images
     rng = np.random.default_rng(0)
-    images = [synthetic(rng) for _ in range(3)]
-    session = InstantAdaptation(toy, TOY_NAMES, 255, AdaptSettings(l2=0.0, steps=80, lr=0.1, balance=1.0))
+    images = [synthetic(rng, h=64, w=96) for _ in range(3)]
+    session = InstantAdaptation(predictor, names, 255, AdaptSettings(l2=0.0, steps=80, lr=0.1, balance=1.0))
     embs = [session.embed(img) for img, _ in images]
     base_wrong = sum(n_wrong(e.base_map, lbl, 255) for e, (_, lbl) in zip(embs, images))
     for i, (e, (_, lbl)) in enumerate(zip(embs[:2], images[:2])):
         session.add(i, e, lbl)
     session.update()
     after = sum(n_wrong(session.predict(e).class_map, lbl, 255) for e, (_, lbl) in zip(embs, images))
-    assert base_wrong > 0.2 * sum(lbl.size for _, lbl in images)  # random model: far from right
-    assert after < 0.5 * base_wrong  # including the third image, never added
+    assert base_wrong > 0.3 * sum(lbl.size for _, lbl in images)
+    assert after < 0.2 * base_wrong
 
 
 def test_sampled_embeddings_give_exactly_the_upsampled_logits(toy):
