@@ -86,6 +86,7 @@ def run(items: list, embs: list, predictor: Predictor, names: list[str], ignore:
     return {"rounds": rounds, "total": tot, "settings": settings.to_dict(),
             "update_seconds_median": float(np.median(update_s)) if update_s else None,
             "update_seconds_max": float(np.max(update_s)) if update_s else None,
+            "update_seconds": update_s,  # i-th: the update with i + 1 images cached
             "cached_images_at_end": len(session.examples)}
 
 
