@@ -1,0 +1,158 @@
+"""models.adapt: instant adaptation of class vectors and biases on cached pixel embeddings."""
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models.adapt import (
+    AdaptSettings, Adapter, InstantAdaptation, embed_image, fit_adapter, sample_examples, word_adapter,
+)
+from models.decoder import DecoderConfig
+from models.image_encoder import ImageEncoderConfig
+from models.inference import Predictor
+from models.segmenter import Segmenter, SegmenterConfig
+from tests.conftest import SHIPPED
+from tests.toy import synthetic
+
+TOY_NAMES = ["red paint", "blue paint"]
+
+
+@pytest.fixture(scope="module")
+def toy():
+    torch.manual_seed(0)
+    cfg = SegmenterConfig(image_encoder=ImageEncoderConfig(pretrained=False),
+                          decoder=DecoderConfig(channels=32, embed_dim=32, attn_dim=16),
+                          class_names=TOY_NAMES, ignore_index=255)
+    return Predictor(Segmenter(cfg), "cpu")
+
+
+@pytest.fixture(scope="module")
+def shipped_pairs(camvid):
+    """The shipped model and 2 CamVid val frames it never saw, cut to 192x256 (fast)."""
+    from benchmarks.bench_loop import read_pairs
+    from models.data import list_pairs, read_classes
+
+    labels = read_classes(camvid)
+    pairs = read_pairs(list_pairs(camvid, "val")[:2])
+    crops = [(img[120:312, 100:356], lbl[120:312, 100:356]) for _, _, img, lbl in pairs]
+    return Predictor.load(SHIPPED, "cpu"), labels.names, labels.ignore_index, crops
+
+
+def n_wrong(pred, truth, ignore):
+    keep = truth != ignore
+    return int((pred[keep] != truth[keep]).sum())
+
+
+def test_no_examples_gives_the_word_vectors_and_the_base_prediction(shipped_pairs):
+    predictor, names, ignore, crops = shipped_pairs
+    base = word_adapter(predictor, names)
+    fitted = fit_adapter(base, [], AdaptSettings())
+    assert torch.equal(fitted.class_vectors, base.class_vectors)
+    assert torch.equal(fitted.biases, torch.zeros(len(names)))
+    session = InstantAdaptation(predictor, names, ignore)
+    session.update()  # nothing corrected yet
+    img = crops[0][0]
+    ours, theirs = session.predict(img), predictor.predict(img, names)
+    assert ours.class_map.shape == theirs.class_map.shape == img.shape[:2]
+    assert (ours.class_map == theirs.class_map).mean() > 0.999
+    assert np.abs(ours.confidence - theirs.confidence).max() < 1e-3
+    assert ours.uncertainty == pytest.approx(theirs.uncertainty, abs=1e-4)
+
+
+def test_fitting_on_an_image_cuts_its_wrong_pixels_shipped_model(shipped_pairs):
+    predictor, names, ignore, crops = shipped_pairs
+    session = InstantAdaptation(predictor, names, ignore, AdaptSettings(l2=0.01, steps=60, lr=0.05))
+    embs = [session.embed(img) for img, _ in crops]
+    base_wrong = sum(n_wrong(e.base_map, lbl, ignore) for e, (_, lbl) in zip(embs, crops))
+    assert base_wrong > 0
+    for i, (e, (_, lbl)) in enumerate(zip(embs, crops)):
+        session.add(i, e, lbl)
+    adapter = session.update()
+    assert adapter.images == 2
+    after = sum(n_wrong(session.predict(e).class_map, lbl, ignore) for e, (_, lbl) in zip(embs, crops))
+    assert after < 0.9 * base_wrong
+    assert session.last_update_seconds < 1.0
+
+
+def test_fitting_learns_a_toy_label_set_whose_names_mislead(shipped_pairs):
+    """Red areas named "blue", blue areas named "red": the word vectors point the wrong
+    way, and two corrected images turn them round (a third, never added, follows)."""
+    predictor = shipped_pairs[0]
+    names = ["blue paint", "red paint"]  # class 0 is the red part of the toy images
+    rng = np.random.default_rng(0)
+    images = [synthetic(rng, h=64, w=96) for _ in range(3)]
+    session = InstantAdaptation(predictor, names, 255, AdaptSettings(l2=0.0, steps=80, lr=0.1, balance=1.0))
+    embs = [session.embed(img) for img, _ in images]
+    base_wrong = sum(n_wrong(e.base_map, lbl, 255) for e, (_, lbl) in zip(embs, images))
+    for i, (e, (_, lbl)) in enumerate(zip(embs[:2], images[:2])):
+        session.add(i, e, lbl)
+    session.update()
+    after = sum(n_wrong(session.predict(e).class_map, lbl, 255) for e, (_, lbl) in zip(embs, images))
+    assert base_wrong > 0.3 * sum(lbl.size for _, lbl in images)
+    assert after < 0.2 * base_wrong
+
+
+def test_sampled_embeddings_give_exactly_the_upsampled_logits(toy):
+    img, lbl = synthetic(np.random.default_rng(1), h=37, w=53)  # odd size: not a multiple of the stride
+    emb = embed_image(toy, img, TOY_NAMES)
+    base = word_adapter(toy, TOY_NAMES)
+    ex = sample_examples(emb, lbl, 2, 255, AdaptSettings(pixels_per_class=10**6, balance=0.0, hard_fraction=0.0))
+    assert len(ex.labels) == lbl.size
+    logits = base.logits(emb)  # (K, H, W)
+    from_samples = ex.embeddings.float() @ base.class_vectors.T * base.logit_scale + base.logit_bias
+    # examples are grouped by class: compare with the full map in the same order
+    order = np.concatenate([np.flatnonzero(lbl.ravel() == c) for c in (0, 1)])
+    expected = logits.flatten(1).T[torch.from_numpy(order)]
+    assert torch.allclose(from_samples, expected, atol=0.05)  # float16 storage
+
+
+def test_examples_are_bounded_per_class_skip_void_and_stand_for_the_image(toy):
+    img, lbl = synthetic(np.random.default_rng(2))
+    lbl = lbl.copy()
+    lbl[:5] = 255  # void rows
+    emb = embed_image(toy, img, TOY_NAMES)
+    s = AdaptSettings(pixels_per_class=50, balance=0.0, hard_fraction=0.5)
+    ex = sample_examples(emb, lbl, 2, 255, s)
+    counts = torch.bincount(ex.labels, minlength=2)
+    assert counts.tolist() == [50, 50]
+    assert float(ex.weights.sum()) == pytest.approx(float((lbl != 255).sum()), rel=1e-4)
+    empty = sample_examples(emb, np.full_like(lbl, 255), 2, 255, s)
+    assert len(empty.labels) == 0 and fit_adapter(word_adapter(toy, TOY_NAMES), [empty]).images == 0
+
+
+def test_adapter_round_trips_through_dict_json_and_safetensors(toy, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    base = word_adapter(toy, TOY_NAMES)
+    a = Adapter(TOY_NAMES, F.normalize(torch.randn(2, 32), dim=-1), torch.tensor([0.5, -0.25]),
+                base.logit_scale, base.logit_bias, images=3, settings=AdaptSettings().to_dict())
+    b = Adapter.from_dict(json.loads(json.dumps(a.to_dict())))
+    assert b.class_names == a.class_names and b.images == 3 and b.settings == a.settings
+    assert torch.allclose(b.class_vectors, a.class_vectors) and torch.equal(b.biases, a.biases)
+    tensors, meta = a.to_tensors()
+    save_file(tensors, str(tmp_path / "adapter.safetensors"), metadata=meta)
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "adapter.safetensors"), framework="pt") as f:
+        meta_back = f.metadata()
+    c = Adapter.from_tensors(load_file(str(tmp_path / "adapter.safetensors")), meta_back)
+    assert torch.equal(c.class_vectors, a.class_vectors) and c.logit_scale == a.logit_scale
+    with pytest.raises(ValueError):
+        Adapter.from_dict({**a.to_dict(), "format": "pickle"})
+    with pytest.raises(ValueError):
+        Adapter.from_dict({**a.to_dict(), "biases": [0.0]})
+
+
+def test_session_replaces_a_resubmitted_image_and_drops_the_oldest(toy):
+    rng = np.random.default_rng(3)
+    session = InstantAdaptation(toy, TOY_NAMES, 255, AdaptSettings(max_images=2))
+    imgs = [synthetic(rng) for _ in range(3)]
+    for key, (img, lbl) in zip("aab", imgs):
+        session.add(key, img, lbl)
+    assert list(session.examples) == ["a", "b"]
+    session.add("c", *imgs[0])
+    assert list(session.examples) == ["b", "c"]
+    session.remove("b")
+    assert session.update().images == 1
