@@ -6,6 +6,7 @@ call it. It is a facade: each concern lives in its own module, as a mixin Studio
 made of:
 
 - ``segui.predicting``: model versions, predictions, the predictor cache;
+- ``segui.adapting``: instant adaptation (``instant=True``): submits tune the predictions;
 - ``segui.projects``: the demo project, projects and label sets;
 - ``segui.uploads``: uploads (files, zips) and exports;
 - ``segui.labelling``: the queues, opening, saving, splits, revisions;
@@ -35,6 +36,7 @@ from common.splits import VAL_EVERY, auto_split  # noqa: F401  (re-exported: tes
 from models.inference import DEFAULT_MODEL_DIR
 from storage import Store
 
+from .adapting import AdaptingMixin
 from .admin import AdminMixin
 from .errors import UserError  # noqa: F401  (re-exported)
 from .evaluation import EvaluationMixin
@@ -51,15 +53,17 @@ log = logging.getLogger(__name__)
 APP_MAX_MEGAPIXELS = 30.0          # bigger uploads are refused with a message
 
 
-class Studio(AdminMixin, ModelMixin, ProjectsMixin, UploadsMixin, LabellingMixin, ToolsMixin, ReviewMixin,
+class Studio(AdminMixin, AdaptingMixin, ModelMixin, ProjectsMixin, UploadsMixin, LabellingMixin, ToolsMixin, ReviewMixin,
              EvaluationMixin, FinetuneMixin):
     """Store + predictors; every method is one user action.
 
     ``predictors``: the cache of loaded models to use (default: a new one on
-    ``device``); studios given the same cache share its loaded models."""
+    ``device``); studios given the same cache share its loaded models. ``instant``:
+    instant adaptation (``segui.adapting``): each submitted annotation tunes the class
+    vectors the next predictions use, in the background (off by default)."""
 
     def __init__(self, store: Store, model_dir: str | Path | None = None, device: str = "auto",
-                 predictors: PredictorCache | None = None):
+                 predictors: PredictorCache | None = None, instant: bool = False):
         self.store = store
         self.store.max_image_megapixels = min(self.store.max_image_megapixels, APP_MAX_MEGAPIXELS)
         self.default_model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
@@ -77,6 +81,7 @@ class Studio(AdminMixin, ModelMixin, ProjectsMixin, UploadsMixin, LabellingMixin
         self._disagreement: OrderedDict[tuple, tuple[float, np.ndarray]] = OrderedDict()
         self.single_user: str | None = None      # --auth user:password: that one person, an admin
         self._accounts: bool | None = None      # decided once: see uses_accounts
+        self._init_adapting(instant)
 
     # ------------------------------------------------------------------ background work
 

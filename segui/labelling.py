@@ -53,7 +53,7 @@ class Ready:
     loaded: Loaded
     prediction: np.ndarray | None   # the active model's prediction, project indices
     photo: str                      # data URL for the page
-    key: tuple                      # (revision, model version id): still valid?
+    key: tuple                      # (revision, model version id, prediction mark): still valid?
 
 
 @dataclass
@@ -167,7 +167,7 @@ class LabellingMixin:
     def _prepare(self, image_id: int, revision: int | None) -> Ready:
         info = self.store.get_image(int(image_id))
         mv = self.model_version(info.project_id)
-        key = (info.revision, mv.id)
+        key = (info.revision, mv.id, self._prediction_mark(info.id))   # mark: re-predicted by instant adaptation
         if revision is None:
             with self._cache_lock:
                 ready = self._ready.get(info.id)
@@ -244,6 +244,7 @@ class LabellingMixin:
         if res.status == "submitted":
             loaded.split = self.assign_split(loaded.image_id)
             self._submit(self.score_submission, loaded.image_id, res.revision)
+            self._instant_submitted(loaded.image_id, res.revision)   # off unless Studio(instant=True)
         loaded.base_revision = res.revision
         loaded.class_map = class_map.copy()
         loaded.tool_base = class_map.copy()

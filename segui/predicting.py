@@ -87,6 +87,18 @@ class PredictorCache:
             pred = predictor.predict(small, names)
         return resize_nearest(pred.class_map, h, w), pred.uncertainty
 
+    def embed(self, weights_dir: str | Path, image: np.ndarray, names: list[str]):
+        """The frozen network's pixel embeddings (``models.adapt.embed_image``) of the
+        image at :func:`predict_size`, for instant adaptation: the same forward pass as
+        :meth:`class_map`, under the same lock."""
+        from models.adapt import embed_image
+
+        predictor = self.get(weights_dir)
+        h, w = image.shape[:2]
+        small = resize_nearest(image, *predict_size(h, w))
+        with self._lock:
+            return embed_image(predictor, small, names, with_base_map=False)
+
     def probabilities(self, weights_dir: str | Path, image: np.ndarray, names: list[str]):
         """(K, H, W) class probabilities (a torch tensor) of ``image`` as given."""
         predictor = self.get(weights_dir)
@@ -119,7 +131,11 @@ class ModelMixin:
         mv = self.model_version(p.id)
         if image is None:
             image = self.store.load_image(image_id)
-        cm, unc = self._predict_map(mv.weights_dir, image, p)
+        adapted = self._adapted_map(p, mv, image) if getattr(self, "instant", False) else None
+        if adapted is not None:     # instant adaptation on, with corrected images: its adapter
+            cm, unc = project_indices(p)[adapted[0]], adapted[1]
+        else:
+            cm, unc = self._predict_map(mv.weights_dir, image, p)
         if store:
             self.store.save_prediction(image_id, mv.id, cm, unc)
         return cm

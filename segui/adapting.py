@@ -1,0 +1,247 @@
+"""Instant adaptation in the app (issue 20, part 1): each submitted annotation improves
+the next predictions within about a second, with no training job.
+
+:class:`AdaptingMixin` is the part of :class:`segui.handlers.Studio` that keeps one
+:class:`models.adapt.InstantAdaptation` session per project, for the project's active
+model version and label set. It is off unless the Studio is made with ``instant=True``
+(the app's ``--instant-adaptation``); off, nothing here runs and predictions are the
+model's own.
+
+- On a submit (:meth:`_instant_submitted`, called by ``save_edits``) the background
+  worker embeds the image (stored image at ``predict_size``, one forward pass), adds its
+  submitted class map (project indices -> model positions, void -> ignore), fits the
+  adapter (< 0.5 s) and then predicts the queue's unlabelled images again, most
+  uncertain first, one image per background task, so that Next shows the adapted masks
+  and other background work (prefetch, review scores) keeps its turn. A later submit
+  makes a pass still running stop; the new one starts from the top of the queue.
+- ``ModelMixin.predict`` uses the session's adapter once it has examples.
+- A session is rebuilt lazily, in the background, when it is missing (app restart) or
+  its model version or label set changed (a promoted job, a switch by hand): from the
+  project's submitted annotations, the most recent ``settings.max_images`` (by image id),
+  a few images per background task.
+- Each image predicted again gets a new mark (:meth:`_prediction_mark`), part of the
+  prepared-ahead image's key, so ``prepare`` never serves a prediction made before.
+
+Thread safety: the sessions are changed only by the one background worker; requests
+only read a session's current adapter (replaced as a whole by ``update``). Forward passes
+go through :class:`segui.predicting.PredictorCache`, one at a time under its lock.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.adapt import AdaptSettings, InstantAdaptation
+
+from .imageops import resize_nearest
+from .predicting import REFRESH_LIMIT, model_positions
+
+log = logging.getLogger(__name__)
+
+IGNORE = 255                # model_positions' index for void and unknown classes
+REBUILD_STEP = 4            # submitted images embedded per background task when rebuilding
+
+
+@dataclass
+class _Slot:
+    """A project's session and its state."""
+    key: tuple                                   # (project id, model version id, class names)
+    weights_dir: str
+    session: InstantAdaptation
+    pending: list = field(default_factory=list)  # (image id, revision) still to add (rebuild)
+    updates: int = 0                             # adapter fits so far (the re-predict pass's generation)
+    last: dict = field(default_factory=dict)     # the last update: images, seconds, latency
+
+
+class AdaptingMixin:
+    """Studio's instant adaptation (one session per project, in the background)."""
+
+    instant: bool = False
+    adapt_settings: AdaptSettings | None = None
+
+    def _init_adapting(self, instant: bool, settings: AdaptSettings | None = None) -> None:
+        self.instant = bool(instant)
+        self.adapt_settings = settings or AdaptSettings()
+        self._slots: dict[int, _Slot] = {}
+        self._building: set[tuple] = set()       # keys whose (re)build is queued
+        self._marks: dict[int, int] = {}         # image id -> re-predictions by the adapter
+        self._mark_counter = 0
+
+    # ------------------------------------------------------------------ what others read
+
+    def _prediction_mark(self, image_id: int) -> int:
+        """Changes each time the adapter stores a new prediction of the image (part of
+        the prepared-ahead image's key)."""
+        return self._marks.get(int(image_id), 0) if self.instant else 0
+
+    def _slot_key(self, p, mv) -> tuple:
+        return (p.id, mv.id, tuple(p.class_names))
+
+    def instant_session(self, project) -> InstantAdaptation | None:
+        """The project's current session (None: off, or not built yet for the active
+        model version and label set)."""
+        if not self.instant:
+            return None
+        p = self.store.get_project(project)
+        slot = self._slots.get(p.id)
+        if slot is None or slot.key != self._slot_key(p, self.model_version(p.id)):
+            return None
+        return slot.session
+
+    def instant_status(self, project) -> dict:
+        """The last update of the project's session: images, seconds (fitting),
+        latency (submit to adapter updated); empty when there was none."""
+        if not self.instant:
+            return {}
+        slot = self._slots.get(self.store.get_project(project).id)
+        return dict(slot.last) if slot is not None else {}
+
+    def instant_note(self, project) -> str:
+        s = self.instant_status(project)
+        if not s:
+            return ""
+        return f"Model updated from {s['images']} corrected image(s) in {s['seconds']:.1f} s."
+
+    def _adapted_map(self, p, mv, image: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """The adapted class map (positions in p.class_names) and uncertainty, or None
+        when the session is not there (its build is queued) or has no examples yet."""
+        key = self._slot_key(p, mv)
+        with self._cache_lock:
+            slot = self._slots.get(p.id)
+        if slot is None or slot.key != key:
+            self._instant_schedule_build(p.id, key)
+            return None
+        session = slot.session
+        adapter = session.adapter
+        if not adapter.images:
+            return None
+        emb = self.predictors.embed(mv.weights_dir, image, list(p.class_names))
+        pred = adapter.predict(emb)
+        h, w = image.shape[:2]
+        return resize_nearest(pred.class_map, h, w), pred.uncertainty
+
+    # ------------------------------------------------------------------ background work
+
+    def _instant_schedule_build(self, project_id: int, key: tuple) -> None:
+        with self._cache_lock:
+            if key in self._building:
+                return
+            self._building.add(key)
+        self._submit(self._instant_ensure, project_id)
+
+    def _instant_ensure(self, project_id: int) -> _Slot:
+        """(Worker) the project's slot for its active version and label set; a new one
+        (word vectors, the submitted images queued to be added) when that changed."""
+        p = self.store.get_project(project_id)
+        mv = self.model_version(p.id)
+        key = self._slot_key(p, mv)
+        slot = self._slots.get(p.id)
+        if slot is not None and slot.key == key:
+            with self._cache_lock:
+                self._building.discard(key)
+            return slot
+        predictor = self.predictors.get(mv.weights_dir)
+        with self.predictors._lock:      # the word vectors: a text-encoder pass
+            session = InstantAdaptation(predictor, list(p.class_names), IGNORE, self.adapt_settings)
+        done = self.store.submitted_annotations(p.id, split=None, source="submitted")
+        pending = done[-session.settings.max_images:]
+        slot = _Slot(key, mv.weights_dir, session, pending=pending)
+        with self._cache_lock:
+            self._slots[p.id] = slot
+            self._building.discard(key)
+        if pending:
+            log.info("instant adaptation: rebuilding project %s on model v%s from %d image(s)",
+                     p.id, mv.id, len(pending))
+            self._submit(self._instant_rebuild_step, p.id, key)
+        return slot
+
+    def _instant_add(self, slot: _Slot, p, image_id: int, revision: int) -> bool:
+        """(Worker) embed one submitted image and cache its sampled pixels."""
+        try:
+            label = self.store.get_annotation(image_id, revision).class_map
+            image = self.store.load_image(image_id)
+        except Exception:       # removed meanwhile: nothing to learn from
+            log.info("instant adaptation: image %s revision %s is gone", image_id, revision)
+            return False
+        if label is None:
+            return False
+        emb = self.predictors.embed(slot.weights_dir, image, list(p.class_names))
+        emb.base_map = slot.session.base.predict(emb).class_map   # where the model was wrong: hard pixels
+        positions = model_positions(p, IGNORE)[label]
+        positions = resize_nearest(positions, *emb.size)
+        slot.session.add(int(image_id), emb, positions)
+        return True
+
+    def _instant_update(self, slot: _Slot, since: float | None = None) -> None:
+        slot.session.update()
+        slot.updates += 1
+        slot.last = {"images": len(slot.session.examples), "seconds": slot.session.last_update_seconds,
+                     "latency": (time.perf_counter() - since) if since is not None else None,
+                     "at": time.time()}
+
+    def _instant_rebuild_step(self, project_id: int, key: tuple) -> None:
+        slot = self._slots.get(project_id)
+        if slot is None or slot.key != key or not slot.pending:
+            return
+        p = self.store.get_project(project_id)
+        step, slot.pending = slot.pending[:REBUILD_STEP], slot.pending[REBUILD_STEP:]
+        for iid, rev in step:
+            if iid not in slot.session.examples:   # a submit meanwhile added its newer revision
+                self._instant_add(slot, p, iid, rev)
+        if slot.pending:
+            self._submit(self._instant_rebuild_step, project_id, key)
+        else:
+            self._instant_update(slot)
+            self._instant_repredict_queue(slot)
+
+    def _instant_submitted(self, image_id: int, revision: int) -> None:
+        """Hook of ``save_edits``: a submitted revision teaches the adapter (background)."""
+        if self.instant:
+            self._submit(self._instant_learn, int(image_id), int(revision), time.perf_counter())
+
+    def _instant_learn(self, image_id: int, revision: int, since: float | None = None) -> None:
+        """(Worker) add a submitted image, fit the adapter, predict the queue again."""
+        info = self.store.get_image(image_id)
+        slot = self._instant_ensure(info.project_id)
+        p = self.store.get_project(info.project_id)
+        slot.pending = [(i, r) for i, r in slot.pending if i != image_id]
+        if not self._instant_add(slot, p, image_id, revision):
+            return
+        self._instant_update(slot, since)
+        log.info("instant adaptation: project %s, %d image(s), fitted in %.2f s",
+                 p.id, len(slot.session.examples), slot.session.last_update_seconds)
+        self._instant_repredict_queue(slot)
+
+    def _instant_repredict_queue(self, slot: _Slot, limit: int = REFRESH_LIMIT) -> None:
+        pid = slot.key[0]
+        ids = [im.id for im in self.store.list_images(pid, status="unlabelled", order="uncertainty", limit=limit)]
+        if ids:
+            self._submit(self._instant_repredict, slot.key, slot.updates, ids)
+
+    def _instant_repredict(self, key: tuple, generation: int, ids: list[int]) -> None:
+        """(Worker) predict the first of ``ids`` with the adapter, then queue the rest,
+        unless the adapter changed since (a newer pass runs) or the model did."""
+        slot = self._slots.get(key[0])
+        if slot is None or slot.key != key or slot.updates != generation or not ids:
+            return
+        iid, rest = ids[0], ids[1:]
+        try:
+            info = self.store.get_image(iid)
+        except Exception:
+            info = None
+        if info is not None and info.status == "unlabelled":
+            p = self.store.get_project(key[0])
+            mv = self.model_version(p.id)
+            if self._slot_key(p, mv) != key:
+                return
+            self.predict(p.id, iid)
+            with self._cache_lock:
+                self._mark_counter += 1
+                self._marks[iid] = self._mark_counter
+                self._ready.pop(iid, None)
+        if rest:
+            self._submit(self._instant_repredict, key, generation, rest)
