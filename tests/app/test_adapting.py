@@ -1,0 +1,144 @@
+"""Instant adaptation in the app (segui.adapting, issue 20 part 1): a submit tunes the
+adapter in the background and the queue's stored predictions follow it."""
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from segui.handlers import DEMO_PROJECT, Studio
+from storage import Store
+
+from .conftest import _PREDICTORS, bare_demo_dir
+
+ROAD, PAVEMENT, VOID = 3, 4, 11      # demo classes.json indices
+
+
+def instant_studio(tmp_path, instant=True, fresh=True) -> Studio:
+    st = Studio(Store(data_dir=tmp_path / "data"), predictors=_PREDICTORS, instant=instant)
+    if fresh:
+        st.ensure_demo(bare_demo_dir(tmp_path / "demo"))
+    return st
+
+
+def predictions(st: Studio) -> dict[int, np.ndarray]:
+    mv = st.model_version(DEMO_PROJECT)
+    return {im.id: st.store.get_prediction(im.id, mv.id).class_map
+            for im in st.store.list_images(DEMO_PROJECT, status="unlabelled")}
+
+
+def submit_road_as_pavement(st: Studio, image_id: int) -> None:
+    """The labeller says the model's road is pavement (a class the model gets 'wrong'),
+    and marks the top rows void."""
+    loaded = st.prepare(image_id).loaded
+    cm = loaded.class_map.copy()
+    assert (cm == ROAD).sum() > 1000
+    cm[cm == ROAD] = PAVEMENT
+    cm[:10] = VOID
+    st.save_edits(loaded, cm, "ann", "submitted")
+
+
+@pytest.fixture
+def on(tmp_path):
+    st = instant_studio(tmp_path)
+    yield st
+    st.wait_idle()
+    st.store.close()
+
+
+def test_a_submit_moves_the_other_images_predictions_toward_it(on):
+    st = on
+    first, other = [im.id for im in st.store.list_images(DEMO_PROJECT, order="id")[:2]]
+    before = predictions(st)
+    assert (before[other] == ROAD).sum() > 1000
+    stale = st.prepare(other)                       # prepared ahead, with the model's own prediction
+    submit_road_as_pavement(st, first)
+    assert st.wait_idle(60)
+    session = st.instant_session(DEMO_PROJECT)
+    assert session is not None and list(session.examples) == [first]
+    ex = session.examples[first]
+    assert int(ex.labels.max()) < len(st.store.get_project(DEMO_PROJECT).classes)   # void left out
+    assert not torch.allclose(session.adapter.class_vectors, session.base.class_vectors)
+    after = predictions(st)
+    assert first not in after and set(after) == set(before) - {first}
+    for iid in after:                               # every unlabelled image was predicted again
+        assert (after[iid] == ROAD).sum() < 0.2 * (before[iid] == ROAD).sum()
+        assert (after[iid] == PAVEMENT).sum() > (before[iid] == PAVEMENT).sum()
+    again = st.prepare(other)                       # the prepared-ahead image is not served stale
+    assert not np.array_equal(again.prediction, stale.prediction)
+    assert np.array_equal(again.prediction, after[other])
+    assert np.array_equal(again.loaded.class_map, after[other])
+    status = st.instant_status(DEMO_PROJECT)
+    assert status["images"] == 1 and 0 < status["seconds"] < 5 and status["latency"] >= status["seconds"]
+    assert "1 corrected image" in st.instant_note(DEMO_PROJECT)
+
+
+def test_off_nothing_changes(tmp_path):
+    st = instant_studio(tmp_path, instant=False)
+    try:
+        first = st.store.list_images(DEMO_PROJECT, order="id")[0].id
+        before = predictions(st)
+        submit_road_as_pavement(st, first)
+        assert st.wait_idle(60)
+        st.refresh_predictions(DEMO_PROJECT)
+        assert st.wait_idle(60)
+        after = predictions(st)
+        assert after.keys() == before.keys() - {first}
+        assert all(np.array_equal(after[i], before[i]) for i in after)
+        assert st.instant_session(DEMO_PROJECT) is None and st.instant_note(DEMO_PROJECT) == ""
+    finally:
+        st.store.close()
+
+
+def test_the_update_runs_in_the_background(on):
+    st = on
+    first = st.store.list_images(DEMO_PROJECT, order="id")[0].id
+    loaded = st.prepare(first).loaded
+    cm = loaded.class_map.copy()
+    cm[cm == ROAD] = PAVEMENT
+    done = threading.Event()
+
+    def submit():
+        st.save_edits(loaded, cm, "ann", "submitted")
+        done.set()
+
+    with _PREDICTORS._lock:                         # no forward pass can run until the submit returned
+        t = threading.Thread(target=submit, daemon=True)
+        t.start()
+        assert done.wait(20), "the submit waited for the model"
+        session = st.instant_session(DEMO_PROJECT)
+        assert session is None or not session.examples
+    assert st.wait_idle(60)
+    assert list(st.instant_session(DEMO_PROJECT).examples) == [first]
+
+
+def test_a_model_switch_or_a_restart_rebuilds_the_session_from_the_submissions(on, tmp_path):
+    st = on
+    first = st.store.list_images(DEMO_PROJECT, order="id")[0].id
+    submit_road_as_pavement(st, first)
+    assert st.wait_idle(60)
+    s1 = st.instant_session(DEMO_PROJECT)
+    mv2 = st.store.add_model_version(DEMO_PROJECT, str(st.default_model_dir), metrics=None, name="promoted")
+    st.activate_model(DEMO_PROJECT, mv2.id)
+    assert st.instant_session(DEMO_PROJECT) is None  # the old one is for the old version
+    st.refresh_predictions(DEMO_PROJECT)            # what Next's prefetch does after a model change
+    assert st.wait_idle(60)
+    s2 = st.instant_session(DEMO_PROJECT)
+    assert s2 is not None and s2 is not s1 and list(s2.examples) == [first] and s2.adapter.images == 1
+    after = predictions(st)                         # the new version's predictions are adapted too
+    assert all((cm == ROAD).sum() < 1000 for cm in after.values())
+
+    # a restart: a new studio on the same data finds no session and rebuilds it lazily
+    restarted = instant_studio(tmp_path, fresh=False)
+    try:
+        assert restarted.instant_session(DEMO_PROJECT) is None
+        other = next(iter(after))
+        plain = restarted.predict(DEMO_PROJECT, other, store=False)   # not built yet: the model's own
+        assert (plain == ROAD).sum() > 1000
+        assert restarted.wait_idle(60)
+        s3 = restarted.instant_session(DEMO_PROJECT)
+        assert s3 is not None and list(s3.examples) == [first]
+        assert (restarted.predict(DEMO_PROJECT, other, store=False) == ROAD).sum() < 1000
+    finally:
+        restarted.wait_idle()
+        restarted.store.close()
