@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--allow-anyone", action="store_true",
                     help="serve a non-loopback --host without any login (everyone who reaches it is an admin)")
     ap.add_argument("--no-demo", action="store_true", help="do not create the demo project on an empty database")
+    ap.add_argument("--instant-adaptation", action="store_true",
+                    help="each submitted annotation tunes the class vectors the next predictions use, in about "
+                         "a second, no job (off by default: fewer wrong pixels but more wrong regions; README)")
     ap.add_argument("--no-worker", action="store_true",
                     help="do not start the local job worker (run `python -m jobs.worker` elsewhere)")
     args = ap.parse_args(argv)
@@ -47,7 +50,7 @@ def create(args: argparse.Namespace):
     from storage import Store
 
     store = Store(args.db, data_dir=args.data_dir)
-    studio = Studio(store, args.model, args.device)
+    studio = Studio(store, args.model, args.device, instant=args.instant_adaptation)
     if args.auth is not None:
         studio.single_user = args.auth.split(":", 1)[0]
     if not args.no_demo:

@@ -243,8 +243,9 @@ class LabellingMixin:
         res = self.save(loaded.image_id, class_map, author, status, loaded.base_revision)
         if res.status == "submitted":
             loaded.split = self.assign_split(loaded.image_id)
+            # instant adaptation first (off unless Studio(instant=True)): the next image waits on it
+            self._instant_submitted(loaded.image_id, res.revision)
             self._submit(self.score_submission, loaded.image_id, res.revision)
-            self._instant_submitted(loaded.image_id, res.revision)   # off unless Studio(instant=True)
         loaded.base_revision = res.revision
         loaded.class_map = class_map.copy()
         loaded.tool_base = class_map.copy()
