@@ -29,13 +29,12 @@ go through :class:`segui.predicting.PredictorCache`, one at a time under its loc
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.adapt import AdaptSettings, InstantAdaptation
+from models.adapt import AdaptSettings, InstantAdaptation  # noqa: F401  (InstantAdaptation: types)
 
 from .imageops import resize_nearest
 from .predicting import REFRESH_LIMIT, model_positions
@@ -144,9 +143,7 @@ class AdaptingMixin:
             with self._cache_lock:
                 self._building.discard(key)
             return slot
-        predictor = self.predictors.get(mv.weights_dir)
-        with self.predictors._lock:      # the word vectors: a text-encoder pass
-            session = InstantAdaptation(predictor, list(p.class_names), IGNORE, self.adapt_settings)
+        session = self.predictors.adaptation(mv.weights_dir, list(p.class_names), IGNORE, self.adapt_settings)
         done = self.store.submitted_annotations(p.id, split=None, source="submitted")
         pending = done[-session.settings.max_images:]
         slot = _Slot(key, mv.weights_dir, session, pending=pending)

@@ -99,6 +99,15 @@ class PredictorCache:
         with self._lock:
             return embed_image(predictor, small, names, with_base_map=False)
 
+    def adaptation(self, weights_dir: str | Path, names: list[str], ignore_index: int, settings=None):
+        """A new ``models.adapt.InstantAdaptation`` on the folder's model (its word
+        vectors are a text-encoder pass: under the lock)."""
+        from models.adapt import InstantAdaptation
+
+        predictor = self.get(weights_dir)
+        with self._lock:
+            return InstantAdaptation(predictor, names, ignore_index, settings)
+
     def probabilities(self, weights_dir: str | Path, image: np.ndarray, names: list[str]):
         """(K, H, W) class probabilities (a torch tensor) of ``image`` as given."""
         predictor = self.get(weights_dir)
