@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +18,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import limits
+
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")   # Pillow format names decoded
 # File suffixes of those formats (lowercase, with the dot): what uploads, zips and
 # dataset folders count as images.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-DEFAULT_MAX_MEGAPIXELS = 80.0
+DEFAULT_MAX_MEGAPIXELS = limits.MAX_IMAGE_MEGAPIXELS    # SEGUI_MAX_IMAGE_MEGAPIXELS (common.limits)
 MIN_IMAGE_SIDE = 16    # px; a smaller image is refused as too small to label
 _EXT = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif", "GIF": ".gif"}
 
@@ -60,6 +63,18 @@ def to_rgb(im: Image.Image) -> np.ndarray:
         return np.repeat(g[..., None], 3, axis=2)
     raise InvalidImageError(f"unsupported image mode {mode!r}; use RGB, greyscale, palette, "
                             "RGBA, CMYK or 16-bit greyscale")
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk, without decoding anything; raises
+    :class:`InvalidImageError` when ``data`` does not start like a PNG."""
+    if len(data) < 24 or data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
+        raise InvalidImageError("not a PNG (no PNG signature and IHDR header)")
+    w, h = struct.unpack(">II", data[16:24])
+    return w, h
 
 
 def _check_size(w: int, h: int, max_megapixels: float, min_side: int) -> None:
