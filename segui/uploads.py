@@ -262,6 +262,26 @@ class UploadsMixin:
         return gone
 
 
+def discard_uploads(paths: list[str | Path], folder: str | Path) -> int:
+    """Delete uploaded files once they are stored (the image store keeps its own copy):
+    only files inside ``folder`` (the web server's upload folder), each with its folder
+    when that is left empty. Returns how many files were deleted."""
+    root = Path(folder).resolve()
+    gone = 0
+    for p in paths or []:
+        path = Path(p).resolve()
+        if root not in path.parents:
+            continue
+        try:
+            path.unlink()
+            gone += 1
+            if path.parent != root:
+                path.parent.rmdir()      # Gradio keeps each upload in a folder of its own
+        except OSError:
+            pass
+    return gone
+
+
 def _safe(text: str) -> str:
     """A name usable as one file or folder name."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip(".") or "_"
