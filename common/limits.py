@@ -12,7 +12,7 @@ constant                     environment variable         default
 ===========================  ===========================  =========
 MAX_UPLOAD_BYTES             SEGUI_MAX_UPLOAD_MB          100 MB
 MAX_IMAGE_BYTES              SEGUI_MAX_IMAGE_MB           64 MB
-MAX_IMAGE_MEGAPIXELS         SEGUI_MAX_IMAGE_MEGAPIXELS   80
+MAX_IMAGE_MEGAPIXELS         SEGUI_MAX_IMAGE_MEGAPIXELS   30
 ZIP_MAX_FILES                SEGUI_ZIP_MAX_FILES          2000
 ZIP_MAX_TOTAL_BYTES          SEGUI_ZIP_MAX_TOTAL_MB       1024 MB
 ZIP_MAX_RATIO                SEGUI_ZIP_MAX_RATIO          200
@@ -46,8 +46,10 @@ def _env(name: str, default: float, *, integer: bool = False) -> float:
 MAX_UPLOAD_BYTES = int(_env("SEGUI_MAX_UPLOAD_MB", 100) * MB)
 # One image's bytes: an uploaded image file or one zip member, uncompressed.
 MAX_IMAGE_BYTES = int(_env("SEGUI_MAX_IMAGE_MB", 64) * MB)
-# Width x height of an image, read from its header before any pixel is decoded.
-MAX_IMAGE_MEGAPIXELS = float(_env("SEGUI_MAX_IMAGE_MEGAPIXELS", 80.0))
+# Width x height of an image the app accepts, read from its header before any pixel is
+# decoded (the storage library's own default, for its command line, is
+# common.images.DEFAULT_MAX_MEGAPIXELS).
+MAX_IMAGE_MEGAPIXELS = float(_env("SEGUI_MAX_IMAGE_MEGAPIXELS", 30.0))
 # A zip: its number of files, their total uncompressed size, and the largest
 # uncompressed/compressed ratio of one member, all read from the zip's directory
 # before a byte is unpacked.
