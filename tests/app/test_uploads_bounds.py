@@ -256,3 +256,44 @@ def test_discard_uploads_deletes_only_inside_the_upload_folder(tmp_path):
     outside.write_bytes(b"x")
     assert uploads.discard_uploads([inside, outside], up) == 1
     assert not inside.exists() and not (up / "abc").exists() and outside.exists() and up.is_dir()
+
+
+# ------------------------------------------------------------------ through the running app
+
+def test_served_app_bounds_uploads_and_keeps_no_files_behind(tmp_path, monkeypatch):
+    """The upload route refuses a file over the limit (HTTP 413) before any handler;
+    an uploaded file leaves Gradio's upload folder once stored; an export's zip leaves
+    the data dir once Gradio has its copy, which Gradio deletes after the export TTL."""
+    import httpx
+    from gradio_client import Client, handle_file
+
+    from segui.handlers import DEMO_PROJECT
+
+    from .conftest import make_studio, served
+    st = make_studio(tmp_path, demo=True, labelled=True)
+    with served(st) as url:
+        big = tmp_path / "big.png"
+        with open(big, "wb") as f:
+            f.truncate(limits.MAX_UPLOAD_BYTES + 1)
+        with open(big, "rb") as f:
+            r = httpx.post(url + "gradio_api/upload", files={"files": ("big.png", f, "image/png")}, timeout=120)
+        assert r.status_code == 413 and "maximum allowed size" in r.text
+
+        c = Client(url, verbose=False)
+        c.predict(api_name="/init")
+        good = tmp_path / "fresh.png"
+        good.write_bytes(png_bytes(street(7, 64, 80)))
+        canvas = {"image_id": None, "map": None, "request": None, "args": {}}
+        sent = []
+        real_discard = uploads.discard_uploads
+        import segui.screens.label as label_screen
+        monkeypatch.setattr(label_screen, "discard_uploads",
+                            lambda paths, folder: sent.extend(paths) or real_discard(paths, folder))
+        _, _, log, _ = c.predict(DEMO_PROJECT, [handle_file(str(good))], canvas, "dave", api_name="/upload")
+        assert "fresh.png" in log and "added" in log
+        assert sent and all(not Path(p).exists() for p in sent)
+
+        path = c.predict(DEMO_PROJECT, "folder", False, api_name="/export")
+        assert zipfile.ZipFile(path).namelist()
+        exports = Path(st.store.data_dir) / "exports"
+        assert [p for p in exports.rglob("*") if p.is_file()] == []
