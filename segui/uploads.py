@@ -3,6 +3,14 @@
 :class:`UploadsMixin` is the part of :class:`segui.handlers.Studio` that adds uploaded
 files to a project (the first new image predicted at once, the others in the
 background) and exports a project's annotations as a zip.
+
+What an upload may hold is bounded (:mod:`common.limits`, set by ``SEGUI_*`` variables):
+a file's size is checked before it is read, a zip's directory (files, total unpacked
+size, each member's size and compression ratio) before anything is unpacked, and each
+member is read with a cap, one at a time; an image's width and height are checked from
+its header before decoding (:func:`common.images.decode_image`). Each refusal is one line
+naming the file. Exports are made under ``<data dir>/exports/<user>/<random>/`` and swept
+after :data:`EXPORT_TTL_SECONDS`.
 """
 from __future__ import annotations
 

@@ -14,7 +14,6 @@ from benchmarks.bench_bounds import blank_png, zip_bomb
 from common import limits
 from segui import uploads
 from segui.canvas import codec
-from segui.errors import UserError
 
 from .conftest import png_bytes
 
