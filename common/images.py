@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")   # Pillow format names 
 # File suffixes of those formats (lowercase, with the dot): what uploads, zips and
 # dataset folders count as images.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-DEFAULT_MAX_MEGAPIXELS = 80.0
+DEFAULT_MAX_MEGAPIXELS = 80.0   # the storage library's default; the app's: common.limits.MAX_IMAGE_MEGAPIXELS
 MIN_IMAGE_SIDE = 16    # px; a smaller image is refused as too small to label
 _EXT = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif", "GIF": ".gif"}
 
@@ -62,6 +63,18 @@ def to_rgb(im: Image.Image) -> np.ndarray:
                             "RGBA, CMYK or 16-bit greyscale")
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk, without decoding anything; raises
+    :class:`InvalidImageError` when ``data`` does not start like a PNG."""
+    if len(data) < 24 or data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
+        raise InvalidImageError("not a PNG (no PNG signature and IHDR header)")
+    w, h = struct.unpack(">II", data[16:24])
+    return w, h
+
+
 def _check_size(w: int, h: int, max_megapixels: float, min_side: int) -> None:
     if w <= 0 or h <= 0:
         raise InvalidImageError(f"image has no pixels ({w}x{h})")
@@ -86,9 +99,16 @@ def decode_image(data: bytes, *, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
     fmt = "image"
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # the size is checked here, from the header, with a message naming it (Pillow's
+            # own limit, Image.MAX_IMAGE_PIXELS, is respected below; twice it, open raises)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data), formats=FORMATS)
             _check_size(*im.size, max_megapixels, min_side)
+            w, h = im.size
+            if Image.MAX_IMAGE_PIXELS and w * h > Image.MAX_IMAGE_PIXELS:
+                raise InvalidImageError(
+                    f"image is {w}x{h} = {w * h / 1e6:.1f} megapixels, over Pillow's limit of "
+                    f"{Image.MAX_IMAGE_PIXELS / 1e6:.1f} megapixels (possible decompression bomb); not decoded")
             fmt = im.format or "unknown"
             im.load()
             orientation = im.getexif().get(0x0112, 1)
@@ -100,7 +120,7 @@ def decode_image(data: bytes, *, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
             f"not an image (or not one of {', '.join(FORMATS)}): cannot identify the "
             f"{len(data)} bytes") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise InvalidImageError(f"decompression bomb rejected: {e}") from None
+        raise InvalidImageError(f"decompression bomb rejected from its header: {e}; not decoded") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
         raise InvalidImageError(f"corrupt or truncated {fmt} file: {e}") from None
     normalised = im.mode != "RGB" or orientation not in (None, 1)

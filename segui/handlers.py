@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common import limits
 from common.splits import VAL_EVERY, auto_split  # noqa: F401  (re-exported: tests, benchmarks)
 from models.inference import DEFAULT_MODEL_DIR
 from storage import Store
@@ -50,7 +51,7 @@ from .uploads import UploadReport, UploadsMixin  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-APP_MAX_MEGAPIXELS = 30.0          # bigger uploads are refused with a message
+APP_MAX_MEGAPIXELS = limits.MAX_IMAGE_MEGAPIXELS   # bigger uploads are refused (SEGUI_MAX_IMAGE_MEGAPIXELS)
 
 
 class Studio(AdminMixin, AdaptingMixin, ModelMixin, ProjectsMixin, UploadsMixin, LabellingMixin, ToolsMixin, ReviewMixin,

@@ -12,6 +12,8 @@ import html
 
 import gradio as gr
 
+from common import limits
+
 from . import access
 from .access import Act
 from .guard import guard_events
@@ -48,11 +50,17 @@ SHOW_TABS_JS = """(shown) => {
 # Gradio's run history would copy every event's inputs and outputs (photos, class maps)
 # into the browser's localStorage, rewriting up to 100 of them on each event: Next got
 # ~60 ms slower per event until it took over a second, and labelling data stayed behind.
-LAUNCH_OPTIONS = {"css": APP_CSS, "run_history": False}
+# max_file_size: the upload route refuses a bigger file (HTTP 413) while it streams in,
+# before any handler runs (common.limits, SEGUI_MAX_UPLOAD_MB).
+LAUNCH_OPTIONS = {"css": APP_CSS, "run_history": False, "max_file_size": limits.MAX_UPLOAD_BYTES}
+# Gradio copies a file an event returns (an export's zip) into its cache folder, served to
+# anyone logged in who has the URL: copies older than the export TTL are deleted, checked
+# every minute (and all of them when the server stops).
+DELETE_CACHE = (60, max(1, int(limits.EXPORT_TTL_SECONDS)))
 
 
 def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
-    with gr.Blocks(title="Segmentation labelling studio", fill_width=True) as app:
+    with gr.Blocks(title="Segmentation labelling studio", fill_width=True, delete_cache=DELETE_CACHE) as app:
         with gr.Row(elem_id="segui-header", equal_height=True):
             gr.Markdown(f"**Segmentation labelling studio** · inference on **{studio.device_name}**",
                         elem_id="segui-device")

@@ -3,24 +3,127 @@
 :class:`UploadsMixin` is the part of :class:`segui.handlers.Studio` that adds uploaded
 files to a project (the first new image predicted at once, the others in the
 background) and exports a project's annotations as a zip.
+
+What an upload may hold is bounded (:mod:`common.limits`, set by ``SEGUI_*`` variables):
+a file's size is checked before it is read, a zip's directory (files, total unpacked
+size, each member's size and compression ratio) before anything is unpacked, and each
+member is read with a cap, one at a time; an image's width and height are checked from
+its header before decoding (:func:`common.images.decode_image`). Each refusal is one line
+naming the file. Exports are made under ``<data dir>/exports/<user>/<random>/`` and swept
+after :data:`EXPORT_TTL_SECONDS`.
 """
 from __future__ import annotations
 
+import os
 import re
+import secrets
 import shutil
-import tempfile
+import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
+from common import limits
 from common.images import IMAGE_SUFFIXES
+from common.limits import human
 from storage import InvalidImageError, ValidationError
 
 from .access import Principal
 from .errors import UserError
 
-ZIP_MAX_MEMBERS = 2000
-ZIP_MAX_MEMBER_BYTES = 200 * 1024 * 1024
+# Limits on what an upload may hold; owned and documented by common.limits (env vars).
+MAX_UPLOAD_BYTES = limits.MAX_UPLOAD_BYTES
+MAX_IMAGE_BYTES = limits.MAX_IMAGE_BYTES
+ZIP_MAX_MEMBERS = limits.ZIP_MAX_FILES
+ZIP_MAX_TOTAL_BYTES = limits.ZIP_MAX_TOTAL_BYTES
+ZIP_MAX_RATIO = limits.ZIP_MAX_RATIO
+EXPORT_TTL_SECONDS = limits.EXPORT_TTL_SECONDS
+EXPORTS_DIR = "exports"      # under the store's data dir: exports/<user>/<random>/<project>-<fmt>.zip
+
+# (name shown to the user, file name to store, bytes or None, why it was skipped)
+Entry = tuple[str, str, "bytes | None", str]
+
+
+def read_capped(f: BinaryIO, cap: int) -> bytes | None:
+    """At most ``cap`` bytes of ``f`` read in chunks; None when it holds more (what a
+    zip's directory or a file's size said is not trusted: the bytes are counted)."""
+    chunks, n = [], 0
+    while True:
+        chunk = f.read(min(1 << 20, cap + 1 - n))
+        if not chunk:
+            return b"".join(chunks)
+        n += len(chunk)
+        if n > cap:
+            return None
+        chunks.append(chunk)
+
+
+def zip_entries(path: Path, name: str) -> Iterator[Entry]:
+    """The files of an uploaded zip, one at a time. The zip's directory is checked
+    before a byte is unpacked (number of files, total uncompressed size, each member's
+    size and compression ratio); each member is then read with a cap on its size, so at
+    most one image of :data:`MAX_IMAGE_BYTES` is in memory at a time."""
+    with zipfile.ZipFile(path) as zf:
+        members = [m for m in zf.infolist() if not m.is_dir()]
+        if len(members) > ZIP_MAX_MEMBERS:
+            yield (name, name, None, f"the zip holds {len(members)} files, over the limit of "
+                   f"{ZIP_MAX_MEMBERS} (SEGUI_ZIP_MAX_FILES); nothing unpacked")
+            return
+        total = sum(m.file_size for m in members)
+        if total > ZIP_MAX_TOTAL_BYTES:
+            yield (name, name, None, f"the zip would unpack to {human(total)}, over the limit of "
+                   f"{human(ZIP_MAX_TOTAL_BYTES)} (SEGUI_ZIP_MAX_TOTAL_MB); nothing unpacked")
+            return
+        left = ZIP_MAX_TOTAL_BYTES
+        for m in members:
+            base = Path(m.filename).name
+            shown = f"{name}/{m.filename}"
+            if m.filename.startswith("__MACOSX/") or base.startswith("."):
+                continue
+            if Path(base).suffix.lower() not in IMAGE_SUFFIXES:
+                yield (shown, base, None, "not an image file")
+                continue
+            if m.file_size > MAX_IMAGE_BYTES:
+                yield (shown, base, None, f"{human(m.file_size)} unpacked, over the limit of "
+                       f"{human(MAX_IMAGE_BYTES)} for one image (SEGUI_MAX_IMAGE_MB); not unpacked")
+                continue
+            ratio = m.file_size / max(m.compress_size, 1)
+            if ratio > ZIP_MAX_RATIO:
+                yield (shown, base, None, f"compressed {ratio:.0f}:1, over the limit of {ZIP_MAX_RATIO:g}:1 "
+                       "(SEGUI_ZIP_MAX_RATIO; a zip bomb?); not unpacked")
+                continue
+            try:
+                with zf.open(m) as f:
+                    data = read_capped(f, min(MAX_IMAGE_BYTES, left))
+            except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as e:
+                yield (shown, base, None, f"unreadable in the zip ({e})")
+                continue
+            if data is None:     # the directory understated the size
+                yield (shown, base, None, "unpacks to more than the zip's directory says; not unpacked")
+                return
+            left -= len(data)
+            yield (shown, base, data, "")
+
+
+def file_entries(path: Path, name: str) -> Iterator[Entry]:
+    """One uploaded file (not a zip): its bytes, after its size was checked."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            yield (name, name, None, f"{human(size)}, over the limit of {human(MAX_IMAGE_BYTES)} "
+                   "for one image (SEGUI_MAX_IMAGE_MB); not read")
+            return
+        with open(path, "rb") as f:
+            data = read_capped(f, MAX_IMAGE_BYTES)
+    except OSError as e:
+        yield (name, name, None, str(e))
+        return
+    if data is None:
+        yield (name, name, None, f"over the limit of {human(MAX_IMAGE_BYTES)} for one image; not read")
+    else:
+        yield (name, name, data, "")
 
 
 @dataclass
@@ -49,39 +152,29 @@ class UploadReport:
 class UploadsMixin:
     """Studio's uploads and exports."""
 
-    def _expand(self, paths: list[str | Path]) -> list[tuple[str, str, bytes | None, str]]:
-        """Uploaded paths -> one entry per file, in upload order (zips opened):
-        (name shown to the user, file name to store, bytes or None, why it was skipped)."""
-        out: list[tuple[str, str, bytes | None, str]] = []
+    def _expand(self, paths: list[str | Path]) -> Iterator[Entry]:
+        """Uploaded paths -> one entry per file, in upload order (zips opened), made
+        one at a time so only one file's bytes are held: (name shown to the user, file
+        name to store, bytes or None, why it was skipped)."""
         for path in paths or []:
             path = Path(path)
             name = path.name
+            try:
+                size = path.stat().st_size
+            except OSError as e:
+                yield (name, name, None, str(e))
+                continue
+            if size > MAX_UPLOAD_BYTES:
+                yield (name, name, None, f"{human(size)}, over the upload limit of {human(MAX_UPLOAD_BYTES)} "
+                       "(SEGUI_MAX_UPLOAD_MB); not read")
+                continue
             if path.suffix.lower() == ".zip":
                 try:
-                    with zipfile.ZipFile(path) as zf:
-                        members = [m for m in zf.infolist() if not m.is_dir()]
-                        if len(members) > ZIP_MAX_MEMBERS:
-                            out.append((name, name, None, f"more than {ZIP_MAX_MEMBERS} files in the zip"))
-                            continue
-                        for m in members:
-                            base = Path(m.filename).name
-                            shown = f"{name}/{m.filename}"
-                            if m.filename.startswith("__MACOSX/") or base.startswith("."):
-                                continue
-                            if Path(base).suffix.lower() not in IMAGE_SUFFIXES:
-                                out.append((shown, base, None, "not an image file"))
-                            elif m.file_size > ZIP_MAX_MEMBER_BYTES:
-                                out.append((shown, base, None, "file too large"))
-                            else:
-                                out.append((shown, base, zf.read(m), ""))
-                except (zipfile.BadZipFile, OSError, RuntimeError) as e:
-                    out.append((name, name, None, f"unreadable zip ({e})"))
+                    yield from zip_entries(path, name)
+                except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as e:
+                    yield (name, name, None, f"unreadable zip ({e})")
                 continue
-            try:
-                out.append((name, name, path.read_bytes(), ""))
-            except OSError as e:
-                out.append((name, name, None, str(e)))
-        return out
+            yield from file_entries(path, name)
 
     def upload(self, project: str, paths: list[str | Path], predict: bool = True) -> UploadReport:
         """Add files (images or zips of images); bad files are skipped with a reason.
@@ -91,11 +184,10 @@ class UploadsMixin:
         if not project:
             raise UserError("pick or create a project first")
         p = self.store.get_project(project)
-        entries = self._expand(paths)
-        if not entries:
+        if not paths:
             raise UserError("no files were uploaded")
         rep = UploadReport()
-        for shown, filename, data, reason in entries:
+        for shown, filename, data, reason in self._expand(paths):
             if data is not None:
                 try:
                     info = self.store.add_image(p.id, data, filename)
@@ -112,6 +204,8 @@ class UploadsMixin:
             else:
                 rep.added.append(info.id)
                 rep.files.append((shown, "added", f"added as image {info.id}, {info.width}x{info.height}"))
+        if not rep.files:
+            raise UserError("no files were uploaded (the zip holds no image files)")
         if predict and rep.added:
             self.predict(p.id, rep.added[0])
             for iid in rep.added[1:]:
@@ -119,11 +213,19 @@ class UploadsMixin:
         return rep
 
     def export(self, project: str, fmt: str, include_drafts: bool = False, who: Principal | None = None) -> Path:
-        """Export with storage.datasets into a zip; returns its path."""
+        """Export with storage.datasets into a zip; returns its path.
+
+        The zip is made in a folder of its own, ``<data dir>/exports/<user>/<random>/``
+        (owner-only permissions), not in the system's shared temp folder; exports older
+        than :data:`EXPORT_TTL_SECONDS` are deleted whenever one is made (and by
+        :meth:`sweep_exports`)."""
         from storage.datasets import export_dataset
         if not project:
             raise UserError("pick a project first")
-        tmp = Path(tempfile.mkdtemp(prefix="segui-export-"))
+        name = self._who(who).name
+        self.sweep_exports()
+        tmp = self.exports_root() / _safe(name or "anonymous") / secrets.token_urlsafe(16)
+        tmp.mkdir(mode=0o700, parents=True)
         out = tmp / "export"
         try:
             rep = export_dataset(self.store, project, out, fmt, include_drafts=include_drafts)
@@ -133,13 +235,61 @@ class UploadsMixin:
         if rep.images == 0:
             shutil.rmtree(tmp, ignore_errors=True)
             raise UserError("no annotated images to export yet (submit some, or include drafts)")
-        self.store.record_activity("export", self._who(who).name, project, f"{fmt} export",
+        self.store.record_activity("export", name, project, f"{fmt} export",
                                    {"format": fmt, "images": rep.images, "source": rep.source})
-        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", project)
-        zpath = tmp / f"{safe}-{fmt}.zip"
+        zpath = tmp / f"{_safe(project)}-{fmt}.zip"
         with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
             for f in sorted(out.rglob("*")):
                 if f.is_file():
                     zf.write(f, f.relative_to(out))
         shutil.rmtree(out, ignore_errors=True)
+        os.chmod(zpath, 0o600)
         return zpath
+
+    def exports_root(self) -> Path:
+        root = Path(self.store.data_dir) / EXPORTS_DIR
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return root
+
+    def sweep_exports(self, max_age: float | None = None) -> int:
+        """Delete export folders older than ``max_age`` seconds (default
+        :data:`EXPORT_TTL_SECONDS`); returns how many were deleted."""
+        max_age = EXPORT_TTL_SECONDS if max_age is None else max_age
+        cutoff = time.time() - max_age
+        gone = 0
+        for user in self.exports_root().iterdir():
+            if not user.is_dir():
+                continue
+            for d in user.iterdir():
+                try:
+                    if d.stat().st_mtime < cutoff:
+                        shutil.rmtree(d, ignore_errors=True)
+                        gone += 1
+                except OSError:
+                    pass
+        return gone
+
+
+def discard_uploads(paths: list[str | Path], folder: str | Path) -> int:
+    """Delete uploaded files once they are stored (the image store keeps its own copy):
+    only files inside ``folder`` (the web server's upload folder), each with its folder
+    when that is left empty. Returns how many files were deleted."""
+    root = Path(folder).resolve()
+    gone = 0
+    for p in paths or []:
+        path = Path(p).resolve()
+        if root not in path.parents:
+            continue
+        try:
+            path.unlink()
+            gone += 1
+            if path.parent != root:
+                path.parent.rmdir()      # Gradio keeps each upload in a folder of its own
+        except OSError:
+            pass
+    return gone
+
+
+def _safe(text: str) -> str:
+    """A name usable as one file or folder name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip(".") or "_"

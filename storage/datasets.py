@@ -90,7 +90,7 @@ def import_dataset(store: Store, project: str, data_dir: str | Path, split: str,
             rep.unlabelled += 1
             continue
         try:
-            cm = imaging.decode_class_map(lbl.read_bytes())
+            cm = imaging.decode_class_map(lbl.read_bytes(), shape=(info.height, info.width))
         except (InvalidClassMapError, OSError) as e:
             rep.rejected.append(f"{lbl.name}: {e}")
             continue

@@ -60,7 +60,16 @@ def encode_class_map(class_map: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def decode_class_map(png: bytes) -> np.ndarray:
+def decode_class_map(png: bytes, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A class-map PNG -> (H, W) uint8. With ``shape`` (H, W) a PNG of another size is
+    refused from its header, before any pixel is decoded."""
+    if shape is not None:
+        try:
+            w, h = images.png_size(png)
+        except images.InvalidImageError as e:
+            raise InvalidClassMapError(f"label file: {e}") from None
+        if (h, w) != tuple(shape):
+            raise InvalidClassMapError(f"label PNG is {w}x{h}, the image {shape[1]}x{shape[0]}; not decoded")
     with Image.open(io.BytesIO(png), formats=("PNG",)) as im:
         if im.mode not in ("L", "P"):
             raise InvalidClassMapError(f"label PNG must be 8-bit greyscale or palette, got mode {im.mode!r}")

@@ -14,8 +14,12 @@ import io
 import numpy as np
 from PIL import Image
 
+from common import limits
+from common.images import InvalidImageError, png_size
+
 PNG_PREFIX = "data:image/png;base64,"
-MAX_MAP_BYTES = 64 * 1024 * 1024
+MAX_MAP_BYTES = limits.MAX_MAP_BYTES    # SEGUI_MAX_MAP_MB (common.limits)
+MAX_SEGMENT_PIXELS = int(limits.MAX_IMAGE_MEGAPIXELS * 1e6)
 
 
 class MapFormatError(ValueError):
@@ -54,21 +58,38 @@ def encode_segments(segments: np.ndarray) -> str:
 
 
 def decode_segments(url: str) -> np.ndarray:
-    rgb = np.asarray(_open(url).convert("RGB"))
+    rgb = np.asarray(_open(url, max_pixels=MAX_SEGMENT_PIXELS).convert("RGB"))
     return rgb[..., 0].astype(np.int32) | (rgb[..., 1].astype(np.int32) << 8)
 
 
-def _open(url: str) -> Image.Image:
+def _open(url: str, size: tuple[int, int] | None = None, max_pixels: int | None = None) -> Image.Image:
+    """The PNG in a data URL, decoded only after its encoded size and the width and
+    height in its IHDR header passed: ``size`` (width, height) exactly, or at most
+    ``max_pixels``. A 600 KB PNG can declare 13000x13000 pixels (169 MB as greyscale,
+    676 MB as RGBA): it is refused from its first 24 bytes."""
     if not isinstance(url, str) or not url.startswith(PNG_PREFIX):
         raise MapFormatError("the class map must be a PNG data URL ('data:image/png;base64,...')")
+    encoded = len(url) - len(PNG_PREFIX)
+    if encoded * 3 // 4 > MAX_MAP_BYTES:   # refused before base64 makes a second copy
+        raise MapFormatError(f"the class map is {limits.human(encoded * 3 // 4)}, over the limit of "
+                             f"{limits.human(MAX_MAP_BYTES)} (SEGUI_MAX_MAP_MB); not decoded")
     try:
         data = base64.b64decode(url[len(PNG_PREFIX):], validate=True)
     except ValueError:
         raise MapFormatError("the class map's base64 is corrupt") from None
-    if len(data) > MAX_MAP_BYTES:
-        raise MapFormatError("the class map is too large")
+    try:
+        w, h = png_size(data)
+    except InvalidImageError:
+        raise MapFormatError("the class map is not a readable PNG (no PNG header)") from None
+    if size is not None and (w, h) != tuple(size):
+        raise MapFormatError(f"the class map is {w}x{h}, the image {size[0]}x{size[1]}; not decoded")
+    if max_pixels is not None and w * h > max_pixels:
+        raise MapFormatError(f"the class map is {w}x{h}, over the limit of {max_pixels / 1e6:g} megapixels; "
+                             "not decoded")
     try:
         im = Image.open(io.BytesIO(data), formats=("PNG",))
+        if im.size != (w, h):     # Pillow read another header than ours: trust neither
+            raise ValueError(f"header says {w}x{h}, Pillow {im.size[0]}x{im.size[1]}")
         im.load()
     except Exception as e:   # PIL raises many types for bad bytes
         raise MapFormatError(f"the class map is not a readable PNG ({e})") from None
@@ -77,10 +98,8 @@ def _open(url: str) -> Image.Image:
 
 def decode_map(url: str, height: int, width: int) -> np.ndarray:
     """PNG data URL -> (height, width) uint8 class indices (L, P: the values; RGB or
-    RGBA: the red channel). Refuses another size."""
-    im = _open(url)
-    if im.size != (width, height):
-        raise MapFormatError(f"the class map is {im.size[0]}x{im.size[1]}, the image {width}x{height}")
+    RGBA: the red channel). Refuses another size before decoding."""
+    im = _open(url, size=(width, height))
     if im.mode in ("L", "P"):
         return np.array(im, dtype=np.uint8)
     if im.mode in ("RGB", "RGBA"):

@@ -17,7 +17,14 @@ from ..canvas import payload as pl
 from ..errors import UserError
 from ..guard import acting, login, user_errors
 from ..handlers import FILTERS, VAL_EVERY, Studio
+from ..uploads import discard_uploads
 from . import Screen
+
+
+def forget_uploads(paths) -> None:
+    """Uploaded files leave Gradio's shared upload folder as soon as they are stored."""
+    discard_uploads(paths, gr.utils.get_upload_folder())
+
 
 def _upload_log(rep) -> str:
     """One line per uploaded file, under the upload box."""
@@ -305,7 +312,10 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             if not files:
                 return gr.update(), gr.update(), gr.update(), "", gr.update()
             paths = [getattr(f, "name", f) for f in files]
-            rep = studio.upload(project, paths)
+            try:
+                rep = studio.upload(project, paths)
+            finally:
+                forget_uploads(paths)
             log_html = _upload_log(rep)
             if rep.to_open is None:   # nothing usable: the list says why, the canvas stays as it is
                 return gr.update(), gr.update(), gr.update(), log_html, None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import shutil
 
 import gradio as gr
 import numpy as np
@@ -120,7 +121,15 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
 
         @user_errors
         def on_export(project, f, include_drafts):
-            return str(studio.export(project, f, include_drafts))
+            """The zip is made in a folder of its own under the data dir; Gradio's copy
+            (the one the page downloads) is made here and that folder deleted at once. The
+            copy's URL holds a secret hash, is sent to this caller only, and is deleted
+            with Gradio's cache after the export TTL (segui.ui.DELETE_CACHE)."""
+            zpath = studio.export(project, f, include_drafts)
+            try:
+                return export_file.move_resource_to_block_cache(str(zpath))
+            finally:
+                shutil.rmtree(zpath.parent, ignore_errors=True)
 
         export_btn.click(on_export, [project_dd, fmt, drafts], export_file, api_name="export")
 
