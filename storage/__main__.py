@@ -1,4 +1,4 @@
-"""Command line: ``python -m storage import-dataset|export|upgrade|sweep|users|members|training-source ...``.
+"""Command line: ``python -m storage import-dataset|export|upgrade|sweep|users|members|training-source|self-review ...``.
 
 Passwords (``users add``, ``users passwd``) are read from a prompt, asked twice, or from
 the first line of standard input when it is not a terminal (``echo pw | python -m
@@ -193,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="show or set what jobs and exports use: accepted, submitted or auto")
     ts.add_argument("project")
     ts.add_argument("value", nargs="?", choices=[s.value for s in TrainingSource] + ["auto"])
+    sr = sub.add_parser("self-review", parents=[common],
+                        help="show or set whether a reviewer may accept their own submission (one-person projects)")
+    sr.add_argument("project")
+    sr.add_argument("value", nargs="?", choices=["on", "off"])
     args = ap.parse_args(argv)
     try:
         with _store(args) as store:
@@ -237,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
                                           f"project {p.name}", {"training_source": value})
                 print(f"{p.name}: {store.effective_training_source(p.id)}"
                       f"{'' if p.training_source else ' (automatic)'}")
+                return 0
+            if args.cmd == "self-review":
+                p = store.get_project(args.project)
+                if args.value is not None:
+                    p = store.set_self_review(p.id, args.value == "on")
+                print(f"{p.name}: self-review {'allowed' if p.allow_self_review else 'refused'}")
                 return 0
     except (StorageError, CliError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -301,3 +301,33 @@ def test_users_unlock_command(ustore, capsys):
     assert ustore.get_user("carl").locked
     assert main(["users", "unlock", "carl", "--db", ustore.url, "--data-dir", str(ustore.data_dir)]) == 0
     assert not ustore.get_user("carl").locked and "unlocked" in capsys.readouterr().out
+
+
+def test_self_review_command(ustore, project, capsys):
+    common = ["--db", ustore.url, "--data-dir", str(ustore.data_dir)]
+    assert main(["self-review", "p", *common]) == 0 and "refused" in capsys.readouterr().out
+    assert main(["self-review", "p", "on", *common]) == 0 and "allowed" in capsys.readouterr().out
+    assert ustore.get_project("p").allow_self_review
+
+
+@pytest.mark.parametrize("bad", ["road\x00", "sky\u200b", "\u202ecar", "a\x1bb", "\ufeffbom"])
+def test_names_with_control_or_invisible_characters_are_refused(ustore, bad):
+    """Issue 17, finding 8: one rule (common.labels) for class, project and user names."""
+    with pytest.raises(ValidationError, match="invisible or control"):
+        ustore.add_user(bad, PW, "annotator")
+    with pytest.raises(ValidationError, match="invisible or control"):
+        ustore.create_project(bad, ["road"])
+    with pytest.raises(ValidationError, match="invisible or control"):
+        ustore.create_project("fine", ["road", bad])
+
+
+def test_the_sqlite_file_and_its_folder_are_private(make_store, backend):
+    import stat
+    if backend != "sqlite":
+        pytest.skip("a file only on SQLite")
+    s = make_store()
+    s.add_user("x", PW, "annotator")                # a write: the WAL and SHM exist
+    d = s.data_dir
+    assert stat.S_IMODE(d.stat().st_mode) & 0o007 == 0
+    names = {f.name: stat.S_IMODE(f.stat().st_mode) for f in d.glob("studio.db*")}
+    assert set(names) == {"studio.db", "studio.db-wal", "studio.db-shm"} and set(names.values()) == {0o600}
