@@ -40,12 +40,13 @@ class ReviewsMixin(StoreBase):
     # ------------------------------------------------------------------ reviews
 
     def review(self, image_id: int, revision: int, decision: str, comment: str = "",
-               reviewer: str = "") -> ReviewInfo:
+               reviewer: str = "", allow_self_review: bool = False) -> ReviewInfo:
         """Accept or reject the image's latest submitted revision ``revision``. A
         rejection needs a comment (it goes back to the annotator). Raises
         :class:`ReviewError` for a draft revision or one that is no longer the latest
         submitted one or an acceptance by the revision's own author (unless the
-        project allows self-review, :meth:`set_self_review`), :class:`NotFoundError`
+        project allows self-review, :meth:`set_self_review`, or the caller does:
+        ``allow_self_review``, an app of one person), :class:`NotFoundError`
         for an unknown image or revision. Every
         decision is kept (a later one on the same revision replaces the state); the
         image's review state and the activity log (``review``, by ``reviewer``) change
@@ -85,7 +86,7 @@ class ReviewsMixin(StoreBase):
                 raise ReviewError(f"image {image_id}: revision {revision} is no longer the latest "
                                   f"submitted revision; {latest.author!r} submitted revision "
                                   f"{latest.revision} at {when}: review that one")
-            if (decision == ReviewDecision.ACCEPTED and labels.name_key(ann.author) == labels.name_key(reviewer)
+            if (decision == ReviewDecision.ACCEPTED and not allow_self_review and labels.name_key(ann.author) == labels.name_key(reviewer)
                     and not s.scalar(select(Project.allow_self_review).where(Project.id == im.project_id))):
                 raise ReviewError(f"image {image_id} revision {revision} was submitted by {ann.author!r}: "
                                   "a reviewer cannot accept their own submission, another reviewer must "

@@ -404,6 +404,27 @@ def test_a_reviewer_cannot_accept_their_own_submission_in_the_app(teams):
         st.store.set_self_review(DEMO_PROJECT, False)
 
 
+def test_an_app_without_accounts_is_one_person_who_may_accept_their_own_work(tmp_path):
+    """--auth alice:pw: alice labels and reviews; self-review is the only review there is."""
+    from segui.access import Principal
+    from segui.handlers import Studio
+    from storage import Store
+    st = Studio(Store(data_dir=tmp_path / "data"), device="cpu")
+    try:
+        st.store.create_project("solo", ["road", "sky"])
+        from PIL import Image as PILImage
+        import io
+        buf = io.BytesIO()
+        PILImage.new("RGB", (32, 24)).save(buf, "PNG")
+        iid = st.store.add_image("solo", buf.getvalue(), "a.png").id
+        st.store.save_annotation(iid, np.zeros((24, 32), np.uint8), "alice", "submitted", 0)
+        assert not st.uses_accounts()
+        loaded = st.open_in_project("solo", iid).loaded
+        assert st.review(loaded, None, "accepted", "", who=Principal("alice", "admin")).decision == "accepted"
+    finally:
+        st.store.close()
+
+
 @pytest.mark.parametrize("bad", ["road\x00", "sky\u200b", "\u202ecar", "a\x1bb"])
 def test_invisible_and_control_characters_are_refused_in_names(teams, bad):
     """Finding 8: NUL, escapes, zero-width and bidi overrides in class, project and user names."""
