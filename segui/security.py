@@ -26,7 +26,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -291,7 +291,3 @@ def launch_options(studio, auth, settings: Settings | None = None) -> dict[str, 
         auth = studio.login_async
     return {"auth": auth,
             "app_kwargs": {"middleware": [Middleware(ServerGuard, studio=studio, settings=settings)]}}
-
-
-def with_settings(settings: Settings, **changes) -> Settings:
-    return replace(settings, **changes)

@@ -385,7 +385,6 @@ def test_a_reviewer_cannot_accept_their_own_submission_in_the_app(teams):
     when the project allows self-review."""
     from segui.access import Principal
     from segui.errors import UserError
-    from segui.labelling import Loaded
     st, url = teams
     iid = st.store.list_images(DEMO_PROJECT)[1].id
     info = st.store.get_image(iid)
