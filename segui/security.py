@@ -210,6 +210,8 @@ class ServerGuard:
     def _remember(self, start, gradio_app, note: dict) -> None:
         tokens = getattr(gradio_app, "tokens", None) or {}
         cookie_id = getattr(gradio_app, "cookie_id", None)
+        for t in [t for t in self.sessions if t not in tokens]:     # logged out: forget them
+            del self.sessions[t]
         for k, v in start.get("headers", []):
             if k.lower() != b"set-cookie":
                 continue
