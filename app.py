@@ -53,6 +53,7 @@ def create(args: argparse.Namespace):
     studio = Studio(store, args.model, args.device, instant=args.instant_adaptation)
     if args.auth is not None:
         studio.single_user = args.auth.split(":", 1)[0]
+    login_for(args, studio)          # an unsafe --host stops here, before the demo project exists
     if not args.no_demo:
         studio.ensure_demo()
     studio.warm_up()
@@ -93,12 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     studio, app = create(args)
     auth = login_for(args, studio)
     print(f"Inference device: {studio.device_name}", flush=True)
+    from segui.security import launch_options
     from segui.ui import LAUNCH_OPTIONS
     worker = start_worker(args, studio.store)
     try:
+        # launch_options: the accounts' check off the event loop, login throttling,
+        # sessions that end, security headers (segui/security.py, README "Security")
         app.queue(default_concurrency_limit=2).launch(
-            server_name=args.host, server_port=args.port, auth=auth,
-            auth_message="Log in with your studio account." if callable(auth) else None, **LAUNCH_OPTIONS)
+            server_name=args.host, server_port=args.port,
+            auth_message="Log in with your studio account." if callable(auth) else None,
+            **launch_options(studio, auth), **LAUNCH_OPTIONS)
     finally:
         if worker is not None:
             worker.stop()

@@ -9,12 +9,17 @@ differ only by case or spacing are the same class. Errors are :class:`LabelSetEr
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
 from .colors import HEX_COLOR
 
 MAX_NAME_LENGTH = 200
+# Unicode categories refused in names: controls (Cc: NUL, escapes) and format characters
+# (Cf: zero-width space U+200B, right-to-left override U+202E, ...), which make two
+# names look alike or one look like another. Whitespace (tab, newline) is collapsed.
+INVISIBLE = frozenset({"Cc", "Cf"})
 
 
 class LabelSetError(ValueError):
@@ -28,10 +33,16 @@ def collapse_spaces(text: str) -> str:
 
 def clean_class_name(name: Any, *, what: str = "class name") -> str:
     """``name`` with whitespace collapsed, or :class:`LabelSetError` when it is not
-    text, is empty or is longer than :data:`MAX_NAME_LENGTH` characters. ``what``
+    text, is empty, holds a control or invisible character (:data:`INVISIBLE`) or is
+    longer than :data:`MAX_NAME_LENGTH` characters. ``what``
     names the thing in messages (storage uses the same rule for project names)."""
     if not isinstance(name, str) or not name.strip():
         raise LabelSetError(f"{what} must be non-empty text, got {name!r}")
+    bad = next((c for c in name if unicodedata.category(c) in INVISIBLE and not c.isspace()), None)
+    if bad is not None:
+        raise LabelSetError(f"{what} contains an invisible or control character "
+                            f"(U+{ord(bad):04X} {unicodedata.name(bad, 'control character')}): "
+                            "type the name again without it")
     cleaned = collapse_spaces(name)
     if len(cleaned) > MAX_NAME_LENGTH:
         raise LabelSetError(f"{what} is longer than {MAX_NAME_LENGTH} characters "

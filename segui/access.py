@@ -58,6 +58,7 @@ ENDPOINTS: dict[str, Act] = {
     "add_member": Act.ADMIN, "remove_member": Act.ADMIN, "training_source": Act.ADMIN,
     "project_settings": Act.ADMIN, "account_add": Act.ADMIN, "account_set_role": Act.ADMIN,
     "account_password": Act.ADMIN, "account_disable": Act.ADMIN, "account_enable": Act.ADMIN,
+    "account_unlock": Act.ADMIN,
     # the Model screen
     "model_panel": Act.ADMIN, "evaluate_version": Act.ADMIN, "activate_model": Act.ADMIN,
     "export": Act.ADMIN, "start_finetune": Act.ADMIN, "finetune_status_after_start": Act.ADMIN,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from storage import NotFoundError, TrainingSource, ValidationError
+from storage import LoginPolicy, NotFoundError, TrainingSource, ValidationError
 
 from . import access
 from .access import Act, Forbidden, Principal
@@ -28,9 +28,33 @@ class AdminMixin:
             self._accounts = self.store.has_users()
         return self._accounts
 
+    login_policy: LoginPolicy = LoginPolicy()   # per-account throttling (segui.security sets it)
+    login_concurrency: int = 1                  # argon2 checks at once in login_async
+    _login_limiter = None
+
     def login(self, username: str, password: str) -> bool:
-        """Gradio's ``auth`` callable: an enabled account with that password."""
-        return self.store.verify_user(username, password) is not None
+        """An enabled account with that password, throttled per account (backoff, then
+        a lockout an admin lifts: ``storage.LoginPolicy``). Blocking (argon2): Gradio
+        gets :meth:`login_async`. What happened is noted for the /login request's
+        middleware (``segui.security``): the refusal's reason, the session epoch."""
+        from . import security
+        r = self.store.attempt_login(username, password, self.login_policy)
+        security.note_login(refusal=r.refusal, retry_after=r.retry_after_s,
+                            epoch=r.user.session_epoch if r.user is not None else None)
+        return r.user is not None
+
+    async def login_async(self, username: str, password: str) -> bool:
+        """Gradio's ``auth``: :meth:`login` in a worker thread, at most
+        ``login_concurrency`` at once (its own limiter, so a login flood neither stalls
+        the event loop nor takes the threads other requests run in)."""
+        import anyio
+        if self._login_limiter is None:
+            self._login_limiter = anyio.CapacityLimiter(self.login_concurrency)
+        return await anyio.to_thread.run_sync(self.login, username, password, limiter=self._login_limiter)
+
+    def unlock_account(self, name: str, who: Principal | None = None) -> str:
+        """An admin lifts a login lockout (too many wrong passwords)."""
+        return self.manage_user("unlock", name, who=who)
 
     def principal(self, username: str | None) -> Principal:
         """Who a request's logged-in name is. Without accounts: the one person (an
@@ -181,14 +205,15 @@ class AdminMixin:
         for p in self.store.list_projects():
             for u in self.store.list_members(p.id):
                 member_of.setdefault(u.id, []).append(p.name)
-        return [[u.name, u.role, "disabled" if u.disabled else "enabled",
+        return [[u.name, u.role, ("disabled" if u.disabled else "enabled") + (", locked" if u.locked else ""),
                  "(all)" if u.is_admin else ", ".join(member_of.get(u.id, [])) or "-"]
                 for u in self.store.list_users()]
 
     def manage_user(self, action: str, name: str, role: str | None = None, password: str | None = None,
                     who: Principal | None = None) -> str:
         """An admin's change to an account: "add" (with role and password), "set_role",
-        "disable", "enable", "password". The password is hashed by storage (argon2) and
+        "disable", "enable", "password", "unlock". Disabling and a new password end
+        the account's sessions (storage's session epoch). The password is hashed by storage (argon2) and
         never logged. Returns what happened, for the page."""
         who = self._who(who)
         if not who.can(Act.ADMIN):
@@ -217,6 +242,9 @@ class AdminMixin:
                     self.record("user_disabled" if u.disabled else "user_enabled", None, f"user {u.name}",
                                 {"name": u.name}, who)
                 return f"{u.name} is {'disabled' if u.disabled else 'enabled'}."
+            if action == "unlock":
+                u = self.store.unlock_user(before.id)
+                return f"{u.name} is unlocked: failed logins forgotten."
             if action == "password":
                 u = self.store.set_password(before.id, password or "")
                 self.record("password_changed", None, f"user {u.name}", {"name": u.name}, who)

@@ -14,6 +14,7 @@ import inspect
 import typing
 
 import gradio as gr
+from fastapi import HTTPException
 
 from . import access
 from .access import Forbidden
@@ -39,19 +40,40 @@ def login(request) -> str | None:
     return access.username_of(request)
 
 
+class Refused(HTTPException, Forbidden):
+    """A server function's refusal: an HTTP 403 (400 for a user's mistake) whose body
+    says why, instead of a 500 with a traceback in the log; still a Forbidden."""
+
+    def __init__(self, message: str, status_code: int = 403):
+        HTTPException.__init__(self, status_code=status_code, detail=message)
+
+    def __str__(self) -> str:
+        return str(self.detail)
+
+
 class acting:
     """``with acting(studio, request, name, project=..., image_id=...)``: the caller may
-    call endpoint ``name`` (``access.ENDPOINTS``) or Forbidden; inside, Studio knows who."""
+    call endpoint ``name`` (``access.ENDPOINTS``) or :class:`Refused` (403); inside,
+    Studio knows who, and a UserError or Forbidden raised inside is a clear refusal too."""
 
     def __init__(self, studio: Studio, request, name: str, project=None, image_id=None):
-        self.who = studio.authorize(access.username_of(request), access.ENDPOINTS[name], project, image_id)
+        try:
+            self.who = studio.authorize(access.username_of(request), access.ENDPOINTS[name], project, image_id)
+        except Forbidden as e:
+            raise Refused(str(e)) from None
 
     def __enter__(self):
         self.token = access.acting_as(self.who)
         return self.who
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
         access.reset(self.token)
+        if exc is not None and not isinstance(exc, Refused):
+            if isinstance(exc, Forbidden):
+                raise Refused(str(exc)) from None
+            if isinstance(exc, (UserError, codec.MapFormatError)):
+                raise Refused(str(exc), 400) from None
+        return False
 
 
 def _input_params(fn) -> list[str]:

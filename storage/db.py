@@ -1,11 +1,14 @@
 """Engine creation (SQLite pragmas) and Alembic upgrade-on-start."""
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 
 ALEMBIC_DIR = Path(__file__).with_name("alembic")
 
@@ -15,6 +18,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
     writers wait instead of failing, ``synchronous=FULL`` by default (a committed
     annotation survives power loss)."""
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
@@ -27,6 +31,28 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
             cur.close()
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def private_sqlite_file(url: str) -> Path | None:
+    """The SQLite file of ``url`` readable by its owner only (0600, created so before
+    SQLite opens it; its -wal and -shm files take its mode, and existing ones are
+    tightened too), and its folder not open to other users (no "other" bits). None
+    for an in-memory database."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database)
+    folder = path.parent
+    if folder.exists() and folder.stat().st_uid == os.getuid():
+        mode = stat.S_IMODE(folder.stat().st_mode)
+        if mode & 0o007:
+            folder.chmod(mode & ~0o007)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if p.exists() and p.stat().st_uid == os.getuid() and stat.S_IMODE(p.stat().st_mode) & 0o077:
+            p.chmod(0o600)
+    return path
 
 
 def alembic_config() -> Config:

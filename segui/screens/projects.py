@@ -118,7 +118,7 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             with gr.Row():
                 acct_btns = {a: gr.Button(label) for a, label in [
                     ("add", "Add account"), ("set_role", "Set role"), ("password", "Set password"),
-                    ("disable", "Disable"), ("enable", "Enable")]}
+                    ("disable", "Disable"), ("enable", "Enable"), ("unlock", "Unlock")]}
             acct_md = gr.Markdown(elem_id="segui-acct-status")
 
         def users_df():

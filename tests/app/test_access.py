@@ -18,6 +18,7 @@ from gradio_client import Client
 from segui import access
 from segui.access import Act
 from segui.handlers import DEMO_PROJECT
+from segui.security import Settings, launch_options
 from segui.ui import LAUNCH_OPTIONS, build_app
 
 from .conftest import free_port, make_studio
@@ -39,8 +40,12 @@ def teams(tmp_path_factory):
     st.store.disable_user("dis")
     app = build_app(st, auth_enabled=True)
     port = free_port()
+    # as app.py serves it: the login off the event loop, throttling, sessions, headers
+    # (the account check of a session is not cached here, so the tests see it at once)
+    opts = launch_options(st, st.login, Settings(epoch_cache_s=0.0))
+    assert opts["auth"] == st.login_async
     app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                       auth=st.login, **LAUNCH_OPTIONS)
+                       **opts, **LAUNCH_OPTIONS)
     yield st, f"http://127.0.0.1:{port}/"
     st.wait_idle(30)
     app.close()
@@ -129,7 +134,10 @@ def test_a_user_disabled_while_logged_in_is_refused_at_once(teams):
     assert not refused(call(c, "select_project", n, DEMO_PROJECT))
     st.store.disable_user("tmp")
     got = call(c, "select_project", n, DEMO_PROJECT)
-    assert "disabled" in got
+    assert "401" in got, got                 # the session ended (issue 17): logged out
+    who = st.principal                       # and Studio itself refuses the name
+    with pytest.raises(access.Forbidden, match="disabled"):
+        who("tmp")
 
 
 def test_members_see_their_projects_only(teams):
@@ -232,3 +240,224 @@ def test_an_image_of_a_project_one_is_not_in_cannot_be_opened_by_naming_no_proje
     ada = login(url, "ada")
     got = call(ada, "open_image", n["open_image"], DEMO_PROJECT, {"request": 1, "args": {"open": 10 ** 9}}, "")
     assert "there is no image 1000000000 in this project" in got, got
+
+
+# ---------------------------------------------------------------- issue 17, the server audit
+
+def _post_login(url, name, pw):
+    return httpx.post(url + "login", data={"username": name, "password": pw})
+
+
+def test_login_is_throttled_per_account_then_locked_until_an_admin_unlocks(teams):
+    """Finding 2: wrong passwords on one account: a wait (429, saying so) during which
+    even the right password is refused, then a lockout only an admin lifts; the lockout
+    is in the database, so another app process refuses it too."""
+    from storage import LoginPolicy
+    st, url = teams
+    st.store.add_user("lock", "lockable password", "annotator")
+    st.login_policy = LoginPolicy(free_failures=2, base_delay_s=30, max_delay_s=30, lock_after=4)
+    try:
+        codes = [_post_login(url, "lock", "wrong password").status_code for _ in range(3)]
+        assert codes == [400, 400, 429], codes
+        r = _post_login(url, "lock", "lockable password")           # right, but must wait
+        assert r.status_code == 429 and "wait" in r.json()["detail"] and int(r.headers["retry-after"]) > 0
+        with pytest.raises(Exception):
+            Client(url, auth=("lock", "lockable password"), verbose=False)
+        for _ in range(2):   # the 429 was not counted: 2 + 2 failures lock it
+            st.store.attempt_login("lock", "x", LoginPolicy(free_failures=9, lock_after=4))
+        assert st.store.get_user("lock").locked
+        r = _post_login(url, "lock", "lockable password")
+        assert r.status_code == 429 and "locked" in r.json()["detail"], r.text
+        st.server_guard.addresses._seen.clear()     # this address's own count: not this test's point
+        ada = login(url, "ada")
+        n = endpoints(ada)
+        assert "unlocked" in str(call(ada, "account_unlock", n["account_unlock"], "lock"))
+        assert _post_login(url, "lock", "lockable password").status_code == 200
+    finally:
+        st.login_policy = LoginPolicy()
+        st.server_guard.addresses._seen.clear()
+
+
+def test_login_is_throttled_per_client_address(teams):
+    """Finding 2: wrong logins from one address, whatever names they try: after the free
+    ones the address waits (429) before its next try is even looked at."""
+    st, url = teams
+    guard = st.server_guard
+    try:
+        for i in range(guard.settings.address_free_failures):
+            assert _post_login(url, f"nobody{i}", "wrong password").status_code == 400
+        r = _post_login(url, "ada", PW["ada"])
+        assert r.status_code == 429 and "your address" in r.json()["detail"]
+    finally:
+        guard.addresses._seen.clear()
+    assert _post_login(url, "ada", PW["ada"]).status_code == 200
+
+
+def test_the_password_check_does_not_run_on_the_event_loop(teams):
+    """Finding 2: a slow check (argon2) while the server answers other requests at once."""
+    import threading
+    import time
+    st, url = teams
+    slow, real = threading.Event(), st.store.attempt_login
+
+    def slow_attempt(*a, **k):
+        slow.set()
+        time.sleep(1.5)
+        return real(*a, **k)
+    st.store.attempt_login = slow_attempt
+    try:
+        t = threading.Thread(target=_post_login, args=(url, "ada", "wrong password"))
+        t.start()
+        assert slow.wait(5)
+        t0 = time.perf_counter()
+        assert httpx.get(url + "gradio_api/login_check").status_code == 401
+        assert time.perf_counter() - t0 < 0.5
+        t.join()
+    finally:
+        st.store.attempt_login = real
+        st.server_guard.addresses._seen.clear()
+
+
+def _alive(c: Client) -> bool:
+    got = call(c, "init", [])
+    return not str(got).startswith("ERROR")
+
+
+def test_sessions_end_on_password_change_and_disable_for_good(teams):
+    """Finding 5: a new password ends the account's sessions (the new login works); a
+    disabled then enabled account does not get its old session back."""
+    st, url = teams
+    st.store.add_user("sess", "first password!", "annotator")
+    st.store.add_member(DEMO_PROJECT, "sess")
+    old = Client(url, auth=("sess", "first password!"), verbose=False)
+    assert _alive(old)
+    st.store.set_password("sess", "second password!")
+    assert not _alive(old)
+    new = Client(url, auth=("sess", "second password!"), verbose=False)
+    assert _alive(new)
+    st.store.disable_user("sess")
+    st.store.enable_user("sess")
+    assert not _alive(new)
+    assert _alive(Client(url, auth=("sess", "second password!"), verbose=False))
+
+
+def test_idle_sessions_expire(teams):
+    import time
+    st, url = teams
+    c = login(url, "ann")
+    assert _alive(c)
+    guard = st.server_guard
+    before = guard.settings.session_idle_s
+    guard.settings.session_idle_s = 0.5
+    try:
+        time.sleep(0.7)
+        assert not _alive(c)
+    finally:
+        guard.settings.session_idle_s = before
+    assert _alive(login(url, "ann"))
+
+
+def test_security_headers_on_pages_and_api(teams):
+    """Finding 8: no framing (clickjacking), no content sniffing, logged in or not."""
+    _, url = teams
+    for r in (httpx.get(url), httpx.get(url + "gradio_api/info"), _post_login(url, "ada", PW["ada"])):
+        assert r.headers["x-frame-options"] == "DENY", r.url
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
+def test_a_refused_server_function_is_a_clear_403_not_a_500(teams):
+    """Finding 8: the canvas's superpixels for an image the caller may not open."""
+    st, url = teams
+    iid = st.store.list_images(DEMO_PROJECT)[0].id
+    out = login(url, "out")
+    out.predict(api_name="/init")
+    comp = next(c["id"] for c in out.config["components"] if "superpixels" in str(c.get("server_fns"))
+                or "superpixels" in str(c.get("props", {}).get("server_fns")))
+    r = httpx.post(url + "gradio_api/component_server", cookies=out.cookies,
+                   json={"data": [{"image_id": iid}], "component_id": comp, "fn_name": "superpixels",
+                         "session_hash": out.session_hash})
+    assert r.status_code == 403 and "not a member" in r.json()["detail"], (r.status_code, r.text[:300])
+
+
+def test_a_reviewer_cannot_accept_their_own_submission_in_the_app(teams):
+    """Finding 6 at Studio level: refused with a clear message, nothing stored; allowed
+    when the project allows self-review."""
+    from segui.access import Principal
+    from segui.errors import UserError
+    st, url = teams
+    iid = st.store.list_images(DEMO_PROJECT)[1].id
+    info = st.store.get_image(iid)
+    cm = np.zeros((info.height, info.width), np.uint8)
+    st.store.save_annotation(iid, cm, "rex", "submitted", info.revision)
+    rex = Principal("rex", "reviewer", member_only=True)
+    loaded = st.open_in_project(DEMO_PROJECT, iid).loaded
+    before = len(st.store.list_reviews(iid))
+    with pytest.raises(UserError, match="cannot accept their own submission"):
+        st.review(loaded, None, "accepted", "", who=rex)
+    assert len(st.store.list_reviews(iid)) == before
+    st.store.set_self_review(DEMO_PROJECT, True)
+    try:
+        assert st.review(loaded, None, "accepted", "", who=rex).decision == "accepted"
+    finally:
+        st.store.set_self_review(DEMO_PROJECT, False)
+
+
+def test_an_app_without_accounts_is_one_person_who_may_accept_their_own_work(tmp_path):
+    """--auth alice:pw: alice labels and reviews; self-review is the only review there is."""
+    from segui.access import Principal
+    from segui.handlers import Studio
+    from storage import Store
+    st = Studio(Store(data_dir=tmp_path / "data"), device="cpu")
+    try:
+        st.store.create_project("solo", ["road", "sky"])
+        from PIL import Image as PILImage
+        import io
+        buf = io.BytesIO()
+        PILImage.new("RGB", (32, 24)).save(buf, "PNG")
+        iid = st.store.add_image("solo", buf.getvalue(), "a.png").id
+        st.store.save_annotation(iid, np.zeros((24, 32), np.uint8), "alice", "submitted", 0)
+        assert not st.uses_accounts()
+        loaded = st.open_in_project("solo", iid).loaded
+        assert st.review(loaded, None, "accepted", "", who=Principal("alice", "admin")).decision == "accepted"
+    finally:
+        st.store.close()
+
+
+@pytest.mark.parametrize("bad", ["road\x00", "sky\u200b", "\u202ecar", "a\x1bb"])
+def test_invisible_and_control_characters_are_refused_in_names(teams, bad):
+    """Finding 8: NUL, escapes, zero-width and bidi overrides in class, project and user names."""
+    from common.labels import LabelSetError, clean_class_name
+    from storage import ValidationError
+    st, _ = teams
+    with pytest.raises(LabelSetError, match="invisible or control"):
+        clean_class_name(bad)
+    with pytest.raises(ValidationError):
+        st.store.add_user(bad, "a fine password", "annotator")
+    with pytest.raises(ValidationError):
+        st.store.create_project(bad, ["road", "sky"])
+    with pytest.raises(ValidationError):
+        st.store.create_project("fine name " + str(len(bad)), ["road", bad])
+    assert clean_class_name("traffic\tlight") == "traffic light"      # whitespace still collapses
+
+
+def test_a_public_host_without_login_is_refused_before_the_demo_exists(tmp_path):
+    """Finding 8: app.py stops on an unsafe --host before it creates anything."""
+    import app
+    from storage import Store
+    with pytest.raises(SystemExit, match="refusing to serve"):
+        app.create(app.parse_args(["--data-dir", str(tmp_path), "--host", "0.0.0.0"]))
+    with Store(data_dir=tmp_path) as s:
+        assert s.list_projects() == []
+
+
+def test_the_database_and_data_folder_are_private(teams):
+    """Finding 8: studio.db and its WAL/SHM 0600; the data folder closed to other users."""
+    import stat
+    st, _ = teams
+    d = st.store.data_dir
+    assert stat.S_IMODE(d.stat().st_mode) & 0o007 == 0
+    files = list(d.glob("studio.db*"))
+    assert {f.name for f in files} >= {"studio.db", "studio.db-wal", "studio.db-shm"}
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
