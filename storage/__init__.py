@@ -12,6 +12,7 @@ from .info import (ActivityInfo, AnnotationInfo, ClassInfo, ImageInfo, JobInfo, 
                    PredictionInfo, ProjectInfo, ReviewInfo, UserInfo)
 from .models import Action, ReviewDecision, ReviewState, Role, TrainingSource
 from .store import Store
+from .store_accounts import LoginPolicy, LoginResult
 from .store_images import FILTER_STATUSES, QUEUE_FILTERS
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "ConflictError", "JobStateError", "ReviewError", "ValidationError", "ProjectInfo", "ClassInfo",
     "ImageInfo", "AnnotationInfo", "PredictionInfo", "ModelVersionInfo", "JobInfo", "UserInfo",
     "ReviewInfo", "ActivityInfo", "Role", "ReviewDecision", "ReviewState", "TrainingSource", "Action",
+    "LoginPolicy", "LoginResult",
 ]

@@ -65,7 +65,8 @@ def _users(store: Store, args) -> int:
         rows = [("NAME", "ROLE", "DISABLED", "PROJECTS")]
         for u in store.list_users():
             projects = "(all)" if u.is_admin else ", ".join(member_of.get(u.id, [])) or "-"
-            rows.append((u.name, u.role, "yes" if u.disabled else "no", projects))
+            rows.append((u.name, u.role, ("yes" if u.disabled else "no") + (", locked" if u.locked else ""),
+                         projects))
         widths = [max(len(r[i]) for r in rows) for i in range(3)]
         for r in rows:
             print("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3])
@@ -91,6 +92,10 @@ def _users(store: Store, args) -> int:
             store.record_activity(Action.ROLE_CHANGED, CLI_USER, subject=f"user {u.name}",
                                   details={"name": u.name, "from": before.role, "to": u.role})
         print(f"{u.name!r} is {u.role}")
+        return 0
+    if cmd == "unlock":
+        u = store.unlock_user(args.name)
+        print(f"{u.name!r} is unlocked (failed logins forgotten)")
         return 0
     if cmd in ("disable", "enable"):
         before = store.get_user(args.name)
@@ -163,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--min-age-s", type=float, default=3600.0)
 
     roles = [r.value for r in Role]
-    users = sub.add_parser("users", help="accounts: add, list, set-role, disable, enable, passwd")
+    users = sub.add_parser("users", help="accounts: add, list, set-role, disable, enable, passwd, unlock")
     usub = users.add_subparsers(dest="users_cmd", required=True)
     ua = usub.add_parser("add", parents=[common],
                          help="add an account; the password is read from a prompt or stdin")
@@ -174,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     sr.add_argument("name")
     sr.add_argument("role", choices=roles)
     for name, what in (("disable", "refuse the user's logins"), ("enable", "allow them again"),
+                       ("unlock", "lift a lockout after too many failed logins"),
                        ("passwd", "set a new password, read from a prompt or stdin")):
         usub.add_parser(name, parents=[common], help=what).add_argument("name")
     members = sub.add_parser("members", help="project members: add, remove, list")

@@ -33,6 +33,8 @@ class ProjectInfo:
     # the explicit training source ("accepted" / "submitted"); None = automatic, see
     # Store.effective_training_source
     training_source: str | None = None
+    # a reviewer may accept their own submission (one-person projects); default False
+    allow_self_review: bool = False
 
     @property
     def class_names(self) -> list[str]:
@@ -126,6 +128,9 @@ class UserInfo:
     role: str                       # "admin" / "reviewer" / "annotator" (models.Role)
     disabled: bool
     created_at: datetime
+    locked: bool = False            # too many wrong passwords: an admin unlocks (issue 17)
+    failed_logins: int = 0          # consecutive wrong passwords
+    session_epoch: int = 0          # sessions logged in under an older epoch have ended
 
     @property
     def is_admin(self) -> bool:
@@ -189,7 +194,8 @@ def _image_info(im: Image, duplicate: bool = False) -> ImageInfo:
 
 
 def _user_info(u: User) -> UserInfo:
-    return UserInfo(u.id, u.name, u.role, bool(u.disabled), _utc(u.created_at))
+    return UserInfo(u.id, u.name, u.role, bool(u.disabled), _utc(u.created_at), bool(u.locked),
+                    int(u.failed_logins or 0), int(u.session_epoch or 0))
 
 
 def _review_info(r: Review) -> ReviewInfo:

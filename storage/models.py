@@ -102,6 +102,8 @@ class Project(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # TrainingSource for jobs and exports; None = automatic (see Store.effective_training_source)
     training_source: Mapped[str | None] = mapped_column(String(12))
+    # a reviewer may accept their own submission (one-person projects); default: refused
+    allow_self_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     __table_args__ = (CheckConstraint("ignore_index >= 0 AND ignore_index <= 255", name="ignore_range"),
                       CheckConstraint(one_of("training_source", TrainingSource), name="training_source"))
 
@@ -252,6 +254,14 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(12))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # login throttling (issue 17): consecutive wrong passwords, when the last one was,
+    # and a lockout only an admin lifts (Store.unlock_user); shared by every app process
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_failed_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # bumped when the password changes or the account is disabled: sessions logged in
+    # under an older epoch end (the app's session check compares it)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     __table_args__ = (CheckConstraint(one_of("role", Role), name="role"),)
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -30,6 +32,46 @@ def _check_password(password: Any) -> str:
     if len(password) > MAX_PASSWORD_LENGTH:
         raise ValidationError(f"a password has at most {MAX_PASSWORD_LENGTH} characters")
     return password
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    """Per-account login throttling (issue 17), the same in every process because the
+    counts live in the users table. After ``free_failures`` consecutive wrong
+    passwords each attempt waits ``base_delay_s`` doubled per further failure (at most
+    ``max_delay_s``) after the last failure; ``lock_after`` consecutive failures lock
+    the account until an admin unlocks it (0: never). A right password resets the
+    count. An attempt refused by the wait or the lock is not checked and not counted."""
+    free_failures: int = 5
+    base_delay_s: float = 1.0
+    max_delay_s: float = 60.0
+    lock_after: int = 20
+
+    def delay_s(self, failures: int) -> float:
+        """How long after the last failure the next attempt must wait."""
+        if failures < self.free_failures:
+            return 0.0
+        return min(self.base_delay_s * 2 ** (failures - self.free_failures), self.max_delay_s)
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """The answer to :meth:`AccountsMixin.attempt_login`: ``user`` when the login is
+    right; else ``refusal`` (None: wrong name or password, said the same way for both)
+    and ``retry_after_s`` (the wait before the next attempt is checked, 0 if none)."""
+    user: UserInfo | None
+    refusal: str | None = None
+    retry_after_s: float = 0.0
+
+
+LOCKED = ("this account is locked after too many failed logins: ask an admin to unlock it "
+          "(python -m storage users unlock NAME, or Accounts on the Projects screen)")
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    if dt is not None and dt.tzinfo is None:       # SQLite gives naive UTC
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt
 
 
 class AccountsMixin(StoreBase):
@@ -115,16 +157,80 @@ class AccountsMixin(StoreBase):
                           .execution_options(synchronize_session=False))
         return _user_info(u)
 
+    def attempt_login(self, name: str, password: str, policy: LoginPolicy | None = None) -> LoginResult:
+        """A login with throttling: refused without checking the password while the
+        account is locked or must wait (see :class:`LoginPolicy`); else the password
+        is checked (:meth:`verify_user`) and a failure counted, atomically, so several
+        app processes share the counts. Unknown names are not counted (the caller
+        throttles per client address as well)."""
+        policy = policy or LoginPolicy()
+        u = None
+        if isinstance(name, str) and name.strip() and len(name) <= 4 * labels.MAX_NAME_LENGTH:
+            with self._session() as s:
+                u = s.scalar(select(User).where(User.name_key == labels.name_key(name)))
+        if u is not None:
+            if u.locked:
+                return LoginResult(None, LOCKED)
+            last = _utc(u.last_failed_login_at)
+            wait = policy.delay_s(u.failed_logins or 0)
+            if wait and last is not None:
+                left = (last + timedelta(seconds=wait) - utcnow()).total_seconds()
+                if left > 0:
+                    return LoginResult(None, f"too many failed logins: wait {left:.0f} s before "
+                                             "the next try", left)
+        ok = self.verify_user(name, password)
+        if u is None:
+            return LoginResult(ok)
+        with self._session() as s, s.begin():
+            if ok is not None:
+                if u.failed_logins or u.last_failed_login_at is not None:
+                    s.execute(update(User).where(User.id == u.id)
+                              .values(failed_logins=0, last_failed_login_at=None)
+                              .execution_options(synchronize_session=False))
+                return LoginResult(ok)
+            n = User.failed_logins + 1
+            values: dict[str, Any] = {"failed_logins": n, "last_failed_login_at": utcnow()}
+            if policy.lock_after:
+                values["locked"] = User.locked | (n >= policy.lock_after)
+            s.execute(update(User).where(User.id == u.id).values(**values)
+                      .execution_options(synchronize_session=False))
+            failures = s.scalar(select(User.failed_logins).where(User.id == u.id))
+        if policy.lock_after and failures >= policy.lock_after:
+            return LoginResult(None, LOCKED)
+        return LoginResult(None, None, policy.delay_s(failures))
+
+    def unlock_user(self, name: str | int) -> UserInfo:
+        """Lift a login lockout and forget the failed logins."""
+        with self._session() as s, s.begin():
+            u = self._user_row(s, name, for_update=True)
+            u.locked, u.failed_logins, u.last_failed_login_at = False, 0, None
+            s.flush()
+            return _user_info(u)
+
+    def session_epoch(self, name: str) -> int | None:
+        """The account's session epoch (sessions logged in under an older one have
+        ended), None for an unknown or disabled account: one small indexed query."""
+        if not isinstance(name, str) or not name.strip():
+            return None
+        with self._session() as s:
+            row = s.execute(select(User.session_epoch, User.disabled)
+                            .where(User.name_key == labels.name_key(name))).first()
+        if row is None or row.disabled:
+            return None
+        return int(row.session_epoch or 0)
+
     def _dummy(self) -> str:
         if self._dummy_hash is None:
             self._dummy_hash = self.password_hasher.hash(secrets.token_urlsafe(16))
         return self._dummy_hash
 
     def set_password(self, name: str | int, password: str) -> UserInfo:
+        """A new password; the account's sessions logged in before end."""
         pw_hash = self._hash(password)
         with self._session() as s, s.begin():
-            u = self._user_row(s, name)
+            u = self._user_row(s, name, for_update=True)
             u.password_hash = pw_hash
+            u.session_epoch = (u.session_epoch or 0) + 1      # the sessions logged in before end
             s.flush()
             return _user_info(u)
 
@@ -150,12 +256,14 @@ class AccountsMixin(StoreBase):
 
     def disable_user(self, name: str | int) -> UserInfo:
         """A disabled user cannot log in (verify_user returns None) and sees no project;
-        their revisions and reviews stay. The last enabled admin cannot be disabled."""
+        their sessions end (for good: enabling the account again does not bring them
+        back); their revisions and reviews stay. The last enabled admin cannot be disabled."""
         with self._session() as s, s.begin():
             u = self._user_row(s, name, for_update=True)
             if not u.disabled:
                 self._check_not_last_admin(s, u, "disable")
                 u.disabled = True
+                u.session_epoch = (u.session_epoch or 0) + 1  # enabling again does not revive them
                 s.flush()
             return _user_info(u)
 

@@ -93,7 +93,8 @@ class StoreBase:
                             .order_by(LabelClass.index)).all()
         return ProjectInfo(p.id, p.name, p.ignore_index,
                            tuple(ClassInfo(c.index, c.name, _hex_to_rgb(c.color)) for c in classes),
-                           _utc(p.created_at), p.training_source)
+                           _utc(p.created_at), p.training_source,
+                           bool(p.allow_self_review))
 
     @staticmethod
     def _model_version_row(s: Session, version_id: int) -> ModelVersion:

@@ -8,9 +8,11 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
+from common import labels
+
 from .errors import NotFoundError, ReviewError, ValidationError
-from .info import ActivityInfo, ImageInfo, ReviewInfo, _activity_info, _review_info, _utc
-from .models import Action, Activity, Annotation, Image, Review, ReviewDecision, ReviewState, utcnow
+from .info import ActivityInfo, ImageInfo, ProjectInfo, ReviewInfo, _activity_info, _review_info, _utc
+from .models import Action, Activity, Annotation, Image, Project, Review, ReviewDecision, ReviewState, utcnow
 from .store_base import StoreBase, _clean_name, _enum_value
 
 
@@ -42,7 +44,9 @@ class ReviewsMixin(StoreBase):
         """Accept or reject the image's latest submitted revision ``revision``. A
         rejection needs a comment (it goes back to the annotator). Raises
         :class:`ReviewError` for a draft revision or one that is no longer the latest
-        submitted one, :class:`NotFoundError` for an unknown image or revision. Every
+        submitted one or an acceptance by the revision's own author (unless the
+        project allows self-review, :meth:`set_self_review`), :class:`NotFoundError`
+        for an unknown image or revision. Every
         decision is kept (a later one on the same revision replaces the state); the
         image's review state and the activity log (``review``, by ``reviewer``) change
         in the same transaction."""
@@ -81,6 +85,11 @@ class ReviewsMixin(StoreBase):
                 raise ReviewError(f"image {image_id}: revision {revision} is no longer the latest "
                                   f"submitted revision; {latest.author!r} submitted revision "
                                   f"{latest.revision} at {when}: review that one")
+            if (decision == ReviewDecision.ACCEPTED and labels.name_key(ann.author) == labels.name_key(reviewer)
+                    and not s.scalar(select(Project.allow_self_review).where(Project.id == im.project_id))):
+                raise ReviewError(f"image {image_id} revision {revision} was submitted by {ann.author!r}: "
+                                  "a reviewer cannot accept their own submission, another reviewer must "
+                                  "(an admin can allow it for a one-person project: allow self-review)")
             now = utcnow()
             r = Review(image_id=image_id, revision=revision, decision=decision, comment=comment,
                        reviewer=reviewer, created_at=now)
@@ -93,6 +102,17 @@ class ReviewsMixin(StoreBase):
             info = _review_info(r)
             s.commit()
             return info
+
+    def set_self_review(self, project: str | int, allowed: bool) -> ProjectInfo:
+        """Whether a reviewer may accept their own submission in ``project`` (a
+        one-person project); refused by default."""
+        if not isinstance(allowed, bool):
+            raise ValidationError(f"allow self-review is true or false, got {allowed!r}")
+        with self._session() as s, s.begin():
+            p = self._project_row(s, project)
+            p.allow_self_review = allowed
+            s.flush()
+            return self._project_info(s, p)
 
     def get_review(self, image_id: int) -> ReviewInfo | None:
         """The latest decision on the image's latest submitted revision; None when that

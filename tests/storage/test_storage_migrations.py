@@ -68,7 +68,7 @@ def test_0002_up_and_down_keep_data(url):
         assert "training_source" not in {c["name"] for c in insp.get_columns("projects")}
         assert _counts(engine) == before
         db.upgrade(engine)                                  # and up again, to the head
-        assert db.current_revision(engine) == "0003"
+        assert db.current_revision(engine) == "0004"
         assert _counts(engine) == before
     finally:
         engine.dispose()
@@ -81,7 +81,7 @@ def test_0003_review_score_up_and_down_keep_data(url):
         _fill_0001(engine)
         db.upgrade(engine, "0002")
         before = _counts(engine)
-        db.upgrade(engine)                                  # what every Store does on start
+        db.upgrade(engine, "0003")
         assert db.current_revision(engine) == "0003"
         assert {"review_score", "review_evidence"} <= {c["name"] for c in inspect(engine).get_columns("images")}
         with engine.connect() as c:
@@ -91,6 +91,35 @@ def test_0003_review_score_up_and_down_keep_data(url):
         assert _counts(engine) == before
         db.downgrade(engine, "0002")
         assert not {"review_score", "review_evidence"} & {c["name"] for c in inspect(engine).get_columns("images")}
+        assert _counts(engine) == before
+    finally:
+        engine.dispose()
+
+
+def test_0004_login_security_up_and_down_keep_data(url):
+    engine = db.make_engine(url)
+    try:
+        db.upgrade(engine, "0001")
+        _fill_0001(engine)
+        db.upgrade(engine, "0003")
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO users (id, name, name_key, password_hash, role, disabled, created_at) "
+                           "VALUES (1, 'Ann', 'ann', 'x', 'annotator', :f, :t)"), {"f": False, "t": utcnow()})
+        before = _counts(engine)
+        db.upgrade(engine)
+        assert db.current_revision(engine) == "0004"
+        cols = {c["name"] for c in inspect(engine).get_columns("users")}
+        assert {"failed_logins", "last_failed_login_at", "locked", "session_epoch"} <= cols
+        with engine.connect() as c:
+            row = c.execute(text("SELECT failed_logins, locked, session_epoch FROM users")).one()
+            allow = c.execute(text("SELECT allow_self_review FROM projects")).scalar_one()
+        assert (row[0], bool(row[1]), row[2], bool(allow)) == (0, False, 0, False)   # the defaults
+        assert _counts(engine) == before
+        db.downgrade(engine, "0003")
+        assert "session_epoch" not in {c["name"] for c in inspect(engine).get_columns("users")}
+        assert "allow_self_review" not in {c["name"] for c in inspect(engine).get_columns("projects")}
+        with engine.connect() as c:
+            assert c.execute(text("SELECT name FROM users")).scalar_one() == "Ann"
         assert _counts(engine) == before
     finally:
         engine.dispose()

@@ -327,3 +327,20 @@ def test_review_queue_by_the_models_disagreement(store, imgs):
         store.set_review_score(a, revs[a], 1.5)
     with pytest.raises(NotFoundError):
         store.set_review_score(10_000, 1, 0.1)
+
+
+def test_a_reviewer_cannot_accept_their_own_submission(store, imgs):
+    """Issue 17, finding 6: an author's own acceptance would count as reviewed training
+    data; refused (names ignore case) unless the project allows self-review."""
+    a, b = imgs[:2]
+    save(store, a, 1)                                   # submitted by "ann"
+    with pytest.raises(ReviewError, match="cannot accept their own submission"):
+        store.review(a, 1, "accepted", "", "ANN")
+    assert store.get_image(a).review == "pending" and store.list_reviews(a) == []
+    store.review(a, 1, "rejected", "on second look, the sky is wrong", "ann")  # sending it back is fine
+    save(store, b, 2)
+    assert store.get_project("p").allow_self_review is False
+    assert store.set_self_review("p", True).allow_self_review is True
+    assert store.review(b, 1, "accepted", "", "ann").decision == "accepted"
+    with pytest.raises(ValidationError):
+        store.set_self_review("p", "yes")

@@ -248,3 +248,56 @@ def test_cli_users_and_members(store, db_url, tmp_path, monkeypatch, capsys):
                     ("role_changed", "user ann"), ("user_disabled", "user rev"),
                     ("user_enabled", "user rev"), ("training_source_changed", "project streets")]
     assert PW not in _all_rows_text(store)
+
+
+def test_login_throttling_backs_off_then_locks_until_unlocked(ustore):
+    """Issue 17, finding 2: per-account counts in the database: free failures, then a
+    wait during which even the right password is not checked, then a lockout that only
+    unlock_user lifts; a right password resets the count."""
+    from storage import LoginPolicy
+    ustore.add_user("alice", PW, "annotator")
+    pol = LoginPolicy(free_failures=2, base_delay_s=0.2, max_delay_s=0.2, lock_after=4)
+    assert ustore.attempt_login("alice", PW, pol).user is not None
+    for _ in range(2):
+        r = ustore.attempt_login("alice", "wrong password", pol)
+        assert r.user is None and r.refusal is None
+    assert r.retry_after_s == pytest.approx(0.2)
+    r = ustore.attempt_login("alice", PW, pol)          # within the wait: not even checked
+    assert r.user is None and "wait" in r.refusal and r.retry_after_s > 0
+    time.sleep(0.25)
+    assert ustore.attempt_login("ALICE", PW, pol).user is not None     # right: count reset
+    assert ustore.get_user("alice").failed_logins == 0
+    for _ in range(4):
+        time.sleep(0.21)
+        r = ustore.attempt_login("alice", "wrong password", pol)
+    assert "locked" in r.refusal and ustore.get_user("alice").locked
+    time.sleep(0.25)
+    assert "locked" in ustore.attempt_login("alice", PW, pol).refusal  # the right one too
+    assert not ustore.unlock_user("alice").locked
+    assert ustore.attempt_login("alice", PW, pol).user is not None
+    assert ustore.attempt_login("nobody", PW, pol).user is None        # unknown: no count, no error
+
+
+def test_password_change_and_disable_bump_the_session_epoch(ustore):
+    """Issue 17, finding 5: sessions logged in under an older epoch end; enabling a
+    disabled account again does not bring its old epoch back."""
+    ustore.add_user("bob", PW, "annotator")
+    e0 = ustore.session_epoch("Bob")
+    ustore.set_password("bob", PW + " new")
+    e1 = ustore.session_epoch("bob")
+    assert e1 > e0
+    ustore.disable_user("bob")
+    assert ustore.session_epoch("bob") is None
+    ustore.enable_user("bob")
+    assert ustore.session_epoch("bob") > e1
+    assert ustore.session_epoch("nobody") is None
+
+
+def test_users_unlock_command(ustore, capsys):
+    from storage import LoginPolicy
+    ustore.add_user("carl", PW, "annotator")
+    for _ in range(3):
+        ustore.attempt_login("carl", "wrong password", LoginPolicy(free_failures=5, lock_after=3))
+    assert ustore.get_user("carl").locked
+    assert main(["users", "unlock", "carl", "--db", ustore.url, "--data-dir", str(ustore.data_dir)]) == 0
+    assert not ustore.get_user("carl").locked and "unlocked" in capsys.readouterr().out
