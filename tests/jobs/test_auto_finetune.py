@@ -126,3 +126,19 @@ def test_the_endpoints_are_admin_only_and_in_the_app(studio):
     app = build_app(studio)             # refuses an endpoint without a rule
     names = {fn.api_name for fn in app.fns.values()}
     assert {"auto_finetune", "auto_finetune_value"} <= names
+
+
+def test_the_model_screen_endpoints_over_http(studio, project):
+    """What the page sends: /auto_finetune saves N and answers with it; /auto_finetune_value
+    shows the project's N (no accounts: the one person is an admin)."""
+    from gradio_client import Client
+
+    from ..app.conftest import served
+    store, _ = project
+    with served(studio) as url:
+        c = Client(url, verbose=False)
+        value, text = c.predict("toy", 4, api_name="/auto_finetune")
+        assert value == 4 and "every 4" in text and store.auto_finetune_every("toy") == 4
+        assert c.predict("toy", api_name="/auto_finetune_value") == 4
+        value, text = c.predict("toy", 0, api_name="/auto_finetune")
+        assert value == 0 and "off" in text and store.auto_finetune_every("toy") is None
