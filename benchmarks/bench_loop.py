@@ -37,6 +37,15 @@ With --base-removed (a base trained with one class left out, its pixels void), t
 class is added back by name, 20 corrected images containing it are submitted, one job
 runs, and its val IoU is compared with the fully trained model's (--full).
 
+--one-at-a-time (issue 20): the loop as the app runs it. Images are submitted one at a
+time; each is measured against what the labeller sees then (the active model plus the
+instant layer, models.adapt, fitted on every image submitted so far); the instant layer
+is fitted again after each, and a job starts every --per-round submissions by the app's
+own check (segui.finetuning.auto_finetune_due on the project's auto_finetune_every):
+
+    python -m benchmarks.bench_loop --base weights/camvid --sequence 0016E5 --pool-split val --val auto \
+        --rounds 4 --per-round 20 --one-at-a-time --out runs/loop/shipped_val_one_at_a_time.json
+
 Run from the repository root. Until issue 16 this was `python -m benchmarks.bench_loop`
 (same flags and output); it moved here because it drives the job layer and storage,
 which the model library does not import. Its measures (correction_effort,
@@ -229,6 +238,124 @@ def run_loop(args) -> dict:
     return result
 
 
+def _submit_one(store, project: str, item) -> int:
+    """One corrected image submitted, as the Label screen's Submit stores it; its image id."""
+    _, ip, _, lbl = item
+    info = store.add_image(project, ip, split="train")
+    store.save_annotation(info.id, lbl, "simulated labeller", "submitted", base_revision=info.revision)
+    return info.id
+
+
+def _instant_session(weights_dir: str, names: list[str], ignore: int, seed: int, submitted: list):
+    """An instant-adaptation session on the model in ``weights_dir`` with the images
+    submitted so far (the newest ``max_images``, as the app's rebuild), fitted once;
+    (session, predictor, seconds it took)."""
+    from models.adapt import InstantAdaptation
+
+    t0 = time.perf_counter()
+    pred = Predictor.load(weights_dir, "cpu")
+    session = InstantAdaptation(pred, names, ignore, seed=seed)
+    for name, _, img, lbl in submitted[-session.settings.max_images:]:
+        session.add(name, session.embed(img), lbl)
+    if session.examples:
+        session.update()
+    return session, pred, time.perf_counter() - t0
+
+
+def run_one_at_a_time(args) -> dict:
+    """The loop as the app runs it (issue 20): the labeller submits the pool's images one
+    at a time; before each, its wrong pixels and regions are counted against what the
+    labeller sees then (the active model with the instant layer fitted on every image
+    submitted so far) and against the base model (no retraining, no instant layer).
+    After each submission the instant layer is fitted again and the app's own check
+    (``segui.finetuning.auto_finetune_due``, the project's ``auto_finetune_every`` =
+    --per-round) decides whether a job starts; it is queued (``jobs.queue.enqueue``, the
+    benchmark's recipe: --minutes, --epochs, --params) and runs to its end through
+    ``jobs.worker.run_one`` before the next image (in the app the labeller goes on
+    meanwhile, still on the old model); after a promoted job the instant layer is rebuilt
+    on the new model from the images submitted so far. "Rounds" group --per-round
+    images for the summary, so the rows compare with the batch loop's."""
+    from segui.finetuning import auto_finetune_due
+    from storage import Store
+
+    label_set = read_classes(args.data)
+    pool, val, val_source = pool_and_val(args)
+    names, ignore = label_set.names, label_set.ignore_index
+    params = finetune.default_params(**{"max_minutes": args.minutes, "epochs": args.epochs,
+                                        **json.loads(args.params or "{}")})
+    result = {"mode": "one_at_a_time", "rounds": [], "jobs": [], "images": [],
+              "params": {**params, "device": DEVICE}, "device": DEVICE,
+              "machine": f"CPU, {torch.get_num_threads()} torch threads", "base": args.base,
+              "sequence": args.sequence, "pool_split": args.pool_split, "seed": args.seed,
+              "val_source": val_source, "val_images": len(val), "pool_images": len(pool),
+              "auto_finetune_every": args.per_round, "min_region_pixels": MIN_REGION_PIXELS}
+    todo = pool[: args.rounds * args.per_round]
+    base_pred = Predictor.load(args.base, "cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(None, tmp)
+        _setup(store, "loop", label_set, names, args.base)
+        _import_val(store, "loop", val)
+        # with no job yet the app counts every submission ever, the val import's too; that is
+        # not the labeller's work: a job queued and cancelled at once makes the count start here
+        store.cancel_job(store.create_job("loop", params, store.active_model_version("loop").id).id)
+        store.set_auto_finetune_every("loop", args.per_round)
+        result["base_val_miou"] = evaluate_arrays(base_pred, [v[2] for v in val], [v[3] for v in val],
+                                                  names, ignore)["miou"]
+        active = store.active_model_version("loop")
+        session, _, _ = _instant_session(active.weights_dir, names, ignore, args.seed, [])
+        submitted: list = []
+        for i, item in enumerate(todo):
+            name, _, img, lbl = item
+            emb = session.embed(img)
+            shown = session.predict(emb).class_map
+            base_map = base_pred.predict(img, names).class_map
+            row = {"image": i + 1, "name": name, "model_version": active.id,
+                   "instant_images": len(session.examples),
+                   "effort": correction_effort(shown, lbl, ignore),
+                   "effort_no_retraining": correction_effort(base_map, lbl, ignore),
+                   "wrong_regions": wrong_regions(shown, lbl, ignore),
+                   "wrong_regions_no_retraining": wrong_regions(base_map, lbl, ignore)}
+            _submit_one(store, "loop", item)
+            submitted.append(item)
+            session.add(name, emb, lbl)
+            session.update()
+            row["instant_update_seconds"] = session.last_update_seconds
+            if auto_finetune_due(store, "loop") is not None:   # the app's check after a submission
+                t0 = time.time()
+                done = _run_job(store, "loop", params)
+                seconds = time.time() - t0
+                m = done.metrics or {}
+                jr = {"after_image": i + 1, "job_id": done.id, "status": done.status, "seconds": seconds,
+                      "train_images": m.get("train_images"), "val_miou_new": m.get("val_miou"),
+                      "val_miou_before": m.get("base_val_miou"), "promoted": m.get("promoted"),
+                      "error": done.error}
+                new = store.active_model_version("loop")
+                if new.id != active.id:   # promoted: the instant layer is rebuilt on the new model
+                    active = new
+                    session, _, jr["instant_rebuild_seconds"] = _instant_session(
+                        active.weights_dir, names, ignore, args.seed, submitted)
+                result["jobs"].append(jr)
+                row["job"] = done.id
+                print(json.dumps(jr), flush=True)
+            result["images"].append(row)
+            print(json.dumps(row), flush=True)
+        store.close()
+    for r in range(0, len(result["images"]), args.per_round):
+        rows = result["images"][r: r + args.per_round]
+        agg = {k: float(np.mean([x[k] for x in rows])) for k in
+               ("effort", "effort_no_retraining", "wrong_regions", "wrong_regions_no_retraining")}
+        result["rounds"].append({"round": r // args.per_round + 1, "images": len(rows), **agg,
+                                 "model_versions": sorted({x["model_version"] for x in rows})})
+    if result["rounds"]:
+        first, last = result["rounds"][0], result["rounds"][-1]
+        result["effort_last_over_first"] = last["effort"] / first["effort"] if first["effort"] else None
+        result["effort_last_over_baseline"] = (last["effort"] / last["effort_no_retraining"]
+                                               if last["effort_no_retraining"] else None)
+        result["regions_last_over_baseline"] = (last["wrong_regions"] / last["wrong_regions_no_retraining"]
+                                                if last["wrong_regions_no_retraining"] else None)
+    return result
+
+
 def run_added_class(args) -> dict:
     """A class left out of base training, added back by name, 20 corrected images."""
     from storage import Store
@@ -291,12 +418,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-loop", action="store_true")
+    ap.add_argument("--one-at-a-time", action="store_true",
+                    help="submit the pool's images one at a time as a labeller does, the instant layer "
+                         "updated after each and a job every --per-round images as the app starts it "
+                         "(auto_finetune_every); --rounds x --per-round images (random order)")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     result = {}
     if not args.skip_loop:
-        result["loop"] = run_loop(args)
+        result["loop"] = run_one_at_a_time(args) if args.one_at_a_time else run_loop(args)
     if args.base_removed:
         result["added_class"] = run_added_class(args)
         print(json.dumps(result["added_class"]), flush=True)

@@ -65,6 +65,7 @@ ENDPOINTS: dict[str, Act] = {
     "cancel_finetune": Act.ADMIN, "finetune_status_after_cancel": Act.ADMIN,
     "finetune_status": Act.ADMIN, "finetune_status_for_project": Act.ADMIN,
     "open_model_tab": Act.ADMIN, "init_screen_2": Act.ADMIN,
+    "auto_finetune": Act.ADMIN, "auto_finetune_value": Act.ADMIN,
 }
 
 # Refreshes of screens a role does not see fire for everyone (a project change, the

@@ -10,6 +10,8 @@ process, so the web server stays responsive. The panel itself is
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 
 from jobs import queue
@@ -19,8 +21,21 @@ from storage.errors import JobStateError
 from . import access
 from .errors import UserError
 
+log = logging.getLogger(__name__)
+
 POLL_SECONDS = 2.0
 PanelError = UserError   # the panel's mistakes are the app's one error type (the old name stays)
+
+
+def _queue(store, project: str | int, params: dict, who: str | None, **details):
+    """Queue a job with ``params`` and record it (the activity *Fine-tune now* leaves)."""
+    try:
+        job = queue.enqueue(store, project, params)
+    except (queue.JobError, JobStateError, ValueError) as err:  # e.g. a job already running
+        raise UserError(str(err)) from err
+    store.record_activity("job_started", who, project, f"job {job.id}",
+                          {"job_id": job.id, "params": params, **details})
+    return job
 
 
 def start(store, project: str, epochs: float | None, minutes: float | None) -> str:
@@ -33,14 +48,48 @@ def start(store, project: str, epochs: float | None, minutes: float | None) -> s
         if minutes <= 0:
             raise UserError("the time budget must be positive")
         params["max_minutes"] = float(minutes)
-    try:
-        job = queue.enqueue(store, project, params)
-    except (queue.JobError, JobStateError, ValueError) as err:  # e.g. a job already running
-        raise UserError(str(err)) from err
     who = access.current()
-    store.record_activity("job_started", who.name if who else None, project, f"job {job.id}",
-                          {"job_id": job.id, "params": params})
+    job = _queue(store, project, params, who.name if who else None)
     return f"Job {job.id} queued: a worker trains it in its own process."
+
+
+AUTO_USER = "auto"   # whom the activity log names for a job the app started when no one submitted
+
+
+def auto_finetune_due(store, project: str | int) -> tuple[int, int] | None:
+    """(N, submissions counted) when the project's setting asks for a job now: it is on
+    (N > 0), no job is queued or running, and at least N annotations were submitted
+    since the newest job was created (or ever, when there is none). Else None."""
+    every = store.auto_finetune_every(project)
+    if not every:
+        return None
+    queue.reap_stale_jobs(store)
+    jobs = store.list_jobs(project)
+    if any(j.status in ("queued", "running") for j in jobs):
+        return None                                  # never two jobs at once
+    newest = max(jobs, key=lambda j: (j.created_at, j.id)) if jobs else None
+    count = store.submitted_since(project, newest.created_at if newest else None)
+    return (every, count) if count >= every else None
+
+
+def maybe_auto_finetune(store, project: str | int, who: str | None = None):
+    """After a submission: queue a job with the default recipe, exactly as *Fine-tune
+    now* with the panel's defaults, when :func:`auto_finetune_due`. Returns the job, or
+    None; a job that cannot be queued (nothing to train on, no model, another process
+    queued one first) is logged, never raised: the submission stands."""
+    due = auto_finetune_due(store, project)
+    if due is None:
+        return None
+    every, count = due
+    d = default_params()
+    params = {"epochs": int(d["epochs"]), "max_minutes": float(d["max_minutes"])}
+    try:
+        job = _queue(store, project, params, who or AUTO_USER, auto=True, every=every, submitted=count)
+    except UserError as err:
+        log.warning("automatic fine-tuning of project %s: not queued: %s", project, err)
+        return None
+    log.info("automatic fine-tuning of project %s: job %s queued after %s submissions", project, job.id, count)
+    return job
 
 
 def latest_job(store, project: str):
@@ -113,3 +162,29 @@ class FinetuneMixin:
 
     def cancel_finetune(self, project: str) -> str:
         return cancel(self.store, project)
+
+    # automatic fine-tuning (a project setting, off by default)
+
+    def auto_finetune_every(self, project: str) -> int:
+        """The project's N (0 = off): a job every N submitted annotations."""
+        if not project:
+            return 0
+        return self.store.auto_finetune_every(project) or 0
+
+    def set_auto_finetune(self, project: str, every: float | None) -> str:
+        """Set the project's N from the Model screen (0 or empty = off)."""
+        if not project:
+            raise UserError("pick a project first")
+        if every is None or every == "":
+            every = 0
+        if float(every) != int(float(every)) or float(every) < 0:
+            raise UserError("N must be a whole number, 0 or more (0 = off)")
+        info = self.store.set_auto_finetune_every(project, int(float(every)))
+        n = info.auto_finetune_every
+        return (f"A fine-tuning job starts by itself every {n} submitted annotation(s)." if n
+                else "Automatic fine-tuning is off: jobs start only with *Fine-tune now*.")
+
+    def _auto_finetune_after_submit(self, image_id: int, who: str | None) -> None:
+        """Background work after a submission of ``image_id`` (``LabellingMixin.save_edits``):
+        :func:`maybe_auto_finetune` on its project."""
+        maybe_auto_finetune(self.store, self.store.get_image(int(image_id)).project_id, who)

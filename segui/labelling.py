@@ -246,6 +246,8 @@ class LabellingMixin:
             # instant adaptation first (off unless Studio(instant=True)): the next image waits on it
             self._instant_submitted(loaded.image_id, res.revision)
             self._submit(self.score_submission, loaded.image_id, res.revision)
+            # a project setting (off by default): every N submissions the app queues a job itself
+            self._submit(self._auto_finetune_after_submit, loaded.image_id, author.strip() or None)
         loaded.base_revision = res.revision
         loaded.class_map = class_map.copy()
         loaded.tool_base = class_map.copy()

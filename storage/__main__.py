@@ -1,4 +1,4 @@
-"""Command line: ``python -m storage import-dataset|export|upgrade|sweep|users|members|training-source|self-review ...``.
+"""Command line: ``python -m storage import-dataset|export|upgrade|sweep|users|members|training-source|self-review|auto-finetune ...``.
 
 Passwords (``users add``, ``users passwd``) are read from a prompt, asked twice, or from
 the first line of standard input when it is not a terminal (``echo pw | python -m
@@ -197,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="show or set whether a reviewer may accept their own submission (one-person projects)")
     sr.add_argument("project")
     sr.add_argument("value", nargs="?", choices=["on", "off"])
+    af = sub.add_parser("auto-finetune", parents=[common],
+                        help="show or set N: the app queues a fine-tuning job every N submitted "
+                             "annotations (0 = off, the default)")
+    af.add_argument("project")
+    af.add_argument("every", nargs="?", type=int, metavar="N")
     args = ap.parse_args(argv)
     try:
         with _store(args) as store:
@@ -247,6 +252,13 @@ def main(argv: list[str] | None = None) -> int:
                 if args.value is not None:
                     p = store.set_self_review(p.id, args.value == "on")
                 print(f"{p.name}: self-review {'allowed' if p.allow_self_review else 'refused'}")
+                return 0
+            if args.cmd == "auto-finetune":
+                p = store.get_project(args.project)
+                if args.every is not None:
+                    p = store.set_auto_finetune_every(p.id, args.every)
+                print(f"{p.name}: " + (f"a job every {p.auto_finetune_every} submitted annotations"
+                                       if p.auto_finetune_every else "off"))
                 return 0
     except (StorageError, CliError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -35,6 +35,8 @@ class ProjectInfo:
     training_source: str | None = None
     # a reviewer may accept their own submission (one-person projects); default False
     allow_self_review: bool = False
+    # the app queues a fine-tuning job every N submitted annotations; None = off
+    auto_finetune_every: int | None = None
 
     @property
     def class_names(self) -> list[str]:

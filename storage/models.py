@@ -104,6 +104,8 @@ class Project(Base):
     training_source: Mapped[str | None] = mapped_column(String(12))
     # a reviewer may accept their own submission (one-person projects); default: refused
     allow_self_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # the app queues a fine-tuning job every N submitted annotations; None = off (the default)
+    auto_finetune_every: Mapped[int | None] = mapped_column(Integer)
     __table_args__ = (CheckConstraint("ignore_index >= 0 AND ignore_index <= 255", name="ignore_range"),
                       CheckConstraint(one_of("training_source", TrainingSource), name="training_source"))
 

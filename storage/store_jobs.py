@@ -3,7 +3,7 @@ the annotation chosen per image by the project's training source."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -264,6 +264,36 @@ class JobsMixin(StoreBase):
         "submitted"."""
         with self._session() as s:
             return self._effective_source(s, self._project_row(s, project))
+
+    # ------------------------------------------------------------------ automatic fine-tuning
+
+    def auto_finetune_every(self, project: str | int) -> int | None:
+        """N: the app queues a fine-tuning job every N submitted annotations; None = off."""
+        with self._session() as s:
+            return self._project_row(s, project).auto_finetune_every
+
+    def set_auto_finetune_every(self, project: str | int, every: int | None) -> ProjectInfo:
+        """Set N (see :meth:`auto_finetune_every`); None or 0 turns it off."""
+        if every is not None:
+            if isinstance(every, bool) or int(every) != every or every < 0:
+                raise ValidationError(f"auto_finetune_every must be a whole number >= 0, not {every!r}")
+            every = int(every) or None
+        with self._session() as s, s.begin():
+            p = self._project_row(s, project)
+            p.auto_finetune_every = every
+            s.flush()
+            return self._project_info(s, p)
+
+    def submitted_since(self, project: str | int, since: datetime | None) -> int:
+        """How many annotation revisions were submitted in the project after ``since``
+        (every one, when None): what automatic fine-tuning counts."""
+        with self._session() as s:
+            p = self._project_row(s, project)
+            q = (select(func.count()).select_from(Annotation).join(Image, Image.id == Annotation.image_id)
+                 .where(Image.project_id == p.id, Annotation.status == "submitted"))
+            if since is not None:
+                q = q.where(Annotation.created_at > since)
+            return int(s.scalar(q) or 0)
 
     def set_training_source(self, project: str | int, value: str | None) -> ProjectInfo:
         """"accepted" / "submitted", or None for automatic (see effective_training_source)."""

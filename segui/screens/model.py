@@ -94,7 +94,7 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
                     pd.DataFrame(studio.version_history(project), columns=["version", "mIoU", "measured"]))
 
         MODEL_OUT = [summary, versions, plot, confusion, history]
-        project_dd.change(refresh, project_dd, MODEL_OUT, api_name="model_panel")
+        panel_ev = project_dd.change(refresh, project_dd, MODEL_OUT, api_name="model_panel")
 
         @user_errors
         def on_evaluate(project, vid, progress=gr.Progress()):
@@ -136,4 +136,20 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
         with gr.Column(elem_id="segui-finetune-panel"):
             # when a job ends, the version list, summary and plots follow without re-picking the project
             finetune.render(studio, project_dd, on_job_end=(refresh, MODEL_OUT))
+            # automatic fine-tuning: a project setting, off (0) by default
+            with gr.Row():
+                auto_nb = gr.Number(label="Start a job every N submitted annotations (0 = off)", value=0,
+                                    precision=0, minimum=0, elem_id="segui-auto-finetune")
+                auto_btn = gr.Button("Save", elem_id="segui-auto-finetune-save")
+            auto_md = gr.Markdown(elem_id="segui-auto-finetune-status")
+
+        @user_errors
+        def on_auto_finetune(project, every):
+            text = studio.set_auto_finetune(project, every)
+            return studio.auto_finetune_every(project), text
+
+        auto_btn.click(on_auto_finetune, [project_dd, auto_nb], [auto_nb, auto_md], api_name="auto_finetune")
+        # after the panel's refresh (which refuses those who may not see it): the project's value
+        panel_ev.success(studio.auto_finetune_every, project_dd, auto_nb, api_name="auto_finetune_value",
+                         show_progress="hidden")
     return Screen(blocks, refresh=(refresh, [project_dd], MODEL_OUT))

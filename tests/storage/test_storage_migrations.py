@@ -8,6 +8,7 @@ from sqlalchemy import inspect, text
 from storage import db
 from storage.models import Action, ReviewDecision, ReviewState, Role, TrainingSource, utcnow
 
+HEAD = "0005"
 TEAM_TABLES = {"users", "project_members", "reviews", "activity"}
 
 
@@ -68,7 +69,7 @@ def test_0002_up_and_down_keep_data(url):
         assert "training_source" not in {c["name"] for c in insp.get_columns("projects")}
         assert _counts(engine) == before
         db.upgrade(engine)                                  # and up again, to the head
-        assert db.current_revision(engine) == "0004"
+        assert db.current_revision(engine) == HEAD
         assert _counts(engine) == before
     finally:
         engine.dispose()
@@ -106,7 +107,7 @@ def test_0004_login_security_up_and_down_keep_data(url):
             c.execute(text("INSERT INTO users (id, name, name_key, password_hash, role, disabled, created_at) "
                            "VALUES (1, 'Ann', 'ann', 'x', 'annotator', :f, :t)"), {"f": False, "t": utcnow()})
         before = _counts(engine)
-        db.upgrade(engine)
+        db.upgrade(engine, "0004")
         assert db.current_revision(engine) == "0004"
         cols = {c["name"] for c in inspect(engine).get_columns("users")}
         assert {"failed_logins", "last_failed_login_at", "locked", "session_epoch"} <= cols
@@ -121,6 +122,31 @@ def test_0004_login_security_up_and_down_keep_data(url):
         with engine.connect() as c:
             assert c.execute(text("SELECT name FROM users")).scalar_one() == "Ann"
         assert _counts(engine) == before
+    finally:
+        engine.dispose()
+
+
+def test_0005_auto_finetune_up_and_down_keep_data(url):
+    engine = db.make_engine(url)
+    try:
+        db.upgrade(engine, "0001")
+        _fill_0001(engine)
+        db.upgrade(engine, "0004")
+        before = _counts(engine)
+        db.upgrade(engine)
+        assert db.current_revision(engine) == HEAD
+        assert "auto_finetune_every" in {c["name"] for c in inspect(engine).get_columns("projects")}
+        with engine.begin() as c:
+            assert c.execute(text("SELECT auto_finetune_every FROM projects")).scalar_one() is None   # off
+            c.execute(text("UPDATE projects SET auto_finetune_every = 7"))
+        assert _counts(engine) == before
+        db.downgrade(engine, "0004")
+        assert db.current_revision(engine) == "0004"
+        assert "auto_finetune_every" not in {c["name"] for c in inspect(engine).get_columns("projects")}
+        assert _counts(engine) == before
+        db.upgrade(engine)
+        with engine.connect() as c:
+            assert c.execute(text("SELECT auto_finetune_every FROM projects")).scalar_one() is None
     finally:
         engine.dispose()
 
