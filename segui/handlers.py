@@ -11,6 +11,7 @@ made of:
 - ``segui.uploads``: uploads (files, zips) and exports;
 - ``segui.labelling``: the queues, opening, saving, splits, revisions;
 - ``segui.labelling_tools``: superpixels, snap, clean-up, text prompts;
+- ``segui.heatmaps``: a word's probability map over an image (pixel embeddings cached);
 - ``segui.review``: the model as a second reviewer, review decisions;
 - ``segui.evaluation``: a version on the project's val images;
 - ``segui.finetuning``: fine-tuning jobs from the app (queue, status, cancel);
@@ -42,6 +43,7 @@ from .admin import AdminMixin
 from .errors import UserError  # noqa: F401  (re-exported)
 from .evaluation import EvaluationMixin
 from .finetuning import FinetuneMixin
+from .heatmaps import HeatmapMixin
 from .labelling import FILTERS, LabellingMixin, Loaded, Ready, SaveResult  # noqa: F401  (re-exported)
 from .labelling_tools import ToolsMixin
 from .predicting import PREDICT_MAX_PIXELS, ModelMixin, PredictorCache, model_metrics  # noqa: F401
@@ -55,7 +57,7 @@ APP_MAX_MEGAPIXELS = limits.MAX_IMAGE_MEGAPIXELS   # bigger uploads are refused 
 
 
 class Studio(AdminMixin, AdaptingMixin, ModelMixin, ProjectsMixin, UploadsMixin, LabellingMixin, ToolsMixin, ReviewMixin,
-             EvaluationMixin, FinetuneMixin):
+             EvaluationMixin, FinetuneMixin, HeatmapMixin):
     """Store + predictors; every method is one user action.
 
     ``predictors``: the cache of loaded models to use (default: a new one on

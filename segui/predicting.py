@@ -108,6 +108,23 @@ class PredictorCache:
         with self._lock:
             return InstantAdaptation(predictor, names, ignore_index, settings)
 
+    def word_vectors(self, weights_dir: str | Path, names: list[str]):
+        """The label set's un-tuned ``models.adapt.Adapter`` (its class vectors from the
+        words), under the lock (a text-encoder pass the first time)."""
+        from models.adapt import word_adapter
+
+        predictor = self.get(weights_dir)
+        with self._lock:
+            return word_adapter(predictor, names)
+
+    def phrase_vector(self, weights_dir: str | Path, phrase: str):
+        """(E,) the model's class vector of a typed phrase (``models.heatmap``), under the lock."""
+        from models.heatmap import phrase_vector
+
+        predictor = self.get(weights_dir)
+        with self._lock:
+            return phrase_vector(predictor, phrase)
+
     def probabilities(self, weights_dir: str | Path, image: np.ndarray, names: list[str]):
         """(K, H, W) class probabilities (a torch tensor) of ``image`` as given."""
         predictor = self.get(weights_dir)
