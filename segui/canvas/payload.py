@@ -109,3 +109,11 @@ def prompt(loaded, mask: np.ndarray, phrase: str, known: bool, request: Any = No
 def label_set(studio, project) -> dict[str, Any]:
     """The label set changed elsewhere (projects screen): palette, class list, keys."""
     return with_classes(_base("classes"), studio, project)
+
+
+def heatmap(image_id: int, res: dict) -> dict:
+    """The ``heatmap`` server function's answer: the map as a greyscale PNG data URL
+    (probability * 255 at the image's size), the phrase, the class it is (or None),
+    its range and whether the image's embeddings were cached."""
+    return {"image_id": int(image_id), "data": codec.encode_map(res["map"]), "phrase": res["phrase"],
+            "class": res["class"], "min": res["min"], "max": res["max"], "cached": res["cached"], "ms": res["ms"]}

@@ -2,7 +2,7 @@
 
 :func:`label_screen` wires the canvas's events (open, Next, save, submit, split,
 review, snap, clean-up, text prompt, fill) and the canvas's server functions
-(superpixels, the next image's payload) to :class:`segui.handlers.Studio`.
+(superpixels, the next image's payload, a word's heatmap) to :class:`segui.handlers.Studio`.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ..access import Forbidden
 from ..canvas import codec, failed_js, mask_canvas
 from ..canvas import payload as pl
 from ..errors import UserError
-from ..guard import acting, login, user_errors
+from ..guard import Refused, acting, login, user_errors
 from ..handlers import FILTERS, VAL_EVERY, Studio
 from ..uploads import discard_uploads
 from . import Screen
@@ -65,10 +65,22 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
         except (UserError, Forbidden, KeyError, TypeError, ValueError, LookupError):
             return None
 
+    def heatmap(args, request: gr.Request):
+        """Server function of the canvas: the active model's probability map of a word
+        or phrase over an image (``Studio.heatmap``), as a greyscale PNG (probability
+        * 255) with the phrase and its range; a refusal or a mistake is a clear 403/400."""
+        req = args[0] if isinstance(args, list) and args else args
+        try:
+            iid, phrase = int(req["image_id"]), str(req.get("phrase") or "")
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise Refused("heatmap: give an image id and a phrase", 400) from None
+        with acting(studio, request, "heatmap", image_id=iid):
+            return pl.heatmap(iid, studio.heatmap(iid, phrase))
+
     with gr.Blocks() as blocks:
         loaded_st = gr.State(None)      # handlers.Loaded of the open image
         prompt_st = gr.State(None)      # (image id, boolean mask) of the last text prompt
-        canvas = mask_canvas([superpixels, peek_next])
+        canvas = mask_canvas([superpixels, peek_next, heatmap])
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=260):
                 upload = gr.File(label="Upload images (files or a zip)", file_count="multiple",

@@ -26,7 +26,7 @@ from .conftest import free_port, make_studio
 PW = {"ada": "ada's long password", "rex": "rex reviews all day", "ann": "ann annotates well",
       "out": "outsider password", "dis": "disabled password"}
 ROLES = {"ada": "admin", "rex": "reviewer", "ann": "annotator", "out": "annotator", "dis": "annotator"}
-SERVER_FUNCTIONS = {"superpixels", "peek_next"}
+SERVER_FUNCTIONS = {"superpixels", "peek_next", "heatmap"}
 
 
 @pytest.fixture(scope="module")
@@ -378,6 +378,31 @@ def test_a_refused_server_function_is_a_clear_403_not_a_500(teams):
                    json={"data": [{"image_id": iid}], "component_id": comp, "fn_name": "superpixels",
                          "session_hash": out.session_hash})
     assert r.status_code == 403 and "not a member" in r.json()["detail"], (r.status_code, r.text[:300])
+
+
+def test_the_heatmap_server_function_serves_members_and_refuses_others(teams):
+    """The canvas's word heatmap: a member gets the map of a phrase, an outsider a
+    clear 403, a bad request a 400 (never a 500)."""
+    st, url = teams
+    iid = st.store.list_images(DEMO_PROJECT)[0].id
+
+    def call(name, data):
+        c = login(url, name)
+        c.predict(api_name="/init")
+        comp = next(x["id"] for x in c.config["components"] if "heatmap" in str(x.get("server_fns"))
+                    or "heatmap" in str(x.get("props", {}).get("server_fns")))
+        return httpx.post(url + "gradio_api/component_server", cookies=c.cookies, timeout=120,
+                          json={"data": [data], "component_id": comp, "fn_name": "heatmap",
+                                "session_hash": c.session_hash})
+
+    ok = call("ann", {"image_id": iid, "phrase": "sky"})
+    assert ok.status_code == 200, ok.text[:300]
+    body = ok.json()
+    assert body["phrase"] == "sky" and body["class"] == "sky" and body["data"].startswith("data:image/png;base64,")
+    r = call("out", {"image_id": iid, "phrase": "sky"})
+    assert r.status_code == 403 and "not a member" in r.json()["detail"], (r.status_code, r.text[:300])
+    r = call("ann", {"image_id": iid, "phrase": "   "})
+    assert r.status_code == 400, (r.status_code, r.text[:300])
 
 
 def test_a_reviewer_cannot_accept_their_own_submission_in_the_app(teams):

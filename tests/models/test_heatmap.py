@@ -1,0 +1,62 @@
+"""models.heatmap: a word's probability map from cached pixel embeddings equals the
+model's own softmax for a class, and a phrase is scored against the label set."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from models.adapt import embed_image, word_adapter
+from models.heatmap import phrase_vector, quantise, word_probability
+from models.inference import Predictor
+from segui.projects import DEMO_DIR
+from tests.conftest import SHIPPED
+
+
+@pytest.fixture(scope="module")
+def shipped_small():
+    """The shipped CamVid model and a demo street frame cut down to 96x128 (fast)."""
+    predictor = Predictor.load(SHIPPED, "cpu")
+    frame = sorted(DEMO_DIR.glob("*.jpg"))[0]
+    image = np.asarray(Image.open(frame).convert("RGB").resize((128, 96)))
+    return predictor, list(predictor.class_names), image
+
+
+def test_a_class_map_is_the_models_softmax_for_that_class(shipped_small):
+    predictor, names, image = shipped_small
+    emb = embed_image(predictor, image, names, with_base_map=False)
+    adapter = word_adapter(predictor, names)
+    probs = predictor.logits(image, names).softmax(0).numpy()
+    for k in (names.index("sky"), names.index("road"), len(names) - 1):
+        got = word_probability(emb, adapter, index=k)
+        assert got.shape == image.shape[:2] and got.dtype == np.float32
+        np.testing.assert_allclose(got, probs[k], atol=2e-3)
+
+
+def test_a_phrase_is_scored_against_the_label_set(shipped_small):
+    predictor, names, image = shipped_small
+    emb = embed_image(predictor, image, names, with_base_map=False)
+    adapter = word_adapter(predictor, names)
+    vec = phrase_vector(predictor, "white van")
+    assert vec.shape == (adapter.class_vectors.shape[1],)
+    assert abs(float(vec.norm()) - 1) < 1e-4
+    got = word_probability(emb, adapter, vector=vec)
+    # the same as a label set with the phrase as one more class (cosine logits, softmax)
+    low = torch.einsum("ehw,ke->khw", emb.pixels, torch.cat([adapter.class_vectors, vec[None]]))
+    low = low * adapter.logit_scale + adapter.logit_bias
+    full = torch.nn.functional.interpolate(low[None], size=emb.size, mode="bilinear", align_corners=False)[0]
+    np.testing.assert_allclose(got, full.softmax(0)[-1].numpy(), atol=1e-5)
+    assert 0 <= got.min() and got.max() <= 1
+    # a class's own name as a "phrase" splits its pixels with the class: at most half
+    twin = word_probability(emb, adapter, vector=adapter.class_vectors[names.index("sky")])
+    assert twin.max() <= 0.5 + 1e-4
+
+
+def test_bad_requests_and_quantising(shipped_small):
+    predictor, names, image = shipped_small
+    emb = embed_image(predictor, image[:32, :32], names, with_base_map=False)
+    adapter = word_adapter(predictor, names)
+    with pytest.raises(ValueError):
+        word_probability(emb, adapter)
+    with pytest.raises(IndexError):
+        word_probability(emb, adapter, index=len(names))
+    assert quantise(np.array([0.0, 0.5, 1.0, 1.2])).tolist() == [0, 128, 255, 255]
