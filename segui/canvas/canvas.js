@@ -358,6 +358,7 @@ function render() {
       vctx.drawImage(promptCanvas, ox, oy, w * s, h * s);
       vctx.globalAlpha = 1;
     }
+    drawHeat();   // the word heatmap layer (heatmap.js)
     drawPolygon();
     drawCursor();
   }
@@ -418,6 +419,7 @@ function showDoc(d) {
   for (const k of Nav.DOC) S[k] = d[k];
   cancelPolygon();
   S.prompt = null;
+  heatImageChanged();   // a word heatmap belongs to its image (heatmap.js)
   $(".seg-promptbar").hidden = true;
   $(".seg-empty").hidden = !!S.map;
   root.dataset.superpixels = S.seg && S.img ? S.img.id : "";
@@ -1090,6 +1092,7 @@ const KEY_ACTIONS = {
     if (!$(".seg-help-dlg").hidden) toggleHelp(false);
     else if (S.polygon.length) { cancelPolygon(); setStatus("Polygon cancelled."); }
     else if (S.prompt) { S.prompt = null; $(".seg-promptbar").hidden = true; requestRender(); }
+    else if (S.heat && S.heat.shown) hideHeat();
   },
   closePolygon: (ev) => closePolygon(ev.shiftKey),
   dropVertex: () => { S.polygon.pop(); requestRender(); },
@@ -1098,6 +1101,7 @@ const KEY_ACTIONS = {
   smaller: () => setSize(S.size / 1.25),
   larger: () => setSize(S.size * 1.25 + 0.5),
   toggleMask: () => toggleMask(),
+  heatmap: () => toggleHeat(),
   toggleDisagreement: () => toggleDisagreement(),
   fit: () => fit(),
   reset: () => resetToPrediction(),

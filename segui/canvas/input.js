@@ -36,6 +36,7 @@ var SegInput = (function () {
     { lower: "[", action: "smaller" },
     { lower: "]", action: "larger" },
     { lower: "h", action: "toggleMask" },
+    { lower: "w", action: "heatmap" },   // the word heatmap (heatmap.js)
     { lower: "d", when: (c) => c.disagreement, action: "toggleDisagreement" },
     { lower: "f", action: "fit" },
     { lower: "r", action: "reset" },

@@ -61,6 +61,8 @@ test("keys that depend on the canvas: Enter and Backspace with the polygon tool,
   assert.equal(key("d", {}, { disagreement: true }), "toggleDisagreement");
 });
 
+test("W shows or hides the word heatmap", () => { assert.equal(key("w"), "heatmap"); assert.equal(key("W", { shiftKey: true }), "heatmap"); });
+
 test("digits: 0 is void, 1-9 pick a class by the key", () => {
   assert.equal(key("0"), "void");
   for (const d of "123456789") assert.equal(key(d), `classKey:${d}`);
@@ -69,7 +71,7 @@ test("digits: 0 is void, 1-9 pick a class by the key", () => {
 
 test("every action of the key map is one canvas.js binds", () => {
   const bound = ["undo", "redo", "save", "submitNext", "help", "escape", "closePolygon", "dropVertex", "pan", "tool",
-    "smaller", "larger", "toggleMask", "toggleDisagreement", "fit", "reset", "back", "next", "filter", "void", "classKey"];
+    "smaller", "larger", "toggleMask", "toggleDisagreement", "fit", "reset", "back", "next", "filter", "void", "classKey", "heatmap"];
   for (const r of I.KEYS) if (r.action !== null) assert.ok(bound.includes(r.action), r.action);
 });
 

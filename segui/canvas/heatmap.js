@@ -1,0 +1,164 @@
+// The word heatmap layer of the Label screen: the active model's probability map for
+// a typed word or phrase (or a class of the list) as a heat overlay over the photo,
+// with a colour bar. Concatenated after canvas.js (same scope: S, $, server,
+// requestRender, setStatus, decodeIndexPng); canvas.js calls drawHeat() while
+// rendering, heatImageChanged() when another image is shown, and binds W / Esc to
+// toggleHeat() / hideHeat(). The server function `heatmap` answers {image_id, data
+// (greyscale PNG: probability * 255), phrase, class, min, max, cached, ms}.
+//
+// Module state lives in S.heat and in `var`s (no const: canvas.js may call these
+// functions before this file's top level has run).
+
+/* eslint-disable no-var */
+var HEAT_HOVER_MS = 300;
+
+// viridis, 9 stops (matplotlib's), interpolated to a 256-entry ABGR table at alpha 255
+var HEAT_LUT = (function () {
+  const stops = [[68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
+    [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37]];
+  const out = new Uint32Array(256), rgb = [];
+  for (let v = 0; v < 256; v++) {
+    const t = (v / 255) * (stops.length - 1), k = Math.min(Math.floor(t), stops.length - 2), f = t - k;
+    const c = stops[k].map((a, j) => Math.round(a + (stops[k + 1][j] - a) * f));
+    rgb.push(c);
+    out[v] = ((c[2] << 16) | (c[1] << 8) | c[0]) >>> 0;   // alpha added per pixel
+  }
+  out.rgb = rgb;
+  return out;
+})();
+
+function heatState() {
+  if (!S.heat) {
+    S.heat = { shown: false, id: null, phrase: "", cls: null, min: 0, max: 0, values: null, canvas: null,
+      opacity: 0.65, seq: 0, hoverTimer: null, hover: false, pinned: null, cache: new Map() };
+  }
+  return S.heat;
+}
+
+// the overlay: viridis, more opaque where the word is more likely (the photo shows
+// through where it is not)
+function paintHeat(h, values, w, hgt) {
+  if (!h.canvas) h.canvas = document.createElement("canvas");
+  h.canvas.width = w;
+  h.canvas.height = hgt;
+  const ctx = h.canvas.getContext("2d");
+  const img = ctx.createImageData(w, hgt);
+  const u32 = new Uint32Array(img.data.buffer);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    u32[i] = (HEAT_LUT[v] | (((90 + ((165 * v) / 255)) & 255) << 24)) >>> 0;
+  }
+  ctx.putImageData(img, 0, 0);
+  root.__seg.heatCanvas = h.canvas;
+}
+
+function drawHeat() {
+  const h = S.heat;
+  if (!h || !h.shown || !h.canvas || !S.img || h.id !== S.img.id) return;
+  const { s, ox, oy } = S.view;
+  vctx.imageSmoothingEnabled = s < 1;
+  vctx.globalAlpha = h.opacity;
+  vctx.drawImage(h.canvas, ox, oy, S.img.width * s, S.img.height * s);
+  vctx.globalAlpha = 1;
+}
+
+function heatBar() {
+  const h = heatState(), bar = $(".seg-heatbar");
+  bar.hidden = !h.shown;
+  root.dataset.heat = h.shown ? h.phrase : "";
+  if (!h.shown) return;
+  const what = h.cls ? `class “${h.cls}”` : `“${h.phrase}” against the label set`;
+  $(".seg-heat-name").textContent = h.cls || h.phrase;
+  $(".seg-heat-name").title = `Probability of ${what} (max ${(100 * h.max).toFixed(0)} %)`;
+  $(".seg-heat-note").textContent = `${h.cls ? "" : "vs label set · "}max ${(100 * h.max).toFixed(0)} %`;
+  const sc = $(".seg-heat-scale");
+  if (!sc.dataset.drawn) {
+    const ctx = sc.getContext("2d");
+    for (let x = 0; x < sc.width; x++) {
+      const c = HEAT_LUT.rgb[Math.round((x / (sc.width - 1)) * 255)];
+      ctx.fillStyle = `rgb(${c[0]},${c[1]},${c[2]})`;
+      ctx.fillRect(x, 0, 1, sc.height);
+    }
+    sc.dataset.drawn = "1";
+  }
+  $(".seg-heat-opacity").value = Math.round(h.opacity * 100);
+}
+
+// Show the map of `phrase` on the open image (hover: shown while a class row is hovered).
+async function showHeat(phrase, hover = false) {
+  const h = heatState();
+  phrase = String(phrase || "").trim();
+  if (!S.img) { setStatus("Open an image first.", "error"); return; }
+  if (!phrase) { setStatus("Type a word to see the model's map of it, e.g. “sky”.", "error"); return; }
+  const id = S.img.id, seq = ++h.seq;
+  if (!hover) { h.pinned = phrase; h.hoverAsked = false; }
+  try {
+    let r = h.cache.get(phrase.toLowerCase());
+    if (!r || r.image_id !== id) {
+      if (!hover) setStatus(`Asking the model about “${phrase}”…`, "busy");
+      r = await server.heatmap({ image_id: id, phrase });
+      if (!r || r.image_id !== id) return;
+      r.values = await decodeIndexPng(r.data, S.img.width, S.img.height);
+      if (h.cache.size >= 24) h.cache.delete(h.cache.keys().next().value);
+      h.cache.set(phrase.toLowerCase(), r);
+    }
+    if (seq !== h.seq || !S.img || S.img.id !== id) return;   // a newer request, or another image
+    paintHeat(h, r.values, S.img.width, S.img.height);
+    Object.assign(h, { shown: true, id, phrase: r.phrase, cls: r.class, min: r.min, max: r.max, values: r.values, hover });
+    heatBar();
+    requestRender();
+    if (!hover) setStatus(`Map of “${r.phrase}”${r.class ? "" : " against the label set"}: W hides it, Esc too.`);
+  } catch (err) {
+    if (seq !== h.seq) return;
+    console.error(err);
+    setStatus(`No map for “${phrase}”: ${(err && err.message) || err}`, "error");
+  }
+}
+
+function hideHeat() {
+  const h = heatState();
+  h.seq++;
+  h.shown = false;
+  h.pinned = null;
+  clearTimeout(h.hoverTimer);
+  heatBar();
+  requestRender();
+}
+
+// W: the typed word's map, else the selected class's; again: hidden
+function toggleHeat() {
+  const h = heatState();
+  if (h.shown) { hideHeat(); return; }
+  const typed = $(".seg-heat-phrase").value.trim();
+  const c = S.byIndex.get(S.active);
+  showHeat(typed || (c ? c.name : ""));
+}
+
+function heatImageChanged() {
+  const h = heatState();
+  if (h.shown && (!S.img || h.id !== S.img.id)) hideHeat();
+  h.cache.clear();
+}
+
+$(".seg-heat-show").addEventListener("click", () => showHeat($(".seg-heat-phrase").value));
+$(".seg-heat-phrase").addEventListener("keydown", (e) => {
+  if (e.key === "Enter") { e.preventDefault(); showHeat(e.target.value); }
+  else if (e.key === "Escape") { e.target.blur(); hideHeat(); }
+});
+$(".seg-heat-opacity").addEventListener("input", (e) => { heatState().opacity = +e.target.value / 100; requestRender(); });
+$(".seg-heat-close").addEventListener("click", hideHeat);
+// hovering a class row shows its map after a short pause; leaving the list goes back
+$(".seg-classes").addEventListener("mouseover", (e) => {
+  const h = heatState(), row = e.target.closest("[data-class]");
+  clearTimeout(h.hoverTimer);
+  const c = row && S.byIndex.get(+row.dataset.class);
+  if (!c || !S.img) return;
+  h.hoverTimer = setTimeout(() => { h.hoverAsked = true; showHeat(c.name, true); }, HEAT_HOVER_MS);
+});
+$(".seg-classes").addEventListener("mouseleave", () => {
+  const h = heatState();
+  clearTimeout(h.hoverTimer);
+  if (!h.hover && !h.hoverAsked) return;
+  h.hoverAsked = false;
+  if (h.pinned) showHeat(h.pinned); else { h.seq++; h.shown = false; heatBar(); requestRender(); }
+});
