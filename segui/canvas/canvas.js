@@ -342,7 +342,7 @@ function render() {
       vctx.imageSmoothingEnabled = s < 1;
       vctx.drawImage(S.photo, ox, oy, w * s, h * s);
     }
-    if (S.maskVisible && S.opacity > 0) {
+    if (S.maskVisible && S.opacity > 0 && !(S.heat && S.heat.shown)) {   // a word heatmap replaces the mask while shown
       vctx.imageSmoothingEnabled = false;
       vctx.globalAlpha = S.opacity;
       vctx.drawImage(maskCanvas, ox, oy, w * s, h * s);
