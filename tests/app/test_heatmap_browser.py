@@ -1,0 +1,77 @@
+"""The word heatmap on the Label screen in a real browser (Chromium, Playwright) against
+the launched demo app: type "sky", show its map, W and Esc, the image changing.
+The screenshot goes to test-artifacts/heatmap.png."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .canvas_page import S, launch, open_page
+from .conftest import make_studio, require_chromium, served
+
+pytestmark = pytest.mark.slow   # a browser run (Chromium)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    require_chromium()
+    st = make_studio(tmp_path_factory.mktemp("heatmap"), demo=True)
+    st.warm_up()
+    with served(st) as url:
+        yield st, url
+
+
+def overlay(c) -> np.ndarray:
+    """The heat layer's RGBA pixels (the offscreen canvas the view draws)."""
+    w, h, data = c.js("""() => { const cv = document.querySelector('.seg-root').__seg.heatCanvas;
+        return [cv.width, cv.height, Array.from(cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data)]; }""")
+    return np.array(data, np.uint8).reshape(h, w, 4)
+
+
+def test_sky_heatmap_over_the_photo(app, artifacts):
+    from playwright.sync_api import sync_playwright
+    st, url = app
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        c = open_page(browser, url)
+        image = c.wait_image()
+        page = c.page
+        page.fill(".seg-heat-phrase", "sky")
+        page.click(".seg-heat-show")
+        page.wait_for_function("() => document.querySelector('.seg-root').dataset.heat === 'sky'", timeout=60_000)
+        assert page.is_visible(".seg-heatbar") and page.inner_text(".seg-heat-name") == "sky"
+        rgba = overlay(c)
+        info = st.store.get_image(image)
+        assert rgba.shape[:2] == (info.height, info.width)
+        assert (rgba[..., 3] > 0).mean() > 0.99                     # drawn everywhere, nothing transparent
+        h = rgba.shape[0]
+        heat = rgba[..., :2].astype(float).sum(-1)                   # viridis: R+G rises with the value
+        top, bottom = heat[: h // 5].mean(), heat[-h // 5:].mean()
+        assert top > bottom + 60, (top, bottom)
+        # the page's values are the server's map
+        vals = np.array(c.js(f"() => Array.from({S}.heat.values)"), np.uint8).reshape(info.height, info.width)
+        assert np.array_equal(vals, st.word_heatmap(image, "sky"))
+        page.screenshot(path=str(artifacts / "heatmap.png"))
+
+        # W hides it, W again shows the typed word, Esc hides it
+        page.click(".seg-view")
+        page.keyboard.press("w")
+        page.wait_for_function("() => document.querySelector('.seg-root').dataset.heat === ''")
+        assert not page.is_visible(".seg-heatbar")
+        page.keyboard.press("w")
+        page.wait_for_function("() => document.querySelector('.seg-root').dataset.heat === 'sky'")
+        page.keyboard.press("Escape")
+        page.wait_for_function("() => document.querySelector('.seg-root').dataset.heat === ''")
+
+        # a phrase outside the label set, then another image: the map goes
+        page.fill(".seg-heat-phrase", "white van")
+        page.press(".seg-heat-phrase", "Enter")
+        page.wait_for_function("() => document.querySelector('.seg-root').dataset.heat === 'white van'", timeout=60_000)
+        assert "label set" in page.inner_text(".seg-heat-note")
+        page.click(".seg-view")
+        page.keyboard.press("n")
+        page.wait_for_function(f"() => {S}.img && {S}.img.id !== {int(image)}", timeout=60_000)
+        page.wait_for_function("() => document.querySelector('.seg-root').dataset.heat === ''")
+        assert not page.is_visible(".seg-heatbar")
+        browser.close()
+    assert not c.errors, f"JavaScript errors in the page: {c.errors}"
