@@ -10,7 +10,7 @@ var SegInput = (function () {
 
   // ------------------------------------------------------------------ keys
 
-  const TOOL_KEYS = { b: "brush", e: "eraser", p: "polygon", s: "superpixel", g: "region" };
+  const TOOL_KEYS = { b: "brush", e: "eraser", p: "polygon", s: "superpixel", g: "region", k: "fill" };
 
   // In priority order; the first rule that matches wins (so Enter closes a polygon
   // with the polygon tool and does nothing otherwise).
@@ -163,6 +163,21 @@ var SegInput = (function () {
       return false;
     }
 
+    // bucket fill: the 4-connected region of the current labels under the click
+    function fillDown(p) {
+      const t = target(p);
+      if (!t) return false;
+      const e = newEdit(t.value, t.first);
+      C.floodFill(e, p.x, p.y);
+      const step = ui.commit(e, "fill");
+      const note = C.lockedNote(e);
+      if (step) ui.setStatus(`Filled ${step.idx.length} px of ${ui.className(t.first)} with ${ui.className(t.value)}.`);
+      else if (note) ui.setStatus(note, "warning");
+      else if (t.first === t.value) ui.setStatus("That region already has this class.");
+      else ui.setStatus(`"Over" protects ${ui.className(t.first)}: nothing filled.`);
+      return false;
+    }
+
     // the pointer is up: a stroke in progress becomes one step
     function endStroke() {
       S.spQueued = null;
@@ -180,6 +195,7 @@ var SegInput = (function () {
       polygon: { vertices: true, down: polygonDown, move: paintAlong, up: endStroke },
       superpixel: { down: superpixelDown, move: superpixelAlong, up: endStroke },
       region: { down: regionDown, move: paintAlong, up: endStroke },
+      fill: { down: fillDown, move: paintAlong, up: endStroke },
     };
     return { tools, paintValue, newEdit, inImage, valueAt };
   }

@@ -301,6 +301,59 @@ def test_region_fill_from_the_prediction_and_alt_click_pick(cv, app, ids):
     np.testing.assert_array_equal(cv.client_map(), m)   # picking paints nothing
 
 
+def test_bucket_fill_on_the_current_labels_respects_over_and_undoes_in_one_step(cv, app, ids, artifacts):
+    st, _ = app
+    fresh(cv, st, ids[2])
+    from skimage.measure import label
+    void = st.store.get_project(DEMO_PROJECT).ignore_index
+    # a correction first: a car band across the road, then K fills the road region of the
+    # *current* map (the band cuts it, unlike G's prediction region)
+    y, x = 330, 240
+    pick(cv, st, "car")
+    cv.key("b")
+    cv.stroke([(0, 300), (W - 1, 300)], steps=20)
+    m = cv.client_map()
+    steps = cv.state()["steps"]
+    comp = label(m.astype(np.int32) + 1, connectivity=1, background=0)
+    region = comp == comp[y, x]
+    assert region.sum() > 1000
+    assert (m[region] != cls(st, "sky")).all()
+    pick(cv, st, "sky")
+    cv.key("k")
+    assert cv.state()["tool"] == "fill"
+    cv.click(x + 0.5, y + 0.5)
+    m2 = cv.client_map()
+    assert (m2[region] == cls(st, "sky")).all()
+    np.testing.assert_array_equal(m2[~region], m[~region])
+    assert cv.state()["steps"] == steps + 1
+    assert "Filled" in cv.state()["status"]
+    cv.page.mouse.move(20, 20)
+    cv.page.screenshot(path=str(artifacts / "label_bucket_fill.png"))
+    cv.key("Control+z")
+    np.testing.assert_array_equal(cv.client_map(), m)
+    # "void only": a click on a class fills nothing; on void it fills the void region
+    cv.page.select_option(".seg-protect", "void")
+    cv.click(x + 0.5, y + 0.5)
+    np.testing.assert_array_equal(cv.client_map(), m)
+    cv.page.select_option(".seg-protect", "all")
+    cv.key("e")
+    cv.stroke([(100, 100), (200, 100)], steps=10)
+    cv.page.select_option(".seg-protect", "void")
+    m3 = cv.client_map()
+    comp = label(m3.astype(np.int32) + 1, connectivity=1, background=0)
+    band = comp == comp[100, 150]
+    assert (m3[band] == void).all()
+    cv.key("k")
+    cv.click(150.5, 100.5)
+    m4 = cv.client_map()
+    assert (m4[band] == cls(st, "sky")).all()
+    np.testing.assert_array_equal(m4[~band], m3[~band])
+    cv.page.select_option(".seg-protect", "all")
+    # G is still the prediction's region, under its clearer name
+    assert "prediction" in cv.page.inner_text(".seg-toolbar [data-tool='region']")
+    cv.key("b")
+
+
 # ---------------------------------------------------------------------------- seeing the photo
 
 def test_hide_opacity_and_class_visibility(cv, app, ids):

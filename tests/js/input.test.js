@@ -26,7 +26,7 @@ test("Ctrl/Cmd keys: undo, redo, save, submit; any other stays the browser's", (
 });
 
 test("tool keys, with or without Shift, not with Alt", () => {
-  for (const [k, t] of Object.entries({ b: "brush", e: "eraser", p: "polygon", s: "superpixel", g: "region" })) {
+  for (const [k, t] of Object.entries({ b: "brush", e: "eraser", p: "polygon", s: "superpixel", g: "region", k: "fill" })) {
     assert.equal(key(k), `tool:${t}`);
     assert.equal(key(k.toUpperCase(), { shiftKey: true }), `tool:${t}`);
     assert.equal(key(k, { altKey: true }), null);
@@ -111,7 +111,7 @@ const count = (S, v) => S.map.data.filter((x) => x === v).length;
 
 test("the tool table: every tool has down, move and up", () => {
   const { T } = canvas();
-  assert.deepEqual(Object.keys(T.tools).sort(), ["brush", "eraser", "polygon", "region", "superpixel"]);
+  assert.deepEqual(Object.keys(T.tools).sort(), ["brush", "eraser", "fill", "polygon", "region", "superpixel"]);
   for (const t of Object.values(T.tools)) for (const f of ["down", "move", "up"]) assert.equal(typeof t[f], "function");
   assert.deepEqual(Object.values(I.TOOL_KEYS).sort(), Object.keys(T.tools).sort());
   assert.ok(T.tools.brush.ring && T.tools.eraser.ring && !T.tools.polygon.ring);
@@ -200,4 +200,25 @@ test("protection applies to the tools: void only keeps painted pixels", () => {
   drag([[5, 5]]);
   assert.equal(S.map.data[5 * 20 + 5], 1);
   assert.equal(S.map.data[5 * 20 + 6], 3);
+});
+
+test("fill (K): a click fills the current labels' region under it, one step, status says how much", () => {
+  const { S, calls, history, drag } = canvas({ tool: "fill" });
+  for (let x = 0; x < 20; x++) S.map.data[4 * 20 + x] = 1;   // a wall of class 1 across row 4
+  S.map.counts = C.countValues(S.map.data);
+  assert.equal(drag([[3, 8], [15, 8]]), false);   // a click, not a stroke
+  for (let i = 0; i < 200; i++) assert.equal(S.map.data[i], i >= 100 ? 3 : i >= 80 ? 1 : VOID, `i=${i}`);
+  assert.equal(history.steps.length, 1);
+  assert.equal(history.steps[0].label, "fill");
+  assert.ok(calls.some((c) => c[0] === "status" && /Filled 100 px of void with c3/.test(c[1])));
+  drag([[3, 8]]);   // the same class again: nothing, no step
+  assert.equal(history.steps.length, 1);
+  assert.ok(calls.some((c) => c[0] === "status" && /already has this class/.test(c[1])));
+  S.protect = "void"; S.active = 5;
+  drag([[3, 4]]);   // class 1 is not void: protected
+  assert.equal(history.steps.length, 1);
+  assert.equal(count(S, 5), 0);
+  drag([[3, 1]]);
+  assert.equal(count(S, 5), 80);
+  assert.equal(history.steps.length, 2);
 });
