@@ -223,8 +223,7 @@ function renderClassList() {
   const list = $(".seg-classes");
   const q = $(".seg-filter").value;
   $(".seg-filter").hidden = S.classes.length <= 9 && !q;
-  const keys = C.classKeys(S.classes);
-  const keyOf = new Map(Object.entries(keys).map(([k, idx]) => [idx, k]));
+  const keyOf = new Map(S.classes.map((c, pos) => [c.index, SegInput.classKeyLabel(pos)]));
   const shown = C.filterClasses(S.classes, q);
   const rows = shown.map((c) => classRow(c.index, c.name, c.color, keyOf.get(c.index) || ""));
   if (!q || "void".includes(q.toLowerCase())) rows.push(classRow(S.ignore, "void (unlabelled)", null, "0"));
@@ -239,7 +238,7 @@ function classRow(idx, name, color, key) {
   const eye = idx === S.ignore ? "" : `<button class="seg-eye" data-eye="${idx}" title="Show or hide this class">${hidden ? "○" : "●"}</button>`;
   return `<div class="seg-class${hidden ? " is-hidden" : ""}" data-class="${idx}" title="${esc(name)}">` +
     `${eye}<span class="seg-swatch${color ? "" : " void"}" ${sw}></span>` +
-    `${key ? `<kbd>${esc(key)}</kbd>` : '<span class="seg-nokey"></span>'}<span class="seg-name">${esc(name)}</span><span class="seg-count" data-count="${idx}"></span></div>`;
+    `${key ? `<kbd title="key ${esc(key.replace("⇧", "Shift+"))}">${esc(key)}</kbd>` : '<span class="seg-nokey"></span>'}<span class="seg-name">${esc(name)}</span><span class="seg-count" data-count="${idx}"></span></div>`;
 }
 
 function updateCounts() {
@@ -1105,7 +1104,7 @@ const KEY_ACTIONS = {
   next: () => { goNext(); },
   filter: () => { const f = $(".seg-filter"); f.hidden = false; f.focus(); },
   void: () => selectClass(S.ignore),
-  classKey: (ev, k) => { const idx = C.classKeys(S.classes)[k]; if (idx === undefined) return false; selectClass(idx); },
+  classKey: (ev, pos) => { const c = S.classes[pos]; if (!c) return false; selectClass(c.index); },
 };
 
 document.addEventListener("keydown", (ev) => {

@@ -425,13 +425,6 @@ var SegCore = (function () {
 
   // ------------------------------------------------------------------ classes
 
-  // Number keys: 1-9 pick the first nine classes in list order, 0 = void.
-  function classKeys(classes) {
-    const keys = {};
-    classes.slice(0, 9).forEach((c, k) => { keys[String(k + 1)] = c.index; });
-    return keys;
-  }
-
   // Classes whose name contains every word typed (case-insensitive).
   function filterClasses(classes, query) {
     const words = String(query || "").toLowerCase().split(/\s+/).filter(Boolean);
@@ -468,7 +461,7 @@ var SegCore = (function () {
   return {
     LabelMap, Edit, History, applyStep, allowTable, lockTable, lockedNote, floodFill, paintSegment, rasterizePolygon, fillPolygon,
     indexSegments, fillSegment, segmentsAlong, connectedRegion, paintIndices, replaceAll, mergeResult,
-    classKeys, filterClasses, colorTable, zoomAt, fitView, countValues, emptyBox, growBox, unionBox, boxIsEmpty,
+    filterClasses, colorTable, zoomAt, fitView, countValues, emptyBox, growBox, unionBox, boxIsEmpty,
   };
 })();
 

@@ -12,11 +12,32 @@ var SegInput = (function () {
 
   const TOOL_KEYS = { b: "brush", e: "eraser", p: "polygon", s: "superpixel", g: "region", k: "fill" };
 
+  // Class keys: every class in list order gets one. 1-9 the first nine, then
+  // Shift+1 .. Shift+9 the 10th to 18th and Shift+0 the 19th (0 stays void). Shift
+  // is read from ev.code (Digit1 ..), as Shift+1 types "!" on a US layout; a digit
+  // typed with Shift (AZERTY) is still its plain digit.
+  const SHIFTED_DIGITS = "1234567890";
+  const CLASS_KEYS = 9 + SHIFTED_DIGITS.length;
+
+  // position in the class list (0-based) -> the key's label ("" when it has none)
+  function classKeyLabel(pos) {
+    if (!(pos >= 0) || pos >= CLASS_KEYS || pos !== Math.floor(pos)) return "";
+    return pos < 9 ? String(pos + 1) : `⇧${SHIFTED_DIGITS[pos - 9]}`;
+  }
+
+  // a keydown -> the class position it picks, or null
+  function classKeyPosition(ev) {
+    if (/^[1-9]$/.test(ev.key)) return +ev.key - 1;
+    if (!ev.shiftKey || /^[0-9]$/.test(ev.key)) return null;
+    const m = /^Digit([0-9])$/.exec(ev.code || "");
+    return m ? 9 + SHIFTED_DIGITS.indexOf(m[1]) : null;
+  }
+
   // In priority order; the first rule that matches wins (so Enter closes a polygon
   // with the polygon tool and does nothing otherwise).
   //   mod: Ctrl or Cmd held (a rule without it needs both released); key: ev.key
   //   exactly; lower: the key lower-cased (a letter with or without Shift); shift,
-  //   alt: when given, must be so; digit: any of 0-9; when(ctx): a condition on the
+  //   alt: when given, must be so; classPos: a class key (classKeyPosition); when(ctx): a condition on the
   //   canvas (ctx: {vertices: the tool places polygon vertices, points: how many are
   //   placed, disagreement: a review disagreement mask is shown}).
   //   action: a name canvas.js binds (null: the key is not ours), arg: passed along.
@@ -43,27 +64,27 @@ var SegInput = (function () {
     { lower: "n", action: "next" },
     { lower: "/", action: "filter" },
     { key: "0", action: "void" },
-    { digit: true, action: "classKey" },   // 1-9: the classes in list order
+    { classPos: true, action: "classKey" },   // 1-9, Shift+1-9, Shift+0: the classes in list order
   ];
 
   function matches(rule, ev, lower, mod, ctx) {
     if (!!rule.mod !== mod) return false;
     if (rule.key !== undefined && ev.key !== rule.key) return false;
     if (rule.lower !== undefined && lower !== rule.lower) return false;
-    if (rule.digit && !/^[0-9]$/.test(ev.key)) return false;
+    if (rule.classPos && classKeyPosition(ev) === null) return false;
     if (rule.shift !== undefined && !!ev.shiftKey !== rule.shift) return false;
     if (rule.alt !== undefined && !!ev.altKey !== rule.alt) return false;
     return !rule.when || !!rule.when(ctx);
   }
 
   // A keydown ({key, ctrlKey, metaKey, shiftKey, altKey}) -> {action, arg} or null
-  // when the key is not the canvas's. A digit's arg is the key itself.
+  // when the key is not the canvas's. A class key's arg is the class's position.
   function keyAction(ev, ctx = {}) {
     const k = ev.key, lower = k.length === 1 ? k.toLowerCase() : k, mod = !!(ev.ctrlKey || ev.metaKey);
     for (const rule of KEYS) {
       if (!matches(rule, ev, lower, mod, ctx)) continue;
       if (rule.action === null) return null;
-      return { action: rule.action, arg: rule.digit ? k : rule.arg };
+      return { action: rule.action, arg: rule.classPos ? classKeyPosition(ev) : rule.arg };
     }
     return null;
   }
@@ -200,7 +221,7 @@ var SegInput = (function () {
     return { tools, paintValue, newEdit, inImage, valueAt };
   }
 
-  return { TOOL_KEYS, KEYS, keyAction, makeTools };
+  return { TOOL_KEYS, KEYS, CLASS_KEYS, keyAction, classKeyLabel, classKeyPosition, makeTools };
 })();
 
 if (typeof module !== "undefined" && module.exports) module.exports = SegInput;

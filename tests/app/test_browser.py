@@ -57,11 +57,13 @@ def cls(st, name):
 
 
 def pick(c: CanvasPage, st, name):
-    """Select a class as a labeller would: its number key (1-9), else a click in the list."""
+    """Select a class as a labeller would: its key (1-9, Shift+1-9, Shift+0), else a click in the list."""
     names = [k.name for k in st.store.get_project(DEMO_PROJECT).classes]
     pos = names.index(name)
     if pos < 9:
         c.key(str(pos + 1))
+    elif pos < 19:
+        c.key(f"Shift+Digit{(pos - 8) % 10}")
     else:
         c.page.click(f".seg-classes [data-class='{cls(st, name)}'] .seg-name")
     assert c.state()["active"] == cls(st, name)
@@ -421,10 +423,18 @@ def test_class_list_numbers_counts_and_filter(cv, app, ids):
     rows = cv.page.locator(".seg-classes .seg-class")
     assert rows.count() == len(names) + 1            # + void
     counts = np.bincount(m.ravel(), minlength=256)
-    for c in st.store.get_project(DEMO_PROJECT).classes[:9]:
+    assert len(names) > 9, "the demo has classes past the 9th to test their keys"
+    for c in st.store.get_project(DEMO_PROJECT).classes:
         row = cv.page.locator(f".seg-classes [data-class='{c.index}']")
-        assert row.locator("kbd").inner_text() == str(names.index(c.name) + 1)
+        pos = names.index(c.name)
+        assert row.locator("kbd").inner_text() == (str(pos + 1) if pos < 9 else f"⇧{(pos - 8) % 10}")
         assert row.locator(".seg-count").get_attribute("title").startswith(f"{counts[c.index]} px")
+    # every class has a key: the 10th and later by Shift+digit (what a US keyboard sends)
+    for pos, c in enumerate(st.store.get_project(DEMO_PROJECT).classes):
+        cv.key("0")
+        cv.key(str(pos + 1) if pos < 9 else f"Shift+Digit{(pos - 8) % 10}")
+        assert cv.state()["active"] == c.index, c.name
+    np.testing.assert_array_equal(cv.client_map(), m)   # picking a class paints nothing
     # typing in the filter narrows the list; Enter picks the first match
     cv.key("/")
     cv.page.keyboard.type("bicy")
@@ -723,7 +733,7 @@ def test_help_lists_every_shortcut(cv, artifacts):
     assert cv.page.is_visible(".seg-help-dlg")
     text = cv.page.inner_text(".seg-help-dlg")
     for k in ["B", "E", "[", "]", "P", "S", "G", "Alt", "Ctrl+Z", "Ctrl+Shift+Z", "H", "Space", "F", "R",
-              "N", "Shift+N", "Ctrl+S", "Ctrl+Enter", "1", "9", "0", "/"]:
+              "N", "Shift+N", "Ctrl+S", "Ctrl+Enter", "1", "9", "0", "/", "K", "Shift+1", "Shift+0"]:
         assert k in text, k
     cv.page.screenshot(path=str(artifacts / "label_shortcuts.png"))
     cv.key("Escape")

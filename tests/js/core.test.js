@@ -194,13 +194,9 @@ test("replaceAll (clear, reset to prediction) is one undoable step", () => {
   assert.equal(m.counts[3], 2);
 });
 
-test("class keys and filtering", () => {
+test("class filtering", () => {
   const classes = Array.from({ length: 12 }, (_, i) => ({ index: i, name: `class ${i}`, rgb: [i, 0, 0] }));
   classes[3].name = "Traffic light";
-  const keys = C.classKeys(classes);
-  assert.equal(keys["1"], 0);
-  assert.equal(keys["9"], 8);
-  assert.equal(keys["10"], undefined);
   assert.deepEqual(C.filterClasses(classes, "traff LIGHT").map((c) => c.index), [3]);
   assert.equal(C.filterClasses(classes, "").length, 12);
 });

@@ -61,10 +61,35 @@ test("keys that depend on the canvas: Enter and Backspace with the polygon tool,
   assert.equal(key("d", {}, { disagreement: true }), "toggleDisagreement");
 });
 
-test("digits: 0 is void, 1-9 pick a class by the key", () => {
+test("digits: 0 is void, 1-9 the first nine classes, Shift+1-9 the 10th-18th, Shift+0 the 19th", () => {
   assert.equal(key("0"), "void");
-  for (const d of "123456789") assert.equal(key(d), `classKey:${d}`);
-  assert.equal(key(")", { shiftKey: true }), null);
+  for (const d of "123456789") assert.equal(key(d, { code: `Digit${d}` }), `classKey:${+d - 1}`);
+  const shifted = "!@#$%^&*(";   // what Shift+1..9 types on a US layout
+  for (let k = 0; k < 9; k++) assert.equal(key(shifted[k], { shiftKey: true, code: `Digit${k + 1}` }), `classKey:${9 + k}`);
+  assert.equal(key(")", { shiftKey: true, code: "Digit0" }), "classKey:18");
+  assert.equal(key(")", { shiftKey: true }), null);                         // no code: not a class key
+  assert.equal(key("1", { shiftKey: true, code: "Digit1" }), "classKey:0");  // AZERTY: Shift types the digit
+  assert.equal(key("&", { code: "Digit1" }), null);                          // AZERTY without Shift: not ours
+  assert.equal(key("1", { ctrlKey: true, shiftKey: true, code: "Digit1" }), null);
+  // the other shifted keys keep their meaning
+  assert.equal(key("?", { shiftKey: true, code: "Slash" }), "help");
+  assert.equal(key("N", { shiftKey: true, code: "KeyN" }), "back");
+});
+
+test("class key labels and positions agree for every class that has a key", () => {
+  assert.equal(I.CLASS_KEYS, 19);
+  const labels = Array.from({ length: 21 }, (_, p) => I.classKeyLabel(p));
+  assert.deepEqual(labels, ["1", "2", "3", "4", "5", "6", "7", "8", "9",
+    "⇧1", "⇧2", "⇧3", "⇧4", "⇧5", "⇧6", "⇧7", "⇧8", "⇧9", "⇧0", "", ""]);
+  assert.equal(new Set(labels.filter(Boolean)).size, 19);
+  for (let p = 0; p < 19; p++) {
+    const l = labels[p], shift = l.startsWith("⇧"), d = shift ? l.slice(1) : l;
+    const ev = { key: shift ? ")!@#$%^&*("[+d] : d, code: `Digit${d}`, shiftKey: shift };
+    assert.equal(I.classKeyPosition(ev), p, l);
+  }
+  assert.equal(I.classKeyLabel(-1), "");
+  assert.equal(I.classKeyPosition({ key: "0", code: "Digit0", shiftKey: false }), null);   // void, not a class
+  assert.equal(I.classKeyPosition({ key: "a", code: "KeyA", shiftKey: true }), null);
 });
 
 test("every action of the key map is one canvas.js binds", () => {
