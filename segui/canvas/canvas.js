@@ -235,7 +235,7 @@ function renderClassList() {
 function classRow(idx, name, color, key) {
   const sw = color ? `style="background:${color}"` : "";
   const hidden = S.hidden.has(idx);
-  const eye = idx === S.ignore ? "" : `<button class="seg-eye" data-eye="${idx}" title="Show or hide this class">${hidden ? "○" : "●"}</button>`;
+  const eye = idx === S.ignore ? "" : `<button class="seg-eye" data-eye="${idx}" title="Show or hide this class (while hidden, no tool paints over it)">${hidden ? "○" : "●"}</button>`;
   return `<div class="seg-class${hidden ? " is-hidden" : ""}" data-class="${idx}" title="${esc(name)}">` +
     `${eye}<span class="seg-swatch${color ? "" : " void"}" ${sw}></span>` +
     `${key ? `<kbd title="key ${esc(key.replace("⇧", "Shift+"))}">${esc(key)}</kbd>` : '<span class="seg-nokey"></span>'}<span class="seg-name">${esc(name)}</span><span class="seg-count" data-count="${idx}"></span></div>`;
@@ -708,6 +708,8 @@ async function onPrompt(v) {
 
 function commit(edit, label) {
   const step = edit.finish(label);
+  const note = C.lockedNote(edit);   // the stroke met a hidden (locked) class: say so once
+  if (note) setStatus(note, "warning");
   if (!step) return null;
   S.history.push(step);
   changed(step.box);
@@ -768,7 +770,9 @@ function closePolygon(erase) {
   C.fillPolygon(e, pts);
   S.polygon = [];
   const step = commit(e, erase ? "polygon erase" : "polygon");
-  setStatus(step ? `Polygon: ${step.idx.length} px ${erase ? "erased" : "→ " + className(value)}.` : "Polygon changed nothing.");
+  const note = C.lockedNote(e);
+  if (step) setStatus(`Polygon: ${step.idx.length} px ${erase ? "erased" : "→ " + className(value)}.${note && " " + note}`, note ? "warning" : "info");
+  else setStatus(note || "Polygon changed nothing.", note ? "warning" : "info");
   requestRender();
 }
 
@@ -970,7 +974,7 @@ $(".seg-classes").addEventListener("click", (e) => {
   const eye = e.target.closest("[data-eye]");
   if (eye) {
     const idx = +eye.dataset.eye;
-    if (S.hidden.has(idx)) S.hidden.delete(idx); else S.hidden.add(idx);
+    if (S.hidden.has(idx)) S.hidden.delete(idx); else S.hidden.add(idx);   // (a hidden class is also locked: input.js newEdit)
     S.lut = C.colorTable(S.classes, S.ignore, S.hidden);
     recolor(null);
     renderClassList();

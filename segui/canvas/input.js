@@ -108,7 +108,8 @@ var SegInput = (function () {
     function paintValue() { return tools[S.tool].erases ? S.ignore : S.active; }
 
     function newEdit(value, firstValue) {
-      return new C.Edit(S.map, value, C.allowTable(S.protect, S.ignore, firstValue));
+      // hidden classes are locked: no tool paints over what the labeller cannot see
+      return new C.Edit(S.map, value, C.allowTable(S.protect, S.ignore, firstValue), C.lockTable(S.hidden, S.ignore));
     }
 
     // a painting tool's click: {value, first (the class under it)}, or null when it paints nothing
@@ -180,7 +181,9 @@ var SegInput = (function () {
       const region = C.connectedRegion(S.pred, S.map.width, S.map.height, Math.floor(p.x), Math.floor(p.y));
       C.paintIndices(e, region);
       const step = ui.commit(e, "region fill");
-      ui.setStatus(step ? `Filled ${step.idx.length} px of the predicted ${ui.className(S.pred[Math.floor(p.y) * S.map.width + Math.floor(p.x)])} region with ${ui.className(t.value)}.` : "That region already has this class.");
+      const note = C.lockedNote(e);
+      if (step) ui.setStatus(`Filled ${step.idx.length} px of the predicted ${ui.className(S.pred[Math.floor(p.y) * S.map.width + Math.floor(p.x)])} region with ${ui.className(t.value)}.${note && " " + note}`, note ? "warning" : "info");
+      else ui.setStatus(note || "That region already has this class.", note ? "warning" : "info");
       return false;
     }
 
@@ -192,7 +195,7 @@ var SegInput = (function () {
       C.floodFill(e, p.x, p.y);
       const step = ui.commit(e, "fill");
       const note = C.lockedNote(e);
-      if (step) ui.setStatus(`Filled ${step.idx.length} px of ${ui.className(t.first)} with ${ui.className(t.value)}.`);
+      if (step) ui.setStatus(`Filled ${step.idx.length} px of ${ui.className(t.first)} with ${ui.className(t.value)}.`);   // (one class: a hidden one fills nothing)
       else if (note) ui.setStatus(note, "warning");
       else if (t.first === t.value) ui.setStatus("That region already has this class.");
       else ui.setStatus(`"Over" protects ${ui.className(t.first)}: nothing filled.`);

@@ -389,6 +389,40 @@ def test_hide_opacity_and_class_visibility(cv, app, ids):
     cv.js("(v) => { const e = document.querySelector('.seg-opacity'); e.value = v; e.dispatchEvent(new Event('input')); }", 55)
 
 
+def test_a_hidden_class_is_not_painted_over(cv, app, ids):
+    st, _ = app
+    m = fresh(cv, st, ids[0])
+    steps0 = cv.state()["steps"]
+    road = cls(st, "road")
+    ys, xs = np.nonzero(m == road)
+    y = int(np.median(ys))
+    assert (m[y] == road).any() and (m[y] != road).any()
+    cv.page.click(f".seg-classes [data-eye='{road}']")
+    pick(cv, st, "car")
+    cv.key("b")
+    cv.stroke([(0, y + 0.5), (W - 1, y + 0.5)], steps=20)
+    m2 = cv.client_map()
+    changed = m2 != m
+    assert changed.any(), "the stroke painted nothing"
+    assert (m[changed] != road).all(), "the brush painted over the hidden road"
+    assert (m2[m == road] == road).all()
+    assert "Hidden classes are protected" in cv.state()["status"]
+    # a bucket fill on the hidden road fills nothing; shown again, it fills
+    steps = cv.state()["steps"]
+    cv.key("k")
+    cv.click(xs[len(xs) // 2] + 0.5, ys[len(ys) // 2] + 0.5)
+    np.testing.assert_array_equal(cv.client_map(), m2)
+    assert cv.state()["steps"] == steps
+    cv.page.click(f".seg-classes [data-eye='{road}']")
+    cv.click(xs[len(xs) // 2] + 0.5, ys[len(ys) // 2] + 0.5)
+    assert cv.state()["steps"] == steps + 1
+    assert "Hidden" not in cv.state()["status"]
+    cv.key("b")
+    while cv.state()["steps"] > steps0:   # (the next test counts steps from here)
+        cv.key("Control+z")
+    np.testing.assert_array_equal(cv.client_map(), m)
+
+
 def test_wheel_zooms_at_the_cursor_space_drag_pans_f_fits(cv, app, ids):
     st, _ = app
     fresh(cv, st, ids[0])

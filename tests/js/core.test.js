@@ -291,3 +291,31 @@ test("bucket fill of a 480x360 map takes a few milliseconds", () => {
   assert.equal(n, w * h - m.counts[1]);
   assert.ok(ms < 100, `${ms} ms`);
 });
+
+// ------------------------------------------------------------------ hidden classes are locked
+
+test("hidden classes are locked: no paint, fill or polygon changes them, and the edit says it met them", () => {
+  assert.equal(C.lockTable(new Set(), VOID), null);
+  assert.equal(C.lockTable(null, VOID), null);
+  const lock = C.lockTable(new Set([1, VOID]), VOID);
+  assert.equal(lock[1], 1);
+  assert.equal(lock[VOID], 0);   // void is never locked
+  const m = mapFrom(4, [
+    1, 1, 0, 0,
+    1, 2, 0, VOID]);
+  const e = new C.Edit(m, 3, C.allowTable("all", VOID, 0), lock);
+  for (let i = 0; i < 8; i++) e.paint(i);
+  assert.deepEqual([...m.data], [1, 1, 3, 3, 1, 3, 3, 3]);
+  assert.ok(e.lockedHits > 0);
+  assert.match(C.lockedNote(e), /Hidden classes are protected/);
+  const e2 = new C.Edit(m, 5, null, lock);
+  assert.equal(C.floodFill(e2, 0, 0), 0);    // the hidden region: nothing
+  assert.ok(e2.lockedHits > 0);
+  assert.equal(e2.finish("fill"), null);
+  const e3 = new C.Edit(m, 5, null, lock);
+  C.fillPolygon(e3, [[0, 0], [4, 0], [4, 2], [0, 2]]);
+  assert.deepEqual([...m.data], [1, 1, 5, 5, 1, 5, 5, 5]);
+  const e4 = new C.Edit(m, 6, null, lock);
+  C.paintSegment(e4, 2, 1, 2, 1, 0.5);       // a brush dab on a visible class says nothing
+  assert.equal(C.lockedNote(e4), "");
+});

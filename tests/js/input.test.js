@@ -247,3 +247,27 @@ test("fill (K): a click fills the current labels' region under it, one step, sta
   assert.equal(count(S, 5), 80);
   assert.equal(history.steps.length, 2);
 });
+
+test("hidden classes: brush, fill and region leave them as they are and the status says so", () => {
+  const { S, calls, history, drag } = canvas({ hidden: new Set([1]) });
+  for (let x = 0; x < 20; x++) S.map.data[4 * 20 + x] = 1;
+  S.map.counts = C.countValues(S.map.data);
+  drag([[0, 4.5], [19, 4.5]]);   // a brush stroke along the hidden row and the void next to it
+  for (let x = 0; x < 20; x++) assert.equal(S.map.data[4 * 20 + x], 1);
+  assert.ok(count(S, 3) > 0);
+  assert.equal(history.steps.length, 1);
+  S.tool = "fill";
+  drag([[5, 4]]);
+  assert.equal(history.steps.length, 1);
+  assert.match(calls.filter((c) => c[0] === "status").pop()[1], /Hidden classes are protected/);
+  S.tool = "region"; S.pred = new Uint8Array(200);   // the prediction: one region over everything
+  drag([[5, 8]]);
+  for (let x = 0; x < 20; x++) assert.equal(S.map.data[4 * 20 + x], 1);
+  const last = calls.filter((c) => c[0] === "status").pop();
+  assert.match(last[1], /Filled .* Hidden classes are protected/);
+  assert.equal(last[2], "warning");
+  S.hidden = new Set();            // shown again: paintable
+  S.tool = "fill"; S.active = 4;
+  drag([[5, 4]]);
+  assert.equal(count(S, 4), 20);
+});
