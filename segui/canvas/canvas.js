@@ -223,8 +223,7 @@ function renderClassList() {
   const list = $(".seg-classes");
   const q = $(".seg-filter").value;
   $(".seg-filter").hidden = S.classes.length <= 9 && !q;
-  const keys = C.classKeys(S.classes);
-  const keyOf = new Map(Object.entries(keys).map(([k, idx]) => [idx, k]));
+  const keyOf = new Map(S.classes.map((c, pos) => [c.index, SegInput.classKeyLabel(pos)]));
   const shown = C.filterClasses(S.classes, q);
   const rows = shown.map((c) => classRow(c.index, c.name, c.color, keyOf.get(c.index) || ""));
   if (!q || "void".includes(q.toLowerCase())) rows.push(classRow(S.ignore, "void (unlabelled)", null, "0"));
@@ -236,10 +235,10 @@ function renderClassList() {
 function classRow(idx, name, color, key) {
   const sw = color ? `style="background:${color}"` : "";
   const hidden = S.hidden.has(idx);
-  const eye = idx === S.ignore ? "" : `<button class="seg-eye" data-eye="${idx}" title="Show or hide this class">${hidden ? "○" : "●"}</button>`;
+  const eye = idx === S.ignore ? "" : `<button class="seg-eye" data-eye="${idx}" title="Show or hide this class (while hidden, no tool paints over it)">${hidden ? "○" : "●"}</button>`;
   return `<div class="seg-class${hidden ? " is-hidden" : ""}" data-class="${idx}" title="${esc(name)}">` +
     `${eye}<span class="seg-swatch${color ? "" : " void"}" ${sw}></span>` +
-    `${key ? `<kbd>${esc(key)}</kbd>` : '<span class="seg-nokey"></span>'}<span class="seg-name">${esc(name)}</span><span class="seg-count" data-count="${idx}"></span></div>`;
+    `${key ? `<kbd title="key ${esc(key.replace("⇧", "Shift+"))}">${esc(key)}</kbd>` : '<span class="seg-nokey"></span>'}<span class="seg-name">${esc(name)}</span><span class="seg-count" data-count="${idx}"></span></div>`;
 }
 
 function updateCounts() {
@@ -711,6 +710,8 @@ async function onPrompt(v) {
 
 function commit(edit, label) {
   const step = edit.finish(label);
+  const note = C.lockedNote(edit);   // the stroke met a hidden (locked) class: say so once
+  if (note) setStatus(note, "warning");
   if (!step) return null;
   S.history.push(step);
   changed(step.box);
@@ -771,7 +772,9 @@ function closePolygon(erase) {
   C.fillPolygon(e, pts);
   S.polygon = [];
   const step = commit(e, erase ? "polygon erase" : "polygon");
-  setStatus(step ? `Polygon: ${step.idx.length} px ${erase ? "erased" : "→ " + className(value)}.` : "Polygon changed nothing.");
+  const note = C.lockedNote(e);
+  if (step) setStatus(`Polygon: ${step.idx.length} px ${erase ? "erased" : "→ " + className(value)}.${note && " " + note}`, note ? "warning" : "info");
+  else setStatus(note || "Polygon changed nothing.", note ? "warning" : "info");
   requestRender();
 }
 
@@ -973,7 +976,7 @@ $(".seg-classes").addEventListener("click", (e) => {
   const eye = e.target.closest("[data-eye]");
   if (eye) {
     const idx = +eye.dataset.eye;
-    if (S.hidden.has(idx)) S.hidden.delete(idx); else S.hidden.add(idx);
+    if (S.hidden.has(idx)) S.hidden.delete(idx); else S.hidden.add(idx);   // (a hidden class is also locked: input.js newEdit)
     S.lut = C.colorTable(S.classes, S.ignore, S.hidden);
     recolor(null);
     renderClassList();
@@ -1109,7 +1112,7 @@ const KEY_ACTIONS = {
   next: () => { goNext(); },
   filter: () => { const f = $(".seg-filter"); f.hidden = false; f.focus(); },
   void: () => selectClass(S.ignore),
-  classKey: (ev, k) => { const idx = C.classKeys(S.classes)[k]; if (idx === undefined) return false; selectClass(idx); },
+  classKey: (ev, pos) => { const c = S.classes[pos]; if (!c) return false; selectClass(c.index); },
 };
 
 document.addEventListener("keydown", (ev) => {

@@ -60,16 +60,36 @@ var SegCore = (function () {
     return t;
   }
 
+  // Hidden classes are locked: no tool paints over them while they are hidden (the
+  // labeller cannot see what they would overwrite). -> a table for Edit, or null
+  // when nothing is locked. Void is never locked.
+  function lockTable(hidden, ignoreIndex) {
+    if (!hidden || !hidden.size) return null;
+    const t = new Uint8Array(256);
+    for (const v of hidden) if (v !== ignoreIndex && v >= 0 && v < 256) t[v] = 1;
+    return t;
+  }
+
+  // The status line's note for an edit that met locked (hidden) pixels, else "".
+  function lockedNote(edit) {
+    return edit && edit.lockedHits
+      ? "Hidden classes are protected: their pixels were left as they are (show the class with its eye to paint over it)."
+      : "";
+  }
+
   // ------------------------------------------------------------------ edits
 
   // One operation in progress. paint(i) gives pixel i the edit's value (when the
-  // allow table permits its old value); setTo(i, v) gives it any value (tool
-  // results, reset). Each pixel's value before its first change is recorded.
+  // allow table permits its old value and the lock table does not lock it;
+  // lockedHits counts the paints a lock refused); setTo(i, v) gives it any value
+  // (tool results, reset). Each pixel's value before its first change is recorded.
   class Edit {
-    constructor(map, value = null, allow = null) {
+    constructor(map, value = null, allow = null, locked = null) {
       this.map = map;
       this.value = value;
       this.allow = allow;
+      this.locked = locked;
+      this.lockedHits = 0;
       this.idx = [];
       this.before = [];
       this.after = value === null ? [] : null;
@@ -80,6 +100,7 @@ var SegCore = (function () {
     paint(i) {
       const d = this.map.data, old = d[i];
       if (old === this.value || (this.allow && !this.allow[old])) return false;
+      if (this.locked && this.locked[old]) { this.lockedHits++; return false; }
       this.idx.push(i);
       this.before.push(old);
       d[i] = this.value;
@@ -328,6 +349,49 @@ var SegCore = (function () {
     return Uint32Array.from(out);
   }
 
+  // Bucket fill: give the 4-connected region of the edit's map under (x, y) (the
+  // pixels of the same current value) the edit's value, as the allow and lock
+  // tables permit (the region has one value, so all or nothing). Scanline fill on
+  // the typed array. Returns the number of pixels changed.
+  function floodFill(edit, x, y) {
+    const map = edit.map, w = map.width, h = map.height, d = map.data;
+    x = Math.floor(x); y = Math.floor(y);
+    if (x < 0 || y < 0 || x >= w || y >= h) return 0;
+    const v = d[y * w + x];
+    if (v === edit.value || (edit.allow && !edit.allow[v])) return 0;
+    if (edit.locked && edit.locked[v]) { edit.lockedHits++; return 0; }
+    // the map changes while we go (painted pixels no longer match v), so no seen
+    // set; a stack of (x, y) seeds, grown as needed
+    let stack = new Int32Array(1024), sp = 0, n = 0;
+    const push = (px, py) => {
+      if (sp + 2 > stack.length) { const s2 = new Int32Array(stack.length * 2); s2.set(stack); stack = s2; }
+      stack[sp++] = px; stack[sp++] = py;
+    };
+    push(x, y);
+    while (sp > 0) {
+      const sy = stack[--sp], sx0 = stack[--sp], row = sy * w;
+      if (d[row + sx0] !== v) continue;
+      let a = sx0, b = sx0;
+      while (a > 0 && d[row + a - 1] === v) a--;
+      while (b < w - 1 && d[row + b + 1] === v) b++;
+      let painted = 0;
+      for (let i = a; i <= b; i++) if (edit.paint(row + i)) painted++;
+      if (!painted) continue;   // (cannot happen: the region's one value is allowed)
+      n += painted;
+      for (let ny = sy - 1; ny <= sy + 1; ny += 2) {
+        if (ny < 0 || ny >= h) continue;
+        const nrow = ny * w;
+        let inRun = false;
+        for (let i = a; i <= b; i++) {
+          const match = d[nrow + i] === v;
+          if (match && !inRun) push(i, ny);
+          inRun = match;
+        }
+      }
+    }
+    return n;
+  }
+
   function paintIndices(edit, indices) {
     let n = 0;
     for (let k = 0; k < indices.length; k++) if (edit.paint(indices[k])) n++;
@@ -360,13 +424,6 @@ var SegCore = (function () {
   }
 
   // ------------------------------------------------------------------ classes
-
-  // Number keys: 1-9 pick the first nine classes in list order, 0 = void.
-  function classKeys(classes) {
-    const keys = {};
-    classes.slice(0, 9).forEach((c, k) => { keys[String(k + 1)] = c.index; });
-    return keys;
-  }
 
   // Classes whose name contains every word typed (case-insensitive).
   function filterClasses(classes, query) {
@@ -402,9 +459,9 @@ var SegCore = (function () {
   }
 
   return {
-    LabelMap, Edit, History, applyStep, allowTable, paintSegment, rasterizePolygon, fillPolygon,
+    LabelMap, Edit, History, applyStep, allowTable, lockTable, lockedNote, floodFill, paintSegment, rasterizePolygon, fillPolygon,
     indexSegments, fillSegment, segmentsAlong, connectedRegion, paintIndices, replaceAll, mergeResult,
-    classKeys, filterClasses, colorTable, zoomAt, fitView, countValues, emptyBox, growBox, unionBox, boxIsEmpty,
+    filterClasses, colorTable, zoomAt, fitView, countValues, emptyBox, growBox, unionBox, boxIsEmpty,
   };
 })();
 

@@ -10,13 +10,34 @@ var SegInput = (function () {
 
   // ------------------------------------------------------------------ keys
 
-  const TOOL_KEYS = { b: "brush", e: "eraser", p: "polygon", s: "superpixel", g: "region" };
+  const TOOL_KEYS = { b: "brush", e: "eraser", p: "polygon", s: "superpixel", g: "region", k: "fill" };
+
+  // Class keys: every class in list order gets one. 1-9 the first nine, then
+  // Shift+1 .. Shift+9 the 10th to 18th and Shift+0 the 19th (0 stays void). Shift
+  // is read from ev.code (Digit1 ..), as Shift+1 types "!" on a US layout; a digit
+  // typed with Shift (AZERTY) is still its plain digit.
+  const SHIFTED_DIGITS = "1234567890";
+  const CLASS_KEYS = 9 + SHIFTED_DIGITS.length;
+
+  // position in the class list (0-based) -> the key's label ("" when it has none)
+  function classKeyLabel(pos) {
+    if (!(pos >= 0) || pos >= CLASS_KEYS || pos !== Math.floor(pos)) return "";
+    return pos < 9 ? String(pos + 1) : `⇧${SHIFTED_DIGITS[pos - 9]}`;
+  }
+
+  // a keydown -> the class position it picks, or null
+  function classKeyPosition(ev) {
+    if (/^[1-9]$/.test(ev.key)) return +ev.key - 1;
+    if (!ev.shiftKey || /^[0-9]$/.test(ev.key)) return null;
+    const m = /^Digit([0-9])$/.exec(ev.code || "");
+    return m ? 9 + SHIFTED_DIGITS.indexOf(m[1]) : null;
+  }
 
   // In priority order; the first rule that matches wins (so Enter closes a polygon
   // with the polygon tool and does nothing otherwise).
   //   mod: Ctrl or Cmd held (a rule without it needs both released); key: ev.key
   //   exactly; lower: the key lower-cased (a letter with or without Shift); shift,
-  //   alt: when given, must be so; digit: any of 0-9; when(ctx): a condition on the
+  //   alt: when given, must be so; classPos: a class key (classKeyPosition); when(ctx): a condition on the
   //   canvas (ctx: {vertices: the tool places polygon vertices, points: how many are
   //   placed, disagreement: a review disagreement mask is shown}).
   //   action: a name canvas.js binds (null: the key is not ours), arg: passed along.
@@ -44,27 +65,27 @@ var SegInput = (function () {
     { lower: "n", action: "next" },
     { lower: "/", action: "filter" },
     { key: "0", action: "void" },
-    { digit: true, action: "classKey" },   // 1-9: the classes in list order
+    { classPos: true, action: "classKey" },   // 1-9, Shift+1-9, Shift+0: the classes in list order
   ];
 
   function matches(rule, ev, lower, mod, ctx) {
     if (!!rule.mod !== mod) return false;
     if (rule.key !== undefined && ev.key !== rule.key) return false;
     if (rule.lower !== undefined && lower !== rule.lower) return false;
-    if (rule.digit && !/^[0-9]$/.test(ev.key)) return false;
+    if (rule.classPos && classKeyPosition(ev) === null) return false;
     if (rule.shift !== undefined && !!ev.shiftKey !== rule.shift) return false;
     if (rule.alt !== undefined && !!ev.altKey !== rule.alt) return false;
     return !rule.when || !!rule.when(ctx);
   }
 
   // A keydown ({key, ctrlKey, metaKey, shiftKey, altKey}) -> {action, arg} or null
-  // when the key is not the canvas's. A digit's arg is the key itself.
+  // when the key is not the canvas's. A class key's arg is the class's position.
   function keyAction(ev, ctx = {}) {
     const k = ev.key, lower = k.length === 1 ? k.toLowerCase() : k, mod = !!(ev.ctrlKey || ev.metaKey);
     for (const rule of KEYS) {
       if (!matches(rule, ev, lower, mod, ctx)) continue;
       if (rule.action === null) return null;
-      return { action: rule.action, arg: rule.digit ? k : rule.arg };
+      return { action: rule.action, arg: rule.classPos ? classKeyPosition(ev) : rule.arg };
     }
     return null;
   }
@@ -88,7 +109,8 @@ var SegInput = (function () {
     function paintValue() { return tools[S.tool].erases ? S.ignore : S.active; }
 
     function newEdit(value, firstValue) {
-      return new C.Edit(S.map, value, C.allowTable(S.protect, S.ignore, firstValue));
+      // hidden classes are locked: no tool paints over what the labeller cannot see
+      return new C.Edit(S.map, value, C.allowTable(S.protect, S.ignore, firstValue), C.lockTable(S.hidden, S.ignore));
     }
 
     // a painting tool's click: {value, first (the class under it)}, or null when it paints nothing
@@ -160,7 +182,24 @@ var SegInput = (function () {
       const region = C.connectedRegion(S.pred, S.map.width, S.map.height, Math.floor(p.x), Math.floor(p.y));
       C.paintIndices(e, region);
       const step = ui.commit(e, "region fill");
-      ui.setStatus(step ? `Filled ${step.idx.length} px of the predicted ${ui.className(S.pred[Math.floor(p.y) * S.map.width + Math.floor(p.x)])} region with ${ui.className(t.value)}.` : "That region already has this class.");
+      const note = C.lockedNote(e);
+      if (step) ui.setStatus(`Filled ${step.idx.length} px of the predicted ${ui.className(S.pred[Math.floor(p.y) * S.map.width + Math.floor(p.x)])} region with ${ui.className(t.value)}.${note && " " + note}`, note ? "warning" : "info");
+      else ui.setStatus(note || "That region already has this class.", note ? "warning" : "info");
+      return false;
+    }
+
+    // bucket fill: the 4-connected region of the current labels under the click
+    function fillDown(p) {
+      const t = target(p);
+      if (!t) return false;
+      const e = newEdit(t.value, t.first);
+      C.floodFill(e, p.x, p.y);
+      const step = ui.commit(e, "fill");
+      const note = C.lockedNote(e);
+      if (step) ui.setStatus(`Filled ${step.idx.length} px of ${ui.className(t.first)} with ${ui.className(t.value)}.`);   // (one class: a hidden one fills nothing)
+      else if (note) ui.setStatus(note, "warning");
+      else if (t.first === t.value) ui.setStatus("That region already has this class.");
+      else ui.setStatus(`"Over" protects ${ui.className(t.first)}: nothing filled.`);
       return false;
     }
 
@@ -181,11 +220,12 @@ var SegInput = (function () {
       polygon: { vertices: true, down: polygonDown, move: paintAlong, up: endStroke },
       superpixel: { down: superpixelDown, move: superpixelAlong, up: endStroke },
       region: { down: regionDown, move: paintAlong, up: endStroke },
+      fill: { down: fillDown, move: paintAlong, up: endStroke },
     };
     return { tools, paintValue, newEdit, inImage, valueAt };
   }
 
-  return { TOOL_KEYS, KEYS, keyAction, makeTools };
+  return { TOOL_KEYS, KEYS, CLASS_KEYS, keyAction, classKeyLabel, classKeyPosition, makeTools };
 })();
 
 if (typeof module !== "undefined" && module.exports) module.exports = SegInput;

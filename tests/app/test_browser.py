@@ -57,11 +57,13 @@ def cls(st, name):
 
 
 def pick(c: CanvasPage, st, name):
-    """Select a class as a labeller would: its number key (1-9), else a click in the list."""
+    """Select a class as a labeller would: its key (1-9, Shift+1-9, Shift+0), else a click in the list."""
     names = [k.name for k in st.store.get_project(DEMO_PROJECT).classes]
     pos = names.index(name)
     if pos < 9:
         c.key(str(pos + 1))
+    elif pos < 19:
+        c.key(f"Shift+Digit{(pos - 8) % 10}")
     else:
         c.page.click(f".seg-classes [data-class='{cls(st, name)}'] .seg-name")
     assert c.state()["active"] == cls(st, name)
@@ -301,6 +303,59 @@ def test_region_fill_from_the_prediction_and_alt_click_pick(cv, app, ids):
     np.testing.assert_array_equal(cv.client_map(), m)   # picking paints nothing
 
 
+def test_bucket_fill_on_the_current_labels_respects_over_and_undoes_in_one_step(cv, app, ids, artifacts):
+    st, _ = app
+    fresh(cv, st, ids[2])
+    from skimage.measure import label
+    void = st.store.get_project(DEMO_PROJECT).ignore_index
+    # a correction first: a car band across the road, then K fills the road region of the
+    # *current* map (the band cuts it, unlike G's prediction region)
+    y, x = 330, 240
+    pick(cv, st, "car")
+    cv.key("b")
+    cv.stroke([(0, 300), (W - 1, 300)], steps=20)
+    m = cv.client_map()
+    steps = cv.state()["steps"]
+    comp = label(m.astype(np.int32) + 1, connectivity=1, background=0)
+    region = comp == comp[y, x]
+    assert region.sum() > 1000
+    assert (m[region] != cls(st, "sky")).all()
+    pick(cv, st, "sky")
+    cv.key("k")
+    assert cv.state()["tool"] == "fill"
+    cv.click(x + 0.5, y + 0.5)
+    m2 = cv.client_map()
+    assert (m2[region] == cls(st, "sky")).all()
+    np.testing.assert_array_equal(m2[~region], m[~region])
+    assert cv.state()["steps"] == steps + 1
+    assert "Filled" in cv.state()["status"]
+    cv.page.mouse.move(20, 20)
+    cv.page.screenshot(path=str(artifacts / "label_bucket_fill.png"))
+    cv.key("Control+z")
+    np.testing.assert_array_equal(cv.client_map(), m)
+    # "void only": a click on a class fills nothing; on void it fills the void region
+    cv.page.select_option(".seg-protect", "void")
+    cv.click(x + 0.5, y + 0.5)
+    np.testing.assert_array_equal(cv.client_map(), m)
+    cv.page.select_option(".seg-protect", "all")
+    cv.key("e")
+    cv.stroke([(100, 100), (200, 100)], steps=10)
+    cv.page.select_option(".seg-protect", "void")
+    m3 = cv.client_map()
+    comp = label(m3.astype(np.int32) + 1, connectivity=1, background=0)
+    band = comp == comp[100, 150]
+    assert (m3[band] == void).all()
+    cv.key("k")
+    cv.click(150.5, 100.5)
+    m4 = cv.client_map()
+    assert (m4[band] == cls(st, "sky")).all()
+    np.testing.assert_array_equal(m4[~band], m3[~band])
+    cv.page.select_option(".seg-protect", "all")
+    # G is still the prediction's region, under its clearer name
+    assert "prediction" in cv.page.inner_text(".seg-toolbar [data-tool='region']")
+    cv.key("b")
+
+
 # ---------------------------------------------------------------------------- seeing the photo
 
 def test_hide_opacity_and_class_visibility(cv, app, ids):
@@ -332,6 +387,40 @@ def test_hide_opacity_and_class_visibility(cv, app, ids):
     assert np.abs(np.array(cv.canvas_rgb(x, y)) - hidden).max() <= 2
     cv.page.click(f".seg-classes [data-eye='{cls(st, 'road')}']")
     cv.js("(v) => { const e = document.querySelector('.seg-opacity'); e.value = v; e.dispatchEvent(new Event('input')); }", 55)
+
+
+def test_a_hidden_class_is_not_painted_over(cv, app, ids):
+    st, _ = app
+    m = fresh(cv, st, ids[0])
+    steps0 = cv.state()["steps"]
+    road = cls(st, "road")
+    ys, xs = np.nonzero(m == road)
+    y = int(np.median(ys))
+    assert (m[y] == road).any() and (m[y] != road).any()
+    cv.page.click(f".seg-classes [data-eye='{road}']")
+    pick(cv, st, "car")
+    cv.key("b")
+    cv.stroke([(0, y + 0.5), (W - 1, y + 0.5)], steps=20)
+    m2 = cv.client_map()
+    changed = m2 != m
+    assert changed.any(), "the stroke painted nothing"
+    assert (m[changed] != road).all(), "the brush painted over the hidden road"
+    assert (m2[m == road] == road).all()
+    assert "Hidden classes are protected" in cv.state()["status"]
+    # a bucket fill on the hidden road fills nothing; shown again, it fills
+    steps = cv.state()["steps"]
+    cv.key("k")
+    cv.click(xs[len(xs) // 2] + 0.5, ys[len(ys) // 2] + 0.5)
+    np.testing.assert_array_equal(cv.client_map(), m2)
+    assert cv.state()["steps"] == steps
+    cv.page.click(f".seg-classes [data-eye='{road}']")
+    cv.click(xs[len(xs) // 2] + 0.5, ys[len(ys) // 2] + 0.5)
+    assert cv.state()["steps"] == steps + 1
+    assert "Hidden" not in cv.state()["status"]
+    cv.key("b")
+    while cv.state()["steps"] > steps0:   # (the next test counts steps from here)
+        cv.key("Control+z")
+    np.testing.assert_array_equal(cv.client_map(), m)
 
 
 def test_wheel_zooms_at_the_cursor_space_drag_pans_f_fits(cv, app, ids):
@@ -368,10 +457,18 @@ def test_class_list_numbers_counts_and_filter(cv, app, ids):
     rows = cv.page.locator(".seg-classes .seg-class")
     assert rows.count() == len(names) + 1            # + void
     counts = np.bincount(m.ravel(), minlength=256)
-    for c in st.store.get_project(DEMO_PROJECT).classes[:9]:
+    assert len(names) > 9, "the demo has classes past the 9th to test their keys"
+    for c in st.store.get_project(DEMO_PROJECT).classes:
         row = cv.page.locator(f".seg-classes [data-class='{c.index}']")
-        assert row.locator("kbd").inner_text() == str(names.index(c.name) + 1)
+        pos = names.index(c.name)
+        assert row.locator("kbd").inner_text() == (str(pos + 1) if pos < 9 else f"⇧{(pos - 8) % 10}")
         assert row.locator(".seg-count").get_attribute("title").startswith(f"{counts[c.index]} px")
+    # every class has a key: the 10th and later by Shift+digit (what a US keyboard sends)
+    for pos, c in enumerate(st.store.get_project(DEMO_PROJECT).classes):
+        cv.key("0")
+        cv.key(str(pos + 1) if pos < 9 else f"Shift+Digit{(pos - 8) % 10}")
+        assert cv.state()["active"] == c.index, c.name
+    np.testing.assert_array_equal(cv.client_map(), m)   # picking a class paints nothing
     # typing in the filter narrows the list; Enter picks the first match
     cv.key("/")
     cv.page.keyboard.type("bicy")
@@ -670,7 +767,7 @@ def test_help_lists_every_shortcut(cv, artifacts):
     assert cv.page.is_visible(".seg-help-dlg")
     text = cv.page.inner_text(".seg-help-dlg")
     for k in ["B", "E", "[", "]", "P", "S", "G", "Alt", "Ctrl+Z", "Ctrl+Shift+Z", "H", "Space", "F", "R",
-              "N", "Shift+N", "Ctrl+S", "Ctrl+Enter", "1", "9", "0", "/"]:
+              "N", "Shift+N", "Ctrl+S", "Ctrl+Enter", "1", "9", "0", "/", "K", "Shift+1", "Shift+0"]:
         assert k in text, k
     cv.page.screenshot(path=str(artifacts / "label_shortcuts.png"))
     cv.key("Escape")

@@ -194,13 +194,9 @@ test("replaceAll (clear, reset to prediction) is one undoable step", () => {
   assert.equal(m.counts[3], 2);
 });
 
-test("class keys and filtering", () => {
+test("class filtering", () => {
   const classes = Array.from({ length: 12 }, (_, i) => ({ index: i, name: `class ${i}`, rgb: [i, 0, 0] }));
   classes[3].name = "Traffic light";
-  const keys = C.classKeys(classes);
-  assert.equal(keys["1"], 0);
-  assert.equal(keys["9"], 8);
-  assert.equal(keys["10"], undefined);
   assert.deepEqual(C.filterClasses(classes, "traff LIGHT").map((c) => c.index), [3]);
   assert.equal(C.filterClasses(classes, "").length, 12);
 });
@@ -221,4 +217,105 @@ test("zoom keeps the point under the cursor, fit centres the image", () => {
   const before = [(300 - v.ox) / v.s, (200 - v.oy) / v.s];
   const after = [(300 - z.ox) / z.s, (200 - z.oy) / z.s];
   assert.ok(Math.abs(before[0] - after[0]) < 1e-9 && Math.abs(before[1] - after[1]) < 1e-9);
+});
+
+// ------------------------------------------------------------------ bucket fill
+
+function mapFrom(w, rows) {
+  const m = new C.LabelMap(w, rows.length / w, Uint8Array.from(rows));
+  return m;
+}
+
+test("bucket fill: only the 4-connected region under the click, stopping at other classes", () => {
+  const m = mapFrom(5, [
+    1, 1, 0, 1, 1,
+    0, 1, 0, 1, 0,
+    1, 0, 0, 0, 1,
+    1, 1, 1, 0, 1]);
+  const e = new C.Edit(m, 7, C.allowTable("all", VOID, 0));
+  assert.equal(C.floodFill(e, 2, 0), 6);
+  assert.deepEqual([...m.data], [
+    1, 1, 7, 1, 1,
+    0, 1, 7, 1, 0,
+    1, 7, 7, 7, 1,
+    1, 1, 1, 7, 1]);   // (0, 1) and (4, 1) touch the region only diagonally
+  assert.equal(m.counts[7], 6);
+  assert.equal(m.counts[0], 2);
+  assert.equal(C.floodFill(new C.Edit(m, 7), -1, 0), 0);
+  assert.equal(C.floodFill(new C.Edit(m, 7), 5, 0), 0);
+});
+
+test("bucket fill matches connectedRegion on random maps, and is one undo step", () => {
+  let seed = 7;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % 3;
+  for (let k = 0; k < 30; k++) {
+    const w = 23, h = 17, data = Uint8Array.from({ length: w * h }, rnd);
+    const m = new C.LabelMap(w, h, data.slice());
+    const x = k % w, y = (k * 5) % h;
+    const region = new Set(C.connectedRegion(data, w, h, x, y));
+    const hist = new C.History();
+    const e = new C.Edit(m, 9);
+    C.floodFill(e, x + 0.7, y + 0.2);
+    assert.ok(hist.push(e.finish("fill")));
+    for (let i = 0; i < w * h; i++) assert.equal(m.data[i], region.has(i) ? 9 : data[i]);
+    hist.undo(m);
+    assert.deepEqual([...m.data], [...data]);
+    hist.redo(m);
+    assert.equal(m.counts[9], region.size);
+  }
+});
+
+test("bucket fill respects the protect modes and is a no-op with the same class", () => {
+  const rows = [
+    1, 1, VOID, VOID,
+    1, 2, VOID, 2];
+  let m = mapFrom(4, rows);
+  assert.equal(C.floodFill(new C.Edit(m, 3, C.allowTable("void", VOID, 1)), 0, 0), 0);   // not void
+  assert.equal(C.floodFill(new C.Edit(m, 3, C.allowTable("void", VOID, VOID)), 2, 0), 3);
+  assert.deepEqual([...m.data], [1, 1, 3, 3, 1, 2, 3, 2]);
+  m = mapFrom(4, rows);
+  assert.equal(C.floodFill(new C.Edit(m, 3, C.allowTable("same", VOID, 1)), 0, 1), 3);
+  assert.deepEqual([...m.data], [3, 3, VOID, VOID, 3, 2, VOID, 2]);
+  const e = new C.Edit(m, 3, C.allowTable("all", VOID, 3));
+  assert.equal(C.floodFill(e, 0, 0), 0);
+  assert.equal(e.finish("fill"), null);   // nothing changed: no step
+});
+
+test("bucket fill of a 480x360 map takes a few milliseconds", () => {
+  const w = 480, h = 360, m = new C.LabelMap(w, h, new Uint8Array(w * h));
+  for (let x = 0; x < w; x += 7) for (let y = 0; y < h - 1; y++) m.data[y * w + x] = 1;   // a comb
+  m.counts = C.countValues(m.data);
+  const t0 = process.hrtime.bigint();
+  const n = C.floodFill(new C.Edit(m, 2), 3, 3);
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  assert.equal(n, w * h - m.counts[1]);
+  assert.ok(ms < 100, `${ms} ms`);
+});
+
+// ------------------------------------------------------------------ hidden classes are locked
+
+test("hidden classes are locked: no paint, fill or polygon changes them, and the edit says it met them", () => {
+  assert.equal(C.lockTable(new Set(), VOID), null);
+  assert.equal(C.lockTable(null, VOID), null);
+  const lock = C.lockTable(new Set([1, VOID]), VOID);
+  assert.equal(lock[1], 1);
+  assert.equal(lock[VOID], 0);   // void is never locked
+  const m = mapFrom(4, [
+    1, 1, 0, 0,
+    1, 2, 0, VOID]);
+  const e = new C.Edit(m, 3, C.allowTable("all", VOID, 0), lock);
+  for (let i = 0; i < 8; i++) e.paint(i);
+  assert.deepEqual([...m.data], [1, 1, 3, 3, 1, 3, 3, 3]);
+  assert.ok(e.lockedHits > 0);
+  assert.match(C.lockedNote(e), /Hidden classes are protected/);
+  const e2 = new C.Edit(m, 5, null, lock);
+  assert.equal(C.floodFill(e2, 0, 0), 0);    // the hidden region: nothing
+  assert.ok(e2.lockedHits > 0);
+  assert.equal(e2.finish("fill"), null);
+  const e3 = new C.Edit(m, 5, null, lock);
+  C.fillPolygon(e3, [[0, 0], [4, 0], [4, 2], [0, 2]]);
+  assert.deepEqual([...m.data], [1, 1, 5, 5, 1, 5, 5, 5]);
+  const e4 = new C.Edit(m, 6, null, lock);
+  C.paintSegment(e4, 2, 1, 2, 1, 0.5);       // a brush dab on a visible class says nothing
+  assert.equal(C.lockedNote(e4), "");
 });

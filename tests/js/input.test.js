@@ -26,7 +26,7 @@ test("Ctrl/Cmd keys: undo, redo, save, submit; any other stays the browser's", (
 });
 
 test("tool keys, with or without Shift, not with Alt", () => {
-  for (const [k, t] of Object.entries({ b: "brush", e: "eraser", p: "polygon", s: "superpixel", g: "region" })) {
+  for (const [k, t] of Object.entries({ b: "brush", e: "eraser", p: "polygon", s: "superpixel", g: "region", k: "fill" })) {
     assert.equal(key(k), `tool:${t}`);
     assert.equal(key(k.toUpperCase(), { shiftKey: true }), `tool:${t}`);
     assert.equal(key(k, { altKey: true }), null);
@@ -63,10 +63,35 @@ test("keys that depend on the canvas: Enter and Backspace with the polygon tool,
 
 test("W shows or hides the word heatmap", () => { assert.equal(key("w"), "heatmap"); assert.equal(key("W", { shiftKey: true }), "heatmap"); });
 
-test("digits: 0 is void, 1-9 pick a class by the key", () => {
+test("digits: 0 is void, 1-9 the first nine classes, Shift+1-9 the 10th-18th, Shift+0 the 19th", () => {
   assert.equal(key("0"), "void");
-  for (const d of "123456789") assert.equal(key(d), `classKey:${d}`);
-  assert.equal(key(")", { shiftKey: true }), null);
+  for (const d of "123456789") assert.equal(key(d, { code: `Digit${d}` }), `classKey:${+d - 1}`);
+  const shifted = "!@#$%^&*(";   // what Shift+1..9 types on a US layout
+  for (let k = 0; k < 9; k++) assert.equal(key(shifted[k], { shiftKey: true, code: `Digit${k + 1}` }), `classKey:${9 + k}`);
+  assert.equal(key(")", { shiftKey: true, code: "Digit0" }), "classKey:18");
+  assert.equal(key(")", { shiftKey: true }), null);                         // no code: not a class key
+  assert.equal(key("1", { shiftKey: true, code: "Digit1" }), "classKey:0");  // AZERTY: Shift types the digit
+  assert.equal(key("&", { code: "Digit1" }), null);                          // AZERTY without Shift: not ours
+  assert.equal(key("1", { ctrlKey: true, shiftKey: true, code: "Digit1" }), null);
+  // the other shifted keys keep their meaning
+  assert.equal(key("?", { shiftKey: true, code: "Slash" }), "help");
+  assert.equal(key("N", { shiftKey: true, code: "KeyN" }), "back");
+});
+
+test("class key labels and positions agree for every class that has a key", () => {
+  assert.equal(I.CLASS_KEYS, 19);
+  const labels = Array.from({ length: 21 }, (_, p) => I.classKeyLabel(p));
+  assert.deepEqual(labels, ["1", "2", "3", "4", "5", "6", "7", "8", "9",
+    "⇧1", "⇧2", "⇧3", "⇧4", "⇧5", "⇧6", "⇧7", "⇧8", "⇧9", "⇧0", "", ""]);
+  assert.equal(new Set(labels.filter(Boolean)).size, 19);
+  for (let p = 0; p < 19; p++) {
+    const l = labels[p], shift = l.startsWith("⇧"), d = shift ? l.slice(1) : l;
+    const ev = { key: shift ? ")!@#$%^&*("[+d] : d, code: `Digit${d}`, shiftKey: shift };
+    assert.equal(I.classKeyPosition(ev), p, l);
+  }
+  assert.equal(I.classKeyLabel(-1), "");
+  assert.equal(I.classKeyPosition({ key: "0", code: "Digit0", shiftKey: false }), null);   // void, not a class
+  assert.equal(I.classKeyPosition({ key: "a", code: "KeyA", shiftKey: true }), null);
 });
 
 test("every action of the key map is one canvas.js binds", () => {
@@ -113,7 +138,7 @@ const count = (S, v) => S.map.data.filter((x) => x === v).length;
 
 test("the tool table: every tool has down, move and up", () => {
   const { T } = canvas();
-  assert.deepEqual(Object.keys(T.tools).sort(), ["brush", "eraser", "polygon", "region", "superpixel"]);
+  assert.deepEqual(Object.keys(T.tools).sort(), ["brush", "eraser", "fill", "polygon", "region", "superpixel"]);
   for (const t of Object.values(T.tools)) for (const f of ["down", "move", "up"]) assert.equal(typeof t[f], "function");
   assert.deepEqual(Object.values(I.TOOL_KEYS).sort(), Object.keys(T.tools).sort());
   assert.ok(T.tools.brush.ring && T.tools.eraser.ring && !T.tools.polygon.ring);
@@ -202,4 +227,49 @@ test("protection applies to the tools: void only keeps painted pixels", () => {
   drag([[5, 5]]);
   assert.equal(S.map.data[5 * 20 + 5], 1);
   assert.equal(S.map.data[5 * 20 + 6], 3);
+});
+
+test("fill (K): a click fills the current labels' region under it, one step, status says how much", () => {
+  const { S, calls, history, drag } = canvas({ tool: "fill" });
+  for (let x = 0; x < 20; x++) S.map.data[4 * 20 + x] = 1;   // a wall of class 1 across row 4
+  S.map.counts = C.countValues(S.map.data);
+  assert.equal(drag([[3, 8], [15, 8]]), false);   // a click, not a stroke
+  for (let i = 0; i < 200; i++) assert.equal(S.map.data[i], i >= 100 ? 3 : i >= 80 ? 1 : VOID, `i=${i}`);
+  assert.equal(history.steps.length, 1);
+  assert.equal(history.steps[0].label, "fill");
+  assert.ok(calls.some((c) => c[0] === "status" && /Filled 100 px of void with c3/.test(c[1])));
+  drag([[3, 8]]);   // the same class again: nothing, no step
+  assert.equal(history.steps.length, 1);
+  assert.ok(calls.some((c) => c[0] === "status" && /already has this class/.test(c[1])));
+  S.protect = "void"; S.active = 5;
+  drag([[3, 4]]);   // class 1 is not void: protected
+  assert.equal(history.steps.length, 1);
+  assert.equal(count(S, 5), 0);
+  drag([[3, 1]]);
+  assert.equal(count(S, 5), 80);
+  assert.equal(history.steps.length, 2);
+});
+
+test("hidden classes: brush, fill and region leave them as they are and the status says so", () => {
+  const { S, calls, history, drag } = canvas({ hidden: new Set([1]) });
+  for (let x = 0; x < 20; x++) S.map.data[4 * 20 + x] = 1;
+  S.map.counts = C.countValues(S.map.data);
+  drag([[0, 4.5], [19, 4.5]]);   // a brush stroke along the hidden row and the void next to it
+  for (let x = 0; x < 20; x++) assert.equal(S.map.data[4 * 20 + x], 1);
+  assert.ok(count(S, 3) > 0);
+  assert.equal(history.steps.length, 1);
+  S.tool = "fill";
+  drag([[5, 4]]);
+  assert.equal(history.steps.length, 1);
+  assert.match(calls.filter((c) => c[0] === "status").pop()[1], /Hidden classes are protected/);
+  S.tool = "region"; S.pred = new Uint8Array(200);   // the prediction: one region over everything
+  drag([[5, 8]]);
+  for (let x = 0; x < 20; x++) assert.equal(S.map.data[4 * 20 + x], 1);
+  const last = calls.filter((c) => c[0] === "status").pop();
+  assert.match(last[1], /Filled .* Hidden classes are protected/);
+  assert.equal(last[2], "warning");
+  S.hidden = new Set();            // shown again: paintable
+  S.tool = "fill"; S.active = 4;
+  drag([[5, 4]]);
+  assert.equal(count(S, 4), 20);
 });
