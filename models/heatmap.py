@@ -10,6 +10,12 @@ model's own logits give); a phrase outside it is shown *against* the label set: 
 softmax over the label set's classes plus the phrase, the phrase's share. The pixel
 embeddings stay those of the label set (the decoder is conditioned on it), so the
 map is what the labeller's model sees with its label set, asked one more word.
+
+The uncertainty map (:func:`uncertainty`) comes from the same embeddings: the
+normalised entropy of the softmax over the label set, ``-sum p log p / log K`` in
+[0, 1] (0: one class has it all, 1: all K equally likely). Entropy rather than
+1 - margin because it sees every class, not only the best two: a pixel torn
+between three classes reads hotter than one torn between two.
 """
 from __future__ import annotations
 
@@ -44,6 +50,23 @@ def word_probability(emb: PixelEmbeddings, adapter: Adapter, index: int | None =
     elif not 0 <= index < len(adapter.class_names):
         raise IndexError(f"class index {index} outside the label set of {len(adapter.class_names)}")
     return ad.logits(emb).softmax(0)[index].numpy().astype(np.float32)
+
+
+def normalised_entropy(probs: torch.Tensor) -> np.ndarray:
+    """(K, H, W) softmax probabilities -> (H, W) float32 entropy / log K in [0, 1]."""
+    k = probs.shape[0]
+    if k < 2:
+        return np.zeros(tuple(probs.shape[1:]), np.float32)
+    p = probs.float()
+    ent = -(p * torch.log(p.clamp_min(1e-12))).sum(0) / float(np.log(k))
+    return ent.clamp(0, 1).numpy().astype(np.float32)
+
+
+@torch.inference_mode()
+def uncertainty(emb: PixelEmbeddings, adapter: Adapter) -> np.ndarray:
+    """(H, W) float32 in [0, 1] at ``emb.size``: the normalised entropy of the
+    model's softmax over ``adapter``'s label set (a dot product, no forward pass)."""
+    return normalised_entropy(adapter.logits(emb).softmax(0))
 
 
 def quantise(prob: np.ndarray) -> np.ndarray:

@@ -7,6 +7,9 @@ forward pass each) and the label sets' class vectors, so that a new word costs o
 text encoding and a dot product (``models.heatmap``). A class of the project's label
 set is its softmax probability among the label set; any other phrase is shown against
 the label set (softmax over the classes plus the phrase, the phrase's share).
+
+The uncertainty map (``U``) is the normalised entropy of the same softmax over the
+label set, from the same cached embeddings (no forward pass when the image is cached).
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from models.heatmap import quantise, word_probability
+from models.heatmap import quantise, uncertainty, word_probability
 
 from .errors import UserError
 
@@ -64,13 +67,10 @@ class HeatmapMixin:
                     cache.popitem(last=False)
         return value, False
 
-    def heatmap(self, image_id: int, phrase: str) -> dict:
-        """The map of ``phrase`` over image ``image_id`` with the project's active model:
-        ``{"map": (H, W) uint8 (probability * 255), "phrase", "class" (the class it
-        is, or None), "min", "max" (probabilities), "cached" (the image's embeddings
-        were ready), "ms"}``."""
-        t0 = time.perf_counter()
-        text = clean_phrase(phrase)
+    def _heat_inputs(self, image_id: int):
+        """(image info, active model version, class names, the image's PixelEmbeddings,
+        the label set's Adapter, whether the embeddings were cached): what every map
+        of the image needs, one forward pass per image, model version and label set."""
         info = self.store.get_image(int(image_id))
         p = self.store.get_project(info.project_id)
         if not p.classes:
@@ -92,6 +92,17 @@ class HeatmapMixin:
         adapter, _ = self._heat_lookup(word_cache, ("set", mv.weights_dir, tuple(names)),
                                        lambda: self.predictors.word_vectors(mv.weights_dir, names),
                                        HEAT_PHRASES + 8)
+        return info, mv, names, emb, adapter, hit
+
+    def heatmap(self, image_id: int, phrase: str) -> dict:
+        """The map of ``phrase`` over image ``image_id`` with the project's active model:
+        ``{"map": (H, W) uint8 (probability * 255), "phrase", "class" (the class it
+        is, or None), "min", "max" (probabilities), "cached" (the image's embeddings
+        were ready), "ms"}``."""
+        t0 = time.perf_counter()
+        text = clean_phrase(phrase)
+        info, mv, names, emb, adapter, hit = self._heat_inputs(image_id)
+        _, word_cache = self._heat_caches()
         same = [k for k, n in enumerate(names) if n.casefold() == text.casefold()]
         if same:
             prob = word_probability(emb, adapter, index=same[0])
@@ -107,3 +118,14 @@ class HeatmapMixin:
         """(H, W) uint8 0..255 at the image's size: the probability of ``phrase`` under
         the active model, against the project's label set."""
         return self.heatmap(image_id, phrase)["map"]
+
+    def uncertainty_map(self, image_id: int) -> dict:
+        """The active model's per-pixel uncertainty over image ``image_id``: the
+        normalised entropy of its softmax over the project's label set (0 sure .. 1 all
+        classes alike), ``{"map": (H, W) uint8 (entropy * 255), "mean", "max", "cached"
+        (the image's embeddings were ready: no forward pass), "ms"}``."""
+        t0 = time.perf_counter()
+        info, mv, names, emb, adapter, hit = self._heat_inputs(image_id)
+        u = uncertainty(emb, adapter)
+        return {"map": quantise(u), "mean": float(u.mean()), "max": float(u.max()), "cached": hit,
+                "ms": round(1000 * (time.perf_counter() - t0), 1)}

@@ -117,3 +117,11 @@ def heatmap(image_id: int, res: dict) -> dict:
     its range and whether the image's embeddings were cached."""
     return {"image_id": int(image_id), "data": codec.encode_map(res["map"]), "phrase": res["phrase"],
             "class": res["class"], "min": res["min"], "max": res["max"], "cached": res["cached"], "ms": res["ms"]}
+
+
+def uncertainty(image_id: int, res: dict) -> dict:
+    """The ``uncertainty`` server function's answer: the normalised entropy map as a
+    greyscale PNG data URL (entropy * 255 at the image's size), its mean and max, and
+    whether the image's embeddings were cached."""
+    return {"image_id": int(image_id), "data": codec.encode_map(res["map"]), "mean": res["mean"],
+            "max": res["max"], "cached": res["cached"], "ms": res["ms"]}

@@ -2,7 +2,7 @@
 
 :func:`label_screen` wires the canvas's events (open, Next, save, submit, split,
 review, snap, clean-up, text prompt, fill) and the canvas's server functions
-(superpixels, the next image's payload, a word's heatmap) to :class:`segui.handlers.Studio`.
+(superpixels, the next image's payload, a word's heatmap, the uncertainty map) to :class:`segui.handlers.Studio`.
 """
 from __future__ import annotations
 
@@ -77,10 +77,21 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
         with acting(studio, request, "heatmap", image_id=iid):
             return pl.heatmap(iid, studio.heatmap(iid, phrase))
 
+    def uncertainty(args, request: gr.Request):
+        """Server function of the canvas: the active model's per-pixel uncertainty over
+        an image (``Studio.uncertainty_map``, normalised entropy), as a greyscale PNG."""
+        req = args[0] if isinstance(args, list) and args else args
+        try:
+            iid = int(req["image_id"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise Refused("uncertainty: give an image id", 400) from None
+        with acting(studio, request, "uncertainty", image_id=iid):
+            return pl.uncertainty(iid, studio.uncertainty_map(iid))
+
     with gr.Blocks() as blocks:
         loaded_st = gr.State(None)      # handlers.Loaded of the open image
         prompt_st = gr.State(None)      # (image id, boolean mask) of the last text prompt
-        canvas = mask_canvas([superpixels, peek_next, heatmap])
+        canvas = mask_canvas([superpixels, peek_next, heatmap, uncertainty])
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=260):
                 upload = gr.File(label="Upload images (files or a zip)", file_count="multiple",

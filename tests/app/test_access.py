@@ -26,7 +26,7 @@ from .conftest import free_port, make_studio
 PW = {"ada": "ada's long password", "rex": "rex reviews all day", "ann": "ann annotates well",
       "out": "outsider password", "dis": "disabled password"}
 ROLES = {"ada": "admin", "rex": "reviewer", "ann": "annotator", "out": "annotator", "dis": "annotator"}
-SERVER_FUNCTIONS = {"superpixels", "peek_next", "heatmap"}
+SERVER_FUNCTIONS = {"superpixels", "peek_next", "heatmap", "uncertainty"}
 
 
 @pytest.fixture(scope="module")
@@ -386,13 +386,13 @@ def test_the_heatmap_server_function_serves_members_and_refuses_others(teams):
     st, url = teams
     iid = st.store.list_images(DEMO_PROJECT)[0].id
 
-    def call(name, data):
+    def call(name, data, fn="heatmap"):
         c = login(url, name)
         c.predict(api_name="/init")
         comp = next(x["id"] for x in c.config["components"] if "heatmap" in str(x.get("server_fns"))
                     or "heatmap" in str(x.get("props", {}).get("server_fns")))
         return httpx.post(url + "gradio_api/component_server", cookies=c.cookies, timeout=120,
-                          json={"data": [data], "component_id": comp, "fn_name": "heatmap",
+                          json={"data": [data], "component_id": comp, "fn_name": fn,
                                 "session_hash": c.session_hash})
 
     ok = call("ann", {"image_id": iid, "phrase": "sky"})
@@ -402,6 +402,14 @@ def test_the_heatmap_server_function_serves_members_and_refuses_others(teams):
     r = call("out", {"image_id": iid, "phrase": "sky"})
     assert r.status_code == 403 and "not a member" in r.json()["detail"], (r.status_code, r.text[:300])
     r = call("ann", {"image_id": iid, "phrase": "   "})
+    assert r.status_code == 400, (r.status_code, r.text[:300])
+    # the uncertainty map (U): the same rule
+    ok = call("ann", {"image_id": iid}, "uncertainty")
+    assert ok.status_code == 200 and ok.json()["data"].startswith("data:image/png;base64,"), ok.text[:300]
+    assert 0 <= ok.json()["mean"] <= ok.json()["max"] <= 1
+    r = call("out", {"image_id": iid}, "uncertainty")
+    assert r.status_code == 403 and "not a member" in r.json()["detail"], (r.status_code, r.text[:300])
+    r = call("ann", {}, "uncertainty")
     assert r.status_code == 400, (r.status_code, r.text[:300])
 
 

@@ -41,3 +41,19 @@ def test_refusals(demo_studio):
     for bad in ("", "   ", "x" * 81, "a\x00b"):
         with pytest.raises(UserError):
             st.heatmap(iid, bad)
+
+
+def test_the_uncertainty_map_uses_the_cached_embeddings(demo_studio):
+    st = demo_studio
+    info = st.store.list_images(DEMO_PROJECT)[2]
+    first = st.uncertainty_map(info.id)
+    m = first["map"]
+    assert m.shape == (info.height, info.width) and m.dtype == np.uint8
+    assert 0 <= first["mean"] <= first["max"] <= 1 and m.max() > 0
+    assert abs(m.mean() / 255 - first["mean"]) < 0.01
+    misses = st.heat_stats["embed_misses"]
+    again = st.uncertainty_map(info.id)                # cached: no forward pass
+    assert again["cached"] is True and st.heat_stats["embed_misses"] == misses
+    assert np.array_equal(again["map"], m)
+    assert st.heatmap(info.id, "sky")["cached"] is True   # the word heatmap shares the embeddings
+    assert st.heat_stats["embed_misses"] == misses

@@ -60,3 +60,29 @@ def test_bad_requests_and_quantising(shipped_small):
     with pytest.raises(IndexError):
         word_probability(emb, adapter, index=len(names))
     assert quantise(np.array([0.0, 0.5, 1.0, 1.2])).tolist() == [0, 128, 255, 255]
+
+
+def test_normalised_entropy_is_one_for_a_uniform_softmax_and_zero_for_a_one_hot():
+    from models.heatmap import normalised_entropy
+    uniform = torch.full((5, 3, 4), 0.2)
+    np.testing.assert_allclose(normalised_entropy(uniform), 1.0, atol=1e-6)
+    one_hot = torch.zeros(5, 3, 4)
+    one_hot[2] = 1
+    np.testing.assert_allclose(normalised_entropy(one_hot), 0.0, atol=1e-6)
+    half = torch.zeros(4, 1, 1)
+    half[:2] = 0.5                                   # two of four classes: log 2 / log 4
+    assert abs(float(normalised_entropy(half)[0, 0]) - 0.5) < 1e-6
+    assert normalised_entropy(torch.ones(1, 2, 2)).tolist() == [[0, 0], [0, 0]]   # one class: sure
+
+
+def test_uncertainty_is_the_entropy_of_the_models_softmax(shipped_small):
+    from models.heatmap import uncertainty
+    predictor, names, image = shipped_small
+    emb = embed_image(predictor, image, names, with_base_map=False)
+    got = uncertainty(emb, word_adapter(predictor, names))
+    assert got.shape == image.shape[:2] and got.dtype == np.float32
+    assert 0 <= got.min() and got.max() <= 1
+    p = predictor.logits(image, names).softmax(0).double().numpy()
+    want = -(p * np.log(np.clip(p, 1e-12, None))).sum(0) / np.log(len(names))
+    np.testing.assert_allclose(got, want, atol=1e-2)
+    assert abs(float(got.mean()) - float(want.mean())) < 2e-3
