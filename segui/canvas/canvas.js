@@ -1105,6 +1105,7 @@ const KEY_ACTIONS = {
   larger: () => setSize(S.size * 1.25 + 0.5),
   toggleMask: () => toggleMask(),
   heatmap: () => toggleHeat(),
+  uncertainty: () => toggleUncertainty(),
   toggleDisagreement: () => toggleDisagreement(),
   fit: () => fit(),
   reset: () => resetToPrediction(),

@@ -6,11 +6,17 @@
 // toggleHeat() / hideHeat(). The server function `heatmap` answers {image_id, data
 // (greyscale PNG: probability * 255), phrase, class, min, max, cached, ms}.
 //
+// The same layer and colour bar show the model's uncertainty (U, toggleUncertainty):
+// the server function `uncertainty` answers {image_id, data (normalised entropy of
+// the softmax over the label set * 255), mean, max, cached, ms}. S.heat.kind says
+// which map is shown ("word" or "uncertainty"); root.dataset.heatKind too.
+//
 // Module state lives in S.heat and in `var`s (no const: canvas.js may call these
 // functions before this file's top level has run).
 
 /* eslint-disable no-var */
 var HEAT_HOVER_MS = 300;
+var HEAT_UNC = "\u0000uncertainty";   // the uncertainty map's key in S.heat.cache and as S.heat.pinned
 
 // viridis, 9 stops (matplotlib's), interpolated to a 256-entry ABGR table at alpha 255
 var HEAT_LUT = (function () {
@@ -29,7 +35,7 @@ var HEAT_LUT = (function () {
 
 function heatState() {
   if (!S.heat) {
-    S.heat = { shown: false, id: null, phrase: "", cls: null, min: 0, max: 0, values: null, canvas: null,
+    S.heat = { shown: false, kind: "word", id: null, phrase: "", cls: null, mean: 0, min: 0, max: 0, values: null, canvas: null,
       opacity: 0.65, seq: 0, hoverTimer: null, hover: false, pinned: null, cache: new Map() };
   }
   return S.heat;
@@ -65,12 +71,22 @@ function drawHeat() {
 function heatBar() {
   const h = heatState(), bar = $(".seg-heatbar");
   bar.hidden = !h.shown;
-  root.dataset.heat = h.shown ? h.phrase : "";
+  const unc = h.kind === "uncertainty";
+  root.dataset.heat = h.shown && !unc ? h.phrase : "";
+  root.dataset.heatKind = h.shown ? h.kind : "";
   if (!h.shown) return;
+  $(".seg-heat-close").title = unc ? "Hide the map (U, Esc)" : "Hide the map (W, Esc)";
+  if (unc) {
+    $(".seg-heat-name").textContent = "uncertainty";
+    $(".seg-heat-name").title = "Normalised entropy of the model's softmax over the label set: 0 sure, 1 all classes alike";
+    $(".seg-heat-note").textContent = `mean ${(100 * h.mean).toFixed(0)} % · max ${(100 * h.max).toFixed(0)} %`;
+  }
   const what = h.cls ? `class “${h.cls}”` : `“${h.phrase}” against the label set`;
-  $(".seg-heat-name").textContent = h.cls || h.phrase;
-  $(".seg-heat-name").title = `Probability of ${what} (max ${(100 * h.max).toFixed(0)} %)`;
-  $(".seg-heat-note").textContent = `${h.cls ? "" : "vs label set · "}max ${(100 * h.max).toFixed(0)} %`;
+  if (!unc) {
+    $(".seg-heat-name").textContent = h.cls || h.phrase;
+    $(".seg-heat-name").title = `Probability of ${what} (max ${(100 * h.max).toFixed(0)} %)`;
+    $(".seg-heat-note").textContent = `${h.cls ? "" : "vs label set · "}max ${(100 * h.max).toFixed(0)} %`;
+  }
   const sc = $(".seg-heat-scale");
   if (!sc.dataset.drawn) {
     const ctx = sc.getContext("2d");
@@ -86,6 +102,7 @@ function heatBar() {
 
 // Show the map of `phrase` on the open image (hover: shown while a class row is hovered).
 async function showHeat(phrase, hover = false) {
+  if (phrase === HEAT_UNC) return showUncertainty();
   const h = heatState();
   phrase = String(phrase || "").trim();
   if (!S.img) { setStatus("Open an image first.", "error"); return; }
@@ -104,7 +121,7 @@ async function showHeat(phrase, hover = false) {
     }
     if (seq !== h.seq || !S.img || S.img.id !== id) return;   // a newer request, or another image
     paintHeat(h, r.values, S.img.width, S.img.height);
-    Object.assign(h, { shown: true, id, phrase: r.phrase, cls: r.class, min: r.min, max: r.max, values: r.values, hover });
+    Object.assign(h, { shown: true, kind: "word", id, phrase: r.phrase, cls: r.class, min: r.min, max: r.max, values: r.values, hover });
     heatBar();
     requestRender();
     if (!hover) setStatus(`Map of “${r.phrase}”${r.class ? "" : " against the label set"}: W hides it, Esc too.`);
@@ -125,10 +142,47 @@ function hideHeat() {
   requestRender();
 }
 
+// The active model's uncertainty over the open image (U): normalised entropy, 0..1.
+async function showUncertainty() {
+  const h = heatState();
+  if (!S.img) { setStatus("Open an image first.", "error"); return; }
+  const id = S.img.id, seq = ++h.seq;
+  h.pinned = HEAT_UNC;
+  h.hoverAsked = false;
+  try {
+    let r = h.cache.get(HEAT_UNC);
+    if (!r || r.image_id !== id) {
+      setStatus("Asking the model where it is unsure…", "busy");
+      r = await server.uncertainty({ image_id: id });
+      if (!r || r.image_id !== id) return;
+      r.values = await decodeIndexPng(r.data, S.img.width, S.img.height);
+      h.cache.set(HEAT_UNC, r);
+    }
+    if (seq !== h.seq || !S.img || S.img.id !== id) return;
+    paintHeat(h, r.values, S.img.width, S.img.height);
+    Object.assign(h, { shown: true, kind: "uncertainty", id, phrase: "", cls: null, min: 0, max: r.max, mean: r.mean,
+      values: r.values, hover: false });
+    heatBar();
+    requestRender();
+    setStatus(`Uncertainty (entropy over the label set): mean ${(100 * r.mean).toFixed(0)} %; U hides it, Esc too.`);
+  } catch (err) {
+    if (seq !== h.seq) return;
+    console.error(err);
+    setStatus(`No uncertainty map: ${(err && err.message) || err}`, "error");
+  }
+}
+
+// U: the uncertainty map; again (or Esc): hidden. From a word map it switches.
+function toggleUncertainty() {
+  const h = heatState();
+  if (h.shown && h.kind === "uncertainty") { hideHeat(); return; }
+  showUncertainty();
+}
+
 // W: the typed word's map, else the selected class's; again: hidden
 function toggleHeat() {
   const h = heatState();
-  if (h.shown) { hideHeat(); return; }
+  if (h.shown && h.kind === "word") { hideHeat(); return; }
   const typed = $(".seg-heat-phrase").value.trim();
   const c = S.byIndex.get(S.active);
   showHeat(typed || (c ? c.name : ""));

@@ -75,3 +75,70 @@ def test_sky_heatmap_over_the_photo(app, artifacts):
         assert not page.is_visible(".seg-heatbar")
         browser.close()
     assert not c.errors, f"JavaScript errors in the page: {c.errors}"
+
+
+def boundary_and_interior(cm: np.ndarray, near: int = 2, far: int = 10):
+    """Masks of the pixels within ``near`` of a class boundary of ``cm`` and of those
+    more than ``far`` from any (inside large regions)."""
+    def grow(m):                                  # one step of a 3x3 dilation
+        out = m.copy()
+        out[1:] |= m[:-1]
+        out[:-1] |= m[1:]
+        out[:, 1:] |= out[:, :-1]
+        out[:, :-1] |= out[:, 1:].copy()
+        return out
+
+    edge = np.zeros(cm.shape, bool)
+    edge[:, 1:] |= cm[:, 1:] != cm[:, :-1]
+    edge[1:, :] |= cm[1:, :] != cm[:-1, :]
+    zone = edge
+    for step in range(far):
+        zone = grow(zone)
+        if step + 1 == near:
+            near_mask = zone
+    return near_mask, ~zone
+
+
+def test_uncertainty_overlay_with_u(app, artifacts):
+    from playwright.sync_api import sync_playwright
+    st, url = app
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        c = open_page(browser, url)
+        image = c.wait_image()
+        page = c.page
+        page.click(".seg-view")
+        page.keyboard.press("u")
+        page.wait_for_function("() => document.querySelector('.seg-root').dataset.heatKind === 'uncertainty'",
+                               timeout=60_000)
+        assert page.is_visible(".seg-heatbar") and page.inner_text(".seg-heat-name") == "uncertainty"
+        assert "mean" in page.inner_text(".seg-heat-note")
+        info = st.store.get_image(image)
+        rgba = overlay(c)
+        assert rgba.shape[:2] == (info.height, info.width) and (rgba[..., 3] > 0).mean() > 0.99
+        vals = np.array(c.js(f"() => Array.from({S}.heat.values)"), np.uint8).reshape(info.height, info.width)
+        assert np.array_equal(vals, st.uncertainty_map(image)["map"])     # the page shows the server's map
+        # the model is unsure on the borders of its own classes, sure inside large regions
+        pred = np.array(c.js(f"() => Array.from({S}.pred)"), np.uint8).reshape(info.height, info.width)
+        edge, inside = boundary_and_interior(pred)
+        assert edge.mean() > 0.01 and inside.mean() > 0.2, (edge.mean(), inside.mean())
+        on_edge, on_inside = vals[edge].mean() / 255, vals[inside].mean() / 255
+        assert on_edge > 1.5 * on_inside, (on_edge, on_inside)
+        page.screenshot(path=str(artifacts / "uncertainty.png"))
+
+        # U again hides it; U, then Esc; W switches to a word map; then another image
+        page.keyboard.press("u")
+        page.wait_for_function("() => document.querySelector('.seg-root').dataset.heatKind === ''")
+        assert not page.is_visible(".seg-heatbar")
+        page.keyboard.press("u")
+        page.wait_for_function("() => document.querySelector('.seg-root').dataset.heatKind === 'uncertainty'")
+        page.keyboard.press("Escape")
+        page.wait_for_function("() => document.querySelector('.seg-root').dataset.heatKind === ''")
+        page.keyboard.press("u")
+        page.wait_for_function("() => document.querySelector('.seg-root').dataset.heatKind === 'uncertainty'")
+        page.keyboard.press("n")
+        page.wait_for_function(f"() => {S}.img && {S}.img.id !== {int(image)}", timeout=60_000)
+        page.wait_for_function("() => document.querySelector('.seg-root').dataset.heatKind === ''")
+        assert not page.is_visible(".seg-heatbar")
+        browser.close()
+    assert not c.errors, f"JavaScript errors in the page: {c.errors}"
