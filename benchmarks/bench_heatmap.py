@@ -13,7 +13,9 @@ warm-up on another image), then on one image:
   encoding: BERT over the model's 6 template sentences, the projection, then the
   softmax over the label set plus the phrase);
 - the same phrase again (its vector cached);
-- the two parts of a new phrase apart: its text encoding alone, the map from its vector.
+- the two parts of a new phrase apart: its text encoding alone, the map from its vector;
+- uncertainty (``U``): ``Studio.uncertainty_map(image)`` on the cached image (the
+  normalised entropy of the softmax over the label set, no forward pass).
 
 Each figure is the median (and max) over the calls, in milliseconds, on this machine's
 CPU threads (torch's default).
@@ -79,10 +81,16 @@ def main(argv=None) -> dict:
     adapter = next(v for k, v in st._heat_words.items() if k[0] == "set")
     vec = st.predictors.phrase_vector(mv.weights_dir, "white van")
     dot = [ms(lambda: word_probability(emb, adapter, vector=vec))[0] for _ in range(a.repeat * 3)]
+    unc = []
+    for _ in range(a.repeat * 3):
+        t, r = ms(lambda: st.uncertainty_map(image.id))
+        assert r["cached"]
+        unc.append(t)
     out = {"image": f"{image.width}x{image.height}", "threads": torch.get_num_threads(),
            "first_word_ms": round(first, 1), "class_word_cached": summary(cls),
            "new_phrase_cached_image": summary(new), "same_phrase_again": summary(again),
            "text_encoding_only": summary(enc), "map_from_vector_only": summary(dot),
+           "uncertainty_cached_image": summary(unc),
            "embed_cache": dict(st.heat_stats)}
     print(json.dumps(out, indent=1))
     if a.out:

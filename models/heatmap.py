@@ -63,10 +63,23 @@ def normalised_entropy(probs: torch.Tensor) -> np.ndarray:
 
 
 @torch.inference_mode()
+def entropy_from_logits(logits: torch.Tensor) -> np.ndarray:
+    """(K, H, W) logits -> (H, W) float32 normalised entropy of their softmax, as
+    ``logsumexp(z) - sum(softmax(z) * z)`` (no log of tiny probabilities; 2-5x
+    faster than :func:`normalised_entropy` of the softmax on a 480x360 map)."""
+    k = logits.shape[0]
+    if k < 2:
+        return np.zeros(tuple(logits.shape[1:]), np.float32)
+    z = logits.float()
+    ent = torch.logsumexp(z, 0) - torch.einsum("khw,khw->hw", z.softmax(0), z)
+    return (ent / float(np.log(k))).clamp_(0, 1).numpy().astype(np.float32)
+
+
+@torch.inference_mode()
 def uncertainty(emb: PixelEmbeddings, adapter: Adapter) -> np.ndarray:
     """(H, W) float32 in [0, 1] at ``emb.size``: the normalised entropy of the
     model's softmax over ``adapter``'s label set (a dot product, no forward pass)."""
-    return normalised_entropy(adapter.logits(emb).softmax(0))
+    return entropy_from_logits(adapter.logits(emb))
 
 
 def quantise(prob: np.ndarray) -> np.ndarray:

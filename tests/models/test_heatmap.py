@@ -73,6 +73,14 @@ def test_normalised_entropy_is_one_for_a_uniform_softmax_and_zero_for_a_one_hot(
     half[:2] = 0.5                                   # two of four classes: log 2 / log 4
     assert abs(float(normalised_entropy(half)[0, 0]) - 0.5) < 1e-6
     assert normalised_entropy(torch.ones(1, 2, 2)).tolist() == [[0, 0], [0, 0]]   # one class: sure
+    # the fast form from logits: the same numbers, uniform logits 1, a far-ahead class 0
+    from models.heatmap import entropy_from_logits
+    z = torch.randn(12, 9, 7) * 4
+    np.testing.assert_allclose(entropy_from_logits(z), normalised_entropy(z.softmax(0)), atol=1e-5)
+    np.testing.assert_allclose(entropy_from_logits(torch.zeros(5, 2, 3)), 1.0, atol=1e-6)
+    far = torch.zeros(5, 2, 3)
+    far[1] = 100
+    np.testing.assert_allclose(entropy_from_logits(far), 0.0, atol=1e-6)
 
 
 def test_uncertainty_is_the_entropy_of_the_models_softmax(shipped_small):
