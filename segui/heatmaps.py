@@ -10,6 +10,10 @@ the label set (softmax over the classes plus the phrase, the phrase's share).
 
 The uncertainty map (``U``) is the normalised entropy of the same softmax over the
 label set, from the same cached embeddings (no forward pass when the image is cached).
+
+*What changed* (``C``, :meth:`HeatmapMixin.what_changed`) compares two model
+versions' predicted class maps of an image: the pixels whose class changed and the
+counts per (from, to) class pair, from stored predictions when there are some.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from collections import OrderedDict
 import numpy as np
 
 from models.heatmap import quantise, uncertainty, word_probability
+from storage.models import Action
 
 from .errors import UserError
 
@@ -129,3 +134,86 @@ class HeatmapMixin:
         u = uncertainty(emb, adapter)
         return {"map": quantise(u), "mean": float(u.mean()), "max": float(u.max()), "cached": hit,
                 "ms": round(1000 * (time.perf_counter() - t0), 1)}
+
+    # ------------------------------------------------------------------ what changed
+
+    def previous_model_version(self, project) -> int | None:
+        """The version that was active before the project's active one: the
+        ``previous_version_id`` of the newest activity record that activated it (a
+        switch by hand or a promoted job), else the version registered just before it
+        (the project's versions in id order); None when there is no other version."""
+        p = self.store.get_project(project)
+        active = self.model_version(p.id)
+        known = {m.id for m in self.store.list_model_versions(p.id)}
+        for rec in self.store.list_activity(p.id, limit=50, action=Action.MODEL_ACTIVATED.value):
+            d = rec.details or {}
+            if d.get("version_id") == active.id:
+                prev = d.get("previous_version_id")
+                if prev in known and prev != active.id:
+                    return int(prev)
+                break
+        earlier = [m for m in sorted(known) if m < active.id]
+        return earlier[-1] if earlier else None
+
+    def _version_map(self, image_id: int, version_id: int, image=None):
+        """(H, W) project-index class map of ``version_id`` for the image: its stored
+        prediction, else predicted now (stored only for the active version, whose
+        prediction drives the queue)."""
+        pred = self.store.get_prediction(image_id, version_id)
+        if pred is not None:
+            return pred.class_map, image
+        mv = self.store.get_model_version(int(version_id))
+        info = self.store.get_image(image_id)
+        if mv.project_id != info.project_id:
+            raise UserError(f"model version {version_id} belongs to another project")
+        p = self.store.get_project(info.project_id)
+        if image is None:
+            image = self.store.load_image(image_id)
+        cm, unc = self._predict_map(mv.weights_dir, image, p)
+        if self.model_version(p.id).id == mv.id:
+            self.store.save_prediction(image_id, mv.id, cm, unc)
+        return cm, image
+
+    def what_changed(self, image_id: int, version_a: int, version_b: int):
+        """The pixels of image ``image_id`` whose predicted class differs between model
+        versions ``version_a`` and ``version_b``: ``(mask, pairs)``, an (H, W) bool
+        mask and ``[(class in a, class in b, pixels), ...]`` sorted by pixels (most
+        first; a class index outside the label set reads "void"). The counts add up
+        to ``mask.sum()``."""
+        iid = int(image_id)
+        info = self.store.get_image(iid)
+        for v in (version_a, version_b):
+            if self.store.get_model_version(int(v)).project_id != info.project_id:
+                raise UserError(f"model version {v} belongs to another project")
+        a, image = self._version_map(iid, int(version_a))
+        b, _ = self._version_map(iid, int(version_b), image)
+        if a.shape != b.shape:
+            raise UserError("the two predictions differ in size")
+        mask = a != b
+        p = self.store.get_project(info.project_id)
+        names = {c.index: c.name for c in p.classes}
+        pair = a[mask].astype(np.int32) * 256 + b[mask].astype(np.int32)
+        keys, counts = np.unique(pair, return_counts=True)
+        pairs = [(names.get(int(k) // 256, "void"), names.get(int(k) % 256, "void"), int(n))
+                 for k, n in zip(keys, counts)]
+        pairs.sort(key=lambda t: (-t[2], t[0], t[1]))
+        return mask, pairs
+
+    def changes_since_previous(self, image_id: int, top: int = 5) -> dict:
+        """What changed on image ``image_id`` from the previous active model version
+        (:meth:`previous_model_version`) to the active one: ``{"map": (H, W) uint8
+        (255 changed, 0 not), "from", "to" (version ids; "from" None when the project
+        has one version), "changed" (pixels), "share" (of the image), "pairs" (the
+        ``top`` (from, to, pixels)), "pair_count", "ms"}``."""
+        t0 = time.perf_counter()
+        info = self.store.get_image(int(image_id))
+        active = self.model_version(info.project_id).id
+        prev = self.previous_model_version(info.project_id)
+        if prev is None:
+            mask, pairs = np.zeros((info.height, info.width), bool), []
+        else:
+            mask, pairs = self.what_changed(info.id, prev, active)
+        n = int(mask.sum())
+        return {"map": mask.astype(np.uint8) * 255, "from": prev, "to": active, "changed": n,
+                "share": n / max(1, mask.size), "pairs": [list(t) for t in pairs[:top]],
+                "pair_count": len(pairs), "ms": round(1000 * (time.perf_counter() - t0), 1)}
