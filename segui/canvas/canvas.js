@@ -1106,6 +1106,7 @@ const KEY_ACTIONS = {
   toggleMask: () => toggleMask(),
   heatmap: () => toggleHeat(),
   uncertainty: () => toggleUncertainty(),
+  changes: () => toggleChanges(),
   toggleDisagreement: () => toggleDisagreement(),
   fit: () => fit(),
   reset: () => resetToPrediction(),

@@ -9,7 +9,10 @@
 // The same layer and colour bar show the model's uncertainty (U, toggleUncertainty):
 // the server function `uncertainty` answers {image_id, data (normalised entropy of
 // the softmax over the label set * 255), mean, max, cached, ms}. S.heat.kind says
-// which map is shown ("word" or "uncertainty"); root.dataset.heatKind too.
+// which map is shown ("word", "uncertainty" or "changed"); root.dataset.heatKind too.
+// What changed (C, toggleChanges): `what_changed` answers {image_id, data (255 where
+// the predicted class changed from the previous active model version to the active
+// one), from, to, changed, share, pairs [[from class, to class, pixels], ...], pair_count}.
 //
 // Module state lives in S.heat and in `var`s (no const: canvas.js may call these
 // functions before this file's top level has run).
@@ -17,6 +20,7 @@
 /* eslint-disable no-var */
 var HEAT_HOVER_MS = 300;
 var HEAT_UNC = "\u0000uncertainty";   // the uncertainty map's key in S.heat.cache and as S.heat.pinned
+var HEAT_CHG = "\u0000changed";       // what changed: the same
 
 // viridis, 9 stops (matplotlib's), interpolated to a 256-entry ABGR table at alpha 255
 var HEAT_LUT = (function () {
@@ -71,18 +75,29 @@ function drawHeat() {
 function heatBar() {
   const h = heatState(), bar = $(".seg-heatbar");
   bar.hidden = !h.shown;
-  const unc = h.kind === "uncertainty";
-  root.dataset.heat = h.shown && !unc ? h.phrase : "";
+  const unc = h.kind === "uncertainty", chg = h.kind === "changed";
+  root.dataset.heat = h.shown && !unc && !chg ? h.phrase : "";
+  const scale = $(".seg-heat-scale");   // a changed / unchanged mask has no 0..1 scale
+  for (const el of [scale, scale.previousElementSibling, scale.nextElementSibling]) el.hidden = chg;
   root.dataset.heatKind = h.shown ? h.kind : "";
   if (!h.shown) return;
-  $(".seg-heat-close").title = unc ? "Hide the map (U, Esc)" : "Hide the map (W, Esc)";
+  $(".seg-heat-close").title = unc ? "Hide the map (U, Esc)" : chg ? "Hide the map (C, Esc)" : "Hide the map (W, Esc)";
+  if (chg) {
+    const c = h.changes;
+    $(".seg-heat-name").textContent = "changed";
+    $(".seg-heat-name").title = c.from == null ? "The project has one model version: nothing to compare"
+      : `Pixels whose predicted class changed from model v${c.from} (active before) to v${c.to} (active)`;
+    const top = c.pairs.map(([a, b, n]) => `${a}→${b} ${n}`).join(" · ");
+    $(".seg-heat-note").textContent = c.from == null ? "one model version"
+      : `v${c.from}→v${c.to}: ${c.changed} px (${(100 * c.share).toFixed(1)} %)${top ? " · " + top : ""}`;
+  }
   if (unc) {
     $(".seg-heat-name").textContent = "uncertainty";
     $(".seg-heat-name").title = "Normalised entropy of the model's softmax over the label set: 0 sure, 1 all classes alike";
     $(".seg-heat-note").textContent = `mean ${(100 * h.mean).toFixed(0)} % · max ${(100 * h.max).toFixed(0)} %`;
   }
   const what = h.cls ? `class “${h.cls}”` : `“${h.phrase}” against the label set`;
-  if (!unc) {
+  if (!unc && !chg) {
     $(".seg-heat-name").textContent = h.cls || h.phrase;
     $(".seg-heat-name").title = `Probability of ${what} (max ${(100 * h.max).toFixed(0)} %)`;
     $(".seg-heat-note").textContent = `${h.cls ? "" : "vs label set · "}max ${(100 * h.max).toFixed(0)} %`;
@@ -103,6 +118,7 @@ function heatBar() {
 // Show the map of `phrase` on the open image (hover: shown while a class row is hovered).
 async function showHeat(phrase, hover = false) {
   if (phrase === HEAT_UNC) return showUncertainty();
+  if (phrase === HEAT_CHG) return showChanges();
   const h = heatState();
   phrase = String(phrase || "").trim();
   if (!S.img) { setStatus("Open an image first.", "error"); return; }
@@ -177,6 +193,43 @@ function toggleUncertainty() {
   const h = heatState();
   if (h.shown && h.kind === "uncertainty") { hideHeat(); return; }
   showUncertainty();
+}
+
+// What changed on the open image from the previous active model version to the active one (C).
+async function showChanges() {
+  const h = heatState();
+  if (!S.img) { setStatus("Open an image first.", "error"); return; }
+  const id = S.img.id, seq = ++h.seq;
+  h.pinned = HEAT_CHG;
+  h.hoverAsked = false;
+  try {
+    let r = h.cache.get(HEAT_CHG);
+    if (!r || r.image_id !== id) {
+      setStatus("Comparing the model versions' predictions…", "busy");
+      r = await server.what_changed({ image_id: id });
+      if (!r || r.image_id !== id) return;
+      r.values = await decodeIndexPng(r.data, S.img.width, S.img.height);
+      h.cache.set(HEAT_CHG, r);
+    }
+    if (seq !== h.seq || !S.img || S.img.id !== id) return;
+    paintHeat(h, r.values, S.img.width, S.img.height);
+    Object.assign(h, { shown: true, kind: "changed", id, phrase: "", cls: null, min: 0, max: 1, values: r.values,
+      changes: r, hover: false });
+    heatBar();
+    requestRender();
+    setStatus(r.from == null ? "The project has one model version: nothing changed. C hides it."
+      : `${r.changed} px changed class from v${r.from} to v${r.to}: C hides it, Esc too.`);
+  } catch (err) {
+    if (seq !== h.seq) return;
+    console.error(err);
+    setStatus(`No comparison: ${(err && err.message) || err}`, "error");
+  }
+}
+
+function toggleChanges() {
+  const h = heatState();
+  if (h.shown && h.kind === "changed") { hideHeat(); return; }
+  showChanges();
 }
 
 // W: the typed word's map, else the selected class's; again: hidden

@@ -59,6 +59,7 @@ var SegInput = (function () {
     { lower: "h", action: "toggleMask" },
     { lower: "w", action: "heatmap" },   // the word heatmap (heatmap.js)
     { lower: "u", action: "uncertainty" },   // the model's uncertainty (heatmap.js)
+    { lower: "c", action: "changes" },   // what changed since the previous model version (heatmap.js)
     { lower: "d", when: (c) => c.disagreement, action: "toggleDisagreement" },
     { lower: "f", action: "fit" },
     { lower: "r", action: "reset" },

@@ -125,3 +125,11 @@ def uncertainty(image_id: int, res: dict) -> dict:
     whether the image's embeddings were cached."""
     return {"image_id": int(image_id), "data": codec.encode_map(res["map"]), "mean": res["mean"],
             "max": res["max"], "cached": res["cached"], "ms": res["ms"]}
+
+
+def changes(image_id: int, res: dict) -> dict:
+    """The ``what_changed`` server function's answer: the changed pixels as a greyscale
+    PNG (255 changed, 0 not), the two versions, the count, share and top class pairs."""
+    return {"image_id": int(image_id), "data": codec.encode_map(res["map"]), "from": res["from"], "to": res["to"],
+            "changed": res["changed"], "share": res["share"], "pairs": res["pairs"],
+            "pair_count": res["pair_count"], "ms": res["ms"]}

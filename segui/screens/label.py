@@ -2,7 +2,7 @@
 
 :func:`label_screen` wires the canvas's events (open, Next, save, submit, split,
 review, snap, clean-up, text prompt, fill) and the canvas's server functions
-(superpixels, the next image's payload, a word's heatmap, the uncertainty map) to :class:`segui.handlers.Studio`.
+(superpixels, the next image's payload, a word's heatmap, the uncertainty map, what changed between model versions) to :class:`segui.handlers.Studio`.
 """
 from __future__ import annotations
 
@@ -88,10 +88,21 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
         with acting(studio, request, "uncertainty", image_id=iid):
             return pl.uncertainty(iid, studio.uncertainty_map(iid))
 
+    def what_changed(args, request: gr.Request):
+        """Server function of the canvas: the pixels whose predicted class changed from
+        the previous active model version to the active one (``Studio.changes_since_previous``)."""
+        req = args[0] if isinstance(args, list) and args else args
+        try:
+            iid = int(req["image_id"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise Refused("what_changed: give an image id", 400) from None
+        with acting(studio, request, "what_changed", image_id=iid):
+            return pl.changes(iid, studio.changes_since_previous(iid))
+
     with gr.Blocks() as blocks:
         loaded_st = gr.State(None)      # handlers.Loaded of the open image
         prompt_st = gr.State(None)      # (image id, boolean mask) of the last text prompt
-        canvas = mask_canvas([superpixels, peek_next, heatmap, uncertainty])
+        canvas = mask_canvas([superpixels, peek_next, heatmap, uncertainty, what_changed])
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=260):
                 upload = gr.File(label="Upload images (files or a zip)", file_count="multiple",

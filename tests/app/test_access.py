@@ -26,7 +26,7 @@ from .conftest import free_port, make_studio
 PW = {"ada": "ada's long password", "rex": "rex reviews all day", "ann": "ann annotates well",
       "out": "outsider password", "dis": "disabled password"}
 ROLES = {"ada": "admin", "rex": "reviewer", "ann": "annotator", "out": "annotator", "dis": "annotator"}
-SERVER_FUNCTIONS = {"superpixels", "peek_next", "heatmap", "uncertainty"}
+SERVER_FUNCTIONS = {"superpixels", "peek_next", "heatmap", "uncertainty", "what_changed"}
 
 
 @pytest.fixture(scope="module")
@@ -411,6 +411,11 @@ def test_the_heatmap_server_function_serves_members_and_refuses_others(teams):
     assert r.status_code == 403 and "not a member" in r.json()["detail"], (r.status_code, r.text[:300])
     r = call("ann", {}, "uncertainty")
     assert r.status_code == 400, (r.status_code, r.text[:300])
+    # what changed between model versions (C): the same rule
+    ok = call("ann", {"image_id": iid}, "what_changed")
+    assert ok.status_code == 200 and ok.json()["to"] is not None, ok.text[:300]
+    r = call("out", {"image_id": iid}, "what_changed")
+    assert r.status_code == 403, (r.status_code, r.text[:300])
 
 
 def test_a_reviewer_cannot_accept_their_own_submission_in_the_app(teams):

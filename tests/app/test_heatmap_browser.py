@@ -142,3 +142,48 @@ def test_uncertainty_overlay_with_u(app, artifacts):
         assert not page.is_visible(".seg-heatbar")
         browser.close()
     assert not c.errors, f"JavaScript errors in the page: {c.errors}"
+
+
+def test_what_changed_with_c(app, artifacts):
+    """A second model version (the shipped weights again) made active, its stored
+    prediction of the open image differing on a block: C shows those pixels and the
+    class pairs. Last in the module: it changes the demo project's active model."""
+    from playwright.sync_api import sync_playwright
+    st, url = app
+    from segui.handlers import DEMO_PROJECT
+    p = st.store.get_project(DEMO_PROJECT)
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        c = open_page(browser, url)
+        image = c.wait_image()
+        page = c.page
+        v1 = st.model_version(p.id)
+        v2 = st.store.add_model_version(p.id, v1.weights_dir, name="tuned (test)")
+        st.activate_model(p.name, v2.id)
+        a = st.store.get_prediction(image, v1.id).class_map      # the open image was predicted with v1
+        b = a.copy()
+        road = next(cl.index for cl in p.classes if cl.name == "road")
+        b[:120, :200] = road
+        st.store.save_prediction(image, v2.id, b, 0.3)
+        changed = a != b
+        page.click(".seg-view")
+        page.keyboard.press("c")
+        page.wait_for_function("() => document.querySelector('.seg-root').dataset.heatKind === 'changed'",
+                               timeout=60_000)
+        assert page.inner_text(".seg-heat-name") == "changed"
+        note = page.inner_text(".seg-heat-note")
+        assert f"v{v1.id}→v{v2.id}" in note and f"{int(changed.sum())} px" in note and "→road" in note, note
+        info = st.store.get_image(image)
+        vals = np.array(c.js(f"() => Array.from({S}.heat.values)"), np.uint8).reshape(info.height, info.width)
+        assert np.array_equal(vals > 127, changed)
+        assert not page.is_visible(".seg-heat-scale")
+        page.screenshot(path=str(artifacts / "what_changed.png"))
+        page.keyboard.press("c")
+        page.wait_for_function("() => document.querySelector('.seg-root').dataset.heatKind === ''")
+        page.keyboard.press("u")                      # the scale comes back for a map with one
+        page.wait_for_function("() => document.querySelector('.seg-root').dataset.heatKind === 'uncertainty'",
+                               timeout=60_000)
+        assert page.is_visible(".seg-heat-scale")
+        page.keyboard.press("Escape")
+        browser.close()
+    assert not c.errors, f"JavaScript errors in the page: {c.errors}"

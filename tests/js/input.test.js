@@ -63,6 +63,9 @@ test("keys that depend on the canvas: Enter and Backspace with the polygon tool,
 
 test("W shows or hides the word heatmap", () => { assert.equal(key("w"), "heatmap"); assert.equal(key("W", { shiftKey: true }), "heatmap"); });
 test("U shows or hides the uncertainty map", () => { assert.equal(key("u"), "uncertainty"); assert.equal(key("U", { shiftKey: true }), "uncertainty"); });
+test("C shows what changed since the previous model; Ctrl+C stays the browser's", () => {
+  assert.equal(key("c"), "changes"); assert.equal(key("c", { ctrlKey: true }), null);
+});
 
 test("digits: 0 is void, 1-9 the first nine classes, Shift+1-9 the 10th-18th, Shift+0 the 19th", () => {
   assert.equal(key("0"), "void");
@@ -97,7 +100,7 @@ test("class key labels and positions agree for every class that has a key", () =
 
 test("every action of the key map is one canvas.js binds", () => {
   const bound = ["undo", "redo", "save", "submitNext", "help", "escape", "closePolygon", "dropVertex", "pan", "tool",
-    "smaller", "larger", "toggleMask", "toggleDisagreement", "fit", "reset", "back", "next", "filter", "void", "classKey", "heatmap", "uncertainty"];
+    "smaller", "larger", "toggleMask", "toggleDisagreement", "fit", "reset", "back", "next", "filter", "void", "classKey", "heatmap", "uncertainty", "changes"];
   for (const r of I.KEYS) if (r.action !== null) assert.ok(bound.includes(r.action), r.action);
 });
 
