@@ -59,20 +59,17 @@ LAUNCH_OPTIONS = {"css": APP_CSS, "run_history": False, "max_file_size": limits.
 DELETE_CACHE = (60, max(1, int(limits.EXPORT_TTL_SECONDS)))
 
 
-class ProjectDropdown(gr.Dropdown):
-    """The Project picker: built with no choices, so the page served at startup (and the
-    API description Gradio embeds in it, even before a login) names no project; the
-    ``init`` load event fills in the caller's own projects. The server does not hold the
-    name a client sends against the build-time (empty) choices: every event's guard
-    checks it against the caller's memberships (``Studio.authorize``). The page shows it
-    as a plain Dropdown (no typed-in names)."""
-
-    is_template = True   # rendered by Gradio's own Dropdown
-
-    def preprocess(self, payload):
-        if payload is None or isinstance(payload, str):
-            return payload
-        raise gr.Error(f"Project: a name, not {type(payload).__name__}")
+def project_name_in(payload):
+    """The Project picker's ``preprocess``: it is built with no choices, so the page
+    served at startup (and the API description Gradio embeds in it, even before a login)
+    names no project, and the ``init`` load event fills in the caller's own projects.
+    A name a client sends is therefore not held against the build-time (empty) choices:
+    every event's guard checks it against the caller's memberships (``Studio.authorize``).
+    (On the instance, not in a Dropdown subclass: Gradio writes a .pyi file next to the
+    module of every component class.)"""
+    if payload is None or isinstance(payload, str):
+        return payload
+    raise gr.Error(f"Project: a name, not {type(payload).__name__}")
 
 
 def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
@@ -82,9 +79,10 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
                         elem_id="segui-device")
             gr.Markdown("Project", elem_classes="segui-hlabel")
             # no project names at build time (issue 17): on_load fills in the caller's
-            project_dd = ProjectDropdown(label="Project", choices=[], value=None, interactive=True,
+            project_dd = gr.Dropdown(label="Project", choices=[], value=None, interactive=True,
                                      elem_id="segui-project", container=False, show_label=False,
                                      info=None)
+            project_dd.preprocess = project_name_in
             name_lbl = gr.Markdown("Your name", elem_classes="segui-hlabel")
             author_tb = gr.Textbox(label="Your name", placeholder="Your name (saved with annotations)",
                                    value="labeller", interactive=not auth_enabled, elem_id="segui-author",
