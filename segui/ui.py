@@ -59,15 +59,30 @@ LAUNCH_OPTIONS = {"css": APP_CSS, "run_history": False, "max_file_size": limits.
 DELETE_CACHE = (60, max(1, int(limits.EXPORT_TTL_SECONDS)))
 
 
+def project_name_in(payload):
+    """The Project picker's ``preprocess``: it is built with no choices, so the page
+    served at startup (and the API description Gradio embeds in it, even before a login)
+    names no project, and the ``init`` load event fills in the caller's own projects.
+    A name a client sends is therefore not held against the build-time (empty) choices:
+    every event's guard checks it against the caller's memberships (``Studio.authorize``).
+    (On the instance, not in a Dropdown subclass: Gradio writes a .pyi file next to the
+    module of every component class.)"""
+    if payload is None or isinstance(payload, str):
+        return payload
+    raise gr.Error(f"Project: a name, not {type(payload).__name__}")
+
+
 def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
     with gr.Blocks(title="Segmentation labelling studio", fill_width=True, delete_cache=DELETE_CACHE) as app:
         with gr.Row(elem_id="segui-header", equal_height=True):
             gr.Markdown(f"**Segmentation labelling studio** · inference on **{studio.device_name}**",
                         elem_id="segui-device")
             gr.Markdown("Project", elem_classes="segui-hlabel")
-            project_dd = gr.Dropdown(label="Project", choices=studio.project_names(), interactive=True,
+            # no project names at build time (issue 17): on_load fills in the caller's
+            project_dd = gr.Dropdown(label="Project", choices=[], value=None, interactive=True,
                                      elem_id="segui-project", container=False, show_label=False,
                                      info=None)
+            project_dd.preprocess = project_name_in
             name_lbl = gr.Markdown("Your name", elem_classes="segui-hlabel")
             author_tb = gr.Textbox(label="Your name", placeholder="Your name (saved with annotations)",
                                    value="labeller", interactive=not auth_enabled, elem_id="segui-author",

@@ -41,7 +41,7 @@ const S = {
   queue: null, filter: "unlabelled", visited: [], frames: 0, keepSet: null,
   encoded: { step: undefined, id: null, url: null }, syncTimer: null, renderQueued: false,
 };
-root.__seg = { S, C, Nav };   // handle for the failure hook and for tests
+root.__seg = { S, C, Nav, setStatus };   // handle for the failure hook and for tests
 
 // the tools ({down, move, up} each, input.js) and the helpers they share with the page
 const T = SegInput.makeTools(S, C, {
@@ -67,10 +67,19 @@ function fmtCount(n) {
   return String(n);
 }
 
-function setStatus(text, level = "info") {
+// A message about a passing condition names it (`until`: "superpixels" while they load,
+// "image" for what holds of the open image or of having none); clearStatus(name) takes
+// it away (or puts `replacement`) when that condition ends, so the line never keeps
+// saying what stopped being true. Other messages report an action and stay until the next.
+function setStatus(text, level = "info", until = "") {
   const el = $(".seg-status");
   el.textContent = text || "";
   el.dataset.level = level;
+  el.dataset.until = text ? until : "";
+}
+
+function clearStatus(until, replacement = "") {
+  if ($(".seg-status").dataset.until === until) setStatus(replacement);
 }
 
 function className(idx) {
@@ -418,6 +427,8 @@ function showDoc(d) {
   for (const k of Nav.DOC) S[k] = d[k];
   cancelPolygon();
   S.prompt = null;
+  clearStatus("image");
+  clearStatus("superpixels");   // its queued clicks went with the image
   heatImageChanged();   // a word heatmap belongs to its image (heatmap.js)
   $(".seg-promptbar").hidden = true;
   $(".seg-empty").hidden = !!S.map;
@@ -567,10 +578,11 @@ async function loadSuperpixels(id) {
     root.dataset.superpixels = id;
     const queued = S.segQueue;
     S.segQueue = [];
+    clearStatus("superpixels", queued.length ? `Superpixels arrived: ${queued.length === 1 ? "your click was" : `your ${queued.length} clicks were`} applied.` : "");
     for (const q of queued) runSuperpixel(q);
   } catch (err) {
     console.error(err);
-    setStatus(`Superpixels could not be computed: ${err.message}`, "error");
+    if (S.img && S.img.id === id) setStatus(`Superpixels could not be computed: ${err.message}`, "error", "image");
   }
 }
 
@@ -743,7 +755,7 @@ function clearAll() {
 
 function resetToPrediction() {
   if (!S.map) return;
-  if (!S.pred) { setStatus("This image has no prediction of the active model yet.", "error"); return; }
+  if (!S.pred) { setStatus("This image has no prediction of the active model yet.", "error", "image"); return; }
   const e = new C.Edit(S.map, null);
   C.replaceAll(e, S.pred);
   if (commit(e, "reset to prediction")) setStatus("Reset to the model's prediction. Ctrl+Z undoes it.");
@@ -1006,7 +1018,7 @@ $(".seg-confirm-yes").addEventListener("click", () => { const f = S.onConfirm; c
 $(".seg-confirm-no").addEventListener("click", () => { closeConfirm(); setStatus("Not accepted; the label set is unchanged."); });
 
 function serverTool(event, args, busy) {
-  if (!S.img) { setStatus("Open an image first.", "error"); return; }
+  if (!S.img) { setStatus("Open an image first.", "error", "image"); return; }
   request(event, args, busy);
 }
 
@@ -1040,7 +1052,7 @@ function closeConfirm() { $(".seg-confirm").hidden = true; S.onConfirm = null; }
 function toggleHelp(show = $(".seg-help-dlg").hidden) { $(".seg-help-dlg").hidden = !show; }
 
 function save() {
-  if (!S.img) { setStatus("Nothing to save: open an image first.", "error"); return; }
+  if (!S.img) { setStatus("Nothing to save: open an image first.", "error", "image"); return; }
   request("save_draft", {}, "Saving a draft…");
 }
 
@@ -1053,7 +1065,7 @@ async function awaitPeek() {
 }
 
 async function submitNext() {
-  if (!S.img) { setStatus("Nothing to submit: open an image first.", "error"); return; }
+  if (!S.img) { setStatus("Nothing to submit: open an image first.", "error", "image"); return; }
   await awaitPeek();
   const ready = Nav.aheadReady(S);
   const rid = request("submit_next", { filter: S.filter }, "Submitting…", ready);

@@ -97,7 +97,7 @@ var SegInput = (function () {
   // The tools over the canvas's state S (map, pred, seg, tool, active, ignore,
   // protect, size, view, polygon, edit, last, editLabel, segQueue, spQueued,
   // lastClick) and SegCore C. ui: what the tools have the page do:
-  //   commit(edit, label) -> step or null, changed(box), setStatus(text, level),
+  //   commit(edit, label) -> step or null, changed(box), setStatus(text, level, until),
   //   className(idx), requestRender(), closePolygon(erase), now() (milliseconds).
   // Each tool: down(p, ev) -> true when the stroke goes on (the page captures the
   // pointer), move(q) along the stroke to image point q (the page then sets
@@ -159,7 +159,7 @@ var SegInput = (function () {
       const q = { value: t.value, first: t.first, points: [[p.x, p.y]], segments: [] };
       if (!S.seg) {
         S.segQueue.push(q);
-        ui.setStatus("Superpixels are still loading; your clicks are kept and applied when they arrive.", "busy");
+        ui.setStatus("Superpixels are still loading; your clicks are kept and applied when they arrive.", "busy", "superpixels");
         S.edit = null;
         S.spQueued = q;
       } else {
@@ -179,7 +179,7 @@ var SegInput = (function () {
     function regionDown(p) {
       const t = target(p);
       if (!t) return false;
-      if (!S.pred) { ui.setStatus("No prediction to fill from for this image.", "error"); return false; }
+      if (!S.pred) { ui.setStatus("No prediction to fill from for this image.", "error", "image"); return false; }
       const e = newEdit(t.value, t.first);
       const region = C.connectedRegion(S.pred, S.map.width, S.map.height, Math.floor(p.x), Math.floor(p.y));
       C.paintIndices(e, region);

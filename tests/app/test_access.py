@@ -499,3 +499,43 @@ def test_the_database_and_data_folder_are_private(teams):
     assert {f.name for f in files} >= {"studio.db", "studio.db-wal", "studio.db-shm"}
     for f in files:
         assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+
+
+SECRET = "Zeta secret project"
+
+
+def _names_in(text: str) -> set[str]:
+    return {p for p in (DEMO_PROJECT, SECRET) if p in text}
+
+
+def test_the_page_names_no_project_before_login_and_only_ones_own_after(teams):
+    """Finding 4: the page Gradio serves before a login embeds the app's API description,
+    so the Project picker is built with no choices: GET / (and /config) name no project.
+    Logged in, the page and every endpoint's answer name only the caller's projects:
+    nothing for the outsider, the demo but not the secret project for its annotator."""
+    import json
+    st, url = teams
+    if SECRET not in st.project_names(st.principal("ada")):
+        st.store.create_project(SECRET, ["road", "car"])
+        st.store.add_member(SECRET, "rex")
+    for path in ("", "config", "gradio_api/info"):
+        r = httpx.get(url + path)
+        assert not _names_in(r.text), (path, r.status_code, _names_in(r.text))
+    for name, own in [("out", set()), ("ann", {DEMO_PROJECT})]:
+        c = login(url, name)
+        for path in ("", "config"):
+            r = httpx.get(url + path, cookies=c.cookies)
+            assert r.status_code == 200 and not _names_in(r.text), (name, path, _names_in(r.text))
+        assert not _names_in(json.dumps(c.config)) and not _names_in(json.dumps(c.view_api(
+            return_format="dict", print_info=False)))
+        project, _ = c.predict(api_name="/init")
+        assert set(project["choices"] and [v for v, _ in project["choices"]]) == own, project
+        leaked = {}
+        for ep, empty in sorted(endpoints(c).items()):
+            if ep.endswith("_failed"):
+                continue
+            got = _names_in(str(call(c, ep, empty))) - own
+            if got:
+                leaked[ep] = got
+        assert not leaked, f"{name} was told of projects they are not in: {leaked}"
+    st.wait_idle(30)
