@@ -84,16 +84,9 @@ class AdminMixin:
         if not who.can(act):
             raise Forbidden(access.refusal(who, act))
         if open_image is not None:
-            try:
-                held = self.store.get_image(int(open_image))
-            except (NotFoundError, TypeError, ValueError):
-                raise Forbidden(f"there is no image {open_image}") from None
-            self._check_member(who, held.project_id)
+            self._check_member(who, self._image_or_refuse(open_image).project_id)
         if image_id is not None:
-            try:
-                info = self.store.get_image(int(image_id))
-            except (NotFoundError, TypeError, ValueError):
-                raise Forbidden(f"there is no image {image_id}") from None
+            info = self._image_or_refuse(image_id)
             self._check_member(who, info.project_id)
             if not access.sees_image(who, info.status, info.annotated_by):
                 raise Forbidden(f"Not allowed: image {info.id} is someone else's work; "
@@ -101,6 +94,13 @@ class AdminMixin:
         if project not in (None, ""):
             self._check_member(who, project)
         return who
+
+    def _image_or_refuse(self, image_id):
+        """The image's row info, or Forbidden when there is no such image."""
+        try:
+            return self.store.get_image(int(image_id))
+        except (NotFoundError, TypeError, ValueError):
+            raise Forbidden(f"there is no image {image_id}") from None
 
     def _check_member(self, who: Principal, project: str | int) -> None:
         if not who.member_only:

@@ -43,10 +43,23 @@ UPLOAD_CSS = """
 """
 
 
+def _request(args):
+    """A canvas server function's request object (the page sends it alone or in a list)."""
+    return args[0] if isinstance(args, list) and args else args
+
+
+def _image_id(req, refusal: str) -> int:
+    """The request's image id, or a clear 400 saying ``refusal``."""
+    try:
+        return int(req["image_id"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise Refused(refusal, 400) from None
+
+
 def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox) -> Screen:
     def superpixels(args, request: gr.Request):
         """Server function of the canvas: the SLIC map of an image, once per image."""
-        req = args[0] if isinstance(args, list) and args else args
+        req = _request(args)
         iid = int(req["image_id"])
         with acting(studio, request, "superpixels", image_id=iid):
             ready = studio.prepare(iid)
@@ -55,7 +68,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
     def peek_next(args, request: gr.Request):
         """Server function of the canvas: the load payload of the image Next would open
         after ``current`` (nothing is saved or changed), so the page can show it at once."""
-        req = args[0] if isinstance(args, list) and args else args
+        req = _request(args)
         try:
             project, current = req["project"], int(req["current"])
             flt = req.get("filter", "unlabelled")
@@ -69,33 +82,23 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
         """Server function of the canvas: the active model's probability map of a word
         or phrase over an image (``Studio.heatmap``), as a greyscale PNG (probability
         * 255) with the phrase and its range; a refusal or a mistake is a clear 403/400."""
-        req = args[0] if isinstance(args, list) and args else args
-        try:
-            iid, phrase = int(req["image_id"]), str(req.get("phrase") or "")
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise Refused("heatmap: give an image id and a phrase", 400) from None
+        req = _request(args)
+        iid = _image_id(req, "heatmap: give an image id and a phrase")
+        phrase = str(req.get("phrase") or "")
         with acting(studio, request, "heatmap", image_id=iid):
             return pl.heatmap(iid, studio.heatmap(iid, phrase))
 
     def uncertainty(args, request: gr.Request):
         """Server function of the canvas: the active model's per-pixel uncertainty over
         an image (``Studio.uncertainty_map``, normalised entropy), as a greyscale PNG."""
-        req = args[0] if isinstance(args, list) and args else args
-        try:
-            iid = int(req["image_id"])
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise Refused("uncertainty: give an image id", 400) from None
+        iid = _image_id(_request(args), "uncertainty: give an image id")
         with acting(studio, request, "uncertainty", image_id=iid):
             return pl.uncertainty(iid, studio.uncertainty_map(iid))
 
     def what_changed(args, request: gr.Request):
         """Server function of the canvas: the pixels whose predicted class changed from
         the previous active model version to the active one (``Studio.changes_since_previous``)."""
-        req = args[0] if isinstance(args, list) and args else args
-        try:
-            iid = int(req["image_id"])
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise Refused("what_changed: give an image id", 400) from None
+        iid = _image_id(_request(args), "what_changed: give an image id")
         with acting(studio, request, "what_changed", image_id=iid):
             return pl.changes(iid, studio.changes_since_previous(iid))
 
