@@ -42,7 +42,8 @@ import torch
 import torch.nn.functional as F
 
 from .data import array_to_rgb, image_to_tensor
-from .inference import Prediction, Predictor
+from .inference import Prediction, Predictor, prediction_from_probs
+from .refine import RefineSettings
 from .text_encoder import validate_class_names
 
 ADAPTER_FORMAT = "instant-adapter-v1"
@@ -77,6 +78,7 @@ class PixelEmbeddings:
     pixels: torch.Tensor  # (E, h, w) float32 unit-norm pixel embeddings (stride 4)
     size: tuple[int, int]  # (H, W) of the image
     base_map: np.ndarray | None = None  # (H, W) uint8 the base model's class map (for hard sampling)
+    guide: np.ndarray | None = None  # (H, W) uint8 grey image: predictions follow its edges (models.refine)
 
 
 @dataclass
@@ -151,12 +153,12 @@ class Adapter:
         low = low * self.logit_scale + self.logit_bias + self.biases.view(-1, 1, 1)
         return F.interpolate(low[None], size=emb.size, mode="bilinear", align_corners=False)[0]
 
-    def predict(self, emb: PixelEmbeddings) -> Prediction:
-        """Same output as Predictor.predict: class map, confidence, uncertainty."""
-        probs = self.logits(emb).softmax(0)
-        conf, idx = probs.max(0)
-        conf_np = conf.numpy().astype(np.float32)
-        return Prediction(idx.numpy().astype(np.uint8), conf_np, float(1.0 - conf_np.mean()))
+    def predict(self, emb: PixelEmbeddings, refine: RefineSettings | None = None) -> Prediction:
+        """Same output as Predictor.predict: class map (refined along the image's edges
+        when ``emb.guide`` is known; ``refine`` defaults to RefineSettings()), confidence,
+        uncertainty."""
+        return prediction_from_probs(self.logits(emb).softmax(0), emb.guide,
+                                     refine if refine is not None else RefineSettings())
 
 
 # -- the frozen network -------------------------------------------------------------------
@@ -185,9 +187,16 @@ def embed_image(predictor: Predictor, image: np.ndarray, class_names: list[str],
         feats = model.image_encoder(model.image_encoder.normalize(x))
         pixels = model.decoder(feats, text.to(feats[0].dtype))
     emb = PixelEmbeddings(pixels[0].float().cpu().contiguous(), tuple(x.shape[-2:]))
+    emb.guide = grey_levels(image)
     if with_base_map:
-        emb.base_map = word_adapter(predictor, names).predict(emb).class_map
+        emb.base_map = word_adapter(predictor, names).predict(emb, predictor.refine).class_map
     return emb
+
+
+def grey_levels(image: np.ndarray) -> np.ndarray:
+    """(H, W[, C]) image -> (H, W) uint8 grey levels: the guide models.refine follows."""
+    rgb = array_to_rgb(image).astype(np.float32)
+    return np.clip(rgb @ np.array([0.299, 0.587, 0.114], np.float32) + 0.5, 0, 255).astype(np.uint8)
 
 
 # -- examples from a corrected image ------------------------------------------------------
@@ -326,7 +335,7 @@ class InstantAdaptation:
 
     def predict(self, image_or_emb) -> Prediction:
         emb = image_or_emb if isinstance(image_or_emb, PixelEmbeddings) else self.embed(image_or_emb)
-        return self.adapter.predict(emb)
+        return self.adapter.predict(emb, self.predictor.refine)
 
     def add(self, key, image_or_emb, label: np.ndarray) -> None:
         """Cache a corrected image's sampled pixels under ``key`` (replacing older ones)."""

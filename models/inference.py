@@ -16,6 +16,7 @@ import torch
 
 from .data import array_to_rgb, image_to_tensor
 from .metrics import confusion_matrix, scores
+from .refine import RefineSettings, guided_refine
 from .segmenter import Segmenter
 from .text_encoder import validate_class_names
 
@@ -46,8 +47,11 @@ class Prediction:
 class Predictor:
     """A loaded model on a device, with its BERT label-set embeddings cached."""
 
-    def __init__(self, model: Segmenter, device: str | torch.device = "auto", fuse: bool = True):
+    def __init__(self, model: Segmenter, device: str | torch.device = "auto", fuse: bool = True,
+                 refine: RefineSettings | None = None):
         self.device = pick_device(device) if isinstance(device, str) else device
+        # predict()'s class maps follow image edges (models.refine); logits() stays the network's own
+        self.refine = refine if refine is not None else RefineSettings()
         self.model = model.to(self.device).eval()
         self.trainable = model  # unfused weights (for saving / fine-tuning)
         if fuse:
@@ -55,8 +59,9 @@ class Predictor:
         self.amp = self.device.type == "cuda"
 
     @classmethod
-    def load(cls, model_dir: str | Path | None = None, device: str = "auto") -> "Predictor":
-        return cls(Segmenter.from_pretrained(model_dir or DEFAULT_MODEL_DIR), device)
+    def load(cls, model_dir: str | Path | None = None, device: str = "auto",
+             refine: RefineSettings | None = None) -> "Predictor":
+        return cls(Segmenter.from_pretrained(model_dir or DEFAULT_MODEL_DIR), device, refine=refine)
 
     @property
     def class_names(self) -> list[str]:
@@ -78,10 +83,23 @@ class Predictor:
         return out.logits[0].float().cpu()
 
     def predict(self, image: np.ndarray, class_names: list[str] | None = None) -> Prediction:
-        probs = self.logits(image, class_names).softmax(0)
+        """The class map a labeller sees: the argmax of the probabilities refined along the
+        image's edges (``self.refine``; radius 0 = the plain argmax). ``confidence`` is the
+        model's probability of the class shown."""
+        return prediction_from_probs(self.logits(image, class_names).softmax(0), image, self.refine)
+
+
+def prediction_from_probs(probs: torch.Tensor, image: np.ndarray | None,
+                          refine: RefineSettings | None = None) -> Prediction:
+    """(K, H, W) probabilities -> Prediction; refined along ``image``'s edges when both
+    are given (and refine.radius > 0)."""
+    if image is not None and refine is not None and refine.enabled:
+        idx = guided_refine(probs, image, refine).argmax(0)
+        conf = probs.gather(0, idx[None])[0]
+    else:
         conf, idx = probs.max(0)
-        conf_np = conf.numpy().astype(np.float32)
-        return Prediction(idx.numpy().astype(np.uint8), conf_np, float(1.0 - conf_np.mean()))
+    conf_np = conf.numpy().astype(np.float32)
+    return Prediction(idx.numpy().astype(np.uint8), conf_np, float(1.0 - conf_np.mean()))
 
 
 def evaluate_arrays(

@@ -56,8 +56,9 @@ def test_no_examples_gives_the_word_vectors_and_the_base_prediction(shipped_pair
     img = crops[0][0]
     ours, theirs = session.predict(img), predictor.predict(img, names)
     assert ours.class_map.shape == theirs.class_map.shape == img.shape[:2]
-    assert (ours.class_map == theirs.class_map).mean() > 0.999
-    assert np.abs(ours.confidence - theirs.confidence).max() < 1e-3
+    same = ours.class_map == theirs.class_map
+    assert same.mean() > 0.999  # both refined along the image's edges (models.refine); near-ties may flip
+    assert np.abs(ours.confidence[same] - theirs.confidence[same]).max() < 1e-3
     assert ours.uncertainty == pytest.approx(theirs.uncertainty, abs=1e-4)
 
 

@@ -1,0 +1,88 @@
+"""Choose (on CamVid train) and report (on val, once) an edge-aware refinement of the
+model's probabilities: a guided filter (He et al.) with the image as guide.
+
+    python -m benchmarks.tune_refine --split train --pick 0001TP:20,0006R0:20 --grid R:EPS[:SUB],... --out runs/refine/train.json
+    python -m benchmarks.tune_refine --split val --grid R:EPS --out benchmarks/results/cpu_refine_val.json
+
+For each image: the shipped model's logits (one forward pass), then every filter of
+--grid on its softmax; scores: wrong pixels and wrong regions (bench_loop's measures),
+and mIoU / per-class IoU from one confusion matrix over the images.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from benchmarks.bench_instant import wrong_pixels
+from benchmarks.bench_loop import read_pairs, wrong_regions
+from models.data import list_pairs, read_classes
+from models.inference import Predictor
+from models.metrics import confusion_matrix, scores
+from models.refine import guided_refine
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="../shared/datasets/camvid")
+    ap.add_argument("--model", default="weights/camvid")
+    ap.add_argument("--split", default="train")
+    ap.add_argument("--pick", default="", help="SEQ:N,... evenly spaced N frames per drive (default: all)")
+    ap.add_argument("--grid", default="4:1e-3")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    ls = read_classes(a.data)
+    names, ignore, K = ls.names, ls.ignore_index, len(ls.names)
+    pairs = list_pairs(a.data, a.split)
+    if a.pick:
+        chosen = []
+        for spec in a.pick.split(","):
+            seq, n = spec.split(":")
+            frames = [p for p in pairs if p[0].startswith(seq)]
+            idx = np.linspace(0, len(frames) - 1, int(n)).round().astype(int)
+            chosen += [frames[i] for i in idx]
+        pairs = chosen
+    items = read_pairs(pairs)
+    pred = Predictor.load(a.model, "cpu")
+    grid = ["none"] + [g for g in a.grid.split(",") if g]
+    tot = {g: {"wrong_pixels": 0, "wrong_regions": 0, "seconds": 0.0} for g in grid}
+    conf = {g: np.zeros((K, K), np.int64) for g in grid}
+    for n, (name, _, img, lbl) in enumerate(items):
+        probs = pred.logits(img, names).softmax(0)
+        for g in grid:
+            t0 = time.perf_counter()
+            if g == "none":
+                m = probs.argmax(0).numpy().astype(np.uint8)
+            else:
+                r, e, *sub = g.split(":")
+                m = guided_refine(probs, img, radius=int(r), eps=float(e),
+                                  subsample=int(sub[0]) if sub else 1).argmax(0).numpy().astype(np.uint8)
+            tot[g]["seconds"] += time.perf_counter() - t0
+            tot[g]["wrong_pixels"] += wrong_pixels(m, lbl, ignore)
+            tot[g]["wrong_regions"] += wrong_regions(m, lbl, ignore)
+            conf[g] += confusion_matrix(m, lbl, K, ignore)
+        if (n + 1) % 10 == 0:
+            print(n + 1, flush=True)
+    base = tot["none"]
+    res = {}
+    for g in grid:
+        s = scores(conf[g], names)
+        res[g] = {**tot[g], "ms_per_image": 1000 * tot[g]["seconds"] / len(items),
+                  "pixels_pct": 100 * tot[g]["wrong_pixels"] / base["wrong_pixels"],
+                  "regions_pct": 100 * tot[g]["wrong_regions"] / base["wrong_regions"],
+                  "miou": s["miou"], "per_class_iou": s["per_class_iou"]}
+        print(f"{g:10s} pixels {res[g]['pixels_pct']:6.1f}% regions {res[g]['regions_pct']:6.1f}% "
+              f"({tot[g]['wrong_regions'] / len(items):.1f}/img) mIoU {s['miou']:.4f} "
+              f"pole {s['per_class_iou'].get('pole', float('nan')):.3f} {res[g]['ms_per_image']:.1f} ms", flush=True)
+    if a.out:
+        open(a.out, "w").write(json.dumps({"args": vars(a), "images": [p[0] for p in pairs], "results": res}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""Edge-aware refinement of class probabilities (issue 20: fewer separate fixes).
+
+The decoder predicts at stride 4 and the logits are upsampled bilinearly, so class
+boundaries are smooth curves that ignore the image's own edges: thin slivers along
+every object boundary come out wrong, and each counts as a separate fix. A guided
+filter (He, Sun and Tang, "Guided Image Filtering", ECCV 2010 / TPAMI 2013) with the
+image's grey levels as guide makes each class's probability locally an affine function
+of the image: boundaries snap to image edges, and isolated specks that the image does
+not support are smoothed away. It costs a handful of box filters (O(1) per pixel by
+cumulative sums), no learning, and works on any model's probabilities (the shipped
+model's, a job's, the instant layer's).
+
+    probs = logits.softmax(0)                      # (K, H, W)
+    refined = guided_refine(probs, image, RefineSettings())
+    class_map = refined.argmax(0)
+
+Plain model library: torch and numpy only.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    """Chosen on CamVid train frames of drives 0001TP and 0006R0 (BENCHMARKS.md,
+    "Edge-aware refinement"); radius 0 turns the refinement off."""
+
+    radius: int = 4  # box half-width in full-resolution pixels (window 2r + 1)
+    eps: float = 1e-3  # regulariser: larger = smoother, less edge-following
+    subsample: int = 2  # the fast guided filter (He and Sun 2015): coefficients at 1/s size
+
+    @property
+    def enabled(self) -> bool:
+        return self.radius > 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def box_filter(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Mean over a (2r+1)^2 window of each pixel of (..., H, W), the window clipped at
+    the borders (so the mean is over the pixels inside), in O(1) per pixel."""
+    H, W = x.shape[-2:]
+
+    def along(t: torch.Tensor, dim: int, n: int) -> torch.Tensor:
+        c = torch.cumsum(t, dim)
+        c = torch.cat([torch.zeros_like(c.narrow(dim, 0, 1)), c], dim)  # c[i] = sum of t[:i]
+        idx = torch.arange(n, device=t.device)
+        hi = (idx + r + 1).clamp(max=n)
+        lo = (idx - r).clamp(min=0)
+        return c.index_select(dim, hi) - c.index_select(dim, lo)
+
+    s = along(along(x, x.dim() - 1, W), x.dim() - 2, H)
+    ys = torch.arange(H, device=x.device)
+    xs = torch.arange(W, device=x.device)
+    ny = ((ys + r + 1).clamp(max=H) - (ys - r).clamp(min=0)).to(x.dtype)
+    nx = ((xs + r + 1).clamp(max=W) - (xs - r).clamp(min=0)).to(x.dtype)
+    return s / (ny[:, None] * nx[None, :])
+
+
+def grey_guide(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 / (H, W) image -> (H, W) float32 grey levels in [0, 1]."""
+    arr = np.asarray(image)
+    if arr.ndim == 3:
+        arr = arr[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    else:
+        arr = arr.astype(np.float32)
+    scale = 255.0 if np.asarray(image).dtype == np.uint8 or arr.max() > 1.0 else 1.0
+    return torch.from_numpy(np.ascontiguousarray(arr / scale, dtype=np.float32))
+
+
+def guided_refine(probs: torch.Tensor, image: np.ndarray, settings: RefineSettings | None = None,
+                  radius: int | None = None, eps: float | None = None, subsample: int | None = None) -> torch.Tensor:
+    """(K, H, W) probabilities -> (K, H, W) refined scores (argmax them for a class map;
+    they are not renormalised). ``image`` is the (H, W, 3) picture they belong to."""
+    s = settings or RefineSettings()
+    r = s.radius if radius is None else radius
+    e = s.eps if eps is None else eps
+    sub = max(1, s.subsample if subsample is None else subsample)
+    if r <= 0:
+        return probs
+    if probs.dim() != 3:
+        raise ValueError(f"probs must be (K, H, W), got shape {tuple(probs.shape)}")
+    guide = grey_guide(image).to(probs.device)
+    if guide.shape != probs.shape[-2:]:
+        raise ValueError(f"image {tuple(guide.shape)} and probabilities {tuple(probs.shape[-2:])} differ in size")
+    I_full = guide[None]  # (1, H, W)
+    p, I = probs.float(), I_full
+    if sub > 1:  # coefficients on a grid 1/sub the size, then upsampled (fast guided filter)
+        p = F.avg_pool2d(p[None], sub, ceil_mode=True)[0]
+        I = F.avg_pool2d(I[None], sub, ceil_mode=True)[0]
+        r = max(1, round(r / sub))
+    mean_I = box_filter(I, r)
+    var_I = box_filter(I * I, r) - mean_I * mean_I
+    mean_p = box_filter(p, r)
+    cov = box_filter(I * p, r) - mean_I * mean_p
+    a = cov / (var_I + e)  # (K, h, w)
+    b = mean_p - a * mean_I
+    mean_a, mean_b = box_filter(a, r), box_filter(b, r)
+    if sub > 1:
+        size = tuple(I_full.shape[-2:])
+        mean_a = F.interpolate(mean_a[None], size=size, mode="bilinear", align_corners=False)[0]
+        mean_b = F.interpolate(mean_b[None], size=size, mode="bilinear", align_corners=False)[0]
+    return mean_a * I_full + mean_b
