@@ -2,6 +2,7 @@
 
     python -m models.evaluate --model weights/camvid --data ../shared/datasets/camvid --split val
     python -m models.evaluate ... --classes "heavens,facade,..."   # other wordings, same order
+    python -m models.evaluate ... --refined    # the maps the app shows (refined along image edges)
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, help="evaluate only the first N images")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     ap.add_argument("--threads", type=int, help="CPU threads for torch")
+    ap.add_argument("--refined", action="store_true",
+                    help="score the class maps the app shows (refined along image edges, models.refine) "
+                         "instead of the network's plain argmax")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -43,11 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         names = parse_classes(args.classes, len(label_set.names)) or label_set.names
         predictor = Predictor.load(args.model, args.device)
         _, images, labels = load_split(args.data, args.split, limit=args.limit)
-        result = evaluate_arrays(predictor, images, labels, names, label_set.ignore_index, label_set.names)
+        result = evaluate_arrays(predictor, images, labels, names, label_set.ignore_index, label_set.names,
+                                 refined=args.refined)
     except (DatasetError, CheckpointError, ValueError, ImportError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    result.update(split=args.split, class_names=names, device=predictor.device_name)
+    result.update(split=args.split, class_names=names, device=predictor.device_name, refined=args.refined)
     print(json.dumps(result))
     return 0
 

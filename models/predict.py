@@ -16,6 +16,7 @@ from PIL import Image
 
 from .data import DatasetError, label_colors, load_image
 from .inference import Predictor
+from .refine import RefineSettings
 from .segmenter import CheckpointError
 
 
@@ -38,11 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--classes", help="comma-separated class names (default: the model's label set)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--no-refine", action="store_true",
+                    help="write the network's plain argmax (default: maps refined along image edges, models.refine)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        predictor = Predictor.load(args.model, args.device)
+        predictor = Predictor.load(args.model, args.device,
+                                   refine=RefineSettings(radius=0) if args.no_refine else None)
         names = [n.strip() for n in args.classes.split(",")] if args.classes else predictor.class_names
         # Read every image first: an unreadable one stops the run before anything is written.
         images = [(Path(p), load_image(p)) for p in args.images]

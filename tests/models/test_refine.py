@@ -1,0 +1,58 @@
+"""models.refine: the guided filter that makes predicted boundaries follow image edges."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models.refine import RefineSettings, box_filter, guided_refine
+
+
+@pytest.mark.parametrize("r", [1, 3, 6])
+def test_box_filter_is_the_window_mean_clipped_at_borders(r):
+    x = torch.rand(3, 37, 53)
+    ref = F.avg_pool2d(x[None], 2 * r + 1, stride=1, padding=r, count_include_pad=False)[0]
+    assert torch.allclose(box_filter(x, r), ref, atol=1e-5)
+
+
+def edge_scene(edge=30, blurred_at=33, h=40, w=64):
+    """An image dark left of column ``edge``, bright right of it; class-0 probability
+    falling smoothly around column ``blurred_at`` (a stride-4 model's upsampled boundary)."""
+    img = np.full((h, w, 3), 40, np.uint8)
+    img[:, edge:] = 200
+    x = torch.arange(w, dtype=torch.float32)
+    p0 = torch.sigmoid((blurred_at - x) / 2.0).expand(h, w)
+    return img, torch.stack([p0, 1 - p0])
+
+
+@pytest.mark.parametrize("subsample", [1, 2])
+@pytest.mark.parametrize("blurred_at", [27, 33])
+def test_the_boundary_moves_to_the_image_edge(subsample, blurred_at):
+    img, probs = edge_scene(blurred_at=blurred_at)
+    plain = probs.argmax(0)
+    assert int((plain[0] == 0).sum()) == blurred_at + 1  # the blurred boundary: 3-4 columns off
+    refined = guided_refine(probs, img, RefineSettings(radius=8, eps=1e-3, subsample=subsample)).argmax(0)
+    assert (refined[:, :30] == 0).all() and (refined[:, 30:] == 1).all()  # on the edge, every row
+    nearer = guided_refine(probs, img, RefineSettings(radius=4, eps=1e-3, subsample=subsample)).argmax(0)
+    assert abs(int((nearer[20] == 0).sum()) - 30) < abs(blurred_at + 1 - 30)  # a smaller window moves it less
+
+
+def test_radius_zero_is_the_identity_and_sizes_must_match():
+    img, probs = edge_scene()
+    assert guided_refine(probs, img, RefineSettings(radius=0)) is probs
+    with pytest.raises(ValueError, match="differ in size"):
+        guided_refine(probs, img[:, :10], RefineSettings())
+    with pytest.raises(ValueError, match=r"\(K, H, W\)"):
+        guided_refine(probs[0], img, RefineSettings())
+
+
+def test_predictor_refines_its_class_maps_and_keeps_its_logits():
+    from models.inference import Predictor, prediction_from_probs
+
+    img, probs = edge_scene()
+    flat = prediction_from_probs(probs, img, RefineSettings(radius=0))
+    sharp = prediction_from_probs(probs, img, RefineSettings(radius=8, subsample=1))
+    assert int((flat.class_map[20] == 0).sum()) == 34 and int((sharp.class_map[20] == 0).sum()) == 30
+    # confidence is the model's probability of the class shown
+    shown = torch.from_numpy(sharp.class_map.astype(np.int64))
+    assert np.allclose(sharp.confidence, probs.gather(0, shown[None])[0].numpy())
+    assert Predictor.__init__.__defaults__[-1] is None  # refine=None means RefineSettings()
