@@ -202,7 +202,9 @@ def test_polygon_enter_doubleclick_escape_and_erase(cv, app, ids):
     for pt in [(50.3, 40.2), (210.7, 60.1), (180.2, 200.9), (70.4, 170.6)]:
         cv.click(*pt)
     pts = cv.js("() => document.querySelector('.seg-root').__seg.S.polygon")
-    cv.key("Enter")
+    cv.key("Enter")     # closes it: an editable vector, nothing painted yet
+    np.testing.assert_array_equal(cv.client_map(), before)
+    cv.key("Enter")     # fills it
     m = cv.client_map()
     inside = even_odd(pts, (H, W))
     assert inside.sum() > 10_000
@@ -218,12 +220,14 @@ def test_polygon_enter_doubleclick_escape_and_erase(cv, app, ids):
     for pt in [(300, 50), (400, 50), (400, 120)]:
         cv.click(*pt)
     cv.page.mouse.dblclick(*cv.to_screen(330, 130))
+    cv.key("Enter")
     m2 = cv.client_map()
     assert (m2[70, 370] == car) and (m2 != m).sum() > 1000
     void = st.store.get_project(DEMO_PROJECT).ignore_index
     for pt in [(60, 60), (120, 60), (120, 120), (60, 120)]:
         cv.click(*pt)
     cv.key("Shift+Enter")
+    cv.key("Enter")     # closed with Shift: it erases
     m3 = cv.client_map()
     assert (m3[65:115, 65:115] == void).all()
     cv.key("Control+z")
