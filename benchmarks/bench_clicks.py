@@ -3,6 +3,7 @@ of the superpixel tool driven the same way, on CamVid objects.
 
     python -m benchmarks.bench_clicks --split val [--every 1] [--per-image 0] [--out runs/clicks_val.json]
     python -m benchmarks.bench_clicks --split train --every 6 --per-image 6 --grid   # choose the settings
+    python -m benchmarks.bench_clicks --page [--port 7921]      # per-click latency in the page (Chromium)
 
 An object is an 8-connected region of one class (void excluded) of at least
 ``--min-area`` pixels (400) in a CamVid label map. Each object is clicked by the
@@ -23,6 +24,12 @@ Tools, both fed exactly the same click sequence logic:
 
 Sampling: every ``--every``-th image of the split (sorted by name) and, with
 ``--per-image K``, K objects per image drawn at random (seed ``--seed``); 0 = all.
+``--page`` measures instead the per-click latency as the labeller sees it: the app on
+the demo project in headless Chromium at 1440x900, the O tool on three images (features
+made ready when the tool is picked, as the page does), ten clicks each (positive and
+negative in turn, at fixed points), from the click to the preview drawn (the server
+call, the PNG's decoding and the preview's painting), and the server's own part.
+
 ``--grid`` evaluates a grid of settings on the chosen images (for train) and prints
 them sorted by NoC@85; otherwise one run with ``--threshold/--spatial/--snap`` (the
 defaults are the settings the app uses, ``ObjectSettings()``).
@@ -126,6 +133,66 @@ def summarise(rows: list[dict], names: list[str]) -> dict:
     return out
 
 
+CLICKS = [(240, 320, 1), (100, 200, 0), (380, 300, 1), (240, 250, 0), (60, 330, 1),
+          (420, 60, 0), (300, 340, 1), (200, 120, 0), (150, 300, 1), (330, 200, 0)]
+
+
+def page_latency(port: int) -> dict:
+    """Click-to-preview latency of the O tool in the page (see the module's doc)."""
+    import platform
+    import statistics
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    from segui.handlers import DEMO_PROJECT, Studio
+    from segui.ui import LAUNCH_OPTIONS, build_app
+    from storage import Store
+    from tests.app.canvas_page import CanvasPage, launch
+
+    st = Studio(Store(data_dir=Path(tempfile.mkdtemp(prefix="bench-clicks-")) / "data"))
+    st.ensure_demo()
+    st.wait_idle()
+    st.warm_up()
+    build_app(st).queue(default_concurrency_limit=2).launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **LAUNCH_OPTIONS)
+    S = "document.querySelector('.seg-root').__seg.S"
+    page_ms, server_ms = [], []
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(f"http://127.0.0.1:{port}/")
+        c = CanvasPage(page)
+        c.wait_image()
+        ids = [im.id for im in st.store.list_images(DEMO_PROJECT, order="id")][:3]
+        for iid in ids:
+            if c.state()["image"] != iid:
+                page.click(f".seg-strip [data-open='{iid}']")
+                c.wait_image(iid)
+            c.wait_idle()
+            c.key("o")
+            page.wait_for_timeout(3000)          # the warm-up call: the image's features
+            page.evaluate(f"() => {{ {S}.objTimes = []; }}")
+            for k, (x, y, positive) in enumerate(CLICKS):
+                c.click(x + 0.5, y + 0.5, button="left" if positive else "right")
+                page.wait_for_function(f"() => ({S}.objTimes || []).length >= {k + 1} || ({S}.obj && {S}.obj.clicks < {k + 1})",
+                                       timeout=60_000)
+            times = page.evaluate(f"() => {S}.objTimes")
+            page_ms += [t[0] for t in times]
+            server_ms += [t[1] for t in times]
+            c.key("Escape")
+        version = browser.version
+        browser.close()
+
+    def summ(xs):
+        s = sorted(xs)
+        return {"n": len(s), "median_ms": round(statistics.median(s), 1), "p90_ms": round(s[int(0.9 * (len(s) - 1))], 1),
+                "max_ms": round(s[-1], 1)}
+    return {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, no GPU, headless Chromium "
+                       f"{version} --disable-gpu", "date": time.strftime("%Y-%m-%d"),
+            "click_to_preview": summ(page_ms), "server": summ(server_ms)}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets" / "camvid")
@@ -147,7 +214,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--far", type=float, default=d.far)
     ap.add_argument("--no-superpixel", action="store_true", help="skip the superpixel baseline")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--page", action="store_true", help="per-click latency in the page instead")
+    ap.add_argument("--port", type=int, default=7921)
     a = ap.parse_args(argv)
+    if a.page:
+        report = page_latency(a.port)
+        print(json.dumps(report, indent=1))
+        if a.out:
+            a.out.parent.mkdir(parents=True, exist_ok=True)
+            a.out.write_text(json.dumps(report, indent=1))
+        return report
 
     t0 = time.perf_counter()
     names, _, items = load_split(a)

@@ -63,7 +63,7 @@ async function askObject(seq) {
   o.show(seq, mask);
   paintObjectPreview();
   const ms = performance.now() - t0;
-  S.objTimes = (S.objTimes || []).concat([ms]).slice(-200);   // per click, as the page sees it (benchmarks)
+  S.objTimes = (S.objTimes || []).concat([[ms, r.ms]]).slice(-200);   // per click: page and server ms (benchmarks)
   root.dataset.object = `${seq}:${o.pixels}`;
   setStatus(`Object: ${o.pixels} px from ${o.clicks} click${o.clicks > 1 ? "s" : ""} (${Math.round(ms)} ms). ` +
     `Enter or a class paints it ${className(paintValue())}; right-click or Shift+click removes a part; ` +
