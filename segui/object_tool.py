@@ -92,21 +92,25 @@ class ObjectToolMixin:
         feat, states, hit = self._object_inputs(info.id)
         if feat.size != (info.height, info.width):
             raise UserError("the image's size changed: open it again")
-        mask = object_from_clicks(feat, cl, SETTINGS, _BoundedStates(states))
+        mask = object_from_clicks(feat, cl, SETTINGS, _BoundedStates(states, self._cache_lock))
         return {"mask": mask, "pixels": int(np.count_nonzero(mask)), "clicks": len(cl), "cached": hit,
                 "ms": round(1000 * (time.perf_counter() - t0), 1)}
 
 
 class _BoundedStates:
-    """The click-prefix cache as ``object_from_clicks`` wants it (get / set), bounded."""
+    """The click-prefix cache as ``object_from_clicks`` wants it (get / set), bounded,
+    each access under the studio's cache lock (two requests may click the same image)."""
 
-    def __init__(self, od: OrderedDict):
+    def __init__(self, od: OrderedDict, lock):
         self.od = od
+        self.lock = lock
 
     def get(self, key):
-        return self.od.get(key)
+        with self.lock:
+            return self.od.get(key)
 
     def __setitem__(self, key, value):
-        self.od[key] = value
-        while len(self.od) > OBJECT_STATES:
-            self.od.popitem(last=False)
+        with self.lock:
+            self.od[key] = value
+            while len(self.od) > OBJECT_STATES:
+                self.od.popitem(last=False)
