@@ -2,13 +2,19 @@
 model's own pixel embeddings (no extra network, no hub weights).
 
 The shipped model's decoder gives every pixel a unit-norm embedding at stride 4
-(:class:`models.adapt.PixelEmbeddings`, cached per image by the app). A click picks
-the embedding under it. A pixel belongs to the object when it is more like a positive
-click than like any negative click and than a fixed threshold (similarity = cosine,
-minus a small penalty for the distance to the click), and when it is 8-connected to a
-positive click. The score is computed on the stride-4 grid and upsampled bilinearly (as
-the model's logits are), then optionally snapped to superpixels (a superpixel is in
-when most of it is).
+(:class:`models.adapt.PixelEmbeddings`, cached per image by the app), and the label
+set's class vectors give its class probabilities on the same grid. A click's
+similarity to a pixel mixes the embeddings' cosine with the chance that both have the
+same class (:meth:`ObjectFeatures.click_score`).
+
+:func:`object_mask` is the global grow: a pixel belongs to the object when it is more
+like a positive click than like any negative click and than a fixed threshold, and
+when it is 8-connected to a positive click (the score is computed on the stride-4 grid
+and upsampled bilinearly, as the model's logits are; a distance penalty and a snap to
+superpixels are there but off: they did worse on CamVid train).
+:func:`object_from_clicks` is what the app runs: the clicks in order, the first
+positive one growing globally, later ones correcting locally (a disc the size of the
+error they sit in), the mask kept per click prefix.
 
 Also here: the standard click simulator of interactive segmentation benchmarks
 (:func:`next_click`: the next click at the interior point of the largest error
@@ -36,8 +42,12 @@ class ObjectSettings:
       taken from the model's class probabilities (the chance that the pixel and the
       click have the same class, sum_k p_k(pixel) p_k(click)) rather than from the raw
       embeddings' cosine; spatial: similarity lost per image diagonal
-      of distance to the click (keeps later clicks local); snap: superpixels decide by
-      majority (``snap_fraction`` of a superpixel must be in) when segments are given."""
+      of distance to the click; snap: superpixels decide by majority (``snap_fraction``
+      of a superpixel must be in) when segments are given; local: the radius of a
+      correction's disc in units of the click's distance to the other state (0: every
+      click recomputes the global grow, :func:`object_mask`); local_threshold: the
+      similarity a pixel of that disc needs (-1: any); far: beyond this share of the
+      image's shorter side from the mask a click grows (or cuts) globally."""
 
     threshold: float = 0.6
     class_weight: float = 0.7
@@ -191,8 +201,10 @@ def object_from_clicks(feat: ObjectFeatures, clicks: Sequence[tuple[float, float
 
     Replayed one click at a time from an empty mask. A positive click outside the
     mask and far from it (more than ``settings.far`` of the image's shorter side, or
-    the first) grows a new part globally (:func:`object_mask` with the clicks so far).
-    Any other click corrects locally: a disc around it, of ``settings.local`` times the
+    the first) adds a part grown globally from it (:func:`object_mask` against the
+    negative clicks so far); a negative click as deep inside the mask removes what is
+    more like the negative clicks than like the positive ones. Any other click
+    corrects locally: a disc around it, of ``settings.local`` times the
     click's distance to the other state (its error region's size as seen from the
     mask), takes the click's state, where the click's similarity is at least
     ``settings.local_threshold``. ``states``: a cache {clicks prefix: mask} so that a
@@ -209,7 +221,6 @@ def object_from_clicks(feat: ObjectFeatures, clicks: Sequence[tuple[float, float
             if hit is not None:
                 mask, start = hit.copy(), k
                 break
-    yy = xx = None
     for k in range(start, len(cl)):
         x, y, positive = cl[k]
         if mask[y, x] == positive:
@@ -225,11 +236,10 @@ def object_from_clicks(feat: ObjectFeatures, clicks: Sequence[tuple[float, float
         else:
             r = _distance_to(mask if positive else ~mask, x, y)
             R = settings.local * r + 1.0
-            if yy is None:
-                yy, xx = np.mgrid[:H, :W]
             y0, y1 = max(0, int(y - R)), min(H, int(y + R) + 1)
             x0, x1 = max(0, int(x - R)), min(W, int(x + R) + 1)
-            disc = (yy[y0:y1, x0:x1] - y) ** 2 + (xx[y0:y1, x0:x1] - x) ** 2 <= R * R
+            yy, xx = np.ogrid[y0:y1, x0:x1]
+            disc = (yy - y) ** 2 + (xx - x) ** 2 <= R * R
             if settings.local_threshold > -1:
                 sim = _upsample(feat.click_score((x, y), 0.0, settings.class_weight), (H, W))[y0:y1, x0:x1]
                 disc &= sim >= settings.local_threshold
