@@ -79,7 +79,7 @@ def edit_actions(w: int, h: int, k: int) -> tuple[float, float, dict[str, str]]:
             run: () => {{ e.ev('pointerdown', x, y); e.ev('pointerup', x, y); }} }}; }}""",
         "polygon": f"""(e) => {{ const x = {x}, y = {y}, r = {max(8, w // 40)}; {PICK} const before = e.px(x, y);
             e.S.polygon = [[x - r, y - r], [x + r, y - r], [x + r, y + r], [x - r, y + r]];
-            return {{x, y, before, run: () => e.key('Enter') }}; }}""",
+            return {{x, y, before, run: () => {{ e.key('Enter'); e.key('Enter'); }} }}; }}""",
     }
 
 

@@ -149,6 +149,7 @@ function request(event, args = {}, busy = "", afterPaint = false) {
     if (!Nav.isNav(event)) { setStatus("One moment: the next image is being opened.", "busy"); updateTitle(); }
     return false;
   }
+  commitShapes();   // what is pending goes with the map (objects.js)
   const rid = Nav.begin(S, event, { snapshot: S.map ? S.map.data.slice() : null, step: S.history.top(), image: S.img ? S.img.id : null });
   clearTimeout(S.syncTimer);
   const t0 = performance.now();
@@ -272,6 +273,8 @@ function selectClass(idx) {
   S.active = idx;
   if (tool().erases) setTool("brush");
   updateActive();
+  if (S.obj && S.obj.clicks) commitObject();   // picking a class commits the previewed object (objects.js)
+  else if (S.vpoly) requestRender();
 }
 
 function renderKeep() {
@@ -368,6 +371,7 @@ function render() {
     }
     drawHeat();   // the word heatmap layer (heatmap.js)
     drawPolygon();
+    drawShapes();   // a pending object or editable polygon (objects.js)
     drawCursor();
   }
   S.frames++;
@@ -426,6 +430,7 @@ new ResizeObserver(() => requestRender()).observe(stage);
 function showDoc(d) {
   for (const k of Nav.DOC) S[k] = d[k];
   cancelPolygon();
+  shapesImageChanged();   // (objects.js)
   S.prompt = null;
   clearStatus("image");
   clearStatus("superpixels");   // its queued clicks went with the image
@@ -734,6 +739,7 @@ function commit(edit, label) {
 
 function undo() {
   if (S.edit) return;
+  if (pendingShape()) { shapeUndo(); return; }
   const step = S.history.undo(S.map);
   if (step) { changed(step.box); scheduleSync(); setStatus(`Undid ${step.label}.`); }
   updateButtons();
@@ -741,6 +747,7 @@ function undo() {
 
 function redo() {
   if (S.edit) return;
+  if (pendingShape()) { shapeRedo(); return; }
   const step = S.history.redo(S.map);
   if (step) { changed(step.box); scheduleSync(); setStatus(`Redid ${step.label}.`); }
   updateButtons();
@@ -775,20 +782,8 @@ function runSuperpixel(q) {
   commit(e, "superpixel fill");
 }
 
-function closePolygon(erase) {
-  if (S.polygon.length < 3) { setStatus("A polygon needs at least 3 points."); return; }
-  const pts = S.polygon.slice();
-  const value = erase ? S.ignore : paintValue();
-  const [fx, fy] = pts[0];
-  const e = newEdit(value, S.map.data[Math.floor(fy) * S.map.width + Math.floor(fx)]);
-  C.fillPolygon(e, pts);
-  S.polygon = [];
-  const step = commit(e, erase ? "polygon erase" : "polygon");
-  const note = C.lockedNote(e);
-  if (step) setStatus(`Polygon: ${step.idx.length} px ${erase ? "erased" : "→ " + className(value)}.${note && " " + note}`, note ? "warning" : "info");
-  else setStatus(note || "Polygon changed nothing.", note ? "warning" : "info");
-  requestRender();
-}
+// Closing a polygon leaves it editable; Enter (or another tool) fills it (objects.js).
+function closePolygon(erase) { openPolygon(erase); }
 
 function cancelPolygon() {
   if (S.polygon.length) { S.polygon = []; requestRender(); }
@@ -815,6 +810,10 @@ view.addEventListener("pointerdown", (ev) => {
     if (S.touches.size === 2) { abortEdit(); startPinch(); return; }
   }
   const p = imagePoint(ev);
+  if (ev.button !== 1 && !S.space && !Nav.navigating(S)) {
+    const sh = shapesDown(p, ev);   // click-to-object, editable polygon handles (objects.js)
+    if (sh) { if (sh === "drag") capture(ev); ev.preventDefault(); return; }
+  }
   if (ev.button === 1 || (ev.button === 0 && S.space) || ev.button === 2) {
     S.pan = { sx: p.sx, sy: p.sy, ox: S.view.ox, oy: S.view.oy };
     capture(ev);
@@ -844,6 +843,8 @@ view.addEventListener("pointermove", (ev) => {
   if (S.pan) {
     S.view = { s: S.view.s, ox: S.pan.ox + p.sx - S.pan.sx, oy: S.pan.oy + p.sy - S.pan.sy };
     S.fitted = false;
+  } else if (shapesMove(p)) {
+    return;
   } else if (S.edit && S.last) {
     const events = ev.getCoalescedEvents ? ev.getCoalescedEvents() : [ev];
     for (const ce of events.length ? events : [ev]) {
@@ -865,6 +866,7 @@ function endPointer(ev) {
     if (S.pinch) { if (S.touches.size < 2) S.pinch = null; return; }
   }
   if (S.pan) { S.pan = null; requestRender(); return; }
+  if (shapesUp()) return;
   tool().up();
 }
 
@@ -910,11 +912,13 @@ view.addEventListener("wheel", (ev) => {
 // ------------------------------------------------------------------ tools and options
 
 function setTool(t) {
+  if (t !== S.tool) commitShapes();   // another tool commits a pending object or polygon (objects.js)
   if (!T.tools[t].vertices) cancelPolygon();
   S.tool = t;
   for (const b of $$("[data-tool]")) b.classList.toggle("is-on", b.dataset.tool === t);
   root.dataset.tool = t;
   view.style.cursor = tool().ring ? "none" : "crosshair";
+  if (t === "object") warmObject();   // (objects.js)
   requestRender();
 }
 
@@ -1105,11 +1109,17 @@ const KEY_ACTIONS = {
   help: () => toggleHelp(),
   escape: () => {
     if (!$(".seg-help-dlg").hidden) toggleHelp(false);
+    else if (discardShapes()) setStatus("Dropped the pending shape; nothing was painted.");
     else if (S.polygon.length) { cancelPolygon(); setStatus("Polygon cancelled."); }
     else if (S.prompt) { S.prompt = null; $(".seg-promptbar").hidden = true; requestRender(); }
     else if (S.heat && S.heat.shown) hideHeat();
   },
   closePolygon: (ev) => closePolygon(ev.shiftKey),
+  commitShape: (ev) => { if (S.vpoly) commitPolygon(ev.shiftKey); else commitObject(); },
+  deleteVertex: () => deleteVertex(),
+  dropClick: () => dropObjectClick(),
+  shapeUndo: () => shapeUndo(),
+  shapeRedo: () => shapeRedo(),
   dropVertex: () => { S.polygon.pop(); requestRender(); },
   pan: () => { S.space = true; view.style.cursor = "grab"; },
   tool: (ev, t) => setTool(t),
@@ -1136,7 +1146,7 @@ document.addEventListener("keydown", (ev) => {
     if (ev.key === "Escape") { closeConfirm(); ev.preventDefault(); }
     return;
   }
-  const a = SegInput.keyAction(ev, { vertices: tool().vertices, points: S.polygon.length, disagreement: !!S.reviewMask });
+  const a = SegInput.keyAction(ev, { vertices: tool().vertices, points: S.polygon.length, disagreement: !!S.reviewMask, shape: pendingShape() });
   if (a && KEY_ACTIONS[a.action](ev, a.arg) !== false) ev.preventDefault();
 });
 

@@ -10,7 +10,7 @@ var SegInput = (function () {
 
   // ------------------------------------------------------------------ keys
 
-  const TOOL_KEYS = { b: "brush", e: "eraser", p: "polygon", s: "superpixel", g: "region", k: "fill" };
+  const TOOL_KEYS = { b: "brush", e: "eraser", p: "polygon", s: "superpixel", g: "region", k: "fill", o: "object" };
 
   // Class keys: every class in list order gets one. 1-9 the first nine, then
   // Shift+1 .. Shift+9 the 10th to 18th and Shift+0 the 19th (0 stays void). Shift
@@ -39,9 +39,14 @@ var SegInput = (function () {
   //   exactly; lower: the key lower-cased (a letter with or without Shift); shift,
   //   alt: when given, must be so; classPos: a class key (classKeyPosition); when(ctx): a condition on the
   //   canvas (ctx: {vertices: the tool places polygon vertices, points: how many are
-  //   placed, disagreement: a review disagreement mask is shown}).
+  //   placed, disagreement: a review disagreement mask is shown, shape: "polygon" (a
+  //   closed polygon being edited) | "object" (an object being clicked) | null}).
   //   action: a name canvas.js binds (null: the key is not ours), arg: passed along.
   const KEYS = [
+    // a pending shape (an object being clicked, a closed polygon being edited) has its own steps
+    { mod: true, lower: "z", shift: true, when: (c) => c.shape, action: "shapeRedo" },
+    { mod: true, lower: "z", when: (c) => c.shape, action: "shapeUndo" },
+    { mod: true, lower: "y", when: (c) => c.shape, action: "shapeRedo" },
     { mod: true, lower: "z", shift: true, action: "redo" },
     { mod: true, lower: "z", action: "undo" },
     { mod: true, lower: "y", action: "redo" },
@@ -50,6 +55,10 @@ var SegInput = (function () {
     { mod: true, action: null },   // any other Ctrl/Cmd key stays the browser's
     { key: "?", action: "help" },
     { key: "Escape", action: "escape" },
+    { key: "Enter", when: (c) => c.shape, action: "commitShape" },
+    { key: "Delete", when: (c) => c.shape === "polygon", action: "deleteVertex" },
+    { key: "Backspace", when: (c) => c.shape === "polygon", action: "deleteVertex" },
+    { key: "Backspace", when: (c) => c.shape === "object", action: "dropClick" },
     { key: "Enter", when: (c) => c.vertices, action: "closePolygon" },
     { key: "Backspace", when: (c) => c.vertices && c.points > 0, action: "dropVertex" },
     { key: " ", action: "pan" },
@@ -223,6 +232,8 @@ var SegInput = (function () {
       superpixel: { down: superpixelDown, move: superpixelAlong, up: endStroke },
       region: { down: regionDown, move: paintAlong, up: endStroke },
       fill: { down: fillDown, move: paintAlong, up: endStroke },
+      // click-to-object: the page's objects.js takes its clicks before any tool does
+      object: { object: true, down: () => false, move: paintAlong, up: endStroke },
     };
     return { tools, paintValue, newEdit, inImage, valueAt };
   }

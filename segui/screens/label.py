@@ -2,7 +2,8 @@
 
 :func:`label_screen` wires the canvas's events (open, Next, save, submit, split,
 review, snap, clean-up, text prompt, fill) and the canvas's server functions
-(superpixels, the next image's payload, a word's heatmap, the uncertainty map, what changed between model versions) to :class:`segui.handlers.Studio`.
+(superpixels, the next image's payload, a word's heatmap, the uncertainty map, what changed between model versions,
+click-to-object) to :class:`segui.handlers.Studio`.
 """
 from __future__ import annotations
 
@@ -102,10 +103,21 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
         with acting(studio, request, "what_changed", image_id=iid):
             return pl.changes(iid, studio.changes_since_previous(iid))
 
+    def click_object(args, request: gr.Request):
+        """Server function of the canvas: the object that positive and negative clicks
+        describe (``Studio.click_object``), as a 0/1 PNG; the page previews it and
+        paints it with the chosen class on Enter."""
+        req = _request(args)
+        iid = _image_id(req, "click_object: give an image id and the clicks")
+        with acting(studio, request, "click_object", image_id=iid):
+            if req.get("warm"):     # the O tool was picked: the image's features, no clicks yet
+                return {"image_id": iid, "warm": True, **studio.warm_object(iid)}
+            return pl.object_mask(iid, studio.click_object(iid, req.get("clicks")))
+
     with gr.Blocks() as blocks:
         loaded_st = gr.State(None)      # handlers.Loaded of the open image
         prompt_st = gr.State(None)      # (image id, boolean mask) of the last text prompt
-        canvas = mask_canvas([superpixels, peek_next, heatmap, uncertainty, what_changed])
+        canvas = mask_canvas([superpixels, peek_next, heatmap, uncertainty, what_changed, click_object])
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=260):
                 upload = gr.File(label="Upload images (files or a zip)", file_count="multiple",

@@ -26,7 +26,7 @@ from .conftest import free_port, make_studio
 PW = {"ada": "ada's long password", "rex": "rex reviews all day", "ann": "ann annotates well",
       "out": "outsider password", "dis": "disabled password"}
 ROLES = {"ada": "admin", "rex": "reviewer", "ann": "annotator", "out": "annotator", "dis": "annotator"}
-SERVER_FUNCTIONS = {"superpixels", "peek_next", "heatmap", "uncertainty", "what_changed"}
+SERVER_FUNCTIONS = {"superpixels", "peek_next", "heatmap", "uncertainty", "what_changed", "click_object"}
 
 
 @pytest.fixture(scope="module")
@@ -416,6 +416,13 @@ def test_the_heatmap_server_function_serves_members_and_refuses_others(teams):
     assert ok.status_code == 200 and ok.json()["to"] is not None, ok.text[:300]
     r = call("out", {"image_id": iid}, "what_changed")
     assert r.status_code == 403, (r.status_code, r.text[:300])
+    # click-to-object (O): the same rule; a click outside the image is a clear 400
+    ok = call("ann", {"image_id": iid, "clicks": [[100, 300, 1]]}, "click_object")
+    assert ok.status_code == 200 and ok.json()["pixels"] > 0, ok.text[:300]
+    r = call("out", {"image_id": iid, "clicks": [[100, 300, 1]]}, "click_object")
+    assert r.status_code == 403, (r.status_code, r.text[:300])
+    r = call("ann", {"image_id": iid, "clicks": [[100000, 5, 1]]}, "click_object")
+    assert r.status_code == 400 and "outside" in r.text, (r.status_code, r.text[:300])
 
 
 def test_a_reviewer_cannot_accept_their_own_submission_in_the_app(teams):

@@ -202,7 +202,9 @@ def test_polygon_enter_doubleclick_escape_and_erase(cv, app, ids):
     for pt in [(50.3, 40.2), (210.7, 60.1), (180.2, 200.9), (70.4, 170.6)]:
         cv.click(*pt)
     pts = cv.js("() => document.querySelector('.seg-root').__seg.S.polygon")
-    cv.key("Enter")
+    cv.key("Enter")     # closes it: an editable vector, nothing painted yet
+    np.testing.assert_array_equal(cv.client_map(), before)
+    cv.key("Enter")     # fills it
     m = cv.client_map()
     inside = even_odd(pts, (H, W))
     assert inside.sum() > 10_000
@@ -218,12 +220,14 @@ def test_polygon_enter_doubleclick_escape_and_erase(cv, app, ids):
     for pt in [(300, 50), (400, 50), (400, 120)]:
         cv.click(*pt)
     cv.page.mouse.dblclick(*cv.to_screen(330, 130))
+    cv.key("Enter")
     m2 = cv.client_map()
     assert (m2[70, 370] == car) and (m2 != m).sum() > 1000
     void = st.store.get_project(DEMO_PROJECT).ignore_index
     for pt in [(60, 60), (120, 60), (120, 120), (60, 120)]:
         cv.click(*pt)
     cv.key("Shift+Enter")
+    cv.key("Enter")     # closed with Shift: it erases
     m3 = cv.client_map()
     assert (m3[65:115, 65:115] == void).all()
     cv.key("Control+z")
@@ -354,6 +358,116 @@ def test_bucket_fill_on_the_current_labels_respects_over_and_undoes_in_one_step(
     # G is still the prediction's region, under its clearer name
     assert "prediction" in cv.page.inner_text(".seg-toolbar [data-tool='region']")
     cv.key("b")
+
+
+# ---------------------------------------------------------------------------- click-to-object, editable polygons
+
+def client_mask(c: CanvasPage, expr: str) -> np.ndarray:
+    """A Uint8Array of the page (``expr``) as an (H, W) bool array."""
+    flat = c.js(f"() => Array.from({expr})")
+    return np.asarray(flat, np.uint8).reshape(H, W).astype(bool)
+
+
+def test_object_tool_paints_the_previewed_object_in_one_step(cv, app, ids, artifacts):
+    st, _ = app
+    S = "document.querySelector('.seg-root').__seg.S"
+    before = fresh(cv, st, ids[3])
+    iid = cv.state()["image"]
+    car = cls(st, "car")
+    pick(cv, st, "car")
+    cv.key("o")
+    assert cv.state()["tool"] == "object"
+    cv.click(240.5, 330.5)                       # the road at the bottom centre
+    cv.page.wait_for_function(f"() => {S}.obj && {S}.obj.ready && {S}.obj.clicks === 1", timeout=60_000)
+    first = client_mask(cv, f"{S}.obj.mask")
+    # the preview is the server's object for that click, pixel for pixel
+    np.testing.assert_array_equal(first, st.click_object(iid, [[240, 330, 1]])["mask"])
+    assert first[330, 240] and 1000 < first.sum() < H * W
+    np.testing.assert_array_equal(cv.client_map(), before)      # a preview paints nothing
+    # a right click inside the object takes a part away
+    ys, xs = np.nonzero(first)
+    far = int(np.argmax((xs - 240) ** 2 + (ys - 330) ** 2))
+    nx, ny = int(xs[far]), int(ys[far])
+    cv.click(nx + 0.5, ny + 0.5, button="right")
+    cv.page.wait_for_function(f"() => {S}.obj && {S}.obj.ready && {S}.obj.clicks === 2", timeout=60_000)
+    second = client_mask(cv, f"{S}.obj.mask")
+    np.testing.assert_array_equal(second, st.click_object(iid, [[240, 330, 1], [nx, ny, 0]])["mask"])
+    assert not second[ny, nx] and second.sum() < first.sum()
+    cv.page.mouse.move(20, 20)
+    cv.page.screenshot(path=str(artifacts / "label_object_preview.png"))
+    steps = cv.state()["steps"]
+    cv.key("Enter")                               # commits: one step, exactly the previewed pixels
+    m = cv.client_map()
+    assert cv.state()["steps"] == steps + 1
+    np.testing.assert_array_equal(m[second], car)
+    np.testing.assert_array_equal(m[~second], before[~second])
+    cv.key("Control+s")
+    cv.wait_idle()
+    np.testing.assert_array_equal(st.store.get_annotation(iid).class_map, m)
+    cv.key("Control+z")                           # one undo takes the whole object back
+    np.testing.assert_array_equal(cv.client_map(), before)
+    cv.key("Control+Shift+z")
+    # picking a class commits too; Esc drops an object
+    cv.click(120.5, 40.5)
+    cv.page.wait_for_function(f"() => {S}.obj && {S}.obj.ready", timeout=60_000)
+    cv.key("Escape")
+    np.testing.assert_array_equal(cv.client_map(), m)
+    cv.click(120.5, 40.5)
+    cv.page.wait_for_function(f"() => {S}.obj && {S}.obj.ready", timeout=60_000)
+    sky_obj = client_mask(cv, f"{S}.obj.mask")
+    pick(cv, st, "building")
+    m2 = cv.client_map()
+    np.testing.assert_array_equal(m2[sky_obj], cls(st, "building"))
+    np.testing.assert_array_equal(m2[~sky_obj], m[~sky_obj])
+    assert cv.js(f"() => {S}.obj") is None
+
+
+def test_a_closed_polygon_stays_editable_until_enter(cv, app, ids, artifacts):
+    st, _ = app
+    S = "document.querySelector('.seg-root').__seg.S"
+    before = fresh(cv, st, ids[3])
+    iid = cv.state()["image"]
+    fence = cls(st, "fence")
+    pick(cv, st, "fence")
+    cv.key("p")
+    for pt in [(60, 60), (200, 60), (200, 160), (60, 160)]:
+        cv.click(*pt)
+    cv.key("Enter")                               # closed: handles, nothing painted
+    assert cv.js(f"() => {S}.vpoly.points.length") == 4
+    np.testing.assert_array_equal(cv.client_map(), before)
+    cv.stroke([(200, 160), (260, 220)], steps=6)  # drag a vertex
+    cv.click(130, 60)                             # click an edge: a vertex is inserted
+    cv.stroke([(130, 60), (130, 20)], steps=4)    # and dragged up
+    pts = cv.js(f"() => {S}.vpoly.points")
+    assert len(pts) == 5 and abs(pts[3][0] - 260) < 1 and abs(pts[3][1] - 220) < 1 and abs(pts[1][1] - 20) < 1
+    cv.click(60, 160)                             # select a vertex, Delete removes it
+    cv.key("Delete")
+    assert cv.js(f"() => {S}.vpoly.points.length") == 4
+    cv.key("Control+z")                           # the polygon's own undo: the vertex is back
+    assert cv.js(f"() => {S}.vpoly.points.length") == 5
+    pts = cv.js(f"() => {S}.vpoly.points")
+    cv.page.mouse.move(20, 20)
+    cv.page.screenshot(path=str(artifacts / "label_polygon_editing.png"))
+    steps = cv.state()["steps"]
+    cv.key("Enter")                               # fills the edited polygon: one step
+    m = cv.client_map()
+    inside = even_odd(pts, (H, W))
+    np.testing.assert_array_equal(m[inside], fence)
+    np.testing.assert_array_equal(m[~inside], before[~inside])
+    assert inside[200, 240] and not even_odd([(60, 60), (200, 60), (200, 160), (60, 160)], (H, W))[200, 240]
+    assert cv.state()["steps"] == steps + 1
+    cv.key("Control+s")
+    cv.wait_idle()
+    np.testing.assert_array_equal(st.store.get_annotation(iid).class_map, m)
+    cv.key("Control+z")
+    np.testing.assert_array_equal(cv.client_map(), before)
+    # another tool commits a pending polygon too
+    for pt in [(300, 60), (400, 60), (400, 120)]:
+        cv.click(*pt)
+    cv.key("Enter")
+    cv.key("b")
+    assert (cv.client_map()[70:100, 380:395] == fence).all()
+    cv.key("Control+z")
 
 
 # ---------------------------------------------------------------------------- seeing the photo
@@ -767,7 +881,7 @@ def test_help_lists_every_shortcut(cv, artifacts):
     assert cv.page.is_visible(".seg-help-dlg")
     text = cv.page.inner_text(".seg-help-dlg")
     for k in ["B", "E", "[", "]", "P", "S", "G", "Alt", "Ctrl+Z", "Ctrl+Shift+Z", "H", "Space", "F", "R",
-              "N", "Shift+N", "Ctrl+S", "Ctrl+Enter", "1", "9", "0", "/", "K", "Shift+1", "Shift+0"]:
+              "N", "Shift+N", "Ctrl+S", "Ctrl+Enter", "1", "9", "0", "/", "K", "Shift+1", "Shift+0", "O", "Delete"]:
         assert k in text, k
     cv.page.screenshot(path=str(artifacts / "label_shortcuts.png"))
     cv.key("Escape")

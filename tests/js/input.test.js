@@ -100,7 +100,8 @@ test("class key labels and positions agree for every class that has a key", () =
 
 test("every action of the key map is one canvas.js binds", () => {
   const bound = ["undo", "redo", "save", "submitNext", "help", "escape", "closePolygon", "dropVertex", "pan", "tool",
-    "smaller", "larger", "toggleMask", "toggleDisagreement", "fit", "reset", "back", "next", "filter", "void", "classKey", "heatmap", "uncertainty", "changes"];
+    "smaller", "larger", "toggleMask", "toggleDisagreement", "fit", "reset", "back", "next", "filter", "void", "classKey", "heatmap", "uncertainty", "changes",
+    "commitShape", "deleteVertex", "dropClick", "shapeUndo", "shapeRedo"];
   for (const r of I.KEYS) if (r.action !== null) assert.ok(bound.includes(r.action), r.action);
 });
 
@@ -142,7 +143,7 @@ const count = (S, v) => S.map.data.filter((x) => x === v).length;
 
 test("the tool table: every tool has down, move and up", () => {
   const { T } = canvas();
-  assert.deepEqual(Object.keys(T.tools).sort(), ["brush", "eraser", "fill", "polygon", "region", "superpixel"]);
+  assert.deepEqual(Object.keys(T.tools).sort(), ["brush", "eraser", "fill", "object", "polygon", "region", "superpixel"]);
   for (const t of Object.values(T.tools)) for (const f of ["down", "move", "up"]) assert.equal(typeof t[f], "function");
   assert.deepEqual(Object.values(I.TOOL_KEYS).sort(), Object.keys(T.tools).sort());
   assert.ok(T.tools.brush.ring && T.tools.eraser.ring && !T.tools.polygon.ring);

@@ -1,0 +1,269 @@
+"""Clicks to an object (issue 18): NoC@85 / NoC@90 of the click-to-object tool (O) and
+of the superpixel tool driven the same way, on CamVid objects.
+
+    python -m benchmarks.bench_clicks --split val [--every 1] [--per-image 0] [--out runs/clicks_val.json]
+    python -m benchmarks.bench_clicks --split train --every 6 --per-image 6 --grid   # choose the settings
+    python -m benchmarks.bench_clicks --page [--port 7921]      # per-click latency in the page (Chromium)
+
+An object is an 8-connected region of one class (void excluded) of at least
+``--min-area`` pixels (400) in a CamVid label map. Each object is clicked by the
+standard simulator (``models.click_object.next_click``, as in RITM): the first click at
+the object's interior point farthest from its boundary, each next click at the
+interior point of the largest error region, positive for a missed part, negative for a
+wrongly included part; void pixels count neither way. NoC@85 (@90) is the number of
+clicks until the IoU reaches 85% (90%), at most ``--max-clicks`` (20; an object that
+never gets there counts 20 and is reported as a miss).
+
+Tools, both fed exactly the same click sequence logic:
+
+- ``object``: ``models.click_object.object_mask`` over the shipped model's stride-4 pixel
+  embeddings of the image (one forward pass per image, label set = CamVid's 11 classes,
+  as the app caches them) with the app's SLIC superpixels for the snap;
+- ``superpixel``: each positive click adds the SLIC superpixel under it (the app's
+  ``segui.smart_tools.superpixels``, ~300 px each), each negative click removes it.
+
+Sampling: every ``--every``-th image of the split (sorted by name) and, with
+``--per-image K``, K objects per image drawn at random (seed ``--seed``); 0 = all.
+``--page`` measures instead the per-click latency as the labeller sees it: the app on
+the demo project in headless Chromium at 1440x900, the O tool on three images (features
+made ready when the tool is picked, as the page does), ten clicks each (positive and
+negative in turn, at fixed points), from the click to the preview drawn (the server
+call, the PNG's decoding and the preview's painting), and the server's own part.
+
+``--grid`` evaluates a grid of settings on the chosen images (for train) and prints
+them sorted by NoC@85; otherwise one run with ``--threshold/--spatial/--snap`` (the
+defaults are the settings the app uses, ``ObjectSettings()``).
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from models.click_object import (ObjectFeatures, ObjectSettings, clicks_to_iou,  # noqa: E402
+                                 object_from_clicks, superpixel_clicks)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def objects_of(label: np.ndarray, ignore: int, min_area: int) -> list[tuple[int, np.ndarray]]:
+    out = []
+    for c in np.unique(label):
+        if c == ignore:
+            continue
+        comps, n = ndimage.label(label == c, structure=np.ones((3, 3), bool))
+        areas = np.bincount(comps.ravel(), minlength=n + 1)
+        for k in np.nonzero(areas >= min_area)[0]:
+            if k > 0:
+                out.append((int(c), comps == k))
+    return out
+
+
+def load_split(a) -> tuple[list[str], int, list[dict]]:
+    """Images, their embeddings, superpixels and sampled objects."""
+    import torch
+
+    from models.adapt import embed_image, word_adapter
+    from models.inference import Predictor
+    from segui.smart_tools import superpixels
+
+    torch.set_num_threads(a.threads)
+    meta = json.loads((a.data / "classes.json").read_text())
+    names = [c["name"] for c in meta["classes"]]
+    ignore = int(meta["ignore_index"])
+    pred = Predictor.load(a.model, device="cpu")
+    adapter = word_adapter(pred, names)
+    rng = np.random.default_rng(a.seed)
+    files = sorted((a.data / "images" / a.split).glob("*"))[::a.every]
+    items = []
+    for f in files:
+        image = np.asarray(Image.open(f).convert("RGB"))
+        label = np.asarray(Image.open(a.data / "labels" / a.split / (f.stem + ".png")))
+        objs = objects_of(label, ignore, a.min_area)
+        if a.per_image and len(objs) > a.per_image:
+            objs = [objs[i] for i in sorted(rng.choice(len(objs), a.per_image, replace=False))]
+        if not objs:
+            continue
+        emb = embed_image(pred, image, names, with_base_map=False)
+        seg = superpixels(image)
+        items.append({"name": f.name, "valid": label != ignore, "objects": objs,
+                      "feat": ObjectFeatures.from_embeddings(emb, adapter, seg), "seg": seg})
+    return names, ignore, items
+
+
+def run(items, settings: ObjectSettings | None, max_clicks: int) -> list[dict]:
+    """One row per object: class, area, NoC@85/90 and whether they were reached."""
+    rows = []
+    for it in items:
+        for c, gt in it["objects"]:
+            if settings is None:
+                def tool(clicks, seg=it["seg"]):
+                    return superpixel_clicks(seg, clicks)
+            else:
+                states: dict = {}   # as the app does: the mask after each click prefix is kept
+
+                def tool(clicks, feat=it["feat"], states=states):
+                    return object_from_clicks(feat, clicks, settings, states)
+            r = clicks_to_iou(gt, tool, it["valid"], max_clicks)
+            rows.append({"image": it["name"], "class": c, "area": int(gt.sum()),
+                         "noc85": r["noc"][0.85], "noc90": r["noc"][0.90],
+                         "miss85": not r["reached"][0.85], "miss90": not r["reached"][0.90],
+                         "iou1": round(r["ious"][0], 4) if r["ious"] else None})
+    return rows
+
+
+def summarise(rows: list[dict], names: list[str]) -> dict:
+    def agg(rs):
+        return {"objects": len(rs), "noc85": round(float(np.mean([r["noc85"] for r in rs])), 2),
+                "noc90": round(float(np.mean([r["noc90"] for r in rs])), 2),
+                "miss85": round(float(np.mean([r["miss85"] for r in rs])), 3),
+                "miss90": round(float(np.mean([r["miss90"] for r in rs])), 3),
+                "iou1": round(float(np.mean([r["iou1"] for r in rs])), 3)}
+    out = {"all": agg(rows)}
+    for c in sorted({r["class"] for r in rows}):
+        out[names[c]] = agg([r for r in rows if r["class"] == c])
+    return out
+
+
+CLICKS = [(240, 320, 1), (100, 200, 0), (380, 300, 1), (240, 250, 0), (60, 330, 1),
+          (420, 60, 0), (300, 340, 1), (200, 120, 0), (150, 300, 1), (330, 200, 0)]
+
+
+def page_latency(port: int) -> dict:
+    """Click-to-preview latency of the O tool in the page (see the module's doc)."""
+    import platform
+    import statistics
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    from segui.handlers import DEMO_PROJECT, Studio
+    from segui.ui import LAUNCH_OPTIONS, build_app
+    from storage import Store
+    from tests.app.canvas_page import CanvasPage, launch
+
+    st = Studio(Store(data_dir=Path(tempfile.mkdtemp(prefix="bench-clicks-")) / "data"))
+    st.ensure_demo()
+    st.wait_idle()
+    st.warm_up()
+    build_app(st).queue(default_concurrency_limit=2).launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **LAUNCH_OPTIONS)
+    S = "document.querySelector('.seg-root').__seg.S"
+    page_ms, server_ms = [], []
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(f"http://127.0.0.1:{port}/")
+        c = CanvasPage(page)
+        c.wait_image()
+        ids = [im.id for im in st.store.list_images(DEMO_PROJECT, order="id")][:3]
+        for iid in ids:
+            if c.state()["image"] != iid:
+                page.click(f".seg-strip [data-open='{iid}']")
+                c.wait_image(iid)
+            c.wait_idle()
+            c.key("o")
+            page.wait_for_timeout(3000)          # the warm-up call: the image's features
+            page.evaluate(f"() => {{ {S}.objTimes = []; }}")
+            for k, (x, y, positive) in enumerate(CLICKS):
+                c.click(x + 0.5, y + 0.5, button="left" if positive else "right")
+                page.wait_for_function(f"() => ({S}.objTimes || []).length >= {k + 1} || ({S}.obj && {S}.obj.clicks < {k + 1})",
+                                       timeout=60_000)
+            times = page.evaluate(f"() => {S}.objTimes")
+            page_ms += [t[0] for t in times]
+            server_ms += [t[1] for t in times]
+            c.key("Escape")
+        version = browser.version
+        browser.close()
+
+    def summ(xs):
+        s = sorted(xs)
+        return {"n": len(s), "median_ms": round(statistics.median(s), 1), "p90_ms": round(s[int(0.9 * (len(s) - 1))], 1),
+                "max_ms": round(s[-1], 1)}
+    return {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, no GPU, headless Chromium "
+                       f"{version} --disable-gpu", "date": time.strftime("%Y-%m-%d"),
+            "click_to_preview": summ(page_ms), "server": summ(server_ms)}
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets" / "camvid")
+    ap.add_argument("--model", default=str(ROOT / "weights" / "camvid"))
+    ap.add_argument("--split", default="val", choices=("train", "val"))
+    ap.add_argument("--every", type=int, default=1, help="every N-th image of the split")
+    ap.add_argument("--per-image", type=int, default=0, help="objects drawn per image (0: all)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--min-area", type=int, default=400)
+    ap.add_argument("--max-clicks", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--grid", action="store_true", help="evaluate a grid of settings (tuning)")
+    d = ObjectSettings()
+    ap.add_argument("--threshold", type=float, default=d.threshold)
+    ap.add_argument("--class-weight", type=float, default=d.class_weight)
+    ap.add_argument("--spatial", type=float, default=d.spatial)
+    ap.add_argument("--snap", type=int, default=int(d.snap), choices=(0, 1))
+    ap.add_argument("--local", type=float, default=d.local)
+    ap.add_argument("--far", type=float, default=d.far)
+    ap.add_argument("--no-superpixel", action="store_true", help="skip the superpixel baseline")
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--page", action="store_true", help="per-click latency in the page instead")
+    ap.add_argument("--port", type=int, default=7921)
+    a = ap.parse_args(argv)
+    if a.page:
+        report = page_latency(a.port)
+        print(json.dumps(report, indent=1))
+        if a.out:
+            a.out.parent.mkdir(parents=True, exist_ok=True)
+            a.out.write_text(json.dumps(report, indent=1))
+        return report
+
+    t0 = time.perf_counter()
+    names, _, items = load_split(a)
+    n_obj = sum(len(it["objects"]) for it in items)
+    print(f"{a.split}: {len(items)} images, {n_obj} objects (>= {a.min_area} px), "
+          f"loaded in {time.perf_counter() - t0:.0f} s", flush=True)
+    report: dict = {"split": a.split, "every": a.every, "per_image": a.per_image, "seed": a.seed,
+                    "images": len(items), "objects": n_obj, "min_area": a.min_area, "max_clicks": a.max_clicks}
+    if a.grid:
+        grid = []
+        # (a first look on 13 train images: the global grow alone, local=0, needed 9 to 11
+        # clicks; snapping to the app's superpixels and a distance penalty made it worse)
+        for cw, th, local in itertools.product((0.7, 1.0), (0.4, 0.5, 0.6), (0.8, 1.0, 1.3)):
+            s = ObjectSettings(threshold=th, class_weight=cw, local=local)
+            t = time.perf_counter()
+            summ = summarise(run(items, s, a.max_clicks), names)["all"]
+            grid.append({"settings": s.to_dict(), **summ, "seconds": round(time.perf_counter() - t, 1)})
+            print(json.dumps(grid[-1]), flush=True)
+        grid.sort(key=lambda g: (g["noc85"], g["noc90"]))
+        report["grid"] = grid
+        print("best:", json.dumps(grid[0]))
+    else:
+        s = ObjectSettings(threshold=a.threshold, class_weight=a.class_weight, spatial=a.spatial, snap=bool(a.snap),
+                           local=a.local, far=a.far)
+        t = time.perf_counter()
+        rows = run(items, s, a.max_clicks)
+        report["object"] = {"settings": s.to_dict(), "summary": summarise(rows, names),
+                            "seconds": round(time.perf_counter() - t, 1)}
+        print("object    ", json.dumps(report["object"]["summary"]["all"]), flush=True)
+        if not a.no_superpixel:
+            t = time.perf_counter()
+            sp_rows = run(items, None, a.max_clicks)
+            report["superpixel"] = {"summary": summarise(sp_rows, names), "seconds": round(time.perf_counter() - t, 1)}
+            print("superpixel", json.dumps(report["superpixel"]["summary"]["all"]), flush=True)
+        report["rows"] = {"object": rows, **({"superpixel": sp_rows} if not a.no_superpixel else {})}
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Click-to-object (``O`` on the canvas): an object's mask from positive and negative
+clicks, grown over the active model's pixel embeddings (``models.click_object``).
+
+:class:`ObjectToolMixin` is the part of :class:`segui.handlers.Studio` that answers the
+canvas's ``click_object`` server function. It reuses the pixel embeddings the word
+heatmaps cache per image, model version and label set (``HeatmapMixin._heat_inputs``:
+one forward pass per image), adds the label set's class probabilities on the same
+stride-4 grid, and keeps, per image, the mask after each prefix of the clicks so that a
+new click costs one step. Nothing is stored: the page paints the mask with the chosen
+class as one undoable step, and saving goes through ``save_edits`` as any edit does.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from models.click_object import MAX_CLICKS, ObjectFeatures, ObjectSettings, object_from_clicks
+
+from .errors import UserError
+
+OBJECT_IMAGES = 4            # images whose click features and click states are kept (an LRU)
+OBJECT_STATES = 256          # click prefixes kept per image
+SETTINGS = ObjectSettings()  # chosen on CamVid train (BENCHMARKS.md, "Clicks to an object")
+
+
+def parse_clicks(raw, width: int, height: int) -> list[tuple[int, int, bool]]:
+    """The page's clicks ``[[x, y, 1 | 0], ...]`` (1 positive) -> [(x, y, positive)], or
+    UserError: a list of at most MAX_CLICKS points inside the image, a positive first."""
+    if not isinstance(raw, (list, tuple)) or not raw:
+        raise UserError("click on the object first (left click: part of it)")
+    if len(raw) > MAX_CLICKS:
+        raise UserError(f"at most {MAX_CLICKS} clicks per object: commit it (Enter) and go on with another")
+    out = []
+    for c in raw:
+        try:
+            x, y, p = c
+            x, y = int(x), int(y)
+        except (TypeError, ValueError):
+            raise UserError("a click is [x, y, positive]") from None
+        if not (0 <= x < width and 0 <= y < height):
+            raise UserError(f"click ({x}, {y}) is outside the {width}x{height} image")
+        out.append((x, y, bool(p)))
+    if not any(p for _, _, p in out):
+        raise UserError("the object needs a positive click (left click on it)")
+    return out
+
+
+class ObjectToolMixin:
+    """Studio's click-to-object tool (caches made on first use)."""
+
+    def _object_cache(self) -> OrderedDict:
+        with self._cache_lock:
+            if not hasattr(self, "_objects"):
+                self._objects: OrderedDict = OrderedDict()   # (image, version, names) -> (features, states)
+            return self._objects
+
+    def _object_inputs(self, image_id: int):
+        """(features, click states, whether the embeddings were cached) for the image."""
+        info, mv, names, emb, adapter, hit = self._heat_inputs(image_id)
+        key = (info.id, mv.id, tuple(names))
+        cache = self._object_cache()
+        with self._cache_lock:
+            entry = cache.get(key)
+            if entry is not None:
+                cache.move_to_end(key)
+                return entry[0], entry[1], hit
+        feat = ObjectFeatures.from_embeddings(emb, adapter)
+        states: OrderedDict = OrderedDict()
+        with self._cache_lock:
+            cache[key] = (feat, states)
+            while len(cache) > OBJECT_IMAGES:
+                cache.popitem(last=False)
+        return feat, states, hit
+
+    def warm_object(self, image_id: int) -> dict:
+        """Make the image's click features ready (the page asks when the O tool is
+        picked), so that the first click costs what the others do."""
+        t0 = time.perf_counter()
+        _, _, hit = self._object_inputs(int(image_id))
+        return {"cached": hit, "ms": round(1000 * (time.perf_counter() - t0), 1)}
+
+    def click_object(self, image_id: int, clicks) -> dict:
+        """The object the clicks describe on image ``image_id`` under its project's
+        active model: ``{"mask": (H, W) bool, "pixels", "clicks", "cached" (the image's
+        embeddings were ready), "ms"}``. ``clicks``: ``[[x, y, 1 | 0], ...]`` in click
+        order (1 = part of the object, 0 = not)."""
+        t0 = time.perf_counter()
+        info = self.store.get_image(int(image_id))
+        cl = parse_clicks(clicks, info.width, info.height)
+        feat, states, hit = self._object_inputs(info.id)
+        if feat.size != (info.height, info.width):
+            raise UserError("the image's size changed: open it again")
+        mask = object_from_clicks(feat, cl, SETTINGS, _BoundedStates(states, self._cache_lock))
+        return {"mask": mask, "pixels": int(np.count_nonzero(mask)), "clicks": len(cl), "cached": hit,
+                "ms": round(1000 * (time.perf_counter() - t0), 1)}
+
+
+class _BoundedStates:
+    """The click-prefix cache as ``object_from_clicks`` wants it (get / set), bounded,
+    each access under the studio's cache lock (two requests may click the same image)."""
+
+    def __init__(self, od: OrderedDict, lock):
+        self.od = od
+        self.lock = lock
+
+    def get(self, key):
+        with self.lock:
+            return self.od.get(key)
+
+    def __setitem__(self, key, value):
+        with self.lock:
+            self.od[key] = value
+            while len(self.od) > OBJECT_STATES:
+                self.od.popitem(last=False)

@@ -1,0 +1,53 @@
+"""Studio.click_object: the O tool's server side on a demo image with the shipped model
+(embeddings shared with the word heatmaps, click prefixes cached, bad clicks refused)."""
+import numpy as np
+import pytest
+
+from segui.errors import UserError
+from segui.handlers import DEMO_PROJECT
+from segui.object_tool import OBJECT_STATES
+
+
+def test_a_click_on_the_road_finds_the_road_and_refines(demo_studio):
+    st = demo_studio
+    info = st.store.list_images(DEMO_PROJECT)[0]
+    pred = st.store.get_prediction(info.id).class_map
+    x, y = info.width // 2, info.height - 20                 # the road, bottom centre
+    warm = st.warm_object(info.id)
+    assert warm["cached"] is False
+    r = st.click_object(info.id, [[x, y, 1]])
+    m = r["mask"]
+    assert r["cached"] is True and m.shape == (info.height, info.width) and m[y, x]
+    assert r["pixels"] == m.sum() and r["clicks"] == 1
+    # mostly the predicted region of the class under the click, and connected to it
+    region = pred == pred[y, x]
+    assert (m & region).sum() > 0.8 * m.sum()
+    assert not m[:20].any()                                 # not the sky
+    # a negative click inside takes a part away, the positive click's pixel stays
+    ys, xs = np.nonzero(m)
+    k = int(np.argmax(np.abs(xs - x)))
+    r2 = st.click_object(info.id, [[x, y, 1], [int(xs[k]), int(ys[k]), 0]])
+    assert r2["pixels"] < r["pixels"] and not r2["mask"][ys[k], xs[k]] and r2["mask"][y, x]
+    # the same clicks again: the same mask (from the prefix cache)
+    again = st.click_object(info.id, [[x, y, 1], [int(xs[k]), int(ys[k]), 0]])
+    np.testing.assert_array_equal(again["mask"], r2["mask"])
+
+
+def test_bad_clicks_are_refused(demo_studio):
+    st = demo_studio
+    info = st.store.list_images(DEMO_PROJECT)[0]
+    for clicks, msg in [([], "click on the object"), (None, "click on the object"),
+                        ([[5, 5, 0]], "positive click"), ([[info.width, 0, 1]], "outside"),
+                        ([[1, 2]], r"\[x, y, positive\]"), ([["a", 2, 1]], r"\[x, y, positive\]"),
+                        ([[1, 1, 1]] * 65, "at most 64")]:
+        with pytest.raises(UserError, match=msg):
+            st.click_object(info.id, clicks)
+
+
+def test_the_prefix_cache_is_bounded(demo_studio):
+    st = demo_studio
+    info = st.store.list_images(DEMO_PROJECT)[1]
+    for k in range(OBJECT_STATES // 60 + 2):     # each call adds up to 64 prefixes
+        st.click_object(info.id, [[10 + k, 300, 1]] + [[100 + j, 10 + k, 0] for j in range(63)])
+    (_, states), = [v for key, v in st._object_cache().items() if key[0] == info.id]
+    assert len(states) <= OBJECT_STATES

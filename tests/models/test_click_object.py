@@ -1,0 +1,105 @@
+"""models.click_object: the object grow over pixel embeddings, the click simulator and
+the superpixel baseline, on small synthetic images whose answer is known."""
+import numpy as np
+import pytest
+
+from models.click_object import (ObjectFeatures, ObjectSettings, clicks_to_iou, iou, next_click,
+                                 object_from_clicks, object_mask, superpixel_clicks)
+
+
+def two_blobs(h=32, w=48):
+    """Embeddings on a (h/4, w/4) grid: class A left of x=24 except a B square, B elsewhere;
+    a second A region on the far right (not connected to the first)."""
+    H, W = h, w
+    gh, gw = h // 4, w // 4
+    a, b = np.zeros(8, np.float32), np.zeros(8, np.float32)
+    a[0], b[1] = 1, 1
+    lab = np.zeros((gh, gw), int)              # 0 = A, 1 = B
+    lab[:, gw // 2:] = 1
+    lab[2:5, 1:4] = 1                          # a B hole inside the left A part
+    lab[:, -2:] = 0                            # a separate A strip on the right
+    emb = np.where(lab[None] == 0, a[:, None, None], b[:, None, None])
+    probs = np.stack([lab == 0, lab == 1]).astype(np.float32) * 0.9 + 0.05
+    return ObjectFeatures(emb, (H, W), probs=probs), lab
+
+
+def test_one_click_grows_over_its_connected_region_only():
+    feat, lab = two_blobs()
+    m = object_mask(feat, [(2, 30)])                     # in the left A part, bottom left
+    assert m.shape == (32, 48) and m[30, 2] and m[2, 2]
+    assert not m[:, 30:40].any()                          # B: not similar
+    assert not m[:, -4:].any()                            # the right A strip: similar but not connected
+    assert not m[14, 8]                                   # the B hole (grid cells 2..4 -> pixels 8..19)
+    both = object_mask(feat, [(2, 30), (46, 5)])          # a positive click in the strip adds it
+    assert both[:, -3:].all() and both.sum() > m.sum()
+
+
+def test_a_negative_click_removes_what_is_more_like_it():
+    feat, _ = two_blobs()
+    m = object_mask(feat, [(2, 30)], settings=ObjectSettings(threshold=-1.0))   # no threshold: everything
+    assert m.all()
+    cut = object_mask(feat, [(2, 30)], [(35, 10)], ObjectSettings(threshold=-1.0))
+    assert not cut[:, 28:44].any() and cut[30, 2]
+    assert not cut[10, 35]                                # a negative click's own pixel is out
+
+
+def test_the_class_probabilities_weigh_in():
+    feat, _ = two_blobs()
+    same = feat.click_score((2, 30), class_weight=1.0)    # same-class chance: 0.95^2 + 0.05^2
+    assert same.max() == pytest.approx(0.95 ** 2 + 0.05 ** 2, abs=1e-5)
+    assert same.min() == pytest.approx(2 * 0.95 * 0.05, abs=1e-5)
+    half = feat.click_score((2, 30), class_weight=0.5)     # half cosine (1 or 0), half that
+    assert half.max() == pytest.approx(0.5 + 0.5 * (0.95 ** 2 + 0.05 ** 2), abs=1e-5)
+
+
+def test_object_from_clicks_replays_and_corrects_locally():
+    feat, _ = two_blobs()
+    s = ObjectSettings(threshold=0.5, local=1.0)
+    first = object_from_clicks(feat, [(2, 30, True)], s)
+    np.testing.assert_array_equal(first, object_mask(feat, [(2, 30)], settings=s))
+    # a positive click in the hole next to the mask fills a disc there, not the whole of B
+    states = {}
+    fixed = object_from_clicks(feat, [(2, 30, True), (10, 14, True)], s, states)
+    assert fixed[14, 10] and fixed.sum() > first.sum() and not fixed[:, 30:40].any()
+    assert len(states) == 2                               # each prefix kept
+    again = object_from_clicks(feat, [(2, 30, True), (10, 14, True)], s, states)
+    np.testing.assert_array_equal(again, fixed)
+    # a negative click removes a disc around it
+    cut = object_from_clicks(feat, [(2, 30, True), (4, 4, False)], s)
+    assert not cut[4, 4] and cut[30, 2]
+    # no positive click: nothing
+    assert not object_from_clicks(feat, [(4, 4, False)], s).any()
+    with pytest.raises(ValueError, match="outside"):
+        object_from_clicks(feat, [(48, 0, True)], s)
+
+
+def test_next_click_is_the_centre_of_the_largest_error():
+    gt = np.zeros((20, 30), bool)
+    gt[2:18, 2:20] = True
+    x, y, pos = next_click(gt, np.zeros_like(gt))
+    assert pos and 9 <= y <= 10 and 8 <= x <= 12       # the centre of the object (farthest from its border)
+    pred = gt.copy()
+    pred[5:15, 20:29] = True                           # a false positive 10 x 9 px
+    pred[2:18, 2:6] = False                            # a missed strip 16 x 4 px
+    x, y, pos = next_click(gt, pred)
+    assert not pos and 20 <= x <= 28 and 5 <= y < 15   # the wider error wins
+    assert next_click(gt, gt) is None
+    valid = ~pred | gt                                  # the false positive on void does not count
+    x, y, pos = next_click(gt, pred, valid)
+    assert pos and 2 <= x < 6
+
+
+def test_clicks_to_iou_counts_clicks_and_misses():
+    gt = np.zeros((20, 20), bool)
+    gt[5:15, 5:15] = True
+    r = clicks_to_iou(gt, lambda clicks: gt.copy())
+    assert r["noc"] == {0.85: 1, 0.90: 1} and r["reached"][0.85]
+    r = clicks_to_iou(gt, lambda clicks: np.zeros_like(gt), max_clicks=5)
+    assert r["noc"] == {0.85: 5, 0.90: 5} and not r["reached"][0.9] and len(r["ious"]) == 5
+    assert iou(gt, gt) == 1.0 and iou(gt, ~gt) == 0.0
+
+
+def test_superpixel_clicks_add_and_remove_whole_segments():
+    seg = np.repeat(np.arange(4), 5)[None].repeat(3, 0)        # 4 vertical bands of 5 px
+    m = superpixel_clicks(seg, [(1, 1, True), (7, 0, True), (6, 2, False)])
+    assert m[:, :5].all() and not m[:, 5:].any()
