@@ -94,7 +94,7 @@ def prediction_from_probs(probs: torch.Tensor, image: np.ndarray | None,
     """(K, H, W) probabilities -> Prediction; refined along ``image``'s edges when both
     are given (and refine.radius > 0)."""
     if image is not None and refine is not None and refine.enabled:
-        idx = guided_refine(probs, image, refine).argmax(0)
+        idx = guided_refine(probs, image, refine).max(0).indices  # (max is ~5x faster than argmax over dim 0 on CPU)
         conf = probs.gather(0, idx[None])[0]
     else:
         conf, idx = probs.max(0)

@@ -6,8 +6,8 @@ every object boundary come out wrong, and each counts as a separate fix. A guide
 filter (He, Sun and Tang, "Guided Image Filtering", ECCV 2010 / TPAMI 2013) with the
 image's grey levels as guide makes each class's probability locally an affine function
 of the image: boundaries snap to image edges, and isolated specks that the image does
-not support are smoothed away. It costs a handful of box filters (O(1) per pixel by
-cumulative sums), no learning, and works on any model's probabilities (the shipped
+not support are smoothed away. It costs a handful of box filters (each
+two 1-D average pools), no learning, and works on any model's probabilities (the shipped
 model's, a job's, the instant layer's).
 
     probs = logits.softmax(0)                      # (K, H, W)
@@ -43,24 +43,11 @@ class RefineSettings:
 
 
 def box_filter(x: torch.Tensor, r: int) -> torch.Tensor:
-    """Mean over a (2r+1)^2 window of each pixel of (..., H, W), the window clipped at
-    the borders (so the mean is over the pixels inside), in O(1) per pixel."""
-    H, W = x.shape[-2:]
-
-    def along(t: torch.Tensor, dim: int, n: int) -> torch.Tensor:
-        c = torch.cumsum(t, dim)
-        c = torch.cat([torch.zeros_like(c.narrow(dim, 0, 1)), c], dim)  # c[i] = sum of t[:i]
-        idx = torch.arange(n, device=t.device)
-        hi = (idx + r + 1).clamp(max=n)
-        lo = (idx - r).clamp(min=0)
-        return c.index_select(dim, hi) - c.index_select(dim, lo)
-
-    s = along(along(x, x.dim() - 1, W), x.dim() - 2, H)
-    ys = torch.arange(H, device=x.device)
-    xs = torch.arange(W, device=x.device)
-    ny = ((ys + r + 1).clamp(max=H) - (ys - r).clamp(min=0)).to(x.dtype)
-    nx = ((xs + r + 1).clamp(max=W) - (xs - r).clamp(min=0)).to(x.dtype)
-    return s / (ny[:, None] * nx[None, :])
+    """Mean over a (2r+1)^2 window of each pixel of (C, H, W), the window clipped at the
+    borders (the mean is over the pixels inside): two 1-D average pools."""
+    k = 2 * r + 1
+    y = F.avg_pool2d(x[None], (1, k), stride=1, padding=(0, r), count_include_pad=False)
+    return F.avg_pool2d(y, (k, 1), stride=1, padding=(r, 0), count_include_pad=False)[0]
 
 
 def grey_guide(image: np.ndarray) -> torch.Tensor:
