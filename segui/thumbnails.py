@@ -37,7 +37,8 @@ from . import access
 from .access import Forbidden, Principal
 from .errors import UserError
 
-STRIP_PAGE = 12                  # images per page of the strip (the column shows about 7 at 1440x900)
+STRIP_PAGE = 20                  # images per page of the strip (the column shows about 7 at 1440x900;
+                                 # thumbnails are fetched for the ones scrolled into view only)
 MAX_STRIP_PAGE = 60              # a client may ask for pages of at most this many
 THUMB_SIDE = 112                 # px, the longer side of a thumbnail
 THUMB_QUALITY = 78               # JPEG quality (a 112x84 thumbnail is 2-4 KB)
