@@ -147,8 +147,8 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             upload = gr.File(label="Upload images (files or a zip)", file_count="multiple",
                              elem_id="segui-upload", height=110)
             upload_log = gr.HTML(elem_id="segui-upload-log", css_template=UPLOAD_CSS, js_on_load=None)
-            rev_dd = gr.Dropdown(label="Saved revisions of the open image", choices=[], interactive=True,
-                                 elem_id="segui-revisions")
+            rev_dd = gr.Radio(label="Saved revisions of the open image", choices=[], interactive=True,
+                              elem_id="segui-revisions")
             rev_btn = gr.Button("Load revision", size="sm", elem_id="segui-load-revision")
         close_btn.click(None, None, None, api_name="close_drawer",
                         js="() => { const d = document.getElementById('segui-drawer'); if (d) d.dataset.open = ''; "
@@ -164,7 +164,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             """The drawer's revision list, its label naming the open image."""
             if loaded is None:
                 return gr.update(choices=[], value=None, label="Saved revisions: no image is open")
-            choices = studio.revisions(loaded.image_id)
+            choices = studio.revisions(loaded.image_id)[::-1]   # newest first
             return gr.update(choices=choices, value=None,
                              label=f"Saved revisions of {loaded.filename}: {len(choices) or 'none yet'}")
 
