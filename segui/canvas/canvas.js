@@ -669,7 +669,7 @@ function updateTitle() {
 // through the usual navigation (unsaved edits become a draft first). Thumbnails are
 // asked for (server function `thumbnails`) only for the items scrolled into view, and
 // kept here by image id and key (the key changes with each saved revision).
-const STRIP_WORDS = { unlabelled: "unlabelled", draft: "draft", submitted: "submitted", accepted: "accepted ✓", rejected: "rejected" };
+const STRIP_WORDS = SegStrip.WORDS;
 
 function thumbItem(it) {
   const t = S.thumbs.get(it.id);
@@ -683,15 +683,13 @@ function setQueue(q) {
   S.queue = q;
   const strip = $(".seg-strip");
   strip.innerHTML = q.items.map(thumbItem).join("");
-  const first = q.items.length ? q.items[0].pos : 0, last = q.items.length ? q.items[q.items.length - 1].pos : 0;
-  $(".seg-page-info").textContent = q.total ? `${first}–${last} of ${q.total}` : "no images";
-  $(".seg-page-prev").disabled = !(q.page > 0);
-  $(".seg-page-next").disabled = !(q.page < q.pages - 1);
+  const sum = SegStrip.summary(q);
+  $(".seg-page-info").textContent = sum.range;
+  $(".seg-page-prev").disabled = !sum.canPrev;
+  $(".seg-page-next").disabled = !sum.canNext;
   root.dataset.stripPage = q.page ?? "";
-  const labelled = q.labelled ?? q.submitted;
-  $(".seg-progress").textContent = `${labelled} / ${q.total} labelled` + (q.draft ? ` · ${q.draft} draft` : "");
-  $(".seg-legend").innerHTML = Object.keys(STRIP_WORDS).filter((k) => q[k]).map((k) =>
-    `<span title="${esc(k)}"><i class="t-${k}"></i>${q[k]} ${esc(k)}</span>`).join("");
+  $(".seg-progress").textContent = sum.progress;
+  $(".seg-legend").innerHTML = sum.legend.map(([k, n]) => `<span title="${esc(k)}"><i class="t-${esc(k)}"></i>${n} ${esc(k)}</span>`).join("");
   markCurrent(q.current);
   for (const el of strip.querySelectorAll(".seg-thumb")) thumbObserver.observe(el);
 }
@@ -716,8 +714,7 @@ const thumbObserver = new IntersectionObserver((entries) => {
 async function fetchThumbs() {
   const q = S.queue;
   if (!q || !q.project) return;
-  const keyOf = new Map(q.items.map((it) => [it.id, it.thumb]));
-  const ids = [...S.thumbWant].filter((id) => keyOf.has(id) && !(S.thumbs.has(id) && S.thumbs.get(id).key === keyOf.get(id)));
+  const ids = SegStrip.toFetch(S.thumbWant, q.items, S.thumbs);
   S.thumbWant.clear();
   if (!ids.length) return;
   try {
