@@ -1118,6 +1118,12 @@ $(".seg-strip").addEventListener("click", (e) => {
 $(".seg-page-prev").addEventListener("click", () => stripPage(-1));
 $(".seg-page-next").addEventListener("click", () => stripPage(1));
 $(".seg-drawer-btn").addEventListener("click", () => toggleDrawer());
+$(".seg-films-btn").addEventListener("click", () => {
+  const hide = root.dataset.films !== "hidden";
+  root.dataset.films = hide ? "hidden" : "";
+  $(".seg-films-btn").textContent = hide ? "Show images" : "Hide images";
+  requestRender();   // the stage changed size (the ResizeObserver refits it)
+});
 $(".seg-snap").addEventListener("click", () => serverTool("run_snap", {}, "Snapping your strokes to superpixels…"));
 $(".seg-cleanup").addEventListener("click", () => serverTool("run_cleanup",
   { min_size: +$(".seg-minsize").value, keep: [...S.keepSet] }, "Cleaning up small regions…"));

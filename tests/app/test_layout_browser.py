@@ -254,3 +254,15 @@ def test_the_activity_log_names_images_by_file_name(cv, app, artifacts):
     assert "image " not in text.replace("images", ""), text
     page.screenshot(path=str(artifacts / "activity_file_names.png"))
     page.locator("button[role=tab]:has-text('Label')").first.click()
+
+
+def test_hiding_the_image_column_gives_the_image_its_room(cv, app):
+    page = cv.page
+    cv.wait_idle()
+    stage = lambda: page.locator(".seg-stage").bounding_box()["width"]
+    wide = stage()
+    page.click(".seg-films-btn")
+    assert not page.locator(".seg-films").is_visible()
+    page.wait_for_function(f"() => document.querySelector('.seg-stage').getBoundingClientRect().width > {wide + 100}")
+    page.click(".seg-films-btn")
+    assert page.locator(".seg-films").is_visible() and abs(stage() - wide) < 1
