@@ -44,7 +44,7 @@ ENDPOINTS: dict[str, Act] = {
     # the Label screen
     "init": Act.VIEW, "init_role": Act.VIEW, "init_screen_0": Act.VIEW, "select_project": Act.VIEW,
     "next_image": Act.VIEW, "open_image": Act.VIEW, "superpixels": Act.VIEW, "peek_next": Act.VIEW,
-    "heatmap": Act.VIEW,
+    "heatmap": Act.VIEW, "strip_page": Act.VIEW, "thumbnails": Act.VIEW,
     "uncertainty": Act.VIEW, "what_changed": Act.VIEW, "click_object": Act.LABEL,
     "refresh_palette_0": Act.VIEW, "refresh_palette_1": Act.VIEW,
     "save": Act.LABEL, "submit": Act.LABEL, "set_split": Act.LABEL, "snap": Act.LABEL,

@@ -130,7 +130,13 @@ class AdminMixin:
         return who or access.current() or access.NOBODY_ADMIN
 
     def activity(self, project: str | int, limit: int = 200) -> list[list[Any]]:
-        """The project's activity, newest first: when, who, what, on what."""
+        """The project's activity, newest first: when, who, what, on what (an image by
+        its file name: "0016E5_07959.jpg, revision 2", not its id)."""
+        records = self.store.list_activity(project, limit=limit)
+        names: dict[int, str] = {}
+        if any(isinstance((a.details or {}).get("image_id"), int) for a in records):
+            names = {im.id: im.filename for im in self.store.list_images(project, order="id")}
+
         def what(a) -> str:
             d = a.details or {}
             if a.action == "review" and d.get("decision"):
@@ -141,12 +147,15 @@ class AdminMixin:
 
         def on(a) -> str:
             d = a.details or {}
+            subject = a.subject
+            name = names.get(d.get("image_id")) if isinstance(d.get("image_id"), int) else None
+            if name is not None:
+                subject = name + (f", revision {d['revision']}" if d.get("revision") is not None else "")
             if a.action == "review" and d.get("comment"):
-                return f"{a.subject}: “{d['comment']}”"
-            return a.subject
+                return f"{subject}: “{d['comment']}”"
+            return subject
 
-        return [[f"{a.created_at:%Y-%m-%d %H:%M:%S}", a.user or "(system)", what(a), on(a)]
-                for a in self.store.list_activity(project, limit=limit)]
+        return [[f"{a.created_at:%Y-%m-%d %H:%M:%S}", a.user or "(system)", what(a), on(a)] for a in records]
 
     def record(self, action: str, project: str | int | None, subject: str, details: dict | None = None,
                who: Principal | None = None) -> None:

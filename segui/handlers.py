@@ -13,6 +13,7 @@ made of:
 - ``segui.labelling_tools``: superpixels, snap, clean-up, text prompts;
 - ``segui.heatmaps``: a word's probability map over an image (pixel embeddings cached);
 - ``segui.object_tool``: click-to-object, an object's mask from clicks over the same embeddings;
+- ``segui.thumbnails``: the image strip's pages and thumbnails (cached in a folder);
 - ``segui.review``: the model as a second reviewer, review decisions;
 - ``segui.evaluation``: a version on the project's val images;
 - ``segui.finetuning``: fine-tuning jobs from the app (queue, status, cancel);
@@ -51,6 +52,7 @@ from .object_tool import ObjectToolMixin
 from .predicting import PREDICT_MAX_PIXELS, ModelMixin, PredictorCache, model_metrics  # noqa: F401
 from .projects import DEMO_AUTHOR, DEMO_DIR, DEMO_PROJECT, ProjectsMixin, parse_classes  # noqa: F401
 from .review import ReviewMixin
+from .thumbnails import ThumbnailsMixin
 from .uploads import UploadReport, UploadsMixin  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ APP_MAX_MEGAPIXELS = limits.MAX_IMAGE_MEGAPIXELS   # bigger uploads are refused 
 
 
 class Studio(AdminMixin, AdaptingMixin, ModelMixin, ProjectsMixin, UploadsMixin, LabellingMixin, ToolsMixin, ReviewMixin,
-             EvaluationMixin, FinetuneMixin, HeatmapMixin, ObjectToolMixin):
+             EvaluationMixin, FinetuneMixin, HeatmapMixin, ObjectToolMixin, ThumbnailsMixin):
     """Store + predictors; every method is one user action.
 
     ``predictors``: the cache of loaded models to use (default: a new one on

@@ -2,7 +2,7 @@
 
 :class:`LabellingMixin` is the part of :class:`segui.handlers.Studio` that the Label
 screen's Next / open / save / submit use: the queues (by uncertainty, for review,
-rejected), the image strip, an image prepared ahead (prefetch), saves with conflicts
+rejected), an image prepared ahead (prefetch), saves with conflicts
 kept, and the train / val split of submitted images.
 """
 from __future__ import annotations
@@ -24,7 +24,6 @@ from .errors import UserError
 
 FILTERS = QUEUE_FILTERS
 PREFETCH_DELAY_S = 0.6             # the next image is prepared this long after one is opened
-STRIP_WINDOW = 300                 # images shown around the open one in the image strip
 
 
 @dataclass
@@ -116,24 +115,6 @@ class LabellingMixin:
         return [[im.id, im.filename, im.status, None if im.uncertainty is None else round(im.uncertainty, 3),
                  im.annotated_by or ""]
                 for im in self.store.list_images(project, status=status, order="uncertainty", limit=500)]
-
-    def strip(self, project: str | int, current: int | None, window: int = STRIP_WINDOW,
-              who: Principal | None = None) -> dict[str, Any]:
-        """The image strip: images in upload order around ``current`` with their status
-        (an annotator's: the images they see), and the project's progress ("12 / 340
-        labelled", the whole project's)."""
-        who = self._who(who)
-        images = self.store.list_images(project, order="id")
-        counts = {"unlabelled": 0, "draft": 0, "submitted": 0}
-        for im in images:
-            counts[im.status] = counts.get(im.status, 0) + 1
-        if not who.sees_every_image:
-            images = [im for im in images if access.sees_image(who, im.status, im.annotated_by)]
-        pos = next((k for k, im in enumerate(images) if im.id == current), 0)
-        lo = max(0, min(pos - window // 2, len(images) - window))
-        items = [{"id": im.id, "name": im.filename, "status": im.status, "pos": lo + k + 1}
-                 for k, im in enumerate(images[lo:lo + window])]
-        return {"items": items, "current": current, "total": len(images), **counts}
 
     def open_image(self, image_id: int, revision: int | None = None) -> Loaded:
         """The latest annotation (or one revision) if any, else the active model's prediction."""

@@ -20,7 +20,7 @@ from .guard import guard_events
 from .handlers import Studio
 from .screens import Screen  # noqa: F401  (re-exported)
 from .screens.activity import activity_screen
-from .screens.label import label_screen
+from .screens.label import LABEL_CSS, label_screen
 from .screens.model import model_screen
 from .screens.projects import projects_screen
 
@@ -52,7 +52,7 @@ SHOW_TABS_JS = """(shown) => {
 # ~60 ms slower per event until it took over a second, and labelling data stayed behind.
 # max_file_size: the upload route refuses a bigger file (HTTP 413) while it streams in,
 # before any handler runs (common.limits, SEGUI_MAX_UPLOAD_MB).
-LAUNCH_OPTIONS = {"css": APP_CSS, "run_history": False, "max_file_size": limits.MAX_UPLOAD_BYTES}
+LAUNCH_OPTIONS = {"css": APP_CSS + LABEL_CSS, "run_history": False, "max_file_size": limits.MAX_UPLOAD_BYTES}
 # Gradio copies a file an event returns (an export's zip) into its cache folder, served to
 # anyone logged in who has the URL: copies older than the export TTL are deleted, checked
 # every minute (and all of them when the server stops).

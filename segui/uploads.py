@@ -148,6 +148,16 @@ class UploadReport:
             parts.append(f"{len(self.skipped)} skipped: " + "; ".join(self.skipped[:10]))
         return ", ".join(parts)
 
+    def summary(self) -> str:
+        """One short line for the Label screen's status (each file's result is in the
+        list of the Upload · Revisions drawer): counts only, no file names."""
+        parts = [f"{len(self.added)} image(s) added"]
+        if self.duplicates:
+            parts.append(f"{len(self.duplicates)} already in the project")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped")
+        return "Upload: " + ", ".join(parts) + " (each file's result: Upload · Revisions)."
+
 
 class UploadsMixin:
     """Studio's uploads and exports."""

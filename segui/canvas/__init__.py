@@ -4,7 +4,8 @@ The browser side is plain JavaScript: ``core.js`` (pure logic: edits, one undo
 history, brush, polygon, superpixel and region fills), ``nav.js`` (pure: the
 requests to the server, the optimistic Next and its settling or rollback),
 ``input.js`` (pure tables: the key map and the tools), ``shapes.js`` (pure: editable
-polygons, click-to-object clicks), all four tested with node,
+polygons, click-to-object clicks), ``strip.js`` (pure: the image strip's summary and
+which thumbnails to fetch), all five tested with node,
 and ``canvas.js`` (the DOM: drawing, pointer and keyboard, talking to the server),
 ``heatmap.js`` (the word heatmap layer, in canvas.js's scope), ``objects.js``
 (click-to-object and editable polygons on the page, in canvas.js's scope),
@@ -35,7 +36,7 @@ def failed_js(event: str) -> str:
             f"if (r.__seg && r.__seg.failed) r.__seg.failed({event!r}); }}")
 
 
-SCRIPTS = ("core.js", "nav.js", "input.js", "shapes.js", "canvas.js", "heatmap.js", "objects.js")
+SCRIPTS = ("core.js", "nav.js", "input.js", "shapes.js", "strip.js", "canvas.js", "heatmap.js", "objects.js")
 
 
 def script() -> str:

@@ -38,7 +38,7 @@ const S = {
   edit: null, last: null, polygon: [], cursor: null, space: false, pan: null, touches: new Map(),
   rid: 0, pending: new Map(), navPending: null, lastSeq: null, prompt: null,
   review: null, reviewMask: null, showDisagree: true, rights: { review: false, admin: false },
-  queue: null, filter: "unlabelled", visited: [], frames: 0, keepSet: null,
+  queue: null, filter: "unlabelled", visited: [], frames: 0, keepSet: null, thumbs: new Map(), thumbWant: new Set(),
   encoded: { step: undefined, id: null, url: null }, syncTimer: null, renderQueued: false,
 };
 root.__seg = { S, C, Nav, setStatus };   // handle for the failure hook and for tests
@@ -195,7 +195,7 @@ async function onValue() {
     else if (route === "result") await onResult(v, p);
     else if (route === "prompt") await onPrompt(v, p);
     else if (route === "split") { S.img.split = v.split; updateTitle(); }
-    if (v.note) setStatus(v.note, v.level || "info");
+    if (v.note) setStatus(v.note, v.level || "info", v.until || "");
     else if ($(".seg-status").dataset.level === "busy" && (p || v.kind === "load")) setStatus("");
   } catch (err) {
     console.error(err);
@@ -433,6 +433,7 @@ function showDoc(d) {
   shapesImageChanged();   // (objects.js)
   S.prompt = null;
   clearStatus("image");
+  clearStatus("prompt");        // a text prompt belongs to its image
   clearStatus("superpixels");   // its queued clicks went with the image
   heatImageChanged();   // a word heatmap belongs to its image (heatmap.js)
   $(".seg-promptbar").hidden = true;
@@ -446,6 +447,7 @@ function showDoc(d) {
   updateCounts();
   updateTitle();
   updateButtons();
+  markCurrent();
 }
 
 // ------------------------------------------------------------------ review
@@ -510,7 +512,7 @@ function decide(decision) {
   if (!S.img || !S.review) return;
   const comment = $(".seg-review-comment").value.trim();
   if (decision === "rejected" && !comment) {
-    setStatus("Say what is wrong: a rejection needs a comment for the annotator.", "warning");
+    setStatus("Say what is wrong: a rejection needs a comment for the annotator.", "warning", "comment");
     $(".seg-review-comment").focus();
     return;
   }
@@ -665,17 +667,114 @@ function updateTitle() {
   $(".seg-info").title = im.source || "";
 }
 
+// ------------------------------------------------------------------ the image strip
+
+// One page of the project's images (the server's Studio.strip): a column of thumbnails
+// with file name and status colour, the open image highlighted; a click opens the image
+// through the usual navigation (unsaved edits become a draft first). Thumbnails are
+// asked for (server function `thumbnails`) only for the items scrolled into view, and
+// kept here by image id and key (the key changes with each saved revision).
+const STRIP_WORDS = SegStrip.WORDS;
+
+function thumbItem(it) {
+  const t = S.thumbs.get(it.id);
+  const img = t && t.key === it.thumb ? `<img alt="" src="${t.url}">` : '<span class="seg-thumb-ph"></span>';
+  const st = it.status === "unlabelled" ? "" : `<span class="seg-thumb-st">${esc(STRIP_WORDS[it.status] || it.status)}</span>`;
+  return `<button class="seg-thumb t-${esc(it.status)}" data-open="${it.id}" data-status="${esc(it.status)}" ` +
+    `title="${esc(it.name)} (${esc(it.status)}) · #${it.pos}">${img}${st}<span class="seg-thumb-name">${esc(it.name)}</span></button>`;
+}
+
 function setQueue(q) {
   S.queue = q;
   const strip = $(".seg-strip");
-  const cur = S.img ? S.img.id : q.current;
-  strip.innerHTML = q.items.map((it) =>
-    `<button class="seg-chipimg s-${esc(it.status)}${it.id === (q.current ?? cur) ? " is-current" : ""}" data-open="${it.id}" ` +
-    `title="${esc(it.name)} (${esc(it.status)})">${it.pos}</button>`).join("");
-  $(".seg-progress").textContent = `${q.submitted} / ${q.total} labelled` + (q.draft ? ` · ${q.draft} draft` : "");
-  const c = strip.querySelector(".is-current");
-  if (c) strip.scrollLeft = c.offsetLeft - strip.offsetLeft - strip.clientWidth / 2;   // not scrollIntoView: it scrolls the page
+  strip.innerHTML = q.items.map(thumbItem).join("");
+  const sum = SegStrip.summary(q);
+  $(".seg-page-info").textContent = sum.range;
+  $(".seg-page-prev").disabled = !sum.canPrev;
+  $(".seg-page-next").disabled = !sum.canNext;
+  root.dataset.stripPage = q.page ?? "";
+  $(".seg-progress").textContent = sum.progress;
+  $(".seg-legend").innerHTML = sum.legend.map(([k, n]) => `<span title="${esc(k)}"><i class="t-${esc(k)}"></i>${n} ${esc(k)}</span>`).join("");
+  markCurrent(q.current);
+  for (const el of strip.querySelectorAll(".seg-thumb")) thumbObserver.observe(el);
 }
+
+function markCurrent(id = S.img ? S.img.id : null) {
+  const strip = $(".seg-strip");
+  let cur = null;
+  for (const el of strip.querySelectorAll(".seg-thumb")) {
+    const on = +el.dataset.open === id;
+    el.classList.toggle("is-current", on);
+    if (on) cur = el;
+  }
+  // not scrollIntoView: it scrolls the page
+  if (cur) strip.scrollTop = cur.offsetTop - strip.offsetTop - (strip.clientHeight - cur.offsetHeight) / 2;
+}
+
+const thumbObserver = new IntersectionObserver((entries) => {
+  for (const e of entries) if (e.isIntersecting) { S.thumbWant.add(+e.target.dataset.open); thumbObserver.unobserve(e.target); }
+  if (S.thumbWant.size) { clearTimeout(S.thumbTimer); S.thumbTimer = setTimeout(fetchThumbs, 40); }
+}, { root: $(".seg-strip"), rootMargin: "60px" });
+
+async function fetchThumbs() {
+  const q = S.queue;
+  if (!q || !q.project) return;
+  const ids = SegStrip.toFetch(S.thumbWant, q.items, S.thumbs);
+  S.thumbWant.clear();
+  if (!ids.length) return;
+  try {
+    const got = await server.thumbnails({ project: q.project, ids });
+    for (const t of got || []) {
+      S.thumbs.set(t.id, { key: t.key, url: t.url });
+      const el = $(`.seg-strip [data-open="${t.id}"]`);
+      const it = S.queue && S.queue.items.find((x) => x.id === t.id);
+      if (el && it && it.thumb === t.key) {
+        const ph = el.querySelector(".seg-thumb-ph, img");
+        const img = document.createElement("img");
+        img.alt = "";
+        img.src = t.url;
+        ph.replaceWith(img);
+      }
+    }
+    root.dataset.thumbs = S.thumbs.size;
+  } catch (err) {
+    console.warn("could not load thumbnails", err);
+  }
+}
+
+async function stripPage(delta) {
+  const q = S.queue;
+  if (!q || !q.project) return;
+  try {
+    const r = await server.strip_page({ project: q.project, page: (q.page || 0) + delta, current: S.img ? S.img.id : null });
+    if (r && r.items) setQueue(r);
+  } catch (err) {
+    setStatus(`Could not show that page of images: ${(err && err.message) || err}`, "error");
+  }
+}
+
+// The Upload · Revisions drawer (a Gradio column of the Label screen, LABEL_CSS): fixed
+// over the image column and the left of the image, so nothing in the page moves.
+function toggleDrawer(open) {
+  const d = document.getElementById("segui-drawer");
+  if (!d) return;
+  const on = open === undefined ? d.dataset.open !== "1" : open;
+  d.dataset.open = on ? "1" : "";
+  $(".seg-drawer-btn").classList.toggle("is-on", on);
+  if (on) placeDrawer();
+}
+
+function placeDrawer() {
+  const d = document.getElementById("segui-drawer");
+  if (!d || d.dataset.open !== "1") return;
+  const s = stage.getBoundingClientRect(), f = $(".seg-films").getBoundingClientRect();
+  d.style.top = `${Math.max(0, s.top)}px`;
+  d.style.left = `${f.left}px`;
+  d.style.maxHeight = `${Math.max(200, Math.min(s.bottom, innerHeight) - Math.max(0, s.top))}px`;
+}
+
+window.addEventListener("resize", placeDrawer);
+window.addEventListener("scroll", placeDrawer, { passive: true });
 
 // ------------------------------------------------------------------ answers
 
@@ -728,7 +827,7 @@ async function onPrompt(v) {
 function commit(edit, label) {
   const step = edit.finish(label);
   const note = C.lockedNote(edit);   // the stroke met a hidden (locked) class: say so once
-  if (note) setStatus(note, "warning");
+  if (note) setStatus(note, "warning", "hidden");
   if (!step) return null;
   S.history.push(step);
   changed(step.box);
@@ -977,7 +1076,15 @@ $(".seg-split").addEventListener("change", (e) => {
   if (!S.img) return;
   request("set_split", { split: e.target.value }, "Setting the split…");
 });
-$(".seg-queue").addEventListener("change", (e) => { S.filter = e.target.value; if (S.img) schedulePeek(); });
+$(".seg-queue").addEventListener("change", (e) => {
+  S.filter = e.target.value;
+  clearStatus("filter");   // "No more images with status …" was about the queue before
+  if (S.img) schedulePeek();
+});
+$(".seg-review-comment").addEventListener("input", () => clearStatus("comment"));
+$(".seg-phrase").addEventListener("input", () => clearStatus("phrase"));
+$(".seg-accept-name").addEventListener("input", () => clearStatus("name"));
+$(".seg-heat-phrase").addEventListener("input", () => clearStatus("heat-phrase"));
 $(".seg-filter").addEventListener("input", renderClassList);
 $(".seg-filter").addEventListener("keydown", (e) => {
   if (e.key === "Enter") {
@@ -997,6 +1104,7 @@ $(".seg-classes").addEventListener("click", (e) => {
     recolor(null);
     renderClassList();
     requestRender();
+    if (!S.hidden.size) clearStatus("hidden");   // "Hidden classes are protected" no longer applies
     return;
   }
   const row = e.target.closest("[data-class]");
@@ -1011,13 +1119,22 @@ $(".seg-strip").addEventListener("click", (e) => {
   const b = e.target.closest("[data-open]");
   if (b) openImage(+b.dataset.open);
 });
+$(".seg-page-prev").addEventListener("click", () => stripPage(-1));
+$(".seg-page-next").addEventListener("click", () => stripPage(1));
+$(".seg-drawer-btn").addEventListener("click", () => toggleDrawer());
+$(".seg-films-btn").addEventListener("click", () => {
+  const hide = root.dataset.films !== "hidden";
+  root.dataset.films = hide ? "hidden" : "";
+  $(".seg-films-btn").textContent = hide ? "Show images" : "Hide images";
+  requestRender();   // the stage changed size (the ResizeObserver refits it)
+});
 $(".seg-snap").addEventListener("click", () => serverTool("run_snap", {}, "Snapping your strokes to superpixels…"));
 $(".seg-cleanup").addEventListener("click", () => serverTool("run_cleanup",
   { min_size: +$(".seg-minsize").value, keep: [...S.keepSet] }, "Cleaning up small regions…"));
 $(".seg-prompt").addEventListener("click", runPrompt);
 $(".seg-phrase").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); runPrompt(); } });
 $(".seg-accept").addEventListener("click", acceptPrompt);
-$(".seg-discard").addEventListener("click", () => { S.prompt = null; $(".seg-promptbar").hidden = true; requestRender(); });
+$(".seg-discard").addEventListener("click", discardPrompt);
 $(".seg-confirm-yes").addEventListener("click", () => { const f = S.onConfirm; closeConfirm(); if (f) f(); });
 $(".seg-confirm-no").addEventListener("click", () => { closeConfirm(); setStatus("Not accepted; the label set is unchanged."); });
 
@@ -1028,19 +1145,27 @@ function serverTool(event, args, busy) {
 
 function runPrompt() {
   const phrase = $(".seg-phrase").value.trim();
-  if (!phrase) { setStatus("Type a phrase to segment, e.g. “white van”.", "error"); return; }
+  if (!phrase) { setStatus("Type a phrase to segment, e.g. “white van”.", "error", "phrase"); return; }
   serverTool("run_prompt", { phrase }, `Segmenting “${phrase}”…`);
 }
 
 function acceptPrompt() {
   const name = $(".seg-accept-name").value.trim();
-  if (!name) { setStatus("Give the class a name.", "error"); return; }
+  if (!name) { setStatus("Give the class a name.", "error", "name"); return; }
   const known = S.classes.some((c) => c.name.toLowerCase() === name.toLowerCase());
   const go = (add) => serverTool("accept_prompt", { name, add_class: add }, "Labelling the phrase's pixels…");
   if (known) { go(false); return; }
   askConfirm(`“${name}” is not a class of project “${S.project}”. Accepting adds it to the project's label set ` +
     `(for every image; the model reads the new name) and labels the ${fmtCount(S.prompt ? S.prompt.pixels : 0)} white pixels with it.`,
   `Add class “${name}” and label`, () => go(true));
+}
+
+// the text prompt's white mask goes, and its "Accept it to label those pixels" with it
+function discardPrompt() {
+  S.prompt = null;
+  $(".seg-promptbar").hidden = true;
+  clearStatus("prompt");
+  requestRender();
 }
 
 function askConfirm(text, yes, onYes) {
@@ -1111,8 +1236,9 @@ const KEY_ACTIONS = {
     if (!$(".seg-help-dlg").hidden) toggleHelp(false);
     else if (discardShapes()) setStatus("Dropped the pending shape; nothing was painted.");
     else if (S.polygon.length) { cancelPolygon(); setStatus("Polygon cancelled."); }
-    else if (S.prompt) { S.prompt = null; $(".seg-promptbar").hidden = true; requestRender(); }
+    else if (S.prompt) discardPrompt();
     else if (S.heat && S.heat.shown) hideHeat();
+    else if ($(".seg-drawer-btn").classList.contains("is-on")) toggleDrawer(false);
   },
   closePolygon: (ev) => closePolygon(ev.shiftKey),
   commitShape: (ev) => { if (S.vpoly) commitPolygon(ev.shiftKey); else commitObject(); },

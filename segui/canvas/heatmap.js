@@ -121,8 +121,8 @@ async function showHeat(phrase, hover = false) {
   if (phrase === HEAT_CHG) return showChanges();
   const h = heatState();
   phrase = String(phrase || "").trim();
-  if (!S.img) { setStatus("Open an image first.", "error"); return; }
-  if (!phrase) { setStatus("Type a word to see the model's map of it, e.g. “sky”.", "error"); return; }
+  if (!S.img) { setStatus("Open an image first.", "error", "image"); return; }
+  if (!phrase) { setStatus("Type a word to see the model's map of it, e.g. “sky”.", "error", "heat-phrase"); return; }
   const id = S.img.id, seq = ++h.seq;
   if (!hover) { h.pinned = phrase; h.hoverAsked = false; }
   try {
@@ -140,7 +140,7 @@ async function showHeat(phrase, hover = false) {
     Object.assign(h, { shown: true, kind: "word", id, phrase: r.phrase, cls: r.class, min: r.min, max: r.max, values: r.values, hover });
     heatBar();
     requestRender();
-    if (!hover) setStatus(`Map of “${r.phrase}”${r.class ? "" : " against the label set"}: W hides it, Esc too.`);
+    if (!hover) setStatus(`Map of “${r.phrase}”${r.class ? "" : " against the label set"}: W hides it, Esc too.`, "info", "heat");
   } catch (err) {
     if (seq !== h.seq) return;
     console.error(err);
@@ -156,12 +156,13 @@ function hideHeat() {
   clearTimeout(h.hoverTimer);
   heatBar();
   requestRender();
+  clearStatus("heat");   // "Map of …: W hides it" is no longer true
 }
 
 // The active model's uncertainty over the open image (U): normalised entropy, 0..1.
 async function showUncertainty() {
   const h = heatState();
-  if (!S.img) { setStatus("Open an image first.", "error"); return; }
+  if (!S.img) { setStatus("Open an image first.", "error", "image"); return; }
   const id = S.img.id, seq = ++h.seq;
   h.pinned = HEAT_UNC;
   h.hoverAsked = false;
@@ -180,7 +181,7 @@ async function showUncertainty() {
       values: r.values, hover: false });
     heatBar();
     requestRender();
-    setStatus(`Uncertainty (entropy over the label set): mean ${(100 * r.mean).toFixed(0)} %; U hides it, Esc too.`);
+    setStatus(`Uncertainty (entropy over the label set): mean ${(100 * r.mean).toFixed(0)} %; U hides it, Esc too.`, "info", "heat");
   } catch (err) {
     if (seq !== h.seq) return;
     console.error(err);
@@ -198,7 +199,7 @@ function toggleUncertainty() {
 // What changed on the open image from the previous active model version to the active one (C).
 async function showChanges() {
   const h = heatState();
-  if (!S.img) { setStatus("Open an image first.", "error"); return; }
+  if (!S.img) { setStatus("Open an image first.", "error", "image"); return; }
   const id = S.img.id, seq = ++h.seq;
   h.pinned = HEAT_CHG;
   h.hoverAsked = false;
@@ -218,7 +219,7 @@ async function showChanges() {
     heatBar();
     requestRender();
     setStatus(r.from == null ? "The project has one model version: nothing changed. C hides it."
-      : `${r.changed} px changed class from v${r.from} to v${r.to}: C hides it, Esc too.`);
+      : `${r.changed} px changed class from v${r.from} to v${r.to}: C hides it, Esc too.`, "info", "heat");
   } catch (err) {
     if (seq !== h.seq) return;
     console.error(err);

@@ -17,9 +17,12 @@ from . import codec
 _seq = itertools.count(1)
 
 
-def _base(kind: str, request: Any = None, note: str = "", level: str = "info") -> dict[str, Any]:
+def _base(kind: str, request: Any = None, note: str = "", level: str = "info", until: str = "") -> dict[str, Any]:
+    """``until``: the note holds while that condition does, and the page takes it away
+    when it ends ("prompt": the text prompt is shown, "filter": the queue picked, "image":
+    this image is open; canvas.js clearStatus)."""
     return {"kind": kind, "seq": f"{time.time():.6f}-{next(_seq)}", "request": request,
-            "note": note, "level": level}
+            "note": note, "level": level, "until": until}
 
 
 def classes(project) -> list[dict[str, Any]]:
@@ -84,8 +87,8 @@ def split(loaded, note: str, request: Any = None) -> dict[str, Any]:
     return out
 
 
-def info(note: str, request: Any = None, level: str = "info") -> dict[str, Any]:
-    return _base("info", request, note, level)
+def info(note: str, request: Any = None, level: str = "info", until: str = "") -> dict[str, Any]:
+    return _base("info", request, note, level, until)
 
 
 def result(loaded, class_map: np.ndarray, label: str, note: str, request: Any = None,
@@ -100,7 +103,7 @@ def result(loaded, class_map: np.ndarray, label: str, note: str, request: Any = 
 def prompt(loaded, mask: np.ndarray, phrase: str, known: bool, request: Any = None) -> dict[str, Any]:
     pct = 100.0 * float(mask.mean())
     out = _base("prompt", request, f"'{phrase}' covers {pct:.1f} % of the image (white). Accept it to label "
-                                   "those pixels, or discard.")
+                                   "those pixels, or discard.", until="prompt")
     out.update(image_id=loaded.image_id, mask=codec.encode_mask(mask), phrase=phrase,
                pixels=int(mask.sum()), known=known)
     return out

@@ -36,6 +36,16 @@ def _upload_log(rep) -> str:
     return f'<ul class="segui-uploads">{rows}</ul>'
 
 
+# the drawer (segui-drawer): fixed over the left of the image, under the toolbar; shown
+# while data-open="1" (the canvas's toggleDrawer); it takes no room in the page
+LABEL_CSS = """
+#segui-drawer { position: fixed; z-index: 60; top: 140px; left: 24px; width: 420px; max-height: calc(100vh - 200px);
+  overflow-y: auto; padding: 10px 12px; background: var(--background-fill-primary, #fff);
+  border: 1px solid var(--border-color-primary, #ccc); border-radius: 8px; box-shadow: 0 8px 28px rgba(0,0,0,0.28); }
+#segui-drawer:not([data-open="1"]) { display: none !important; }
+#segui-drawer .segui-drawer-title p { margin: 4px 0; }
+"""
+
 UPLOAD_CSS = """
 .segui-uploads { list-style: none; margin: 0; padding: 0; font-size: 13px; max-height: 160px; overflow-y: auto; }
 .segui-uploads li { padding: 1px 0; word-break: break-all; }
@@ -114,20 +124,47 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
                 return {"image_id": iid, "warm": True, **studio.warm_object(iid)}
             return pl.object_mask(iid, studio.click_object(iid, req.get("clicks")))
 
+    def strip_page(args, request: gr.Request):
+        """Server function of the canvas: one page of the image strip (``Studio.strip``)."""
+        req = _request(args)
+        project = req.get("project") if isinstance(req, dict) else None
+        if not isinstance(project, str) or not project:
+            raise Refused("strip_page: give a project and a page", 400)
+        current = req.get("current")
+        with acting(studio, request, "strip_page", project=project):
+            return studio.strip(project, current if isinstance(current, int) else None, page=req.get("page", 0))
+
+    def thumbnails(args, request: gr.Request):
+        """Server function of the canvas: thumbnails of a few images of the project
+        (``Studio.thumbnails``: made once per revision, kept in a cache folder)."""
+        req = _request(args)
+        project = req.get("project") if isinstance(req, dict) else None
+        ids = req.get("ids") if isinstance(req, dict) else None
+        if not isinstance(project, str) or not project or not isinstance(ids, list):
+            raise Refused("thumbnails: give a project and a list of image ids", 400)
+        with acting(studio, request, "thumbnails", project=project):
+            return studio.thumbnails(project, ids)
+
     with gr.Blocks() as blocks:
         loaded_st = gr.State(None)      # handlers.Loaded of the open image
         prompt_st = gr.State(None)      # (image id, boolean mask) of the last text prompt
-        canvas = mask_canvas([superpixels, peek_next, heatmap, uncertainty, what_changed, click_object])
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=2, min_width=260):
-                upload = gr.File(label="Upload images (files or a zip)", file_count="multiple",
-                                 elem_id="segui-upload", height=120)
-            with gr.Column(scale=3, min_width=260):
-                upload_log = gr.HTML(elem_id="segui-upload-log", css_template=UPLOAD_CSS, js_on_load=None)
-            with gr.Column(scale=2, min_width=240):
-                with gr.Accordion("Revisions of this image", open=False):
-                    rev_dd = gr.Dropdown(label="Saved revisions", choices=[], interactive=True)
-                    rev_btn = gr.Button("Load revision", elem_id="segui-load-revision")
+        canvas = mask_canvas([superpixels, peek_next, heatmap, uncertainty, what_changed, click_object, strip_page, thumbnails])
+        # a drawer over the image (the canvas's "Upload · Revisions" button, Esc or Close):
+        # what it shows never pushes the class list or Save / Submit (LABEL_CSS)
+        with gr.Column(elem_id="segui-drawer"):
+            with gr.Row():
+                gr.Markdown("**Upload images** (files or a zip) · **revisions** of the open image",
+                            elem_classes="segui-drawer-title")
+                close_btn = gr.Button("× Close", size="sm", scale=0, min_width=70, elem_id="segui-drawer-close")
+            upload = gr.File(label="Upload images (files or a zip)", file_count="multiple",
+                             elem_id="segui-upload", height=110)
+            upload_log = gr.HTML(elem_id="segui-upload-log", css_template=UPLOAD_CSS, js_on_load=None)
+            rev_dd = gr.Radio(label="Saved revisions of the open image", choices=[], interactive=True,
+                              elem_id="segui-revisions")
+            rev_btn = gr.Button("Load revision", size="sm", elem_id="segui-load-revision")
+        close_btn.click(None, None, None, api_name="close_drawer",
+                        js="() => { const d = document.getElementById('segui-drawer'); if (d) d.dataset.open = ''; "
+                           "for (const b of document.querySelectorAll('.seg-drawer-btn')) b.classList.remove('is-on'); }")
         # API only (scripts): superpixel fill at a point, as the canvas does in the page
         with gr.Row(visible=False):
             fill_cls = gr.Textbox()
@@ -136,7 +173,12 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             fill_btn = gr.Button()
 
         def revs(loaded):
-            return gr.update(choices=studio.revisions(loaded.image_id) if loaded else [], value=None)
+            """The drawer's revision list, its label naming the open image."""
+            if loaded is None:
+                return gr.update(choices=[], value=None, label="Saved revisions: no image is open")
+            choices = studio.revisions(loaded.image_id)[::-1]   # newest first
+            return gr.update(choices=choices, value=None,
+                             label=f"Saved revisions of {loaded.filename}: {len(choices) or 'none yet'}")
 
         def current(value, loaded):
             """The map the page sent for the open image (None: it sent none)."""
@@ -174,7 +216,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
                     return pl.empty(studio, project, nothing, rid), None, revs(None)
                 if res is not None:
                     return pl.saved(studio, project, loaded, res, note, rid), loaded, revs(loaded)
-                return pl.info(note, rid), loaded, revs(loaded)
+                return pl.info(note, rid, until="filter"), loaded, revs(loaded)
             ready = studio.open_in_project(project, iid)
             return opened(project, ready, left_note(res), rid, flt=flt, back=back)
 
@@ -370,7 +412,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
                 return gr.update(), gr.update(), gr.update(), log_html, None
             canvas_v, new_loaded, rv = go_to(project, value, loaded, author, request, lambda: rep.to_open, "")
             if canvas_v["kind"] == "load":
-                canvas_v["note"] = (canvas_v["note"] + rep.message()).strip()
+                canvas_v["note"] = (canvas_v["note"] + rep.summary()).strip()
             return canvas_v, new_loaded, rv, log_html, None
 
         upload.upload(on_upload, [project_dd, upload, canvas, loaded_st, author_tb],

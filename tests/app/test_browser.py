@@ -835,7 +835,7 @@ def test_ctrl_enter_submits_moves_on_and_counts(cv, app, ids):
     c = st.store.count_images(DEMO_PROJECT)
     assert cv.page.inner_text(".seg-progress").startswith(f"{c['submitted']} / {c['total']} labelled")
     chip = cv.page.locator(f".seg-strip [data-open='{iid}']")
-    assert "s-submitted" in chip.get_attribute("class")
+    assert chip.get_attribute("data-status") == "submitted" and "t-submitted" in chip.get_attribute("class")
     # Gradio's run history is off: no photos or class maps are copied into localStorage
     assert cv.js("() => Object.keys(localStorage).filter(k => k.startsWith('gradio:run-history')).length") == 0
 

@@ -348,12 +348,12 @@ def test_author_login_wins_and_empty_is_refused():
             Studio.author(typed, login)
 
 
-def test_strip_counts_window_and_positions(bare_demo_studio):
+def test_strip_counts_pages_and_positions(bare_demo_studio):
     st = bare_demo_studio
     ids = [im.id for im in st.store.list_images(DEMO_PROJECT, order="id")]
     assert len(ids) == 4
     s = st.strip(DEMO_PROJECT, ids[1])
-    assert s["current"] == ids[1] and s["total"] == 4
+    assert s["current"] == ids[1] and s["total"] == 4 and (s["page"], s["pages"]) == (0, 1)
     assert (s["unlabelled"], s["draft"], s["submitted"]) == (4, 0, 0)
     assert [it["id"] for it in s["items"]] == ids and [it["pos"] for it in s["items"]] == [1, 2, 3, 4]
     assert all(it["status"] == "unlabelled" and it["name"].endswith(".jpg") for it in s["items"])
@@ -361,17 +361,17 @@ def test_strip_counts_window_and_positions(bare_demo_studio):
     st.save(ids[0], cm, "alice", "draft", 0)
     st.save(ids[3], cm, "alice", "submitted", 0)
     s = st.strip(DEMO_PROJECT, None)
-    assert (s["unlabelled"], s["draft"], s["submitted"], s["total"]) == (2, 1, 1, 4)
+    assert (s["unlabelled"], s["draft"], s["submitted"], s["total"], s["labelled"]) == (2, 1, 1, 4, 1)
     assert [it["status"] for it in s["items"]] == ["draft", "unlabelled", "unlabelled", "submitted"]
-    # a window smaller than the project: centred on the open image, clamped at both ends
-    s = st.strip(DEMO_PROJECT, ids[3], window=2)
+    # pages: the one holding the open image, or the one asked for (clamped)
+    s = st.strip(DEMO_PROJECT, ids[3], page_size=3)
+    assert [(it["id"], it["pos"]) for it in s["items"]] == [(ids[3], 4)] and (s["page"], s["pages"]) == (1, 2)
+    s = st.strip(DEMO_PROJECT, ids[2], page_size=3)
+    assert [it["pos"] for it in s["items"]] == [1, 2, 3] and s["page"] == 0
+    s = st.strip(DEMO_PROJECT, ids[0], page=1, page_size=2)
     assert [(it["id"], it["pos"]) for it in s["items"]] == [(ids[2], 3), (ids[3], 4)]
-    s = st.strip(DEMO_PROJECT, ids[0], window=2)
-    assert [(it["id"], it["pos"]) for it in s["items"]] == [(ids[0], 1), (ids[1], 2)]
-    s = st.strip(DEMO_PROJECT, ids[2], window=3)
-    assert [it["pos"] for it in s["items"]] == [2, 3, 4] and s["total"] == 4
-    s = st.strip(DEMO_PROJECT, None, window=1)
-    assert [it["pos"] for it in s["items"]] == [1]
+    s = st.strip(DEMO_PROJECT, None, page=99, page_size=1)
+    assert [it["pos"] for it in s["items"]] == [4] and s["page"] == 3
 
 
 def test_prepare_reuses_a_prefetched_image_until_it_is_saved(demo_studio, monkeypatch):

@@ -121,3 +121,148 @@ def test_the_superpixels_loading_message_goes_when_they_arrive(cv, app, artifact
     status = cv.state()["status"]
     assert "still loading" not in status and "applied" in status, status
     page.screenshot(path=str(artifacts / "label_superpixels_arrived.png"))
+
+
+# ---------------------------------------------------------------------------- the image strip
+
+STRIP_COLOURS = {"unlabelled": "rgb(156, 163, 175)", "draft": "rgb(217, 119, 6)", "submitted": "rgb(22, 163, 74)"}
+
+
+def strip_items(c) -> list[dict]:
+    return c.js("""() => [...document.querySelectorAll('.seg-strip .seg-thumb')].map(el => ({
+        id: +el.dataset.open, status: el.dataset.status, current: el.classList.contains('is-current'),
+        name: el.querySelector('.seg-thumb-name').textContent, colour: getComputedStyle(el).borderLeftColor,
+        img: (el.querySelector('img') || {}).src || null }))""")
+
+
+def wait_strip(c, pred: str, timeout: float = 30_000):
+    """Wait until ``pred`` (JS over the strip's items, as ``strip_items`` gives them) holds."""
+    c.page.wait_for_function("""(pred) => { const items = [...document.querySelectorAll('.seg-strip .seg-thumb')].map(el => ({
+        id: +el.dataset.open, status: el.dataset.status, current: el.classList.contains('is-current'),
+        img: (el.querySelector('img') || {}).src || null })); return eval(pred); }""", arg=pred, timeout=timeout)
+
+
+def test_the_strip_shows_names_status_colours_and_thumbnails_and_opens_an_image(cv, app, artifacts):
+    st, _, gate = app
+    gate.set()
+    page = cv.page
+    infos = st.store.list_images(PROJECT, order="id")
+    cv.wait_idle()
+    cur = cv.state()["image"]
+    # every image of the (small) project, by file name, the open one highlighted
+    wait_strip(cv, "items.length === 4 && items.every(it => it.img && it.img.startsWith('data:image/jpeg'))")
+    items = strip_items(cv)
+    assert [it["name"] for it in items] == [im.filename for im in infos]
+    assert [it["id"] for it in items if it["current"]] == [cur]
+    assert all(it["colour"] == STRIP_COLOURS[it["status"]] for it in items), items
+    assert page.inner_text(".seg-page-info") == "1–4 of 4"
+    # a stroke, then a click on another image's thumbnail: the edit is kept as a draft
+    other = next(im.id for im in infos if im.id != cur)
+    cv.key("b")
+    cv.stroke([(40, 40), (140, 40)], steps=5)
+    page.click(f".seg-strip [data-open='{other}']")
+    cv.wait_image(other)
+    cv.wait_idle()
+    assert st.store.get_image(cur).status == "draft"
+    wait_strip(cv, f"items.find(it => it.id === {cur}).status === 'draft' && items.find(it => it.id === {other}).current")
+    drafted = next(it for it in strip_items(cv) if it["id"] == cur)
+    assert drafted["colour"] == STRIP_COLOURS["draft"] and not drafted["current"]
+    page.screenshot(path=str(artifacts / "label_strip.png"))
+    # submit: the next image opens and the submitted one turns green, its thumbnail redrawn
+    before = next(it for it in strip_items(cv) if it["id"] == other)["img"]
+    cv.key("Control+Enter")
+    cv.wait_idle()
+    assert st.store.get_image(other).status == "submitted"
+    wait_strip(cv, f"(it => it.status === 'submitted' && !it.current && it.img && it.img !== {before!r})"
+                   f"(items.find(it => it.id === {other}))")
+    assert next(it for it in strip_items(cv) if it["id"] == other)["colour"] == STRIP_COLOURS["submitted"]
+    assert page.inner_text(".seg-progress").startswith("1 / 4 labelled")
+    page.screenshot(path=str(artifacts / "label_strip_after_submit.png"))
+
+
+def covered(c, selector: str) -> list[str]:
+    """The elements of ``selector`` whose centre shows something else (a drawer over them)."""
+    return c.js("""(sel) => [...document.querySelectorAll(sel)].filter(el => {
+        const r = el.getBoundingClientRect();
+        const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+        return !(top && (top === el || el.contains(top)));
+    }).map(el => (el.textContent || el.className).trim().slice(0, 40))""", selector)
+
+
+def test_upload_results_and_revisions_leave_the_class_list_and_save_in_view(cv, app, artifacts, tmp_path):
+    st, _, _ = app
+    page = cv.page
+    cv.wait_idle()
+    iid = cv.state()["image"]
+    cv.key("Control+s")
+    cv.wait_status("Saved revision")
+    cv.key("Control+s")   # nothing changed: a second revision all the same (the list has two)
+    cv.wait_idle()
+    page.click(".seg-drawer-btn")
+    assert page.locator("#segui-drawer").is_visible()
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not an image")
+    page.set_input_files("#segui-upload input[type=file]", [str(DEMO_DIR / st.store.get_image(iid).filename), str(junk)])
+    page.wait_for_function("() => document.querySelectorAll('.segui-uploads li').length === 2", timeout=60_000)
+    cv.wait_idle()
+    page.wait_for_function("() => document.querySelector('#segui-revisions').innerText.includes(': 2')", timeout=30_000)
+    page.screenshot(path=str(artifacts / "label_drawer_upload_revisions.png"))
+    log = page.inner_text("#segui-upload-log")
+    assert "already in the project" in log and "notes.txt" in log
+    assert in_view(cv, ".seg-classes .seg-class") == [] and covered(cv, ".seg-classes .seg-class") == []
+    assert in_view(cv, ".seg-save, .seg-submit") == [] and covered(cv, ".seg-save, .seg-submit") == []
+    assert in_view(cv, "#segui-drawer") == []
+    # the status line holds one short line about the upload, not every file
+    assert "Upload:" in cv.state()["status"] and "notes.txt" not in cv.state()["status"]
+    cv.key("Escape")
+    assert not page.locator("#segui-drawer").is_visible()
+
+
+def test_messages_go_when_they_stop_being_true(cv, app):
+    page = cv.page
+    cv.wait_idle()
+    # the word map's "W hides it" goes with the map
+    page.locator(".seg-root").focus()
+    cv.page.mouse.move(5, 5)
+    cv.key("w")
+    cv.wait_status("W hides it")
+    cv.key("w")
+    page.wait_for_function("() => !document.querySelector('.seg-status').textContent.includes('W hides it')")
+    # "No more images with status 'rejected'" goes when another queue is picked
+    page.select_option(".seg-queue", "rejected")
+    cv.key("n")
+    cv.wait_status("No more images with status 'rejected'")
+    page.select_option(".seg-queue", "unlabelled")
+    assert "No more images" not in cv.state()["status"]
+    # a text prompt's "Accept it ... or discard" goes when it is discarded
+    page.fill(".seg-phrase", "sky")
+    page.click(".seg-prompt")
+    cv.wait_status("covers")
+    page.click(".seg-discard")
+    assert cv.state()["status"] == ""
+
+
+def test_the_activity_log_names_images_by_file_name(cv, app, artifacts):
+    st, _, _ = app
+    page = cv.page
+    names = [im.filename for im in st.store.list_images(PROJECT, order="id")]
+    page.locator("button[role=tab]:has-text('Activity')").first.click()
+    page.wait_for_function("() => document.querySelector('#segui-activity').innerText.includes('revision saved')",
+                           timeout=30_000)
+    text = page.inner_text("#segui-activity")
+    assert any(f"{n}, revision" in text for n in names), text
+    assert "image " not in text.replace("images", ""), text
+    page.screenshot(path=str(artifacts / "activity_file_names.png"))
+    page.locator("button[role=tab]:has-text('Label')").first.click()
+
+
+def test_hiding_the_image_column_gives_the_image_its_room(cv, app):
+    page = cv.page
+    cv.wait_idle()
+    stage = lambda: page.locator(".seg-stage").bounding_box()["width"]
+    wide = stage()
+    page.click(".seg-films-btn")
+    assert not page.locator(".seg-films").is_visible()
+    page.wait_for_function(f"() => document.querySelector('.seg-stage').getBoundingClientRect().width > {wide + 100}")
+    page.click(".seg-films-btn")
+    assert page.locator(".seg-films").is_visible() and abs(stage() - wide) < 1

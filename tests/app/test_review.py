@@ -90,6 +90,11 @@ def test_the_second_reviewer_orders_the_queue_and_the_review_round_trip(team):
     assert acts[0] == ("rex", "review: accepted") and ("rex", "review: rejected") in acts
     assert ("ann", "revision saved (submitted)") in acts
     assert any(a[3].endswith("“the road is not sky”") for a in st.activity(P))
+    # images by their file name, not their id
+    name = st.store.get_image(bad).filename
+    on = [a[3] for a in st.activity(P) if a[2].startswith(("review", "revision"))]
+    assert on and all(not o.startswith("image ") for o in on), on
+    assert f"{name}, revision 2" in on and f"{name}, revision 1: “the road is not sky”" in on, on
 
 
 def test_jobs_and_exports_follow_the_project_setting(team):
