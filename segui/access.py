@@ -68,6 +68,9 @@ ENDPOINTS: dict[str, Act] = {
     "finetune_status": Act.ADMIN, "finetune_status_for_project": Act.ADMIN,
     "open_model_tab": Act.ADMIN, "init_screen_2": Act.ADMIN,
     "auto_finetune": Act.ADMIN, "auto_finetune_value": Act.ADMIN,
+    # the Try words view (a demo: no project, anyone who may open the app)
+    "try_words": Act.VIEW, "try_words_submit": Act.VIEW, "try_words_demo": Act.VIEW,
+    "try_words_after_demo": Act.VIEW,
 }
 
 # Refreshes of screens a role does not see fire for everyone (a project change, the
