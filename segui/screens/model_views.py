@@ -64,7 +64,7 @@ def render(studio: Studio, project_dd: gr.Dropdown) -> ModelViews:
         left_dd = gr.Dropdown(label="Left version", choices=[], interactive=True, elem_id="segui-compare-a")
         right_dd = gr.Dropdown(label="Right version", choices=[], interactive=True, elem_id="segui-compare-b")
         compare_btn = gr.Button("Compare", elem_id="segui-compare-btn", scale=0, min_width=120)
-    slider = gr.ImageSlider(label="left version | right version", type="numpy", interactive=False,
+    slider = gr.ImageSlider(label="left version | right version", type="numpy", interactive=False, format="png",
                             elem_id="segui-compare", max_height=560)
     compare_info = gr.HTML(css_template=VIEWS_CSS, js_on_load=None, elem_id="segui-compare-info")
     gr.Markdown("### The label set as the model reads it")

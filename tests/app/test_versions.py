@@ -10,7 +10,7 @@ from segui.errors import UserError
 from segui.handlers import DEMO_DIR, DEMO_PROJECT
 
 
-def test_per_class_iou_across_versions(demo_studio):
+def test_per_class_iou_across_versions_and_the_label_set_map(demo_studio):
     st = demo_studio
     p = st.store.get_project(DEMO_PROJECT)
     v1 = st.model_version(p.id)
@@ -28,6 +28,7 @@ def test_per_class_iou_across_versions(demo_studio):
     half = dict(zip(h["classes"], h["versions"][1]["iou"]))
     assert half["sky"] == 0.8 and half["road"] == 0.6 and half["car"] is None and "zebra" not in half
     # measured here on the project's val set: that figure replaces the recorded one
+    check_label_set_map(st)                      # (evaluates the active version, v1)
     ev = st.evaluate_on_val(DEMO_PROJECT, v1.id)
     row = st.iou_history(DEMO_PROJECT)["versions"][0]
     assert row["source"] == "this project's val set now" and row["miou"] == ev["miou"]
@@ -70,8 +71,8 @@ def test_two_versions_on_one_image(demo_studio):
             st.compare_versions(DEMO_PROJECT, *bad)
 
 
-def test_the_label_set_map(demo_studio):
-    st = demo_studio
+def check_label_set_map(st):
+    """Before an evaluation: the close pairs; after: the confused pairs too."""
     m = st.label_set_map(DEMO_PROJECT)
     names = st.store.get_project(DEMO_PROJECT).class_names
     assert m["names"] == names and m["xy"].shape == (len(names), 2) and 0 < m["explained"] <= 1
@@ -85,7 +86,7 @@ def test_the_label_set_map(demo_studio):
     for a, b, s in m["close"]:
         assert f"{a} – {b} ({s:.2f})" in m["sentence"]
     assert m["confused"] is None and "not measured yet" in m["sentence"]
-    ev = st.evaluate_on_val(DEMO_PROJECT)
+    ev = st.evaluate_on_val(DEMO_PROJECT)          # cached: the same evaluation as above
     m = st.label_set_map(DEMO_PROJECT)
     assert m["confused"] is not None and m["val_images"] == ev["images"]
     assert f"{ev['images']} val image(s)" in m["sentence"]
