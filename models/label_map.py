@@ -17,7 +17,7 @@ import numpy as np
 
 # Cosine similarity of two class vectors at or above which the words "sit too close"
 # (chosen on CamVid train: benchmarks/label_set_threshold.py).
-TOO_CLOSE = 0.6
+TOO_CLOSE = 0.55
 CONFUSED_SHARE = 0.05     # a pair is "confused" when >= 5% of one class's pixels go to the other
 
 
