@@ -46,6 +46,13 @@ def iou_history_figure(h: dict, colors: dict[str, str] | None = None) -> go.Figu
     return fig
 
 
+def _padded(v: np.ndarray, top: float = 0.1) -> list[float]:
+    """An axis range around ``v`` with room for the text labels above the points."""
+    lo, hi = float(np.min(v)), float(np.max(v))
+    span = max(hi - lo, 1e-6)
+    return [lo - 0.12 * span, hi + (0.12 + top) * span]
+
+
 def label_map_figure(m: dict, colors: dict[str, str] | None = None) -> go.Figure:
     """The class words in 2D (``Studio.label_set_map``): a point per word, a dashed
     line between words that sit too close, a red line between words the model
@@ -70,8 +77,8 @@ def label_map_figure(m: dict, colors: dict[str, str] | None = None) -> go.Figure
     fig.update_layout(
         title=f"Class words in 2D (PCA: {100 * m['explained']:.0f}% of the variance)",
         font=FONT, height=480, margin=dict(l=40, r=20, t=50, b=40),
-        xaxis=dict(title="first principal axis", zeroline=False), yaxis=dict(title="second", zeroline=False,
-                                                                              scaleanchor="x"),
+        xaxis=dict(title="first principal axis", zeroline=False, range=_padded(xy[:, 0])),
+        yaxis=dict(title="second", zeroline=False, range=_padded(xy[:, 1], top=0.18)),
         legend=dict(font=dict(size=12), orientation="h", y=-0.15))
     return fig
 

@@ -26,14 +26,14 @@ TRY_CSS = """
 .tw-root { font-size: 22px; line-height: 1.3; color: var(--body-text-color); }
 .tw-status { font-size: 18px; margin: 0 0 10px; }
 .tw-top { display: flex; gap: 28px; align-items: flex-start; flex-wrap: wrap; }
-.tw-side { display: flex; flex-direction: column; gap: 18px; flex: 1 1 360px; }
+.tw-side { display: flex; flex-direction: column; gap: 12px; flex: 1 1 360px; }
 .tw-stack { position: relative; display: block; line-height: 0; }
 .tw-stack img { display: block; width: 100%; height: auto; }
 .tw-stack img + img { position: absolute; inset: 0; }
-.tw-seg { margin: 0; flex: 0 1 600px; min-width: 320px; }
+.tw-seg { margin: 0; flex: 0 1 500px; min-width: 300px; }
 .tw-seg .tw-mask { opacity: 0.6; transition: opacity .15s; }
 .tw-seg:hover .tw-mask { opacity: 1; }
-.tw-seg figcaption { font-size: 24px; font-weight: 700; margin-top: 6px; }
+.tw-side-title { font-size: 24px; font-weight: 700; }
 .tw-legend { list-style: none; margin: 0; padding: 0; font-size: 30px; }
 .tw-legend li { display: flex; align-items: center; gap: 12px; margin: 0 0 8px; }
 .tw-legend b { font-weight: 700; }
@@ -101,9 +101,9 @@ def view_html(r: dict) -> str:
             f'<p class="tw-status">{status}</p>'
             f'<div class="tw-top"><figure class="tw-seg"><div class="tw-stack">'
             f'<img class="tw-photo" alt="the image" src="{photo}">'
-            f'<img class="tw-mask" alt="segmentation" src="{mask}"></div>'
-            '<figcaption>The segmentation the words make together</figcaption></figure>'
-            f'<div class="tw-side"><ul class="tw-legend">{legend}</ul>{bar}</div></div>'
+            f'<img class="tw-mask" alt="segmentation" src="{mask}"></div></figure>'
+            '<div class="tw-side"><div class="tw-side-title">The segmentation the words make together '
+            f'(hover it: the mask alone)</div><ul class="tw-legend">{legend}</ul>{bar}</div></div>'
             f'<div class="tw-grid" style="grid-template-columns: repeat({columns(len(r["words"]))}, minmax(0, 1fr))">'
             f'{tiles}</div></div>')
 
