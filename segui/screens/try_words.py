@@ -58,7 +58,7 @@ EMPTY = ('<div class="tw-root"><p class="tw-empty">Drop an image, type words sep
 
 def _data_url(arr: np.ndarray, fmt: str = "PNG") -> str:
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format=fmt, **({"quality": 88} if fmt == "JPEG" else {"compress_level": 6}))
+    Image.fromarray(arr).save(buf, format=fmt, **({"quality": 88} if fmt == "JPEG" else {"compress_level": 1}))
     mime = "jpeg" if fmt == "JPEG" else "png"
     return f"data:image/{mime};base64,{base64.b64encode(buf.getvalue()).decode()}"
 
