@@ -38,6 +38,7 @@ from .uploads import read_capped
 TRY_MAX_WORDS = 8          # small multiples on one screen
 TRY_MAX_SIDE = 1024        # px: a bigger image is scaled down to this long side before anything else
 TRY_MAX_CHARS = 400        # the typed text as a whole
+TRY_CACHED = 2 * HEAT_IMAGES   # image embeddings and word vectors kept (an LRU of both)
 TRY_DEMO_IMAGE = "0016E5_08009.jpg"     # in segui/demo/
 TRY_DEMO_WORDS = "sky, road, building, tree, car"
 
@@ -94,9 +95,31 @@ class TryWordsMixin:
     def _try_cache(self) -> OrderedDict:
         with self._cache_lock:
             if not hasattr(self, "_try_emb"):
-                self._try_emb: OrderedDict = OrderedDict()   # (digest, weights, names) -> PixelEmbeddings
+                # ("emb", digest, weights, names) -> PixelEmbeddings; ("set", weights, names) -> Adapter
+                self._try_emb: OrderedDict = OrderedDict()
                 self.try_stats = {"embed_hits": 0, "embed_misses": 0}
             return self._try_emb
+
+    def _try_lookup(self, key: tuple, make):
+        """``(value, cached)`` from the view's LRU (:data:`TRY_CACHED` entries), made by
+        ``make()`` when missing. One lock for all of the view's work, not one per key
+        (as the Label screen's caches have: its keys are the store's images, these are
+        whatever people type, so per-key locks would pile up)."""
+        cache = self._try_cache()
+        with self._cache_lock:
+            if key in cache:
+                cache.move_to_end(key)
+                return cache[key], True
+        with self._once(("try words",)):
+            with self._cache_lock:
+                if key in cache:
+                    return cache[key], True
+            value = make()
+            with self._cache_lock:
+                cache[key] = value
+                while len(cache) > TRY_CACHED:
+                    cache.popitem(last=False)
+        return value, False
 
     def try_words(self, image: np.ndarray, words) -> dict:
         """Each word's probability map over ``image`` and the segmentation the words make
@@ -120,11 +143,9 @@ class TryWordsMixin:
             e = self.predictors.embed(weights, image, names)
             return PixelEmbeddings(e.pixels, tuple(image.shape[:2]))
 
-        cache = self._try_cache()
-        emb, hit = self._heat_lookup(cache, ("try", digest, weights, tuple(names)), embed, HEAT_IMAGES)
-        _, word_cache = self._heat_caches()
-        adapter, _ = self._heat_lookup(word_cache, ("set", weights, tuple(names)),
-                                       lambda: self.predictors.word_vectors(weights, names), 64)
+        emb, hit = self._try_lookup(("emb", digest, weights, tuple(names)), embed)
+        adapter, _ = self._try_lookup(("set", weights, tuple(names)),
+                                      lambda: self.predictors.word_vectors(weights, names))
         with self._cache_lock:
             self.try_stats["embed_hits" if hit else "embed_misses"] += 1
         probs = label_set_probabilities(emb, adapter)

@@ -83,3 +83,16 @@ def test_the_file_route_and_the_demo(studio):
     assert img.shape == (360, 480, 3) and len(parse_words(words)) >= 3
     r = studio.try_words_file(DEMO_IMAGE, words)
     assert r["words"] == parse_words(words)
+
+
+def test_the_caches_stay_bounded(studio):
+    from segui.try_words import TRY_CACHED
+    st = studio
+    img = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    st.try_words(img, "sky, road")
+    locks = len(st._work_locks)
+    for words in ("road, sky", "sky, tree", "tree, road", "sky, road, tree", "road, tree, sky"):
+        assert st.try_words(img, words)["cached"] is False
+    assert len(st._try_cache()) == TRY_CACHED < 2 * 6               # 6 word sets: 12 entries made, 8 kept
+    assert len(st._work_locks) == locks                              # no lock per typed word set
+    assert st.try_words(img, "road, tree, sky")["cached"] is True
