@@ -50,7 +50,13 @@ TRY_CSS = """
 .tw-empty { font-size: 24px; padding: 30px 0; }
 #segui-try-words textarea, #segui-try-words input { font-size: 26px !important; }
 #segui-try-show, #segui-try-demo { font-size: 22px; }
+#segui-try-view[data-busy="1"] .tw-root { opacity: 0.35; transition: opacity .2s; }
+#segui-try-view[data-busy="1"]::before { content: "Working: the model reads the words..."; display: block;
+  font-size: 24px; font-weight: 700; padding: 6px 0; }
 """
+
+BUSY_JS = "() => { const v = document.querySelector('#segui-try-view'); if (v) v.dataset.busy = '1'; return []; }"
+IDLE_JS = "() => { const v = document.querySelector('#segui-try-view'); if (v) v.dataset.busy = ''; return []; }"
 
 EMPTY = ('<div class="tw-root"><p class="tw-empty">Drop an image, type words separated by commas '
          '(e.g. <b>sky, road, tree, car</b>) and press <b>Show</b>; or press <b>Demo street image</b>.</p></div>')
@@ -154,9 +160,17 @@ def try_words_screen(studio: Studio) -> gr.Blocks:
             img, text = studio.try_words_demo()
             return img, text
 
-        show.click(on_try, [image, words], [view, info], api_name="try_words")
-        words.submit(on_try, [image, words], [view, info], api_name="try_words_submit")
-        demo.click(on_demo, None, [image, words], api_name="try_words_demo").success(
-            on_try, [image, words], [view, info], api_name="try_words_after_demo")
+        # Gradio's own progress tracker would leave an "Error" badge over the last result
+        # after a refused request (the toast says why): the page dims the view instead
+        quiet = dict(show_progress="hidden")
+        for i, (trigger, fn, outs, name) in enumerate([
+                (show.click, on_try, [view, info], "try_words"),
+                (words.submit, on_try, [view, info], "try_words_submit"),
+                (demo.click, on_demo, [image, words], "try_words_demo")]):
+            trigger(None, None, None, js=BUSY_JS, api_name=f"try_words_busy_{i}")
+            ev = trigger(fn, [image, words] if fn is on_try else None, outs, api_name=name, **quiet)
+            if fn is on_demo:
+                ev = ev.success(on_try, [image, words], [view, info], api_name="try_words_after_demo", **quiet)
+            ev.then(None, None, None, js=IDLE_JS, api_name=f"try_words_idle_{i}")
     return blocks
 

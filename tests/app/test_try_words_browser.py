@@ -61,6 +61,7 @@ def test_try_words_with_no_project(tmp_path, artifacts):
         page.locator("#segui-try-words textarea, #segui-try-words input").first.fill(", ".join(WORDS))
         page.click("#segui-try-show")
         page.wait_for_function("() => document.querySelectorAll('.tw-tile').length === 5", timeout=120_000)
+        page.wait_for_function("() => document.querySelector('#segui-try-view').dataset.busy === ''")   # undimmed
         assert page.inner_text(".tw-legend").split()[::2] == WORDS          # "sky 9%" ...: the words in order
         mask = pixels(page, ".tw-mask")
         assert mask.shape[:2] == (360, 480) and (mask[..., 3] == 255).all()
