@@ -52,6 +52,13 @@ def word_probability(emb: PixelEmbeddings, adapter: Adapter, index: int | None =
     return ad.logits(emb).softmax(0)[index].numpy().astype(np.float32)
 
 
+@torch.inference_mode()
+def label_set_probabilities(emb: PixelEmbeddings, adapter: Adapter) -> np.ndarray:
+    """(K, H, W) float32 at ``emb.size``: the softmax over ``adapter``'s label set, every
+    class's map from one dot product (what :func:`word_probability` gives class by class)."""
+    return adapter.logits(emb).softmax(0).numpy().astype(np.float32)
+
+
 def normalised_entropy(probs: torch.Tensor) -> np.ndarray:
     """(K, H, W) softmax probabilities -> (H, W) float32 entropy / log K in [0, 1]."""
     k = probs.shape[0]

@@ -68,13 +68,19 @@ ENDPOINTS: dict[str, Act] = {
     "finetune_status": Act.ADMIN, "finetune_status_for_project": Act.ADMIN,
     "open_model_tab": Act.ADMIN, "init_screen_2": Act.ADMIN,
     "auto_finetune": Act.ADMIN, "auto_finetune_value": Act.ADMIN,
+    "model_views": Act.ADMIN, "model_views_after_evaluate": Act.ADMIN, "model_views_after_activate": Act.ADMIN,
+    "compare_versions": Act.ADMIN,
+    # the Try words view (a demo: no project, anyone who may open the app)
+    "try_words": Act.VIEW, "try_words_submit": Act.VIEW, "try_words_demo": Act.VIEW,
+    "try_words_after_demo": Act.VIEW,
 }
 
 # Refreshes of screens a role does not see fire for everyone (a project change, the
 # job poll): refused without a message on the page (the caller still gets the error).
 QUIET = frozenset({"label_set", "project_settings", "open_projects_tab", "init_screen_1", "model_panel",
                    "finetune_status", "finetune_status_for_project", "open_model_tab", "init_screen_2",
-                   "open_activity_tab", "init_screen_3", "activity", "activity_for_project"})
+                   "open_activity_tab", "init_screen_3", "activity", "activity_for_project",
+                   "model_views"})
 
 
 class Forbidden(PermissionError):

@@ -14,6 +14,8 @@ made of:
 - ``segui.heatmaps``: a word's probability map over an image (pixel embeddings cached);
 - ``segui.object_tool``: click-to-object, an object's mask from clicks over the same embeddings;
 - ``segui.thumbnails``: the image strip's pages and thumbnails (cached in a folder);
+- ``segui.try_words``: the demo's words over any image, no project;
+- ``segui.versions``: per-class IoU across versions, two versions on one image, the label-set map;
 - ``segui.review``: the model as a second reviewer, review decisions;
 - ``segui.evaluation``: a version on the project's val images;
 - ``segui.finetuning``: fine-tuning jobs from the app (queue, status, cancel);
@@ -53,6 +55,8 @@ from .predicting import PREDICT_MAX_PIXELS, ModelMixin, PredictorCache, model_me
 from .projects import DEMO_AUTHOR, DEMO_DIR, DEMO_PROJECT, ProjectsMixin, parse_classes  # noqa: F401
 from .review import ReviewMixin
 from .thumbnails import ThumbnailsMixin
+from .try_words import TryWordsMixin
+from .versions import VersionsMixin
 from .uploads import UploadReport, UploadsMixin  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -61,7 +65,8 @@ APP_MAX_MEGAPIXELS = limits.MAX_IMAGE_MEGAPIXELS   # bigger uploads are refused 
 
 
 class Studio(AdminMixin, AdaptingMixin, ModelMixin, ProjectsMixin, UploadsMixin, LabellingMixin, ToolsMixin, ReviewMixin,
-             EvaluationMixin, FinetuneMixin, HeatmapMixin, ObjectToolMixin, ThumbnailsMixin):
+             EvaluationMixin, FinetuneMixin, HeatmapMixin, ObjectToolMixin, ThumbnailsMixin,
+             TryWordsMixin, VersionsMixin):
     """Store + predictors; every method is one user action.
 
     ``predictors``: the cache of loaded models to use (default: a new one on

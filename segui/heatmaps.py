@@ -44,6 +44,20 @@ def clean_phrase(phrase) -> str:
     return text
 
 
+def change_pairs(p, a: np.ndarray, b: np.ndarray):
+    """Two (H, W) project-index class maps of project ``p`` -> ``(mask, pairs)``: the
+    pixels that differ and ``[(class in a, class in b, pixels), ...]``, most first (an
+    index outside the label set reads "void")."""
+    mask = a != b
+    names = {c.index: c.name for c in p.classes}
+    pair = a[mask].astype(np.int32) * 256 + b[mask].astype(np.int32)
+    keys, counts = np.unique(pair, return_counts=True)
+    pairs = [(names.get(int(k) // 256, "void"), names.get(int(k) % 256, "void"), int(n))
+             for k, n in zip(keys, counts)]
+    pairs.sort(key=lambda t: (-t[2], t[0], t[1]))
+    return mask, pairs
+
+
 class HeatmapMixin:
     """Studio's word heatmaps (caches made on first use)."""
 
@@ -189,15 +203,7 @@ class HeatmapMixin:
         b, _ = self._version_map(iid, int(version_b), image)
         if a.shape != b.shape:
             raise UserError("the two predictions differ in size")
-        mask = a != b
-        p = self.store.get_project(info.project_id)
-        names = {c.index: c.name for c in p.classes}
-        pair = a[mask].astype(np.int32) * 256 + b[mask].astype(np.int32)
-        keys, counts = np.unique(pair, return_counts=True)
-        pairs = [(names.get(int(k) // 256, "void"), names.get(int(k) % 256, "void"), int(n))
-                 for k, n in zip(keys, counts)]
-        pairs.sort(key=lambda t: (-t[2], t[0], t[1]))
-        return mask, pairs
+        return change_pairs(self.store.get_project(info.project_id), a, b)
 
     def changes_since_previous(self, image_id: int, top: int = 5) -> dict:
         """What changed on image ``image_id`` from the previous active model version

@@ -1,7 +1,7 @@
 """The labelling studio's Gradio app: the header, the tabs, and how they refresh.
 
 :func:`build_app` renders the screens of ``segui.screens`` (Label, Projects, Model,
-Activity) into tabs under one header (the project picker and the author name, shared
+Activity, Try words) into tabs under one header (the project picker and the author name, shared
 by all screens) and puts ``segui.guard`` in front of every event; every event has an
 ``api_name``. :data:`LAUNCH_OPTIONS` are the ``launch()`` options every way of serving
 the app uses.
@@ -23,6 +23,7 @@ from .screens.activity import activity_screen
 from .screens.label import LABEL_CSS, label_screen
 from .screens.model import model_screen
 from .screens.projects import projects_screen
+from .screens.try_words import try_words_screen
 
 
 APP_CSS = """
@@ -98,6 +99,8 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
                 model = model_screen(studio, project_dd)
             with gr.Tab("Activity") as activity_tab:
                 activity = activity_screen(studio, project_dd)
+            with gr.Tab("Try words"):        # the demo view: no project, any logged-in person
+                try_words_screen(studio)
 
         def logged_in(who) -> bool:
             return who.name is not None and (auth_enabled or studio.uses_accounts())

@@ -1,4 +1,6 @@
-"""The Model screen: versions and per-class IoU, evaluation on val, switching, export, fine-tuning."""
+"""The Model screen: versions and per-class IoU, evaluation on val, switching, export, fine-tuning;
+per-class IoU across versions, two versions compared on one image and the label-set map
+(``segui.screens.model_views``)."""
 from __future__ import annotations
 
 import html
@@ -8,7 +10,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from . import finetune
+from . import finetune, model_views
 from ..errors import UserError
 from ..guard import user_errors
 from ..handlers import Studio
@@ -95,6 +97,15 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
 
         MODEL_OUT = [summary, versions, plot, confusion, history]
         panel_ev = project_dd.change(refresh, project_dd, MODEL_OUT, api_name="model_panel")
+        with gr.Column(elem_id="segui-model-views"):
+            views = model_views.render(studio, project_dd)
+        panel_ev.success(views.refresh, project_dd, views.outputs, api_name="model_views", show_progress="hidden")
+
+        def refresh_all(project):
+            """The panel and the views below it (a tab opened, a job ended)."""
+            return (*refresh(project), *views.refresh(project))
+
+        ALL_OUT = MODEL_OUT + views.outputs
 
         @user_errors
         def on_evaluate(project, vid, progress=gr.Progress()):
@@ -107,7 +118,8 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             return text, df, conf, hist
 
         evaluate_btn.click(on_evaluate, [project_dd, versions], [summary, plot, confusion, history],
-                           api_name="evaluate_version")
+                           api_name="evaluate_version").success(
+            views.refresh, project_dd, views.outputs, api_name="model_views_after_evaluate", show_progress="hidden")
 
         @user_errors
         def on_activate(project, vid):
@@ -117,7 +129,8 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             gr.Info(f"Model version {int(vid)} is now active; new predictions use it.")
             return refresh(project)
 
-        activate_btn.click(on_activate, [project_dd, versions], MODEL_OUT, api_name="activate_model")
+        activate_btn.click(on_activate, [project_dd, versions], MODEL_OUT, api_name="activate_model").success(
+            views.refresh, project_dd, views.outputs, api_name="model_views_after_activate", show_progress="hidden")
 
         @user_errors
         def on_export(project, f, include_drafts):
@@ -135,7 +148,7 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
 
         with gr.Column(elem_id="segui-finetune-panel"):
             # when a job ends, the version list, summary and plots follow without re-picking the project
-            finetune.render(studio, project_dd, on_job_end=(refresh, MODEL_OUT))
+            finetune.render(studio, project_dd, on_job_end=(refresh_all, ALL_OUT))
             # automatic fine-tuning: a project setting, off (0) by default
             with gr.Row():
                 auto_nb = gr.Number(label="Start a job every N submitted annotations (0 = off)", value=0,
@@ -152,4 +165,4 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
         # after the panel's refresh (which refuses those who may not see it): the project's value
         panel_ev.success(studio.auto_finetune_every, project_dd, auto_nb, api_name="auto_finetune_value",
                          show_progress="hidden")
-    return Screen(blocks, refresh=(refresh, [project_dd], MODEL_OUT))
+    return Screen(blocks, refresh=(refresh_all, [project_dd], ALL_OUT))

@@ -547,3 +547,18 @@ def test_the_page_names_no_project_before_login_and_only_ones_own_after(teams):
                 leaked[ep] = got
         assert not leaked, f"{name} was told of projects they are not in: {leaked}"
     st.wait_idle(30)
+
+
+def test_try_words_is_for_anyone_logged_in_even_without_a_project(teams):
+    """The demo view needs no project: "out" (an annotator of no project) uses it; with
+    accounts, nobody uses it without a login."""
+    from gradio_client import handle_file
+
+    from segui.handlers import DEMO_DIR
+    st, url = teams
+    assert not [p for p in st.project_names(st.principal("out"))]
+    c = login(url, "out")
+    view, info = c.predict(handle_file(str(DEMO_DIR / "0016E5_08009.jpg")), "sky, road", api_name="/try_words")
+    assert info["words"] == ["sky", "road"] and view.count('class="tw-tile"') == 2
+    with pytest.raises(Exception):
+        Client(url, verbose=False).predict(None, "sky", api_name="/try_words")

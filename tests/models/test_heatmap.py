@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from models.adapt import embed_image, word_adapter
-from models.heatmap import phrase_vector, quantise, word_probability
+from models.heatmap import label_set_probabilities, phrase_vector, quantise, word_probability
 from models.inference import Predictor
 from segui.projects import DEMO_DIR
 from tests.conftest import SHIPPED
@@ -30,6 +30,21 @@ def test_a_class_map_is_the_models_softmax_for_that_class(shipped_small):
         got = word_probability(emb, adapter, index=k)
         assert got.shape == image.shape[:2] and got.dtype == np.float32
         np.testing.assert_allclose(got, probs[k], atol=2e-3)
+
+
+def test_the_label_sets_maps_at_once_are_each_classs_map(shipped_small):
+    """label_set_probabilities (the Try words view: every word's map from one dot
+    product) is word_probability class by class, and the model's own softmax."""
+    predictor, names, image = shipped_small
+    words = ["sky", "road", "car"]          # a label set of its own: the embeddings are conditioned on it
+    emb = embed_image(predictor, image, words, with_base_map=False)
+    adapter = word_adapter(predictor, words)
+    probs = label_set_probabilities(emb, adapter)
+    assert probs.shape == (3, *image.shape[:2]) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(0), 1, atol=1e-5)
+    for k in range(3):
+        np.testing.assert_allclose(probs[k], word_probability(emb, adapter, index=k), atol=1e-6)
+    np.testing.assert_allclose(probs, predictor.logits(image, words).softmax(0).numpy(), atol=2e-3)
 
 
 def test_a_phrase_is_scored_against_the_label_set(shipped_small):
