@@ -315,6 +315,11 @@ def run_one_at_a_time(args) -> dict:
                    "effort_no_retraining": correction_effort(base_map, lbl, ignore),
                    "wrong_regions": wrong_regions(shown, lbl, ignore),
                    "wrong_regions_no_retraining": wrong_regions(base_map, lbl, ignore)}
+            if args.ops:   # the scripted labeller's fills and brush strokes to 98% (benchmarks/scripted_labeller.py)
+                from benchmarks.scripted_labeller import scripted_ops
+
+                row["ops"] = scripted_ops(shown, lbl, ignore)
+                row["ops_no_retraining"] = scripted_ops(base_map, lbl, ignore)
             _submit_one(store, "loop", item)
             submitted.append(item)
             session.add(name, emb, lbl)
@@ -342,8 +347,9 @@ def run_one_at_a_time(args) -> dict:
         store.close()
     for r in range(0, len(result["images"]), args.per_round):
         rows = result["images"][r: r + args.per_round]
-        agg = {k: float(np.mean([x[k] for x in rows])) for k in
-               ("effort", "effort_no_retraining", "wrong_regions", "wrong_regions_no_retraining")}
+        keys = ("effort", "effort_no_retraining", "wrong_regions", "wrong_regions_no_retraining")
+        keys += ("ops", "ops_no_retraining") if rows and "ops" in rows[0] else ()
+        agg = {k: float(np.mean([x[k] for x in rows])) for k in keys}
         result["rounds"].append({"round": r // args.per_round + 1, "images": len(rows), **agg,
                                  "model_versions": sorted({x["model_version"] for x in rows})})
     if result["rounds"]:
@@ -422,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="submit the pool's images one at a time as a labeller does, the instant layer "
                          "updated after each and a job every --per-round images as the app starts it "
                          "(auto_finetune_every); --rounds x --per-round images (random order)")
+    ap.add_argument("--ops", action="store_true",
+                    help="--one-at-a-time: also count the scripted labeller's fills and brush strokes to 98%% "
+                         "pixel accuracy (benchmarks/scripted_labeller.py), shown and no retraining")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
