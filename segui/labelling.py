@@ -61,6 +61,7 @@ class SaveResult:
     revision: int
     status: str
     conflict: str | None = None   # set when someone else saved meanwhile
+    same: bool = False            # store_edit: the latest revision already held this map
 
 
 def author_name(name: Any) -> str:
@@ -261,6 +262,19 @@ class LabellingMixin:
         if not self.has_unsaved(loaded, class_map):
             return None
         return self.save_edits(loaded, class_map, author, "draft")
+
+    def store_edit(self, image_id: int, class_map: np.ndarray, author: str, base_revision: int) -> SaveResult:
+        """An edit the page journaled and could not save with its image (the page's
+        outbox, or a restore after a reload): stored as a draft on top of ``base_revision``
+        (someone else's newer revision stays: a conflict, both kept). Idempotent: when
+        the image's latest revision already holds exactly this map (a save whose answer
+        was lost), nothing is stored and that revision is returned with ``same``."""
+        info = self.store.get_image(int(image_id))
+        if info.revision > 0:
+            latest = self.store.get_annotation(info.id)
+            if np.array_equal(latest.class_map, class_map):
+                return SaveResult(latest.revision, latest.status, same=True)
+        return self.save(info.id, class_map, author, "draft", int(base_revision))
 
     def assign_split(self, image_id: int) -> str:
         """An image without a split (uploads) gets :func:`auto_split`'s; a split set by

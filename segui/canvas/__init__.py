@@ -3,7 +3,8 @@
 The browser side is plain JavaScript: ``core.js`` (pure logic: edits, one undo
 history, brush, polygon, superpixel and region fills), ``nav.js`` (pure: the
 requests to the server, the optimistic Next and its settling or rollback),
-``input.js`` (pure tables: the key map and the tools), all three tested with node,
+``input.js`` (pure tables: the key map and the tools), ``journal.js`` (pure: the
+journal of edits the server has not confirmed, the outbox, restore), all tested with node,
 and ``canvas.js`` (the DOM: drawing, pointer and keyboard, talking to the server),
 ``heatmap.js`` (the word heatmap layer, in canvas.js's scope),
 with ``canvas.html`` and ``canvas.css`` beside them. This module builds the
@@ -33,7 +34,7 @@ def failed_js(event: str) -> str:
             f"if (r.__seg && r.__seg.failed) r.__seg.failed({event!r}); }}")
 
 
-SCRIPTS = ("core.js", "nav.js", "input.js", "canvas.js", "heatmap.js")
+SCRIPTS = ("core.js", "nav.js", "input.js", "journal.js", "canvas.js", "heatmap.js")
 
 
 def script() -> str:

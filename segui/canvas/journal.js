@@ -104,15 +104,19 @@ var SegJournal = (function () {
         .finally(() => { this.writing--; });
     }
 
-    get(user, project, image) { return this.entries.get(keyOf(user, project, image)) || null; }
+    // `project` null: the entry of `user` for the image in whichever project (image ids are unique).
+    get(user, project, image) {
+      if (project == null) return [...this.entries.values()].find((e) => e.user === (user || "") && e.image === Number(image)) || null;
+      return this.entries.get(keyOf(user, project, image)) || null;
+    }
 
     // The open image's map changed: journal it (data: a copy the journal keeps). -> the entry.
-    record({ user, project, image, name, base, width, height, data, stamp }) {
+    record({ user, project, image, name, base, width, height, data, stamp, author }) {
       const key = keyOf(user, project, image);
       const old = this.entries.get(key);
       const e = {
         key, user: user || "", project: project || "", image: Number(image), name: name || `image ${image}`,
-        base: base || 0, width, height, data, stamp: stamp || this.stamp(),
+        base: base || 0, width, height, data, stamp: stamp || this.stamp(), author: author || "",
         attempts: 0, nextAt: 0, error: "", sending: !!(old && old.sending),
       };
       this.entries.set(key, e);
@@ -122,8 +126,9 @@ var SegJournal = (function () {
 
     // Nothing unsaved on the image any more (undone back to the saved state, or given up).
     discard(user, project, image) {
-      const key = keyOf(user, project, image);
-      if (!this.entries.has(key)) return Promise.resolve();
+      const e = this.get(user, project, image);
+      if (!e) return Promise.resolve();
+      const key = e.key;
       this.entries.delete(key);
       return this._persist(key, null);
     }
@@ -131,9 +136,9 @@ var SegJournal = (function () {
     // The server stores the image's state of `stamp` as `revision`. -> "done" (the entry is
     // gone), "newer" (edits made after it remain, now on top of `revision`) or null (none).
     confirm(user, project, image, stamp, revision) {
-      const key = keyOf(user, project, image);
-      const e = this.entries.get(key);
+      const e = this.get(user, project, image);
       if (!e) return null;
+      const key = e.key;
       if (stamp != null && e.stamp <= stamp) {
         this.entries.delete(key);
         this._persist(key, null);
@@ -229,7 +234,7 @@ var SegJournal = (function () {
     const when = age < 60 ? `${age} s ago` : age < 3600 ? `${Math.round(age / 60)} min ago` : `${Math.round(age / 3600)} h ago`;
     let state = e.sending ? "sending…" : e.attempts ? `not saved yet (${plural(e.attempts, "try", "tries")}; next in ${Math.max(0, Math.round((e.nextAt - now) / 1000))} s): ${e.error}` : "waiting to be sent";
     if (e.open) state = "open here: saved with this image (Ctrl+S)";
-    return `${e.name} (image ${e.image}, project ${e.project}), edited ${when} on revision ${e.base}: ${state}`;
+    return `${e.name} (image ${e.image}, project ${e.project}), edited ${when} on ${e.base ? `revision ${e.base}` : "the prediction"}: ${state}`;
   }
 
   return { keyOf, MemoryStore, idbStore, backoff, Journal, DocCache, sameData, reconcile, summary, describe };

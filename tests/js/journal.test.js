@@ -49,7 +49,8 @@ test("a confirmation removes the entry only if nothing newer was journaled", asy
   assert.equal(j.confirm("ann", "P", 7, first.stamp, 5), "newer");   // the save of the first state came back
   assert.equal(j.get("ann", "P", 7).base, 5, "the newer edit now builds on the stored revision");
   assert.deepEqual([...j.get("ann", "P", 7).data], [2, 2, 2, 2]);
-  assert.equal(j.confirm("ann", "P", 7, second.stamp, 6), "done");
+  assert.equal(j.get("ann", null, 7), j.get("ann", "P", 7), "found by image in any project");
+  assert.equal(j.confirm("ann", null, 7, second.stamp, 6), "done");
   assert.equal(j.get("ann", "P", 7), null);
   assert.equal(j.confirm("ann", "P", 7, second.stamp, 6), null);
   await new Promise((r) => setTimeout(r, 0));
