@@ -53,6 +53,7 @@ S.user = null;            // whose journal (the load payload says; "" without ac
 S.jstamp = 0;             // the journal stamp of the open image's map as it is now
 S.docs = new JN.DocCache(30);
 root.__seg.journal = journal;
+root.__seg.server = server;   // (tests call the server functions as the page does)
 
 // the tools ({down, move, up} each, input.js) and the helpers they share with the page
 const T = SegInput.makeTools(S, C, {
@@ -142,7 +143,7 @@ function outgoing(request, args) {
     image_id: S.img ? S.img.id : null,
     map: S.map && S.img ? encodeMap() : null,
     edited: S.map ? S.history.isDirty() : false,
-    request, args: args || {}, stamp: S.jstamp,
+    request, args: args || {}, stamp: S.jstamp, base: S.img ? S.img.revision : null,
   };
 }
 
@@ -183,7 +184,7 @@ function request(event, args = {}, busy = "", afterPaint = false) {
 
 function author() {
   const el = document.querySelector("#segui-author input, #segui-author textarea");
-  return (el && el.value.trim()) || "labeller";
+  return el ? el.value : "";   // the server applies its rule (a login name wins; none typed: refused)
 }
 
 // The open image's map changed (or was restored): journal it while it is unsaved.
@@ -273,12 +274,15 @@ async function flushOutbox() {
   if (S.flushing || S.user === null) return;
   const now = performance.now();
   const busy = new Set([...S.pending.values()].filter((p) => now - p.t < 60000).map((p) => p.image));
-  const due = journal.due(S.user, S.img ? S.img.id : null, busy);
+  if (S.opening != null) busy.add(S.opening);
+  const open = S.img ? S.img.id : null;
+  const due = journal.due(S.user, S.retryOpen === open ? null : open, busy);
   if (!due.length) return;
   S.flushing = true;
   try {
     for (const e of due) {
-      if (S.img && S.img.id === e.image) continue;
+      const isOpen = S.img && S.img.id === e.image;
+      if (isOpen && S.retryOpen !== e.image) continue;
       e.sending = true;
       updateOutbox();
       try {
@@ -289,6 +293,13 @@ async function flushOutbox() {
         journal.confirm(e.user, e.project, e.image, e.stamp, r.revision);
         const c = S.docs.get(e.image);
         if (c && c.stamp <= e.stamp) c.history.mark(c.history.top());
+        if (S.img && S.img.id === e.image) {   // the open image's edits, after its own save failed
+          S.img.revision = r.revision;
+          if (S.jstamp === e.stamp) S.history.mark(S.history.top());
+          S.retryOpen = null;
+          updateTitle();
+          updateButtons();
+        }
         const what = `Your edit of ${e.name}, kept in this browser,`;
         if (r.conflict) setStatus(`${what} is stored. ${r.conflict}`, "warning");
         else setStatus(r.same ? `${what} was already stored (revision ${r.revision}).` : `${what} is now stored as draft revision ${r.revision}.`);
@@ -301,7 +312,7 @@ async function flushOutbox() {
 }
 
 function updateOutbox() {
-  const out = S.user === null ? [] : journal.pending(S.user).filter((e) => !(S.img && e.image === S.img.id));
+  const out = S.user === null ? [] : journal.pending(S.user).filter((e) => !(S.img && e.image === S.img.id && S.retryOpen !== e.image));
   const b = $(".seg-outbox");
   b.hidden = !out.length;
   b.textContent = `⚠ ${JN.summary(out)}`;
@@ -336,7 +347,10 @@ root.__seg.failed = (event) => {
   const undo = Nav.fail(S, event);
   if (undo) { showDoc(undo.leaving); schedulePeek(); }   // back from an anticipated Next
   updateTitle();   // e.g. the split select back to the image's split
-  setStatus("The last action failed; see the message. Nothing was changed here.", "error");
+  const kept = S.map && S.history.isDirty() ? " Your unsaved edits are kept in this browser until the server stores them." : "";
+  // a save (or a move that saves) failed: the open image's journaled edits join the outbox
+  if (kept && ["save_draft", "submit_next", "go_next", "open_image"].includes(event)) S.retryOpen = S.img.id;
+  setStatus(`The last action failed; see the message. Nothing was changed here.${kept}`, "error");
   updateButtons();
 };
 
@@ -732,16 +746,19 @@ async function loadImage(v) {
     $(".seg-empty").textContent = v.empty || "No image open.";
     return;
   }
-  const doc = await decodeLoad(v, false);
-  if (v.restore) {   // "Load revision N": the latest map, with revision N on top as an unsaved edit
-    doc.revisionStep = { revision: v.restore.revision, data: doc.map.data };
-    doc.map = new C.LabelMap(v.image.width, v.image.height, await decodeIndexPng(v.restore.latest, v.image.width, v.image.height));
-  }
-  await S.journalReady;
-  enter(v, doc);
+  S.opening = v.image.id;   // (the outbox leaves it alone until shown: it may be restored into the canvas)
+  try {
+    const doc = await decodeLoad(v, false);
+    if (v.restore) {   // "Load revision N": the latest map, with revision N on top as an unsaved edit
+      doc.revisionStep = { revision: v.restore.revision, data: doc.map.data };
+      doc.map = new C.LabelMap(v.image.width, v.image.height, await decodeIndexPng(v.restore.latest, v.image.width, v.image.height));
+    }
+    await S.journalReady;
+    enter(v, doc);
+  } finally { S.opening = null; }
   announceRestored();
   props.value = outgoing(null, {});
-  loadSuperpixels(doc.img.id);
+  loadSuperpixels(v.image.id);
   schedulePeek();
 }
 

@@ -150,7 +150,14 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             if loaded is None:
                 return None
             h, w = loaded.class_map.shape
-            return codec.map_from_value(value, loaded.image_id, h, w)
+            cm = codec.map_from_value(value, loaded.image_id, h, w)
+            base = value.get("base") if isinstance(value, dict) else None
+            if (cm is not None and isinstance(base, int) and not isinstance(base, bool)
+                    and loaded.base_revision < base <= studio.latest_revision(loaded.image_id)):
+                # the page stored this image's edits through its outbox (store_edit) meanwhile:
+                # its next save builds on that revision, not a conflict with itself
+                loaded.base_revision = base
+            return cm
 
         def need(value, loaded):
             cm = current(value, loaded)
