@@ -321,7 +321,7 @@ function updateOutbox() {
   if (!out.length) list.hidden = true;
   if (list.hidden) return;
   const now = Date.now();
-  list.innerHTML = `<div class="seg-outbox-head">Edits this browser keeps until the server stores them` +
+  list.innerHTML = `<div class="seg-outbox-head">${navigator.onLine === false ? "<b>This browser is offline.</b> " : ""}Edits this browser keeps until the server stores them` +
     (journal.broken ? ` (in memory only: ${esc(journal.broken)})` : "") + `:</div>` +
     out.map((e) => `<div class="seg-outbox-item">${esc(JN.describe(e, now))} <button data-outbox-open="${e.image}">Open</button></div>`).join("") +
     `<div class="seg-row"><button class="seg-outbox-retry">Retry now</button></div>`;

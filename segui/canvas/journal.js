@@ -231,7 +231,7 @@ var SegJournal = (function () {
   // One line per entry for the outbox's list.
   function describe(e, now = Date.now()) {
     const age = Math.max(0, Math.round((now - e.stamp) / 1000));
-    const when = age < 60 ? `${age} s ago` : age < 3600 ? `${Math.round(age / 60)} min ago` : `${Math.round(age / 3600)} h ago`;
+    const when = age < 5 ? "just now" : age < 60 ? `${age} s ago` : age < 3600 ? `${Math.round(age / 60)} min ago` : `${Math.round(age / 3600)} h ago`;
     let state = e.sending ? "sending…" : e.attempts ? `not saved yet (${plural(e.attempts, "try", "tries")}; next in ${Math.max(0, Math.round((e.nextAt - now) / 1000))} s): ${e.error}` : "waiting to be sent";
     if (e.open) state = "open here: saved with this image (Ctrl+S)";
     return `${e.name} (image ${e.image}, project ${e.project}), edited ${when} on ${e.base ? `revision ${e.base}` : "the prediction"}: ${state}`;

@@ -205,8 +205,9 @@ def test_offline_save_and_next_then_reconnect_stores_the_stroke(app, browser, ar
     c.page.screenshot(path=str(artifacts / "durable_offline_outbox.png"))
     c.page.context.set_offline(False)                  # Gradio reconnects and reloads the page
     wait_stored(st, iid, drawn)
-    c.page.wait_for_function(f"() => {ROOT} && {ROOT}.__seg && {ROOT}.__seg.journal.entries.size === 0",
-                             timeout=60_000)
+    c.wait_image()
+    c.wait_status("kept in this browser")
+    assert c.js(f"() => {ROOT}.__seg.journal.entries.size") == 0
     assert not c.errors, c.errors
     c.page.context.close()
 
@@ -250,8 +251,9 @@ def test_a_server_killed_mid_save_gets_the_edit_after_it_restarts(tmp_path, brow
             assert a.status == "draft"
         finally:
             st.store.close()
-        c.page.wait_for_function(f"() => {ROOT} && {ROOT}.__seg && {ROOT}.__seg.journal.entries.size === 0",
-                                 timeout=60_000)
+        c.wait_image()                                 # the page reloaded itself (Gradio) and says what it did
+        c.wait_status("kept in this browser")
+        assert c.js(f"() => {ROOT}.__seg.journal.entries.size") == 0
         c.page.screenshot(path=str(artifacts / "durable_after_server_restart.png"))
         assert not c.errors, c.errors
         c.page.context.close()
