@@ -47,7 +47,9 @@ root.__seg = { S, C, Nav, setStatus };   // handle for the failure hook and for 
 // every change until the server confirms it; edits of images left behind unconfirmed
 // form the outbox, sent with backoff; a reload restores them. Undo is kept per image.
 const JN = SegJournal;
-const journal = new JN.Journal(JN.idbStore() || new JN.MemoryStore());
+const idb = JN.idbStore();
+const journal = new JN.Journal(idb || new JN.MemoryStore());
+S.volatile = !idb;        // no IndexedDB: the journal lives in memory only (a reload would lose it)
 S.journalReady = journal.open();
 S.user = null;            // whose journal (the load payload says; "" without accounts)
 S.jstamp = 0;             // the journal stamp of the open image's map as it is now
@@ -1354,7 +1356,7 @@ document.addEventListener("keyup", (ev) => {
 
 window.addEventListener("beforeunload", (ev) => {
   // the journal keeps unsaved edits across a reload; ask only if it could not write them yet
-  if (S.map && S.history.isDirty() && (journal.unwritten || journal.broken)) { ev.preventDefault(); ev.returnValue = ""; }
+  if (S.map && S.history.isDirty() && (journal.unwritten || journal.broken || S.volatile)) { ev.preventDefault(); ev.returnValue = ""; }
 });
 
 // ------------------------------------------------------------------ start
