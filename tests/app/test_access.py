@@ -539,3 +539,23 @@ def test_the_page_names_no_project_before_login_and_only_ones_own_after(teams):
                 leaked[ep] = got
         assert not leaked, f"{name} was told of projects they are not in: {leaked}"
     st.wait_idle(30)
+
+
+def test_an_export_is_downloaded_by_its_owner_only(teams):
+    """Finding 7: Gradio serves an export's copy by URL to anyone logged in; the guard
+    gives it to the admin who made it (or another admin of the project) only."""
+    st, url = teams
+    login(url, "ada").predict(DEMO_PROJECT, "folder", True, api_name="/export")
+    path = max(st._downloads, key=lambda k: st._downloads[k][2])   # the newest protected download
+    got = {}
+    for name in ("ada", "rex", "ann", "out"):
+        with httpx.Client(base_url=url) as h:
+            assert h.post("login", data={"username": name, "password": PW[name]}).status_code == 200
+            r = h.get(f"gradio_api/file={path}")
+            got[name] = r.status_code
+            if name == "ada":
+                assert r.content[:2] == b"PK", "not the zip"
+            elif r.status_code == 403:
+                assert "belongs to ada" in r.json()["detail"]
+    assert got == {"ada": 200, "rex": 403, "ann": 403, "out": 403}
+    assert httpx.get(f"{url}gradio_api/file={path}").status_code in (401, 403)   # no login at all
