@@ -338,7 +338,8 @@ class LabellingMixin:
             a = self.store.save_annotation(int(image_id), class_map, author, "draft", c.revision)
             msg = (f"{c.author} saved this image at {when} (revision {c.revision}) while you were "
                    f"editing. Your version is stored as draft revision {a.revision}; theirs stays "
-                   f"revision {c.revision}. Both are in the revision list.")
+                   f"revision {c.revision}. Both are in the revision list (Load revision {c.revision} shows "
+                   f"theirs as an edit Ctrl+Z takes back).")
             return SaveResult(a.revision, a.status, conflict=msg)
         except StorageError as e:
             raise UserError(str(e)) from None
