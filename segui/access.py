@@ -49,7 +49,7 @@ ENDPOINTS: dict[str, Act] = {
     "refresh_palette_0": Act.VIEW, "refresh_palette_1": Act.VIEW,
     "save": Act.LABEL, "submit": Act.LABEL, "set_split": Act.LABEL, "snap": Act.LABEL,
     "clean_up": Act.LABEL, "text_prompt": Act.LABEL, "accept_prompt": Act.LABEL, "fill_at": Act.LABEL,
-    "upload": Act.LABEL, "load_revision": Act.LABEL,
+    "upload": Act.LABEL, "load_revision": Act.LABEL, "store_edit": Act.LABEL,
     "review_image": Act.REVIEW,
     # the Activity screen
     "activity": Act.REVIEW, "open_activity_tab": Act.REVIEW, "init_screen_3": Act.REVIEW,

@@ -60,6 +60,7 @@ class SaveResult:
     revision: int
     status: str
     conflict: str | None = None   # set when someone else saved meanwhile
+    same: bool = False            # store_edit: the latest revision already held this map
 
 
 def author_name(name: Any) -> str:
@@ -243,6 +244,19 @@ class LabellingMixin:
             return None
         return self.save_edits(loaded, class_map, author, "draft")
 
+    def store_edit(self, image_id: int, class_map: np.ndarray, author: str, base_revision: int) -> SaveResult:
+        """An edit the page journaled and could not save with its image (the page's
+        outbox, or a restore after a reload): stored as a draft on top of ``base_revision``
+        (someone else's newer revision stays: a conflict, both kept). Idempotent: when
+        the image's latest revision already holds exactly this map (a save whose answer
+        was lost), nothing is stored and that revision is returned with ``same``."""
+        info = self.store.get_image(int(image_id))
+        if info.revision > 0:
+            latest = self.store.get_annotation(info.id)
+            if np.array_equal(latest.class_map, class_map):
+                return SaveResult(latest.revision, latest.status, same=True)
+        return self.save(info.id, class_map, author, "draft", int(base_revision))
+
     def assign_split(self, image_id: int) -> str:
         """An image without a split (uploads) gets :func:`auto_split`'s; a split set by
         the labeller or an imported dataset stays. Returns the image's split."""
@@ -305,7 +319,8 @@ class LabellingMixin:
             a = self.store.save_annotation(int(image_id), class_map, author, "draft", c.revision)
             msg = (f"{c.author} saved this image at {when} (revision {c.revision}) while you were "
                    f"editing. Your version is stored as draft revision {a.revision}; theirs stays "
-                   f"revision {c.revision}. Both are in the revision list.")
+                   f"revision {c.revision}. Both are in the revision list (Load revision {c.revision} shows "
+                   f"theirs as an edit Ctrl+Z takes back).")
             return SaveResult(a.revision, a.status, conflict=msg)
         except StorageError as e:
             raise UserError(str(e)) from None

@@ -155,7 +155,33 @@ class ServerGuard:
                 scope.get("path", "").rstrip("/").endswith("/login"):
             return await self._login(scope, receive, send, gradio_app)
         self._check_session(scope, gradio_app)
+        if scope["type"] == "http" and "/file=" in scope.get("path", ""):
+            refusal = self._download_refusal(scope, gradio_app)
+            if refusal:
+                return await self._refuse(send, 403, refusal)
         return await self.app(scope, receive, self._with_headers(send))
+
+    def _download_refusal(self, scope, gradio_app) -> str | None:
+        """A file Gradio serves by URL that is someone's export (Studio.protect_download):
+        only its owner, or whoever may export its project, gets it (finding 7)."""
+        check = getattr(self.studio, "download_refusal", None)
+        if check is None:
+            return None
+        from urllib.parse import unquote
+        path = unquote(scope["path"].split("/file=", 1)[1])
+        return check(path, self._user(scope, gradio_app))
+
+    @staticmethod
+    def _user(scope, gradio_app) -> str | None:
+        """The logged-in user of the request (None: no login, or an app without accounts)."""
+        tokens = getattr(gradio_app, "tokens", None) or {}
+        cookie_id = getattr(gradio_app, "cookie_id", None)
+        cookies = _cookies(scope)
+        for name in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
+            tok = cookies.get(name)
+            if tok and tok in tokens:
+                return tokens[tok]
+        return None
 
     # ------------------------------------------------------------------ headers
 

@@ -30,7 +30,7 @@ from common.images import IMAGE_SUFFIXES
 from common.limits import human
 from storage import InvalidImageError, ValidationError
 
-from .access import Principal
+from .access import Act, Forbidden, Principal
 from .errors import UserError
 
 # Limits on what an upload may hold; owned and documented by common.limits (env vars).
@@ -255,6 +255,36 @@ class UploadsMixin:
         shutil.rmtree(out, ignore_errors=True)
         os.chmod(zpath, 0o600)
         return zpath
+
+    def protect_download(self, path: str | Path, project: str | int, who: Principal | None = None) -> None:
+        """Gradio serves the copy of an export at ``/gradio_api/file=<path>`` to any
+        logged-in user who has the URL: remember whose it is, so that the server's guard
+        (``segui.security.ServerGuard``) gives it only to them or to whoever may export
+        that project (issue 17, finding 7). Entries older than the export TTL go."""
+        owner = self._who(who).name
+        project_id = self.store.get_project(project).id
+        now = time.time()
+        with self._cache_lock:
+            downloads = self.__dict__.setdefault("_downloads", {})
+            for k in [k for k, (_, _, t) in downloads.items() if now - t > EXPORT_TTL_SECONDS]:
+                del downloads[k]
+            downloads[os.path.realpath(path)] = (project_id, owner, now)
+
+    def download_refusal(self, path: str, username: str | None) -> str | None:
+        """Why ``username`` may not fetch the protected download at ``path`` (None: they
+        may, or it is not a protected download)."""
+        with self._cache_lock:
+            hit = self.__dict__.get("_downloads", {}).get(os.path.realpath(path))
+        if hit is None:
+            return None
+        project_id, owner, _ = hit
+        if username is not None and owner is not None and username.casefold() == owner.casefold():
+            return None
+        try:
+            self.authorize(username, Act.ADMIN, project_id)
+        except Forbidden as e:
+            return f"Not allowed: this export belongs to {owner or 'someone else'}. {e}"
+        return None
 
     def exports_root(self) -> Path:
         root = Path(self.store.data_dir) / EXPORTS_DIR

@@ -5,7 +5,8 @@ history, brush, polygon, superpixel and region fills), ``nav.js`` (pure: the
 requests to the server, the optimistic Next and its settling or rollback),
 ``input.js`` (pure tables: the key map and the tools), ``shapes.js`` (pure: editable
 polygons, click-to-object clicks), ``strip.js`` (pure: the image strip's summary and
-which thumbnails to fetch), all five tested with node,
+which thumbnails to fetch), ``journal.js`` (pure: the journal of edits the server has
+not confirmed, the outbox, restore), all tested with node,
 and ``canvas.js`` (the DOM: drawing, pointer and keyboard, talking to the server),
 ``heatmap.js`` (the word heatmap layer, in canvas.js's scope), ``objects.js``
 (click-to-object and editable polygons on the page, in canvas.js's scope),
@@ -36,7 +37,8 @@ def failed_js(event: str) -> str:
             f"if (r.__seg && r.__seg.failed) r.__seg.failed({event!r}); }}")
 
 
-SCRIPTS = ("core.js", "nav.js", "input.js", "shapes.js", "strip.js", "canvas.js", "heatmap.js", "objects.js")
+SCRIPTS = ("core.js", "nav.js", "input.js", "shapes.js", "strip.js", "journal.js", "canvas.js", "heatmap.js",
+           "objects.js")
 
 
 def script() -> str:

@@ -43,6 +43,20 @@ const S = {
 };
 root.__seg = { S, C, Nav, setStatus };   // handle for the failure hook and for tests
 
+// Durable edits (journal.js): the open image's unsaved map is journaled in IndexedDB at
+// every change until the server confirms it; edits of images left behind unconfirmed
+// form the outbox, sent with backoff; a reload restores them. Undo is kept per image.
+const JN = SegJournal;
+const idb = JN.idbStore();
+const journal = new JN.Journal(idb || new JN.MemoryStore());
+S.volatile = !idb;        // no IndexedDB: the journal lives in memory only (a reload would lose it)
+S.journalReady = journal.open();
+S.user = null;            // whose journal (the load payload says; "" without accounts)
+S.jstamp = 0;             // the journal stamp of the open image's map as it is now
+S.docs = new JN.DocCache(30);
+root.__seg.journal = journal;
+root.__seg.server = server;   // (tests call the server functions as the page does)
+
 // the tools ({down, move, up} each, input.js) and the helpers they share with the page
 const T = SegInput.makeTools(S, C, {
   commit, changed, setStatus, className, requestRender, closePolygon, now: () => performance.now(),
@@ -131,13 +145,14 @@ function outgoing(request, args) {
     image_id: S.img ? S.img.id : null,
     map: S.map && S.img ? encodeMap() : null,
     edited: S.map ? S.history.isDirty() : false,
-    request, args: args || {},
+    request, args: args || {}, stamp: S.jstamp, base: S.img ? S.img.revision : null,
   };
 }
 
 // Keep props.value (what Gradio sends when another component's event reads the
 // canvas, e.g. an upload) close to the map: re-encoded when the labeller pauses.
 function scheduleSync() {
+  journalize();
   clearTimeout(S.syncTimer);
   S.syncTimer = setTimeout(() => { if (S.map && S.img) props.value = outgoing(null, {}); }, 350);
 }
@@ -150,7 +165,7 @@ function request(event, args = {}, busy = "", afterPaint = false) {
     return false;
   }
   commitShapes();   // what is pending goes with the map (objects.js)
-  const rid = Nav.begin(S, event, { snapshot: S.map ? S.map.data.slice() : null, step: S.history.top(), image: S.img ? S.img.id : null });
+  const rid = Nav.begin(S, event, { snapshot: S.map ? S.map.data.slice() : null, step: S.history.top(), image: S.img ? S.img.id : null, t: performance.now() });
   clearTimeout(S.syncTimer);
   const t0 = performance.now();
   const value = outgoing(rid, args);   // the map as it is now, whatever is shown next
@@ -168,12 +183,177 @@ function request(event, args = {}, busy = "", afterPaint = false) {
   return rid;
 }
 
+// ------------------------------------------------------------------ durable edits (journal.js)
+
+function author() {
+  const el = document.querySelector("#segui-author input, #segui-author textarea");
+  return el ? el.value : "";   // the server applies its rule (a login name wins; none typed: refused)
+}
+
+// The open image's map changed (or was restored): journal it while it is unsaved.
+function journalize() {
+  if (!S.img || !S.map || S.user === null) return;
+  if (S.history.isDirty()) {
+    const e = journal.record({ user: S.user, project: S.project, image: S.img.id, name: S.img.name, base: S.img.revision,
+      width: S.map.width, height: S.map.height, data: S.map.data.slice(), author: author() });
+    S.jstamp = e.stamp;
+  } else {
+    journal.discard(S.user, null, S.img.id);
+    S.jstamp = journal.stamp();
+  }
+  updateOutbox();
+}
+
+// The image being left stays in memory with its undo history (and the stamp of its map).
+function stashDoc() {
+  if (S.img && S.map) S.docs.put(S.img.id, { data: S.map.data.slice(), history: S.history, stamp: S.jstamp });
+}
+
+// An image opens: keep its undo history from an earlier visit, restore journaled edits
+// the server does not have (JN.reconcile), apply a loaded revision. -> a note, or "".
+function reconcileDoc(doc) {
+  const id = doc.img.id, w = doc.img.width, h = doc.img.height;
+  const cached = S.docs.get(id);
+  const entry = S.user === null ? null : journal.get(S.user, null, id);
+  const r = JN.reconcile(doc.map.data, cached, entry);
+  let note = "";
+  if (r.map === "cached") doc.map = new C.LabelMap(w, h, cached.data.slice());
+  if (r.history === "cached") {
+    doc.history = cached.history;
+    doc.history.mark(r.dirty ? {} : doc.history.top());   // {}: no step is what the server has
+  }
+  if (r.restore) {
+    const e = new C.Edit(doc.map, null);
+    C.replaceAll(e, r.restore);
+    const step = e.finish("restore of unsaved edits");
+    if (step) doc.history.push(step);
+    if (entry.base === doc.img.revision) {
+      // the server's map is still the one they were made on: store them at once
+      doc.autosave = true;
+      note = "Restored your edits of this image that the server had not confirmed (kept in this browser); saving them…";
+    } else {
+      // someone saved meanwhile: both stay; the labeller decides (Ctrl+Z shows theirs)
+      note = `Restored your unsaved edits of this image (kept in this browser), made on revision ${entry.base}; ` +
+        `the server now has revision ${doc.img.revision}. Ctrl+Z shows that one; Ctrl+S stores yours on top (both stay in the revision list).`;
+    }
+  }
+  if (r.drop) journal.discard(S.user, null, id);
+  if (doc.revisionStep) {
+    const e = new C.Edit(doc.map, null);
+    C.replaceAll(e, doc.revisionStep.data);
+    const step = e.finish(`revision ${doc.revisionStep.revision}`);
+    if (step) doc.history.push(step);
+    doc.revisionStep = null;
+  }
+  return note;
+}
+
+// The server holds the map the page sent for an image (its journal stamp) as `revision`.
+function confirmKept(k) {
+  if (S.user === null || k.stamp == null) return;
+  journal.confirm(S.user, null, k.image_id, k.stamp, k.revision);
+  const c = S.docs.get(k.image_id);
+  if (c && c.stamp <= k.stamp && (!S.img || S.img.id !== k.image_id)) c.history.mark(c.history.top());
+  updateOutbox();
+}
+
+// Class indices -> an index PNG data URL (as encodeMap, for a journaled map).
+function encodeData(data, w, h) {
+  codecCanvas.width = w;
+  codecCanvas.height = h;
+  const img = cctx.createImageData(w, h);
+  const u32 = new Uint32Array(img.data.buffer);
+  for (let i = 0; i < data.length; i++) { const v = data[i]; u32[i] = (0xff000000 | (v << 16) | (v << 8) | v) >>> 0; }
+  cctx.putImageData(img, 0, 0);
+  return codecCanvas.toDataURL("image/png");
+}
+
+function withTimeout(promise, ms) {
+  return Promise.race([promise, new Promise((_, reject) => setTimeout(() => reject(new Error("no answer from the server")), ms))]);
+}
+
+// The outbox: journaled edits of images not open here, sent one at a time with backoff.
+async function flushOutbox() {
+  if (S.flushing || S.user === null) return;
+  const now = performance.now();
+  const busy = new Set([...S.pending.values()].filter((p) => now - p.t < 60000).map((p) => p.image));
+  if (S.opening != null) busy.add(S.opening);
+  const open = S.img ? S.img.id : null;
+  const due = journal.due(S.user, S.retryOpen === open ? null : open, busy);
+  if (!due.length) return;
+  S.flushing = true;
+  try {
+    for (const e of due) {
+      const isOpen = S.img && S.img.id === e.image;
+      if (isOpen && S.retryOpen !== e.image) continue;
+      e.sending = true;
+      updateOutbox();
+      try {
+        const r = await withTimeout(server.store_edit({ image_id: e.image, map: encodeData(e.data, e.width, e.height),
+          base: e.base, stamp: e.stamp, author: e.author }), 30000);
+        if (!r || r.image_id !== e.image) throw new Error("the server did not confirm it");
+        e.sending = false;
+        journal.confirm(e.user, e.project, e.image, e.stamp, r.revision);
+        const c = S.docs.get(e.image);
+        if (c && c.stamp <= e.stamp) c.history.mark(c.history.top());
+        if (S.img && S.img.id === e.image) {   // the open image's edits, after its own save failed
+          S.img.revision = r.revision;
+          if (S.jstamp === e.stamp) S.history.mark(S.history.top());
+          S.retryOpen = null;
+          updateTitle();
+          updateButtons();
+        }
+        const what = `Your edit of ${e.name}, kept in this browser,`;
+        if (r.conflict) setStatus(`${what} is stored. ${r.conflict}`, "warning");
+        else setStatus(r.same ? `${what} was already stored (revision ${r.revision}).` : `${what} is now stored as draft revision ${r.revision}.`);
+      } catch (err) {
+        journal.failed(e, (err && err.message) || String(err));
+      }
+      updateOutbox();
+    }
+  } finally { S.flushing = false; }
+}
+
+function updateOutbox() {
+  const out = S.user === null ? [] : journal.pending(S.user).filter((e) => !(S.img && e.image === S.img.id && S.retryOpen !== e.image));
+  const b = $(".seg-outbox");
+  b.hidden = !out.length;
+  b.textContent = `⚠ ${JN.summary(out)}`;
+  root.dataset.outbox = out.length;
+  const list = $(".seg-outbox-list");
+  if (!out.length) list.hidden = true;
+  if (list.hidden) return;
+  const now = Date.now();
+  list.innerHTML = `<div class="seg-outbox-head">${navigator.onLine === false ? "<b>This browser is offline.</b> " : ""}Edits this browser keeps until the server stores them` +
+    (journal.broken ? ` (in memory only: ${esc(journal.broken)})` : "") + `:</div>` +
+    out.map((e) => `<div class="seg-outbox-item">${esc(JN.describe(e, now))} <button data-outbox-open="${e.image}">Open</button></div>`).join("") +
+    `<div class="seg-row"><button class="seg-outbox-retry">Retry now</button></div>`;
+}
+
+// After a reload or a crash: say what the journal brought back (once).
+function announceRestored() {
+  if (S.announced || S.user === null || !S.img) return;
+  S.announced = true;
+  const mine = journal.restored.map((k) => journal.entries.get(k)).filter((e) => e && e.user === S.user);
+  const others = mine.filter((e) => e.image !== S.img.id).length;
+  if (!others) return;
+  const here = mine.length - others ? " This image's are back on the canvas, unsaved." : "";
+  setStatus(`This browser kept ${mine.length === 1 ? "1 edit" : `${mine.length} edits`} the server had not confirmed ` +
+    `before the page was reloaded.${here} ${others === 1 ? "1 is" : `${others} are`} being saved now (see “not yet saved”).`, "warning");
+}
+
+setInterval(flushOutbox, 1000);
+window.addEventListener("online", () => { journal.retryAll(); flushOutbox(); });
+
 root.__seg.failed = (event) => {
   // an event raised an error (Gradio shows its message): its requests wait no more
   const undo = Nav.fail(S, event);
   if (undo) { showDoc(undo.leaving); schedulePeek(); }   // back from an anticipated Next
   updateTitle();   // e.g. the split select back to the image's split
-  setStatus("The last action failed; see the message. Nothing was changed here.", "error");
+  const kept = S.map && S.history.isDirty() ? " Your unsaved edits are kept in this browser until the server stores them." : "";
+  // a save (or a move that saves) failed: the open image's journaled edits join the outbox
+  if (kept && ["save_draft", "submit_next", "go_next", "open_image"].includes(event)) S.retryOpen = S.img.id;
+  setStatus(`The last action failed; see the message. Nothing was changed here.${kept}`, "error");
   updateButtons();
 };
 
@@ -186,6 +366,8 @@ async function onValue() {
     if (v.queue) setQueue(v.queue);
     if (v.classes) setClasses(v.classes, v.ignore_index, v.thin);
     if (v.rights) setRights(v.rights);
+    if (typeof v.user === "string") S.user = v.user;
+    if (v.kept) confirmKept(v.kept);
     const route = Nav.route(S, v);
     if (route === "settle") {
       await settleOptimistic(v);
@@ -195,6 +377,7 @@ async function onValue() {
     else if (route === "result") await onResult(v, p);
     else if (route === "prompt") await onPrompt(v, p);
     else if (route === "split") { S.img.split = v.split; updateTitle(); }
+    if (v.request != null && v.request === S.restoreRid && v.note) v.note = "Restored your edits of this image that the server had not confirmed (kept in this browser): " + v.note;
     if (v.note) setStatus(v.note, v.level || "info", v.until || "");
     else if ($(".seg-status").dataset.level === "busy" && (p || v.kind === "load")) setStatus("");
   } catch (err) {
@@ -546,9 +729,20 @@ async function decodeLoad(v, withSegments) {
 
 function enter(v, doc) {
   Nav.visit(S, v, doc.img.id);
+  stashDoc();
   S.project = v.project;
   S.ahead = null;
+  const note = reconcileDoc(doc, v);
   showDoc(doc);
+  journalize();
+  if (note) { setStatus(note, "warning"); v.note = note + (v.note ? " " + v.note : ""); v.level = "warning"; }
+  if (doc.autosave) {
+    doc.autosave = false;
+    setTimeout(() => {   // once the answer that opened it is settled
+      if (S.img !== doc.img || !S.history.isDirty()) return;
+      S.restoreRid = request("save_draft", {}, "Saving the restored edits…");
+    }, 0);
+  }
   if (S.timing) S.timing.shown = performance.now();
 }
 
@@ -561,10 +755,19 @@ async function loadImage(v) {
     $(".seg-empty").textContent = v.empty || "No image open.";
     return;
   }
-  const doc = await decodeLoad(v, false);
-  enter(v, doc);
+  S.opening = v.image.id;   // (the outbox leaves it alone until shown: it may be restored into the canvas)
+  try {
+    const doc = await decodeLoad(v, false);
+    if (v.restore) {   // "Load revision N": the latest map, with revision N on top as an unsaved edit
+      doc.revisionStep = { revision: v.restore.revision, data: doc.map.data };
+      doc.map = new C.LabelMap(v.image.width, v.image.height, await decodeIndexPng(v.restore.latest, v.image.width, v.image.height));
+    }
+    await S.journalReady;
+    enter(v, doc);
+  } finally { S.opening = null; }
+  announceRestored();
   props.value = outgoing(null, {});
-  loadSuperpixels(doc.img.id);
+  loadSuperpixels(v.image.id);
   schedulePeek();
 }
 
@@ -896,8 +1099,9 @@ function imagePoint(ev) {
   return { sx, sy, x: (sx - S.view.ox) / S.view.s, y: (sy - S.view.oy) / S.view.s };
 }
 
+// Input while an image is opening is applied to the image shown (and journaled: if that
+// image is left before the server confirms, the outbox stores it), never dropped.
 function blocked() {
-  if (Nav.navigating(S)) { setStatus("Opening the next image…", "busy"); return true; }
   return false;
 }
 
@@ -1115,6 +1319,12 @@ $(".seg-keep").addEventListener("change", (e) => {
   if (e.target.checked) S.keepSet.add(idx); else S.keepSet.delete(idx);
   renderKeep();
 });
+$(".seg-outbox").addEventListener("click", () => { $(".seg-outbox-list").hidden = !$(".seg-outbox-list").hidden; updateOutbox(); });
+$(".seg-outbox-list").addEventListener("click", (e) => {
+  const o = e.target.closest("[data-outbox-open]");
+  if (o) openImage(+o.dataset.outboxOpen);
+  else if (e.target.closest(".seg-outbox-retry")) { journal.retryAll(); flushOutbox(); }
+});
 $(".seg-strip").addEventListener("click", (e) => {
   const b = e.target.closest("[data-open]");
   if (b) openImage(+b.dataset.open);
@@ -1281,7 +1491,8 @@ document.addEventListener("keyup", (ev) => {
 });
 
 window.addEventListener("beforeunload", (ev) => {
-  if (S.map && S.history.isDirty()) { ev.preventDefault(); ev.returnValue = ""; }
+  // the journal keeps unsaved edits across a reload; ask only if it could not write them yet
+  if (S.map && S.history.isDirty() && (journal.unwritten || journal.broken || S.volatile)) { ev.preventDefault(); ev.returnValue = ""; }
 });
 
 // ------------------------------------------------------------------ start

@@ -141,5 +141,11 @@ def args_of(value: object) -> dict:
     return a if isinstance(a, dict) else {}
 
 
+def stamp_of(value: object) -> int | None:
+    """The page's journal stamp of the map it sent (a whole number), else None."""
+    s = value.get("stamp") if isinstance(value, dict) else None
+    return s if isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2 ** 53 else None
+
+
 def request_of(value: object):
     return value.get("request") if isinstance(value, dict) else None

@@ -33,7 +33,8 @@ def with_classes(out: dict[str, Any], studio, project) -> dict[str, Any]:
     p = studio.project(project)
     who = studio.caller()
     out.update(classes=classes(p), ignore_index=p.ignore_index, thin=studio.thin_classes(p.id),
-               rights={"review": who.can("review"), "admin": who.can("admin")})
+               rights={"review": who.can("review"), "admin": who.can("admin")},
+               user=who.name or "")   # the page's journal of unsaved edits is kept per user
     return out
 
 

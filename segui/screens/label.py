@@ -145,10 +145,30 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
         with acting(studio, request, "thumbnails", project=project):
             return studio.thumbnails(project, ids)
 
+    def store_edit(args, request: gr.Request):
+        """Server function of the canvas: store an edit the page journaled but could not
+        save with its image (its outbox; a restore after a reload or a lost connection)
+        as a draft on top of the revision it was made on (``Studio.store_edit``:
+        idempotent; someone else's newer revision is kept as a conflict). Checked
+        against the project the image really belongs to."""
+        req = _request(args)
+        iid = _image_id(req, "store_edit: give an image id, its map and the revision it was edited from")
+        try:
+            base = int(req.get("base") or 0)
+        except (TypeError, ValueError):
+            raise Refused("store_edit: base must be a revision number", 400) from None
+        with acting(studio, request, "store_edit", image_id=iid):
+            info = studio.store.get_image(iid)
+            cm = codec.decode_map(str(req.get("map") or ""), info.height, info.width)
+            res = studio.store_edit(iid, cm, studio.author(str(req.get("author") or ""), login(request)), base)
+            return {"image_id": iid, "revision": res.revision, "status": res.status, "same": res.same,
+                    "conflict": res.conflict or "", "stamp": codec.stamp_of(req)}
+
     with gr.Blocks() as blocks:
         loaded_st = gr.State(None)      # handlers.Loaded of the open image
         prompt_st = gr.State(None)      # (image id, boolean mask) of the last text prompt
-        canvas = mask_canvas([superpixels, peek_next, heatmap, uncertainty, what_changed, click_object, strip_page, thumbnails])
+        canvas = mask_canvas([superpixels, peek_next, heatmap, uncertainty, what_changed, click_object, strip_page, thumbnails,
+                              store_edit])
         # a drawer over the image (the canvas's "Upload · Revisions" button, Esc or Close):
         # what it shows never pushes the class list or Save / Submit (LABEL_CSS)
         with gr.Column(elem_id="segui-drawer"):
@@ -185,7 +205,14 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             if loaded is None:
                 return None
             h, w = loaded.class_map.shape
-            return codec.map_from_value(value, loaded.image_id, h, w)
+            cm = codec.map_from_value(value, loaded.image_id, h, w)
+            base = value.get("base") if isinstance(value, dict) else None
+            if (cm is not None and isinstance(base, int) and not isinstance(base, bool)
+                    and loaded.base_revision < base <= studio.latest_revision(loaded.image_id)):
+                # the page stored this image's edits through its outbox (store_edit) meanwhile:
+                # its next save builds on that revision, not a conflict with itself
+                loaded.base_revision = base
+            return cm
 
         def need(value, loaded):
             cm = current(value, loaded)
@@ -199,6 +226,15 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             return (pl.load(studio, project, ready, note, request, level, back), ready.loaded,
                     revs(ready.loaded))
 
+        def kept(out, value, loaded, res):
+            """Tell the page which of its journaled states the server now holds: the map
+            it sent for ``loaded`` (its stamp), stored as ``res`` or unchanged."""
+            sent = isinstance(value, dict) and value.get("map") and value.get("image_id") in (None, loaded and loaded.image_id)
+            if loaded is not None and isinstance(out, dict) and sent:
+                out["kept"] = {"image_id": loaded.image_id, "stamp": codec.stamp_of(value),
+                               "revision": res.revision if res is not None else loaded.base_revision}
+            return out
+
         def left_note(res) -> str:
             return "" if res is None else f"Your edits were saved as draft revision {res.revision}. "
 
@@ -208,17 +244,18 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             rid = codec.request_of(value)
             res = studio.leave(loaded, current(value, loaded), studio.author(author, login(request)))
             if res is not None and res.conflict:   # stay: the labeller must see the conflict
-                return pl.saved(studio, project, loaded, res, res.conflict, rid), loaded, revs(loaded)
+                return kept(pl.saved(studio, project, loaded, res, res.conflict, rid), value, loaded, res), loaded, revs(loaded)
             iid = target()
             if iid is None:
                 note = left_note(res) + nothing
                 if loaded is None:
                     return pl.empty(studio, project, nothing, rid), None, revs(None)
                 if res is not None:
-                    return pl.saved(studio, project, loaded, res, note, rid), loaded, revs(loaded)
-                return pl.info(note, rid, until="filter"), loaded, revs(loaded)
+                    return kept(pl.saved(studio, project, loaded, res, note, rid), value, loaded, res), loaded, revs(loaded)
+                return kept(pl.info(note, rid, until="filter"), value, loaded, None), loaded, revs(loaded)
             ready = studio.open_in_project(project, iid)
-            return opened(project, ready, left_note(res), rid, flt=flt, back=back)
+            out = opened(project, ready, left_note(res), rid, flt=flt, back=back)
+            return (kept(out[0], value, loaded, res), *out[1:])
 
         OUT = [canvas, loaded_st, rev_dd]
 
@@ -234,9 +271,10 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             note = (res.conflict + " ") if res is not None and res.conflict else left_note(res)
             iid = studio.next_image(project, "unlabelled") or studio.next_image(project, "any")
             if iid is None:
-                return (pl.empty(studio, project, "No images in this project yet: upload some below (files or a zip).",
-                                 codec.request_of(value), note.strip()), None, revs(None))
-            return opened(project, studio.open_in_project(project, iid), note, codec.request_of(value))
+                return (kept(pl.empty(studio, project, "No images in this project yet: upload some below (files or a zip).",
+                                      codec.request_of(value), note.strip()), value, loaded, res), None, revs(None))
+            out = opened(project, studio.open_in_project(project, iid), note, codec.request_of(value))
+            return (kept(out[0], value, loaded, res), *out[1:])
 
         def _flt(value):
             f = codec.args_of(value).get("filter", "unlabelled")
@@ -269,7 +307,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             cm = need(value, loaded)
             res = studio.save_edits(loaded, cm, studio.author(author, login(request)), status)
             note = res.conflict or f"Saved revision {res.revision} ({res.status})."
-            return res, pl.saved(studio, project, loaded, res, note, codec.request_of(value))
+            return res, kept(pl.saved(studio, project, loaded, res, note, codec.request_of(value)), value, loaded, res)
 
         @user_errors
         def on_save(project, value, loaded, author, request: gr.Request):
@@ -286,7 +324,9 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             if iid is None:
                 out["note"] += " The queue is empty."
                 return out, loaded, revs(loaded)
-            return opened(project, studio.open_in_project(project, iid), out["note"], out["request"], flt=flt)
+            nxt = opened(project, studio.open_in_project(project, iid), out["note"], out["request"], flt=flt)
+            nxt[0]["kept"] = out.get("kept")
+            return nxt
 
         common = dict(show_progress="hidden")
         ins = [project_dd, canvas, loaded_st, author_tb]
@@ -426,11 +466,17 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             res = studio.leave(loaded, current(value, loaded), studio.author(author, login(request)))
             if res is not None and res.conflict:
                 return pl.saved(studio, project, loaded, res, res.conflict), loaded, revs(loaded)
-            ready = studio.open_in_project(project, loaded.image_id, number)
-            # saving an older revision stores a new revision on top of the latest
-            ready.loaded.base_revision = studio.latest_revision(loaded.image_id)
-            return (pl.load(studio, project, ready, left_note(res) + f"Showing revision {number}; saving stores "
-                            "it as a new revision."), ready.loaded, revs(ready.loaded))
+            old = studio.open_in_project(project, loaded.image_id, number)
+            # the image as stored now; the page applies revision `number` on top as one
+            # undoable edit: an unsaved edit like any other (journaled, saved on leaving)
+            ready = studio.open_in_project(project, loaded.image_id)
+            out = pl.load(studio, project, ready, left_note(res) + f"Revision {number} restored as an unsaved "
+                          "edit: save it (Ctrl+S) or leave the image to store it as a new revision; Ctrl+Z "
+                          "goes back to the latest.")
+            # `map` stays the revision's (as scripts read it); `restore.latest` is what it goes on top of
+            out["restore"] = {"revision": number, "latest": out["map"]}
+            out["map"] = codec.encode_map(old.loaded.class_map)
+            return kept(out, value, loaded, res), ready.loaded, revs(ready.loaded)
 
         rev_btn.click(on_revision, [project_dd, canvas, loaded_st, rev_dd, author_tb], OUT,
                       api_name="load_revision", **common)

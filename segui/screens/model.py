@@ -140,7 +140,9 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             with Gradio's cache after the export TTL (segui.ui.DELETE_CACHE)."""
             zpath = studio.export(project, f, include_drafts)
             try:
-                return export_file.move_resource_to_block_cache(str(zpath))
+                cached = export_file.move_resource_to_block_cache(str(zpath))
+                studio.protect_download(cached, project)   # its URL serves the caller (or the project's admins) only
+                return cached
             finally:
                 shutil.rmtree(zpath.parent, ignore_errors=True)
 

@@ -27,7 +27,7 @@ PW = {"ada": "ada's long password", "rex": "rex reviews all day", "ann": "ann an
       "out": "outsider password", "dis": "disabled password"}
 ROLES = {"ada": "admin", "rex": "reviewer", "ann": "annotator", "out": "annotator", "dis": "annotator"}
 SERVER_FUNCTIONS = {"superpixels", "peek_next", "heatmap", "uncertainty", "what_changed", "click_object",
-                    "strip_page", "thumbnails"}
+                    "strip_page", "thumbnails", "store_edit"}
 
 
 @pytest.fixture(scope="module")
@@ -562,3 +562,23 @@ def test_try_words_is_for_anyone_logged_in_even_without_a_project(teams):
     assert info["words"] == ["sky", "road"] and view.count('class="tw-tile"') == 2
     with pytest.raises(Exception):
         Client(url, verbose=False).predict(None, "sky", api_name="/try_words")
+
+
+def test_an_export_is_downloaded_by_its_owner_only(teams):
+    """Finding 7: Gradio serves an export's copy by URL to anyone logged in; the guard
+    gives it to the admin who made it (or another admin of the project) only."""
+    st, url = teams
+    login(url, "ada").predict(DEMO_PROJECT, "folder", True, api_name="/export")
+    path = max(st._downloads, key=lambda k: st._downloads[k][2])   # the newest protected download
+    got = {}
+    for name in ("ada", "rex", "ann", "out"):
+        with httpx.Client(base_url=url) as h:
+            assert h.post("login", data={"username": name, "password": PW[name]}).status_code == 200
+            r = h.get(f"gradio_api/file={path}")
+            got[name] = r.status_code
+            if name == "ada":
+                assert r.content[:2] == b"PK", "not the zip"
+            elif r.status_code == 403:
+                assert "belongs to ada" in r.json()["detail"]
+    assert got == {"ada": 200, "rex": 403, "ann": 403, "out": 403}
+    assert httpx.get(f"{url}gradio_api/file={path}").status_code in (401, 403)   # no login at all

@@ -184,6 +184,9 @@ def test_save_round_trip_and_bad_maps(running):
     back, _ = c.predict(DEMO_PROJECT, value(iid, edited2), first, "bob", api_name="/load_revision")
     assert back["kind"] == "load" and back["image"]["id"] == iid
     np.testing.assert_array_equal(map_of(back), edited)
+    # the page applies it on top of the latest as an unsaved edit (issue 17)
+    assert back["restore"]["revision"] == base + 1
+    np.testing.assert_array_equal(codec.decode_map(back["restore"]["latest"], *edited.shape), edited2)
     assert revisions(st, iid) == n + 1              # loading stored nothing
     # saving the old revision stores it as a new revision on top of the latest (no conflict)
     saved3, _ = c.predict(DEMO_PROJECT, value(iid, edited), "bob", api_name="/save")

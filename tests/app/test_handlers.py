@@ -158,6 +158,29 @@ def test_save_conflict_keeps_both_versions(demo_studio):
     assert len(st.revisions(iid)) == 2
 
 
+def test_store_edit_from_the_pages_outbox_is_idempotent_and_keeps_conflicts(demo_studio):
+    """Issue 17: an edit the page journaled is stored once, even when sent again after
+    its answer was lost; someone else's newer revision stays (both kept)."""
+    st = demo_studio
+    iid = st.next_image(DEMO_PROJECT)
+    mine = st.open_image(iid).class_map.copy()
+    mine[:12] = 3
+    r1 = st.store_edit(iid, mine, "ann", 0)
+    assert (r1.revision, r1.status, r1.same, r1.conflict) == (1, "draft", False, None)
+    r2 = st.store_edit(iid, mine, "ann", 0)           # sent again: nothing new stored
+    assert (r2.revision, r2.same) == (1, True)
+    theirs = mine.copy()
+    theirs[-5:] = 1
+    st.save(iid, theirs, "bob", "draft", 1)
+    newer = mine.copy()
+    newer[20:30] = 2
+    r3 = st.store_edit(iid, newer, "ann", 1)           # made on revision 1; bob saved 2 meanwhile
+    assert r3.revision == 3 and r3.conflict and "bob" in r3.conflict
+    np.testing.assert_array_equal(st.store.get_annotation(iid, 2).class_map, theirs)
+    np.testing.assert_array_equal(st.store.get_annotation(iid, 3).class_map, newer)
+    assert len(st.revisions(iid)) == 3
+
+
 def test_save_bad_input(demo_studio):
     st = demo_studio
     with pytest.raises(UserError, match="nothing to save"):

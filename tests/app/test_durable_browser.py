@@ -1,0 +1,263 @@
+"""Nothing lost in the page (issue 17), in Chromium: every edit is journaled in the
+browser (IndexedDB) until the server confirms it. A lost connection, a killed server,
+a reload, input while an image opens, coming back to an image and a restored revision
+all end with the stored map equal, pixel for pixel, to what was drawn.
+
+The tests share one app and run in file order; the killed-server test has its own.
+Screenshots go to test-artifacts/.
+"""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+import numpy as np
+import pytest
+
+from segui.handlers import Studio
+from storage import Store
+
+from .canvas_page import CanvasPage, launch
+from .conftest import _PREDICTORS, REPO, free_port, make_studio, require_chromium, served
+
+pytestmark = pytest.mark.slow   # a browser run (Chromium)
+
+ROOT = "document.querySelector('.seg-root')"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    require_chromium()
+    st = make_studio(tmp_path_factory.mktemp("durable"), demo=True, labelled=False)
+    st.warm_up()
+    with served(st) as url:
+        yield st, url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        b = launch(pw)
+        yield b
+        b.close()
+
+
+def new_page(browser, url: str) -> CanvasPage:
+    """A fresh browser context (its own IndexedDB) at 1440x900 on ``url``."""
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = ctx.new_page()
+    c = CanvasPage(page)
+    c.errors, c.dialogs = [], []
+    page.on("pageerror", lambda e: c.errors.append(str(e)))
+    page.on("dialog", lambda d: (c.dialogs.append(d.type), d.dismiss()))
+    page.goto(url)
+    c.wait_image()
+    c.wait_idle()
+    return c
+
+
+@pytest.fixture(scope="module")
+def cv(app, browser):
+    c = new_page(browser, app[1])
+    yield c
+    assert not c.errors, f"JavaScript errors in the page: {c.errors}"
+
+
+def paint(c: CanvasPage, y: float, x0: float = 30, x1: float = 200, key: str = "1"):
+    c.key(key)
+    c.key("b")
+    c.stroke([(x0, y), (x1, y)], steps=6)
+    assert c.state()["dirty"]
+    return c.client_map()
+
+
+def outbox(c: CanvasPage) -> int:
+    return int(c.js(f"() => +{ROOT}.dataset.outbox || 0"))
+
+
+def journaled(c: CanvasPage) -> int:
+    return c.js(f"() => {ROOT}.__seg.journal.entries.size")
+
+
+def wait_stored(st: Studio, iid: int, expected: np.ndarray, timeout: float = 60):
+    """Wait until image ``iid``'s latest stored map equals ``expected`` (pixel-exact)."""
+    t0, a = time.time(), None
+    while time.time() - t0 < timeout:
+        if st.store.get_image(iid).revision > 0:
+            a = st.store.get_annotation(iid)
+            if np.array_equal(a.class_map, expected):
+                return a
+        time.sleep(0.3)
+    raise AssertionError(f"image {iid}: the stored map never became the drawn one (latest: "
+                         f"{None if a is None else a.revision})")
+
+
+def test_reload_mid_edit_restores_the_edit_says_so_and_saves_it(cv, app, artifacts):
+    st, _ = app
+    iid = cv.state()["image"]
+    rev = st.store.get_image(iid).revision
+    drawn = paint(cv, 40)
+    assert journaled(cv) == 1
+    cv.page.reload()                                   # no "Leave site?": the journal has the edit
+    cv.wait_image(iid)
+    cv.wait_status("Restored your edits of this image")
+    cv.wait_idle()
+    a = wait_stored(st, iid, drawn)
+    assert a.revision == rev + 1 and a.status == "draft", st.revisions(iid)
+    np.testing.assert_array_equal(cv.client_map(), drawn)
+    assert not cv.state()["dirty"] and journaled(cv) == 0
+    assert cv.dialogs == []
+    cv.page.screenshot(path=str(artifacts / "durable_restored_after_reload.png"))
+
+
+def test_input_while_the_next_image_opens_is_kept(cv, app, monkeypatch):
+    st, _ = app
+    cv.page.select_option(".seg-queue", "any")
+    first = cv.state()["image"]
+    ahead = cv.wait_ahead()
+    slow = st.open_in_project
+
+    def slow_open(*a, **k):
+        time.sleep(1.5)
+        return slow(*a, **k)
+    monkeypatch.setattr(st, "open_in_project", slow_open)
+    cv.key("n")                                        # the prepared image shows at once ...
+    assert cv.state()["image"] == ahead and cv.state()["nav"] is not None
+    drawn = paint(cv, 80)                              # ... and is painted while the server opens it
+    assert cv.state()["nav"] is not None, "the stroke was not made while the image was opening"
+    cv.wait_idle()
+    monkeypatch.undo()
+    assert cv.state()["image"] == ahead
+    np.testing.assert_array_equal(cv.client_map(), drawn)
+    assert cv.state()["dirty"]
+    cv.key("Control+s")
+    cv.wait_idle()
+    wait_stored(st, ahead, drawn)
+    assert first != ahead
+
+
+def test_undo_is_kept_when_coming_back_to_an_image(cv, app):
+    st, _ = app
+    iid = cv.state()["image"]
+    before = cv.client_map()
+    drawn = paint(cv, 120, key="2")
+    cv.key("n")                                        # leaving saves a draft
+    cv.wait_idle()
+    assert cv.state()["image"] != iid
+    wait_stored(st, iid, drawn)
+    cv.key("Shift+N")
+    cv.wait_image(iid)
+    cv.wait_idle()
+    s = cv.state()
+    assert s["undo"] and not s["dirty"], "the image came back without its undo history"
+    np.testing.assert_array_equal(cv.client_map(), drawn)
+    cv.key("Control+z")
+    np.testing.assert_array_equal(cv.client_map(), before)
+    assert cv.state()["dirty"]
+    cv.key("Control+s")
+    cv.wait_idle()
+    wait_stored(st, iid, before)
+
+
+def test_a_loaded_revision_is_an_unsaved_edit_and_next_stores_it(cv, app):
+    st, _ = app
+    iid = cv.state()["image"]
+    revs = st.revisions(iid)
+    assert len(revs) >= 2
+    latest = st.store.get_annotation(iid).class_map
+    number = next(int(r.split(":")[0]) for r in revs
+                  if not np.array_equal(st.store.get_annotation(iid, int(r.split(":")[0])).class_map, latest))
+    older = st.store.get_annotation(iid, number).class_map
+    cv.page.click("text=Revisions of this image")
+    cv.page.click("#segui-load-revision >> xpath=preceding::input[1]")
+    cv.page.click(f"[role=option]:has-text('{number}: ')")
+    cv.page.click("#segui-load-revision")
+    cv.wait_status(f"Revision {number} restored as an unsaved edit")
+    cv.wait_idle()
+    np.testing.assert_array_equal(cv.client_map(), older)
+    assert cv.state()["dirty"]
+    n = st.store.get_image(iid).revision
+    cv.key("n")
+    cv.wait_idle()
+    a = wait_stored(st, iid, older)
+    assert a.revision == n + 1
+
+
+def test_offline_save_and_next_then_reconnect_stores_the_stroke(app, browser, artifacts):
+    st, url = app
+    c = new_page(browser, url)
+    c.page.select_option(".seg-queue", "any")
+    c.wait_ahead()
+    iid = c.state()["image"]
+    drawn = paint(c, 160, key="3")
+    c.page.context.set_offline(True)
+    c.key("Control+s")
+    c.key("n")                                         # the prepared image shows; the edit stays journaled
+    c.page.wait_for_function(f"() => +{ROOT}.dataset.outbox === 1", timeout=10_000)
+    assert "1 edit not yet saved" in c.page.inner_text(".seg-outbox")
+    c.page.click(".seg-outbox")
+    assert "waiting to be sent" in c.page.inner_text(".seg-outbox-list") or "not saved yet" in c.page.inner_text(".seg-outbox-list")
+    c.page.screenshot(path=str(artifacts / "durable_offline_outbox.png"))
+    c.page.context.set_offline(False)                  # Gradio reconnects and reloads the page
+    wait_stored(st, iid, drawn)
+    c.wait_image()
+    c.wait_status("kept in this browser")
+    assert c.js(f"() => {ROOT}.__seg.journal.entries.size") == 0
+    assert not c.errors, c.errors
+    c.page.context.close()
+
+
+def test_a_server_killed_mid_save_gets_the_edit_after_it_restarts(tmp_path, browser, artifacts):
+    """The real thing: ``python app.py`` killed (SIGKILL) right after Ctrl+S, then started
+    again on the same data and port (Gradio then reloads the page, which restores the
+    edit from IndexedDB and saves it; if the save had landed, the journal drops it)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    data = tmp_path / "data"
+    log = open(tmp_path / "app.log", "ab")
+
+    def start():
+        p = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--data-dir", str(data), "--port", str(port),
+                              "--no-worker"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        t0 = time.time()
+        while time.time() - t0 < 120:
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return p
+            except httpx.HTTPError:
+                pass
+            assert p.poll() is None, (tmp_path / "app.log").read_text()[-2000:]
+            time.sleep(0.5)
+        p.kill()
+        raise AssertionError("the app did not start")
+
+    proc = start()
+    try:
+        c = new_page(browser, url)
+        iid = c.state()["image"]
+        drawn = paint(c, 200, key="4")
+        c.key("Control+s")
+        proc.send_signal(signal.SIGKILL)                # mid-save: its answer never comes
+        proc.wait(10)
+        proc = start()
+        st = Studio(Store(data_dir=data), predictors=_PREDICTORS)   # what the app stored
+        try:
+            a = wait_stored(st, iid, drawn, timeout=90)
+            assert a.status == "draft"
+        finally:
+            st.store.close()
+        c.wait_image()                                 # the page reloaded itself (Gradio) and says what it did
+        c.wait_status("kept in this browser")
+        assert c.js(f"() => {ROOT}.__seg.journal.entries.size") == 0
+        c.page.screenshot(path=str(artifacts / "durable_after_server_restart.png"))
+        assert not c.errors, c.errors
+        c.page.context.close()
+    finally:
+        proc.kill()
+        proc.wait(10)
+        log.close()
