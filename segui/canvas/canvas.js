@@ -993,6 +993,7 @@ function onSaved(v, p) {
     S.img.revision = v.revision ?? S.img.revision;
     S.img.source = v.source || S.img.source;
     updateTitle();
+    journalize();   // the journal follows the map's state now: nothing left to keep, or the edits made since
   }
 }
 
