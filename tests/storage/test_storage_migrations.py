@@ -8,7 +8,7 @@ from sqlalchemy import inspect, text
 from storage import db
 from storage.models import Action, ReviewDecision, ReviewState, Role, TrainingSource, utcnow
 
-HEAD = "0005"
+HEAD = "0006"
 TEAM_TABLES = {"users", "project_members", "reviews", "activity"}
 
 
