@@ -464,5 +464,5 @@ def confusion_figure(conf: dict):
                "font": {"size": 14}},
         xaxis={"title": "predicted", "side": "bottom", "tickangle": -40},
         yaxis={"title": "annotated", "autorange": "reversed"},
-        margin={"l": 90, "r": 20, "t": 40, "b": 90}, height=460)
+        margin={"l": 90, "r": 10, "t": 40, "b": 90}, height=430)
     return fig

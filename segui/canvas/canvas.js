@@ -42,6 +42,7 @@ const S = {
   encoded: { step: undefined, id: null, url: null }, syncTimer: null, renderQueued: false,
 };
 root.__seg = { S, C, Nav, setStatus };   // handle for the failure hook and for tests
+root.__seg.openImage = (id) => openImage(id);   // the Explore grid opens an image here
 
 // the tools ({down, move, up} each, input.js) and the helpers they share with the page
 const T = SegInput.makeTools(S, C, {

@@ -26,7 +26,7 @@ from .conftest import free_port, make_studio
 PW = {"ada": "ada's long password", "rex": "rex reviews all day", "ann": "ann annotates well",
       "out": "outsider password", "dis": "disabled password"}
 ROLES = {"ada": "admin", "rex": "reviewer", "ann": "annotator", "out": "annotator", "dis": "annotator"}
-SERVER_FUNCTIONS = {"superpixels", "peek_next", "heatmap", "uncertainty", "what_changed"}
+SERVER_FUNCTIONS = {"superpixels", "peek_next", "heatmap", "uncertainty", "what_changed", "explore_rows"}
 
 
 @pytest.fixture(scope="module")
