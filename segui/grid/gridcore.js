@@ -12,7 +12,9 @@ const ExploreGridCore = (() => {
   function visible(scrollTop, viewH, rowH, cols, total, overscan = 2) {
     if (total <= 0 || rowH <= 0) return { first: 0, last: 0 };
     const rows = Math.ceil(total / cols);
-    const r0 = Math.max(0, Math.floor(scrollTop / rowH) - overscan);
+    // a scroll position past the end (the query shrank) shows the last rows
+    const onScreen = Math.ceil(Math.max(0, viewH) / rowH);
+    const r0 = Math.max(0, Math.min(Math.floor(scrollTop / rowH), rows - onScreen) - overscan);
     const r1 = Math.min(rows, Math.ceil((scrollTop + Math.max(0, viewH)) / rowH) + overscan);
     return { first: r0 * cols, last: Math.min(total, Math.max(r0, r1) * cols) };
   }
