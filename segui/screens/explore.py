@@ -20,6 +20,15 @@ ANY = "any"
 SCOPES = [("val split", "val"), ("all submitted images", "annotated")]
 
 
+def class_name_in(payload):
+    """The Class dropdown's ``preprocess``: it is built with no classes (each project has
+    its own, filled in per session), so a name is not held against the build-time
+    choices; ``Studio.explore_page`` checks it against the project's label set."""
+    if payload is None or isinstance(payload, str):
+        return payload
+    raise gr.Error(f"Class: a name, not {type(payload).__name__}")
+
+
 def _sort_label(sort: str, descending: bool) -> str:
     return f"sorted by {SORT_LABELS.get(sort, sort)}, {'highest' if descending else 'lowest'} first"
 
@@ -75,6 +84,7 @@ def explore_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
                     with gr.Row():
                         cls = gr.Dropdown(label="Class", choices=[ANY], value=ANY, interactive=True,
                                           elem_id="segui-explore-class", min_width=110)
+                        cls.preprocess = class_name_in
                         cls_pct = gr.Textbox(label="covers ≥ (%)", value="1", max_length=12, min_width=70)
                         cls_src = gr.Radio(label="in the", choices=["prediction", "annotation"], value="prediction",
                                            min_width=120)
