@@ -458,9 +458,9 @@ def confusion_figure(conf: dict):
         colorscale="Blues", zmin=0, zmax=1, colorbar={"title": {"text": "share of row"}},
         hovertemplate="annotated %{y}, predicted %{x}<br>%{z:.1%} of the row, %{customdata[2]:,} px"
                       "<extra>click: the images</extra>"))
-    where = "val split" if conf["scope"] == "val" else "all submitted images"
+    where = "the val split" if conf["scope"] == "val" else "all submitted images"
     fig.update_layout(
-        title={"text": f"Model v{conf['version']} on the {where} ({conf['images']} images): click a cell",
+        title={"text": f"Model v{conf['version']} on {where} ({conf['images']} images): click a cell",
                "font": {"size": 14}},
         xaxis={"title": "predicted", "side": "bottom", "tickangle": -40},
         yaxis={"title": "annotated", "autorange": "reversed"},

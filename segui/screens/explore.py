@@ -143,7 +143,7 @@ def explore_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
                 what = f"annotated {names[int(cell['t'])]}, predicted {names[int(cell['p'])]}"
             except (KeyError, TypeError, ValueError):
                 what = "that cell"
-            return (first_page(project, q, f"{what}: most pixels first, outlined in magenta"),
+            return (first_page(project, q, f"{what}: most pixels first, outlined in magenta (change a sort or filter to go back)"),
                     progress_md(project))
 
         @user_errors
