@@ -49,7 +49,7 @@ THUMB_W, THUMB_H = 160, 120      # a thumbnail fits this box (aspect kept)
 THUMB_QUALITY = 80
 MASK_ALPHA = 0.5
 OUTLINE = (255, 0, 255)          # a confusion cell's pixels on the thumbnail
-PAGE = 48                        # images per page the grid asks for
+PAGE = 32                        # images per page the grid asks for (a 1440x900 screen shows ~20)
 CELL_PAGE = 24                   # a confusion cell's page (each thumbnail outlined on the fly)
 POLL_S = 3.0                     # the background computation looks for stale images this often
 TEXT_MAX = 200                   # characters of a text filter
@@ -233,6 +233,7 @@ class ExploreMixin:
                 self._explore_stop = threading.Event()
                 self._explore_thread: threading.Thread | None = None
                 self._explore_failed: dict[int, int] = {}     # image id -> version it failed on
+                self._explore_conf: dict[tuple, tuple] = {}     # (project, version, scope, classes) -> (signature, matrix)
                 self.explore_stats = {"computed": 0, "seconds": 0.0, "failed": 0}
             return self._explore_wake
 
@@ -421,13 +422,20 @@ class ExploreMixin:
     def explore_confusion(self, project, scope: str = "val", who: Principal | None = None) -> dict:
         """The active model's confusion matrix on the project's submitted val images
         (``scope`` "val") or all submitted images ("annotated"), from the stored per-image
-        counts: ``{"names", "indices", "matrix" (rows annotated, columns predicted,
+        counts (kept until ``Store.metrics_signature`` changes): ``{"names", "indices", "matrix" (rows annotated, columns predicted,
         pixels), "images", "scope", "version", "waiting" (images whose metrics are not
         computed yet)}``."""
         p = self._explorer(project, who)
         if scope not in CONFUSION_SCOPES:
             raise UserError(f"scope: one of {', '.join(CONFUSION_SCOPES)}")
         mv = self.model_version(p.id)
+        key = (p.id, mv.id, scope, tuple(p.class_indices))
+        sig = self.store.metrics_signature(p.id)
+        self._explore_state()
+        with self._cache_lock:
+            hit = self._explore_conf.get(key)
+        if hit is not None and hit[0] == sig:
+            return dict(hit[1])
         got = self.store.confusion_counts(p.id, mv.id, scope)
         idx = p.class_indices
         pos = {c: i for i, c in enumerate(idx)}
@@ -436,8 +444,13 @@ class ExploreMixin:
             if t in pos and q in pos:
                 m[pos[t], pos[q]] += n
         counts = self.store.metric_counts(p.id, mv.id, palette_key(p))
-        return {"names": p.class_names, "indices": idx, "matrix": m.tolist(), "images": got["images"],
-                "scope": scope, "version": mv.id, "waiting": counts["stale"]}
+        out = {"names": p.class_names, "indices": idx, "matrix": m.tolist(), "images": got["images"],
+               "scope": scope, "version": mv.id, "waiting": counts["stale"]}
+        with self._cache_lock:     # a later call with the same signature is a lookup (a few per project)
+            self._explore_conf[key] = (sig, out)
+            while len(self._explore_conf) > 32:
+                self._explore_conf.pop(next(iter(self._explore_conf)))
+        return dict(out)
 
 
 def confusion_figure(conf: dict):

@@ -129,9 +129,12 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
         # counts and versions change while one labels: refresh a tab when it is opened
         for tab, screen, name in [(projects_tab, projects, "projects"), (model_tab, model, "model"),
                                   (activity_tab, activity, "activity"), (explore_tab, explore, "explore")]:
-            tab.select(*screen.refresh, api_name=f"open_{name}_tab")
+            ev = tab.select(*screen.refresh, api_name=f"open_{name}_tab")
+            if screen.after_refresh:
+                ev.then(*screen.after_refresh, api_name=f"open_{name}_tab_after", show_progress="hidden")
         project_dd.change(*activity.refresh, api_name="activity_for_project", show_progress="hidden")
-        project_dd.change(*explore.refresh, api_name="explore_for_project", show_progress="hidden")
+        project_dd.change(*explore.refresh, api_name="explore_for_project", show_progress="hidden").then(
+            *explore.after_refresh, api_name="explore_for_project_after", show_progress="hidden")
         # a value set by a load event does not fire .change: refresh every screen explicitly
         ev = app.load(on_load, None, [project_dd, author_tb], api_name="init")
         ev = ev.then(on_role, None, [name_lbl, author_tb, signed_in, rights],
@@ -142,5 +145,6 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
         for i, screen in enumerate([label, projects, model, activity, explore]):
             fn, inputs, outputs = screen.refresh
             ev = ev.then(fn, inputs, outputs, api_name=f"init_screen_{i}", show_progress="hidden")
+        ev.then(*explore.after_refresh, api_name="init_screen_4_after", show_progress="hidden")
     guard_events(app, studio, project_dd)
     return app

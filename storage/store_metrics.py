@@ -147,6 +147,21 @@ class MetricsMixin(StoreBase):
             stale = s.scalar(self._stale_query(pid, version_id, palette, func.count()))
             return {"images": int(total or 0), "stale": int(stale or 0)}
 
+    def metrics_signature(self, project: str | int) -> tuple:
+        """Changes whenever a confusion matrix of the project could: metrics stored, an
+        annotation saved, a split or status changed (a cache key for the app)."""
+        from sqlalchemy import case
+        with self._session() as s:
+            pid = self._project_row(s, project).id
+            row = s.execute(select(func.count(ImageMetrics.image_id), func.max(ImageMetrics.computed_at),
+                                   func.sum(Image.revision),
+                                   func.sum(case((Image.split == "val", Image.id), else_=0)),
+                                   func.sum(case((Image.status == "submitted", Image.id), else_=0)),
+                                   func.count(Image.id))
+                            .select_from(Image).outerjoin(ImageMetrics, ImageMetrics.image_id == Image.id)
+                            .where(Image.project_id == pid)).one()
+            return tuple(str(v) for v in row)
+
     def image_metrics_of(self, image_id: int) -> dict[str, Any] | None:
         """The stored metrics row of one image (tests, the benchmark), None if none."""
         with self._session() as s:
@@ -221,11 +236,10 @@ class MetricsMixin(StoreBase):
                 src = AREA_SOURCES.get(class_source)
                 if src is None:
                     raise ValidationError(f"class area of 'prediction' or 'annotation', got {class_source!r}")
-                a = ImageClassArea
-                conds.append(select(a.image_id).where(a.image_id == Image.id, a.source == src,
-                                                      a.class_index == int(class_index),
-                                                      a.share >= max(0.0, float(class_min_share)),
-                                                      a.share > 0).exists())
+                a = ImageClassArea     # one range of the (project, source, class, share) index
+                conds.append(Image.id.in_(select(a.image_id).where(
+                    a.project_id == pid, a.source == src, a.class_index == int(class_index),
+                    a.share >= max(0.0, float(class_min_share)), a.share > 0)))
             base = select().select_from(Image).outerjoin(ImageMetrics, ImageMetrics.image_id == Image.id)
             pixels = None
             if cell is not None:
@@ -238,30 +252,37 @@ class MetricsMixin(StoreBase):
                 pixels = c.pixels
             where = and_(*conds)
             total = s.scalar(base.with_only_columns(func.count()).where(where))
-            cols = [Image.id, Image.filename, Image.status, Image.split, Image.review, Image.annotated_by,
-                    Image.annotated_at, Image.created_at, Image.review_score, Image.revision, Image.width,
-                    Image.height, ImageMetrics.entropy, ImageMetrics.iou, ImageMetrics.accuracy,
-                    ImageMetrics.model_version_id, ImageMetrics.revision, ImageMetrics.thumb_pred,
-                    ImageMetrics.thumb_ann]
-            q = base.with_only_columns(*cols, pixels if pixels is not None else Image.id).where(where)
+            # two steps: the page's ids from narrow sorted rows (a deep offset then skips
+            # ids, not thumbnails), then those rows with their thumbnails
+            q = base.with_only_columns(Image.id, pixels if pixels is not None else Image.id).where(where)
             if pixels is not None:
                 q = q.order_by(pixels.desc(), Image.id)
             else:
                 key = sort_col.desc() if descending else sort_col.asc()
                 q = q.order_by(key.nulls_last(), Image.id.desc() if descending else Image.id)
-            q = q.offset(offset).limit(limit)
+            page = s.execute(q.offset(offset).limit(limit)).all()
+            order = {int(i): k for k, (i, _) in enumerate(page)}
+            px = {int(i): n for i, n in page}
+            cols = [Image.id, Image.filename, Image.status, Image.split, Image.review, Image.annotated_by,
+                    Image.annotated_at, Image.created_at, Image.review_score, Image.revision, Image.width,
+                    Image.height, ImageMetrics.entropy, ImageMetrics.iou, ImageMetrics.accuracy,
+                    ImageMetrics.model_version_id, ImageMetrics.revision, ImageMetrics.thumb_pred,
+                    ImageMetrics.thumb_ann]
             was = gc.isenabled()
             gc.disable()
             try:
-                rows = s.execute(q).all()
+                rows = s.execute(select(*cols).select_from(Image)
+                                 .outerjoin(ImageMetrics, ImageMetrics.image_id == Image.id)
+                                 .where(Image.id.in_(list(order)))).all() if order else []
             finally:
                 if was:
                     gc.enable()
+            rows = sorted(rows, key=lambda r: order[int(r[0])])
             out = [ExploreRow(id=r[0], filename=r[1], status=r[2], split=r[3], review=r[4], annotated_by=r[5],
                               annotated_at=_utc(r[6]), created_at=_utc(r[7]), review_score=r[8], revision=r[9],
                               width=r[10], height=r[11], entropy=r[12], iou=r[13], accuracy=r[14],
                               metrics_version=r[15], metrics_revision=r[16], thumb_pred=r[17], thumb_ann=r[18],
-                              pixels=int(r[19]) if pixels is not None else None) for r in rows]
+                              pixels=int(px[int(r[0])]) if pixels is not None else None) for r in rows]
             return int(total or 0), out
 
     @staticmethod

@@ -20,7 +20,7 @@ const scroller = root.querySelector(".exg-scroll");
 const spacer = root.querySelector(".exg-spacer");
 const head = root.querySelector(".exg-head");
 const CELL_W = 168, GAP = 8, ROW_H = 178;
-const G = { key: null, project: null, query: null, total: 0, pages: new GC.Pages(48), cols: 1,
+const G = { key: null, project: null, query: null, total: 0, pages: new GC.Pages(32), cols: 1,
             cells: new Map(), queued: false, seq: null, note: "", fetches: 0 };
 root.__exg = { G, GC, render: () => render() };   // for tests
 
@@ -34,7 +34,7 @@ function onValue() {
   G.seq = v.seq;
   G.project = v.project; G.query = v.query || {}; G.note = v.note || "";
   G.key = GC.queryKey(v.project, G.query);
-  G.pages = new GC.Pages(v.page_size || 48);
+  G.pages = new GC.Pages(v.page_size || 32);
   G.pages.reset(G.key, v.total || 0);
   G.total = v.total || 0;
   if (v.rows && v.rows.length) G.pages.put(Math.floor((v.offset || 0) / G.pages.size), v.rows);

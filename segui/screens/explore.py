@@ -165,18 +165,17 @@ def explore_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             return studio.explore_page(project, query if isinstance(query, dict) else {}, offset or 0, limit)
 
         @user_errors
-        def on_refresh(project, scope_v, *values):
-            """The tab was opened or the project changed: the class list, the grid, the matrix."""
+        def on_refresh(project, *values):
+            """The tab was opened or the project changed: the class list and the grid (the
+            matrix follows: ``after_refresh``)."""
             if not project:
-                return gr.update(), "", None, "", gr.update()
+                return gr.update(), "", gr.update()
             names = studio.project(project).class_names
-            cls_v = values[14]
             values = list(values)
-            if cls_v not in names:
+            if values[14] not in names:
                 values[14] = ANY
             grid_v, prog = on_query.__wrapped__(project, *values)
-            fig, note = on_confusion.__wrapped__(project, scope_v)
-            return grid_v, prog, fig, note, gr.update(choices=[ANY] + names, value=values[14])
+            return grid_v, prog, gr.update(choices=[ANY] + names, value=values[14])
 
         common = dict(show_progress="hidden")
         gr.on([sort.change, descending.change, mask.change, status.change, review.change, split.change,
@@ -188,4 +187,5 @@ def explore_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
               api_name="explore_confusion", **common)
         api_btn.click(on_page, [project_dd, api_query, api_offset, api_limit], api_out, api_name="explore_page")
 
-    return Screen(blocks, refresh=(on_refresh, [project_dd, scope] + controls, [grid, progress, plot, conf_note, cls]))
+    return Screen(blocks, refresh=(on_refresh, [project_dd] + controls, [grid, progress, cls]),
+                  after_refresh=(on_confusion, [project_dd, scope], [plot, conf_note]))
