@@ -128,7 +128,7 @@ def explore_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             if not project:
                 return gr.update(), ""
             q = query_of(*values)
-            return first_page(project, q, _sort_label(q["sort"], q.get("descending", False))), progress_md(project)
+            return first_page(project, q, _sort_label(q["sort"], q.get("descending", False))), gr.update()
 
         @user_errors
         def on_cell(project, value, scope_v, mask_v):
@@ -144,12 +144,12 @@ def explore_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             except (KeyError, TypeError, ValueError):
                 what = "that cell"
             return (first_page(project, q, f"{what}: most pixels first, outlined in magenta (change a sort or filter to go back)"),
-                    progress_md(project))
+                    gr.update())
 
         @user_errors
         def on_confusion(project, scope_v):
             if not project:
-                return None, ""
+                return None, "", ""
             conf = studio.explore_confusion(project, scope_v or "val")
             note = []
             if not conf["images"]:
@@ -158,7 +158,7 @@ def explore_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
                                                             else "") + "submit some annotations.")
             if conf["waiting"]:
                 note.append(f"{conf['waiting']:,} images still wait for their metrics: refresh in a moment.")
-            return confusion_figure(conf), " ".join(note)
+            return confusion_figure(conf), " ".join(note), progress_md(project)
 
         @user_errors
         def on_page(project, query, offset, limit):
@@ -174,8 +174,8 @@ def explore_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             values = list(values)
             if values[14] not in names:
                 values[14] = ANY
-            grid_v, prog = on_query.__wrapped__(project, *values)
-            return grid_v, prog, gr.update(choices=[ANY] + names, value=values[14])
+            grid_v, _ = on_query.__wrapped__(project, *values)
+            return grid_v, gr.update(), gr.update(choices=[ANY] + names, value=values[14])
 
         common = dict(show_progress="hidden")
         gr.on([sort.change, descending.change, mask.change, status.change, review.change, split.change,
@@ -183,9 +183,9 @@ def explore_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
                unc_min.submit, unc_max.submit, iou_min.submit, iou_max.submit, disagree.submit, cls_pct.submit],
               on_query, [project_dd] + controls, [grid, progress], api_name="explore", **common)
         grid.cell(on_cell, [project_dd, grid, scope, mask], [grid, progress], api_name="explore_cell", **common)
-        gr.on([scope.change, conf_btn.click], on_confusion, [project_dd, scope], [plot, conf_note],
+        gr.on([scope.change, conf_btn.click], on_confusion, [project_dd, scope], [plot, conf_note, progress],
               api_name="explore_confusion", **common)
         api_btn.click(on_page, [project_dd, api_query, api_offset, api_limit], api_out, api_name="explore_page")
 
     return Screen(blocks, refresh=(on_refresh, [project_dd] + controls, [grid, progress, cls]),
-                  after_refresh=(on_confusion, [project_dd, scope], [plot, conf_note]))
+                  after_refresh=(on_confusion, [project_dd, scope], [plot, conf_note, progress]))

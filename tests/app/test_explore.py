@@ -46,7 +46,8 @@ def c(running):
 
 def test_sorted_by_iou_matches_the_stored_figures(running, c):
     st, _ = running
-    grid, progress = explore(c)
+    grid, _ = explore(c)
+    _, _, progress = c.predict(DEMO_PROJECT, "val", api_name="/explore_confusion")
     assert grid["total"] == 14 and "all 14 images up to date" in progress
     rows = grid["rows"]
     ious = [r["iou"] for r in rows]
@@ -102,7 +103,7 @@ def test_pages_put_together_are_the_whole_order(running, c):
 
 def test_a_confusion_cell_opens_the_images_where_it_is_largest(running, c):
     st, _ = running
-    plot, note = c.predict(DEMO_PROJECT, "annotated", api_name="/explore_confusion")
+    plot, note, _ = c.predict(DEMO_PROJECT, "annotated", api_name="/explore_confusion")
     assert plot is not None and "wait" not in note
     conf = st.explore_confusion(DEMO_PROJECT, "annotated")
     m = np.array(conf["matrix"])
