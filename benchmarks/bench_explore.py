@@ -258,9 +258,15 @@ def browser(studio: Studio, port: int) -> dict:
             for top in (50_000, 200_000, 10_000_000):
                 t = time.perf_counter()
                 page.evaluate(f"() => document.querySelector('.exg-scroll').scrollTop = {top}")
-                page.wait_for_function(f"""() => {{ const G = {G}; const cells = [...G.cells.entries()];
-                    return cells.length && cells.every(([i, c]) => G.pages.row(i) && c.querySelector('img').complete
-                    && c.querySelector('img').naturalWidth > 0); }}""", timeout=60000, polling="raf")
+                # every cell of the window at the new position is there, with its row and thumbnail
+                page.wait_for_function(f"""() => {{ const X = document.querySelector('.exg-root').__exg, G = X.G;
+                    const sc = document.querySelector('.exg-scroll');
+                    const w = X.GC.visible(sc.scrollTop, sc.clientHeight, X.ROW_H, G.cols, G.total, 0);
+                    if (w.last <= w.first) return false;
+                    for (let i = w.first; i < w.last; i++) {{ const c = G.cells.get(i);
+                        if (!c || !G.pages.row(i)) return false;
+                        const im = c.querySelector('img'); if (!im.complete || !im.naturalWidth) return false; }}
+                    return true; }}""", timeout=60000, polling="raf")
                 scrolls.append(time.perf_counter() - t)
             out["browser_scroll_jump_filled"] = ms(scrolls)
             page.screenshot(path=str(Path(__file__).resolve().parents[1] / "docs" / "img" / "explore-10k.png"))

@@ -22,7 +22,7 @@ const head = root.querySelector(".exg-head");
 const CELL_W = 168, GAP = 8, ROW_H = 178;
 const G = { key: null, project: null, query: null, total: 0, pages: new GC.Pages(32), cols: 1,
             cells: new Map(), queued: false, seq: null, note: "", fetches: 0 };
-root.__exg = { G, GC, render: () => render() };   // for tests
+root.__exg = { G, GC, render: () => render(), ROW_H, CELL_W, GAP };   // for tests and the benchmark
 
 function setHead(extra) {
   head.textContent = [G.note, extra].filter(Boolean).join(" · ");
@@ -74,6 +74,7 @@ function draw(i) {
     el.className = "exg-cell";
     el.tabIndex = 0;
     el.innerHTML = '<div class="exg-thumb"><img alt=""></div><div class="exg-title"></div><div class="exg-line"></div>';
+    el.__row = null;            // not drawn yet: a row still on its way shows the placeholder
     spacer.appendChild(el);
     G.cells.set(i, el);
   }
