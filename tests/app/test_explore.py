@@ -168,3 +168,18 @@ def test_the_background_worker_follows_a_new_annotation(running):
         assert m["revision"] == 1 and m["iou"] == pytest.approx(1.0) and m["thumb_ann"]
     finally:
         st.stop_explore_worker()
+
+
+def test_mean_entropy_is_normalised():
+    import torch
+
+    from models.inference import mean_entropy
+    k, h, w = 11, 36, 48
+    assert mean_entropy(torch.full((k, h, w), 1 / k)) == pytest.approx(1.0, abs=1e-5)   # all classes alike
+    sure = torch.zeros(k, h, w)
+    sure[3] = 1
+    assert mean_entropy(sure) == pytest.approx(0.0, abs=1e-5)
+    half = sure.clone()
+    half[:, :, : w // 2] = 1 / k                       # half the image unsure
+    assert mean_entropy(half) == pytest.approx(0.5, abs=0.02)
+    assert mean_entropy(torch.ones(1, h, w)) == 0.0
