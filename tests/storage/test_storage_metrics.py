@@ -159,3 +159,17 @@ def test_saving_replaces_rows_and_checks_values(store, proj):
         store.save_image_metrics(iid, mv_q.id, None, 0, "pal")     # another project's model version
     with pytest.raises(ValidationError):
         store.save_prediction(iid, mv.id, np.zeros((32, 48), np.uint8), 0.1, entropy=2.0)
+
+
+def test_the_metrics_signature_changes_with_what_a_matrix_depends_on(store, proj):
+    p, mv, ids = proj
+    sig = store.metrics_signature("p")
+    assert store.metrics_signature("p") == sig
+    _metrics(store, ids[0], mv)
+    assert store.metrics_signature("p") != sig
+    sig = store.metrics_signature("p")
+    store.set_split(ids[0], "val" if store.get_image(ids[0]).split != "val" else "train")
+    assert store.metrics_signature("p") != sig
+    sig = store.metrics_signature("p")
+    store.save_annotation(ids[2], np.zeros((32, 48), np.uint8), "ann", "submitted")
+    assert store.metrics_signature("p") != sig
