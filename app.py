@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     from segui.security import launch_options
     from segui.ui import LAUNCH_OPTIONS
     worker = start_worker(args, studio.store)
+    studio.start_explore_worker()   # the Explore screen's per-image metrics, in the background
     try:
         # launch_options: the accounts' check off the event loop, login throttling,
         # sessions that end, security headers (segui/security.py, README "Security")
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             auth_message="Log in with your studio account." if callable(auth) else None,
             **launch_options(studio, auth), **LAUNCH_OPTIONS)
     finally:
+        studio.stop_explore_worker()
         if worker is not None:
             worker.stop()
     return 0

@@ -51,6 +51,11 @@ ENDPOINTS: dict[str, Act] = {
     "clean_up": Act.LABEL, "text_prompt": Act.LABEL, "accept_prompt": Act.LABEL, "fill_at": Act.LABEL,
     "upload": Act.LABEL, "load_revision": Act.LABEL, "store_edit": Act.LABEL,
     "review_image": Act.REVIEW,
+    # the Explore screen (explore_rows: the grid's server function for further pages)
+    "explore": Act.REVIEW, "explore_page": Act.REVIEW, "explore_rows": Act.REVIEW, "explore_cell": Act.REVIEW,
+    "explore_confusion": Act.REVIEW, "open_explore_tab": Act.REVIEW, "init_screen_4": Act.REVIEW,
+    "explore_for_project": Act.REVIEW, "open_explore_tab_after": Act.REVIEW, "init_screen_4_after": Act.REVIEW,
+    "explore_for_project_after": Act.REVIEW,
     # the Activity screen
     "activity": Act.REVIEW, "open_activity_tab": Act.REVIEW, "init_screen_3": Act.REVIEW,
     "activity_for_project": Act.REVIEW,
@@ -80,7 +85,9 @@ ENDPOINTS: dict[str, Act] = {
 QUIET = frozenset({"label_set", "project_settings", "open_projects_tab", "init_screen_1", "model_panel",
                    "finetune_status", "finetune_status_for_project", "open_model_tab", "init_screen_2",
                    "open_activity_tab", "init_screen_3", "activity", "activity_for_project",
-                   "model_views"})
+                   "model_views",
+                   "open_explore_tab", "init_screen_4", "explore_for_project", "open_explore_tab_after",
+                   "init_screen_4_after", "explore_for_project_after"})
 
 
 class Forbidden(PermissionError):

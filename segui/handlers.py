@@ -18,6 +18,7 @@ made of:
 - ``segui.versions``: per-class IoU across versions, two versions on one image, the label-set map;
 - ``segui.review``: the model as a second reviewer, review decisions;
 - ``segui.evaluation``: a version on the project's val images;
+- ``segui.explore``: the Explore screen (background per-image metrics, pages, confusion);
 - ``segui.finetuning``: fine-tuning jobs from the app (queue, status, cancel);
 - ``segui.admin``: logins, permissions, members, accounts, activity.
 
@@ -46,6 +47,7 @@ from .adapting import AdaptingMixin
 from .admin import AdminMixin
 from .errors import UserError  # noqa: F401  (re-exported)
 from .evaluation import EvaluationMixin
+from .explore import ExploreMixin
 from .finetuning import FinetuneMixin
 from .heatmaps import HeatmapMixin
 from .labelling import FILTERS, LabellingMixin, Loaded, Ready, SaveResult  # noqa: F401  (re-exported)
@@ -66,7 +68,7 @@ APP_MAX_MEGAPIXELS = limits.MAX_IMAGE_MEGAPIXELS   # bigger uploads are refused 
 
 class Studio(AdminMixin, AdaptingMixin, ModelMixin, ProjectsMixin, UploadsMixin, LabellingMixin, ToolsMixin, ReviewMixin,
              EvaluationMixin, FinetuneMixin, HeatmapMixin, ObjectToolMixin, ThumbnailsMixin,
-             TryWordsMixin, VersionsMixin):
+             TryWordsMixin, VersionsMixin, ExploreMixin):
     """Store + predictors; every method is one user action.
 
     ``predictors``: the cache of loaded models to use (default: a new one on

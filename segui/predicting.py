@@ -80,12 +80,18 @@ class PredictorCache:
     def class_map(self, weights_dir: str | Path, image: np.ndarray, names: list[str]) -> tuple[np.ndarray, float]:
         """The argmax map at the image's size (positions in ``names``) and the
         prediction's uncertainty; predicted at :func:`predict_size`."""
+        cm, uncertainty, _ = self.class_map_entropy(weights_dir, image, names)
+        return cm, uncertainty
+
+    def class_map_entropy(self, weights_dir: str | Path, image: np.ndarray,
+                          names: list[str]) -> tuple[np.ndarray, float, float | None]:
+        """:meth:`class_map` and the prediction's mean normalised entropy (Explore)."""
         predictor = self.get(weights_dir)
         h, w = image.shape[:2]
         small = resize_nearest(image, *predict_size(h, w))
         with self._lock:
             pred = predictor.predict(small, names)
-        return resize_nearest(pred.class_map, h, w), pred.uncertainty
+        return resize_nearest(pred.class_map, h, w), pred.uncertainty, pred.entropy
 
     def embed(self, weights_dir: str | Path, image: np.ndarray, names: list[str]):
         """The frozen network's pixel embeddings (``models.adapt.embed_image``) of the
@@ -158,12 +164,14 @@ class ModelMixin:
         if image is None:
             image = self.store.load_image(image_id)
         adapted = self._adapted_map(p, mv, image) if getattr(self, "instant", False) else None
+        entropy = None
         if adapted is not None:     # instant adaptation on, with corrected images: its adapter
             cm, unc = project_indices(p)[adapted[0]], adapted[1]
         else:
-            cm, unc = self._predict_map(mv.weights_dir, image, p)
+            cm, unc, entropy = self.predictors.class_map_entropy(mv.weights_dir, image, p.class_names)
+            cm = project_indices(p)[cm]
         if store:
-            self.store.save_prediction(image_id, mv.id, cm, unc)
+            self.store.save_prediction(image_id, mv.id, cm, unc, entropy=entropy)
         return cm
 
     def _predict_map(self, weights_dir: str, image: np.ndarray, p: ProjectInfo,

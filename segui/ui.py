@@ -1,7 +1,7 @@
 """The labelling studio's Gradio app: the header, the tabs, and how they refresh.
 
-:func:`build_app` renders the screens of ``segui.screens`` (Label, Projects, Model,
-Activity, Try words) into tabs under one header (the project picker and the author name, shared
+:func:`build_app` renders the screens of ``segui.screens`` (Label, Explore, Projects,
+Model, Activity, Try words) into tabs under one header (the project picker and the author name, shared
 by all screens) and puts ``segui.guard`` in front of every event; every event has an
 ``api_name``. :data:`LAUNCH_OPTIONS` are the ``launch()`` options every way of serving
 the app uses.
@@ -20,6 +20,7 @@ from .guard import guard_events
 from .handlers import Studio
 from .screens import Screen  # noqa: F401  (re-exported)
 from .screens.activity import activity_screen
+from .screens.explore import explore_screen
 from .screens.label import LABEL_CSS, label_screen
 from .screens.model import model_screen
 from .screens.projects import projects_screen
@@ -93,6 +94,8 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Label"):
                 label = label_screen(studio, project_dd, author_tb)
+            with gr.Tab("Explore") as explore_tab:
+                explore = explore_screen(studio, project_dd)
             with gr.Tab("Projects") as projects_tab:
                 projects = projects_screen(studio, project_dd)
             with gr.Tab("Model") as model_tab:
@@ -119,7 +122,8 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
                       if logged_in(who) else "")
             return (gr.update(visible=not logged_in(who)), gr.update(visible=not logged_in(who)),
                     gr.update(value=header, visible=logged_in(who)),
-                    {"Projects": who.can(Act.ADMIN), "Model": who.can(Act.ADMIN), "Activity": who.can(Act.REVIEW)})
+                    {"Projects": who.can(Act.ADMIN), "Model": who.can(Act.ADMIN), "Activity": who.can(Act.REVIEW),
+                     "Explore": who.can(Act.REVIEW)})
 
         # label-set edits on the projects screen update the canvas's palette and class list
         fn, inputs, outputs = label.label_set_refresh
@@ -127,9 +131,13 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
             ev.success(fn, inputs, outputs, api_name=f"refresh_palette_{i}", show_progress="hidden")
         # counts and versions change while one labels: refresh a tab when it is opened
         for tab, screen, name in [(projects_tab, projects, "projects"), (model_tab, model, "model"),
-                                  (activity_tab, activity, "activity")]:
-            tab.select(*screen.refresh, api_name=f"open_{name}_tab")
+                                  (activity_tab, activity, "activity"), (explore_tab, explore, "explore")]:
+            ev = tab.select(*screen.refresh, api_name=f"open_{name}_tab")
+            if screen.after_refresh:
+                ev.then(*screen.after_refresh, api_name=f"open_{name}_tab_after", show_progress="hidden")
         project_dd.change(*activity.refresh, api_name="activity_for_project", show_progress="hidden")
+        project_dd.change(*explore.refresh, api_name="explore_for_project", show_progress="hidden").then(
+            *explore.after_refresh, api_name="explore_for_project_after", show_progress="hidden")
         # a value set by a load event does not fire .change: refresh every screen explicitly
         ev = app.load(on_load, None, [project_dd, author_tb], api_name="init")
         ev = ev.then(on_role, None, [name_lbl, author_tb, signed_in, rights],
@@ -137,8 +145,9 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
         # Gradio 6 does not apply a Tab's visibility from an event (the button stays):
         # the page hides the tab buttons of screens the role cannot use (the server refuses them anyway)
         ev = ev.then(None, rights, None, js=SHOW_TABS_JS, api_name="show_role_tabs")
-        for i, screen in enumerate([label, projects, model, activity]):
+        for i, screen in enumerate([label, projects, model, activity, explore]):
             fn, inputs, outputs = screen.refresh
             ev = ev.then(fn, inputs, outputs, api_name=f"init_screen_{i}", show_progress="hidden")
+        ev.then(*explore.after_refresh, api_name="init_screen_4_after", show_progress="hidden")
     guard_events(app, studio, project_dd)
     return app

@@ -17,6 +17,34 @@ from .models import Activity, Image, ModelVersion, Review, Role, TrainingJob, Us
 
 
 @dataclass(frozen=True)
+class ExploreRow:
+    """One image of an Explore page (``Store.explore_images``): the image's columns,
+    its stored metrics (None where not computed; ``metrics_version`` / ``metrics_revision``
+    say what they were computed from), both thumbnails (JPEG bytes) and, for a
+    confusion cell, the cell's ``pixels`` in the image."""
+    id: int
+    filename: str
+    status: str
+    split: str
+    review: str | None
+    annotated_by: str | None
+    annotated_at: datetime | None
+    created_at: datetime | None
+    review_score: float | None
+    revision: int
+    width: int
+    height: int
+    entropy: float | None
+    iou: float | None
+    accuracy: float | None
+    metrics_version: int | None
+    metrics_revision: int | None
+    thumb_pred: bytes | None = field(default=None, repr=False)
+    thumb_ann: bytes | None = field(default=None, repr=False)
+    pixels: int | None = None
+
+
+@dataclass(frozen=True)
 class ClassInfo:
     index: int
     name: str
@@ -108,6 +136,7 @@ class PredictionInfo:
     uncertainty: float
     created_at: datetime
     class_map: np.ndarray = field(repr=False)
+    entropy: float | None = None   # mean normalised entropy (None: not recorded)
 
 
 @dataclass(frozen=True)

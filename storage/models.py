@@ -163,6 +163,11 @@ class Image(Base):
         Index("ix_images_project_review", "project_id", "review"),
         Index("ix_images_project_uncertainty", "project_id", "uncertainty"),
         Index("ix_images_sha256", "sha256"),
+        # the Explore screen's sort keys (0006)
+        Index("ix_images_project_split", "project_id", "split"),
+        Index("ix_images_project_annotated_by", "project_id", "annotated_by"),
+        Index("ix_images_project_annotated_at", "project_id", "annotated_at"),
+        Index("ix_images_project_review_score", "project_id", "review_score"),
     )
 
 
@@ -209,6 +214,9 @@ class Prediction(Base):
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
     png: Mapped[bytes] = mapped_column(LargeBinary)
     uncertainty: Mapped[float] = mapped_column(Float)
+    # mean normalised entropy of the softmax over the label set (0 sure .. 1 all classes
+    # alike); NULL for predictions made without it (before 0006, instant adaptation)
+    entropy: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     __table_args__ = (
         UniqueConstraint("image_id", "model_version_id", name="uq_predictions_image_model"),
@@ -311,4 +319,67 @@ class Activity(Base):
     __table_args__ = (
         CheckConstraint(one_of("action", Action), name="action"),
         Index("ix_activity_project_id", "project_id", "id"),
+    )
+
+
+class ImageMetrics(Base):
+    """Per-image figures for the Explore screen (0006), computed in the background from
+    the image's stored prediction by ``model_version_id`` (made at ``prediction_at``)
+    and its annotation revision ``revision`` (0: none), so that a page of 10,000 images
+    is one indexed query and nothing is recomputed when it is shown. Current when the
+    version is the project's active one, ``revision`` is the image's and no newer
+    prediction of that version exists (``Store.stale_metric_images``).
+    ``entropy``: the prediction's mean normalised entropy; ``iou``: mean IoU of the
+    prediction against the annotation over the classes either has (NULL without an
+    annotation); ``accuracy``: share of the annotation's labelled pixels predicted right.
+    ``thumb_pred`` / ``thumb_ann``: small JPEGs of the photo with the prediction /
+    annotation over it, in the colours ``palette`` names."""
+    __tablename__ = "image_metrics"
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
+    prediction_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    entropy: Mapped[float | None] = mapped_column(Float)
+    iou: Mapped[float | None] = mapped_column(Float)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    palette: Mapped[str] = mapped_column(String(64))
+    thumb_pred: Mapped[bytes | None] = mapped_column(LargeBinary)
+    thumb_ann: Mapped[bytes | None] = mapped_column(LargeBinary)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (
+        Index("ix_image_metrics_project_entropy", "project_id", "entropy"),
+        Index("ix_image_metrics_project_iou", "project_id", "iou"),
+        Index("ix_image_metrics_model_version_id", "model_version_id"),
+    )
+
+
+class ImageClassArea(Base):
+    """The share of an image each class covers in its prediction (``source`` "p") or
+    annotation ("a"), for "at least 1% bicyclist" (0006); classes with no pixel have no row."""
+    __tablename__ = "image_class_areas"
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(1), primary_key=True)
+    class_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    share: Mapped[float] = mapped_column(Float)
+    __table_args__ = (
+        CheckConstraint("source IN ('p', 'a')", name="source"),
+        Index("ix_image_class_areas_lookup", "project_id", "source", "class_index", "share"),
+    )
+
+
+class ImageConfusion(Base):
+    """Per-image confusion counts (0006): pixels annotated ``true_class`` and predicted
+    ``pred_class`` (the image metrics' prediction and revision; void pixels left out;
+    pairs with no pixel have no row). Summed over a split they are the confusion
+    matrix; ordered by ``pixels`` they are the images behind one cell."""
+    __tablename__ = "image_confusion"
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    true_class: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pred_class: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    pixels: Mapped[int] = mapped_column(Integer)
+    __table_args__ = (
+        Index("ix_image_confusion_cell", "project_id", "true_class", "pred_class", "pixels"),
     )

@@ -6,7 +6,8 @@ frozen dataclasses and numpy arrays, never ORM objects or sessions.
 The methods live in one mixin per domain (``store_images``: projects, classes, images,
 annotations; ``store_models``: predictions, model versions; ``store_jobs``: jobs,
 training data and source; ``store_accounts``: users, members; ``store_reviews``:
-reviews, review scores, activity) over ``store_base.StoreBase``; the dataclasses they
+reviews, review scores, activity; ``store_metrics``: the Explore screen's per-image
+metrics) over ``store_base.StoreBase``; the dataclasses they
 return are in ``info``. This module assembles :class:`Store` and owns its construction.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .info import (ActivityInfo, AnnotationInfo, ClassInfo, ImageInfo, JobInfo, 
 from .store_accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, AccountsMixin
 from .store_images import FILTER_STATUSES, QUEUE_FILTERS, ImagesMixin
 from .store_jobs import JOB_TRANSITIONS, LOG_TAIL_LINES, JobsMixin
+from .store_metrics import MetricsMixin
 from .store_models import ModelsMixin
 from .store_reviews import ReviewsMixin
 
@@ -35,7 +37,7 @@ __all__ = [
 ]
 
 
-class Store(ImagesMixin, ModelsMixin, JobsMixin, AccountsMixin, ReviewsMixin):
+class Store(ImagesMixin, ModelsMixin, JobsMixin, AccountsMixin, ReviewsMixin, MetricsMixin):
     """All persistent state of the studio.
 
     ``url=None`` uses ``sqlite:///<data_dir>/studio.db``; any SQLAlchemy URL works

@@ -21,12 +21,18 @@ class ModelsMixin(StoreBase):
     # ------------------------------------------------------------------ predictions
 
     def save_prediction(self, image_id: int, model_version_id: int, class_map: np.ndarray,
-                        uncertainty: float) -> PredictionInfo:
+                        uncertainty: float, entropy: float | None = None) -> PredictionInfo:
         """Store (or replace) the prediction of one model version for one image;
-        the image's ``uncertainty`` becomes this one (drives ``next_image``)."""
+        the image's ``uncertainty`` becomes this one (drives ``next_image``).
+        ``entropy``: the prediction's mean normalised entropy, 0..1 (None: not known)."""
         u = float(uncertainty)
         if not np.isfinite(u):
             raise ValidationError(f"uncertainty must be a finite number, got {uncertainty!r}")
+        if entropy is not None:
+            entropy = float(entropy)
+            if not (np.isfinite(entropy) and -1e-6 <= entropy <= 1 + 1e-6):
+                raise ValidationError(f"entropy must be a number in [0, 1], got {entropy!r}")
+            entropy = min(1.0, max(0.0, entropy))
         with self._session() as s, s.begin():
             im = self._image_row(s, image_id)
             self._version_row(s, model_version_id, im.project_id, "model version", "the image's project")
@@ -37,11 +43,11 @@ class ModelsMixin(StoreBase):
                                                     Prediction.model_version_id == model_version_id))
             if row is None:
                 s.add(Prediction(image_id=image_id, model_version_id=model_version_id, png=png,
-                                 uncertainty=u, created_at=now))
+                                 uncertainty=u, entropy=entropy, created_at=now))
             else:
-                row.png, row.uncertainty, row.created_at = png, u, now
+                row.png, row.uncertainty, row.entropy, row.created_at = png, u, entropy, now
             im.uncertainty = u
-            return PredictionInfo(image_id, model_version_id, u, now, cm.copy())
+            return PredictionInfo(image_id, model_version_id, u, now, cm.copy(), entropy)
 
     def get_prediction(self, image_id: int, model_version_id: int | None = None) -> PredictionInfo | None:
         """The prediction of ``model_version_id``, or the most recent one; None if none."""
@@ -54,7 +60,7 @@ class ModelsMixin(StoreBase):
             if row is None:
                 return None
             return PredictionInfo(image_id, row.model_version_id, row.uncertainty,
-                                  _utc(row.created_at), imaging.decode_class_map(row.png))
+                                  _utc(row.created_at), imaging.decode_class_map(row.png), row.entropy)
 
     # ------------------------------------------------------------------ model versions
 

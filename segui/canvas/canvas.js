@@ -42,6 +42,7 @@ const S = {
   encoded: { step: undefined, id: null, url: null }, syncTimer: null, renderQueued: false,
 };
 root.__seg = { S, C, Nav, setStatus };   // handle for the failure hook and for tests
+root.__seg.openImage = (id) => openImage(id);   // the Explore grid opens an image here
 
 // Durable edits (journal.js): the open image's unsaved map is journaled in IndexedDB at
 // every change until the server confirms it; edits of images left behind unconfirmed

@@ -17,8 +17,11 @@ import gradio as gr
 class Screen:
     """A rendered screen and how the app refreshes it: ``refresh`` runs when the
     project changes (and at page load), ``label_set_refresh`` after the label set was
-    edited elsewhere; ``label_set_events`` are this screen's label-set edits."""
+    edited elsewhere; ``label_set_events`` are this screen's label-set edits;
+    ``after_refresh`` follows ``refresh`` (the Explore grid shows before its matrix)."""
     blocks: gr.Blocks
     refresh: tuple[Callable, list, list]
     label_set_refresh: tuple[Callable, list, list] | None = None
     label_set_events: list = field(default_factory=list)
+    # run after ``refresh`` wherever it runs (a slower part, so the first shows at once)
+    after_refresh: tuple[Callable, list, list] | None = None

@@ -8,7 +8,7 @@ from sqlalchemy import inspect, text
 from storage import db
 from storage.models import Action, ReviewDecision, ReviewState, Role, TrainingSource, utcnow
 
-HEAD = "0005"
+HEAD = "0006"
 TEAM_TABLES = {"users", "project_members", "reviews", "activity"}
 
 
@@ -147,6 +147,38 @@ def test_0005_auto_finetune_up_and_down_keep_data(url):
         db.upgrade(engine)
         with engine.connect() as c:
             assert c.execute(text("SELECT auto_finetune_every FROM projects")).scalar_one() is None
+    finally:
+        engine.dispose()
+
+
+def test_0006_explore_metrics_up_and_down_keep_data(url):
+    engine = db.make_engine(url)
+    try:
+        db.upgrade(engine, "0001")
+        _fill_0001(engine)
+        db.upgrade(engine, "0005")
+        before = _counts(engine)
+        db.upgrade(engine)
+        assert db.current_revision(engine) == HEAD
+        tables = set(inspect(engine).get_table_names())
+        assert {"image_metrics", "image_class_areas", "image_confusion"} <= tables
+        assert "entropy" in {c["name"] for c in inspect(engine).get_columns("predictions")}
+        indexes = {i["name"] for i in inspect(engine).get_indexes("images")}
+        assert {"ix_images_project_split", "ix_images_project_annotated_at", "ix_images_project_review_score"} <= indexes
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO image_metrics (image_id, project_id, revision, palette, computed_at) "
+                           "VALUES (3, 1, 2, 'x', :t)"), {"t": utcnow()})
+            c.execute(text("INSERT INTO image_confusion (image_id, project_id, true_class, pred_class, pixels) "
+                           "VALUES (3, 1, 0, 1, 5)"))
+        assert _counts(engine) == before
+        db.downgrade(engine, "0005")
+        assert db.current_revision(engine) == "0005"
+        assert not {"image_metrics", "image_class_areas", "image_confusion"} & set(inspect(engine).get_table_names())
+        assert "entropy" not in {c["name"] for c in inspect(engine).get_columns("predictions")}
+        assert _counts(engine) == before
+        db.upgrade(engine)
+        with engine.connect() as c:
+            assert c.execute(text("SELECT count(*) FROM image_metrics")).scalar() == 0
     finally:
         engine.dispose()
 
