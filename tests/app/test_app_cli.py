@@ -91,6 +91,12 @@ def test_main_starts_one_local_worker_and_stops_it_when_the_app_exits(tmp_path, 
         def uses_accounts(self):
             return False
 
+        def start_explore_worker(self):   # the Explore screen's metrics thread: started once per run
+            seen["explore"] = seen.get("explore", 0) + 1
+
+        def stop_explore_worker(self):    # ... and stopped when the app exits
+            seen["explore_stopped"] = seen.get("explore_stopped", 0) + 1
+
     class FakeBlocks:   # stands for the Gradio app: launch() blocks until the app exits
         def queue(self, **kw):
             return self
@@ -121,9 +127,10 @@ def test_main_starts_one_local_worker_and_stops_it_when_the_app_exits(tmp_path, 
     try:
         assert app.main(["--data-dir", str(tmp_path / "data")]) == 0
         assert "argv" in seen and not seen["worker"].running and seen["worker"].proc.returncode == 0
+        assert seen["explore"] == 1 and seen["explore_stopped"] == 1
         seen.clear()
         assert app.main(["--data-dir", str(tmp_path / "data"), "--no-worker"]) == 0
-        assert seen == {"worker": None}
+        assert seen == {"worker": None, "explore": 1, "explore_stopped": 1}
     finally:
         if seen.get("worker") is not None:
             seen["worker"].stop()
