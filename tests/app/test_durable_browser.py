@@ -8,6 +8,7 @@ Screenshots go to test-artifacts/.
 """
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -178,9 +179,15 @@ def test_a_loaded_revision_is_an_unsaved_edit_and_next_stores_it(cv, app):
     cv.page.click(".seg-drawer-btn")                       # the Upload · Revisions drawer
     cv.page.wait_for_function(
         f"() => document.querySelector('#segui-revisions').innerText.includes('{number}: ')", timeout=30_000)
-    cv.page.locator("#segui-revisions label", has_text=f"{number}: ").first.click()
+    choice = cv.page.locator("#segui-revisions label").filter(has_text=re.compile(rf"^\s*{number}: "))
+    choice.first.click()
+    cv.page.wait_for_function(   # the choice is made in the page before the button reads it
+        "n => [...document.querySelectorAll('#segui-revisions label')].some("
+        "l => l.querySelector('input:checked') && l.innerText.trim().startsWith(n + ': '))", arg=number, timeout=10_000)
     cv.page.click("#segui-load-revision")
-    cv.wait_status(f"Revision {number} restored as an unsaved edit")
+    deadline = time.time() + 60   # the outcome, not the message (a later status may replace it at once)
+    while time.time() < deadline and not np.array_equal(cv.client_map(), older):
+        time.sleep(0.2)
     cv.wait_idle()
     np.testing.assert_array_equal(cv.client_map(), older)
     assert cv.state()["dirty"]
