@@ -43,7 +43,7 @@ import torch.nn.functional as F
 
 from .data import array_to_rgb, image_to_tensor
 from .inference import Prediction, Predictor, prediction_from_probs
-from .refine import RefineSettings
+from .refine import RefineSettings, grey_guide
 from .text_encoder import validate_class_names
 
 ADAPTER_FORMAT = "instant-adapter-v1"
@@ -198,8 +198,7 @@ def embed_image(predictor: Predictor, image: np.ndarray, class_names: list[str],
 
 def grey_levels(image: np.ndarray) -> np.ndarray:
     """(H, W[, C]) image -> (H, W) uint8 grey levels: the guide models.refine follows."""
-    rgb = array_to_rgb(image).astype(np.float32)
-    return np.clip(rgb @ np.array([0.299, 0.587, 0.114], np.float32) + 0.5, 0, 255).astype(np.uint8)
+    return (grey_guide(image).numpy() * 255.0 + 0.5).astype(np.uint8)   # models.refine's guide, kept small
 
 
 # -- examples from a corrected image ------------------------------------------------------

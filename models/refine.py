@@ -14,7 +14,7 @@ model's, a job's, the instant layer's).
     refined = guided_refine(probs, image, RefineSettings())
     class_map = refined.argmax(0)
 
-Plain model library: torch and numpy only.
+Plain model library: torch, numpy and models.data only.
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .data import array_to_rgb
 
 
 @dataclass(frozen=True)
@@ -53,14 +55,11 @@ def box_filter(x: torch.Tensor, r: int) -> torch.Tensor:
 
 
 def grey_guide(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 / (H, W) image -> (H, W) float32 grey levels in [0, 1]."""
-    arr = np.asarray(image)
-    if arr.ndim == 3:
-        arr = arr[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    else:
-        arr = arr.astype(np.float32)
-    scale = 255.0 if np.asarray(image).dtype == np.uint8 or arr.max() > 1.0 else 1.0
-    return torch.from_numpy(np.ascontiguousarray(arr / scale, dtype=np.float32))
+    """Any image array the model takes ((H, W), (H, W, 1/3/4), uint8 or floats in [0, 1])
+    -> (H, W) float32 grey levels in [0, 1]."""
+    rgb = array_to_rgb(image).astype(np.float32)
+    grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32) / 255.0
+    return torch.from_numpy(np.ascontiguousarray(grey, dtype=np.float32))
 
 
 def guided_refine(probs: torch.Tensor, image: np.ndarray, settings: RefineSettings | None = None,

@@ -56,3 +56,13 @@ def test_predictor_refines_its_class_maps_and_keeps_its_logits():
     shown = torch.from_numpy(sharp.class_map.astype(np.int64))
     assert np.allclose(sharp.confidence, probs.gather(0, shown[None])[0].numpy())
     assert Predictor.__init__.__defaults__[-1] is None  # refine=None means RefineSettings()
+
+
+@pytest.mark.parametrize("form", ["grey", "grey1", "rgba", "float"])
+def test_every_image_form_the_model_takes_guides_the_same(form):
+    img, probs = edge_scene()
+    other = {"grey": img[..., 0], "grey1": img[..., :1],
+             "rgba": np.concatenate([img, np.full(img.shape[:2] + (1,), 255, np.uint8)], 2),
+             "float": img.astype(np.float32) / 255.0}[form]
+    s = RefineSettings(radius=8, subsample=1)
+    assert torch.equal(guided_refine(probs, other, s).argmax(0), guided_refine(probs, img, s).argmax(0))
