@@ -4,6 +4,7 @@ the canvas leaves on its root element (``.seg-root.__seg``)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 from pathlib import Path
 
@@ -32,6 +33,22 @@ def open_page(browser, url: str) -> "CanvasPage":
     page.on("pageerror", lambda e: c.errors.append(str(e)))
     page.goto(url)
     return c
+
+
+@contextlib.contextmanager
+def canvas_session(url: str):
+    """Chromium with one 1440x900 page on ``url`` whose image is shown (the module
+    fixture of the browser tests); on leaving, the browser closes and the page must
+    have had no JavaScript error."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        c = open_page(browser, url)
+        c.wait_image()
+        yield c
+        browser.close()
+    assert not c.errors, f"JavaScript errors in the page: {c.errors}"
 
 
 class CanvasPage:

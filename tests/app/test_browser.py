@@ -16,7 +16,7 @@ import pytest
 from segui.handlers import DEMO_PROJECT, UserError
 from segui.smart_tools import clean_up
 
-from .canvas_page import CanvasPage, launch, open_page
+from .canvas_page import CanvasPage, canvas_session
 from .conftest import make_studio, png_bytes, require_chromium, served
 
 pytestmark = pytest.mark.slow   # a browser run (Chromium)
@@ -35,15 +35,8 @@ def app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cv(app):
-    from playwright.sync_api import sync_playwright
-    st, url = app
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        c = open_page(browser, url)
-        c.wait_image()
+    with canvas_session(app[1]) as c:
         yield c
-        browser.close()
-    assert not c.errors, f"JavaScript errors in the page: {c.errors}"
 
 
 @pytest.fixture(scope="module")

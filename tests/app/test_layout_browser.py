@@ -12,7 +12,7 @@ import pytest
 
 from segui.handlers import DEMO_DIR
 
-from .canvas_page import launch, open_page
+from .canvas_page import canvas_session
 from .conftest import make_studio, require_chromium, served
 
 pytestmark = pytest.mark.slow   # a browser run (Chromium)
@@ -46,15 +46,8 @@ def app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cv(app):
-    from playwright.sync_api import sync_playwright
-    _, url, _ = app
-    with sync_playwright() as pw:
-        browser = launch(pw)
-        c = open_page(browser, url)
-        c.wait_image()
+    with canvas_session(app[1]) as c:
         yield c
-        browser.close()
-    assert not c.errors, f"JavaScript errors in the page: {c.errors}"
 
 
 def in_view(c, selector: str) -> list[str]:

@@ -12,7 +12,7 @@ import pytest
 from segui.handlers import DEMO_DIR
 from segui.imageops import VIRIDIS
 
-from .canvas_page import launch
+from .canvas_page import launch, open_page
 from .conftest import make_studio, require_chromium, served
 
 pytestmark = pytest.mark.slow   # a browser run (Chromium)
@@ -51,10 +51,8 @@ def test_try_words_with_no_project(tmp_path, artifacts):
     with served(st) as url, sync_playwright() as pw:
         assert st.store.list_projects() == []
         browser = launch(pw)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url)
+        c = open_page(browser, url)   # (its JavaScript errors collect in c.errors)
+        page = c.page
         page.get_by_role("tab", name="Try words").click()
         page.set_input_files("#segui-try-image input[type=file]", str(DEMO_DIR / "0016E5_08009.jpg"))
         page.wait_for_selector("#segui-try-image img", timeout=30_000)
@@ -81,4 +79,4 @@ def test_try_words_with_no_project(tmp_path, artifacts):
         size = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('.tw-legend li')).fontSize)")
         assert size >= 24
         browser.close()
-    assert not errors, f"JavaScript errors in the page: {errors}"
+    assert not c.errors, f"JavaScript errors in the page: {c.errors}"
