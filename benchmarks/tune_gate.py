@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy import ndimage
 
 from benchmarks.bench_instant import parse_slice, wrong_pixels
@@ -26,6 +25,7 @@ from benchmarks.bench_loop import read_pairs, wrong_regions
 from models.adapt import AdaptSettings, InstantAdaptation
 from models.data import list_pairs, read_classes
 from models.inference import Predictor
+from models.refine import RefineSettings, guided_refine
 
 EIGHT = np.ones((3, 3), bool)
 
@@ -45,23 +45,6 @@ def gate(adapted: np.ndarray, base: np.ndarray, min_pixels: int) -> np.ndarray:
         m = small[lab]
         out[m] = base[m]
     return out
-
-
-def box(x: torch.Tensor, r: int) -> torch.Tensor:
-    return F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
-
-
-def guided(probs: torch.Tensor, image: np.ndarray, r: int, eps: float) -> np.ndarray:
-    """Grey-guide guided filter (He et al.) of (K, H, W) probabilities -> class map."""
-    I = torch.from_numpy(image.astype(np.float32).mean(2) / 255.0)[None, None]
-    p = probs[None]
-    mI, mp = box(I, r), box(p, r)
-    cov = box(I * p, r) - mI * mp
-    var = box(I * I, r) - mI * mI
-    a = cov / (var + eps)
-    b = mp - a * mI
-    q = box(a, r) * I + box(b, r)
-    return q[0].argmax(0).numpy().astype(np.uint8)
 
 
 def islands(pred: np.ndarray, min_pixels: int) -> np.ndarray:
@@ -117,8 +100,9 @@ def main() -> int:
         if gspecs:
             bl = session.base.logits(emb)
             for r, e in gspecs:
-                maps[f"gf{r}:{e}/base"] = guided(bl.softmax(0), img, r, e)
-                maps[f"gf{r}:{e}/adapted"] = guided(logits.softmax(0), img, r, e)
+                rs = RefineSettings(radius=r, eps=e, subsample=1)
+                maps[f"gf{r}:{e}/base"] = guided_refine(bl.softmax(0), img, rs).argmax(0).numpy().astype(np.uint8)
+                maps[f"gf{r}:{e}/adapted"] = guided_refine(logits.softmax(0), img, rs).argmax(0).numpy().astype(np.uint8)
         for s in isl:
             maps[f"isl{s}/base"] = islands(base, s)
             maps[f"isl{s}/adapted"] = islands(ad, s)
