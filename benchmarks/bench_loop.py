@@ -289,7 +289,8 @@ def run_one_at_a_time(args) -> dict:
               "sequence": args.sequence, "pool_split": args.pool_split, "seed": args.seed,
               "val_source": val_source, "val_images": len(val), "pool_images": len(pool),
               "auto_finetune_every": args.per_round, "min_region_pixels": MIN_REGION_PIXELS}
-    todo = pool[: args.rounds * args.per_round]
+    todo = pool[: args.rounds * args.per_round]   # random order: the shuffled pool's first images
+    result["order"] = args.order
     base_pred = Predictor.load(args.base, "cpu")
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(None, tmp)
@@ -304,9 +305,28 @@ def run_one_at_a_time(args) -> dict:
         active = store.active_model_version("loop")
         session, _, _ = _instant_session(active.weights_dir, names, ignore, args.seed, [])
         submitted: list = []
-        for i, item in enumerate(todo):
+        queue_order = args.order == "uncertainty"
+        if queue_order:   # the app's queue: the labeller takes the most uncertain image the page shows
+            todo, embs, ranked = list(pool), {}, []
+        for i in range(min(len(todo), args.rounds * args.per_round)):
+            if queue_order:
+                # uncertainty of what the page shows now (active model + instant layer) for every
+                # image not yet submitted, as the app's background re-prediction keeps it; the
+                # embeddings are the active model's, cached until a promotion changes it
+                scores = []
+                for k, (nm, _, im, _) in enumerate(todo):
+                    key = (active.id, nm)
+                    if key not in embs:
+                        embs[key] = session.embed(im)
+                    scores.append((-session.predict(embs[key]).uncertainty, k))
+                pick = min(scores)[1]
+                item = todo.pop(pick)
+                ranked.append(item[0])
+                emb = embs.pop((active.id, item[0]))
+            else:
+                item = todo[i]
+                emb = session.embed(item[2])
             name, _, img, lbl = item
-            emb = session.embed(img)
             shown = session.predict(emb).class_map
             base_map = base_pred.predict(img, names).class_map
             row = {"image": i + 1, "name": name, "model_version": active.id,
@@ -333,10 +353,12 @@ def run_one_at_a_time(args) -> dict:
                 jr = {"after_image": i + 1, "job_id": done.id, "status": done.status, "seconds": seconds,
                       "train_images": m.get("train_images"), "val_miou_new": m.get("val_miou"),
                       "val_miou_before": m.get("base_val_miou"), "promoted": m.get("promoted"),
-                      "error": done.error}
+                      "train_steps": len(m.get("losses") or []), "error": done.error}
                 new = store.active_model_version("loop")
                 if new.id != active.id:   # promoted: the instant layer is rebuilt on the new model
                     active = new
+                    if queue_order:
+                        embs.clear()   # the old model's embeddings
                     session, _, jr["instant_rebuild_seconds"] = _instant_session(
                         active.weights_dir, names, ignore, args.seed, submitted)
                 result["jobs"].append(jr)
@@ -427,7 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--one-at-a-time", action="store_true",
                     help="submit the pool's images one at a time as a labeller does, the instant layer "
                          "updated after each and a job every --per-round images as the app starts it "
-                         "(auto_finetune_every); --rounds x --per-round images (random order)")
+                         "(auto_finetune_every); --rounds x --per-round images, in random order or, with "
+                         "--order uncertainty, the most uncertain of what the page shows first, re-ranked "
+                         "after every submission")
     ap.add_argument("--ops", action="store_true",
                     help="--one-at-a-time: also count the scripted labeller's fills and brush strokes to 98%% "
                          "pixel accuracy (benchmarks/scripted_labeller.py), shown and no retraining")

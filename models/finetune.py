@@ -65,6 +65,7 @@ def train_config(params: dict, device: str = "auto") -> TrainConfig:
         scale=tuple(params["scale"]), lr=float(params["lr"]), encoder_lr_mult=0.3, warmup_steps=20,
         class_weight_power=float(params["class_weight_power"]), device=device,
         max_minutes=params.get("max_minutes"), seed=int(params.get("seed", 0)),
+        max_steps=int(params["max_steps"]) if params.get("max_steps") else None,
         freeze_blocks=int(params.get("freeze_blocks", 0)), l2sp=float(params.get("l2sp", 0.0)),
         distill=float(params.get("distill", 0.0)),
     )

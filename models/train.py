@@ -49,6 +49,8 @@ class TrainConfig:
     device: str = "auto"
     save_dtype: str = "float32"
     max_minutes: float | None = None  # stop (after the running epoch) past this wall time
+    max_steps: int | None = None  # stop after this many steps, the schedule annealing over them (a budget
+                                  # that does not depend on the machine's load: benchmarks on a shared CPU)
     freeze_blocks: int = 0  # freeze the image encoder's stem and its first N blocks (faster steps)
     l2sp: float = 0.0  # L2-SP: weight of sum((w - w_start)^2) over the trained weights (keeps a fine-tune near its base)
     distill: float = 0.0  # weight of distill_loss toward the starting model's predictions (0 = off)
@@ -202,7 +204,9 @@ def train_model(
     bs = min(cfg.batch_size, per_rank)
     steps_per_epoch = max(1, per_rank // bs)
     total = cfg.epochs * steps_per_epoch
-    history, best, step, stopped = [], None, 0, False
+    if cfg.max_steps:
+        total = min(total, int(cfg.max_steps))
+    history, best, step, stopped, spent = [], None, 0, False, False
     start = time.time()
     amp = device.type == "cuda"
     for epoch in range(1, cfg.epochs + 1):
@@ -245,8 +249,11 @@ def train_model(
             if _any_rank(bool(should_stop and should_stop()), device):
                 stopped = True
                 break
+            if cfg.max_steps and step >= cfg.max_steps:
+                spent = True
+                break
         record = {"epoch": epoch, "loss": float(np.mean(losses)), "minutes": (time.time() - start) / 60}
-        last_epoch = _any_rank(stopped or epoch == cfg.epochs or (
+        last_epoch = _any_rank(stopped or spent or epoch == cfg.epochs or (
             cfg.max_minutes is not None and record["minutes"] >= cfg.max_minutes
         ), device)
         if last_epoch and ddp:  # BatchNorm statistics are per rank: take rank 0's everywhere

@@ -101,3 +101,24 @@ def test_distillation_keeps_a_job_near_the_model_it_started_from():
             drift[w] = distill_loss(model.eval()(x, class_names=start.config.class_names).logits, before).item()
     assert 0 < drift[20.0] < drift[0.0]
     assert finetune.train_config(finetune.default_params(distill=0.5)).distill == 0.5
+
+
+def test_a_step_budget_stops_training_there_and_anneals_over_it():
+    """``max_steps`` (a job parameter for benchmarks on a shared CPU): training stops after
+    that many steps, mid-epoch too, and the schedule is laid over those steps."""
+    from models.train import SplitData, TrainConfig, train_model
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    data = [synthetic(rng) for _ in range(4)]
+    steps = []
+    for budget in (None, 5):
+        model = toy_segmenter()
+        cfg = finetune.train_config(finetune.default_params(epochs=4, batch_size=2, crop=[48, 64], max_minutes=30,
+                                                            max_steps=budget), device="cpu")
+        seen = []
+        out = train_model(model, SplitData([d[0] for d in data], [d[1] for d in data]), None, cfg,
+                          show_progress=False, on_step=seen.append)
+        steps.append(len(seen))
+        assert not out["stopped"]     # a spent budget is not a cancel
+    assert cfg.max_steps == 5 and steps == [8, 5]      # 4 epochs x 2 steps without the budget
+    assert seen[-1]["total_steps"] == 5
