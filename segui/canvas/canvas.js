@@ -1456,6 +1456,7 @@ const KEY_ACTIONS = {
   commitShape: (ev) => { if (S.vpoly) commitPolygon(ev.shiftKey); else commitObject(); },
   deleteVertex: () => deleteVertex(),
   dropClick: () => dropObjectClick(),
+  objectOutline: () => objectToPolygon(),
   shapeUndo: () => shapeUndo(),
   shapeRedo: () => shapeRedo(),
   dropVertex: () => { S.polygon.pop(); requestRender(); },

@@ -59,6 +59,7 @@ var SegInput = (function () {
     { key: "Delete", when: (c) => c.shape === "polygon", action: "deleteVertex" },
     { key: "Backspace", when: (c) => c.shape === "polygon", action: "deleteVertex" },
     { key: "Backspace", when: (c) => c.shape === "object", action: "dropClick" },
+    { lower: "p", alt: false, when: (c) => c.shape === "object", action: "objectOutline" },   // its outline, editable
     { key: "Enter", when: (c) => c.vertices, action: "closePolygon" },
     { key: "Backspace", when: (c) => c.vertices && c.points > 0, action: "dropVertex" },
     { key: " ", action: "pan" },

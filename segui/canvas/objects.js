@@ -4,7 +4,8 @@
 //   Shift+click is not; each click asks the server function `click_object` for the
 //   object's mask ({image_id, data: 0/1 PNG, pixels, clicks, ms}), shown as a preview
 //   (the active class's colour with a white outline). Enter, or picking a class, paints
-//   it as ONE undo step; Backspace or Ctrl+Z drops the last click; Esc drops the object.
+//   it as ONE undo step; Backspace or Ctrl+Z drops the last click; Esc drops the object;
+//   P turns its outline into an editable polygon (below; SegShapes.maskPolygon).
 // - editable polygons (P): a closed polygon stays a vector with handles: drag a vertex,
 //   click an edge to insert one, Delete (or Backspace) removes the selected one, Ctrl+Z
 //   / Ctrl+Shift+Z walk its edits; Enter, another tool, a save or Next commits it
@@ -67,7 +68,7 @@ async function askObject(seq) {
   root.dataset.object = `${seq}:${o.pixels}`;
   setStatus(`Object: ${o.pixels} px from ${o.clicks} click${o.clicks > 1 ? "s" : ""} (${Math.round(ms)} ms). ` +
     `Enter or a class paints it ${className(paintValue())}; right-click or Shift+click removes a part; ` +
-    "Backspace drops the last click, Esc the object.", "info", "object");
+    "P edits its outline as a polygon; Backspace drops the last click, Esc the object.", "info", "object");
 }
 
 function paintObjectPreview() {
@@ -105,6 +106,27 @@ function commitObject() {
   const note = C.lockedNote(e);
   if (step) setStatus(`Object: ${step.idx.length} px → ${className(value)}.${note && " " + note}`, note ? "warning" : "info");
   else setStatus(note || `The object already has ${className(value)}: nothing changed.`, note ? "warning" : "info");
+  requestRender();
+  return true;
+}
+
+// P while an object is previewed: its outline becomes an editable polygon (the polygon
+// tool's handles, Enter fills it); the outline of its largest part, holes filled.
+function objectToPolygon() {
+  const o = S.obj;
+  if (!o || !o.clicks) return false;
+  if (!o.ready) { setStatus("The object is still being computed: wait for its preview, then press P.", "warning", "object"); return false; }
+  const r = SegShapes.maskPolygon(o.mask, S.img.width, S.img.height);
+  if (!r || r.points.length < 3) { setStatus("The object has no outline to edit.", "warning", "object"); return false; }
+  S.obj = null;            // not committed: the polygon replaces the preview
+  root.dataset.object = "";
+  clearStatus("object");
+  setTool("polygon");
+  S.vpoly = new SegShapes.EditablePolygon(r.points, false);
+  root.dataset.vpoly = S.vpoly.points.length;
+  const dropped = r.droppedPixels ? ` (largest part; ${r.droppedPixels} px elsewhere left out)` : "";
+  setStatus(`Outline → polygon, ${r.points.length} vertices${dropped}: drag one, click an edge to add, ` +
+    "Delete removes; Enter fills, Esc drops.");
   requestRender();
   return true;
 }

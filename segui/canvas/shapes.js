@@ -240,9 +240,133 @@ var SegShapes = (function () {
     return out;
   }
 
+  // ------------------------------------------------------------------ an object's outline as a polygon
+
+  // The mask's largest 8-connected part (Uint8Array, 1 = in), or null when it is empty.
+  function largestPart(mask, width, height) {
+    const label = new Int32Array(mask.length);
+    const stack = new Int32Array(mask.length);
+    let best = 0, bestSize = 0, next = 0;
+    for (let i0 = 0; i0 < mask.length; i0++) {
+      if (!mask[i0] || label[i0]) continue;
+      next++;
+      let top = 0, size = 0;
+      stack[top++] = i0;
+      label[i0] = next;
+      while (top) {
+        const i = stack[--top];
+        size++;
+        const x = i % width, y = (i - x) / width;
+        for (let dy = -1; dy <= 1; dy++) {
+          const yy = y + dy;
+          if (yy < 0 || yy >= height) continue;
+          for (let dx = -1; dx <= 1; dx++) {
+            const xx = x + dx;
+            if (xx < 0 || xx >= width) continue;
+            const j = yy * width + xx;
+            if (mask[j] && !label[j]) { label[j] = next; stack[top++] = j; }
+          }
+        }
+      }
+      if (size > bestSize) { best = next; bestSize = size; }
+    }
+    if (!best) return null;
+    const part = new Uint8Array(mask.length);
+    for (let i = 0; i < mask.length; i++) part[i] = label[i] === best ? 1 : 0;
+    return part;
+  }
+
+  // The outer boundary of an 8-connected part, along the pixels' edges: corners at
+  // integer coordinates, clockwise on the screen (the part on the right), one vertex
+  // where the direction changes. Filled by core.js's rasterizePolygon (pixel centres),
+  // it gives back the part with its holes filled.
+  const STEP = [[1, 0], [0, 1], [-1, 0], [0, -1]];     // right, down, left, up (y down)
+  function traceBoundary(part, width, height) {
+    let start = -1;
+    for (let i = 0; i < part.length; i++) if (part[i]) { start = i; break; }
+    if (start < 0) return null;
+    const inside = (x, y) => x >= 0 && y >= 0 && x < width && y < height && part[y * width + x] === 1;
+    // the pixels in front of corner (x, y) going in direction d: [front-left, front-right]
+    const ahead = (x, y, d) => d === 0 ? [inside(x, y - 1), inside(x, y)] : d === 1 ? [inside(x, y), inside(x - 1, y)]
+      : d === 2 ? [inside(x - 1, y), inside(x - 1, y - 1)] : [inside(x - 1, y - 1), inside(x, y - 1)];
+    const x0 = start % width, y0 = (start - x0) / width;
+    let x = x0, y = y0, d = 0, moved = false;
+    const out = [];
+    for (let guard = 4 * (part.length + width + height) + 8; guard > 0; guard--) {
+      const [left, right] = ahead(x, y, d);
+      const nd = left ? (d + 3) % 4 : right ? d : (d + 1) % 4;   // a diagonal neighbour counts as joined
+      if (moved && x === x0 && y === y0 && nd === 0) break;
+      if (nd !== d || !moved) out.push([x, y]);
+      d = nd;
+      x += STEP[d][0];
+      y += STEP[d][1];
+      moved = true;
+    }
+    // the start corner is pushed once as the first vertex; drop it when it is not a turn
+    if (out.length > 3) {
+      const [ax, ay] = out[out.length - 1], [bx, by] = out[0], [cx, cy] = out[1];
+      if ((bx - ax) * (cy - by) - (by - ay) * (cx - bx) === 0) out.shift();
+    }
+    return out;
+  }
+
+  function segmentDistance(p, a, b) {
+    const dx = b[0] - a[0], dy = b[1] - a[1];
+    const len2 = dx * dx + dy * dy;
+    const t = len2 ? Math.max(0, Math.min(1, ((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len2)) : 0;
+    return Math.hypot(p[0] - a[0] - t * dx, p[1] - a[1] - t * dy);
+  }
+
+  // Douglas-Peucker on an open chain: the points kept (first and last always).
+  function simplifyChain(points, tolerance) {
+    const keep = new Uint8Array(points.length);
+    keep[0] = keep[points.length - 1] = 1;
+    const todo = [[0, points.length - 1]];
+    while (todo.length) {
+      const [a, b] = todo.pop();
+      let far = -1, dist = tolerance;
+      for (let k = a + 1; k < b; k++) {
+        const dk = segmentDistance(points[k], points[a], points[b]);
+        if (dk > dist) { dist = dk; far = k; }
+      }
+      if (far >= 0) { keep[far] = 1; todo.push([a, far], [far, b]); }
+    }
+    return points.filter((_, k) => keep[k]);
+  }
+
+  // A closed polygon simplified so that no dropped vertex is farther than `tolerance`
+  // from the new outline: split at the vertex farthest from the first, then each half.
+  function simplifyPolygon(points, tolerance) {
+    if (points.length <= 4) return points.map((q) => q.slice());
+    let far = 1, best = -1;
+    for (let k = 1; k < points.length; k++) {
+      const dk = Math.hypot(points[k][0] - points[0][0], points[k][1] - points[0][1]);
+      if (dk > best) { best = dk; far = k; }
+    }
+    const a = simplifyChain(points.slice(0, far + 1), tolerance);
+    const b = simplifyChain(points.slice(far).concat([points[0]]), tolerance);
+    const out = a.concat(b.slice(1, -1)).map((q) => q.slice());
+    return out.length >= MIN_VERTICES ? out : points.map((q) => q.slice());
+  }
+
+  // The object's outline as an editable polygon: its largest part's boundary,
+  // simplified (tolerance in px, raised until at most maxVertices are left).
+  // -> {points, tolerance (the one used), droppedPixels (the mask's pixels in its other parts)} or null.
+  function maskPolygon(mask, width, height, tolerance = 0.75, maxVertices = 150) {
+    const part = largestPart(mask, width, height);
+    if (!part) return null;
+    const boundary = traceBoundary(part, width, height);
+    let tol = tolerance, points = simplifyPolygon(boundary, tol);
+    while (points.length > maxVertices && tol < 64) { tol *= 1.5; points = simplifyPolygon(boundary, tol); }
+    let inPart = 0, inMask = 0;
+    for (let i = 0; i < mask.length; i++) { inPart += part[i]; inMask += mask[i] ? 1 : 0; }
+    return { points, tolerance: tol, droppedPixels: inMask - inPart };
+  }
+
   return {
     HANDLE_PX, EDGE_PX, hitVertex, hitEdge, hitTest, pointInPolygon, moveVertex, insertVertex, removeVertex,
     clampPoint, EditablePolygon, VertexDrag, ObjectClicks, paintMask, outline,
+    largestPart, traceBoundary, simplifyPolygon, maskPolygon,
   };
 })();
 

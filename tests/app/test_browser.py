@@ -413,6 +413,29 @@ def test_object_tool_paints_the_previewed_object_in_one_step(cv, app, ids, artif
     np.testing.assert_array_equal(m2[sky_obj], cls(st, "building"))
     np.testing.assert_array_equal(m2[~sky_obj], m[~sky_obj])
     assert cv.js(f"() => {S}.obj") is None
+    # P: the previewed object's outline becomes an editable polygon; Enter fills it in one step
+    cv.click(240.5, 330.5)
+    cv.page.wait_for_function(f"() => {S}.obj && {S}.obj.ready", timeout=60_000)
+    road = client_mask(cv, f"{S}.obj.mask")
+    cv.key("p")
+    assert cv.state()["tool"] == "polygon" and cv.js(f"() => {S}.obj") is None
+    pts = cv.js(f"() => {S}.vpoly.points")
+    np.testing.assert_array_equal(cv.client_map(), m2)       # nothing painted yet
+    from scipy import ndimage
+    parts, n = ndimage.label(road, structure=np.ones((3, 3)))
+    largest = ndimage.binary_fill_holes(parts == 1 + np.argmax(np.bincount(parts.ravel())[1:]))
+    inside = even_odd(pts, (H, W))
+    assert (inside & largest).sum() / (inside | largest).sum() > 0.95 and 4 <= len(pts) <= 150
+    cv.page.mouse.move(20, 20)
+    cv.page.screenshot(path=str(artifacts / "label_object_outline_polygon.png"))
+    steps = cv.state()["steps"]
+    cv.key("Enter")
+    m3 = cv.client_map()
+    np.testing.assert_array_equal(m3[inside], cls(st, "building"))
+    np.testing.assert_array_equal(m3[~inside], m2[~inside])
+    assert cv.state()["steps"] == steps + 1
+    cv.key("Control+z")
+    np.testing.assert_array_equal(cv.client_map(), m2)
 
 
 def test_a_closed_polygon_stays_editable_until_enter(cv, app, ids, artifacts):

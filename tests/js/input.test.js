@@ -101,7 +101,7 @@ test("class key labels and positions agree for every class that has a key", () =
 test("every action of the key map is one canvas.js binds", () => {
   const bound = ["undo", "redo", "save", "submitNext", "help", "escape", "closePolygon", "dropVertex", "pan", "tool",
     "smaller", "larger", "toggleMask", "toggleDisagreement", "fit", "reset", "back", "next", "filter", "void", "classKey", "heatmap", "uncertainty", "changes",
-    "commitShape", "deleteVertex", "dropClick", "shapeUndo", "shapeRedo"];
+    "commitShape", "deleteVertex", "dropClick", "shapeUndo", "shapeRedo", "objectOutline"];
   for (const r of I.KEYS) if (r.action !== null) assert.ok(bound.includes(r.action), r.action);
 });
 

@@ -123,6 +123,9 @@ test("keys while a shape is pending: Enter commits, Delete/Backspace, Ctrl+Z wal
   assert.equal(key("Backspace", {}, { shape: "polygon", vertices: true, points: 0 }), "deleteVertex");
   assert.equal(key("Backspace", {}, { shape: "object" }), "dropClick");
   assert.equal(key("Delete", {}, { shape: "object" }), null);
+  assert.equal(key("p", {}, { shape: "object" }), "objectOutline");     // the object's outline, editable
+  assert.equal(key("p", {}, { shape: "polygon" }), "tool:polygon");
+  assert.equal(key("p", {}, { shape: null }), "tool:polygon");
   assert.equal(key("z", { ctrlKey: true }, { shape: "object" }), "shapeUndo");
   assert.equal(key("Z", { ctrlKey: true, shiftKey: true }, { shape: "polygon" }), "shapeRedo");
   assert.equal(key("y", { ctrlKey: true }, { shape: "polygon" }), "shapeRedo");
@@ -130,4 +133,71 @@ test("keys while a shape is pending: Enter commits, Delete/Backspace, Ctrl+Z wal
   assert.equal(key("z", { ctrlKey: true }, { shape: null }), "undo");
   assert.equal(key("Enter", {}, { shape: null, vertices: true }), "closePolygon");
   assert.equal(key("Enter", { ctrlKey: true }, { shape: "object" }), "submitNext");
+});
+
+// ------------------------------------------------------------------ an object's outline as a polygon
+
+function fill(points, w, h) {
+  const out = new Uint8Array(w * h);
+  C.rasterizePolygon(points, w, h, (y, a, b) => { for (let x = a; x < b; x++) out[y * w + x] = 1; });
+  return out;
+}
+
+function maskOf(rows) {
+  const h = rows.length, w = rows[0].length;
+  const m = new Uint8Array(w * h);
+  rows.forEach((r, y) => [...r].forEach((c, x) => { m[y * w + x] = c === "#" ? 1 : 0; }));
+  return { m, w, h };
+}
+
+test("an outline traced along pixel edges fills back to its part exactly: one pixel, a square, an L, the frame", () => {
+  const one = maskOf(["...", ".#.", "..."]);
+  assert.deepEqual(Sh.traceBoundary(one.m, one.w, one.h), [[1, 1], [2, 1], [2, 2], [1, 2]]);
+  for (const rows of [
+    ["......", ".####.", ".####.", ".####.", "......"],
+    ["#.....", "#.....", "#.....", "####..", "####.."],      // an L on the frame
+    ["######", "######", "######"],                          // the whole image
+    ["..#...", ".###..", "#####.", ".###..", "..#..."],      // a diamond (stairs)
+  ]) {
+    const { m, w, h } = maskOf(rows);
+    const pts = Sh.traceBoundary(m, w, h);
+    assert.deepEqual([...fill(pts, w, h)], [...m], rows.join("/"));
+    for (let k = 0; k < pts.length; k++) {     // axis-parallel edges between integer corners, each a turn
+      const [a, b, c] = [pts[k], pts[(k + 1) % pts.length], pts[(k + 2) % pts.length]];
+      assert.ok(a[0] === b[0] || a[1] === b[1]);
+      assert.notEqual((b[0] - a[0]) * (c[1] - b[1]) - (b[1] - a[1]) * (c[0] - b[0]), 0);
+    }
+  }
+});
+
+test("diagonal neighbours are one part (8-connected) and the outline goes round both; holes are filled", () => {
+  const diag = maskOf(["#...", ".#..", "..#.", "...."]);
+  assert.deepEqual([...fill(Sh.traceBoundary(diag.m, diag.w, diag.h), diag.w, diag.h)], [...diag.m]);
+  const ring = maskOf(["#####", "#...#", "#...#", "#####"]);
+  const filled = fill(Sh.traceBoundary(ring.m, ring.w, ring.h), ring.w, ring.h);
+  assert.equal(filled.reduce((a, b) => a + b, 0), 20);   // the hole is inside the polygon
+});
+
+test("the largest part is the one outlined; the others are counted as dropped", () => {
+  const two = maskOf(["##.....", "##.....", ".......", "...####", "...####", "...####"]);
+  const r = Sh.maskPolygon(two.m, two.w, two.h, 0.5);
+  assert.equal(r.droppedPixels, 4);
+  const f = fill(r.points, two.w, two.h);
+  assert.equal(f.reduce((a, b) => a + b, 0), 12);
+  assert.equal(f[0], 0);
+  assert.equal(Sh.maskPolygon(new Uint8Array(12), 4, 3), null);
+});
+
+test("a round object's outline is simplified to few vertices within the tolerance, and capped", () => {
+  const w = 120, h = 100, m = new Uint8Array(w * h);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) m[y * w + x] = (x + 0.5 - 60) ** 2 + (y + 0.5 - 50) ** 2 < 40 ** 2 ? 1 : 0;
+  const raw = Sh.traceBoundary(m, w, h);
+  const r = Sh.maskPolygon(m, w, h, 0.75, 150);
+  assert.ok(raw.length > 150 && r.points.length < raw.length / 2 && r.points.length >= 8, `${raw.length} -> ${r.points.length}`);
+  const f = fill(r.points, w, h);
+  let diff = 0, area = 0;
+  for (let i = 0; i < m.length; i++) { diff += f[i] !== m[i] ? 1 : 0; area += m[i]; }
+  assert.ok(diff / area < 0.03, `${diff} of ${area} pixels differ`);
+  const capped = Sh.maskPolygon(m, w, h, 0.1, 20);
+  assert.ok(capped.points.length <= 20 && capped.tolerance > 0.1);
 });
