@@ -607,6 +607,13 @@ function fit() {
 }
 
 new ResizeObserver(() => requestRender()).observe(stage);
+// A narrow window wraps the toolbar onto a second row: that row's height comes off the
+// canvas (canvas.css --seg-toolbar-extra), so the bottom bar stays in view.
+const toolbarEl = $(".seg-toolbar");
+new ResizeObserver(() => {
+  const row = Math.max(0, ...[...toolbarEl.children].map((c) => c.offsetHeight));
+  root.style.setProperty("--seg-toolbar-extra", `${Math.max(0, toolbarEl.offsetHeight - row)}px`);
+}).observe(toolbarEl);
 
 // ------------------------------------------------------------------ loading
 

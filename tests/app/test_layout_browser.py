@@ -98,6 +98,20 @@ def test_fourteen_classes_save_and_submit_are_in_view_at_1440x900(cv, app, artif
     cv.js("() => document.querySelector('.seg-root').__seg.setStatus('')")
 
 
+def test_at_1280x800_the_toolbar_wraps_and_everything_stays_in_view(cv, app, artifacts):
+    page = cv.page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    try:
+        page.wait_for_function("() => document.querySelector('.seg-toolbar').offsetHeight > 40")   # a second row
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(artifacts / "label_1280x800.png"))
+        assert in_view(cv, ".seg-toolbar > *") == []          # no tool out of sight (it used to scroll)
+        assert in_view(cv, ".seg-nav > *, .seg-save, .seg-submit") == []
+    finally:
+        page.set_viewport_size({"width": 1440, "height": 900})
+        page.wait_for_function("() => document.querySelector('.seg-toolbar').offsetHeight < 40")
+
+
 def test_the_superpixels_loading_message_goes_when_they_arrive(cv, app, artifacts):
     _, _, gate = app
     page = cv.page
