@@ -54,6 +54,10 @@ Rules with ``--low-prob`` (``models.review.PROBS_RULE``) read the probability of
 labelled class, so they need the full probabilities (``--probs-cache``); each
 annotation's ``Evidence`` comes from :func:`models.review.annotation_evidence_from_probs`
 and the queue is ordered by :func:`models.review.queue_scores`, as in the app.
+
+``--input-scale 0.5`` (with ``--probs-cache``) shows the model each image at half size and
+scales its logits back up: a weaker model on the same annotations, the fourth round's proxy
+for images the model never saw (``benchmarks/tune_second_reviewer_fourth.py``).
 """
 from __future__ import annotations
 
@@ -695,6 +699,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     probs = None
+    if args.input_scale != 1.0 and not (args.tune_probs or args.low_prob > 0):
+        ap.error("--input-scale applies to the full probabilities (--tune-probs or --low-prob with --probs-cache)")
+    if not 0.05 <= args.input_scale <= 1.0:
+        ap.error("--input-scale must be in [0.05, 1]")
     if args.tune_probs or args.low_prob > 0:
         if args.probs_cache is None:
             ap.error("--tune-probs and --low-prob need --probs-cache")

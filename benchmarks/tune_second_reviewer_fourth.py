@@ -206,6 +206,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
+    if not 0.05 <= args.input_scale <= 1.0:
+        ap.error("--input-scale must be in [0.05, 1]")
 
     t0 = time.perf_counter()
     ls, names, labels, probs, _, _, info = bench.predict_probs(Path(args.data), args.split, Path(args.model), None,
