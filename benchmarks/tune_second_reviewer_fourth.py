@@ -26,6 +26,9 @@ Rules scored (recall@20% per queue, mean over seeds; relabelled and erased separ
   clip(log(p(predicted) / p(label)) / log 100, 0, 1) (``soft``): alone and with the base
   entries, plain and with queue statistics.
 
+``--probe 30`` printed the model's mIoU on 30 train images under each weakening tried
+(:func:`perturb`) before the proxy was chosen.
+
 Each planted region's *visibility* (the share of it that the model predicts as its true
 class) is reported with whether it reached the head: what no rule on the model's output
 can do better than.
@@ -189,6 +192,64 @@ def rule_list(grid: bool) -> list[tuple[str, list, list[str]]]:
     return rules
 
 
+# --------------------------------------------------------------------------- choosing the proxy
+
+def perturb(img: np.ndarray, kind: str) -> np.ndarray:
+    """The weakenings tried before the proxy was chosen: ``half`` (half size, bilinear; the
+    logits are scaled back up), ``blurjpeg`` (Gaussian blur 1.5 px, then JPEG quality 25),
+    ``dark`` (0.6 x^1.6 + 0.05) and ``combo`` (dark, then blurjpeg)."""
+    import io
+
+    from PIL import Image, ImageFilter
+
+    if kind == "none":
+        return img
+    im = Image.fromarray(img)
+    if kind == "half":
+        return np.asarray(im.resize((img.shape[1] // 2, img.shape[0] // 2), Image.BILINEAR))
+    if kind == "blurjpeg":
+        buf = io.BytesIO()
+        im.filter(ImageFilter.GaussianBlur(1.5)).save(buf, "JPEG", quality=25)
+        return np.asarray(Image.open(buf).convert("RGB"))
+    if kind == "dark":
+        x = img.astype(np.float32) / 255
+        return (np.clip(0.6 * x ** 1.6 + 0.05, 0, 1) * 255).astype(np.uint8)
+    if kind == "combo":
+        return perturb(perturb(img, "dark"), "blurjpeg")
+    raise ValueError(kind)
+
+
+def probe(data: Path, model: Path, split: str, n: int, threads: int) -> dict:
+    """mIoU of the model on ``n`` images spread over ``split`` under each weakening."""
+    import torch
+
+    from models.data import list_pairs, load_image, load_label, read_classes
+    from models.inference import Predictor
+
+    torch.set_num_threads(threads)
+    ls = read_classes(data)
+    K, ign = len(ls.names), ls.ignore_index
+    pairs = list_pairs(data, split)
+    pairs = [pairs[i] for i in bench.evenly(len(pairs), n)]
+    predictor = Predictor.load(model, device="cpu")
+    out = {}
+    for kind in ("none", "half", "blurjpeg", "dark", "combo"):
+        conf = np.zeros((K, K))
+        for _, ip, lp in pairs:
+            img = load_image(ip)
+            lbl = load_label(lp, (img.shape[1], img.shape[0]))
+            lg = predictor.logits(perturb(img, kind), ls.names)
+            if tuple(lg.shape[1:]) != lbl.shape:
+                lg = torch.nn.functional.interpolate(lg[None], size=lbl.shape, mode="bilinear", align_corners=False)[0]
+            pred = lg.argmax(0).numpy()
+            m = lbl != ign
+            conf += np.bincount(lbl[m].astype(np.int64) * K + pred[m], minlength=K * K).reshape(K, K)
+        iou = np.diag(conf) / np.maximum(conf.sum(0) + conf.sum(1) - np.diag(conf), 1)
+        out[kind] = round(float(iou.mean()), 3)
+        print(f"  {kind:9s} mIoU {out[kind]:.3f}", flush=True)
+    return out
+
+
 # --------------------------------------------------------------------------- the run
 
 def main(argv=None):
@@ -197,7 +258,7 @@ def main(argv=None):
     ap.add_argument("--model", default=str(ROOT / "weights" / "camvid"))
     ap.add_argument("--split", default="train")
     ap.add_argument("--input-scale", type=float, default=1.0)
-    ap.add_argument("--probs-cache", type=Path, required=True)
+    ap.add_argument("--probs-cache", type=Path, default=None)
     ap.add_argument("--queues", choices=("drive", "all"), default="drive",
                     help="one queue per drive (the name's prefix) or the whole split as one queue")
     ap.add_argument("--seed", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -205,9 +266,16 @@ def main(argv=None):
     ap.add_argument("--orders", nargs="+", default=None, help=f"only these orders of the base rule: {list(ORDERS)}")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--probe", type=int, default=0, metavar="N",
+                    help="only print the model's mIoU on N images of --split under each weakening, and stop")
     args = ap.parse_args(argv)
+    if args.probe:
+        probe(Path(args.data), Path(args.model), args.split, args.probe, args.threads)
+        return
     if not 0.05 <= args.input_scale <= 1.0:
         ap.error("--input-scale must be in [0.05, 1]")
+    if args.probs_cache is None:
+        ap.error("--probs-cache is needed (the float16 probabilities of --split)")
 
     t0 = time.perf_counter()
     ls, names, labels, probs, _, _, info = bench.predict_probs(Path(args.data), args.split, Path(args.model), None,

@@ -108,3 +108,14 @@ def test_scaled_logits_show_the_model_a_smaller_image_and_come_back_at_full_size
     assert fake.seen == [(40, 60), (20, 30)]
     assert tuple(full.shape) == tuple(half.shape) == (3, 40, 60)
     assert (half.argmax(0).numpy()[:, 33:] == 1).all() and (half.argmax(0).numpy()[:, :27] == 0).all()
+
+
+def test_the_weakenings_tried_for_the_proxy():
+    img = (np.arange(40 * 60 * 3) % 251).astype(np.uint8).reshape(40, 60, 3)
+    assert fourth.perturb(img, "none") is img
+    assert fourth.perturb(img, "half").shape == (20, 30, 3)
+    dark = fourth.perturb(img, "dark")
+    assert dark.shape == img.shape and dark.dtype == np.uint8 and dark.mean() < img.mean()
+    assert fourth.perturb(img, "combo").shape == img.shape
+    with pytest.raises(ValueError):
+        fourth.perturb(img, "sepia")
