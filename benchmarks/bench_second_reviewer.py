@@ -54,6 +54,10 @@ Rules with ``--low-prob`` (``models.review.PROBS_RULE``) read the probability of
 labelled class, so they need the full probabilities (``--probs-cache``); each
 annotation's ``Evidence`` comes from :func:`models.review.annotation_evidence_from_probs`
 and the queue is ordered by :func:`models.review.queue_scores`, as in the app.
+
+``--input-scale 0.5`` (with ``--probs-cache``) shows the model each image at half size and
+scales its logits back up: a weaker model on the same annotations, the fourth round's proxy
+for images the model never saw (``benchmarks/tune_second_reviewer_fourth.py``).
 """
 from __future__ import annotations
 
@@ -88,9 +92,14 @@ def evenly(n_total: int, limit: int | None) -> list[int]:
 
 
 def _predict(data: Path, split: str, model: Path, limit: int | None, threads: int, cache: Path | None,
-             keep_probs: bool):
+             keep_probs: bool, input_scale: float = 1.0):
     """(labels_set, names, labels, probs or None, preds, confs, info) for a split, from
-    ``cache`` when its key matches (the key says whether it holds the probabilities)."""
+    ``cache`` when its key matches (the key says whether it holds the probabilities).
+
+    ``input_scale`` < 1: the model sees the image scaled down by that factor (bilinear) and
+    its logits are scaled back up to the label's size (bilinear) before the softmax: a
+    weaker, less confident model on images it was trained on (fourth round: CamVid train
+    at 0.5 has about the mIoU of the shipped model on an unseen drive)."""
     import torch
 
     from models.data import list_pairs, load_image, load_label, read_classes
@@ -103,6 +112,8 @@ def _predict(data: Path, split: str, model: Path, limit: int | None, threads: in
     key = {"split": split, "model": str(Path(model).resolve()), "names": names}
     if keep_probs:
         key["probs"] = "float16"
+    if input_scale != 1.0:
+        key["input_scale"] = float(input_scale)
     if cache and cache.is_file():
         z = np.load(cache, allow_pickle=False)
         if json.loads(str(z["key"])) == key:
@@ -117,7 +128,7 @@ def _predict(data: Path, split: str, model: Path, limit: int | None, threads: in
     for i, (name, ip, lp) in enumerate(pairs):
         img = load_image(ip)
         labels.append(load_label(lp, (img.shape[1], img.shape[0])))
-        p = predictor.logits(img, labels_set.names).softmax(0)
+        p = _scaled_logits(predictor, img, labels_set.names, input_scale).softmax(0)
         conf, idx = p.max(0)
         if keep_probs:
             probs.append(p.numpy().astype(np.float16))
@@ -135,17 +146,32 @@ def _predict(data: Path, split: str, model: Path, limit: int | None, threads: in
     return labels_set, names, labels, probs if keep_probs else None, preds, confs, info
 
 
+def _scaled_logits(predictor, img: np.ndarray, names: list[str], input_scale: float):
+    """The model's (K, H, W) logits for ``img``, seen at ``input_scale`` of its size (1 = as it is)."""
+    if input_scale == 1.0:
+        return predictor.logits(img, names)
+    import torch
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    small = np.asarray(Image.fromarray(img).resize((max(8, round(w * input_scale)), max(8, round(h * input_scale))),
+                                                   Image.BILINEAR))
+    lg = predictor.logits(small, names)
+    return torch.nn.functional.interpolate(lg[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+
+
 def predict_split(data: Path, split: str, model: Path, limit: int | None, threads: int, cache: Path | None):
     """names, labels, predicted maps (uint8) and confidences (float32) for a split."""
     labels_set, names, labels, _, preds, confs, info = _predict(data, split, model, limit, threads, cache, False)
     return labels_set, names, labels, preds, confs, info
 
 
-def predict_probs(data: Path, split: str, model: Path, limit: int | None, threads: int, cache: Path | None):
+def predict_probs(data: Path, split: str, model: Path, limit: int | None, threads: int, cache: Path | None,
+                  input_scale: float = 1.0):
     """names, labels and the full softmax (K, H, W) float16 per image, plus the argmax (uint8) and
     its confidence (float32, as :func:`predict_split`), for the rules that read the probability of
     the *labelled* class. Cached in ``cache`` (an uncompressed npz: ~1.4 GB for train's 367 images)."""
-    return _predict(data, split, model, limit, threads, cache, True)
+    return _predict(data, split, model, limit, threads, cache, True, input_scale)
 
 
 def candidate_objects(label: np.ndarray, ignore_index: int, min_object: int) -> list[tuple[int, np.ndarray]]:
@@ -663,6 +689,9 @@ def main(argv=None):
     ap.add_argument("--tune-probs", action="store_true",
                     help="score a grid of rules reading p(labelled class), with and without queue statistics "
                          "(use on train, not val)")
+    ap.add_argument("--input-scale", type=float, default=1.0,
+                    help="with --probs-cache: the model sees each image scaled by this (e.g. 0.5), its logits "
+                         "scaled back up: a weaker model on its own training images (fourth round, choosing on train)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--note", default="", help="free text kept in the results (e.g. 'CPU shared with other jobs')")
     ap.add_argument("--time-review", type=int, default=0, metavar="N",
@@ -670,11 +699,16 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     probs = None
+    if args.input_scale != 1.0 and not (args.tune_probs or args.low_prob > 0):
+        ap.error("--input-scale applies to the full probabilities (--tune-probs or --low-prob with --probs-cache)")
+    if not 0.05 <= args.input_scale <= 1.0:
+        ap.error("--input-scale must be in [0.05, 1]")
     if args.tune_probs or args.low_prob > 0:
         if args.probs_cache is None:
             ap.error("--tune-probs and --low-prob need --probs-cache")
         labels_set, names, labels, probs, preds, confs, info = predict_probs(
-            Path(args.data), args.split, Path(args.model), args.limit, args.threads, args.probs_cache)
+            Path(args.data), args.split, Path(args.model), args.limit, args.threads, args.probs_cache,
+            args.input_scale)
     else:
         labels_set, names, labels, preds, confs, info = predict_split(
             Path(args.data), args.split, Path(args.model), args.limit, args.threads, args.cache)

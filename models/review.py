@@ -51,6 +51,11 @@ model puts 47% of the planted errors in the first 20% of the queue with the defa
 (the earlier pixel rule: 45%), 62% with pair statistics of train's clean annotations,
 70% with statistics of the submitted queue itself, and 76% with :data:`PROBS_RULE` and
 the queue's statistics (random order: 20%; target 80%, not met).
+A fourth round (issue 20) chose on train only, with the model's input at half size as a
+proxy for unseen images and one queue per drive (``benchmarks/tune_second_reviewer_fourth.py``):
+no component rule or other queue weighting beat :data:`PROBS_RULE` with :func:`queue_scores`,
+which stays the app's order (val 0.76 again; 0.67 with the weaker model). Erased objects are
+missed where the model does not predict them: no ranking of its output finds those.
 
 The app calls :func:`review_score` (model + rule) or, with a ``Prediction`` it already
 has, :func:`disagreement_from_prediction` (the same result for ``"objects"``, and for
