@@ -313,6 +313,10 @@ class LabellingMixin:
                 out[r] = self.store.get_annotation(iid, r).class_map
         return out
 
+    def revision_authors(self, image_id: int) -> dict[int, str]:
+        """Who saved each revision of an image (revision -> author)."""
+        return {a.revision: a.author for a in self.store.list_annotation_revisions(int(image_id))}
+
     def assign_split(self, image_id: int) -> str:
         """An image without a split (uploads) gets :func:`auto_split`'s; a split set by
         the labeller or an imported dataset stays. Returns the image's split."""

@@ -84,10 +84,11 @@ def saved(studio, project, loaded, res, note: str, request: Any = None) -> dict[
     return out
 
 
-def revision_maps(image_id: int, maps: dict) -> dict:
+def revision_maps(image_id: int, maps: dict, authors: dict) -> dict:
     """The ``revision_maps`` server function's answer: revision number (as text) -> its
-    class map as an index PNG data URL."""
-    return {"image_id": int(image_id), "maps": {str(r): codec.encode_map(m) for r, m in maps.items()}}
+    class map as an index PNG data URL, and -> its author (0, the prediction: none)."""
+    return {"image_id": int(image_id), "maps": {str(r): codec.encode_map(m) for r, m in maps.items()},
+            "authors": {str(r): authors.get(r, "") for r in maps}}
 
 
 def split(loaded, note: str, request: Any = None) -> dict[str, Any]:

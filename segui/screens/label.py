@@ -171,7 +171,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
         req = _request(args)
         iid = _image_id(req, "revision_maps: give an image id and up to 3 revisions")
         with acting(studio, request, "revision_maps", image_id=iid):
-            return pl.revision_maps(iid, studio.revision_maps(iid, req.get("revisions")))
+            return pl.revision_maps(iid, studio.revision_maps(iid, req.get("revisions")), studio.revision_authors(iid))
 
     def alive(args, request: gr.Request):
         """Server function of the canvas: its heartbeat. The server process's id: another
@@ -327,7 +327,13 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
                 iid = int(a["open"])
             except (KeyError, TypeError, ValueError):
                 raise UserError("say which image to open (args.open = an image id)") from None
-            studio.open_in_project(project, iid)   # refuse another project's image before leaving
+            ready = studio.open_in_project(project, iid)   # refuse another project's image before leaving
+            if a.get("reopen"):
+                # the page saw the server restart (its heartbeat): the same image again, nothing
+                # left or saved; the page keeps its unsaved edits (its journal) on top
+                return opened(project, ready, f"The server restarted: {ready.loaded.filename} is open again"
+                              + (", your unsaved edits kept in this page." if value.get("edited") else "."),
+                              codec.request_of(value), flt=_flt(value))
             return go_to(project, value, loaded, author, request, lambda: iid, "", _flt(value),
                          back=bool(a.get("back")))
 
