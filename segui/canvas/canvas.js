@@ -117,7 +117,7 @@ async function adoptOrphans(quiet = false) {
   if (S.adopting) return [];
   S.adopting = true;
   try {
-    const got = await journal.adopt(claimTab);
+    const got = await journal.adopt(claimTab, S.img ? S.img.id : S.opening);
     if (got.length) {
       root.dataset.adopted = (+root.dataset.adopted || 0) + got.length;
       if (!quiet && S.user !== null) {
@@ -409,7 +409,7 @@ async function flushOutbox() {
 }
 
 function updateOutbox() {
-  const out = S.user === null ? [] : journal.pending(S.user).filter((e) => !(S.img && e.image === S.img.id && S.retryOpen !== e.image));
+  const out = S.user === null ? [] : journal.pending(S.user).filter((e) => !(S.img && e.image === S.img.id && journal.own(e) && S.retryOpen !== e.image));
   const b = $(".seg-outbox");
   b.hidden = !out.length;
   b.textContent = `⚠ ${JN.summary(out)}`;

@@ -204,9 +204,10 @@ var SegJournal = (function () {
     // true) only if tab `tab` is gone, with no other adopter of `tab` at the same time
     // (the page: the tab's Web Lock, taken if free); else resolves false. The entries of
     // a claimed tab are read again inside `fn` (another adopter may have been first),
-    // then stored as this tab's (beside its own entry of the same image, if it has
-    // one: never merged, both are sent). -> the adopted entries.
-    async adopt(claim) {
+    // then stored as this tab's: beside its own entry of the same image, if it has one,
+    // or if the image is open here (`open`; its next edit would replace its own entry):
+    // never merged, both are sent. -> the adopted entries.
+    async adopt(claim, open = null) {
       let rows;
       try { rows = (await this.store.all()) || []; } catch (err) { this.broken = String(err && err.message || err); return []; }
       const tabs = new Set(rows.filter((e) => e && e.key && e.data && (e.tab || "") !== this.tab).map((e) => e.tab || ""));
@@ -216,7 +217,7 @@ var SegJournal = (function () {
           const now = ((await this.store.all()) || []).filter((e) => e && e.key && e.data && (e.tab || "") === t);
           for (const e of now) {
             const own = keyOf(e.user, e.project, e.image, this.tab);
-            const key = this.entries.has(own) ? keyOf(e.user, e.project, e.image, `${this.tab} from ${e.key}`) : own;
+            const key = this.entries.has(own) || e.image === open ? keyOf(e.user, e.project, e.image, `${this.tab} from ${e.key}`) : own;
             const a = { ...e, key, tab: this.tab, sending: false, nextAt: 0, attempts: 0, error: "" };
             await this.store.put(row(a));      // first the copy, then the original: a crash between
             await this.store.remove(e.key);    // leaves both (sent twice: store_edit is idempotent)

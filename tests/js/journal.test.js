@@ -200,10 +200,19 @@ test("a living tab adopts the entries of a tab that is gone, once, beside its ow
     assert.deepEqual([...b.get("ann", null, 7).data], [2, 2, 2, 2], "confirming the adopted one keeps B's own");
     assert.ok(b.own(b.get("ann", null, 8)), "image 8: adopted as B's own (B had none)");
   }
+  // an entry of the image open in the adopting tab stays beside: the tab's next edit of it must not replace it
+  const d = await new J.Journal(store, { tab: "D" }).open();
+  const e = await new J.Journal(store, { tab: "E" }).open();
+  await edit(e, 5, 6).written;
+  const [side, ...more] = await d.adopt(claims(new Set(["B", "C", "D"])), 5);
+  assert.deepEqual(more, []);
+  assert.ok(!d.own(side));
+  edit(d, 5, 7);
+  assert.deepEqual([...d.entries.values()].map((x) => x.data[0]).sort(), [6, 7]);
   // entries of a journal from before tabs (no tab) are adopted too
   store.rows.set("old", { key: "old", user: "ann", project: "P", image: 9, data: new Uint8Array(4), stamp: 1 });
-  const got = await c.adopt(claims(new Set(["B", "C"])));
-  assert.deepEqual(got.map((e) => e.image), [9]);
+  const got = await c.adopt(claims(new Set(["B", "C", "D"])));
+  assert.deepEqual(got.map((x) => x.image), [9]);
   assert.ok(c.own(got[0]));
 });
 
