@@ -463,7 +463,9 @@ async function heartbeat() {
 }
 
 function reopenAfterRestart(boot) {
-  if (!S.img || S.pending.size || Nav.navigating(S)) return;   // (an answer on its way; the next beat looks again)
+  const now = performance.now();
+  const waiting = [...S.pending.values()].some((p) => now - p.t < 30000);
+  if (!S.img || waiting || Nav.navigating(S)) return;   // (an answer on its way; the next beat looks again)
   S.boot = boot;
   request("open_image", { open: S.img.id, reopen: true, filter: S.filter }, "The server restarted: reopening this image…");
 }
