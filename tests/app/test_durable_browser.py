@@ -213,6 +213,8 @@ def test_a_conflict_is_compared_and_each_choice_keeps_both_versions(cv, app, art
     versions still stored; Ctrl+Z takes a choice back."""
     st, _ = app
     iid = cv.state()["image"]
+    if cv.js("() => document.getElementById('segui-drawer').dataset.open === '1'"):
+        cv.page.click("#segui-drawer-close")           # (left open by an earlier test: it covers the image)
     if cv.state()["dirty"]:
         cv.key("Control+s")
         cv.wait_idle()
@@ -221,7 +223,7 @@ def test_a_conflict_is_compared_and_each_choice_keeps_both_versions(cv, app, art
         rev = st.store.get_image(iid).revision
         base = cv.client_map()                          # what the page shows: revision `rev`
         y = 60 + 40 * k
-        mine = paint(cv, y, key="2")
+        mine = paint(cv, y, key="7")                    # (a rare class: the stroke changes the map)
         theirs = base.copy()
         theirs[150:190, 40:300] = 5
         theirs[y - 2:y + 3, 150:250] = 6                # where the labeller drew too: mine wins in a merge
