@@ -376,7 +376,8 @@ async function flushOutbox() {
   S.flushing = true;
   try {
     for (const e of due) {
-      const isOpen = S.img && S.img.id === e.image;
+      const own = journal.own(e);   // (else adopted from a closed tab: not what the canvas holds)
+      const isOpen = S.img && S.img.id === e.image && own;
       if (isOpen && S.retryOpen !== e.image) continue;
       e.sending = true;
       updateOutbox();
@@ -389,7 +390,7 @@ async function flushOutbox() {
         if (r.conflict_with) S.conflicts.set(e.image, { ...r.conflict_with, image: e.image });
         const c = S.docs.get(e.image);
         if (c && c.stamp <= e.stamp) c.history.mark(c.history.top());
-        if (S.img && S.img.id === e.image) {   // the open image's edits, after its own save failed
+        if (isOpen) {   // the open image's edits, after its own save failed
           S.img.revision = r.revision;
           if (S.jstamp === e.stamp) S.history.mark(S.history.top());
           S.retryOpen = null;
@@ -397,7 +398,12 @@ async function flushOutbox() {
           updateButtons();
         }
         const what = `Your edit of ${e.name}, kept in this browser,`;
-        if (r.conflict && S.img && S.img.id === e.image) showConflict(S.conflicts.get(e.image), `${what} is stored. ${r.conflict}`);
+        if (!own && S.img && S.img.id === e.image) {
+          // another tab's edit of the image open here: stored; this page's next save of it meets it as a conflict
+          S.conflicts.delete(e.image);
+          setStatus(`An edit of this image from another tab of this browser (closed before it was saved) is now stored as revision ${r.revision}; ` +
+            "your next save of it opens the comparison, nothing is lost.", "warning");
+        } else if (r.conflict && isOpen) showConflict(S.conflicts.get(e.image), `${what} is stored. ${r.conflict}`);
         else if (r.conflict) setStatus(`${what} is stored. ${r.conflict} Open the image to compare the two.`, "warning");
         else setStatus(r.same ? `${what} was already stored (revision ${r.revision}).` : `${what} is now stored as draft revision ${r.revision}.`);
       } catch (err) {

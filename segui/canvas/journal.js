@@ -177,11 +177,12 @@ var SegJournal = (function () {
       return [...this.entries.values()].filter((e) => e.user === (user || "")).sort((a, b) => a.stamp - b.stamp);
     }
 
-    // The outbox: `user`'s entries to send now, oldest first: not the image open in the page
-    // (its edits go with its own saves), not an image a request in flight carries (busy), not
-    // being sent, and past their backoff.
+    // The outbox: `user`'s entries to send now, oldest first: not this tab's own entry of the
+    // image open in the page (its edits go with its own saves; one adopted from a closed tab
+    // is sent: the page's next save then meets it as a conflict), not an image a request in
+    // flight carries (busy), not being sent, and past their backoff.
     due(user, open, busy = new Set(), now = this.now()) {
-      return this.pending(user).filter((e) => e.image !== open && !busy.has(e.image) && !e.sending && e.nextAt <= now);
+      return this.pending(user).filter((e) => (e.image !== open || !this.own(e)) && !busy.has(e.image) && !e.sending && e.nextAt <= now);
     }
 
     // A send of `e` failed (`error`: what to show): retry after the backoff.

@@ -207,6 +207,7 @@ test("a living tab adopts the entries of a tab that is gone, once, beside its ow
   const [side, ...more] = await d.adopt(claims(new Set(["B", "C", "D"])), 5);
   assert.deepEqual(more, []);
   assert.ok(!d.own(side));
+  assert.deepEqual(d.due("ann", 5).map((x) => x.key), [side.key], "sent though its image is open: not the canvas's");
   edit(d, 5, 7);
   assert.deepEqual([...d.entries.values()].map((x) => x.data[0]).sort(), [6, 7]);
   // entries of a journal from before tabs (no tab) are adopted too
