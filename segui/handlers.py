@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -93,6 +94,9 @@ class Studio(AdminMixin, AdaptingMixin, ModelMixin, ProjectsMixin, UploadsMixin,
         self._jobs: queue.Queue = queue.Queue()
         self._worker: threading.Thread | None = None
         self._disagreement: OrderedDict[tuple, tuple[float, np.ndarray]] = OrderedDict()
+        # this process's id: a page that sees another one knows the server restarted and
+        # lost its session's open image (the canvas's heartbeat, ``alive``), and reopens it
+        self.boot = secrets.token_hex(8)
         self.single_user: str | None = None      # --auth user:password: that one person, an admin
         self._accounts: bool | None = None      # decided once: see uses_accounts
         self._init_adapting(instant)

@@ -61,6 +61,16 @@ class SaveResult:
     status: str
     conflict: str | None = None   # set when someone else saved meanwhile
     same: bool = False            # store_edit: the latest revision already held this map
+    theirs: int | None = None     # on a conflict: the other person's revision (then the latest before ours)
+    base: int | None = None       # on a conflict: the revision the labeller's edit was made on
+    theirs_by: str | None = None  # on a conflict: who saved ``theirs``
+
+    def conflict_info(self) -> dict[str, Any] | None:
+        """What the page's compare view needs (None without a conflict): the three
+        revisions (``base``: what the labeller started from, 0 = the prediction) and who."""
+        if not self.conflict:
+            return None
+        return {"mine": self.revision, "theirs": self.theirs, "base": self.base, "author": self.theirs_by or ""}
 
 
 def author_name(name: Any) -> str:
@@ -257,6 +267,56 @@ class LabellingMixin:
                 return SaveResult(latest.revision, latest.status, same=True)
         return self.save(info.id, class_map, author, "draft", int(base_revision))
 
+    def reopen(self, project: str | int, image_id: Any, base: Any, who: Principal | None = None) -> Loaded:
+        """The image a page still shows when the server no longer holds it for the page's
+        session (the server restarted, the session ended): opened again, checked as
+        :meth:`open_in_project`, as it was at the page's revision ``base`` (what the page's
+        map builds on; 0: the prediction), so its unsaved edits count as unsaved and a
+        save conflicts only with revisions stored after ``base``."""
+        try:
+            iid = int(image_id)
+        except (TypeError, ValueError):
+            raise UserError("no image is open: upload one or press Next") from None
+        ready = self.open_in_project(project, iid, who=who)
+        lo = ready.loaded
+        try:
+            b = int(base)
+        except (TypeError, ValueError):
+            b = lo.base_revision
+        if 0 <= b < lo.base_revision:
+            if b == 0:
+                cm = ready.prediction if ready.prediction is not None else lo.class_map
+            else:
+                cm = self.store.get_annotation(lo.image_id, b).class_map
+            lo.class_map, lo.tool_base, lo.base_revision = cm.copy(), cm.copy(), b
+        return lo
+
+    def revision_maps(self, image_id: Any, revisions: Any, who: Principal | None = None) -> dict[int, np.ndarray]:
+        """Class maps of up to 3 revisions of an image (0: the active model's prediction,
+        what a labeller starts from before the first save), for the page's compare view
+        of a conflict. Checked as opening the image (:meth:`open_in_project`)."""
+        if not isinstance(revisions, (list, tuple)) or not 0 < len(revisions) <= 3:
+            raise UserError("give 1 to 3 revision numbers")
+        try:
+            iid, revs = int(image_id), sorted({int(r) for r in revisions})
+        except (TypeError, ValueError):
+            raise UserError("revisions are whole numbers") from None
+        ready = self.open_in_project(None, iid, who=who)
+        latest = ready.loaded.base_revision
+        out: dict[int, np.ndarray] = {}
+        for r in revs:
+            if not 0 <= r <= latest:
+                raise UserError(f"image {iid} has no revision {r}")
+            if r == 0:
+                out[0] = ready.prediction if ready.prediction is not None else ready.loaded.class_map
+            else:
+                out[r] = self.store.get_annotation(iid, r).class_map
+        return out
+
+    def revision_authors(self, image_id: int) -> dict[int, str]:
+        """Who saved each revision of an image (revision -> author)."""
+        return {a.revision: a.author for a in self.store.list_annotation_revisions(int(image_id))}
+
     def assign_split(self, image_id: int) -> str:
         """An image without a split (uploads) gets :func:`auto_split`'s; a split set by
         the labeller or an imported dataset stays. Returns the image's split."""
@@ -319,8 +379,9 @@ class LabellingMixin:
             a = self.store.save_annotation(int(image_id), class_map, author, "draft", c.revision)
             msg = (f"{c.author} saved this image at {when} (revision {c.revision}) while you were "
                    f"editing. Your version is stored as draft revision {a.revision}; theirs stays "
-                   f"revision {c.revision}. Both are in the revision list (Load revision {c.revision} shows "
-                   f"theirs as an edit Ctrl+Z takes back).")
-            return SaveResult(a.revision, a.status, conflict=msg)
+                   f"revision {c.revision}. Nothing is lost: compare the two and keep mine, theirs, or "
+                   f"mine where you drew (both stay in the revision list).")
+            return SaveResult(a.revision, a.status, conflict=msg, theirs=c.revision, base=int(base_revision),
+                              theirs_by=c.author)
         except StorageError as e:
             raise UserError(str(e)) from None

@@ -10,6 +10,7 @@ not confirmed, the outbox, restore), all tested with node,
 and ``canvas.js`` (the DOM: drawing, pointer and keyboard, talking to the server),
 ``heatmap.js`` (the word heatmap layer, in canvas.js's scope), ``objects.js``
 (click-to-object and editable polygons on the page, in canvas.js's scope),
+``conflict.js`` (the compare view of a save conflict, in canvas.js's scope),
 with ``canvas.html`` and ``canvas.css`` beside them. This module builds the
 component and owns the wire format between the page and Python (``codec``).
 
@@ -38,7 +39,7 @@ def failed_js(event: str) -> str:
 
 
 SCRIPTS = ("core.js", "nav.js", "input.js", "shapes.js", "strip.js", "journal.js", "canvas.js", "heatmap.js",
-           "objects.js")
+           "objects.js", "conflict.js")
 
 
 def script() -> str:

@@ -51,11 +51,97 @@ const JN = SegJournal;
 const idb = JN.idbStore();
 const journal = new JN.Journal(idb || new JN.MemoryStore());
 S.volatile = !idb;        // no IndexedDB: the journal lives in memory only (a reload would lose it)
-S.journalReady = journal.open();
 S.user = null;            // whose journal (the load payload says; "" without accounts)
 S.jstamp = 0;             // the journal stamp of the open image's map as it is now
 S.docs = new JN.DocCache(30);
+S.conflicts = new Map();  // image id -> a save conflict not yet decided ({image, base, theirs, mine, author}; conflict.js)
+S.boot = null;            // the server process that answered last (a heartbeat sees a restart)
 root.__seg.journal = journal;
+
+// Tabs (journal.js): every tab of the site shares one IndexedDB, each journal sees only
+// its own tab's entries. The tab's id is kept in sessionStorage (a reload keeps it, a new
+// tab gets its own); while the page is open the tab holds a Web Lock named after it, so
+// a duplicated tab (sessionStorage is copied) finds the lock taken and takes a new id,
+// and a tab whose lock is free is gone: a living tab adopts its entries (adoptOrphans).
+// Without Web Locks (a page served over plain http from another host than localhost):
+// a tab unseen (localStorage heartbeat) for TAB_GONE_MS is gone.
+const TAB_LOCK = "segui-tab-";
+const TAB_GONE_MS = 5 * 60 * 1000;
+const locks = typeof navigator !== "undefined" && navigator.locks ? navigator.locks : null;
+
+function newTabId() {
+  return (typeof crypto !== "undefined" && crypto.randomUUID) ? crypto.randomUUID() : `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+
+// Hold this tab's lock until the page goes. -> whether it was free.
+function holdTab(id) {
+  return new Promise((resolve) => {
+    locks.request(TAB_LOCK + id, { ifAvailable: true }, (lock) => {
+      resolve(!!lock);
+      return lock ? new Promise(() => {}) : null;   // held while the page lives
+    }).catch(() => resolve(false));
+  });
+}
+
+async function tabId() {
+  let id = null;
+  try { id = sessionStorage.getItem("segui-tab"); } catch (err) { /* no sessionStorage: a new id */ }
+  if (locks) {
+    for (let tries = 0; tries < 4; tries++) {
+      if (id && await holdTab(id)) break;
+      // the page this one reloads may still hold the lock for a moment; after that, a duplicate
+      if (id && tries < 2) { await new Promise((r) => setTimeout(r, 250)); continue; }
+      id = newTabId();
+    }
+  } else if (!id) id = newTabId();
+  try { sessionStorage.setItem("segui-tab", id); } catch (err) { /* kept for this page only */ }
+  return id;
+}
+
+function tabSeen() {
+  if (locks) return;
+  try { localStorage.setItem(`segui-seen-${journal.tab}`, String(Date.now())); } catch (err) { /* none */ }
+}
+
+// journal.adopt's claim: run `fn` if tab `tab` is gone, one adopter at a time.
+function claimTab(tab, fn) {
+  if (locks) return locks.request(TAB_LOCK + tab, { ifAvailable: true }, async (lock) => { if (!lock) return false; await fn(); return true; });
+  let seen = 0;
+  try { seen = +localStorage.getItem(`segui-seen-${tab}`) || 0; } catch (err) { /* none */ }
+  if (Date.now() - seen < TAB_GONE_MS) return Promise.resolve(false);
+  return Promise.resolve(fn()).then(() => true);
+}
+
+// Entries a closed tab left: this tab sends them now (the outbox).
+async function adoptOrphans(quiet = false) {
+  if (S.adopting) return [];
+  S.adopting = true;
+  try {
+    const got = await journal.adopt(claimTab, S.img ? S.img.id : S.opening);
+    if (got.length) {
+      root.dataset.adopted = (+root.dataset.adopted || 0) + got.length;
+      if (!quiet && S.user !== null) {
+        const n = got.filter((e) => e.user === S.user).length;
+        if (n) setStatus(`Another tab of this browser closed with ${n === 1 ? "1 edit" : `${n} edits`} the server had not confirmed: this tab is saving ${n === 1 ? "it" : "them"} now (see “not yet saved”).`, "warning");
+      }
+      updateOutbox();
+    }
+    return got;
+  } catch (err) {
+    console.warn("could not adopt the edits of a closed tab", err);
+    return [];
+  } finally { S.adopting = false; }
+}
+
+async function startJournal() {
+  journal.tab = await tabId();
+  root.dataset.tab = journal.tab;
+  tabSeen();
+  await journal.open();
+  for (const e of await adoptOrphans(true)) journal.restored.push(e.key);   // said with what a reload restored
+  return journal;
+}
+S.journalReady = startJournal();
 root.__seg.server = server;   // (tests call the server functions as the page does)
 
 // the tools ({down, move, up} each, input.js) and the helpers they share with the page
@@ -238,7 +324,12 @@ function reconcileDoc(doc) {
         `the server now has revision ${doc.img.revision}. Ctrl+Z shows that one; Ctrl+S stores yours on top (both stay in the revision list).`;
     }
   }
-  if (r.drop) journal.discard(S.user, null, id);
+  if (r.dirty && entry && entry.base < doc.img.revision && !S.conflicts.has(id)) {
+    // edits made on an older revision than the server's: compare (unless that one is mine)
+    S.conflicts.set(id, { image: id, base: entry.base, theirs: doc.img.revision, mine: null, author: "", unlessMine: true });
+  }
+  if (entry && !journal.own(entry) && (r.restore || r.map === "cached")) doc.adopted = entry.key;   // the canvas holds it now
+  if (r.drop) journal.discardKey(entry.key);
   if (doc.revisionStep) {
     const e = new C.Edit(doc.map, null);
     C.replaceAll(e, doc.revisionStep.data);
@@ -285,7 +376,8 @@ async function flushOutbox() {
   S.flushing = true;
   try {
     for (const e of due) {
-      const isOpen = S.img && S.img.id === e.image;
+      const own = journal.own(e);   // (else adopted from a closed tab: not what the canvas holds)
+      const isOpen = S.img && S.img.id === e.image && own;
       if (isOpen && S.retryOpen !== e.image) continue;
       e.sending = true;
       updateOutbox();
@@ -294,10 +386,11 @@ async function flushOutbox() {
           base: e.base, stamp: e.stamp, author: e.author }), 30000);
         if (!r || r.image_id !== e.image) throw new Error("the server did not confirm it");
         e.sending = false;
-        journal.confirm(e.user, e.project, e.image, e.stamp, r.revision);
+        journal.confirmKey(e.key, e.stamp, r.revision);
+        if (r.conflict_with) S.conflicts.set(e.image, { ...r.conflict_with, image: e.image });
         const c = S.docs.get(e.image);
         if (c && c.stamp <= e.stamp) c.history.mark(c.history.top());
-        if (S.img && S.img.id === e.image) {   // the open image's edits, after its own save failed
+        if (isOpen) {   // the open image's edits, after its own save failed
           S.img.revision = r.revision;
           if (S.jstamp === e.stamp) S.history.mark(S.history.top());
           S.retryOpen = null;
@@ -305,7 +398,13 @@ async function flushOutbox() {
           updateButtons();
         }
         const what = `Your edit of ${e.name}, kept in this browser,`;
-        if (r.conflict) setStatus(`${what} is stored. ${r.conflict}`, "warning");
+        if (!own && S.img && S.img.id === e.image) {
+          // another tab's edit of the image open here: stored; this page's next save of it meets it as a conflict
+          S.conflicts.delete(e.image);
+          setStatus(`An edit of this image from another tab of this browser (closed before it was saved) is now stored as revision ${r.revision}; ` +
+            "your next save of it opens the comparison, nothing is lost.", "warning");
+        } else if (r.conflict && isOpen) showConflict(S.conflicts.get(e.image), `${what} is stored. ${r.conflict}`);
+        else if (r.conflict) setStatus(`${what} is stored. ${r.conflict} Open the image to compare the two.`, "warning");
         else setStatus(r.same ? `${what} was already stored (revision ${r.revision}).` : `${what} is now stored as draft revision ${r.revision}.`);
       } catch (err) {
         journal.failed(e, (err && err.message) || String(err));
@@ -316,7 +415,7 @@ async function flushOutbox() {
 }
 
 function updateOutbox() {
-  const out = S.user === null ? [] : journal.pending(S.user).filter((e) => !(S.img && e.image === S.img.id && S.retryOpen !== e.image));
+  const out = S.user === null ? [] : journal.pending(S.user).filter((e) => !(S.img && e.image === S.img.id && journal.own(e) && S.retryOpen !== e.image));
   const b = $(".seg-outbox");
   b.hidden = !out.length;
   b.textContent = `⚠ ${JN.summary(out)}`;
@@ -343,8 +442,49 @@ function announceRestored() {
     `before the page was reloaded.${here} ${others === 1 ? "1 is" : `${others} are`} being saved now (see “not yet saved”).`, "warning");
 }
 
-setInterval(flushOutbox, 1000);
-window.addEventListener("online", () => { journal.retryAll(); flushOutbox(); });
+// The heartbeat: a server restarted with no request in flight has lost this page's open
+// image (its session's state) and nothing told the page. Every HEARTBEAT_MS (and when the
+// tab shows again or the browser is back online) the page asks the server who it is
+// (`alive`: the process's id); another id than the one that opened the image means a
+// restart: the page reopens its image by itself, its unsaved edits kept (journal).
+const HEARTBEAT_MS = 3000;
+
+async function heartbeat() {
+  if (S.beating || !S.boot || document.hidden) return;
+  S.beating = true;
+  try {
+    const r = await withTimeout(server.alive({}), 10000);
+    if (S.serverLost) { S.serverLost = false; clearStatus("server"); }
+    if (r && r.boot && r.boot !== S.boot) reopenAfterRestart(r.boot);
+  } catch (err) {
+    // down (a restart under way) or this login ended; the journal keeps the edits meanwhile
+    const msg = String((err && err.message) || err);
+    if (!S.serverLost && S.img) {
+      S.serverLost = true;
+      setStatus(/40[13]|login|Not allowed/i.test(msg)
+        ? "The server no longer knows this login (it restarted or the session ended): reload the page and log in; your unsaved edits are kept in this browser."
+        : "The server does not answer; your edits are kept in this browser and the image is reopened when it is back.", "warning", "server");
+    }
+  } finally { S.beating = false; }
+}
+
+function reopenAfterRestart(boot) {
+  const now = performance.now();
+  const waiting = [...S.pending.values()].some((p) => now - p.t < 30000);
+  if (!S.img || waiting || Nav.navigating(S)) return;   // (an answer on its way; the next beat looks again)
+  S.boot = boot;
+  request("open_image", { open: S.img.id, reopen: true, filter: S.filter }, "The server restarted: reopening this image…");
+}
+
+let ticks = 0;
+setInterval(() => {
+  flushOutbox();
+  ticks++;
+  if (ticks % (HEARTBEAT_MS / 1000) === 0) heartbeat();
+  if (ticks % 5 === 0) { tabSeen(); if (journal.tab) adoptOrphans(); }
+}, 1000);
+window.addEventListener("online", () => { journal.retryAll(); flushOutbox(); heartbeat(); });
+document.addEventListener("visibilitychange", () => { if (!document.hidden) heartbeat(); });
 
 root.__seg.failed = (event) => {
   // an event raised an error (Gradio shows its message): its requests wait no more
@@ -368,6 +508,7 @@ async function onValue() {
     if (v.classes) setClasses(v.classes, v.ignore_index, v.thin);
     if (v.rights) setRights(v.rights);
     if (typeof v.user === "string") S.user = v.user;
+    if (typeof v.boot === "string") S.boot = v.boot;
     if (v.kept) confirmKept(v.kept);
     const route = Nav.route(S, v);
     if (route === "settle") {
@@ -378,6 +519,7 @@ async function onValue() {
     else if (route === "result") await onResult(v, p);
     else if (route === "prompt") await onPrompt(v, p);
     else if (route === "split") { S.img.split = v.split; updateTitle(); }
+    if (v.request != null && S.choiceNote && v.request === S.choiceNote.rid && v.kind === "saved" && !v.conflict) v.note = S.choiceNote.text(v.revision);
     if (v.request != null && v.request === S.restoreRid && v.note) v.note = "Restored your edits of this image that the server had not confirmed (kept in this browser): " + v.note;
     if (v.note) setStatus(v.note, v.level || "info", v.until || "");
     else if ($(".seg-status").dataset.level === "busy" && (p || v.kind === "load")) setStatus("");
@@ -743,7 +885,12 @@ function enter(v, doc) {
   const note = reconcileDoc(doc, v);
   showDoc(doc);
   journalize();
+  if (doc.adopted) { journal.discardKey(doc.adopted); doc.adopted = null; updateOutbox(); }   // journalize recorded it as this tab's
   if (note) { setStatus(note, "warning"); v.note = note + (v.note ? " " + v.note : ""); v.level = "warning"; }
+  const conflict = S.conflicts.get(doc.img.id);
+  if (conflict && conflict.mine != null && conflict.mine !== doc.img.revision) S.conflicts.delete(doc.img.id);   // stored over since
+  else if (conflict) setTimeout(() => { if (S.img === doc.img) showConflict(conflict, v.note); }, 0);
+  updateConflictBtn();
   if (doc.autosave) {
     doc.autosave = false;
     setTimeout(() => {   // once the answer that opened it is settled
@@ -1002,6 +1149,11 @@ function onSaved(v, p) {
     S.img.source = v.source || S.img.source;
     updateTitle();
     journalize();   // the journal follows the map's state now: nothing left to keep, or the edits made since
+    if (v.conflict_with) {   // someone else saved meanwhile: both are stored; compare and choose
+      const c = { ...v.conflict_with, image: v.image_id };
+      S.conflicts.set(v.image_id, c);
+      setTimeout(() => showConflict(c, v.note), 0);
+    }
   }
 }
 
@@ -1490,6 +1642,10 @@ document.addEventListener("keydown", (ev) => {
   if (isTyping(ev.target)) return;
   if (!$(".seg-confirm").hidden) {
     if (ev.key === "Escape") { closeConfirm(); ev.preventDefault(); }
+    return;
+  }
+  if (!$(".seg-compare").hidden) {   // the compare view of a conflict (conflict.js): its buttons, Esc
+    if (ev.key === "Escape") { chooseVersion("later"); ev.preventDefault(); }
     return;
   }
   const a = SegInput.keyAction(ev, { vertices: tool().vertices, points: S.polygon.length, disagreement: !!S.reviewMask, shape: pendingShape() });

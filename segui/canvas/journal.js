@@ -6,17 +6,26 @@
 // test runner tests it (tests/js/journal.test.js); the page gets it concatenated after
 // nav.js and canvas.js wires it (journal writes, confirmations, the outbox, restore).
 //
-// An entry is one image's unconfirmed state: {key, user, project, image, name, base
+// An entry is one image's unconfirmed state: {key, user, project, image, tab, name, base
 // (the revision it was edited from), width, height, data (class indices), stamp (when,
 // increasing), attempts, nextAt, error, sending}. Confirming a stamp removes the entry
 // if nothing newer was journaled since; else the newer edit now builds on the
 // confirmed revision. Entries of images not open form the outbox, sent with backoff.
+//
+// Tabs: one storage (IndexedDB is per browser profile and site) serves every tab. Each
+// tab has an id (`tab`, kept in sessionStorage: a reload keeps it) and a journal sees
+// only the entries its tab owns; two tabs on the same image keep two entries and never
+// send, confirm or restore each other's. Entries of a tab that is gone (closed,
+// crashed) are adopted by a living one (`adopt`, with a `claim` that tells a dead tab
+// from a living one and lets one adopter at a time in: Web Locks in the page).
 
 /* eslint-disable no-var */
 var SegJournal = (function () {
   "use strict";
 
-  function keyOf(user, project, image) { return JSON.stringify([user || "", project || "", Number(image)]); }
+  // `slot`: the owning tab's id, or (for an entry adopted while the tab had its own
+  // entry for the image) the tab's id and where the entry came from.
+  function keyOf(user, project, image, slot = "") { return JSON.stringify([user || "", project || "", Number(image), slot || ""]); }
 
   // ------------------------------------------------------------------ storage backends
 
@@ -67,6 +76,7 @@ var SegJournal = (function () {
   class Journal {
     constructor(store, opts = {}) {
       this.store = store;
+      this.tab = opts.tab || "";   // the tab whose entries these are
       this.now = opts.now || (() => Date.now());
       this.base = opts.base || 1000;
       this.max = opts.max || 60000;
@@ -81,7 +91,7 @@ var SegJournal = (function () {
     async open() {
       try {
         for (const e of (await this.store.all()) || []) {
-          if (!e || !e.key || !e.data) continue;
+          if (!e || !e.key || !e.data || (e.tab || "") !== this.tab) continue;   // another tab's
           this.entries.set(e.key, { ...e, sending: false, nextAt: 0 });
           this.lastStamp = Math.max(this.lastStamp, e.stamp || 0);
           this.restored.push(e.key);
@@ -104,18 +114,23 @@ var SegJournal = (function () {
         .finally(() => { this.writing--; });
     }
 
-    // `project` null: the entry of `user` for the image in whichever project (image ids are unique).
+    // Whether `e` is this tab's own entry for its image (not one adopted beside it).
+    own(e) { return e.key === keyOf(e.user, e.project, e.image, this.tab); }
+
+    // `project` null: the entry of `user` for the image in whichever project (image ids are
+    // unique); this tab's own entry first, else one adopted from a closed tab.
     get(user, project, image) {
-      if (project == null) return [...this.entries.values()].find((e) => e.user === (user || "") && e.image === Number(image)) || null;
-      return this.entries.get(keyOf(user, project, image)) || null;
+      const all = [...this.entries.values()].filter((e) => e.user === (user || "") && e.image === Number(image) &&
+        (project == null || e.project === (project || "")));
+      return all.find((e) => this.own(e)) || all[0] || null;
     }
 
     // The open image's map changed: journal it (data: a copy the journal keeps). -> the entry.
     record({ user, project, image, name, base, width, height, data, stamp, author }) {
-      const key = keyOf(user, project, image);
+      const key = keyOf(user, project, image, this.tab);
       const old = this.entries.get(key);
       const e = {
-        key, user: user || "", project: project || "", image: Number(image), name: name || `image ${image}`,
+        key, user: user || "", project: project || "", image: Number(image), tab: this.tab, name: name || `image ${image}`,
         base: base || 0, width, height, data, stamp: stamp || this.stamp(), author: author || "",
         attempts: 0, nextAt: 0, error: "", sending: !!(old && old.sending),
       };
@@ -127,8 +142,12 @@ var SegJournal = (function () {
     // Nothing unsaved on the image any more (undone back to the saved state, or given up).
     discard(user, project, image) {
       const e = this.get(user, project, image);
-      if (!e) return Promise.resolve();
-      const key = e.key;
+      return e ? this.discardKey(e.key) : Promise.resolve();
+    }
+
+    // discard() of one entry (an adopted one, once the canvas holds its map).
+    discardKey(key) {
+      if (!this.entries.has(key)) return Promise.resolve();
       this.entries.delete(key);
       return this._persist(key, null);
     }
@@ -137,8 +156,13 @@ var SegJournal = (function () {
     // gone), "newer" (edits made after it remain, now on top of `revision`) or null (none).
     confirm(user, project, image, stamp, revision) {
       const e = this.get(user, project, image);
+      return e ? this.confirmKey(e.key, stamp, revision) : null;
+    }
+
+    // confirm() of one entry (the outbox sends entries by key: an adopted one beside the tab's own).
+    confirmKey(key, stamp, revision) {
+      const e = this.entries.get(key);
       if (!e) return null;
-      const key = e.key;
       if (stamp != null && e.stamp <= stamp) {
         this.entries.delete(key);
         this._persist(key, null);
@@ -153,11 +177,12 @@ var SegJournal = (function () {
       return [...this.entries.values()].filter((e) => e.user === (user || "")).sort((a, b) => a.stamp - b.stamp);
     }
 
-    // The outbox: `user`'s entries to send now, oldest first: not the image open in the page
-    // (its edits go with its own saves), not an image a request in flight carries (busy), not
-    // being sent, and past their backoff.
+    // The outbox: `user`'s entries to send now, oldest first: not this tab's own entry of the
+    // image open in the page (its edits go with its own saves; one adopted from a closed tab
+    // is sent: the page's next save then meets it as a conflict), not an image a request in
+    // flight carries (busy), not being sent, and past their backoff.
     due(user, open, busy = new Set(), now = this.now()) {
-      return this.pending(user).filter((e) => e.image !== open && !busy.has(e.image) && !e.sending && e.nextAt <= now);
+      return this.pending(user).filter((e) => (e.image !== open || !this.own(e)) && !busy.has(e.image) && !e.sending && e.nextAt <= now);
     }
 
     // A send of `e` failed (`error`: what to show): retry after the backoff.
@@ -175,6 +200,81 @@ var SegJournal = (function () {
 
     // Writes still on their way to storage (a reload now could lose the last edit).
     get unwritten() { return this.writing > 0; }
+
+    // Adopt the entries of tabs that are gone. `claim(tab, fn)`: runs `fn` (and resolves
+    // true) only if tab `tab` is gone, with no other adopter of `tab` at the same time
+    // (the page: the tab's Web Lock, taken if free); else resolves false. The entries of
+    // a claimed tab are read again inside `fn` (another adopter may have been first),
+    // then stored as this tab's: beside its own entry of the same image, if it has one,
+    // or if the image is open here (`open`; its next edit would replace its own entry):
+    // never merged, both are sent. -> the adopted entries.
+    async adopt(claim, open = null) {
+      let rows;
+      try { rows = (await this.store.all()) || []; } catch (err) { this.broken = String(err && err.message || err); return []; }
+      const tabs = new Set(rows.filter((e) => e && e.key && e.data && (e.tab || "") !== this.tab).map((e) => e.tab || ""));
+      const got = [];
+      for (const t of tabs) {
+        await claim(t, async () => {
+          const now = ((await this.store.all()) || []).filter((e) => e && e.key && e.data && (e.tab || "") === t);
+          for (const e of now) {
+            const own = keyOf(e.user, e.project, e.image, this.tab);
+            const key = this.entries.has(own) || e.image === open ? keyOf(e.user, e.project, e.image, `${this.tab} from ${e.key}`) : own;
+            const a = { ...e, key, tab: this.tab, sending: false, nextAt: 0, attempts: 0, error: "" };
+            await this.store.put(row(a));      // first the copy, then the original: a crash between
+            await this.store.remove(e.key);    // leaves both (sent twice: store_edit is idempotent)
+            this.entries.set(key, a);
+            this.lastStamp = Math.max(this.lastStamp, a.stamp || 0);
+            got.push(a);
+          }
+        });
+      }
+      return got;
+    }
+  }
+
+  // ------------------------------------------------------------------ conflicts
+
+  // Someone else saved the image while the labeller edited it. Three maps of the same
+  // size (class indices): `base` (what the labeller started from), `mine`, `theirs`.
+  // -> {data: theirs, with mine wherever the labeller changed base ("mine where I drew,
+  // theirs elsewhere"), drawn: pixels the labeller changed, taken: of those, pixels that
+  // differ from theirs (what the merge changes in theirs), clash: pixels both changed,
+  // to different classes (mine wins there)}.
+  function mergeMine(base, mine, theirs) {
+    const n = mine.length;
+    if (base.length !== n || theirs.length !== n) throw new Error("the three maps must have the same size");
+    const data = new Uint8Array(theirs);
+    let drawn = 0, taken = 0, clash = 0;
+    for (let i = 0; i < n; i++) {
+      const m = mine[i];
+      if (m === base[i]) continue;
+      drawn++;
+      const t = theirs[i];
+      if (t !== m) { taken++; data[i] = m; if (t !== base[i]) clash++; }
+    }
+    return { data, drawn, taken, clash };
+  }
+
+  // Pixels where two maps differ.
+  function differing(a, b) {
+    let n = 0;
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) n++;
+    return n;
+  }
+
+  // The compare view's choices: [{action, label, data}] ("mine" | "theirs" | "merge"), the
+  // merge only when it is a third map (the labeller's strokes and theirs both count).
+  function conflictChoices(base, mine, theirs) {
+    const m = mergeMine(base, mine, theirs);
+    const out = [
+      { action: "mine", label: "Keep mine", data: mine },
+      { action: "theirs", label: "Keep theirs", data: theirs },
+    ];
+    if (!sameData(m.data, mine) && !sameData(m.data, theirs)) {
+      out.push({ action: "merge", label: `Mine where I drew (${m.drawn} px), theirs elsewhere` +
+        (m.clash ? ` (${m.clash} px both changed: mine)` : ""), data: m.data, merge: m });
+    }
+    return out;
   }
 
   // ------------------------------------------------------------------ images opened again
@@ -237,7 +337,8 @@ var SegJournal = (function () {
     return `${e.name} (image ${e.image}, project ${e.project}), edited ${when} on ${e.base ? `revision ${e.base}` : "the prediction"}: ${state}`;
   }
 
-  return { keyOf, MemoryStore, idbStore, backoff, Journal, DocCache, sameData, reconcile, summary, describe };
+  return { keyOf, MemoryStore, idbStore, backoff, Journal, DocCache, sameData, reconcile, summary, describe,
+    mergeMine, differing, conflictChoices };
 })();
 
 if (typeof module !== "undefined" && module.exports) module.exports = SegJournal;

@@ -34,7 +34,8 @@ def with_classes(out: dict[str, Any], studio, project) -> dict[str, Any]:
     who = studio.caller()
     out.update(classes=classes(p), ignore_index=p.ignore_index, thin=studio.thin_classes(p.id),
                rights={"review": who.can("review"), "admin": who.can("admin")},
-               user=who.name or "")   # the page's journal of unsaved edits is kept per user
+               user=who.name or "",   # the page's journal of unsaved edits is kept per user
+               boot=studio.boot)      # the server process: another one = restarted (the page reopens its image)
     return out
 
 
@@ -78,8 +79,16 @@ def empty(studio, project, text: str, request: Any = None, note: str = "", level
 def saved(studio, project, loaded, res, note: str, request: Any = None) -> dict[str, Any]:
     out = _base("saved", request, note, "warning" if res.conflict else "info")
     out.update(image_id=loaded.image_id, revision=res.revision, status=res.status, source=loaded.source,
-               conflict=res.conflict, split=loaded.split, queue=studio.strip(project, loaded.image_id))
+               conflict=res.conflict, conflict_with=res.conflict_info(), split=loaded.split,
+               queue=studio.strip(project, loaded.image_id))
     return out
+
+
+def revision_maps(image_id: int, maps: dict, authors: dict) -> dict:
+    """The ``revision_maps`` server function's answer: revision number (as text) -> its
+    class map as an index PNG data URL, and -> its author (0, the prediction: none)."""
+    return {"image_id": int(image_id), "maps": {str(r): codec.encode_map(m) for r, m in maps.items()},
+            "authors": {str(r): authors.get(r, "") for r in maps}}
 
 
 def split(loaded, note: str, request: Any = None) -> dict[str, Any]:

@@ -162,13 +162,29 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             cm = codec.decode_map(str(req.get("map") or ""), info.height, info.width)
             res = studio.store_edit(iid, cm, studio.author(str(req.get("author") or ""), login(request)), base)
             return {"image_id": iid, "revision": res.revision, "status": res.status, "same": res.same,
-                    "conflict": res.conflict or "", "stamp": codec.stamp_of(req)}
+                    "conflict": res.conflict or "", "conflict_with": res.conflict_info(), "stamp": codec.stamp_of(req)}
+
+    def revision_maps(args, request: gr.Request):
+        """Server function of the canvas: the class maps of up to 3 revisions of an image
+        (0: the prediction) for the compare view of a save conflict (``Studio.revision_maps``:
+        checked as opening the image)."""
+        req = _request(args)
+        iid = _image_id(req, "revision_maps: give an image id and up to 3 revisions")
+        with acting(studio, request, "revision_maps", image_id=iid):
+            return pl.revision_maps(iid, studio.revision_maps(iid, req.get("revisions")), studio.revision_authors(iid))
+
+    def alive(args, request: gr.Request):
+        """Server function of the canvas: its heartbeat. The server process's id: another
+        id than the page's means the server restarted and lost the page's open image
+        (the page then reopens it, keeping its unsaved edits)."""
+        with acting(studio, request, "alive"):
+            return {"boot": studio.boot}
 
     with gr.Blocks() as blocks:
         loaded_st = gr.State(None)      # handlers.Loaded of the open image
         prompt_st = gr.State(None)      # (image id, boolean mask) of the last text prompt
         canvas = mask_canvas([superpixels, peek_next, heatmap, uncertainty, what_changed, click_object, strip_page, thumbnails,
-                              store_edit])
+                              store_edit, revision_maps, alive])
         # a drawer over the image (the canvas's "Upload · Revisions" button, Esc or Close):
         # what it shows never pushes the class list or Save / Submit (LABEL_CSS)
         with gr.Column(elem_id="segui-drawer"):
@@ -214,6 +230,16 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
                 loaded.base_revision = base
             return cm
 
+        def held(project, value, loaded):
+            """The session's open image; when the server holds none but the page shows one
+            (the server restarted, the session ended), that image reopened as the page has
+            it (``Studio.reopen``: checked as opening it). -> (loaded, a note saying so)."""
+            if loaded is not None or not isinstance(value, dict) or value.get("image_id") is None or not project:
+                return loaded, ""
+            lo = studio.reopen(project, value.get("image_id"), value.get("base"))
+            return lo, (f"The server had lost this page's open image (it restarted or the session ended): "
+                        f"{lo.filename} is open again, your edits kept. ")
+
         def need(value, loaded):
             cm = current(value, loaded)
             if cm is None:
@@ -242,19 +268,20 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
                   nothing: str, flt="unlabelled", back=False):
             """Leave the open image (unsaved edits -> draft) and open ``target()``."""
             rid = codec.request_of(value)
+            loaded, lost = held(project, value, loaded)
             res = studio.leave(loaded, current(value, loaded), studio.author(author, login(request)))
             if res is not None and res.conflict:   # stay: the labeller must see the conflict
-                return kept(pl.saved(studio, project, loaded, res, res.conflict, rid), value, loaded, res), loaded, revs(loaded)
+                return kept(pl.saved(studio, project, loaded, res, lost + res.conflict, rid), value, loaded, res), loaded, revs(loaded)
             iid = target()
             if iid is None:
-                note = left_note(res) + nothing
+                note = lost + left_note(res) + nothing
                 if loaded is None:
                     return pl.empty(studio, project, nothing, rid), None, revs(None)
                 if res is not None:
                     return kept(pl.saved(studio, project, loaded, res, note, rid), value, loaded, res), loaded, revs(loaded)
                 return kept(pl.info(note, rid, until="filter"), value, loaded, None), loaded, revs(loaded)
             ready = studio.open_in_project(project, iid)
-            out = opened(project, ready, left_note(res), rid, flt=flt, back=back)
+            out = opened(project, ready, lost + left_note(res), rid, flt=flt, back=back)
             return (kept(out[0], value, loaded, res), *out[1:])
 
         OUT = [canvas, loaded_st, rev_dd]
@@ -287,6 +314,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             if not project:
                 raise UserError("pick or create a project first")
             flt = _flt(value)
+            loaded, _ = held(project, value, loaded)   # (go_to says so)
             exclude = (loaded.image_id,) if loaded is not None else ()
             return go_to(project, value, loaded, author, request,
                          lambda: studio.next_image(project, flt, exclude),
@@ -299,7 +327,13 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
                 iid = int(a["open"])
             except (KeyError, TypeError, ValueError):
                 raise UserError("say which image to open (args.open = an image id)") from None
-            studio.open_in_project(project, iid)   # refuse another project's image before leaving
+            ready = studio.open_in_project(project, iid)   # refuse another project's image before leaving
+            if a.get("reopen"):
+                # the page saw the server restart (its heartbeat): the same image again, nothing
+                # left or saved; the page keeps its unsaved edits (its journal) on top
+                return opened(project, ready, f"The server restarted: {ready.loaded.filename} is open again"
+                              + (", your unsaved edits kept in this page." if value.get("edited") else "."),
+                              codec.request_of(value), flt=_flt(value))
             return go_to(project, value, loaded, author, request, lambda: iid, "", _flt(value),
                          back=bool(a.get("back")))
 
@@ -311,12 +345,16 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
 
         @user_errors
         def on_save(project, value, loaded, author, request: gr.Request):
+            loaded, lost = held(project, value, loaded)
             _, out = _save(project, value, loaded, author, request, "draft")
+            out["note"] = lost + out["note"]
             return out, loaded, revs(loaded)
 
         @user_errors
         def on_submit(project, value, loaded, author, request: gr.Request):
+            loaded, lost = held(project, value, loaded)
             res, out = _save(project, value, loaded, author, request, "submitted")
+            out["note"] = lost + out["note"]
             if res.conflict:
                 return out, loaded, revs(loaded)
             flt = _flt(value)

@@ -97,7 +97,8 @@ class CanvasPage:
         return self.state()["ahead"]
 
     def wait_status(self, text: str, timeout: float = 60_000):
-        self.page.wait_for_function("t => document.querySelector('.seg-status').textContent.includes(t)", arg=text,
+        # (no status element while the page reloads: wait on)
+        self.page.wait_for_function("t => (document.querySelector('.seg-status') || {textContent: ''}).textContent.includes(t)", arg=text,
                                     timeout=timeout)
 
     def frame(self):

@@ -27,7 +27,7 @@ PW = {"ada": "ada's long password", "rex": "rex reviews all day", "ann": "ann an
       "out": "outsider password", "dis": "disabled password"}
 ROLES = {"ada": "admin", "rex": "reviewer", "ann": "annotator", "out": "annotator", "dis": "annotator"}
 SERVER_FUNCTIONS = {"superpixels", "peek_next", "heatmap", "uncertainty", "what_changed", "click_object",
-                    "strip_page", "thumbnails", "store_edit", "explore_rows"}
+                    "strip_page", "thumbnails", "store_edit", "explore_rows", "revision_maps", "alive"}
 
 
 @pytest.fixture(scope="module")

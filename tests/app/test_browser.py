@@ -788,6 +788,10 @@ def test_a_save_conflict_on_next_brings_the_page_back_to_the_image(cv, app, ids)
     assert a.author == "labeller" and a.status == "draft"
     np.testing.assert_array_equal(a.class_map, mine)
     np.testing.assert_array_equal(st.store.get_annotation(iid, a.revision - 1).class_map, theirs)
+    # the compare view of the two versions opens (test_durable_browser tests its choices); decide later
+    cv.page.wait_for_function(f"() => document.querySelector('.seg-root').dataset.compare == '{iid}'", timeout=30_000)
+    cv.key("Escape")
+    assert cv.page.is_hidden(".seg-compare") and cv.page.is_visible(".seg-compare-btn")
 
 
 def test_next_loads_another_image_when_the_queue_changed_meanwhile(cv, app, ids):

@@ -620,3 +620,33 @@ def test_finetune_from_the_model_panel_runs_in_a_worker_while_the_app_answers(ru
     summary, versions = out[4], out[5]
     assert job.result_version_id in [v for _, v in versions["choices"]]
     assert "Submitted annotations:" in summary and f"promoted when its mIoU on the {n_val} val images" in summary
+
+
+def test_a_session_the_server_lost_gets_its_image_back_from_the_page(running):
+    """A page whose session the server no longer holds (a restart: a new session here)
+    still sends its image, map and revision: Save reopens that image at the page's
+    revision (checked as opening it), stores the edit and says so; an edit made on an
+    older revision than the stored one is a conflict (both kept), not an overwrite."""
+    st, url = running
+    iid = demo_ids(st)[3]
+    c = client(url)                                     # a fresh session: it opened nothing
+    shown = map_of(open_image(client(url), iid))
+    base = st.store.get_image(iid).revision
+    mine = shown.copy()
+    mine[:6] = class_idx(st)["car"]
+    v = {**value(iid, mine), "base": base}
+    s, _ = c.predict(DEMO_PROJECT, v, "ann", api_name="/save")
+    assert s["kind"] == "saved" and s["revision"] == base + 1 and not s["conflict"]
+    assert "lost this page's open image" in s["note"]
+    np.testing.assert_array_equal(st.store.get_annotation(iid).class_map, mine)
+    theirs = mine.copy()
+    theirs[-6:] = class_idx(st)["sky"]
+    st.save(iid, theirs, "bob", "draft", base + 1)
+    again = mine.copy()
+    again[10:14] = class_idx(st)["road"]
+    s2, _ = client(url).predict(DEMO_PROJECT, {**value(iid, again), "base": base + 1}, "ann", api_name="/save")
+    assert s2["revision"] == base + 3 and "bob" in s2["conflict"]
+    assert s2["conflict_with"] == {"mine": base + 3, "theirs": base + 2, "base": base + 1, "author": "bob"}
+    np.testing.assert_array_equal(st.store.get_annotation(iid, base + 2).class_map, theirs)
+    with pytest.raises(Exception, match="no image 999999"):   # the page's word alone opens nothing
+        client(url).predict(DEMO_PROJECT, {**value(999999, mine), "base": 0}, "ann", api_name="/save")

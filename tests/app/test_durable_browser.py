@@ -1,9 +1,12 @@
 """Nothing lost in the page (issue 17), in Chromium: every edit is journaled in the
 browser (IndexedDB) until the server confirms it. A lost connection, a killed server,
-a reload, input while an image opens, coming back to an image and a restored revision
-all end with the stored map equal, pixel for pixel, to what was drawn.
+a reload, input while an image opens, coming back to an image, a restored revision,
+a save conflict resolved in the compare view, a server restarted with nothing in
+flight and two tabs on one image all end with the stored map equal, pixel for pixel,
+to what was drawn (and every version someone stored still stored).
 
-The tests share one app and run in file order; the killed-server test has its own.
+The tests share one app and run in file order; the tests that kill or restart the
+server have their own.
 Screenshots go to test-artifacts/.
 """
 from __future__ import annotations
@@ -48,13 +51,18 @@ def browser():
         b.close()
 
 
-def new_page(browser, url: str) -> CanvasPage:
-    """A fresh browser context (its own IndexedDB) at 1440x900 on ``url``."""
-    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+def new_page(browser, url: str, ctx=None) -> CanvasPage:
+    """A fresh browser context (its own IndexedDB) at 1440x900 on ``url``; or a new tab
+    of context ``ctx`` (sharing its IndexedDB)."""
+    ctx = ctx or browser.new_context(viewport={"width": 1440, "height": 900})
     page = ctx.new_page()
     c = CanvasPage(page)
-    c.errors, c.dialogs = [], []
+    c.errors, c.dialogs, c.queued = [], [], set()
     page.on("pageerror", lambda e: c.errors.append(str(e)))
+    # Gradio's own event requests in flight (a server killed under one: Gradio reloads the page)
+    page.on("request", lambda r: c.queued.add(r) if "/gradio_api/queue/" in r.url else None)
+    page.on("requestfinished", lambda r: c.queued.discard(r))
+    page.on("requestfailed", lambda r: c.queued.discard(r))
     page.on("dialog", lambda d: (c.dialogs.append(d.type), d.dismiss()))
     page.goto(url)
     c.wait_image()
@@ -198,6 +206,100 @@ def test_a_loaded_revision_is_an_unsaved_edit_and_next_stores_it(cv, app):
     assert a.revision == n + 1
 
 
+def test_a_conflict_is_compared_and_each_choice_keeps_both_versions(cv, app, artifacts):
+    """Someone else stores a revision while the labeller edits: the labeller's Ctrl+S
+    opens the compare view; each choice ends with the stored map equal to it (mine:
+    already the latest; theirs and mine-where-I-drew: a new revision) and both
+    versions still stored; Ctrl+Z takes a choice back."""
+    st, _ = app
+    iid = cv.state()["image"]
+    if cv.js("() => document.getElementById('segui-drawer').dataset.open === '1'"):
+        cv.page.click("#segui-drawer-close")           # (left open by an earlier test: it covers the image)
+    if cv.state()["dirty"]:
+        cv.key("Control+s")
+        cv.wait_idle()
+    for k, action in enumerate(("merge", "theirs", "mine")):
+        cv.wait_idle()
+        rev = st.store.get_image(iid).revision
+        base = cv.client_map()                          # what the page shows: revision `rev`
+        y = 60 + 40 * k
+        mine = paint(cv, y, key="7")                    # (a rare class: the stroke changes the map)
+        theirs = base.copy()
+        theirs[150:190, 40:300] = 5
+        theirs[y - 2:y + 3, 150:250] = 6                # where the labeller drew too: mine wins in a merge
+        assert st.save(iid, theirs, "bob", "draft", rev).conflict is None   # bob, meanwhile
+        cv.key("Control+s")
+        cv.page.wait_for_function(f"() => {ROOT}.dataset.compare == '{iid}'", timeout=30_000)
+        assert "bob" in cv.page.inner_text(".seg-compare-head")
+        if k == 0:
+            cv.page.screenshot(path=str(artifacts / "durable_conflict_compare.png"))
+        theirs_rev, mine_rev = rev + 1, rev + 2
+        cv.page.click(f".seg-compare-actions [data-choice={action}]")
+        cv.wait_idle()
+        expected = {"mine": mine, "theirs": theirs, "merge": np.where(mine != base, mine, theirs)}[action]
+        if action == "mine":                            # already the latest: nothing new stored
+            time.sleep(0.5)
+            assert st.store.get_image(iid).revision == mine_rev
+        else:
+            assert wait_stored(st, iid, expected).revision == mine_rev + 1
+        np.testing.assert_array_equal(cv.client_map(), expected)
+        np.testing.assert_array_equal(st.store.get_annotation(iid).class_map, expected)
+        np.testing.assert_array_equal(st.store.get_annotation(iid, theirs_rev).class_map, theirs)
+        np.testing.assert_array_equal(st.store.get_annotation(iid, mine_rev).class_map, mine)
+        assert not cv.state()["dirty"] and cv.js(f"() => {ROOT}.dataset.compare") == ""
+        if action == "theirs":                          # the choice is one undoable step
+            cv.key("Control+z")
+            np.testing.assert_array_equal(cv.client_map(), mine)
+            assert cv.state()["dirty"]
+            cv.key("Control+s")
+            cv.wait_idle()
+            wait_stored(st, iid, mine)
+
+
+def test_two_tabs_on_one_image_lose_nothing_and_apply_nothing_twice(app, browser):
+    """Two tabs of one browser (one IndexedDB) edit the same image: each journals its
+    own edit; A's save leaves B's edit alone (B alive: nobody sends it for B); B closes
+    with its edit unsaved and A adopts it: stored once, beside A's (both revisions)."""
+    st, url = app
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    a = new_page(browser, url, ctx)
+    iid = a.state()["image"]
+    b = new_page(browser, url, ctx)
+    if b.state()["image"] != iid:
+        b.js(f"() => {ROOT}.__seg.openImage({iid})")
+        b.wait_image(iid)
+        b.wait_idle()
+    tabs = [c.js(f"() => {ROOT}.dataset.tab") for c in (a, b)]
+    assert tabs[0] and tabs[1] and tabs[0] != tabs[1]
+    rev = st.store.get_image(iid).revision
+    drawn_a = paint(a, 50, key="2")
+    drawn_b = paint(b, 230, key="3")
+    rows = f"async () => (await {ROOT}.__seg.journal.store.all()).filter(e => e.image === {iid}).length"
+    deadline = time.time() + 10
+    while a.js(rows) != 2 and time.time() < deadline:
+        time.sleep(0.2)
+    assert a.js(rows) == 2, "one journal entry per tab"
+    a.key("Control+s")
+    a.wait_idle()
+    assert wait_stored(st, iid, drawn_a).revision == rev + 1
+    time.sleep(6)                                       # an adoption round: B is alive, its edit stays B's
+    assert st.store.get_image(iid).revision == rev + 1
+    assert b.state()["dirty"] and journaled(b) == 1 and a.js(rows) == 1
+    b.page.close()                                      # B goes, its edit unsaved (in IndexedDB)
+    a.key("n")                                          # A leaves the image; its outbox takes B's edit
+    got = wait_stored(st, iid, drawn_b, timeout=60)
+    assert got.revision == rev + 2, st.revisions(iid)   # once, on top of A's (a conflict: both kept)
+    np.testing.assert_array_equal(st.store.get_annotation(iid, rev + 1).class_map, drawn_a)
+    deadline = time.time() + 10
+    while a.js(rows) != 0 and time.time() < deadline:
+        time.sleep(0.2)
+    assert a.js(rows) == 0
+    time.sleep(1.5)
+    assert st.store.get_image(iid).revision == rev + 2, "sent twice"
+    assert not a.errors, a.errors
+    ctx.close()
+
+
 def test_offline_save_and_next_then_reconnect_stores_the_stroke(app, browser, artifacts):
     st, url = app
     c = new_page(browser, url)
@@ -222,10 +324,14 @@ def test_offline_save_and_next_then_reconnect_stores_the_stroke(app, browser, ar
     c.page.context.close()
 
 
-def test_a_server_killed_mid_save_gets_the_edit_after_it_restarts(tmp_path, browser, artifacts):
-    """The real thing: ``python app.py`` killed (SIGKILL) right after Ctrl+S, then started
-    again on the same data and port (Gradio then reloads the page, which restores the
-    edit from IndexedDB and saves it; if the save had landed, the journal drops it)."""
+@pytest.fixture(scope="module")
+def app_proc(tmp_path_factory):
+    """``python app.py`` on a free port and its own data folder, shared by the tests that
+    kill and restart it (each start is the slow part): (url, data, start, box) where
+    ``start()`` starts it again and returns the process once it answers, and
+    ``box["proc"]`` is the one running (a test that restarts it puts the new one there)."""
+    require_chromium()
+    tmp_path = tmp_path_factory.mktemp("app_proc")
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     data = tmp_path / "data"
@@ -242,38 +348,87 @@ def test_a_server_killed_mid_save_gets_the_edit_after_it_restarts(tmp_path, brow
             except httpx.HTTPError:
                 pass
             assert p.poll() is None, (tmp_path / "app.log").read_text()[-2000:]
-            time.sleep(0.5)
+            time.sleep(0.3)
         p.kill()
         raise AssertionError("the app did not start")
 
-    proc = start()
+    box = {"proc": start()}
+    yield url, data, start, box
+    box["proc"].kill()
+    box["proc"].wait(10)
+    log.close()
+
+
+def test_a_server_killed_mid_save_gets_the_edit_after_it_restarts(app_proc, browser, artifacts):
+    """The real thing: ``python app.py`` killed (SIGKILL) right after Ctrl+S, then started
+    again on the same data and port (Gradio then reloads the page, which restores the
+    edit from IndexedDB and saves it; if the save had landed, the journal drops it)."""
+    url, data, start, box = app_proc
+    proc = box["proc"]
+    c = new_page(browser, url)
+    iid = c.state()["image"]
+    drawn = paint(c, 200, key="4")
+    c.key("Control+s")
+    proc.send_signal(signal.SIGKILL)                # mid-save: its answer never comes
+    proc.wait(10)
+    box["proc"] = start()
+    st = Studio(Store(data_dir=data), predictors=_PREDICTORS)   # what the app stored
     try:
-        c = new_page(browser, url)
-        iid = c.state()["image"]
-        drawn = paint(c, 200, key="4")
-        c.key("Control+s")
-        proc.send_signal(signal.SIGKILL)                # mid-save: its answer never comes
-        proc.wait(10)
-        proc = start()
-        st = Studio(Store(data_dir=data), predictors=_PREDICTORS)   # what the app stored
         try:
-            try:
-                a = wait_stored(st, iid, drawn, timeout=30)
-            except AssertionError:
-                # the kill came before the save left the page: no request failed, so Gradio
-                # did not notice the restart and did not reload; the labeller reloads
-                c.page.reload()
-                a = wait_stored(st, iid, drawn, timeout=90)
-            assert a.status == "draft"
-        finally:
-            st.store.close()
-        c.wait_image()                                 # the page reloaded (Gradio, or the labeller) and says what it did
-        c.wait_status("kept in this browser")
-        assert c.js(f"() => {ROOT}.__seg.journal.entries.size") == 0
-        c.page.screenshot(path=str(artifacts / "durable_after_server_restart.png"))
-        assert not c.errors, c.errors
-        c.page.context.close()
+            a = wait_stored(st, iid, drawn, timeout=30)
+        except AssertionError:
+            # the kill came before the save left the page: no request failed, so Gradio
+            # did not notice the restart and did not reload; the labeller reloads
+            c.page.reload()
+            a = wait_stored(st, iid, drawn, timeout=90)
+        assert a.status == "draft"
     finally:
-        proc.kill()
-        proc.wait(10)
-        log.close()
+        st.store.close()
+    c.wait_image()                                 # the page reloaded (Gradio, or the labeller) and says what it did
+    c.wait_status("kept in this browser")
+    assert c.js(f"() => {ROOT}.__seg.journal.entries.size") == 0
+    c.page.screenshot(path=str(artifacts / "durable_after_server_restart.png"))
+    assert not c.errors, c.errors
+    c.page.context.close()
+
+
+def test_a_server_restarted_with_nothing_in_flight_reopens_the_image_and_the_next_edit_lands(app_proc, browser, artifacts):
+    """``python app.py`` killed while the page waits for nothing, then started again: no
+    request fails, so Gradio notices nothing; the canvas's heartbeat (``alive``) sees
+    another server process and reopens the image by itself (no page reload), the
+    unsaved stroke kept; the next stroke and N store the map pixel for pixel."""
+    url, data, start, box = app_proc
+    proc = box["proc"]
+    c = new_page(browser, url)
+    iid = c.state()["image"]
+    c.js("() => { window.__sameDocument = true; }")
+    drawn = paint(c, 60, key="2")                   # unsaved (journaled)
+    c.wait_ahead()                                  # the page's own requests are done
+    c.wait_idle()
+    deadline, quiet = time.time() + 60, None        # ... and Gradio's (the screens' first loads)
+    while time.time() < deadline:
+        c.page.wait_for_timeout(20)
+        quiet = (quiet or time.time()) if not c.queued else None
+        if quiet and time.time() - quiet > 0.3:
+            break
+    proc.send_signal(signal.SIGKILL)                # nothing in flight: nothing will fail
+    proc.wait(10)
+    box["proc"] = start()
+    c.wait_status("The server restarted")           # the heartbeat saw it; nothing was pressed
+    c.wait_image(iid)
+    c.wait_idle()
+    assert c.js("() => window.__sameDocument === true"), "the page was reloaded"
+    np.testing.assert_array_equal(c.client_map(), drawn)
+    assert c.state()["dirty"]
+    c.page.screenshot(path=str(artifacts / "durable_reopened_after_idle_restart.png"))
+    more = paint(c, 120, key="3")
+    c.key("n")                                      # leaving stores the draft on the new server
+    c.wait_idle()
+    st = Studio(Store(data_dir=data), predictors=_PREDICTORS)
+    try:
+        a = wait_stored(st, iid, more, timeout=60)
+        assert a.revision == 1 and a.status == "draft"
+    finally:
+        st.store.close()
+    assert not c.errors, c.errors
+    c.page.context.close()

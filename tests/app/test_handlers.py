@@ -181,6 +181,55 @@ def test_store_edit_from_the_pages_outbox_is_idempotent_and_keeps_conflicts(demo
     assert len(st.revisions(iid)) == 3
 
 
+def test_a_conflict_names_the_three_revisions_the_compare_view_needs(demo_studio):
+    """Issue 17: a save that meets someone else's newer revision says which revisions
+    the page compares (the base it was made on, theirs, mine) and serves their maps."""
+    st = demo_studio
+    iid = st.next_image(DEMO_PROJECT)
+    pred = st.open_image(iid).class_map.copy()
+    theirs, mine = pred.copy(), pred.copy()
+    theirs[:10] = 1
+    mine[-10:] = 2
+    assert st.save(iid, theirs, "bob", "draft", 0).conflict_info() is None
+    r = st.save(iid, mine, "ann", "draft", 0)
+    assert r.conflict_info() == {"mine": 2, "theirs": 1, "base": 0, "author": "bob"}
+    maps = st.revision_maps(iid, [0, 1, 2])
+    np.testing.assert_array_equal(maps[0], pred)       # 0: the prediction the labeller started from
+    np.testing.assert_array_equal(maps[1], theirs)
+    np.testing.assert_array_equal(maps[2], mine)
+    with pytest.raises(UserError, match="no revision 3"):
+        st.revision_maps(iid, [3])
+    with pytest.raises(UserError):
+        st.revision_maps(iid, [0, 1, 2, 0.5])
+    with pytest.raises(UserError, match="1 to 3"):
+        st.revision_maps(iid, list(range(4)))
+
+
+def test_reopen_after_the_server_lost_the_session_keeps_the_pages_base(demo_studio):
+    """Issue 17: a page still showing an image the server no longer holds for it (a
+    restart) gets it reopened at the page's revision: its edits are unsaved edits and a
+    save conflicts only with what was stored after that revision."""
+    st = demo_studio
+    iid = st.next_image(DEMO_PROJECT)
+    pred = st.open_image(iid).class_map.copy()
+    lo = st.reopen(DEMO_PROJECT, iid, 0)
+    assert lo.base_revision == 0 and np.array_equal(lo.class_map, pred)
+    page = pred.copy()
+    page[:5] = 3
+    assert st.has_unsaved(lo, page)
+    assert st.save_edits(lo, page, "ann").conflict is None
+    other = page.copy()
+    other[-5:] = 4
+    st.save(iid, other, "bob", "draft", 1)
+    lo = st.reopen(DEMO_PROJECT, iid, 1)                # the page is still on revision 1
+    assert lo.base_revision == 1 and np.array_equal(lo.class_map, page)
+    res = st.save_edits(lo, page, "ann")                # ... so bob's revision 2 is a conflict
+    assert res.conflict and res.conflict_info()["theirs"] == 2
+    assert st.reopen(DEMO_PROJECT, iid, "x").base_revision == 3   # no number: the latest
+    with pytest.raises(UserError):
+        st.reopen(DEMO_PROJECT, 10 ** 6, 0)
+
+
 def test_save_bad_input(demo_studio):
     st = demo_studio
     with pytest.raises(UserError, match="nothing to save"):

@@ -136,3 +136,104 @@ test("a restored map applied as one step undoes to the server's map", () => {
   h.redo(map);
   assert.deepEqual([...map.data], [2, 0, 1, 3]);
 });
+
+// ---------------------------------------------------------------- tabs (one storage, several tabs)
+
+// A claim over a set of living tabs with one adopter at a time per tab (what Web Locks do in the page).
+function claims(alive) {
+  const held = new Set();
+  return async (tab, fn) => {
+    if (alive.has(tab) || held.has(tab)) return false;
+    held.add(tab);
+    try { await fn(); } finally { held.delete(tab); }
+    return true;
+  };
+}
+
+test("two tabs on one storage keep their own entries, even of the same image", async () => {
+  const store = new J.MemoryStore();
+  const a = await new J.Journal(store, { tab: "A" }).open();
+  const b = await new J.Journal(store, { tab: "B" }).open();
+  const ea = edit(a, 7, 1), eb = edit(b, 7, 2);
+  await Promise.all([ea.written, eb.written]);
+  assert.equal(store.rows.size, 2, "two rows: one per tab");
+  assert.deepEqual([...a.get("ann", null, 7).data], [1, 1, 1, 1]);
+  assert.deepEqual([...b.get("ann", null, 7).data], [2, 2, 2, 2]);
+  assert.equal(a.confirm("ann", "P", 7, ea.stamp, 3), "done");   // A's save confirms A's entry only
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(b.get("ann", "P", 7).base, 2, "B's entry untouched");
+  assert.deepEqual([...store.rows.values()].map((e) => e.tab), ["B"]);
+  // a reload of tab B (same id from sessionStorage) restores B's own, nothing of A's
+  const b2 = await new J.Journal(store, { tab: "B" }).open();
+  assert.deepEqual(b2.restored.length, 1);
+  const c = await new J.Journal(store, { tab: "C" }).open();
+  assert.equal(c.entries.size, 0, "a new tab does not take a living tab's entries at open");
+  assert.deepEqual(c.due("ann", null), []);
+});
+
+test("a living tab adopts the entries of a tab that is gone, once, beside its own", async () => {
+  const store = new J.MemoryStore();
+  const a = await new J.Journal(store, { tab: "A" }).open();
+  const b = await new J.Journal(store, { tab: "B" }).open();
+  await edit(a, 7, 1).written;
+  await edit(a, 8, 1).written;
+  await edit(b, 7, 2).written;
+  // A is alive: nothing to adopt
+  assert.deepEqual(await b.adopt(claims(new Set(["A", "B"]))), []);
+  // A closed: B and a new tab C race to adopt; one gets each entry, nobody twice
+  const c = await new J.Journal(store, { tab: "C" }).open();
+  const claim = claims(new Set(["B", "C"]));
+  const [gb, gc] = await Promise.all([b.adopt(claim), c.adopt(claim)]);
+  assert.equal(gb.length + gc.length, 2, "each of A's entries adopted exactly once");
+  const rows = [...store.rows.values()];
+  assert.equal(rows.length, 3);
+  assert.ok(rows.every((e) => e.tab === "B" || e.tab === "C"));
+  assert.equal(gb.length, 2, "B asked first and holds A's claim while C asks");
+  {
+    // B had its own entry of image 7: A's stays beside it (both are sent), B's own is still B's
+    assert.deepEqual([...b.get("ann", null, 7).data], [2, 2, 2, 2]);
+    const adopted = [...b.entries.values()].filter((e) => e.image === 7 && !b.own(e));
+    assert.equal(adopted.length, 1);
+    assert.deepEqual([...adopted[0].data], [1, 1, 1, 1]);
+    assert.equal(b.due("ann", null).length, 3);
+    assert.equal(b.confirmKey(adopted[0].key, adopted[0].stamp, 4), "done");
+    assert.deepEqual([...b.get("ann", null, 7).data], [2, 2, 2, 2], "confirming the adopted one keeps B's own");
+    assert.ok(b.own(b.get("ann", null, 8)), "image 8: adopted as B's own (B had none)");
+  }
+  // an entry of the image open in the adopting tab stays beside: the tab's next edit of it must not replace it
+  const d = await new J.Journal(store, { tab: "D" }).open();
+  const e = await new J.Journal(store, { tab: "E" }).open();
+  await edit(e, 5, 6).written;
+  const [side, ...more] = await d.adopt(claims(new Set(["B", "C", "D"])), 5);
+  assert.deepEqual(more, []);
+  assert.ok(!d.own(side));
+  assert.deepEqual(d.due("ann", 5).map((x) => x.key), [side.key], "sent though its image is open: not the canvas's");
+  edit(d, 5, 7);
+  assert.deepEqual([...d.entries.values()].map((x) => x.data[0]).sort(), [6, 7]);
+  // entries of a journal from before tabs (no tab) are adopted too
+  store.rows.set("old", { key: "old", user: "ann", project: "P", image: 9, data: new Uint8Array(4), stamp: 1 });
+  const got = await c.adopt(claims(new Set(["B", "C", "D"])));
+  assert.deepEqual(got.map((x) => x.image), [9]);
+  assert.ok(c.own(got[0]));
+});
+
+// ---------------------------------------------------------------- conflicts
+
+test("mine where I drew, theirs elsewhere", () => {
+  const base = new Uint8Array([0, 0, 0, 0, 1, 1]);
+  const mine = new Uint8Array([2, 2, 0, 0, 1, 1]);     // drew 2 on pixels 0, 1
+  const theirs = new Uint8Array([0, 3, 3, 0, 1, 4]);   // drew 3 on 1, 2 and 4 on 5
+  const m = J.mergeMine(base, mine, theirs);
+  assert.deepEqual([...m.data], [2, 2, 3, 0, 1, 4]);
+  assert.equal(m.drawn, 2);
+  assert.equal(m.taken, 2);
+  assert.equal(m.clash, 1, "pixel 1: both changed it, mine wins");
+  assert.deepEqual([...theirs], [0, 3, 3, 0, 1, 4], "the inputs are not changed");
+  assert.throws(() => J.mergeMine(base, mine, new Uint8Array(3)));
+  assert.equal(J.differing(mine, theirs), 4);
+  const ch = J.conflictChoices(base, mine, theirs);
+  assert.deepEqual(ch.map((c) => c.action), ["mine", "theirs", "merge"]);
+  assert.match(ch[2].label, /2 px.*1 px both changed/);
+  // when the merge is just one of the two (they did not touch anything else), it is not offered
+  assert.deepEqual(J.conflictChoices(base, mine, base).map((c) => c.action), ["mine", "theirs"]);
+});
