@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from scipy import ndimage
 
 DEFAULT_HEAD_DIR = Path(__file__).resolve().parent.parent / "weights" / "click_head"
 HEAD_MAX_PIXELS = 1280 * 960   # larger images use the grow (models.click_object): the head runs at stride 2
@@ -78,6 +79,13 @@ class ClickHead(nn.Module):
         self.lift = nn.Conv2d(w, f, 1)                      # stride 4 -> added to the stride-2 features
         self.up = _cbr(f, f)
         self.out = nn.Conv2d(f, 1, 1)
+        # a prior the layers above correct (residual): the grow's rule as a linear map of
+        # the similarity maps, the previous mask kept, the clicks' discs on their side
+        self.prior = nn.Conv2d(4, 1, 1)
+        with torch.no_grad():
+            self.prior.weight.copy_(torch.tensor([3.0, -3.0, 7.0, -7.0]).view(1, 4, 1, 1))
+            self.prior.bias.fill_(-6.0)
+        self.keep = nn.Parameter(torch.tensor([1.0, 3.0]))    # previous mask, click discs
 
     def image_part(self, rgb: torch.Tensor, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """rgb (B, 3, H2, W2) in [0, 1], emb (B, E, h, w) -> the click-independent part."""
@@ -98,7 +106,9 @@ class ClickHead(nn.Module):
         for layer in self.mid:
             y = y + layer(y)
         y = F.interpolate(self.lift(y), size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return self.out(self.up(x + y))
+        prior = F.interpolate(self.prior(sims), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        prior = prior + self.keep[0] * (2 * maps2[:, 2:3] - 1) + self.keep[1] * (maps2[:, 0:1] - maps2[:, 1:2])
+        return self.out(self.up(x + y)) + prior
 
     def forward(self, rgb, emb, maps2, sims):
         return self.click_part(self.image_part(rgb, emb), maps2, sims)
@@ -232,11 +242,14 @@ class HeadFeatures:
 
 
 def head_from_clicks(feat: HeadFeatures, clicks: Sequence[tuple[float, float, bool]],
-                     states: dict | None = None) -> np.ndarray:
+                     states: dict | None = None, connected: bool = False, first=None) -> np.ndarray:
     """(H, W) bool from clicks in order, ``(x, y, positive)`` each: replayed one click at a
     time from an empty mask, each step seeing the clicks so far and the mask before it
     (as the head was trained); ``states`` caches {clicks prefix: mask} so that a new
-    click costs one step. Without a positive click the mask is empty."""
+    click costs one step. Without a positive click the mask is empty. ``connected``:
+    each step keeps only the parts 8-connected to a positive click. ``first(clicks) ->
+    mask``: what answers the first click instead of the head (e.g. the grow of
+    :mod:`models.click_object`); the head then corrects from its mask."""
     H, W = feat.size
     cl = []
     for x, y, p in clicks:
@@ -254,8 +267,14 @@ def head_from_clicks(feat: HeadFeatures, clicks: Sequence[tuple[float, float, bo
                 mask, start = hit.copy(), k
                 break
     for k in range(start, len(cl)):
-        if any(p for _, _, p in cl[:k + 1]):
+        if k == 0 and first is not None and cl[0][2]:
+            mask = np.asarray(first(cl[:1]), bool)
+        elif any(p for _, _, p in cl[:k + 1]):
             mask = feat.mask(cl[:k + 1], mask)
+            if connected:
+                comps, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
+                keep = np.unique([comps[y, x] for x, y, p in cl[:k + 1] if p])
+                mask = np.isin(comps, keep[keep > 0])
         if states is not None:
             states[tuple(cl[:k + 1])] = mask.copy()
     return mask

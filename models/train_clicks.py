@@ -262,8 +262,9 @@ def evaluate(a) -> dict:
             objs = [objs[i] for i in sorted(rng.choice(len(objs), a.per_image, replace=False))]
         if not objs:
             continue
+        grow = ObjectFeatures(emb.astype(np.float32), label.shape, None, probs.astype(np.float32))
         if head is None:      # the grow (models.click_object), the app's tool before the head
-            feat = ObjectFeatures(emb.astype(np.float32), label.shape, None, probs.astype(np.float32))
+            feat = grow
         else:
             feat = HeadFeatures(head, image, emb.astype(np.float32), probs.astype(np.float32))
         for c, gt in objs:
@@ -273,7 +274,8 @@ def evaluate(a) -> dict:
                     return object_from_clicks(feat, cl, ObjectSettings(), states)
             else:
                 def tool(cl, feat=feat, states=states):
-                    return head_from_clicks(feat, cl, states)
+                    first = (lambda c1: object_from_clicks(grow, c1, ObjectSettings())) if a.grow_first else None
+                    return head_from_clicks(feat, cl, states, a.connected, first)
             r = clicks_to_iou(gt, tool, label != ignore, 20)
             rows.append({"image": name, "class": c, "noc85": r["noc"][0.85], "noc90": r["noc"][0.90],
                          "iou1": r["ious"][0] if r["ious"] else 0.0})
@@ -317,6 +319,8 @@ def main(argv=None) -> None:
     ap.add_argument("--eval", type=Path, help="evaluate this head folder instead of training ('grow': the grow)")
     ap.add_argument("--only", nargs="*", default=[], help="with --eval: frame-name prefixes to keep")
     ap.add_argument("--every", type=int, default=1)
+    ap.add_argument("--grow-first", action="store_true", help="with --eval: the grow answers the first click")
+    ap.add_argument("--connected", action="store_true", help="with --eval: keep the parts connected to a positive click")
     ap.add_argument("--report", type=Path, help="with --eval: write every object's clicks here (JSON)")
     ap.add_argument("--per-image", type=int, default=4)
     a = ap.parse_args(argv)
