@@ -15,7 +15,9 @@ for Interactive Segmentation", 2022). Weights: ``config.json`` + ``model.safeten
 in a folder (``weights/click_head``); pickles are never loaded.
 
 :class:`HeadFeatures` is one image prepared for clicks (the network's image-only part
-computed once); :func:`head_from_clicks` is what the app runs per click.
+computed once); :func:`head_from_clicks` answers clicks. The app's O tool does not use
+it: on held-out CamVid train frames it needed more clicks than the grow
+(BENCHMARKS.md, "Clicks to an object"); ``benchmarks/bench_clicks.py`` measures both.
 """
 from __future__ import annotations
 
@@ -31,7 +33,6 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 DEFAULT_HEAD_DIR = Path(__file__).resolve().parent.parent / "weights" / "click_head"
-HEAD_MAX_PIXELS = 1280 * 960   # larger images use the grow (models.click_object): the head runs at stride 2
 CLICK_RADIUS = 5.0        # a click's disc, image pixels (as RITM's)
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
