@@ -218,7 +218,7 @@ class HeadFeatures:
         self.emb = emb / np.maximum(np.linalg.norm(emb, axis=0, keepdims=True), 1e-6)
         self.probs = None if probs is None else np.asarray(probs, np.float32)
         with torch.inference_mode():
-            rgb = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+            rgb = torch.from_numpy(np.array(image, np.float32)).permute(2, 0, 1)[None] / 255.0
             rgb = F.interpolate(rgb, size=self.size2, mode="area")
             self.img = head.image_part(rgb, torch.from_numpy(self.emb)[None])
 
