@@ -19,6 +19,9 @@ Tools, both fed exactly the same click sequence logic:
 - ``object``: ``models.click_object.object_mask`` over the shipped model's stride-4 pixel
   embeddings of the image (one forward pass per image, label set = CamVid's 11 classes,
   as the app caches them) with the app's SLIC superpixels for the snap;
+- ``head``: ``models.click_head`` (the small click-conditioned network, weights in
+  ``--head``, default ``weights/click_head``; skipped when they are missing or with
+  ``--no-head``) over the image, the same embeddings and class probabilities;
 - ``superpixel``: each positive click adds the SLIC superpixel under it (the app's
   ``segui.smart_tools.superpixels``, ~300 px each), each negative click removes it.
 
@@ -48,6 +51,7 @@ from PIL import Image
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from models.click_head import HeadFeatures, head_from_clicks, load_head  # noqa: E402
 from models.click_object import (ObjectFeatures, ObjectSettings, clicks_to_iou,  # noqa: E402
                                  object_from_clicks, superpixel_clicks)
 
@@ -94,17 +98,27 @@ def load_split(a) -> tuple[list[str], int, list[dict]]:
             continue
         emb = embed_image(pred, image, names, with_base_map=False)
         seg = superpixels(image)
-        items.append({"name": f.name, "valid": label != ignore, "objects": objs,
-                      "feat": ObjectFeatures.from_embeddings(emb, adapter, seg), "seg": seg})
+        feat = ObjectFeatures.from_embeddings(emb, adapter, seg)
+        item = {"name": f.name, "valid": label != ignore, "objects": objs, "feat": feat, "seg": seg}
+        if a.head_model is not None:
+            item["head"] = HeadFeatures(a.head_model, image, feat.grid.reshape(feat.e, feat.h, feat.w),
+                                        feat.probs.reshape(-1, feat.h, feat.w))
+        items.append(item)
     return names, ignore, items
 
 
-def run(items, settings: ObjectSettings | None, max_clicks: int) -> list[dict]:
-    """One row per object: class, area, NoC@85/90 and whether they were reached."""
+def run(items, settings: ObjectSettings | str | None, max_clicks: int) -> list[dict]:
+    """One row per object: class, area, NoC@85/90 and whether they were reached.
+    ``settings``: the grow's, None for the superpixel tool, "head" for the click head."""
     rows = []
     for it in items:
         for c, gt in it["objects"]:
-            if settings is None:
+            if settings == "head":
+                states_h: dict = {}
+
+                def tool(clicks, feat=it["head"], states=states_h):
+                    return head_from_clicks(feat, clicks, states)
+            elif settings is None:
                 def tool(clicks, seg=it["seg"]):
                     return superpixel_clicks(seg, clicks)
             else:
@@ -213,6 +227,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--local", type=float, default=d.local)
     ap.add_argument("--far", type=float, default=d.far)
     ap.add_argument("--no-superpixel", action="store_true", help="skip the superpixel baseline")
+    ap.add_argument("--head", type=Path, default=ROOT / "weights" / "click_head",
+                    help="the click head's folder (models.click_head); also measured when its weights are there")
+    ap.add_argument("--no-head", action="store_true", help="skip the click head")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--page", action="store_true", help="per-click latency in the page instead")
     ap.add_argument("--port", type=int, default=7921)
@@ -225,6 +242,7 @@ def main(argv=None) -> dict:
             a.out.write_text(json.dumps(report, indent=1))
         return report
 
+    a.head_model = None if a.no_head or a.grid else load_head(a.head)
     t0 = time.perf_counter()
     names, _, items = load_split(a)
     n_obj = sum(len(it["objects"]) for it in items)
@@ -253,12 +271,20 @@ def main(argv=None) -> dict:
         report["object"] = {"settings": s.to_dict(), "summary": summarise(rows, names),
                             "seconds": round(time.perf_counter() - t, 1)}
         print("object    ", json.dumps(report["object"]["summary"]["all"]), flush=True)
+        head_rows = None
+        if a.head_model is not None:
+            t = time.perf_counter()
+            head_rows = run(items, "head", a.max_clicks)
+            report["head"] = {"weights": str(a.head), "summary": summarise(head_rows, names),
+                              "seconds": round(time.perf_counter() - t, 1)}
+            print("head      ", json.dumps(report["head"]["summary"]["all"]), flush=True)
         if not a.no_superpixel:
             t = time.perf_counter()
             sp_rows = run(items, None, a.max_clicks)
             report["superpixel"] = {"summary": summarise(sp_rows, names), "seconds": round(time.perf_counter() - t, 1)}
             print("superpixel", json.dumps(report["superpixel"]["summary"]["all"]), flush=True)
-        report["rows"] = {"object": rows, **({"superpixel": sp_rows} if not a.no_superpixel else {})}
+        report["rows"] = {"object": rows, **({"superpixel": sp_rows} if not a.no_superpixel else {}),
+                          **({"head": head_rows} if head_rows is not None else {})}
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(report, indent=1))

@@ -43,3 +43,36 @@ def test_two_separate_wrong_blobs_are_two_operations_and_98_percent_stops_early(
 def test_sizes_must_match():
     with pytest.raises(ValueError, match="differ in size"):
         scripted_ops(np.zeros((4, 4)), np.zeros((4, 5)), VOID)
+
+
+def test_click_to_object_is_used_when_it_fixes_more_per_click():
+    from benchmarks.scripted_labeller import scripted_detail
+    from scipy import ndimage
+
+    truth = np.zeros((100, 100), np.uint8)
+    truth[20:70, 20:70] = 1              # an object the model swallowed: 2 strokes without the O tool
+    pred = np.zeros_like(truth)
+    calls = []
+
+    def perfect(clicks):                 # the 8-connected region of the truth's class under the first click
+        calls.append(list(clicks))
+        x, y, _ = clicks[0]
+        lab, _ = ndimage.label(truth == truth[y, x], structure=np.ones((3, 3), bool))
+        return lab == lab[y, x]
+
+    plain = scripted_detail(pred, truth, VOID, target=0.999)
+    assert plain["ops"] == 2 and plain["brush"] == 2 and plain["object"] == 0
+    d = scripted_detail(pred, truth, VOID, target=0.999, object_tool=perfect)
+    assert d == {"ops": 1, "fill": 0, "brush": 0, "object": 1, "objects": 1, "reached": True}
+    x, y, positive = calls[0][0]
+    assert positive and 20 <= x < 70 and 20 <= y < 70
+
+    def useless(clicks):                 # only the clicked pixels: never worth a click
+        m = np.zeros(truth.shape, bool)
+        for x, y, p in clicks:
+            m[y, x] = p
+        return m
+
+    d = scripted_detail(pred, truth, VOID, target=0.999, object_tool=useless)
+    assert d["ops"] == 2 and d["object"] == 0 and d["brush"] == 2
+    assert scripted_ops(pred, truth, VOID, target=0.999) == plain["ops"]
