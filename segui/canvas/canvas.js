@@ -280,14 +280,24 @@ function author() {
 // The open image's map changed (or was restored): journal it while it is unsaved.
 function journalize() {
   if (!S.img || !S.map || S.user === null) return;
-  if (S.history.isDirty()) {
-    const e = journal.record({ user: S.user, project: S.project, image: S.img.id, name: S.img.name, base: S.img.revision,
-      width: S.map.width, height: S.map.height, data: S.map.data.slice(), author: author() });
-    S.jstamp = e.stamp;
-  } else {
-    journal.discard(S.user, null, S.img.id);
-    S.jstamp = journal.stamp();
-  }
+  const rec = S.history.isDirty()
+    ? { user: S.user, project: S.project, image: S.img.id, name: S.img.name, base: S.img.revision,
+      width: S.map.width, height: S.map.height, data: S.map.data.slice(), author: author() }
+    : { user: S.user, image: S.img.id, clean: true };
+  // Until startJournal knows this tab's id (a Web Lock, slow on a loaded machine), an entry
+  // would be keyed to no tab, and the page reloaded after a crash would not find it as its
+  // own: journal it as soon as the id is known (in order, so the newest map wins).
+  if (!journal.tab) S.journalReady.then(() => journalRecord(rec));
+  else journalRecord(rec);
+}
+
+function journalRecord(rec) {
+  let stamp;
+  if (rec.clean) {
+    journal.discard(rec.user, null, rec.image);
+    stamp = journal.stamp();
+  } else stamp = journal.record(rec).stamp;
+  if (S.img && S.img.id === rec.image) S.jstamp = stamp;
   updateOutbox();
 }
 
