@@ -48,27 +48,13 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models.click_head import HeadFeatures, head_from_clicks, load_head  # noqa: E402
 from models.click_object import (ObjectFeatures, ObjectSettings, clicks_to_iou,  # noqa: E402
-                                 object_from_clicks, superpixel_clicks)
+                                 object_from_clicks, objects_of, superpixel_clicks)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def objects_of(label: np.ndarray, ignore: int, min_area: int) -> list[tuple[int, np.ndarray]]:
-    out = []
-    for c in np.unique(label):
-        if c == ignore:
-            continue
-        comps, n = ndimage.label(label == c, structure=np.ones((3, 3), bool))
-        areas = np.bincount(comps.ravel(), minlength=n + 1)
-        for k in np.nonzero(areas >= min_area)[0]:
-            if k > 0:
-                out.append((int(c), comps == k))
-    return out
 
 
 def load_split(a) -> tuple[list[str], int, list[dict]]:

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from scipy import ndimage
+
+from .click_object import connected_to, resume
 
 DEFAULT_HEAD_DIR = Path(__file__).resolve().parent.parent / "weights" / "click_head"
 CLICK_RADIUS = 5.0        # a click's disc, image pixels (as RITM's)
@@ -259,23 +260,14 @@ def head_from_clicks(feat: HeadFeatures, clicks: Sequence[tuple[float, float, bo
         cl.append((int(x), int(y), bool(p)))
     if not any(p for _, _, p in cl):
         return np.zeros((H, W), bool)
-    mask = np.zeros((H, W), bool)
-    start = 0
-    if states is not None:
-        for k in range(len(cl), 0, -1):
-            hit = states.get(tuple(cl[:k]))
-            if hit is not None:
-                mask, start = hit.copy(), k
-                break
+    mask, start = resume(states, cl, (H, W))
     for k in range(start, len(cl)):
         if k == 0 and first is not None and cl[0][2]:
             mask = np.asarray(first(cl[:1]), bool)
         elif any(p for _, _, p in cl[:k + 1]):
             mask = feat.mask(cl[:k + 1], mask)
             if connected:
-                comps, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
-                keep = np.unique([comps[y, x] for x, y, p in cl[:k + 1] if p])
-                mask = np.isin(comps, keep[keep > 0])
+                mask = connected_to(mask, [(x, y) for x, y, p in cl[:k + 1] if p])
         if states is not None:
             states[tuple(cl[:k + 1])] = mask.copy()
     return mask

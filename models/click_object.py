@@ -213,14 +213,7 @@ def object_from_clicks(feat: ObjectFeatures, clicks: Sequence[tuple[float, float
     cl = [(*_inside((x, y), feat.size), bool(p)) for x, y, p in clicks]
     if settings.local <= 0:
         return object_mask(feat, [(x, y) for x, y, p in cl if p], [(x, y) for x, y, p in cl if not p], settings)
-    mask = np.zeros((H, W), bool)
-    start = 0
-    if states is not None:
-        for k in range(len(cl), 0, -1):
-            hit = states.get(tuple(cl[:k]))
-            if hit is not None:
-                mask, start = hit.copy(), k
-                break
+    mask, start = resume(states, cl, (H, W))
     for k in range(start, len(cl)):
         x, y, positive = cl[k]
         if mask[y, x] == positive:
@@ -250,9 +243,42 @@ def object_from_clicks(feat: ObjectFeatures, clicks: Sequence[tuple[float, float
     pos = [(x, y) for x, y, p in cl if p]
     if not pos:
         return np.zeros((H, W), bool)
+    return connected_to(mask, pos)
+
+
+def resume(states: dict | None, clicks: Sequence[tuple[int, int, bool]],
+           size: tuple[int, int]) -> tuple[np.ndarray, int]:
+    """(mask, k): the cached mask of the longest prefix of ``clicks`` in ``states``
+    ({clicks prefix: mask}) and its length, or an empty mask and 0, so that a new click
+    costs one step (the grow's and the click head's replay)."""
+    if states is not None:
+        for k in range(len(clicks), 0, -1):
+            hit = states.get(tuple(clicks[:k]))
+            if hit is not None:
+                return hit.copy(), k
+    return np.zeros(size, bool), 0
+
+
+def connected_to(mask: np.ndarray, points: Sequence[tuple[int, int]]) -> np.ndarray:
+    """The parts of ``mask`` 8-connected to one of ``points`` ((x, y) each)."""
     comps, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
-    keep = np.unique([comps[y, x] for x, y in pos])
+    keep = np.unique([comps[y, x] for x, y in points])
     return np.isin(comps, keep[keep > 0])
+
+
+def objects_of(label: np.ndarray, ignore: int, min_area: int = 400) -> list[tuple[int, np.ndarray]]:
+    """The benchmark's objects: (class, mask) of each 8-connected region of one class
+    (not ``ignore``) of at least ``min_area`` px."""
+    out = []
+    for c in np.unique(label):
+        if c == ignore:
+            continue
+        comps, n = ndimage.label(label == c, structure=np.ones((3, 3), bool))
+        areas = np.bincount(comps.ravel(), minlength=n + 1)
+        for k in np.nonzero(areas >= min_area)[0]:
+            if k > 0:
+                out.append((int(c), comps == k))
+    return out
 
 
 # ------------------------------------------------------------------ click simulation

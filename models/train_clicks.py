@@ -31,27 +31,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from scipy import ndimage
 
 from .click_head import ClickHead, HeadConfig, HeadFeatures, click_discs, head_from_clicks, similarity_maps
-from .click_object import clicks_to_iou, next_click
+from .click_object import clicks_to_iou, next_click, objects_of
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "datasets" / "camvid"
-
-
-def objects_of(label: np.ndarray, ignore: int, min_area: int = 400) -> list[tuple[int, np.ndarray]]:
-    """8-connected regions of one class (not ``ignore``) of at least ``min_area`` px."""
-    out = []
-    for c in np.unique(label):
-        if c == ignore:
-            continue
-        comps, n = ndimage.label(label == c, structure=np.ones((3, 3), bool))
-        areas = np.bincount(comps.ravel(), minlength=n + 1)
-        for k in np.nonzero(areas >= min_area)[0]:
-            if k > 0:
-                out.append((int(c), comps == k))
-    return out
 
 
 # ------------------------------------------------------------------ feature cache
