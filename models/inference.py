@@ -16,7 +16,7 @@ import torch
 
 from .data import array_to_rgb, image_to_tensor
 from .metrics import confusion_matrix, scores
-from .refine import RefineSettings, guided_refine
+from .refine import RefineSettings, refined_classes
 from .segmenter import Segmenter
 from .text_encoder import validate_class_names
 
@@ -95,7 +95,7 @@ def prediction_from_probs(probs: torch.Tensor, image: np.ndarray | None,
     """(K, H, W) probabilities -> Prediction; refined along ``image``'s edges when both
     are given (and refine.radius > 0)."""
     if image is not None and refine is not None and refine.enabled:
-        idx = guided_refine(probs, image, refine).max(0).indices  # (max is ~5x faster than argmax over dim 0 on CPU)
+        idx = refined_classes(probs, image, refine)
         conf = probs.gather(0, idx[None])[0]
     else:
         conf, idx = probs.max(0)

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.refine import RefineSettings, box_filter, guided_refine
+from models.refine import RefineSettings, box_filter, guided_refine, refined_classes
 
 
 @pytest.mark.parametrize("r", [1, 3, 6])
@@ -50,8 +50,11 @@ def test_predictor_refines_its_class_maps_and_keeps_its_logits():
 
     img, probs = edge_scene()
     flat = prediction_from_probs(probs, img, RefineSettings(radius=0))
-    sharp = prediction_from_probs(probs, img, RefineSettings(radius=8, subsample=1))
+    sharp = prediction_from_probs(probs, img, RefineSettings(radius=8, subsample=1, keep=0))
     assert int((flat.class_map[20] == 0).sum()) == 34 and int((sharp.class_map[20] == 0).sum()) == 30
+    # with keep, a pixel the model is >= 0.8 sure of stays (column 30 is: 0.82), the unsure ones move
+    kept = prediction_from_probs(probs, img, RefineSettings(radius=8, subsample=1, keep=0.8))
+    assert int((kept.class_map[20] == 0).sum()) == 31 and float(probs[0, 20, 30]) > 0.8 > float(probs[0, 20, 31])
     # confidence is the model's probability of the class shown
     shown = torch.from_numpy(sharp.class_map.astype(np.int64))
     assert np.allclose(sharp.confidence, probs.gather(0, shown[None])[0].numpy())
@@ -66,3 +69,22 @@ def test_every_image_form_the_model_takes_guides_the_same(form):
              "float": img.astype(np.float32) / 255.0}[form]
     s = RefineSettings(radius=8, subsample=1)
     assert torch.equal(guided_refine(probs, other, s).argmax(0), guided_refine(probs, img, s).argmax(0))
+
+
+def test_keep_saves_a_confident_thin_object_the_filter_would_smooth_away():
+    """A 2 px vertical 'pole' the network is sure of (0.9), on a background it is sure of too,
+    in an image where the pole is only faintly brighter: the filter's window (radius 4) spreads
+    the pole's probability over the background and loses it; keep holds it, and the unsure
+    pixels next to it still follow the filter."""
+    h, w = 30, 40
+    img = np.full((h, w, 3), 100, np.uint8)
+    img[:, 20:22] = 104
+    p_pole = torch.full((h, w), 0.05)
+    p_pole[:, 20:22] = 0.9
+    p_pole[:, 22] = 0.45  # a blurred, unsure column beside it
+    probs = torch.stack([1 - p_pole, p_pole])
+    off = refined_classes(probs, img, RefineSettings(radius=4, subsample=1, keep=0))
+    on = refined_classes(probs, img, RefineSettings(radius=4, subsample=1, keep=0.8))
+    assert int((off == 1).sum()) == 0  # smoothed away
+    assert bool((on[:, 20:22] == 1).all()) and int((on == 1).sum()) == 2 * h  # kept; the unsure column is not
+    assert torch.equal(refined_classes(probs, img, RefineSettings(radius=0)), probs.argmax(0))
