@@ -465,7 +465,12 @@ async function heartbeat() {
   try {
     const r = await withTimeout(server.alive({}), 10000);
     if (S.serverLost) { S.serverLost = false; clearStatus("server"); }
-    if (r && r.boot && r.boot !== S.boot) reopenAfterRestart(r.boot);
+    const restarted = !!(r && r.boot && r.boot !== S.boot);
+    // a move to another image that the old server process took with it is never answered:
+    // without this the page would wait for it for ever (and refuse every edit meanwhile)
+    const move = Nav.pendingMove(S, performance.now());
+    if (move && (restarted || move.waited > NAV_LOST_MS)) giveUpMove(move.event, restarted);
+    if (restarted) reopenAfterRestart(r.boot);
   } catch (err) {
     // down (a restart under way) or this login ended; the journal keeps the edits meanwhile
     const msg = String((err && err.message) || err);
@@ -478,12 +483,25 @@ async function heartbeat() {
   } finally { S.beating = false; }
 }
 
+// A move unanswered this long while the server answers the heartbeat is taken as lost
+// (a late answer is still shown when it comes).
+const NAV_LOST_MS = 60000;
+
+function giveUpMove(event, restarted) {
+  root.__seg.failed(event);   // back to the image it left (an anticipated Next); the page is free again
+  if (restarted) { S.lostMove = true; return; }   // the reopen says so (reopenAfterRestart)
+  const kept = S.map && S.history.isDirty() ? " Your edits are kept in this browser." : "";
+  setStatus(`The server has not answered the move to the next image for a minute: press it again.${kept}`, "warning");
+}
+
 function reopenAfterRestart(boot) {
   const now = performance.now();
   const waiting = [...S.pending.values()].some((p) => now - p.t < 30000);
   if (!S.img || waiting || Nav.navigating(S)) return;   // (an answer on its way; the next beat looks again)
   S.boot = boot;
-  request("open_image", { open: S.img.id, reopen: true, filter: S.filter }, "The server restarted: reopening this image…");
+  const args = { open: S.img.id, reopen: true, filter: S.filter };
+  if (S.lostMove) args.lost_move = true;   // a Next the old server never answered (giveUpMove)
+  if (request("open_image", args, "The server restarted: reopening this image…")) S.lostMove = false;
 }
 
 let ticks = 0;

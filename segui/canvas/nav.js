@@ -51,6 +51,16 @@ var SegNav = (function () {
     return undo;
   }
 
+  // The move to another image still waiting for its answer: {event, waited} (ms since
+  // it was sent, `now` from the same clock as the record's `t`), or null. A move whose
+  // server died before answering is never answered: the page asks this to let it go.
+  function pendingMove(st, now) {
+    if (st.navPending === null) return null;
+    const p = st.pending.get(st.navPending);
+    if (!p) return null;
+    return { event: p.event, waited: typeof p.t === "number" ? now - p.t : 0 };
+  }
+
   // ------------------------------------------------------------------ answers
 
   // A server value not seen yet (each carries a fresh seq)? Marks it seen.
@@ -149,7 +159,7 @@ var SegNav = (function () {
   function previous(st) { return st.visited[st.visited.length - 1]; }
 
   return {
-    NAV_EVENTS, DOC, takeDoc, isNav, navigating, begin, fail, fresh, route, answered,
+    NAV_EVENTS, DOC, takeDoc, isNav, navigating, pendingMove, begin, fail, fresh, route, answered,
     aheadReady, aheadWanted, shouldAwaitPeek, anticipate, settle, replaceWanted, visit, previous,
   };
 })();

@@ -331,8 +331,12 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             if a.get("reopen"):
                 # the page saw the server restart (its heartbeat): the same image again, nothing
                 # left or saved; the page keeps its unsaved edits (its journal) on top
-                return opened(project, ready, f"The server restarted: {ready.loaded.filename} is open again"
-                              + (", your unsaved edits kept in this page." if value.get("edited") else "."),
+                lost = bool(a.get("lost_move"))   # a Next the old process never answered (the page let it go)
+                return opened(project, ready, ("The server restarted before opening the next image: " if lost
+                                               else "The server restarted: ")
+                              + f"{ready.loaded.filename} is open again"
+                              + (", your unsaved edits kept." if value.get("edited") else ".")
+                              + (" Press Next again." if lost else ""),
                               codec.request_of(value), flt=_flt(value))
             return go_to(project, value, loaded, author, request, lambda: iid, "", _flt(value),
                          back=bool(a.get("back")))

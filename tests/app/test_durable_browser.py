@@ -432,3 +432,42 @@ def test_a_server_restarted_with_nothing_in_flight_reopens_the_image_and_the_nex
         st.store.close()
     assert not c.errors, c.errors
     c.page.context.close()
+
+
+def test_a_move_the_dead_server_never_answered_does_not_block_the_page(app_proc, browser, artifacts):
+    """A Next sent while the server went down (it never reached the new process, so no
+    answer and no error ever come): the page used to wait for it for ever, refusing every
+    edit ("One moment: the next image is being opened"), and the heartbeat would not
+    reopen the image under a move. Now the heartbeat lets the lost move go, reopens the
+    image with the unsaved stroke kept, and the next stroke and N store the map."""
+    url, data, start, box = app_proc
+    proc = box["proc"]
+    c = new_page(browser, url)
+    iid = c.state()["image"]
+    drawn = paint(c, 60, key="2")                   # unsaved (journaled)
+    c.wait_ahead()
+    c.wait_idle()
+    # the move as the page records it when it sends Next; the request itself is lost
+    c.js(f"() => {{ const s = {ROOT}.__seg; s.Nav.begin(s.S, 'go_next', "
+         "{ snapshot: null, step: null, image: s.S.img.id, t: performance.now() }); }")
+    assert c.state()["nav"] is not None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    box["proc"] = start()
+    c.wait_status("The server restarted before opening the next image")
+    assert c.state()["status"].endswith("Press Next again.")
+    c.wait_image(iid)
+    c.wait_idle()
+    assert c.state()["nav"] is None
+    np.testing.assert_array_equal(c.client_map(), drawn)
+    c.page.screenshot(path=str(artifacts / "durable_lost_move_after_restart.png"))
+    more = paint(c, 140, key="3")
+    c.key("n")
+    c.wait_idle()
+    st = Studio(Store(data_dir=data), predictors=_PREDICTORS)
+    try:
+        wait_stored(st, iid, more, timeout=60)
+    finally:
+        st.store.close()
+    assert not c.errors, c.errors
+    c.page.context.close()

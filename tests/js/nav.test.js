@@ -66,6 +66,26 @@ test("a request waits for its answer; a move to another image blocks the rest un
   assert.equal(st.pending.size, 0);
 });
 
+test("a move never answered (its server died) is seen with how long it has waited; failing it frees the page", () => {
+  const st = state();
+  assert.equal(N.pendingMove(st, 1000), null);
+  const save = N.begin(st, "save_draft", { image: 1, t: 100 });
+  assert.equal(N.pendingMove(st, 1000), null);   // a save is not a move
+  prepare(st, 2);
+  const rid = N.begin(st, "go_next", { image: 1, t: 400 });
+  const a = N.anticipate(st, rid);
+  enter(st, a.v, a.doc);                          // the prepared image is on screen already
+  assert.deepEqual(N.pendingMove(st, 10400), { event: "go_next", waited: 10000 });
+  const undo = N.fail(st, "go_next");             // what the page does with a lost move
+  assert.equal(undo.id, 2);
+  assert.equal(undo.leaving.img.id, 1);           // back to the image it left
+  assert.equal(N.navigating(st), false);
+  assert.equal(N.pendingMove(st, 20000), null);
+  assert.ok(st.pending.has(save));                // other requests keep waiting for their own answers
+  N.begin(st, "open_image", { image: 1 });        // a record without a time: waited 0
+  assert.deepEqual(N.pendingMove(st, 5), { event: "open_image", waited: 0 });
+});
+
 test("any load ends a move; another answer leaves it waiting", () => {
   const st = state();
   const next = N.begin(st, "go_next", {});
