@@ -33,6 +33,11 @@ all of drive 0016E5, whose other frames the shipped model was trained on):
 
 --params '{"lr": 1e-3}' overrides the job recipe (models.finetune.default_params).
 
+--label-set "thin pole=pole;background=*" (issue 20: a second domain with its own label
+set) makes the project's label set from CamVid's: each NAME=CLASS+CLASS... is a new class
+holding those CamVid classes ("*": every class not named elsewhere); an unnamed class is
+void. The base model is asked for the new names (the model takes any words).
+
 With --base-removed (a base trained with one class left out, its pixels void), the
 class is added back by name, 20 corrected images containing it are submitted, one job
 runs, and its val IoU is compared with the fully trained model's (--full).
@@ -116,6 +121,42 @@ def labeller_order(data_dir: str, sequence: str, seed: int, split: str | None = 
     return [pool[i] for i in np.random.default_rng(seed).permutation(len(pool))]
 
 
+def merged_label_set(label_set, spec: str | None):
+    """(project label set, lookup table CamVid index -> project index) for --label-set;
+    (label_set, None) without one."""
+    from models.data import LabelSet, label_colors
+
+    if not spec:
+        return label_set, None
+    groups = [part.split("=", 1) for part in spec.split(";") if part.strip()]
+    if any(len(g) != 2 or not g[0].strip() for g in groups):
+        raise SystemExit(f"--label-set: expected NAME=CLASS+CLASS;NAME=*, got {spec!r}")
+    names = [g[0].strip() for g in groups]
+    ignore = label_set.ignore_index
+    lut = np.full(256, ignore, np.uint8)
+    named = {c.strip() for _, cs in groups for c in cs.split("+") if c.strip() != "*"}
+    unknown = named - set(label_set.names)
+    if unknown:
+        raise SystemExit(f"--label-set names classes the data does not have: {sorted(unknown)}")
+    for new, (_, cs) in enumerate(groups):
+        members = [c.strip() for c in cs.split("+")]
+        for i, c in enumerate(label_set.names):
+            if c in members or ("*" in members and c not in named):
+                lut[i] = new
+    return LabelSet(names, label_colors(names), ignore), lut
+
+
+def project_data(args):
+    """(project label set, pool, val, val source): the CamVid images with labels mapped into
+    --label-set's classes when given."""
+    label_set, lut = merged_label_set(read_classes(args.data), getattr(args, "label_set", None))
+    pool, val, val_source = pool_and_val(args)
+    if lut is not None:
+        pool = [(n, ip, img, lut[lbl]) for n, ip, img, lbl in pool]
+        val = [(n, ip, img, lut[lbl]) for n, ip, img, lbl in val]
+    return label_set, pool, val, val_source
+
+
 def pool_and_val(args) -> tuple[list, list, str]:
     """(labeller's pool in random order, val images, what the val set is)."""
     source = args.pool_split
@@ -166,15 +207,14 @@ def _submit(store, project, items) -> None:
 def run_loop(args) -> dict:
     from storage import Store
 
-    label_set = read_classes(args.data)
-    pool, val, val_source = pool_and_val(args)
+    label_set, pool, val, val_source = project_data(args)
     names, ignore = label_set.names, label_set.ignore_index
     params = finetune.default_params(**{"max_minutes": args.minutes, "epochs": args.epochs,
                                         **json.loads(args.params or "{}")})
     base_pred = Predictor.load(args.base, "cpu")
     # "params" keeps the key "device" that scripts reading this output know (the device is
     # the worker's setting now, not the recipe's); "device" says the same at the top level.
-    result = {"rounds": [], "params": {**params, "device": DEVICE}, "device": DEVICE,
+    result = {"rounds": [], "label_set": names, "params": {**params, "device": DEVICE}, "device": DEVICE,
               "machine": f"CPU, {torch.get_num_threads()} torch threads",
               "base": args.base, "sequence": args.sequence, "pool_split": args.pool_split, "order": args.order, "seed": args.seed,
               "val_source": val_source, "val_images": len(val), "pool_images": len(pool),
@@ -278,12 +318,11 @@ def run_one_at_a_time(args) -> dict:
     from segui.finetuning import auto_finetune_due
     from storage import Store
 
-    label_set = read_classes(args.data)
-    pool, val, val_source = pool_and_val(args)
+    label_set, pool, val, val_source = project_data(args)
     names, ignore = label_set.names, label_set.ignore_index
     params = finetune.default_params(**{"max_minutes": args.minutes, "epochs": args.epochs,
                                         **json.loads(args.params or "{}")})
-    result = {"mode": "one_at_a_time", "rounds": [], "jobs": [], "images": [],
+    result = {"mode": "one_at_a_time", "label_set": names, "rounds": [], "jobs": [], "images": [],
               "params": {**params, "device": DEVICE}, "device": DEVICE,
               "machine": f"CPU, {torch.get_num_threads()} torch threads", "base": args.base,
               "sequence": args.sequence, "pool_split": args.pool_split, "seed": args.seed,
@@ -455,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ops", action="store_true",
                     help="--one-at-a-time: also count the scripted labeller's fills and brush strokes to 98%% "
                          "pixel accuracy (benchmarks/scripted_labeller.py), shown and no retraining")
+    ap.add_argument("--label-set", help='a label set made of CamVid classes, e.g. "thin pole=pole;background=*"')
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -48,3 +48,21 @@ def test_pool_split_val_draws_the_pool_and_val_from_the_sequences_val_images(tmp
     assert all(auto_split_file(p[1]) == "train" for p in pool) and "SEQ val images" in source
     with pytest.raises(SystemExit, match="--val auto"):
         pool_and_val(SimpleNamespace(**{**vars(args), "val": "split"}))
+
+
+def test_label_set_merges_camvid_classes_under_new_names_and_voids_the_rest():
+    from benchmarks.bench_loop import merged_label_set
+    from models.data import LabelSet
+
+    camvid = LabelSet(["sky", "pole", "road", "sign symbol"], [[0, 0, 0]] * 4, 11)
+    ls, lut = merged_label_set(camvid, "thin thing=pole+sign symbol;background=*")
+    assert ls.names == ["thin thing", "background"] and ls.ignore_index == 11 and len(ls.colors) == 2
+    label = np.array([[0, 1, 2, 3, 11]], np.uint8)
+    assert lut[label].tolist() == [[1, 0, 1, 0, 11]]
+    ls, lut = merged_label_set(camvid, "pole=pole;road=road")  # unnamed classes become void
+    assert lut[label].tolist() == [[11, 0, 1, 11, 11]]
+    assert merged_label_set(camvid, None) == (camvid, None)
+    with pytest.raises(SystemExit, match="does not have"):
+        merged_label_set(camvid, "x=lamp;y=*")
+    with pytest.raises(SystemExit, match="expected"):
+        merged_label_set(camvid, "nonsense")
