@@ -16,9 +16,10 @@ never gets there counts 20 and is reported as a miss).
 
 Tools, both fed exactly the same click sequence logic:
 
-- ``object``: ``models.click_object.object_mask`` over the shipped model's stride-4 pixel
+- ``object``: ``models.click_object.object_from_clicks`` over the shipped model's stride-4 pixel
   embeddings of the image (one forward pass per image, label set = CamVid's 11 classes,
-  as the app caches them) with the app's SLIC superpixels for the snap;
+  as the app caches them) and the image itself (the edge snap after each click,
+  ``--edge-radius``, 0 = off), with the app's SLIC superpixels for the (off) superpixel snap;
 - ``head``: ``models.click_head`` (the small click-conditioned network, weights in
   ``--head``, default ``weights/click_head``; skipped when they are missing or with
   ``--no-head``) over the image, the same embeddings and class probabilities;
@@ -84,7 +85,7 @@ def load_split(a) -> tuple[list[str], int, list[dict]]:
             continue
         emb = embed_image(pred, image, names, with_base_map=False)
         seg = superpixels(image)
-        feat = ObjectFeatures.from_embeddings(emb, adapter, seg)
+        feat = ObjectFeatures.from_embeddings(emb, adapter, seg, image)
         item = {"name": f.name, "valid": label != ignore, "objects": objs, "feat": feat, "seg": seg}
         if a.head_model is not None:
             item["head"] = HeadFeatures(a.head_model, image, feat.grid.reshape(feat.e, feat.h, feat.w),
@@ -212,6 +213,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--snap", type=int, default=int(d.snap), choices=(0, 1))
     ap.add_argument("--local", type=float, default=d.local)
     ap.add_argument("--far", type=float, default=d.far)
+    ap.add_argument("--edge-radius", type=int, default=d.edge_radius,
+                    help="the edge snap's guided-filter radius after each click (0: off, the grow of 2026-12-04)")
+    ap.add_argument("--edge-eps", type=float, default=d.edge_eps)
+    ap.add_argument("--edge-grid", action="store_true",
+                    help="with --grid: the edge snap's grid of 2026-12-05 instead of the grow's")
     ap.add_argument("--no-superpixel", action="store_true", help="skip the superpixel baseline")
     ap.add_argument("--head", type=Path, default=ROOT / "weights" / "click_head",
                     help="the click head's folder (models.click_head); also measured when its weights are there")
@@ -238,10 +244,16 @@ def main(argv=None) -> dict:
                     "images": len(items), "objects": n_obj, "min_area": a.min_area, "max_clicks": a.max_clicks}
     if a.grid:
         grid = []
+        settings_grid = [ObjectSettings(threshold=th, class_weight=cw, local=local, edge_radius=a.edge_radius)
+                         for cw, th, local in itertools.product((0.7, 1.0), (0.4, 0.5, 0.6), (0.8, 1.0, 1.3))]
+        if a.edge_grid:     # the edge snap (chosen 2026-12-05): off, and radius x eps, at the grow's settings
+            settings_grid = [ObjectSettings(edge_radius=0, threshold=0.6)] + [
+                ObjectSettings(edge_radius=r, edge_eps=e, edge_subsample=sub, threshold=th)
+                for r, e, sub, th in ((2, 1e-3, 2, 0.6), (2, 1e-2, 2, 0.6), (2, 1e-4, 2, 0.6), (2, 1e-3, 1, 0.6),
+                                      (4, 1e-3, 2, 0.6), (2, 1e-3, 2, 0.5))]
         # (a first look on 13 train images: the global grow alone, local=0, needed 9 to 11
         # clicks; snapping to the app's superpixels and a distance penalty made it worse)
-        for cw, th, local in itertools.product((0.7, 1.0), (0.4, 0.5, 0.6), (0.8, 1.0, 1.3)):
-            s = ObjectSettings(threshold=th, class_weight=cw, local=local)
+        for s in settings_grid:
             t = time.perf_counter()
             summ = summarise(run(items, s, a.max_clicks), names)["all"]
             grid.append({"settings": s.to_dict(), **summ, "seconds": round(time.perf_counter() - t, 1)})
@@ -251,7 +263,7 @@ def main(argv=None) -> dict:
         print("best:", json.dumps(grid[0]))
     else:
         s = ObjectSettings(threshold=a.threshold, class_weight=a.class_weight, spatial=a.spatial, snap=bool(a.snap),
-                           local=a.local, far=a.far)
+                           local=a.local, far=a.far, edge_radius=a.edge_radius, edge_eps=a.edge_eps)
         t = time.perf_counter()
         rows = run(items, s, a.max_clicks)
         report["object"] = {"settings": s.to_dict(), "summary": summarise(rows, names),

@@ -65,7 +65,8 @@ def main(argv=None) -> dict:
         image = np.asarray(Image.open(f).convert("RGB"))
         truth = np.asarray(Image.open(a.data / "labels" / a.split / (f.stem + ".png")))
         start = pred.predict(image, names).class_map
-        feat = ObjectFeatures.from_embeddings(embed_image(pred, image, names, with_base_map=False), adapter)
+        feat = ObjectFeatures.from_embeddings(embed_image(pred, image, names, with_base_map=False), adapter,
+                                              image=image)
         states: dict = {}
         if head is not None:
             hf = HeadFeatures(head, image, feat.grid.reshape(feat.e, feat.h, feat.w),

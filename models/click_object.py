@@ -14,7 +14,10 @@ and upsampled bilinearly, as the model's logits are; a distance penalty and a sn
 superpixels are there but off: they did worse on CamVid train).
 :func:`object_from_clicks` is what the app runs: the clicks in order, the first
 positive one growing globally, later ones correcting locally (a disc the size of the
-error they sit in), the mask kept per click prefix.
+error they sit in), and after each click the mask snapped to the image's edges (a
+small guided filter of the mask against the image's grey levels,
+:func:`models.refine.guided_refine`, when the features carry the image), the mask kept
+per click prefix.
 
 Also here: the standard click simulator of interactive segmentation benchmarks
 (:func:`next_click`: the next click at the interior point of the largest error
@@ -35,7 +38,9 @@ Click = tuple[float, float]   # (x, y) in image pixels
 
 @dataclass(frozen=True)
 class ObjectSettings:
-    """The grow's knobs (chosen on CamVid train by ``benchmarks/bench_clicks.py``).
+    """The grow's knobs (chosen on CamVid train by ``benchmarks/bench_clicks.py``: the
+    grow's on 2026-12-04 (threshold then 0.6), the edge snap with threshold 0.5 on
+    2026-12-05, BENCHMARKS.md "Clicks to an object").
 
     threshold: cosine similarity to a positive click a pixel needs when no negative
       click is closer in embedding space; class_weight: the share of the similarity
@@ -47,9 +52,14 @@ class ObjectSettings:
       correction's disc in units of the click's distance to the other state (0: every
       click recomputes the global grow, :func:`object_mask`); local_threshold: the
       similarity a pixel of that disc needs (-1: any); far: beyond this share of the
-      image's shorter side from the mask a click grows (or cuts) globally."""
+      image's shorter side from the mask a click grows (or cuts) globally;
+      edge_radius / edge_eps / edge_subsample: after each click the mask (0 / 1) is
+      guided-filtered against the image's grey levels with this radius (full-resolution
+      pixels), regulariser and subsampling and thresholded at 0.5, so that its outline
+      follows the image's edges at full resolution rather than the stride-4 grid
+      (0: off; needs the image in :class:`ObjectFeatures`)."""
 
-    threshold: float = 0.6
+    threshold: float = 0.5
     class_weight: float = 0.7
     spatial: float = 0.0
     snap: bool = False
@@ -57,6 +67,9 @@ class ObjectSettings:
     local: float = 1.0
     local_threshold: float = -1.0
     far: float = 0.25
+    edge_radius: int = 2
+    edge_eps: float = 1e-3
+    edge_subsample: int = 2
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,10 +80,11 @@ MAX_CLICKS = 64           # a request with more clicks than this is refused by t
 
 class ObjectFeatures:
     """One image's embeddings prepared for clicks: (E, h, w) -> (h*w, E) rows, and the
-    geometry between the image (H, W) and the grid (h, w)."""
+    geometry between the image (H, W) and the grid (h, w); ``image``: the (H, W, 3)
+    picture itself, for the edge snap (None: no snap)."""
 
     def __init__(self, pixels: np.ndarray, size: tuple[int, int], segments: np.ndarray | None = None,
-                 probs: np.ndarray | None = None):
+                 probs: np.ndarray | None = None, image: np.ndarray | None = None):
         pixels = np.asarray(pixels, dtype=np.float32)
         if pixels.ndim != 3:
             raise ValueError("pixel embeddings must be (E, h, w)")
@@ -85,6 +99,9 @@ class ObjectFeatures:
         self.segments = None if segments is None else np.asarray(segments)
         if self.segments is not None and self.segments.shape != self.size:
             raise ValueError(f"segments are {self.segments.shape}, the image is {self.size}")
+        self.image = None if image is None else np.asarray(image)
+        if self.image is not None and self.image.shape[:2] != self.size:
+            raise ValueError(f"the image is {self.image.shape[:2]}, the embeddings' size {self.size}")
         H, W = self.size
         # grid coordinates of every grid cell, in image pixels (for the distance penalty)
         gy = (np.arange(self.h) + 0.5) * H / self.h
@@ -93,9 +110,10 @@ class ObjectFeatures:
         self.diag = float(np.hypot(H, W))
 
     @classmethod
-    def from_embeddings(cls, emb, adapter=None, segments: np.ndarray | None = None) -> "ObjectFeatures":
-        """From a :class:`models.adapt.PixelEmbeddings` and (for the class
-        probabilities) the label set's :class:`models.adapt.Adapter`."""
+    def from_embeddings(cls, emb, adapter=None, segments: np.ndarray | None = None,
+                        image: np.ndarray | None = None) -> "ObjectFeatures":
+        """From a :class:`models.adapt.PixelEmbeddings`, (for the class probabilities)
+        the label set's :class:`models.adapt.Adapter` and (for the edge snap) the image."""
         import torch
 
         pixels = emb.pixels
@@ -105,7 +123,7 @@ class ObjectFeatures:
                 low = torch.einsum("ehw,ke->khw", pixels.float(), adapter.class_vectors.float())
                 low = low * adapter.logit_scale + adapter.logit_bias + adapter.biases.view(-1, 1, 1)
                 probs = low.softmax(0).numpy()
-        return cls(pixels.numpy() if hasattr(pixels, "numpy") else pixels, emb.size, segments, probs)
+        return cls(pixels.numpy() if hasattr(pixels, "numpy") else pixels, emb.size, segments, probs, image)
 
     def _sample(self, grid: np.ndarray, x: float, y: float) -> np.ndarray:
         """(rows,) ``grid`` (rows, h*w) at image point (x, y), bilinear as the upsampled
@@ -214,6 +232,7 @@ def object_from_clicks(feat: ObjectFeatures, clicks: Sequence[tuple[float, float
     if settings.local <= 0:
         return object_mask(feat, [(x, y) for x, y, p in cl if p], [(x, y) for x, y, p in cl if not p], settings)
     mask, start = resume(states, cl, (H, W))
+    snap = settings.edge_radius > 0 and feat.image is not None
     for k in range(start, len(cl)):
         x, y, positive = cl[k]
         if mask[y, x] == positive:
@@ -238,12 +257,32 @@ def object_from_clicks(feat: ObjectFeatures, clicks: Sequence[tuple[float, float
                 disc &= sim >= settings.local_threshold
             mask[y0:y1, x0:x1][disc] = positive
         mask[y, x] = positive
+        if snap:
+            mask = snap_to_edges(mask, feat.image, settings)
+            for a, b, p in cl[:k + 1]:       # every click keeps its state
+                mask[b, a] = p
         if states is not None:
             states[tuple(cl[:k + 1])] = mask.copy()
     pos = [(x, y) for x, y, p in cl if p]
     if not pos:
         return np.zeros((H, W), bool)
     return connected_to(mask, pos)
+
+
+def snap_to_edges(mask: np.ndarray, image: np.ndarray, settings: ObjectSettings = ObjectSettings()) -> np.ndarray:
+    """(H, W) bool: ``mask`` guided-filtered against ``image``'s grey levels
+    (:func:`models.refine.guided_refine`, radius ``settings.edge_radius``) and
+    thresholded at 0.5: its outline moves to the image's edges nearby, slivers the
+    stride-4 score got wrong along an edge flip with it, and isolated specks the
+    image does not support go."""
+    import torch
+
+    from .refine import guided_refine
+
+    m = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None]
+    out = guided_refine(m, image, radius=settings.edge_radius, eps=settings.edge_eps,
+                        subsample=settings.edge_subsample)[0]
+    return (out > 0.5).numpy()
 
 
 def resume(states: dict | None, clicks: Sequence[tuple[int, int, bool]],

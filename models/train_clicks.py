@@ -232,6 +232,9 @@ def evaluate(a) -> dict:
     """NoC@85/90 of the head on the cached split (the bench_clicks protocol)."""
     from .click_object import ObjectFeatures, ObjectSettings, object_from_clicks
 
+    # the grow of 2026-12-04 the head was measured against (no image here: no edge snap)
+    GROW_2026_12_04 = ObjectSettings(threshold=0.6, edge_radius=0)
+
     torch.set_num_threads(a.threads)
     head = None if str(a.eval) == "grow" else ClickHead.load(a.eval)
     items, ignore = load_cached(a.data, a.cache, a.split)
@@ -248,7 +251,7 @@ def evaluate(a) -> dict:
         if not objs:
             continue
         grow = ObjectFeatures(emb.astype(np.float32), label.shape, None, probs.astype(np.float32))
-        if head is None:      # the grow (models.click_object), the app's tool before the head
+        if head is None:      # the grow (models.click_object) as the head was compared with (BENCHMARKS.md)
             feat = grow
         else:
             feat = HeadFeatures(head, image, emb.astype(np.float32), probs.astype(np.float32))
@@ -256,10 +259,10 @@ def evaluate(a) -> dict:
             states: dict = {}
             if head is None:
                 def tool(cl, feat=feat, states=states):
-                    return object_from_clicks(feat, cl, ObjectSettings(), states)
+                    return object_from_clicks(feat, cl, GROW_2026_12_04, states)
             else:
                 def tool(cl, feat=feat, states=states):
-                    first = (lambda c1: object_from_clicks(grow, c1, ObjectSettings())) if a.grow_first else None
+                    first = (lambda c1: object_from_clicks(grow, c1, GROW_2026_12_04)) if a.grow_first else None
                     return head_from_clicks(feat, cl, states, a.connected, first)
             r = clicks_to_iou(gt, tool, label != ignore, 20)
             rows.append({"image": name, "class": c, "noc85": r["noc"][0.85], "noc90": r["noc"][0.90],

@@ -5,7 +5,7 @@ clicks, grown over the active model's pixel embeddings (``models.click_object``)
 canvas's ``click_object`` server function. It reuses the pixel embeddings the word
 heatmaps cache per image, model version and label set (``HeatmapMixin._heat_inputs``:
 one forward pass per image), adds the label set's class probabilities on the same
-stride-4 grid, and keeps, per image, the mask after each prefix of the clicks so that a
+stride-4 grid and the image itself (each click's mask is snapped to its edges), and keeps, per image, the mask after each prefix of the clicks so that a
 new click costs one step. Nothing is stored: the page paints the mask with the chosen
 class as one undoable step, and saving goes through ``save_edits`` as any edit does.
 """
@@ -66,7 +66,7 @@ class ObjectToolMixin:
             if entry is not None:
                 cache.move_to_end(key)
                 return entry[0], entry[1], hit
-        feat = ObjectFeatures.from_embeddings(emb, adapter)
+        feat = ObjectFeatures.from_embeddings(emb, adapter, image=self.store.load_image(info.id))
         states: OrderedDict = OrderedDict()
         with self._cache_lock:
             cache[key] = (feat, states)

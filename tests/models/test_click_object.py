@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from models.click_object import (ObjectFeatures, ObjectSettings, clicks_to_iou, iou, next_click,
-                                 object_from_clicks, object_mask, superpixel_clicks)
+                                 object_from_clicks, object_mask, snap_to_edges, superpixel_clicks)
 
 
 def two_blobs(h=32, w=48):
@@ -103,3 +103,62 @@ def test_superpixel_clicks_add_and_remove_whole_segments():
     seg = np.repeat(np.arange(4), 5)[None].repeat(3, 0)        # 4 vertical bands of 5 px
     m = superpixel_clicks(seg, [(1, 1, True), (7, 0, True), (6, 2, False)])
     assert m[:, :5].all() and not m[:, 5:].any()
+
+
+
+def sliver_scene(right=29):
+    """A bright object (y 4..43, x 8..right-1) on a dark image whose stride-4 embeddings
+    see only its x 8..27: the grow's outline, on the grid, misses a sliver along its
+    right edge, as the upsampled stride-4 score misses slivers along CamVid boundaries."""
+    H, W = 48, 64
+    image = np.full((H, W, 3), 30, np.uint8)
+    image[4:44, 8:right] = 220
+    gt = image[..., 0] > 100
+    gh, gw = H // 4, W // 4
+    lab = np.zeros((gh, gw), int)
+    lab[1:11, 2:7] = 1                                     # grid cells -> pixels x 8..27
+    a, b = np.zeros(8, np.float32), np.zeros(8, np.float32)
+    a[0], b[1] = 1, 1
+    emb = np.where(lab[None] == 1, a[:, None, None], b[:, None, None])
+    probs = np.stack([lab == 0, lab == 1]).astype(np.float32) * 0.9 + 0.05
+    return emb, probs, image, gt
+
+
+def test_the_edge_snap_takes_in_a_sliver_the_grid_misses():
+    emb, probs, image, gt = sliver_scene(right=29)           # a 1 px sliver, 40 px long, at x 28
+    plain = ObjectFeatures(emb, gt.shape, probs=probs)       # no image: no snap (the grow as before)
+    feat = ObjectFeatures(emb, gt.shape, probs=probs, image=image)
+    first = [(16, 24, True)]
+    old = object_from_clicks(plain, first)
+    assert not old[:, 28].any() and iou(gt, old) < 0.95
+    assert np.array_equal(old, object_from_clicks(feat, first, ObjectSettings(edge_radius=0)))
+    new = object_from_clicks(feat, first)                    # the default snaps to the image's edges
+    assert new[4:44, 28].sum() >= 36 and not new[:, 29:].any() and iou(gt, new) > 0.99
+    # with a disc the sliver takes a click for every few px of its length
+    disc = object_from_clicks(plain, first + [(28, 24, True)])
+    assert disc[24, 28] and disc[4:44, 28].sum() <= 8
+
+
+def test_the_edge_snap_trims_a_correction_at_the_edge():
+    emb, probs, image, gt = sliver_scene(right=32)           # a 4 px sliver at x 28..31
+    clicks = [(16, 24, True), (30, 24, True)]
+    disc = object_from_clicks(ObjectFeatures(emb, gt.shape, probs=probs), clicks)
+    snapped = object_from_clicks(ObjectFeatures(emb, gt.shape, probs=probs, image=image), clicks)
+    assert disc[:, 32:].sum() >= 10                          # the disc spills past the object's edge
+    assert snapped[:, 32:].sum() < disc[:, 32:].sum() / 2 and iou(gt, snapped) > iou(gt, disc)
+    assert snapped[24, 30] and snapped[24, 16]
+
+
+def test_snap_to_edges_moves_the_outline_by_a_pixel_and_drops_specks():
+    _, _, image, gt = sliver_scene(right=32)
+    for d in (1, -1):                                        # the outline 1 px outside / inside the object
+        m = np.zeros_like(gt)
+        m[4 - d:44 + d, 8 - d:32 + d] = True
+        m[20, 50] = True                                     # a speck on the uniform background
+        s = snap_to_edges(m, image)
+        assert s.dtype == bool and s.shape == gt.shape
+        assert iou(gt, s) > 0.98 > 0.9 > iou(gt, m) and not s[18:23, 48:53].any()
+    flat = np.full_like(image, 128)                          # no edges: the mask stays (but its corners)
+    m = np.zeros_like(gt)
+    m[6:42, 10:29] = True
+    assert iou(m, snap_to_edges(m, flat)) > 0.95
