@@ -260,7 +260,7 @@ def run_loop(args) -> dict:
                 "job_status": job.status,
                 "job_seconds": seconds, "train_images": m.get("train_images"),
                 "val_miou_new": m.get("val_miou"), "val_miou_before": m.get("base_val_miou"),
-                "promoted": m.get("promoted"), "error": job.error, "blend": m.get("blend"),
+                "promoted": m.get("promoted"), "error": job.error, "blend": m.get("blend"), "lr": m.get("lr"),
                 "train_steps": len(m.get("losses") or []), "image_names": [p[0] for p in batch],
             }
             row["val_miou_active"] = row["val_miou_new"] if row["promoted"] else row["val_miou_before"]
@@ -392,7 +392,7 @@ def run_one_at_a_time(args) -> dict:
                 jr = {"after_image": i + 1, "job_id": done.id, "status": done.status, "seconds": seconds,
                       "train_images": m.get("train_images"), "val_miou_new": m.get("val_miou"),
                       "val_miou_before": m.get("base_val_miou"), "promoted": m.get("promoted"),
-                      "train_steps": len(m.get("losses") or []), "error": done.error}
+                      "train_steps": len(m.get("losses") or []), "lr": m.get("lr"), "error": done.error}
                 new = store.active_model_version("loop")
                 if new.id != active.id:   # promoted: the instant layer is rebuilt on the new model
                     active = new

@@ -139,6 +139,9 @@ def run_job(store, job_id: int, show_progress: bool = False, device: str | None 
         model, added = finetune.start_from(base.weights_dir, names, project.palette, project.ignore_index)
         log(f"base v{base.id}; {len(train.images)} train / {len(val.images)} val images; classes {names}"
             + (f"; new classes trained by name: {added}" if added else ""))
+        if added and params.get("lr_new_words"):
+            params = {**params, "lr": float(params["lr_new_words"])}
+            log(f"learning rate {params['lr']:g}: words the model never learned ({len(added)} of {len(names)})")
 
         cfg = finetune.train_config(params, device)
         base_metrics = None
@@ -205,7 +208,7 @@ def run_job(store, job_id: int, show_progress: bool = False, device: str | None 
             "val_images": len(val.images), "losses": state.get("losses", []),
             "not_promoted_because": None if promote else reason.split(": ", 1)[1],
             "world_size": dist.get_world_size() if ddp else 1, "ranks_identical_weights": agree,
-            "blend": blend,
+            "blend": blend, "lr": float(params["lr"]),
         }
         try:
             if blend:

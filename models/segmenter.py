@@ -35,6 +35,9 @@ class SegmenterConfig:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     ignore_index: int = 255
     class_names: list[str] = field(default_factory=list)  # the label set it was trained on
+    # the words its weights first learned (a fine-tune keeps them; None: class_names): a job
+    # on other words has more to learn than to keep (models.finetune.start_from)
+    trained_class_names: list[str] | None = None
     class_colors: list[list[int]] = field(default_factory=list)
     class_weights: list[float] | None = None  # optional CE weights (rare classes), by class index
     metrics: dict = field(default_factory=dict)  # carried with the checkpoint (e.g. val mIoU)

@@ -140,6 +140,13 @@ def test_a_class_added_by_name_is_trained(project):
     assert new.config.class_names == ["red thing", "blue thing", "green thing"]
     assert "green thing" in done.metrics["per_class_iou"]
     assert any("new classes trained by name: ['green thing']" in l for l in done.log_tail)
+    assert done.metrics["lr"] == 3e-3                                     # lr_new_words is off by default
+    assert new.config.trained_class_names == ["red thing", "blue thing"]   # the words its weights first learned
+    # with lr_new_words, a label set holding a word the model never learned trains at that rate
+    on = job_with(store, base, epochs=1, lr_new_words=6e-3)
+    runner.run_job(store, on.id)
+    assert store.get_job(on.id).metrics["lr"] == 6e-3
+    assert any("learning rate 0.006: words the model never learned (1 of 3)" in l for l in store.get_job(on.id).log_tail)
 
 
 def test_the_val_split_chooses_the_blend_toward_the_base(project):

@@ -33,6 +33,19 @@ def test_default_params_and_overrides():
     assert (cfg.epochs, cfg.freeze_blocks, cfg.crop) == (3, 16, (256, 320))
 
 
+def test_start_from_names_the_words_the_model_never_learned_and_keeps_what_it_first_learned(tmp_path):
+    toy_segmenter().save_pretrained(tmp_path / "base")
+    model, added = finetune.start_from(str(tmp_path / "base"), ["red thing", "crack"], [[255, 0, 0], [0, 0, 0]], 255)
+    assert added == ["crack"] and model.config.class_names == ["red thing", "crack"]
+    assert model.config.trained_class_names == ["red thing", "blue thing"]
+    model.save_pretrained(tmp_path / "job1")            # a job's model: its config names the project's words
+    again, added = finetune.start_from(str(tmp_path / "job1"), ["red thing", "crack"], [[255, 0, 0], [0, 0, 0]], 255)
+    assert added == ["crack"] and again.config.trained_class_names == ["red thing", "blue thing"]
+    _, added = finetune.start_from(str(tmp_path / "base"), ["blue thing", "red thing"], [[0, 0, 0]] * 2, 255)
+    assert added == []
+    assert finetune.default_params()["lr_new_words"] == 0.0   # off: it failed its check (BENCHMARKS)
+
+
 def test_promotion_rule():
     n = finetune.MIN_VAL_TO_PROMOTE
     assert finetune.promotion(n, 0.5, 0.5) == (True, "promoted")           # equal is enough
