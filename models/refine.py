@@ -13,7 +13,7 @@ model's, a job's, the instant layer's).
     probs = logits.softmax(0)                      # (K, H, W)
     refined = guided_refine(probs, image, RefineSettings())
     class_map = refined.argmax(0)
-    class_map = refined_classes(probs, image, RefineSettings())   # the same, with ``keep``
+    class_map = refined_classes(probs, image, RefineSettings())   # what the app shows: that, with ``keep``
 
 ``keep`` (chosen on CamVid train, BENCHMARKS.md "Edge-aware refinement that keeps what the
 network is sure of"): the filter only moves pixels the network is unsure of (boundaries,
