@@ -71,7 +71,7 @@ import torch
 
 from common.splits import VAL_EVERY, auto_split_file
 from models import finetune
-from models.data import list_pairs, load_image, load_label, read_classes
+from models.data import LabelSet, label_colors, list_pairs, load_image, load_label, read_classes
 from models.inference import DEFAULT_MODEL_DIR, Predictor, evaluate_arrays
 
 
@@ -124,8 +124,6 @@ def labeller_order(data_dir: str, sequence: str, seed: int, split: str | None = 
 def merged_label_set(label_set, spec: str | None):
     """(project label set, lookup table CamVid index -> project index) for --label-set;
     (label_set, None) without one."""
-    from models.data import LabelSet, label_colors
-
     if not spec:
         return label_set, None
     groups = [part.split("=", 1) for part in spec.split(";") if part.strip()]
@@ -149,7 +147,7 @@ def merged_label_set(label_set, spec: str | None):
 def project_data(args):
     """(project label set, pool, val, val source): the CamVid images with labels mapped into
     --label-set's classes when given."""
-    label_set, lut = merged_label_set(read_classes(args.data), getattr(args, "label_set", None))
+    label_set, lut = merged_label_set(read_classes(args.data), args.label_set)
     pool, val, val_source = pool_and_val(args)
     if lut is not None:
         pool = [(n, ip, img, lut[lbl]) for n, ip, img, lbl in pool]

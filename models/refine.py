@@ -109,8 +109,10 @@ def refined_classes(probs: torch.Tensor, image: np.ndarray, settings: RefineSett
     network's top probability is at least ``settings.keep``, which keeps the network's class
     (radius 0: the plain argmax)."""
     s = settings or RefineSettings()
-    top, idx = probs.max(0)  # (max is ~5x faster than argmax over dim 0 on CPU)
     if not s.enabled:
-        return idx
+        return probs.max(0).indices  # (max is ~5x faster than argmax over dim 0 on CPU)
     refined = guided_refine(probs, image, s).max(0).indices
-    return torch.where(top >= s.keep, idx, refined) if s.keep > 0 else refined
+    if s.keep <= 0:
+        return refined
+    top, idx = probs.max(0)
+    return torch.where(top >= s.keep, idx, refined)
