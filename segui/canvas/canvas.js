@@ -906,6 +906,7 @@ async function decodeLoad(v, withSegments) {
 }
 
 function enter(v, doc) {
+  if (S.edit) tool().up();   // a stroke still under way: one step of the image it was drawn on
   Nav.visit(S, v, doc.img.id);
   stashDoc();
   S.project = v.project;
@@ -929,6 +930,15 @@ function enter(v, doc) {
   if (S.timing) S.timing.shown = performance.now();
 }
 
+// An answer that shows a map (another image, or the open one again) waits until a stroke
+// under way has ended (the pointer up, or at most `limit` ms): else the stroke would go
+// on painting the map it replaced and be lost. Seen under load: one of Gradio's first
+// answers, opening the image again, arriving during the labeller's first stroke.
+async function strokeEnded(limit = 10000) {
+  const t0 = performance.now();
+  while (S.edit && performance.now() - t0 < limit) await new Promise((r) => setTimeout(r, 20));
+}
+
 async function loadImage(v) {
   if (!v.image) {
     S.project = v.project;
@@ -946,6 +956,7 @@ async function loadImage(v) {
       doc.map = new C.LabelMap(v.image.width, v.image.height, await decodeIndexPng(v.restore.latest, v.image.width, v.image.height));
     }
     await S.journalReady;
+    await strokeEnded();
     enter(v, doc);
   } finally { S.opening = null; }
   announceRestored();
@@ -1022,6 +1033,7 @@ async function settleOptimistic(v) {
     // the same image, but its mask was prepared ahead by a model that has since been
     // replaced: show the server's (the prepared one stays on screen while it decodes)
     const doc = await decodeLoad(v, false);
+    await strokeEnded();
     // unless the labeller has started editing it or moved on meanwhile
     if (Nav.replaceWanted(S, o, v)) {
       enter(v, doc);

@@ -31,6 +31,7 @@ from .conftest import _PREDICTORS, REPO, free_port, make_studio, require_chromiu
 pytestmark = pytest.mark.slow   # a browser run (Chromium)
 
 ROOT = "document.querySelector('.seg-root')"
+S = f"{ROOT}.__seg.S"
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +149,40 @@ def test_input_while_the_next_image_opens_is_kept(cv, app, monkeypatch):
     cv.wait_idle()
     wait_stored(st, ahead, drawn)
     assert first != ahead
+
+
+def test_an_answer_that_opens_the_image_again_mid_stroke_waits_and_the_stroke_is_kept_whole(app, browser):
+    """An answer that shows the image's map again while the pointer is still down (seen
+    under load: one of Gradio's first answers reopening the image during the first
+    stroke; here the heartbeat's reopen after a restart) waits for the stroke to end. The
+    whole stroke stays on the canvas and in the journal; none of it went to a replaced map."""
+    _, url = app
+    c = new_page(browser, url)
+    pts = [(40, 120), (120, 124), (200, 128)]
+    c.key("3")
+    c.key("b")
+    c.stroke(pts, steps=6)                         # the same stroke undisturbed: what it paints
+    whole = c.client_map()
+    c.key("Control+z")
+    assert not c.state()["dirty"]
+    m = c.page.mouse
+    m.move(*c.to_screen(*pts[0]))
+    m.down()
+    m.move(*c.to_screen(*pts[1]), steps=6)
+    seq = c.js(f"() => {S}.lastSeq")
+    c.js(f"() => {{ {S}.boot = 'an earlier process'; }}")   # the heartbeat reopens the image
+    c.page.wait_for_function(f"s => {S}.lastSeq !== s", arg=seq, timeout=30_000)   # its answer is in
+    m.move(*c.to_screen(*pts[2]), steps=6)         # ... and the pointer is still down
+    m.up()
+    c.wait_status("open again")
+    c.wait_idle()
+    np.testing.assert_array_equal(c.client_map(), whole)
+    assert c.state()["dirty"] and c.state()["steps"] == 1
+    stored = c.js(f"""() => {{ const s = {ROOT}.__seg, e = s.journal.get(s.S.user, null, s.S.img.id);
+        return e ? Array.from(e.data) : null; }}""")
+    assert stored is not None and np.array_equal(np.array(stored, np.uint8).reshape(whole.shape), whole)
+    assert not c.errors, c.errors
+    c.page.context.close()
 
 
 def test_undo_is_kept_when_coming_back_to_an_image(cv, app):
