@@ -66,6 +66,8 @@ class AdaptSettings:
     #                       < 0 favours frequent classes further
     hard_fraction: float = 0.0  # least share of a class's samples drawn from pixels the base got wrong
     #                             (0: their own share, as uniform sampling); weights correct for it
+    keep: float = 0.0  # a pixel the un-adapted model gives at least this top probability keeps its
+    #                    class (0: off): the adapter moves only the pixels the model was unsure of
     max_images: int = 200  # oldest corrected images are dropped beyond this
     batch: int = 8192  # examples per step (drawn by weight) when more are cached
     batch_seed: int = 0  # of those draws
@@ -105,6 +107,8 @@ class Adapter:
     logit_bias: float
     images: int = 0  # corrected images it was fitted on
     settings: dict = field(default_factory=dict)
+    base_vectors: torch.Tensor | None = None  # (K, E) the vectors it was fitted from (the keep gate's model)
+    base_biases: torch.Tensor | None = None  # (K,)
 
     # -- plain forms for storage (never pickle) -------------------------------------
     def to_dict(self) -> dict:
@@ -117,6 +121,8 @@ class Adapter:
             "logit_bias": float(self.logit_bias),
             "images": int(self.images),
             "settings": dict(self.settings),
+            **({"base_vectors": self.base_vectors.tolist(), "base_biases": self.base_biases.tolist()}
+               if self.base_vectors is not None else {}),
         }
 
     @classmethod
@@ -128,14 +134,22 @@ class Adapter:
         names = list(d["class_names"])
         if vectors.dim() != 2 or vectors.shape[0] != len(names) or biases.shape != (len(names),):
             raise ValueError(f"adapter dict shapes do not match its {len(names)} class names")
+        base_v = base_b = None
+        if d.get("base_vectors") is not None:
+            base_v = torch.tensor(d["base_vectors"], dtype=torch.float32)
+            base_b = torch.tensor(d["base_biases"], dtype=torch.float32)
+            if base_v.shape != vectors.shape or base_b.shape != biases.shape:
+                raise ValueError("adapter dict: base vectors do not match its class vectors")
         return cls(names, vectors, biases, float(d["logit_scale"]), float(d["logit_bias"]),
-                   int(d.get("images", 0)), dict(d.get("settings", {})))
+                   int(d.get("images", 0)), dict(d.get("settings", {})), base_v, base_b)
 
     def to_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """(tensors, metadata) for safetensors.torch.save_file(tensors, path, metadata)."""
         import json
 
         tensors = {"class_vectors": self.class_vectors.contiguous(), "biases": self.biases.contiguous()}
+        if self.base_vectors is not None:
+            tensors.update(base_vectors=self.base_vectors.contiguous(), base_biases=self.base_biases.contiguous())
         meta = {k: json.dumps(v) for k, v in self.to_dict().items() if k not in tensors}
         return tensors, meta
 
@@ -144,24 +158,42 @@ class Adapter:
         import json
 
         d = {k: json.loads(v) for k, v in metadata.items()}
-        d["class_vectors"] = tensors["class_vectors"].float().tolist()
-        d["biases"] = tensors["biases"].float().tolist()
+        for k in ("class_vectors", "biases", "base_vectors", "base_biases"):
+            if k in tensors:
+                d[k] = tensors[k].float().tolist()
         return cls.from_dict(d)
 
-    def logits(self, emb: PixelEmbeddings) -> torch.Tensor:
-        """(K, H, W) logits at the image's size, as Segmenter.forward computes them."""
-        if emb.pixels.shape[0] != self.class_vectors.shape[1]:
+    def logits(self, emb: PixelEmbeddings, vectors: torch.Tensor | None = None,
+               biases: torch.Tensor | None = None) -> torch.Tensor:
+        """(K, H, W) logits at the image's size, as Segmenter.forward computes them
+        (with the adapter's class vectors and biases unless others are given)."""
+        vectors = self.class_vectors if vectors is None else vectors
+        biases = self.biases if biases is None else biases
+        if emb.pixels.shape[0] != vectors.shape[1]:
             raise ValueError("pixel embeddings and class vectors differ in width")
-        low = torch.einsum("ehw,ke->khw", emb.pixels, self.class_vectors)
-        low = low * self.logit_scale + self.logit_bias + self.biases.view(-1, 1, 1)
+        low = torch.einsum("ehw,ke->khw", emb.pixels, vectors)
+        low = low * self.logit_scale + self.logit_bias + biases.view(-1, 1, 1)
         return F.interpolate(low[None], size=emb.size, mode="bilinear", align_corners=False)[0]
+
+    @property
+    def keep(self) -> float:
+        """The gate of AdaptSettings.keep this adapter was fitted with (0: none, or no base)."""
+        return float(self.settings.get("keep", 0.0)) if self.base_vectors is not None and self.images else 0.0
 
     def predict(self, emb: PixelEmbeddings, refine: RefineSettings | None = None) -> Prediction:
         """Same output as Predictor.predict: class map (refined along the image's edges
         when ``emb.guide`` is known; ``refine`` defaults to RefineSettings()), confidence,
-        uncertainty."""
-        return prediction_from_probs(self.logits(emb).softmax(0), emb.guide,
+        uncertainty. With a ``keep`` gate, a pixel the un-adapted model is sure of (top
+        probability >= keep) keeps that model's class and confidence."""
+        pred = prediction_from_probs(self.logits(emb).softmax(0), emb.guide,
                                      refine if refine is not None else RefineSettings())
+        if self.keep <= 0:
+            return pred
+        top, idx = self.logits(emb, self.base_vectors, self.base_biases).softmax(0).max(0)
+        sure = (top >= self.keep).numpy()
+        conf = np.where(sure, top.numpy(), pred.confidence).astype(np.float32)
+        return Prediction(np.where(sure, idx.numpy().astype(np.uint8), pred.class_map), conf,
+                          float(1.0 - conf.mean()), pred.entropy)
 
 
 # -- the frozen network -------------------------------------------------------------------
@@ -262,7 +294,7 @@ def fit_adapter(base: Adapter, examples: list[Examples], settings: AdaptSettings
     examples = [e for e in examples if len(e.labels)]
     if not examples:
         return Adapter(base.class_names, base.class_vectors.clone(), base.biases.clone(), base.logit_scale,
-                       base.logit_bias, 0, s.to_dict())
+                       base.logit_bias, 0, s.to_dict(), base.class_vectors.clone(), base.biases.clone())
     X = torch.cat([e.embeddings for e in examples]).float()
     y = torch.cat([e.labels for e in examples])
     w = torch.cat([e.weights for e in examples]).double()
@@ -303,7 +335,8 @@ def fit_adapter(base: Adapter, examples: list[Examples], settings: AdaptSettings
     v = F.normalize(vectors, dim=-1)
     if s.prototype_blend > 0:
         v = _blend_prototypes(v, X, y, w, s.prototype_blend)
-    return Adapter(base.class_names, v, biases.clone(), scale, bias0, len(examples), s.to_dict())
+    return Adapter(base.class_names, v, biases.clone(), scale, bias0, len(examples), s.to_dict(),
+                   base.class_vectors.clone(), base.biases.clone())
 
 
 def _blend_prototypes(v: torch.Tensor, X: torch.Tensor, y: torch.Tensor, w: torch.Tensor, a: float) -> torch.Tensor:

@@ -157,3 +157,26 @@ def test_session_replaces_a_resubmitted_image_and_drops_the_oldest(toy):
     assert list(session.examples) == ["b", "c"]
     session.remove("b")
     assert session.update().images == 1
+
+
+def test_keep_gate_keeps_the_base_class_where_the_base_was_sure_and_round_trips(toy):
+    rng = np.random.default_rng(4)
+    img, lbl = synthetic(rng)
+    emb = embed_image(toy, img, TOY_NAMES)
+    base = word_adapter(toy, TOY_NAMES)
+    top, idx = base.logits(emb).softmax(0).max(0)
+    keep = float(top.median())                                         # (an untrained toy is never very sure)
+    sure = (top >= keep).numpy()
+    assert 0 < sure.mean() < 1                                        # both kinds of pixel are there
+    flipped = np.where(emb.base_map == 0, 1, 0).astype(np.uint8)   # every pixel against the base
+    ex = sample_examples(emb, flipped, 2, 255, AdaptSettings())
+    free = fit_adapter(base, [ex], AdaptSettings(steps=80, lr=0.1, l2=0.0))
+    gated = fit_adapter(base, [ex], AdaptSettings(steps=80, lr=0.1, l2=0.0, keep=keep))
+    assert free.keep == 0 and gated.keep == keep
+    unfree = free.predict(emb).class_map
+    assert (unfree[sure] != idx.numpy()[sure]).any()                   # the adapter alone moves sure pixels
+    got = gated.predict(emb).class_map
+    np.testing.assert_array_equal(got, np.where(sure, idx.numpy(), unfree))
+    back = Adapter.from_dict(json.loads(json.dumps(gated.to_dict())))
+    assert back.keep == keep
+    np.testing.assert_array_equal(back.predict(emb).class_map, got)
