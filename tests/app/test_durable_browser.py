@@ -25,13 +25,12 @@ import pytest
 from segui.handlers import Studio
 from storage import Store
 
-from .canvas_page import CanvasPage, launch
+from .canvas_page import S, CanvasPage, launch
 from .conftest import _PREDICTORS, REPO, free_port, make_studio, require_chromium, served
 
 pytestmark = pytest.mark.slow   # a browser run (Chromium)
 
 ROOT = "document.querySelector('.seg-root')"
-S = f"{ROOT}.__seg.S"
 
 
 @pytest.fixture(scope="module")
