@@ -92,7 +92,7 @@ def evenly(n_total: int, limit: int | None) -> list[int]:
 
 
 def _predict(data: Path, split: str, model: Path, limit: int | None, threads: int, cache: Path | None,
-             keep_probs: bool, input_scale: float = 1.0):
+             keep_probs: bool, input_scale: float = 1.0, prefixes: list[str] | None = None):
     """(labels_set, names, labels, probs or None, preds, confs, info) for a split, from
     ``cache`` when its key matches (the key says whether it holds the probabilities).
 
@@ -106,7 +106,7 @@ def _predict(data: Path, split: str, model: Path, limit: int | None, threads: in
     from models.inference import Predictor
 
     labels_set = read_classes(data)
-    pairs = list_pairs(data, split)
+    pairs = list_pairs(data, split, prefixes)
     pairs = [pairs[i] for i in evenly(len(pairs), limit)]
     names = [p[0] for p in pairs]
     key = {"split": split, "model": str(Path(model).resolve()), "names": names}
@@ -160,18 +160,20 @@ def _scaled_logits(predictor, img: np.ndarray, names: list[str], input_scale: fl
     return torch.nn.functional.interpolate(lg[None], size=(h, w), mode="bilinear", align_corners=False)[0]
 
 
-def predict_split(data: Path, split: str, model: Path, limit: int | None, threads: int, cache: Path | None):
+def predict_split(data: Path, split: str, model: Path, limit: int | None, threads: int, cache: Path | None,
+                  prefixes: list[str] | None = None):
     """names, labels, predicted maps (uint8) and confidences (float32) for a split."""
-    labels_set, names, labels, _, preds, confs, info = _predict(data, split, model, limit, threads, cache, False)
+    labels_set, names, labels, _, preds, confs, info = _predict(data, split, model, limit, threads, cache, False,
+                                                                prefixes=prefixes)
     return labels_set, names, labels, preds, confs, info
 
 
 def predict_probs(data: Path, split: str, model: Path, limit: int | None, threads: int, cache: Path | None,
-                  input_scale: float = 1.0):
+                  input_scale: float = 1.0, prefixes: list[str] | None = None):
     """names, labels and the full softmax (K, H, W) float16 per image, plus the argmax (uint8) and
     its confidence (float32, as :func:`predict_split`), for the rules that read the probability of
     the *labelled* class. Cached in ``cache`` (an uncompressed npz: ~1.4 GB for train's 367 images)."""
-    return _predict(data, split, model, limit, threads, cache, True, input_scale)
+    return _predict(data, split, model, limit, threads, cache, True, input_scale, prefixes)
 
 
 def candidate_objects(label: np.ndarray, ignore_index: int, min_object: int) -> list[tuple[int, np.ndarray]]:
@@ -631,7 +633,7 @@ def machine(info: dict) -> str:
 
 
 def time_review_score(data: Path, split: str, model: Path, threads: int, rule: ReviewRule, n: int,
-                      pair_stats=None) -> float:
+                      pair_stats=None, prefixes: list[str] | None = None) -> float:
     """Seconds per image of :func:`models.review.review_score` (what the app calls), warm."""
     import torch
 
@@ -641,7 +643,7 @@ def time_review_score(data: Path, split: str, model: Path, threads: int, rule: R
 
     torch.set_num_threads(threads)
     labels_set = read_classes(data)
-    pairs = list_pairs(data, split)[:n]
+    pairs = list_pairs(data, split, prefixes)[:n]
     predictor = Predictor.load(model, device="cpu")
     items = [(load_image(ip), load_label(lp)) for _, ip, lp in pairs]
     review_score(predictor, items[0][0], items[0][1], labels_set.names, labels_set.ignore_index, rule,
@@ -659,6 +661,9 @@ def main(argv=None):
     ap.add_argument("--split", default="val")
     ap.add_argument("--seed", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--limit", type=int, default=None, help="N images spread evenly over the split")
+    ap.add_argument("--prefixes", default=None,
+                    help="comma-separated file-name prefixes: only the split's images of these drives "
+                         "(e.g. 0001TP: images a base trained without that drive never saw)")
     ap.add_argument("--fraction", type=float, default=0.1, help="share of images with a planted error")
     ap.add_argument("--queue-share", type=float, default=0.2, help="head of the queue measured")
     ap.add_argument("--target", type=float, default=0.8)
@@ -697,6 +702,7 @@ def main(argv=None):
     ap.add_argument("--time-review", type=int, default=0, metavar="N",
                     help="also time models.review.review_score (model + full-probability rule) on N images")
     args = ap.parse_args(argv)
+    prefixes = [p.strip() for p in args.prefixes.split(",") if p.strip()] if args.prefixes else None
 
     probs = None
     if args.input_scale != 1.0 and not (args.tune_probs or args.low_prob > 0):
@@ -708,10 +714,10 @@ def main(argv=None):
             ap.error("--tune-probs and --low-prob need --probs-cache")
         labels_set, names, labels, probs, preds, confs, info = predict_probs(
             Path(args.data), args.split, Path(args.model), args.limit, args.threads, args.probs_cache,
-            args.input_scale)
+            args.input_scale, prefixes)
     else:
         labels_set, names, labels, preds, confs, info = predict_split(
-            Path(args.data), args.split, Path(args.model), args.limit, args.threads, args.cache)
+            Path(args.data), args.split, Path(args.model), args.limit, args.threads, args.cache, prefixes)
     K, ign = len(labels_set.names), labels_set.ignore_index
     print(f"{args.split}: {len(names)} images, {info['device']}, {info['seconds_per_image']:.2f} s/image", flush=True)
     plantings = plant_seeds(labels, args.seed, K, ign, args.min_object, args.fraction)
@@ -744,7 +750,7 @@ def main(argv=None):
                                          args.stats_cache, rule)
                 stats = ("fixed", fixed)
         review_s = time_review_score(Path(args.data), args.split, Path(args.model), args.threads, rule,
-                                     args.time_review, fixed) if args.time_review else None
+                                     args.time_review, fixed, prefixes) if args.time_review else None
         start = time.perf_counter()
         if rule.needs_probs:
             per_seed, mean = evaluate_probs(labels, probs, ign, plantings, rule, args.queue_share, names, stats, K)
@@ -759,7 +765,8 @@ def main(argv=None):
         baseline = random_order_baseline(len(names), n_pl, k, args.target)
         result = {
             "command": command(), "machine": machine(info), "note": args.note,
-            "split": args.split, "images": len(names), "model": args.model, "rule": rule.__dict__,
+            "split": args.split, "prefixes": prefixes, "images": len(names), "model": args.model,
+            "rule": rule.__dict__,
             "pair_stats": {"none": None, "queue": "the submitted queue itself, leave one out (no ground truth)",
                            "train": f"clean ground truth of {args.stats_split}"
                                     + (", leave one out" if args.stats_split == args.split else "")}[args.pair_stats],

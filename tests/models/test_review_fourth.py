@@ -119,3 +119,41 @@ def test_the_weakenings_tried_for_the_proxy():
     assert fourth.perturb(img, "combo").shape == img.shape
     with pytest.raises(ValueError):
         fourth.perturb(img, "sepia")
+
+
+def test_prefixes_restrict_the_split_to_one_drive_and_key_the_cache(tmp_path, monkeypatch):
+    """--prefixes (base A's unseen drive): only those images are predicted, and a cache made
+    for the whole split is not reused for one drive (nor the other way round)."""
+    pytest.importorskip("torch")
+    import json
+
+    from PIL import Image
+
+    from models import inference
+
+    data = tmp_path / "data"
+    for sub in ("images/train", "labels/train"):
+        (data / sub).mkdir(parents=True)
+    (data / "classes.json").write_text(json.dumps(
+        {"classes": [{"index": i, "name": n} for i, n in enumerate("abc")], "ignore_index": VOID}))
+    names = ["0001TP_a", "0001TP_b", "0006R0_a"]
+    for i, n in enumerate(names):
+        img = np.zeros((40, 60, 3), np.uint8)
+        img[:, 30:, 0] = 255 if i != 1 else 0
+        Image.fromarray(img).save(data / "images/train" / f"{n}.png")
+        Image.fromarray(np.zeros((40, 60), np.uint8)).save(data / "labels/train" / f"{n}.png")
+    fake = FakePredictor()
+    fake.device_name = "cpu"
+    monkeypatch.setattr(inference.Predictor, "load", classmethod(lambda cls, *a, **k: fake))
+    cache = tmp_path / "cache.npz"
+
+    _, got, labels, preds, _, _ = bench.predict_split(data, "train", tmp_path, None, 1, cache, ["0001TP"])
+    assert got == ["0001TP_a", "0001TP_b"] and len(labels) == len(preds) == 2
+    assert (preds[0][:, 33:] == 1).all() and (preds[1] == 0).all()
+    seen = len(fake.seen)
+    _, again, *_ = bench.predict_split(data, "train", tmp_path, None, 1, cache, ["0001TP"])
+    assert again == got and len(fake.seen) == seen            # the drive's cache is reused ...
+    _, whole, *_ = bench.predict_split(data, "train", tmp_path, None, 1, cache)
+    assert whole == names and len(fake.seen) > seen           # ... but not for the whole split
+    with pytest.raises(Exception, match="0009XX"):
+        bench.predict_split(data, "train", tmp_path, None, 1, None, ["0009XX"])
