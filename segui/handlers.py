@@ -134,3 +134,23 @@ class Studio(AdminMixin, AdaptingMixin, ModelMixin, ProjectsMixin, UploadsMixin,
         for the same image's superpixels or payload compute it once, not twice."""
         with self._cache_lock:
             return self._work_locks.setdefault(key, threading.Lock())
+
+    def _lru_lookup(self, cache: OrderedDict, key, make, size: int, once: tuple):
+        """``(value, cached)`` from the LRU ``cache`` (at most ``size`` entries), made by
+        ``make()`` under the work lock ``once`` when missing: one computation per lock,
+        even when two requests ask at once."""
+        with self._cache_lock:
+            if key in cache:
+                cache.move_to_end(key)
+                return cache[key], True
+        with self._once(once):
+            with self._cache_lock:
+                if key in cache:
+                    return cache[key], True
+            value = make()
+            with self._cache_lock:
+                cache[key] = value
+                cache.move_to_end(key)
+                while len(cache) > size:
+                    cache.popitem(last=False)
+        return value, False

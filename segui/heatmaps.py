@@ -70,21 +70,7 @@ class HeatmapMixin:
             return self._heat_emb, self._heat_words
 
     def _heat_lookup(self, cache: OrderedDict, key, make, size: int):
-        with self._cache_lock:
-            if key in cache:
-                cache.move_to_end(key)
-                return cache[key], True
-        with self._once(("heat",) + key):     # one computation per key, even when asked twice at once
-            with self._cache_lock:
-                if key in cache:
-                    return cache[key], True
-            value = make()
-            with self._cache_lock:
-                cache[key] = value
-                cache.move_to_end(key)
-                while len(cache) > size:
-                    cache.popitem(last=False)
-        return value, False
+        return self._lru_lookup(cache, key, make, size, ("heat",) + key)   # a work lock per key
 
     def _heat_inputs(self, image_id: int):
         """(image info, active model version, class names, the image's PixelEmbeddings,

@@ -105,21 +105,7 @@ class TryWordsMixin:
         ``make()`` when missing. One lock for all of the view's work, not one per key
         (as the Label screen's caches have: its keys are the store's images, these are
         whatever people type, so per-key locks would pile up)."""
-        cache = self._try_cache()
-        with self._cache_lock:
-            if key in cache:
-                cache.move_to_end(key)
-                return cache[key], True
-        with self._once(("try words",)):
-            with self._cache_lock:
-                if key in cache:
-                    return cache[key], True
-            value = make()
-            with self._cache_lock:
-                cache[key] = value
-                while len(cache) > TRY_CACHED:
-                    cache.popitem(last=False)
-        return value, False
+        return self._lru_lookup(self._try_cache(), key, make, TRY_CACHED, ("try words",))
 
     def try_words(self, image: np.ndarray, words) -> dict:
         """Each word's probability map over ``image`` and the segmentation the words make
