@@ -122,8 +122,8 @@ def test_the_weakenings_tried_for_the_proxy():
 
 
 def test_prefixes_restrict_the_split_to_one_drive_and_key_the_cache(tmp_path, monkeypatch):
-    """--prefixes (base A's unseen drive): only those images are predicted, and a cache made
-    for the whole split is not reused for one drive (nor the other way round)."""
+    """--prefixes (base A's unseen drive): only those images are predicted, and the drive's
+    cache is reused for the drive but not for the whole split; an unknown drive is an error."""
     pytest.importorskip("torch")
     import json
 
