@@ -405,8 +405,14 @@ def test_a_server_killed_mid_save_gets_the_edit_after_it_restarts(app_proc, brow
     c.key("Control+s")
     proc.send_signal(signal.SIGKILL)                # mid-save: its answer never comes
     proc.wait(10)
-    box["proc"] = start()
     st = Studio(Store(data_dir=data), predictors=_PREDICTORS)   # what the app stored
+    try:
+        # the save can land in the instant before the kill (its answer still never comes)
+        landed = st.store.get_image(iid).revision > 0 and np.array_equal(st.store.get_annotation(iid).class_map, drawn)
+    finally:
+        st.store.close()
+    box["proc"] = start()
+    st = Studio(Store(data_dir=data), predictors=_PREDICTORS)
     try:
         try:
             a = wait_stored(st, iid, drawn, timeout=30)
@@ -419,8 +425,13 @@ def test_a_server_killed_mid_save_gets_the_edit_after_it_restarts(app_proc, brow
     finally:
         st.store.close()
     c.wait_image()                                 # the page reloaded (Gradio, or the labeller) and says what it did
-    c.wait_status("kept in this browser")
-    assert c.js(f"() => {ROOT}.__seg.journal.entries.size") == 0
+    if not landed:                                 # the journal's copy was restored and saved again
+        c.wait_status("kept in this browser")
+    # landed or not, nothing is left unconfirmed in the journal, and where the reloaded page
+    # shows the image (it may open the queue's next one instead) it shows the stored map
+    c.page.wait_for_function(f"() => {ROOT}.__seg && {ROOT}.__seg.journal.entries.size === 0", timeout=60_000)
+    if c.state()["image"] == iid:
+        assert np.array_equal(c.client_map(), drawn)
     c.page.screenshot(path=str(artifacts / "durable_after_server_restart.png"))
     assert not c.errors, c.errors
     c.page.context.close()
