@@ -107,7 +107,7 @@ class Adapter:
     logit_bias: float
     images: int = 0  # corrected images it was fitted on
     settings: dict = field(default_factory=dict)
-    base_vectors: torch.Tensor | None = None  # (K, E) the vectors it was fitted from (the keep gate's model)
+    base_vectors: torch.Tensor | None = None  # (K, E) the vectors it was fitted from (keep > 0 only)
     base_biases: torch.Tensor | None = None  # (K,)
 
     # -- plain forms for storage (never pickle) -------------------------------------
@@ -294,7 +294,7 @@ def fit_adapter(base: Adapter, examples: list[Examples], settings: AdaptSettings
     examples = [e for e in examples if len(e.labels)]
     if not examples:
         return Adapter(base.class_names, base.class_vectors.clone(), base.biases.clone(), base.logit_scale,
-                       base.logit_bias, 0, s.to_dict(), base.class_vectors.clone(), base.biases.clone())
+                       base.logit_bias, 0, s.to_dict(), *_gate_model(base, s))
     X = torch.cat([e.embeddings for e in examples]).float()
     y = torch.cat([e.labels for e in examples])
     w = torch.cat([e.weights for e in examples]).double()
@@ -336,7 +336,12 @@ def fit_adapter(base: Adapter, examples: list[Examples], settings: AdaptSettings
     if s.prototype_blend > 0:
         v = _blend_prototypes(v, X, y, w, s.prototype_blend)
     return Adapter(base.class_names, v, biases.clone(), scale, bias0, len(examples), s.to_dict(),
-                   base.class_vectors.clone(), base.biases.clone())
+                   *_gate_model(base, s))
+
+
+def _gate_model(base: Adapter, s: AdaptSettings) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The un-adapted vectors and biases a ``keep`` gate compares with; none when it is off."""
+    return (base.class_vectors.clone(), base.biases.clone()) if s.keep > 0 else (None, None)
 
 
 def _blend_prototypes(v: torch.Tensor, X: torch.Tensor, y: torch.Tensor, w: torch.Tensor, a: float) -> torch.Tensor:
