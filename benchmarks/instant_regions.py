@@ -61,13 +61,14 @@ def main(argv: list[str] | None = None) -> int:
         maps = {"base": emb.base_map, "adapted": session.predict(emb).class_map}
         if done >= args.per_round:
             labs = {}
+            base_wrong = (truth != ignore) & (emb.base_map != truth)
             for w, pred in maps.items():
                 lab, sizes = labs[w] = _regions(pred, truth, ignore)
-                base_wrong = (truth != ignore) & (emb.base_map != truth)
                 for r in np.flatnonzero(sizes >= MIN_REGION_PIXELS) + 1:
                     m = lab == r
                     o = out[w]
-                    o["sizes"][_bucket(sizes[r - 1])] = o["sizes"].get(_bucket(sizes[r - 1]), 0) + 1
+                    bucket = _bucket(sizes[r - 1])
+                    o["sizes"][bucket] = o["sizes"].get(bucket, 0) + 1
                     o["true_class"][np.bincount(truth[m], minlength=256)[:k].argmax()] += 1
                     o["shown_class"][np.bincount(pred[m], minlength=256)[:k].argmax()] += 1
                     if w == "adapted":
