@@ -67,3 +67,31 @@ def test_choose_blend_moves_as_far_as_val_allows(monkeypatch):
     a, _, tried = finetune.choose_blend(model, {"weight": torch.zeros(1, 1)}, None, [], 255, "cpu",
                                         [1.0, 0.6, 0.3], 0.9)
     assert a == 0.3 and len(tried) == 3              # none keeps 0.9: the best tried
+
+
+def test_lovasz_softmax_on_hard_predictions_is_one_minus_the_mean_iou_of_present_classes():
+    """The Lovasz extension is exact on one-hot probabilities: 1 - IoU per class present in the
+    labels, averaged; void pixels count for nothing; soft probabilities get a gradient."""
+    import torch
+    from models.train import lovasz_softmax_loss
+
+    g = torch.Generator().manual_seed(0)
+    K, void = 4, 9
+    labels = torch.randint(0, 3, (2, 6, 7), generator=g)  # class 3 never present
+    pred = torch.randint(0, K, (2, 6, 7), generator=g)
+    labels[0, 0, :3] = void
+    pred[0, 0, :3] = 3  # predictions under void must not count against class 3 or anyone
+    probs = torch.nn.functional.one_hot(pred, K).permute(0, 3, 1, 2).float()
+    keep = labels != void
+    ious = []
+    for c in range(3):
+        t, p = (labels == c) & keep, (pred == c) & keep
+        ious.append((t & p).sum().item() / (t | p).sum().item())
+    want = 1 - sum(ious) / 3
+    got = lovasz_softmax_loss(probs, labels, void).item()
+    assert abs(got - want) < 1e-6, (got, want)
+    perfect = torch.nn.functional.one_hot(labels.clamp(max=K - 1), K).permute(0, 3, 1, 2).float()
+    assert lovasz_softmax_loss(perfect, labels, void).item() < 1e-6
+    logits = torch.randn(2, K, 6, 7, generator=g, requires_grad=True)
+    lovasz_softmax_loss(logits.softmax(1), labels, void).backward()
+    assert logits.grad.abs().sum() > 0
