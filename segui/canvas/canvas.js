@@ -940,12 +940,6 @@ async function strokeEnded(limit = 10000) {
 }
 
 async function loadImage(v) {
-  // A view of the open image older than the revision the page already holds is stale: an
-  // answer computed before the page's own save landed (one of Gradio's first answers after a
-  // reload, arriving after the journal's restored edit was saved). Showing it would put the
-  // old map on screen over the stored one.
-  if (v.image && S.img && v.image.id === S.img.id && !v.restore && v.image.revision != null &&
-      S.img.revision != null && v.image.revision < S.img.revision) return;
   if (!v.image) {
     S.project = v.project;
     S.visited = [];

@@ -74,9 +74,20 @@ var SegNav = (function () {
   // "load", "saved", "result", "prompt", "split" (of the image shown) or null.
   function route(st, v) {
     if (st.optimistic && v.request === st.optimistic.rid) return "settle";
+    if (v.kind === "load" && staleLoad(st, v)) return null;
     if (["load", "saved", "result", "prompt"].includes(v.kind)) return v.kind;
     if (v.kind === "split" && st.img && v.image_id === st.img.id) return "split";
     return null;
+  }
+
+  // A view of the open image older than the revision the page already holds is stale: an
+  // answer computed before the page's own save landed (one of Gradio's first answers after a
+  // reload, arriving after the journal's restored edit was saved); showing it would put the
+  // old map on screen over the stored one. ("Load revision N" views carry `restore`: wanted.)
+  function staleLoad(st, v) {
+    const im = v.image;
+    return !!(im && st.img && im.id === st.img.id && !v.restore && im.revision != null &&
+      st.img.revision != null && im.revision < st.img.revision);
   }
 
   // The answer `v` is on screen: its request waits no more; a load ends any move.

@@ -429,7 +429,8 @@ def test_a_server_killed_mid_save_gets_the_edit_after_it_restarts(app_proc, brow
         c.wait_status("kept in this browser")
     # landed or not, nothing is left unconfirmed in the journal, and where the reloaded page
     # shows the image (it may open the queue's next one instead) it shows the stored map
-    c.page.wait_for_function(f"() => {ROOT}.__seg && {ROOT}.__seg.journal.entries.size === 0", timeout=60_000)
+    # (the page may still be reloading: no root yet)
+    c.page.wait_for_function(f"() => {ROOT} && {ROOT}.__seg && {ROOT}.__seg.journal.entries.size === 0", timeout=60_000)
     if c.state()["image"] == iid:
         assert np.array_equal(c.client_map(), drawn)
     c.page.screenshot(path=str(artifacts / "durable_after_server_restart.png"))

@@ -114,6 +114,12 @@ test("answers are routed by kind; the answer to an optimistic Next settles it", 
   assert.equal(N.route(st, { kind: "split", image_id: 1 }), "split");
   assert.equal(N.route(st, { kind: "split", image_id: 2 }), null);
   assert.equal(N.route(st, { kind: "info" }), null);
+  // a view of the open image (revision 3) older than the page holds is stale; newer, or
+  // another image, or a restored revision, is shown
+  assert.equal(N.route(st, { kind: "load", image: { id: 1, revision: 2 } }), null);
+  assert.equal(N.route(st, { kind: "load", image: { id: 1, revision: 3 } }), "load");
+  assert.equal(N.route(st, { kind: "load", image: { id: 2, revision: 0 } }), "load");
+  assert.equal(N.route(st, { kind: "load", image: { id: 1, revision: 2 }, restore: { revision: 1 } }), "load");
   prepare(st, 2);
   const rid = optimisticNext(st);
   assert.equal(N.route(st, { kind: "saved", request: rid }), "settle");
