@@ -957,6 +957,9 @@ async function loadImage(v) {
     }
     await S.journalReady;
     await strokeEnded();
+    // routed before the page's own save of this image landed (decoding takes a while, and
+    // Gradio's first answers after a reload come several at once): stale by now, not shown
+    if (Nav.staleLoad(S, v)) return;
     enter(v, doc);
   } finally { S.opening = null; }
   announceRestored();

@@ -84,6 +84,8 @@ var SegNav = (function () {
   // answer computed before the page's own save landed (one of Gradio's first answers after a
   // reload, arriving after the journal's restored edit was saved); showing it would put the
   // old map on screen over the stored one. ("Load revision N" views carry `restore`: wanted.)
+  // Asked again just before the view is shown: one routed while the page was still opening
+  // the image may have become stale while it decoded.
   function staleLoad(st, v) {
     const im = v.image;
     return !!(im && st.img && im.id === st.img.id && !v.restore && im.revision != null &&
@@ -170,7 +172,7 @@ var SegNav = (function () {
   function previous(st) { return st.visited[st.visited.length - 1]; }
 
   return {
-    NAV_EVENTS, DOC, takeDoc, isNav, navigating, pendingMove, begin, fail, fresh, route, answered,
+    NAV_EVENTS, DOC, takeDoc, isNav, navigating, pendingMove, begin, fail, fresh, route, staleLoad, answered,
     aheadReady, aheadWanted, shouldAwaitPeek, anticipate, settle, replaceWanted, visit, previous,
   };
 })();

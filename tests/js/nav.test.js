@@ -126,6 +126,17 @@ test("answers are routed by kind; the answer to an optimistic Next settles it", 
   assert.equal(N.route(st, { kind: "saved", request: rid + 1 }), "saved");
 });
 
+test("a view routed while the page had no image of that revision yet is stale once the page's save lands", () => {
+  const st = state();
+  st.img = null;                                          // the page is still opening the image
+  const v = { kind: "load", image: { id: 1, revision: 0 } };
+  assert.equal(N.route(st, v), "load");
+  assert.equal(N.staleLoad(st, v), false);
+  st.img = { id: 1, revision: 1 };                        // meanwhile: opened, restored, saved
+  assert.equal(N.staleLoad(st, v), true);                 // asked again before it is shown
+  assert.equal(N.staleLoad(st, { kind: "load", image: { id: 1, revision: 1 } }), false);
+});
+
 test("the prepared image is ready only for the image and queue it was peeked on, and not during a move", () => {
   const st = state();
   assert.equal(N.aheadReady(st), false);
