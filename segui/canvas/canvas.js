@@ -139,6 +139,7 @@ async function startJournal() {
   tabSeen();
   await journal.open();
   for (const e of await adoptOrphans(true)) journal.restored.push(e.key);   // said with what a reload restored
+  S.restoredAtStart = journal.restored.map((k) => journal.entries.get(k)).filter(Boolean);   // (resumeTarget)
   return journal;
 }
 S.journalReady = startJournal();
@@ -444,7 +445,8 @@ function updateOutbox() {
 function announceRestored() {
   if (S.announced || S.user === null || !S.img) return;
   S.announced = true;
-  const mine = journal.restored.map((k) => journal.entries.get(k)).filter((e) => e && e.user === S.user);
+  const mine = (S.restoredSnapshot || journal.restored.map((k) => journal.entries.get(k)))
+    .filter((e) => e && e.user === S.user);
   const others = mine.filter((e) => e.image !== S.img.id).length;
   if (!others) return;
   const here = mine.length - others ? " This image's are back on the canvas, unsaved." : "";
@@ -908,6 +910,7 @@ async function decodeLoad(v, withSegments) {
 function enter(v, doc) {
   if (S.edit) tool().up();   // a stroke still under way: one step of the image it was drawn on
   Nav.visit(S, v, doc.img.id);
+  rememberOpen(v.project, doc.img.id);
   stashDoc();
   S.project = v.project;
   S.ahead = null;
@@ -930,6 +933,34 @@ function enter(v, doc) {
   if (S.timing) S.timing.shown = performance.now();
 }
 
+// A reload (the labeller's, or Gradio's after a server restart) shows the image this tab
+// had open, not the queue's next one: the tab keeps its open image in sessionStorage (a
+// reload keeps it, a new tab starts without), and the first image a reloaded page is
+// given is swapped for it once, if it belongs to the same project, unless that first image
+// came back with unsaved edits from the journal (those are shown and saved first). The
+// server checks the open as any other (another project's or a deleted image is refused).
+const OPEN_KEY = "segui-open";
+
+function rememberOpen(project, id) {
+  try { sessionStorage.setItem(OPEN_KEY, JSON.stringify({ project, id })); } catch (err) { /* not kept: no resume */ }
+}
+
+let wasOpen = null;   // what this tab had open before the page (re)loaded, read before the first image overwrites it
+try { wasOpen = JSON.parse(sessionStorage.getItem(OPEN_KEY) || "null"); } catch (err) { /* none */ }
+
+// -> the image id to reopen instead of `v`'s (once per page), or null.
+function resumeTarget(v) {
+  if (S.resumeChecked) return null;
+  S.resumeChecked = true;
+  const was = wasOpen;
+  if (!was || was.project !== v.project || !Number.isInteger(was.id) || was.id === v.image.id) return null;
+  if (S.history.isDirty()) return null;   // the first image came with its unsaved edits restored: they are shown first
+  // what the reload brought back is said once the page shows the reopened image, as it was
+  // at the start (the first image's restore and the outbox may have stored some of it by then)
+  S.restoredSnapshot = S.restoredAtStart || [];
+  return was.id;
+}
+
 // An answer that shows a map (another image, or the open one again) waits until a stroke
 // under way has ended (the pointer up, or at most `limit` ms): else the stroke would go
 // on painting the map it replaced and be lost. Seen under load: one of Gradio's first
@@ -941,6 +972,7 @@ async function strokeEnded(limit = 10000) {
 
 async function loadImage(v) {
   if (!v.image) {
+    S.resumeChecked = true;   // (a reload resumes only into the first image it is given)
     S.project = v.project;
     S.visited = [];
     showDoc({ img: null, photo: null, map: null, pred: null, seg: null, segQueue: [], history: new C.History(200),
@@ -962,10 +994,12 @@ async function loadImage(v) {
     if (Nav.staleLoad(S, v)) return;
     enter(v, doc);
   } finally { S.opening = null; }
-  announceRestored();
+  const resume = resumeTarget(v);
+  if (resume === null) announceRestored();   // (else said with the reopened image)
   props.value = outgoing(null, {});
   loadSuperpixels(v.image.id);
   schedulePeek();
+  if (resume !== null) request("open_image", { open: resume, filter: S.filter }, "Reopening the image this tab had open…");
 }
 
 async function fetchSegments(id, w, h) {

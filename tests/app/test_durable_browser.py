@@ -124,6 +124,27 @@ def test_reload_mid_edit_restores_the_edit_says_so_and_saves_it(cv, app, artifac
     cv.page.screenshot(path=str(artifacts / "durable_restored_after_reload.png"))
 
 
+def test_a_reload_reopens_the_image_the_tab_had_open_not_the_queues_next(app, browser, artifacts):
+    """The queue would open its first image again after a reload; the tab remembers its own
+    (sessionStorage), so the labeller keeps their place. A new tab starts at the queue."""
+    c = new_page(browser, app[1])
+    first = c.state()["image"]
+    c.key("n")                                         # nothing drawn: the first image stays first in the queue
+    c.wait_idle()
+    second = c.state()["image"]
+    assert second != first
+    c.page.reload()
+    c.wait_image(second)
+    c.wait_idle()
+    assert c.state()["image"] == second and not c.state()["dirty"]
+    c.page.screenshot(path=str(artifacts / "durable_reload_keeps_the_open_image.png"))
+    fresh = new_page(browser, app[1])                  # another browser profile: no open image to resume
+    assert fresh.state()["image"] == first
+    assert not c.errors and not fresh.errors, (c.errors, fresh.errors)
+    c.page.context.close()
+    fresh.page.context.close()
+
+
 def test_input_while_the_next_image_opens_is_kept(cv, app, monkeypatch):
     st, _ = app
     cv.page.select_option(".seg-queue", "any")
