@@ -7,29 +7,37 @@ Fine-tuning jobs are queued in the database; the app starts one local worker
 exits. --no-worker leaves the jobs to workers started elsewhere (e.g. a GPU machine).
 
 Logging in: when the database has accounts (``python -m storage users add NAME --role
-admin``), everyone logs in with theirs and roles apply; ``--auth user:password`` is a
-one-person quick start without accounts; with neither, the app serves only this
-machine (127.0.0.1) unless --allow-anyone says otherwise.
+admin``), everyone logs in with theirs and roles apply; ``--auth USER`` is a
+one-person quick start without accounts (the password from ``SEGUI_AUTH_PASSWORD`` or a
+prompt, never the command line); with neither, the app serves only this machine
+(127.0.0.1) unless --allow-anyone says otherwise.
 """
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import sys
 
 from models.inference import DEFAULT_MODEL_DIR
+from storage import DB_URL_ENV
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default="data", help="image files and the default SQLite database (default: data)")
-    ap.add_argument("--db", default=None, help="SQLAlchemy database URL (default: sqlite in --data-dir)")
+    ap.add_argument("--db", default=os.environ.get(DB_URL_ENV) or None,
+                    help=f"SQLAlchemy database URL (default: ${DB_URL_ENV}, else sqlite in --data-dir); a password "
+                         f"here is readable by anyone on this machine (`ps`): prefer ${DB_URL_ENV}")
     ap.add_argument("--model", default=None, help=f"default model folder (default: {DEFAULT_MODEL_DIR})")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=7860)
-    ap.add_argument("--auth", default=None, metavar="USER:PASSWORD",
-                    help="one-person quick start without accounts: require this login (that person is an admin); "
-                         "with accounts in the database people log in with those instead")
+    ap.add_argument("--auth", default=None, metavar="USER",
+                    help="one-person quick start without accounts: require a login as USER (that person is an "
+                         f"admin), the password from ${AUTH_PASSWORD_ENV} or asked at the terminal (never on the "
+                         "command line, where anyone on this machine can read it); with accounts in the database "
+                         "people log in with those instead")
     ap.add_argument("--allow-anyone", action="store_true",
                     help="serve a non-loopback --host without any login (everyone who reaches it is an admin)")
     ap.add_argument("--no-demo", action="store_true", help="do not create the demo project on an empty database")
@@ -39,9 +47,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-worker", action="store_true",
                     help="do not start the local job worker (run `python -m jobs.worker` elsewhere)")
     args = ap.parse_args(argv)
-    if args.auth is not None and (":" not in args.auth or not args.auth.split(":", 1)[0]):
-        ap.error("--auth must look like user:password")
+    args.auth_password = None
+    if args.auth is not None:
+        if ":" in args.auth:
+            ap.error(f"--auth takes the user name only (--auth {args.auth.split(':', 1)[0] or 'alice'}); a password "
+                     "on the command line is readable by anyone on this machine (ps). Give it in "
+                     f"${AUTH_PASSWORD_ENV} or type it at the prompt")
+        if not args.auth.strip():
+            ap.error("--auth needs a user name")
+        args.auth_password = auth_password(args.auth, ap.error)
     return args
+
+
+AUTH_PASSWORD_ENV = "SEGUI_AUTH_PASSWORD"
+
+
+def auth_password(user: str, fail) -> str:
+    """--auth's password: $SEGUI_AUTH_PASSWORD, else asked at the terminal; checked as an
+    account's would be (length). ``fail(message)`` exits."""
+    from storage import ValidationError, check_password
+
+    pw = os.environ.get(AUTH_PASSWORD_ENV)
+    if pw is None:
+        if sys.stdin is None or not sys.stdin.isatty():
+            fail(f"--auth {user}: set {AUTH_PASSWORD_ENV} to the password (no terminal to ask it at)")
+        pw = getpass.getpass(f"Password for {user} (the app's login): ")
+    try:
+        return check_password(pw)
+    except ValidationError as e:
+        fail(f"--auth {user}: {e}")
 
 
 def create(args: argparse.Namespace):
@@ -52,7 +86,7 @@ def create(args: argparse.Namespace):
     store = Store(args.db, data_dir=args.data_dir)
     studio = Studio(store, args.model, args.device, instant=args.instant_adaptation)
     if args.auth is not None:
-        studio.single_user = args.auth.split(":", 1)[0]
+        studio.single_user = args.auth
     login_for(args, studio)          # an unsafe --host stops here, before the demo project exists
     if not args.no_demo:
         studio.ensure_demo()
@@ -74,7 +108,7 @@ def login_for(args: argparse.Namespace, studio):
         raise SystemExit(f"error: {why}")
     if accounts:
         return studio.login
-    return tuple(args.auth.split(":", 1)) if args.auth else None
+    return (args.auth, args.auth_password) if args.auth else None
 
 
 def start_worker(args: argparse.Namespace, store):

@@ -11,8 +11,8 @@ import os
 import time
 
 from common.splits import training_splits
+from storage import DB_URL_ENV  # noqa: F401  (the database URL for workers and runners: the environment, not argv)
 
-DB_URL_ENV = "STUDIO_DB_URL"   # the database URL for workers and runners: the environment, not argv
 WORKER_PID_ENV = "STUDIO_WORKER_PID"   # set by a worker for the runner it starts (which watches it)
 STALE_AFTER_S = 180.0          # a running job with no heartbeat for this long is marked failed
 TERMINAL = ("succeeded", "failed", "cancelled")

@@ -12,13 +12,17 @@ from .info import (ActivityInfo, AnnotationInfo, ClassInfo, ImageInfo, JobInfo, 
                    PredictionInfo, ProjectInfo, ReviewInfo, UserInfo)
 from .models import Action, ReviewDecision, ReviewState, Role, TrainingSource
 from .store import Store
-from .store_accounts import LoginPolicy, LoginResult
+from .store_accounts import LoginPolicy, LoginResult, check_password
 from .store_images import FILTER_STATUSES, QUEUE_FILTERS
 
+# The database URL in the environment (a password in a --db argument is readable by anyone on
+# the machine in `ps`): the default of every command's --db, and how the app hands it to workers.
+DB_URL_ENV = "STUDIO_DB_URL"
+
 __all__ = [
-    "Store", "FILTER_STATUSES", "QUEUE_FILTERS", "StorageError", "NotFoundError", "InvalidImageError", "InvalidClassMapError",
+    "DB_URL_ENV", "Store", "FILTER_STATUSES", "QUEUE_FILTERS", "StorageError", "NotFoundError", "InvalidImageError", "InvalidClassMapError",
     "ConflictError", "JobStateError", "ReviewError", "ValidationError", "ProjectInfo", "ClassInfo",
     "ImageInfo", "AnnotationInfo", "PredictionInfo", "ModelVersionInfo", "JobInfo", "UserInfo",
     "ReviewInfo", "ActivityInfo", "Role", "ReviewDecision", "ReviewState", "TrainingSource", "Action",
-    "LoginPolicy", "LoginResult",
+    "LoginPolicy", "LoginResult", "check_password",
 ]

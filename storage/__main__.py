@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from pathlib import Path
 
+from . import DB_URL_ENV
 from .datasets import FORMATS, export_dataset, import_dataset
 from .errors import StorageError
 from .models import Action, Role, TrainingSource
@@ -140,8 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = _Parser(prog="python -m storage", description=__doc__,
                  formatter_class=argparse.RawDescriptionHelpFormatter)
     common = _Parser(add_help=False)
-    common.add_argument("--db", default=None,
-                        help="SQLAlchemy URL (default: sqlite:///<data-dir>/studio.db)")
+    common.add_argument("--db", default=os.environ.get(DB_URL_ENV) or None,
+                        help=f"SQLAlchemy URL (default: ${DB_URL_ENV}, else sqlite:///<data-dir>/studio.db); a "
+                             f"password here is readable by anyone on this machine (`ps`): prefer ${DB_URL_ENV}")
     common.add_argument("--data-dir", default=None,
                         help="folder for image files (default: the SQLite file's folder, else ./data)")
     common.add_argument("--max-megapixels", type=float, default=80.0)

@@ -23,7 +23,7 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024     # argon2 takes any length; this bounds the work per login
 
 
-def _check_password(password: Any) -> str:
+def check_password(password: Any) -> str:
     """The password as given, or ValidationError; messages never contain it."""
     if not isinstance(password, str):
         raise ValidationError(f"a password must be text, got {type(password).__name__}")
@@ -96,7 +96,7 @@ class AccountsMixin(StoreBase):
         return row
 
     def _hash(self, password: str) -> str:
-        return self.password_hasher.hash(_check_password(password))
+        return self.password_hasher.hash(check_password(password))
 
     def add_user(self, name: str, password: str, role: str = "annotator") -> UserInfo:
         """Create an account. ``name``: whitespace collapsed, unique ignoring case;

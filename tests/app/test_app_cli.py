@@ -10,19 +10,52 @@ from segui.handlers import DEMO_PROJECT
 from .conftest import _PREDICTORS
 
 
-def test_options_and_bad_auth():
+def test_options_and_bad_auth(monkeypatch, capsys):
+    monkeypatch.setenv("SEGUI_AUTH_PASSWORD", "pw:with:colons")
+    monkeypatch.delenv("STUDIO_DB_URL", raising=False)
     a = app.parse_args(["--data-dir", "d", "--db", "sqlite:///x.db", "--model", "m", "--host", "0.0.0.0",
-                        "--port", "9000", "--auth", "alice:pw:with:colons"])
-    assert (a.data_dir, a.db, a.model, a.host, a.port, a.auth) == \
-        ("d", "sqlite:///x.db", "m", "0.0.0.0", 9000, "alice:pw:with:colons")
+                        "--port", "9000", "--auth", "alice"])
+    assert (a.data_dir, a.db, a.model, a.host, a.port, a.auth, a.auth_password) == \
+        ("d", "sqlite:///x.db", "m", "0.0.0.0", 9000, "alice", "pw:with:colons")
     d = app.parse_args([])
-    assert (d.host, d.port, d.data_dir, d.db, d.auth) == ("127.0.0.1", 7860, "data", None, None)
-    for bad in (["--auth", "nopassword"], ["--auth", ":pw"]):
+    assert (d.host, d.port, d.data_dir, d.db, d.auth, d.auth_password) == ("127.0.0.1", 7860, "data", None, None, None)
+    for bad in (["--auth", ""], ["--auth", ":pw"]):
         with pytest.raises(SystemExit):
             app.parse_args(bad)
+    # the database URL (a password in it) can come from the environment, as the workers' does
+    monkeypatch.setenv("STUDIO_DB_URL", "postgresql+psycopg://u:secret@h/db")
+    assert app.parse_args([]).db == "postgresql+psycopg://u:secret@h/db"
+    assert app.parse_args(["--db", "sqlite:///x.db"]).db == "sqlite:///x.db"
 
 
-def test_who_may_log_in_and_where_the_app_may_listen(tmp_path):
+def test_the_auth_password_never_comes_from_the_command_line(monkeypatch, capsys):
+    """A password in argv is readable by anyone on the machine (ps): ``--auth user:pw`` is
+    refused and says where the password goes; it comes from $SEGUI_AUTH_PASSWORD or the
+    terminal's prompt, is checked as an account's would be, and is never printed."""
+    monkeypatch.delenv("SEGUI_AUTH_PASSWORD", raising=False)
+    with pytest.raises(SystemExit):
+        app.parse_args(["--auth", "alice:secret password"])
+    err = capsys.readouterr().err
+    assert "--auth alice" in err and "SEGUI_AUTH_PASSWORD" in err and "secret password" not in err
+    # no terminal to ask at (pytest's stdin), no variable: refused, saying which variable
+    with pytest.raises(SystemExit):
+        app.parse_args(["--auth", "alice"])
+    assert "set SEGUI_AUTH_PASSWORD" in capsys.readouterr().err
+    # at a terminal: asked once, without echo
+    asked = []
+    monkeypatch.setattr(app.sys, "stdin", type("Tty", (), {"isatty": lambda self: True})())
+    monkeypatch.setattr(app.getpass, "getpass", lambda prompt: asked.append(prompt) or "typed password")
+    assert app.parse_args(["--auth", "alice"]).auth_password == "typed password"
+    assert len(asked) == 1 and "alice" in asked[0]
+    # checked as an account's password: too short is refused, and not echoed
+    monkeypatch.setenv("SEGUI_AUTH_PASSWORD", "short")
+    with pytest.raises(SystemExit):
+        app.parse_args(["--auth", "alice"])
+    err = capsys.readouterr().err
+    assert "at least 8 characters" in err and "short" not in err
+
+
+def test_who_may_log_in_and_where_the_app_may_listen(tmp_path, monkeypatch):
     """Accounts -> their login (a callable); --auth -> that pair; neither -> loopback only,
     unless --allow-anyone; accounts and --auth together are refused as ambiguous."""
     from argon2 import PasswordHasher
@@ -30,10 +63,11 @@ def test_who_may_log_in_and_where_the_app_may_listen(tmp_path):
     from segui.handlers import Studio
     from storage import Store
 
+    monkeypatch.setenv("SEGUI_AUTH_PASSWORD", "al's password")
     studio = Studio(Store(data_dir=tmp_path / "d"))
     assert app.login_for(app.parse_args([]), studio) is None
-    assert app.login_for(app.parse_args(["--auth", "al:pw"]), studio) == ("al", "pw")
-    assert app.login_for(app.parse_args(["--host", "0.0.0.0", "--auth", "al:pw"]), studio) == ("al", "pw")
+    assert app.login_for(app.parse_args(["--auth", "al"]), studio) == ("al", "al's password")
+    assert app.login_for(app.parse_args(["--host", "0.0.0.0", "--auth", "al"]), studio) == ("al", "al's password")
     with pytest.raises(SystemExit, match="refusing to serve 0.0.0.0 without a login"):
         app.login_for(app.parse_args(["--host", "0.0.0.0"]), studio)
     assert app.login_for(app.parse_args(["--host", "0.0.0.0", "--allow-anyone"]), studio) is None
@@ -46,7 +80,7 @@ def test_who_may_log_in_and_where_the_app_may_listen(tmp_path):
     login = app.login_for(app.parse_args(["--host", "0.0.0.0"]), studio)
     assert login("ada", "long enough pw") is True and login("ada", "wrong password") is False
     with pytest.raises(SystemExit, match="drop --auth"):
-        app.login_for(app.parse_args(["--auth", "al:pw"]), studio)
+        app.login_for(app.parse_args(["--auth", "al"]), studio)
     studio.store.close()
 
 

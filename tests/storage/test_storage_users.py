@@ -10,7 +10,7 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import MetaData, select
 
-from storage import NotFoundError, ValidationError
+from storage import NotFoundError, Store, ValidationError
 from storage.__main__ import main
 from storage.models import User
 
@@ -192,6 +192,21 @@ def test_cli_reads_the_password_from_stdin_never_argv(store, db_url, tmp_path):
                        input="a new password\n", capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert store.verify_user("alice", "a new password") is not None and store.verify_user("alice", PW) is None
+
+
+def test_cli_takes_the_database_url_from_the_environment(tmp_path, monkeypatch, capsys):
+    """$STUDIO_DB_URL is --db's default (a password in --db is visible in `ps`), as for workers."""
+    db = tmp_path / "env" / "studio.db"
+    db.parent.mkdir()
+    monkeypatch.setenv("STUDIO_DB_URL", f"sqlite:///{db}")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PW + "\n"))
+    assert main(["users", "add", "erin", "--role", "annotator"]) == 0
+    assert db.exists()
+    s = Store(f"sqlite:///{db}")
+    try:
+        assert s.get_user("erin").role == "annotator"
+    finally:
+        s.close()
 
 
 class _Tty(io.StringIO):
