@@ -11,6 +11,8 @@ Screenshots go to test-artifacts/.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import signal
 import subprocess
@@ -51,9 +53,9 @@ def browser():
         b.close()
 
 
-def new_page(browser, url: str, ctx=None) -> CanvasPage:
+def new_page(browser, url: str, ctx=None, login=None) -> CanvasPage:
     """A fresh browser context (its own IndexedDB) at 1440x900 on ``url``; or a new tab
-    of context ``ctx`` (sharing its IndexedDB)."""
+    of context ``ctx`` (sharing its IndexedDB); ``login``: (name, password) for the form."""
     ctx = ctx or browser.new_context(viewport={"width": 1440, "height": 900})
     page = ctx.new_page()
     c = CanvasPage(page)
@@ -65,9 +67,19 @@ def new_page(browser, url: str, ctx=None) -> CanvasPage:
     page.on("requestfailed", lambda r: c.queued.discard(r))
     page.on("dialog", lambda d: (c.dialogs.append(d.type), d.dismiss()))
     page.goto(url)
+    if login:
+        log_in(c, *login)
     c.wait_image()
     c.wait_idle()
     return c
+
+
+def log_in(c: CanvasPage, name: str, password: str) -> None:
+    """Fill Gradio's login form and wait for the app."""
+    c.page.locator("input[type=text]").first.fill(name)
+    c.page.locator("input[type=password]").first.fill(password)
+    c.page.locator("button:has-text('Login')").first.click()
+    c.page.wait_for_selector(".seg-root", timeout=60_000)
 
 
 @pytest.fixture(scope="module")
@@ -379,14 +391,12 @@ def test_offline_save_and_next_then_reconnect_stores_the_stroke(app, browser, ar
     c.page.context.close()
 
 
-@pytest.fixture(scope="module")
-def app_proc(tmp_path_factory):
-    """``python app.py`` on a free port and its own data folder, shared by the tests that
-    kill and restart it (each start is the slow part): (url, data, start, box) where
-    ``start()`` starts it again and returns the process once it answers, and
+@contextlib.contextmanager
+def _app_process(tmp_path, extra=(), env=None):
+    """``python app.py`` on a free port and its own data folder: (url, data, start, box)
+    where ``start()`` starts it again and returns the process once it answers, and
     ``box["proc"]`` is the one running (a test that restarts it puts the new one there)."""
     require_chromium()
-    tmp_path = tmp_path_factory.mktemp("app_proc")
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     data = tmp_path / "data"
@@ -394,7 +404,8 @@ def app_proc(tmp_path_factory):
 
     def start():
         p = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--data-dir", str(data), "--port", str(port),
-                              "--no-worker"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+                              "--no-worker", *extra], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                             env=None if env is None else {**os.environ, **env})
         t0 = time.time()
         while time.time() - t0 < 120:
             try:
@@ -408,10 +419,20 @@ def app_proc(tmp_path_factory):
         raise AssertionError("the app did not start")
 
     box = {"proc": start()}
-    yield url, data, start, box
-    box["proc"].kill()
-    box["proc"].wait(10)
-    log.close()
+    try:
+        yield url, data, start, box
+    finally:
+        box["proc"].kill()
+        box["proc"].wait(10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def app_proc(tmp_path_factory):
+    """The app as a process, shared by the tests that kill and restart it (each start is
+    the slow part)."""
+    with _app_process(tmp_path_factory.mktemp("app_proc")) as a:
+        yield a
 
 
 def test_a_server_killed_mid_save_gets_the_edit_after_it_restarts(app_proc, browser, artifacts):
@@ -544,3 +565,39 @@ def test_a_move_the_dead_server_never_answered_does_not_block_the_page(app_proc,
         st.store.close()
     assert not c.errors, c.errors
     c.page.context.close()
+
+
+def test_a_restart_that_ends_the_login_keeps_the_edit_through_the_login(tmp_path, browser, artifacts):
+    """``--auth``: a restart ends every login (Gradio's sessions are in memory), so the
+    page reloads to the login form; the unsaved edit waits in the browser's journal and,
+    once the labeller has logged in again, is restored, saved and said so."""
+    password = "alice's long password"
+    with _app_process(tmp_path, ["--auth", "alice"], {"SEGUI_AUTH_PASSWORD": password}) as (url, data, start, box):
+        c = new_page(browser, url, login=("alice", password))
+        iid = c.state()["image"]
+        drawn = paint(c, 210, key="4")
+        box["proc"].send_signal(signal.SIGKILL)
+        box["proc"].wait(10)
+        box["proc"] = start()
+        # the page notices (Gradio's reconnect, or the heartbeat's 401) and shows the login form
+        try:
+            c.page.wait_for_selector("input[type=password]", timeout=30_000)
+        except Exception:
+            c.page.reload()                    # nothing noticed yet: the labeller reloads
+            c.page.wait_for_selector("input[type=password]", timeout=30_000)
+        c.page.screenshot(path=str(artifacts / "durable_restart_login_form.png"))
+        log_in(c, "alice", password)
+        c.wait_image(iid)
+        c.wait_status("kept in this browser")
+        st = Studio(Store(data_dir=data), predictors=_PREDICTORS)
+        try:
+            a = wait_stored(st, iid, drawn, timeout=60)
+            assert a.status == "draft" and a.author == "alice"
+        finally:
+            st.store.close()
+        c.page.wait_for_function(f"() => {ROOT} && {ROOT}.__seg && {ROOT}.__seg.journal.entries.size === 0",
+                                 timeout=60_000)
+        assert np.array_equal(c.client_map(), drawn)
+        c.page.screenshot(path=str(artifacts / "durable_restart_login_restored.png"))
+        assert not c.errors, c.errors
+        c.page.context.close()
