@@ -53,11 +53,16 @@ class RefineSettings:
 
 def box_filter(x: torch.Tensor, r: int) -> torch.Tensor:
     """Mean over a (2r+1)^2 window of each pixel of (C, H, W) or (1, C, H, W), the window
-    clipped at the borders (the mean is over the pixels inside); the result is channels-last
-    (pooling channels-last is 5x faster on this CPU than plain layout)."""
+    clipped at the borders (the mean is over the pixels inside). Two 1-D average pools (the
+    clipped window is a rectangle, so this is the 2-D mean exactly, with 2(2r+1) reads a
+    pixel instead of (2r+1)^2); many channels pool channels-last (3-5x faster on this CPU),
+    a few in plain layout (channels-last is slower there)."""
     batched = x.dim() == 4
-    x4 = (x if batched else x[None]).contiguous(memory_format=torch.channels_last)
-    out = F.avg_pool2d(x4, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+    x4 = x if batched else x[None]
+    x4 = x4.contiguous(memory_format=torch.channels_last if x4.shape[1] > 4 else torch.contiguous_format)
+    k = 2 * r + 1
+    out = F.avg_pool2d(x4, (k, 1), stride=1, padding=(r, 0), count_include_pad=False)
+    out = F.avg_pool2d(out, (1, k), stride=1, padding=(0, r), count_include_pad=False)
     return out if batched else out[0]
 
 

@@ -7,11 +7,17 @@ import torch.nn.functional as F
 from models.refine import RefineSettings, box_filter, guided_refine, refined_classes
 
 
+@pytest.mark.parametrize("channels", [3, 12])      # plain and channels-last layouts
 @pytest.mark.parametrize("r", [1, 3, 6])
-def test_box_filter_is_the_window_mean_clipped_at_borders(r):
-    x = torch.rand(3, 37, 53)
-    ref = F.avg_pool2d(x[None], 2 * r + 1, stride=1, padding=r, count_include_pad=False)[0]
-    assert torch.allclose(box_filter(x, r), ref, atol=1e-5)
+def test_box_filter_is_the_window_mean_clipped_at_borders(r, channels):
+    x = torch.rand(channels, 37, 53)
+    a = x.numpy()
+    ref = np.empty_like(a)
+    for i in range(37):
+        for j in range(53):
+            ref[:, i, j] = a[:, max(0, i - r):i + r + 1, max(0, j - r):j + r + 1].mean(axis=(1, 2))
+    assert np.allclose(box_filter(x, r).numpy(), ref, atol=1e-5)
+    assert np.allclose(box_filter(x[None], r)[0].numpy(), ref, atol=1e-5)
 
 
 def edge_scene(edge=30, blurred_at=33, h=40, w=64):
