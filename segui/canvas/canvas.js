@@ -925,10 +925,7 @@ function enter(v, doc) {
   updateConflictBtn();
   if (doc.autosave) {
     doc.autosave = false;
-    setTimeout(() => {   // once the answer that opened it is settled
-      if (S.img !== doc.img || !S.history.isDirty()) return;
-      S.restoreRid = request("save_draft", {}, "Saving the restored edits…");
-    }, 0);
+    setTimeout(() => autosaveRestored(doc.img.id, 0), 0);   // once the answer that opened it is settled
   }
   if (S.timing) S.timing.shown = performance.now();
 }
@@ -959,6 +956,20 @@ function resumeTarget(v) {
   // at the start (the first image's restore and the outbox may have stored some of it by then)
   S.restoredSnapshot = S.restoredAtStart || [];
   return was.id;
+}
+
+// Store the edits the journal restored into image `id` while it is still open with them.
+// Another view of the same image may have replaced the document meanwhile (Gradio's first
+// answers after a reload come several at once; the cached document keeps the edits), and a
+// move under way holds requests: wait for it rather than leave the edits unsaved under a
+// "saving them…" that never happens.
+function autosaveRestored(id, tries) {
+  if (!S.img || S.img.id !== id || !S.history.isDirty()) return;
+  if (Nav.navigating(S)) {
+    if (tries < 100) setTimeout(() => autosaveRestored(id, tries + 1), 100);
+    return;
+  }
+  S.restoreRid = request("save_draft", {}, "Saving the restored edits…");
 }
 
 // An answer that shows a map (another image, or the open one again) waits until a stroke
