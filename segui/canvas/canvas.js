@@ -473,6 +473,7 @@ async function heartbeat() {
     const move = Nav.pendingMove(S, performance.now());
     if (move && (restarted || move.waited > NAV_LOST_MS)) giveUpMove(move.event, restarted);
     if (restarted) reopenAfterRestart(r.boot);
+    else if (stuckSinceRestart(performance.now())) reloadAfterRestart();
   } catch (err) {
     // down (a restart under way) or this login ended; the journal keeps the edits meanwhile
     const msg = String((err && err.message) || err);
@@ -498,12 +499,39 @@ function giveUpMove(event, restarted) {
 
 function reopenAfterRestart(boot) {
   const now = performance.now();
+  S.restartSeen = now;
   const waiting = [...S.pending.values()].some((p) => now - p.t < 30000);
   if (!S.img || waiting || Nav.navigating(S)) return;   // (an answer on its way; the next beat looks again)
   S.boot = boot;
   const args = { open: S.img.id, reopen: true, filter: S.filter };
   if (S.lostMove) args.lost_move = true;   // a Next the old server never answered (giveUpMove)
   if (request("open_image", args, "The server restarted: reopening this image…")) S.lostMove = false;
+}
+
+// After a restart Gradio's page can be left unable to send events at all (its client drops
+// every event once it has taken the connection for lost, until it reloads the page, and
+// now and then it does not reload): a request sent after the restart was seen that has no
+// answer for STUCK_MS while the server answers the heartbeat is taken as never sent, and
+// the page reloads itself (the journal keeps the unsaved edits and the tab reopens its
+// image), once its journal writes have landed.
+const STUCK_MS = 15000;
+
+function stuckSinceRestart(now) {
+  if (S.restartSeen == null || S.reloading) return false;
+  return [...S.pending.values()].some((p) => typeof p.t === "number" && p.t >= S.restartSeen && now - p.t > STUCK_MS);
+}
+
+function reloadAfterRestart() {
+  if (journal.unwritten) return;   // the next beat looks again
+  if (S.map && S.history.isDirty() && (journal.broken || S.volatile)) {
+    // the edits live only in this page: a reload would lose them
+    setStatus("The server restarted and this page cannot reach it again. Your unsaved edits are only in this page (this browser could not store them): reloading would lose them.", "error", "server");
+    S.reloading = true;
+    return;
+  }
+  S.reloading = true;
+  setStatus("The server restarted and this page could not reach it again: reloading it (your unsaved edits are kept in this browser)…", "busy");
+  location.reload();
 }
 
 let ticks = 0;

@@ -483,8 +483,9 @@ def test_a_server_killed_mid_save_gets_the_edit_after_it_restarts(app_proc, brow
 def test_a_server_restarted_with_nothing_in_flight_reopens_the_image_and_the_next_edit_lands(app_proc, browser, artifacts):
     """``python app.py`` killed while the page waits for nothing, then started again: no
     request fails, so Gradio notices nothing; the canvas's heartbeat (``alive``) sees
-    another server process and reopens the image by itself (no page reload), the
-    unsaved stroke kept; the next stroke and N store the map pixel for pixel."""
+    another server process and reopens the image by itself (no page reload, unless Gradio's
+    page cannot send events any more: then it reloads itself), the unsaved stroke kept; the
+    next stroke and N store the map pixel for pixel."""
     url, data, start, box = app_proc
     proc = box["proc"]
     c = new_page(browser, url)
@@ -503,19 +504,28 @@ def test_a_server_restarted_with_nothing_in_flight_reopens_the_image_and_the_nex
     proc.wait(10)
     box["proc"] = start()
     c.wait_status("The server restarted")           # the heartbeat saw it; nothing was pressed
-    c.wait_image(iid)
-    c.wait_idle()
-    assert c.js("() => window.__sameDocument === true"), "the page was reloaded"
+    # it reopens the image in the same page; or, when Gradio's page could not send that
+    # reopen (its client drops every event once it has taken the connection for lost, and
+    # now and then it does not reload), the page reloads itself after 15 s and the journal
+    # restores the stroke and saves it (seen 1 run in 2 of the restart tests)
+    c.page.wait_for_function(f"() => {{ const r = {ROOT}; if (!r || !r.__seg) return false; const S = r.__seg.S; "
+                             f"return S.img && S.img.id === {iid} && S.pending.size === 0 && S.navPending === null; }}",
+                             timeout=90_000)
+    reloaded = not c.js("() => window.__sameDocument === true")
     np.testing.assert_array_equal(c.client_map(), drawn)
-    assert c.state()["dirty"]
-    c.page.screenshot(path=str(artifacts / "durable_reopened_after_idle_restart.png"))
-    more = paint(c, 120, key="3")
-    c.key("n")                                      # leaving stores the draft on the new server
-    c.wait_idle()
     st = Studio(Store(data_dir=data), predictors=_PREDICTORS)
     try:
+        if reloaded:                                # restored from the journal and saved
+            c.wait_status("kept in this browser")
+            assert wait_stored(st, iid, drawn, timeout=60).revision == 1
+        else:
+            assert c.state()["dirty"]
+        c.page.screenshot(path=str(artifacts / "durable_reopened_after_idle_restart.png"))
+        more = paint(c, 120, key="3")
+        c.key("n")                                  # leaving stores the draft on the new server
+        c.wait_idle()
         a = wait_stored(st, iid, more, timeout=60)
-        assert a.revision == 1 and a.status == "draft"
+        assert a.revision == (2 if reloaded else 1) and a.status == "draft"
     finally:
         st.store.close()
     assert not c.errors, c.errors
