@@ -97,6 +97,20 @@ def paint(c: CanvasPage, y: float, x0: float = 30, x1: float = 200, key: str = "
     return c.client_map()
 
 
+def reload(c: CanvasPage, tries: int = 20) -> None:
+    """The labeller reloads. The page asks "Leave site?" while a journal write is still on its
+    way to IndexedDB (the test's dialog handler answers "stay"): reload again a moment later,
+    as a person would."""
+    for k in range(tries):
+        try:
+            c.page.reload()
+            return
+        except Exception as e:          # playwright's Error: navigation cancelled by beforeunload dialog
+            if "beforeunload" not in str(e) or k == tries - 1:
+                raise
+            c.page.wait_for_timeout(250)
+
+
 def outbox(c: CanvasPage) -> int:
     return int(c.js(f"() => +{ROOT}.dataset.outbox || 0"))
 
@@ -213,6 +227,40 @@ def test_an_answer_that_opens_the_image_again_mid_stroke_waits_and_the_stroke_is
     stored = c.js(f"""() => {{ const s = {ROOT}.__seg, e = s.journal.get(s.S.user, null, s.S.img.id);
         return e ? Array.from(e.data) : null; }}""")
     assert stored is not None and np.array_equal(np.array(stored, np.uint8).reshape(whole.shape), whole)
+    assert not c.errors, c.errors
+    c.page.context.close()
+
+
+def test_a_page_whose_events_no_longer_reach_the_server_after_a_restart_reloads_itself(app, browser, artifacts):
+    """After a restart Gradio's page may send no event any more (its client drops them once
+    it has taken the connection for lost, and now and then it does not reload): the reopen
+    the heartbeat asks for is never answered. Here that reopen's request is held forever;
+    15 s later the page reloads itself, the journal restores the stroke and it is saved."""
+    st, url = app
+    c = new_page(browser, url)
+    iid = c.state()["image"]
+    c.js("() => { window.__sameDocument = true; }")
+    drawn = paint(c, 250, x0=260, x1=420, key="5")
+    held = []
+
+    def hold_reopen(route):             # the heartbeat's reopen never reaches the server
+        body = route.request.post_data or ""
+        if not held and re.search(r'"reopen"\s*:\s*true', body):
+            held.append(route)
+        else:
+            route.continue_()
+    c.page.route("**/gradio_api/queue/join*", hold_reopen)
+    c.js(f"() => {{ {S}.boot = 'an earlier process'; }}")      # the heartbeat sees a "restart"
+    c.wait_status("The server restarted")
+    c.page.wait_for_function("() => window.__sameDocument !== true", timeout=60_000)   # reloaded
+    assert held, "the reopen was not held"
+    c.wait_image(iid)
+    c.wait_status("kept in this browser")
+    a = wait_stored(st, iid, drawn, timeout=60)
+    assert a.status == "draft"
+    c.wait_idle()
+    np.testing.assert_array_equal(c.client_map(), drawn)
+    c.page.screenshot(path=str(artifacts / "durable_stuck_after_restart_reloaded.png"))
     assert not c.errors, c.errors
     c.page.context.close()
 
@@ -461,7 +509,7 @@ def test_a_server_killed_mid_save_gets_the_edit_after_it_restarts(app_proc, brow
         except AssertionError:
             # the kill came before the save left the page: no request failed, so Gradio
             # did not notice the restart and did not reload; the labeller reloads
-            c.page.reload()
+            reload(c)
             a = wait_stored(st, iid, drawn, timeout=90)
         assert a.status == "draft"
     finally:
@@ -593,7 +641,7 @@ def test_a_restart_that_ends_the_login_keeps_the_edit_through_the_login(tmp_path
         try:
             c.page.wait_for_selector("input[type=password]", timeout=30_000)
         except Exception:
-            c.page.reload()                    # nothing noticed yet: the labeller reloads
+            reload(c)                          # nothing noticed yet: the labeller reloads
             c.page.wait_for_selector("input[type=password]", timeout=30_000)
         c.page.screenshot(path=str(artifacts / "durable_restart_login_form.png"))
         log_in(c, "alice", password)
