@@ -125,6 +125,7 @@ def start_worker(args: argparse.Namespace, store):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    os.environ.pop(AUTH_PASSWORD_ENV, None)   # read: the worker and its jobs do not inherit it
     studio, app = create(args)
     auth = login_for(args, studio)
     print(f"Inference device: {studio.device_name}", flush=True)

@@ -145,6 +145,8 @@ def test_main_starts_one_local_worker_and_stops_it_when_the_app_exits(tmp_path, 
             seen["argv"] = argv
             assert "-m jobs.worker" in argv and store.url not in argv       # the URL goes in the environment
             assert f"--parent-pid {os.getpid()}" in argv
+            with open(f"/proc/{w.proc.pid}/environ", "rb") as f:     # --auth's password stays with the app
+                assert b"SEGUI_AUTH_PASSWORD" not in f.read()
             # let it get to its loop (its SIGTERM handler installed) so the stop below is the graceful one
             deadline = time.time() + 30
             while time.time() < deadline and not catches_sigterm(w.proc.pid):
@@ -158,6 +160,7 @@ def test_main_starts_one_local_worker_and_stops_it_when_the_app_exits(tmp_path, 
 
     monkeypatch.setattr(app, "create", lambda args: (FakeStudio(), FakeBlocks()))
     monkeypatch.setattr(app, "start_worker", start_worker)
+    monkeypatch.setenv("SEGUI_AUTH_PASSWORD", "not for the worker")
     try:
         assert app.main(["--data-dir", str(tmp_path / "data")]) == 0
         assert "argv" in seen and not seen["worker"].running and seen["worker"].proc.returncode == 0
