@@ -35,6 +35,14 @@ def open_page(browser, url: str) -> "CanvasPage":
     return c
 
 
+def submit_login(page, name: str, password: str) -> None:
+    """Fill Gradio's login form on ``page`` and wait for the app's canvas."""
+    page.locator("input[type=text]").first.fill(name)
+    page.locator("input[type=password]").first.fill(password)
+    page.locator("button:has-text('Login')").first.click()
+    page.wait_for_selector(".seg-root", timeout=60_000)
+
+
 @contextlib.contextmanager
 def canvas_session(url: str):
     """Chromium with one 1440x900 page on ``url`` whose image is shown (the module

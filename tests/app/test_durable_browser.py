@@ -27,7 +27,7 @@ import pytest
 from segui.handlers import Studio
 from storage import Store
 
-from .canvas_page import S, CanvasPage, launch
+from .canvas_page import S, CanvasPage, launch, submit_login
 from .conftest import _PREDICTORS, REPO, free_port, make_studio, require_chromium, served
 
 pytestmark = pytest.mark.slow   # a browser run (Chromium)
@@ -68,18 +68,10 @@ def new_page(browser, url: str, ctx=None, login=None) -> CanvasPage:
     page.on("dialog", lambda d: (c.dialogs.append(d.type), d.dismiss()))
     page.goto(url)
     if login:
-        log_in(c, *login)
+        submit_login(page, *login)
     c.wait_image()
     c.wait_idle()
     return c
-
-
-def log_in(c: CanvasPage, name: str, password: str) -> None:
-    """Fill Gradio's login form and wait for the app."""
-    c.page.locator("input[type=text]").first.fill(name)
-    c.page.locator("input[type=password]").first.fill(password)
-    c.page.locator("button:has-text('Login')").first.click()
-    c.page.wait_for_selector(".seg-root", timeout=60_000)
 
 
 @pytest.fixture(scope="module")
@@ -644,7 +636,7 @@ def test_a_restart_that_ends_the_login_keeps_the_edit_through_the_login(tmp_path
             reload(c)                          # nothing noticed yet: the labeller reloads
             c.page.wait_for_selector("input[type=password]", timeout=30_000)
         c.page.screenshot(path=str(artifacts / "durable_restart_login_form.png"))
-        log_in(c, "alice", password)
+        submit_login(c.page, "alice", password)
         c.wait_image(iid)
         c.wait_status("kept in this browser")
         st = Studio(Store(data_dir=data), predictors=_PREDICTORS)

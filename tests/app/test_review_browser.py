@@ -11,7 +11,7 @@ from argon2 import PasswordHasher
 from segui.handlers import DEMO_PROJECT
 from segui.ui import LAUNCH_OPTIONS, build_app
 
-from .canvas_page import launch, open_page
+from .canvas_page import launch, open_page, submit_login
 from .conftest import free_port, make_studio, require_chromium
 
 pytestmark = pytest.mark.slow   # a browser run (Chromium)
@@ -53,12 +53,8 @@ def tab_shown(page, name) -> bool:
 
 def log_in(browser, url, name):
     c = open_page(browser, url)
-    page = c.page
-    page.locator("input[type=text]").first.fill(name)
-    page.locator("input[type=password]").first.fill(f"{name} password long")
-    page.locator("button:has-text('Login')").first.click()
-    page.wait_for_selector(".seg-root", timeout=60_000)
-    page.wait_for_selector("#segui-signed-in", timeout=30_000)   # the role's screens are set
+    submit_login(c.page, name, f"{name} password long")
+    c.page.wait_for_selector("#segui-signed-in", timeout=30_000)   # the role's screens are set
     return c
 
 
