@@ -20,7 +20,7 @@ import os
 import sys
 
 from models.inference import DEFAULT_MODEL_DIR
-from storage import DB_URL_ENV
+from storage import DB_URL_ENV, ValidationError, check_password
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,8 +65,6 @@ AUTH_PASSWORD_ENV = "SEGUI_AUTH_PASSWORD"
 def auth_password(user: str, fail) -> str:
     """--auth's password: $SEGUI_AUTH_PASSWORD, else asked at the terminal; checked as an
     account's would be (length). ``fail(message)`` exits."""
-    from storage import ValidationError, check_password
-
     pw = os.environ.get(AUTH_PASSWORD_ENV)
     if pw is None:
         if sys.stdin is None or not sys.stdin.isatty():
