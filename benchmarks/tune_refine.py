@@ -5,8 +5,10 @@ model's probabilities: a guided filter (He et al.) with the image as guide.
     python -m benchmarks.tune_refine --split val --grid R:EPS --out benchmarks/results/cpu_refine_val.json
     python -m benchmarks.tune_refine ... --grid 4:1e-3:2:0.9 --scale 0.5 --ops   # keep >= 0.9 sure pixels; half size
 
-A grid entry is RADIUS:EPS[:SUBSAMPLE[:KEEP]] (KEEP: pixels the network is at least that
-sure of keep its class, models.refine.RefineSettings.keep). --scale resizes every image
+A grid entry is RADIUS:EPS[:SUBSAMPLE[:KEEP[:AREA[:UNSURE]]]] (KEEP: pixels the network is at
+least that sure of keep its class, models.refine.RefineSettings.keep; AREA: pieces of one class
+smaller than that take their surroundings' class, only those whose mean top probability is
+below UNSURE if given: RefineSettings.min_area / unsure). --scale resizes every image
 (area) and label (nearest) first; --ops also counts the scripted labeller's operations to
 98% pixel accuracy (benchmarks.scripted_labeller).
 
@@ -84,7 +86,9 @@ def main() -> int:
             else:
                 r, e, *rest = g.split(":")
                 rs = RefineSettings(radius=int(r), eps=float(e), subsample=int(rest[0]) if rest else 1,
-                                    keep=float(rest[1]) if len(rest) > 1 else 0.0)
+                                    keep=float(rest[1]) if len(rest) > 1 else 0.0,
+                                    min_area=int(rest[2]) if len(rest) > 2 else 0,
+                                    unsure=float(rest[3]) if len(rest) > 3 else 1.01)
                 m = refined_classes(probs, img, rs).numpy().astype(np.uint8)
             tot[g]["seconds"] += time.perf_counter() - t0
             tot[g]["wrong_pixels"] += wrong_pixels(m, lbl, ignore)

@@ -20,7 +20,13 @@ network is sure of"): the filter only moves pixels the network is unsure of (bou
 specks), so a confident object narrower than its window (a pole, a wire) is not smoothed
 away into the classes around it.
 
-Plain model library: torch, numpy and models.data only.
+``min_area`` / ``unsure`` (chosen on CamVid train, BENCHMARKS.md "Small unsure pieces"):
+after the filter, a piece of one class (8-connected) smaller than 30 px that the network
+was unsure of (mean top probability below 0.8) takes the class around it: a speck that
+would be one more thing for a labeller to click away.
+
+Plain model library: torch, numpy, scikit-image's connected-component labelling and
+models.data only.
 """
 from __future__ import annotations
 
@@ -42,6 +48,8 @@ class RefineSettings:
     eps: float = 1e-3  # regulariser: larger = smoother, less edge-following
     subsample: int = 2  # the fast guided filter (He and Sun 2015): coefficients at 1/s size
     keep: float = 0.8  # a pixel the network gives at least this probability keeps its class (0: off)
+    min_area: int = 30  # 8-connected pieces of one class smaller than this take their surroundings' class (0: off)
+    unsure: float = 0.8  # ... only pieces whose mean top probability is below this (> 1: every small piece)
 
     @property
     def enabled(self) -> bool:
@@ -111,13 +119,64 @@ def guided_refine(probs: torch.Tensor, image: np.ndarray, settings: RefineSettin
 
 def refined_classes(probs: torch.Tensor, image: np.ndarray, settings: RefineSettings | None = None) -> torch.Tensor:
     """(K, H, W) probabilities -> (H, W) int64 class map: the refined argmax, except where the
-    network's top probability is at least ``settings.keep``, which keeps the network's class
-    (radius 0: the plain argmax)."""
+    network's top probability is at least ``settings.keep``, which keeps the network's class;
+    then small unsure pieces merged into their surroundings (``min_area``, ``unsure``).
+    Radius 0: the plain argmax, nothing else."""
     s = settings or RefineSettings()
+    top, idx = probs.max(0)  # (max is ~5x faster than argmax over dim 0 on CPU)
     if not s.enabled:
-        return probs.max(0).indices  # (max is ~5x faster than argmax over dim 0 on CPU)
-    refined = guided_refine(probs, image, s).max(0).indices
-    if s.keep <= 0:
-        return refined
-    top, idx = probs.max(0)
-    return torch.where(top >= s.keep, idx, refined)
+        return idx
+    out = guided_refine(probs, image, s).max(0).indices
+    if s.keep > 0:
+        out = torch.where(top >= s.keep, idx, out)
+    if s.min_area > 1:
+        out = torch.from_numpy(merge_small_pieces(out.cpu().numpy(), s.min_area, top.cpu().numpy(), s.unsure)).to(out.device)
+    return out
+
+
+def merge_small_pieces(class_map: np.ndarray, min_area: int, top: np.ndarray | None = None,
+                       unsure: float = 1.01) -> np.ndarray:
+    """(H, W) class map -> a copy where every 8-connected piece of one class smaller than
+    ``min_area`` px (and, given ``top``, the (H, W) top probability, whose mean over the piece
+    is below ``unsure``) takes the most common class of the pixels touching it (its 1-px
+    outer ring, each ring pixel counted once, in the input map: pieces are judged at once,
+    not one after another; a tie goes to the lower class index)."""
+    from skimage.measure import label
+
+    H, W = class_map.shape
+    pieces = label(class_map, background=-1, connectivity=2).ravel()  # every class's pieces, 1..n
+    sizes = np.bincount(pieces)
+    small = sizes < min_area
+    small[0] = False
+    if top is not None and unsure <= 1.0:
+        small &= np.bincount(pieces, weights=top.ravel(), minlength=sizes.size) < unsure * np.maximum(sizes, 1)
+    P = int(small.sum())
+    if P == 0:
+        return class_map.copy()
+    ids = np.zeros(sizes.size, np.int64)
+    ids[small] = np.arange(1, P + 1)
+    pid = ids[pieces].reshape(H, W)  # 1..P: the small pieces, 0: everything else
+    # ring pixels: 8-neighbours of a piece's pixels outside it, as (piece, pixel) pairs, once each
+    pad = np.pad(pid, 1, constant_values=-1)
+    ys, xs = np.nonzero(pid)
+    own = pid[ys, xs]
+    keys = []
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy == 0 and dx == 0:
+                continue
+            ny, nx = ys + dy, xs + dx
+            nb = pad[ny + 1, nx + 1]
+            ok = (nb != own) & (nb != -1)
+            keys.append(own[ok] * (H * W) + ny[ok] * W + nx[ok])
+    pairs = np.unique(np.concatenate(keys))
+    piece, pix = pairs // (H * W), pairs % (H * W)
+    K = int(class_map.max()) + 1
+    counts = np.bincount(piece * K + class_map.ravel()[pix], minlength=(P + 1) * K).reshape(P + 1, K)
+    has_ring = counts.sum(1) > 0
+    new_class = np.where(has_ring, counts.argmax(1), -1)  # -1: a piece with no ring (the whole image)
+    out = class_map.copy()
+    sel = pid > 0
+    repl = new_class[pid[sel]]
+    out[sel] = np.where(repl >= 0, repl, class_map[sel])
+    return out

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.refine import RefineSettings, box_filter, guided_refine, refined_classes
+from models.refine import RefineSettings, box_filter, guided_refine, merge_small_pieces, refined_classes
 
 
 @pytest.mark.parametrize("channels", [3, 12])      # plain and channels-last layouts
@@ -94,3 +94,39 @@ def test_keep_saves_a_confident_thin_object_the_filter_would_smooth_away():
     assert int((off == 1).sum()) == 0  # smoothed away
     assert bool((on[:, 20:22] == 1).all()) and int((on == 1).sum()) == 2 * h  # kept; the unsure column is not
     assert torch.equal(refined_classes(probs, img, RefineSettings(radius=0)), probs.argmax(0))
+
+
+def test_small_pieces_take_the_class_around_them_and_large_ones_stay():
+    """Pieces of one class (8-connected) smaller than min_area take the most common class of
+    the pixels touching them; pieces at least that big stay, however thin."""
+    m = np.zeros((20, 20), np.int64)
+    m[:, 14:] = 2
+    m[2:4, 2:4] = 1                          # 4 px speck inside 0 -> 0
+    m[8:11, 5:8] = 1                         # 9 px block: stays at min_area 9
+    m[np.arange(4, 16), np.arange(4, 16) // 3 + 8] = 3   # a 1 px line of 12 px: stays
+    m[16:18, 12:14] = 1                      # 4 px at the 0 / 2 border: ring 0 x 7, 2 x 4, 3 x 1 -> 0
+    out = merge_small_pieces(m, 9)
+    assert (out[2:4, 2:4] == 0).all()
+    assert (out[8:11, 5:8] == 1).all() and int((out == 1).sum()) == 9
+    assert int((out == 3).sum()) == 12
+    assert (out[16:18, 12:14] == 0).all()
+    assert int((out == 2).sum()) == int((m == 2).sum())
+    assert np.array_equal(merge_small_pieces(m, 1), m)
+
+
+def test_only_unsure_small_pieces_merge_when_asked():
+    m = np.zeros((12, 12), np.int64)
+    m[2:4, 2:4] = 1
+    m[8:10, 8:10] = 1
+    top = np.full(m.shape, 0.95)
+    top[2:4, 2:4] = 0.5      # the network was unsure of this speck only
+    out = merge_small_pieces(m, 10, top, unsure=0.8)
+    assert (out[2:4, 2:4] == 0).all() and (out[8:10, 8:10] == 1).all()
+    p1 = torch.from_numpy((m == 1) * 0.6 + 0.1).float()  # the specks at 0.7, the rest 0.9 sure of 0
+    probs = torch.stack([1 - p1, p1])
+    img = np.zeros((12, 12, 3), np.uint8)
+    keep_all = dict(radius=1, subsample=1, keep=0.5)  # the filter changes nothing the network is 0.5 sure of
+    assert int((refined_classes(probs, img, RefineSettings(**keep_all, min_area=0)) == 1).sum()) == 8
+    assert int((refined_classes(probs, img, RefineSettings(**keep_all, min_area=10, unsure=0.6)) == 1).sum()) == 8
+    assert int((refined_classes(probs, img, RefineSettings(**keep_all, min_area=10, unsure=0.8)) == 1).sum()) == 0
+    assert torch.equal(refined_classes(probs, img, RefineSettings(radius=0)), probs.argmax(0))  # off: nothing merged
