@@ -66,9 +66,10 @@ async function askObject(seq) {
   const ms = performance.now() - t0;
   S.objTimes = (S.objTimes || []).concat([[ms, r.ms]]).slice(-200);   // per click: page and server ms (benchmarks)
   root.dataset.object = `${seq}:${o.pixels}`;
-  setStatus(`Object: ${o.pixels} px from ${o.clicks} click${o.clicks > 1 ? "s" : ""} (${Math.round(ms)} ms). ` +
-    `Enter or a class paints it ${className(paintValue())}; right-click or Shift+click removes a part; ` +
-    "P edits its outline as a polygon; Backspace drops the last click, Esc the object.", "info", "object");
+  // short enough for the status box's three lines at 1440x900 (it scrolls past that)
+  setStatus(`Object: ${o.pixels} px, ${o.clicks} click${o.clicks > 1 ? "s" : ""}. ` +
+    `Enter or a class: paint ${className(paintValue())}. Right/Shift-click: remove a part. ` +
+    "P: edit outline. Backspace: undo click. Esc: drop.", "info", "object");
 }
 
 function paintObjectPreview() {
