@@ -1,6 +1,8 @@
 """Cost of the edge-aware refinement (models.refine) in Predictor.predict on a 480x360
 CamVid frame: predict() with the default RefineSettings and with radius 0, interleaved
-so that both see the same load; median and p90 of --repeats calls each.
+so that both see the same load; median and p90 of --repeats calls each. refine_alone is
+the guided filter and argmax; refined_classes what predict applies (filter, keep, small
+unsure pieces merged).
 
     python -m benchmarks.bench_refine_time --repeats 30 --threads 2
 """
@@ -16,7 +18,7 @@ import torch
 
 from models.data import list_pairs, load_image, read_classes
 from models.inference import Predictor
-from models.refine import RefineSettings, guided_refine
+from models.refine import RefineSettings, guided_refine, refined_classes
 
 
 def main() -> int:
@@ -35,11 +37,13 @@ def main() -> int:
     probs = on.logits(img, names).softmax(0)
     for p in (on, off):
         p.predict(img, names)
-    t = {"predict_refined": [], "predict_plain": [], "refine_alone": []}
+    t = {"predict_refined": [], "predict_plain": [], "refine_alone": [], "refined_classes": []}
     for _ in range(a.repeats):
         for key, f in (("predict_refined", lambda: on.predict(img, names)),
                        ("predict_plain", lambda: off.predict(img, names)),
-                       ("refine_alone", lambda: guided_refine(probs, img, on.refine).argmax(0))):
+                       ("refine_alone", lambda: guided_refine(probs, img, on.refine).argmax(0)),
+                       # what predict applies: the filter, keep, small unsure pieces merged
+                       ("refined_classes", lambda: refined_classes(probs, img, on.refine))):
             t0 = time.perf_counter()
             f()
             t[key].append(1000 * (time.perf_counter() - t0))
