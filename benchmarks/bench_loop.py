@@ -69,6 +69,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.queue_order import diverse_pick, layout_descriptor
 from common.splits import VAL_EVERY, auto_split_file
 from models import finetune
 from models.data import LabelSet, label_colors, list_pairs, load_image, load_label, read_classes
@@ -342,7 +343,8 @@ def run_one_at_a_time(args) -> dict:
         active = store.active_model_version("loop")
         session, _, _ = _instant_session(active.weights_dir, names, ignore, args.seed, [])
         submitted: list = []
-        queue_order = args.order == "uncertainty"
+        queue_order = args.order in ("uncertainty", "diverse")
+        chosen_layouts: list = []   # --order diverse: the submitted annotations' layout descriptors
         if queue_order:   # the app's queue: the labeller takes the most uncertain image the page shows
             todo, embs, ranked = list(pool), {}, []
         for i in range(min(len(todo), args.rounds * args.per_round)):
@@ -350,13 +352,17 @@ def run_one_at_a_time(args) -> dict:
                 # uncertainty of what the page shows now (active model + instant layer) for every
                 # image not yet submitted, as the app's background re-prediction keeps it; the
                 # embeddings are the active model's, cached until a promotion changes it
-                scores = []
+                scores, uncs, layouts = [], [], []
                 for k, (nm, _, im, _) in enumerate(todo):
                     key = (active.id, nm)
                     if key not in embs:
                         embs[key] = session.embed(im)
-                    scores.append((-session.predict(embs[key]).uncertainty, k))
-                pick = min(scores)[1]
+                    p = session.predict(embs[key])
+                    scores.append((-p.uncertainty, k))
+                    if args.order == "diverse":
+                        uncs.append(p.uncertainty)
+                        layouts.append(layout_descriptor(p.class_map, len(names)))
+                pick = min(scores)[1] if args.order == "uncertainty" else diverse_pick(uncs, layouts, chosen_layouts)
                 item = todo.pop(pick)
                 ranked.append(item[0])
                 emb = embs.pop((active.id, item[0]))
@@ -379,6 +385,8 @@ def run_one_at_a_time(args) -> dict:
                 row["ops_no_retraining"] = scripted_ops(base_map, lbl, ignore)
             _submit_one(store, "loop", item)
             submitted.append(item)
+            if args.order == "diverse":
+                chosen_layouts.append(layout_descriptor(lbl, len(names)))
             session.add(name, emb, lbl)
             session.update()
             row["instant_update_seconds"] = session.last_update_seconds
@@ -472,8 +480,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pool-split", choices=["train", "val"], default="train",
                     help="CamVid split the sequence's images come from: val = frames the shipped model never saw "
                          "(with --base weights/camvid --sequence 0016E5 --val auto)")
-    ap.add_argument("--order", choices=["random", "uncertainty"], default="random",
-                    help="the labeller's order: shuffled, or the app's queue (most uncertain first)")
+    ap.add_argument("--order", choices=["random", "uncertainty", "diverse"], default="random",
+                    help="the labeller's order: shuffled, or the app's queue (most uncertain first); diverse "
+                         "(--one-at-a-time only, an experiment): uncertainty x layout distance to the images "
+                         "submitted so far (layout_descriptor)")
     ap.add_argument("--params", help="JSON overrides of the job recipe (models.finetune.default_params)")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--per-round", type=int, default=20)
@@ -495,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--label-set", help='a label set made of CamVid classes, e.g. "thin pole=pole;background=*"')
     ap.add_argument("--out")
     args = ap.parse_args(argv)
+    if args.order == "diverse" and not args.one_at_a_time:
+        ap.error("--order diverse needs --one-at-a-time")
     torch.set_num_threads(args.threads)
     result = {}
     if not args.skip_loop:

@@ -7,4 +7,5 @@ imports it without pulling SQLAlchemy, and ``storage`` without pulling torch.
 - :mod:`common.images`: image suffixes, the one image decoder, the minimum image side.
 - :mod:`common.colors`: default class colours (recognisable and well separated).
 - :mod:`common.splits`: the automatic train / val split (one image in five, by hash).
+- :mod:`common.queue_order`: the unlabelled queue's pick (uncertain, and unlike what was submitted).
 """
