@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from common.labels import LabelSetError, clean_class_name
+from common.queue_order import diverse_pick, layout_descriptor
 from common.splits import SPLITS, VAL_EVERY, auto_split, training_splits
 from models.finetune import MIN_VAL_TO_PROMOTE
 from storage import FILTER_STATUSES, QUEUE_FILTERS, ConflictError, NotFoundError, StorageError
@@ -24,6 +25,8 @@ from .errors import UserError
 
 FILTERS = QUEUE_FILTERS
 PREFETCH_DELAY_S = 0.6             # the next image is prepared this long after one is opened
+QUEUE_SHORTLIST = 100              # "unlabelled": the most uncertain images the diverse pick weighs
+QUEUE_CHOSEN = 200                 # ... against the layouts of the most recently submitted images
 
 
 @dataclass
@@ -118,8 +121,70 @@ class LabellingMixin:
                 if im.id not in exclude:
                     return im.id
             return None
+        if filter == "unlabelled":
+            return self._diverse_next(project, exclude)
         info = self.store.next_image(project, filter=filter, exclude=exclude)
         return info.id if info is not None else None
+
+    def _diverse_next(self, project: str, exclude: tuple[int, ...]) -> int | None:
+        """The "unlabelled" queue: of the QUEUE_SHORTLIST most uncertain unlabelled images,
+        the one whose uncertainty x distance from the scenes already submitted is largest
+        (common.queue_order: most-uncertain-first alone takes runs of near-duplicate
+        frames). The images in ``exclude`` (the one being left) count as submitted, by their
+        latest annotation or else their prediction. Layouts are kept per image, keyed by its
+        uncertainty (a new prediction gives a new one) or its revision; images without a
+        prediction come last."""
+        ex = set(exclude)
+        cands = [im for im in self.store.list_images(project, status="unlabelled", order="uncertainty",
+                                                     limit=QUEUE_SHORTLIST + len(ex)) if im.id not in ex]
+        cands = cands[:QUEUE_SHORTLIST]
+        scored = [im for im in cands if im.uncertainty is not None]
+        if len(scored) <= 1:
+            return cands[0].id if cands else None
+        info = self.store.get_project(project)
+        K = max(c.index for c in info.classes) + 1
+        subs = sorted(self.store.list_images(project, status="submitted"),
+                      key=lambda im: (im.annotated_at is not None, im.annotated_at or 0, im.id))[-QUEUE_CHOSEN:]
+        cache = self.__dict__.setdefault("_queue_layouts", {})   # (kind, image id, version) -> layout
+        if len(cache) > 4 * (QUEUE_SHORTLIST + QUEUE_CHOSEN):
+            cache.clear()
+
+        def layout(kind: str, im, version, load) -> np.ndarray | None:
+            key = (kind, im.id, version)
+            if key not in cache:
+                try:
+                    cm = load()
+                except (NotFoundError, StorageError):
+                    cm = None
+                cache[key] = None if cm is None else layout_descriptor(cm, K, ignore_index=info.ignore_index)
+            return cache[key]
+
+        chosen = [d for im in subs
+                  if (d := layout("a", im, im.revision, lambda im=im: self.store.get_annotation(im.id).class_map))
+                  is not None]
+        # the image being left (Next's and the prefetch's ``exclude``) counts as submitted: the
+        # page asks for the next image while this one is still open, and shows that answer
+        for iid in ex - {im.id for im in subs}:
+            try:
+                im = self.store.get_image(iid)
+            except (NotFoundError, StorageError):
+                continue
+            if im.project_id != info.id:
+                continue
+            d = (layout("a", im, im.revision, lambda im=im: self.store.get_annotation(im.id).class_map)
+                 if im.revision else
+                 layout("p", im, im.uncertainty, lambda im=im: getattr(self.store.get_prediction(im.id),
+                                                                        "class_map", None)))
+            if d is not None:
+                chosen.append(d)
+        pairs = [(im, layout("p", im, im.uncertainty, lambda im=im: getattr(self.store.get_prediction(im.id),
+                                                                              "class_map", None)))
+                 for im in scored]
+        pairs = [(im, d) for im, d in pairs if d is not None]
+        if not pairs:
+            return cands[0].id
+        pick = diverse_pick([im.uncertainty for im, _ in pairs], [d for _, d in pairs], chosen)
+        return pairs[pick][0].id
 
     def queue(self, project: str, filter: str = "any") -> list[list[Any]]:
         status = None if filter in (None, "any") else filter

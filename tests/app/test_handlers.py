@@ -120,12 +120,44 @@ def test_huge_image_is_refused_and_nothing_stored(studio, tmp_path):
         studio.upload("", [big])
 
 
+def test_unlabelled_queue_takes_the_most_uncertain_scene_not_yet_submitted(bare_demo_studio):
+    """Most uncertain first, weighed by how unlike the submitted images it looks
+    (common.queue_order): a near-duplicate of a submitted scene waits, however uncertain."""
+    st = bare_demo_studio
+    p = st.store.get_project(DEMO_PROJECT)
+    v = st.model_version(p.id)
+    imgs = sorted(st.store.list_images(DEMO_PROJECT, status="unlabelled"), key=lambda im: im.id)
+    assert len(imgs) == 4
+    h, w = imgs[0].height, imgs[0].width
+    sky, building, road = (next(c.index for c in p.classes if c.name == n) for n in ("sky", "building", "road"))
+    X = np.full((h, w), road, np.uint8)
+    X[: h // 2] = sky                                  # one scene: sky above road
+    Y = np.full((h, w), road, np.uint8)
+    Y[:, : w // 2] = building                          # another: a building on the left
+    for im, m, u in zip(imgs, (X, X, Y, Y), (0.9, 0.8, 0.5, 0.1)):
+        st.store.save_prediction(im.id, v.id, m, u)
+    a, b, c, d = (im.id for im in imgs)
+    assert st.next_image(DEMO_PROJECT) == a            # nothing submitted: the most uncertain
+    assert st.next_image(DEMO_PROJECT, "unlabelled", (a,)) == c   # a still open (the prefetch): it counts
+    st.save(a, X, "alice", "submitted", 0)
+    assert st.next_image(DEMO_PROJECT) == c            # b (0.8) repeats a's scene: c (0.5) first
+    # c open: b repeats a, d repeats c, both score 0: then the most uncertain of them
+    assert st.next_image(DEMO_PROJECT, "unlabelled", (c,)) == b
+    Z = np.full((h, w), building, np.uint8)
+    st.store.save_prediction(b, v.id, Z, 0.7)          # a new prediction of b: a new scene now
+    assert st.next_image(DEMO_PROJECT) == b
+    st.save(c, Y, "alice", "submitted", 0)
+    st.save(b, Z, "alice", "submitted", 0)
+    assert st.next_image(DEMO_PROJECT) == d
+    assert st.next_image(DEMO_PROJECT, "unlabelled", (d,)) is None
+
+
 def test_queue_order_filters_and_open(demo_studio):
     st = demo_studio
     imgs = st.store.list_images(DEMO_PROJECT, status="unlabelled")
-    most = max(imgs, key=lambda i: i.uncertainty)
-    assert st.next_image(DEMO_PROJECT) == most.id
-    assert st.next_image(DEMO_PROJECT, "unlabelled", (most.id,)) != most.id
+    most = st.store.get_image(st.next_image(DEMO_PROJECT))   # its pick: test_unlabelled_queue_...
+    assert most.status == "unlabelled" and most.id in {im.id for im in imgs}
+    assert st.next_image(DEMO_PROJECT, "unlabelled", (most.id,)) not in (most.id, None)
     assert st.next_image(DEMO_PROJECT, "draft") is None
     loaded = st.open_image(most.id)
     assert loaded.base_revision == 0 and loaded.source.startswith("prediction")
