@@ -145,19 +145,21 @@ class LabellingMixin:
         K = max(c.index for c in info.classes) + 1
         subs = sorted(self.store.list_images(project, status="submitted"),
                       key=lambda im: (im.annotated_at is not None, im.annotated_at or 0, im.id))[-QUEUE_CHOSEN:]
-        cache = self.__dict__.setdefault("_queue_layouts", {})   # (kind, image id, version) -> layout
+        cache = self.__dict__.setdefault("_queue_layouts", {})   # (kind, image id, version, K) -> layout
         if len(cache) > 4 * (QUEUE_SHORTLIST + QUEUE_CHOSEN):
             cache.clear()
 
         def layout(kind: str, im, version, load) -> np.ndarray | None:
-            key = (kind, im.id, version)
-            if key not in cache:
-                try:
-                    cm = load()
-                except (NotFoundError, StorageError):
-                    cm = None
-                cache[key] = None if cm is None else layout_descriptor(cm, K, ignore_index=info.ignore_index)
-            return cache[key]
+            key = (kind, im.id, version, K)   # K: a class added since changes every layout's length
+            if key in cache:
+                return cache.get(key)
+            try:
+                cm = load()
+            except (NotFoundError, StorageError):
+                cm = None
+            d = None if cm is None else layout_descriptor(cm, K, ignore_index=info.ignore_index)
+            cache[key] = d
+            return d
 
         chosen = [d for im in subs
                   if (d := layout("a", im, im.revision, lambda im=im: self.store.get_annotation(im.id).class_map))

@@ -146,6 +146,9 @@ def test_unlabelled_queue_takes_the_most_uncertain_scene_not_yet_submitted(bare_
     Z = np.full((h, w), building, np.uint8)
     st.store.save_prediction(b, v.id, Z, 0.7)          # a new prediction of b: a new scene now
     assert st.next_image(DEMO_PROJECT) == b
+    st.store.add_class(DEMO_PROJECT, "lamp post")      # every layout is longer now: none kept mixes in
+    st.store.save_prediction(c, v.id, Y, 0.45)         # (a layout made after the class came)
+    assert st.next_image(DEMO_PROJECT) == b
     st.save(c, Y, "alice", "submitted", 0)
     st.save(b, Z, "alice", "submitted", 0)
     assert st.next_image(DEMO_PROJECT) == d
