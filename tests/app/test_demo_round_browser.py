@@ -90,13 +90,19 @@ def test_a_whole_round_in_the_demo(demo_app, artifacts):
         c.key("n")
         page.wait_for_function(f"() => document.querySelector('.seg-root').dataset.imageShown != '{second}'",
                                timeout=60_000)
-        shown = c.wait_image()
+        c.wait_image()
         c.wait_idle()
+        # Next shows the image the page prepared before the job at once, with the old model's
+        # mask; the server's answer then replaces that mask (or opens another image, if the
+        # queue's pick moved with the new predictions): wait for the page to settle on it
+        page.wait_for_function("t => (document.querySelector('.seg-info') || {}).title === t",
+                               arg=f"prediction of model version {active.id}", timeout=60_000)
+        c.wait_idle()
+        shown = c.state()["image"]
         assert shown not in (first, second)
         pred = st.store.get_prediction(shown, active.id)
         assert pred is not None                                 # predicted by the new model
         np.testing.assert_array_equal(c.client_map(), pred.class_map)
-        assert page.locator(".seg-info").get_attribute("title") == f"prediction of model version {active.id}"
         page.screenshot(path=str(artifacts / "demo_round_next.png"))
         browser.close()
     assert not c.errors, f"JavaScript errors in the page: {c.errors}"
