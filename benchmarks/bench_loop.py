@@ -4,9 +4,11 @@
         --base-removed runs/loop/base_no_bicyclist --out runs/loop/result.json
 
 A simulated labeller works through the 0016E5 train images of CamVid (--sequence), 20
-per round (--per-round), in random order or in the app's queue order (--order
-uncertainty: most uncertain first, by the active model's `Prediction.uncertainty`, the
-figure the app stores with a prediction): the active model predicts them, the labeller
+per round (--per-round), in random order or in a queue order (--order uncertainty: most
+uncertain first, by the active model's `Prediction.uncertainty`, the figure the app stores
+with a prediction; --order diverse with --one-at-a-time: that, weighed by how unlike the
+images already submitted each looks, the app's unlabelled queue since 2026-12-05,
+common.queue_order): the active model predicts them, the labeller
 corrects each to ground truth. Effort is measured two ways: the share of labelled pixels
 whose predicted class was wrong, and the number of separate wrong regions of at least
 20 px (8-connected), closer to the number of fixes a labeller makes. The
@@ -345,7 +347,7 @@ def run_one_at_a_time(args) -> dict:
         submitted: list = []
         queue_order = args.order in ("uncertainty", "diverse")
         chosen_layouts: list = []   # --order diverse: the submitted annotations' layout descriptors
-        if queue_order:   # the app's queue: the labeller takes the most uncertain image the page shows
+        if queue_order:   # a queue: the labeller takes the image the page's queue picks (most uncertain, or diverse)
             todo, embs, ranked = list(pool), {}, []
         for i in range(min(len(todo), args.rounds * args.per_round)):
             if queue_order:
@@ -481,9 +483,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="CamVid split the sequence's images come from: val = frames the shipped model never saw "
                          "(with --base weights/camvid --sequence 0016E5 --val auto)")
     ap.add_argument("--order", choices=["random", "uncertainty", "diverse"], default="random",
-                    help="the labeller's order: shuffled, or the app's queue (most uncertain first); diverse "
-                         "(--one-at-a-time only, an experiment): uncertainty x layout distance to the images "
-                         "submitted so far (layout_descriptor)")
+                    help="the labeller's order: shuffled; uncertainty: most uncertain first (the app's "
+                         "unlabelled queue before 2026-12-05); diverse (--one-at-a-time only): uncertainty x "
+                         "layout distance to the images submitted so far, the app's unlabelled queue now "
+                         "(common.queue_order)")
     ap.add_argument("--params", help="JSON overrides of the job recipe (models.finetune.default_params)")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--per-round", type=int, default=20)
