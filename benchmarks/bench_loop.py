@@ -354,17 +354,17 @@ def run_one_at_a_time(args) -> dict:
                 # uncertainty of what the page shows now (active model + instant layer) for every
                 # image not yet submitted, as the app's background re-prediction keeps it; the
                 # embeddings are the active model's, cached until a promotion changes it
-                scores, uncs, layouts = [], [], []
-                for k, (nm, _, im, _) in enumerate(todo):
+                uncs, layouts = [], []
+                for nm, _, im, _ in todo:
                     key = (active.id, nm)
                     if key not in embs:
                         embs[key] = session.embed(im)
                     p = session.predict(embs[key])
-                    scores.append((-p.uncertainty, k))
+                    uncs.append(p.uncertainty)
                     if args.order == "diverse":
-                        uncs.append(p.uncertainty)
                         layouts.append(layout_descriptor(p.class_map, len(names)))
-                pick = min(scores)[1] if args.order == "uncertainty" else diverse_pick(uncs, layouts, chosen_layouts)
+                # nothing chosen: the most uncertain (ties to the earlier image), as --order uncertainty
+                pick = diverse_pick(uncs, layouts, chosen_layouts)
                 item = todo.pop(pick)
                 ranked.append(item[0])
                 emb = embs.pop((active.id, item[0]))

@@ -161,9 +161,13 @@ class LabellingMixin:
             cache[key] = d
             return d
 
-        chosen = [d for im in subs
-                  if (d := layout("a", im, im.revision, lambda im=im: self.store.get_annotation(im.id).class_map))
-                  is not None]
+        def annotated(im) -> np.ndarray | None:
+            return layout("a", im, im.revision, lambda: self.store.get_annotation(im.id).class_map)
+
+        def predicted(im) -> np.ndarray | None:
+            return layout("p", im, im.uncertainty, lambda: getattr(self.store.get_prediction(im.id), "class_map", None))
+
+        chosen = [d for im in subs if (d := annotated(im)) is not None]
         # the image being left (Next's and the prefetch's ``exclude``) counts as submitted: the
         # page asks for the next image while this one is still open, and shows that answer
         for iid in ex - {im.id for im in subs}:
@@ -173,16 +177,10 @@ class LabellingMixin:
                 continue
             if im.project_id != info.id:
                 continue
-            d = (layout("a", im, im.revision, lambda im=im: self.store.get_annotation(im.id).class_map)
-                 if im.revision else
-                 layout("p", im, im.uncertainty, lambda im=im: getattr(self.store.get_prediction(im.id),
-                                                                        "class_map", None)))
+            d = annotated(im) if im.revision else predicted(im)
             if d is not None:
                 chosen.append(d)
-        pairs = [(im, layout("p", im, im.uncertainty, lambda im=im: getattr(self.store.get_prediction(im.id),
-                                                                              "class_map", None)))
-                 for im in scored]
-        pairs = [(im, d) for im, d in pairs if d is not None]
+        pairs = [(im, d) for im in scored if (d := predicted(im)) is not None]
         if not pairs:
             return cands[0].id
         pick = diverse_pick([im.uncertainty for im, _ in pairs], [d for _, d in pairs], chosen)
