@@ -337,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-dtype", default="float32", choices=["float32", "float16"])
     ap.add_argument("--max-minutes", type=float)
+    ap.add_argument("--max-steps", type=int,
+                    help="stop after this many steps, the schedule annealing over them (unlike --max-minutes, "
+                         "the same run whatever the machine's load)")
     ap.add_argument("--freeze-blocks", type=int, default=0,
                     help="freeze the image encoder's stem and first N blocks (faster steps on a CPU)")
     ap.add_argument("--lovasz", type=float, default=0.0,
@@ -350,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         epochs=args.epochs, batch_size=args.batch_size, crop=crop, scale=scale, lr=args.lr,
         class_weight_power=args.class_weight_power, wording_variety=not args.no_wording_variety,
         eval_every=args.eval_every, seed=args.seed, device=args.device, save_dtype=args.save_dtype,
-        max_minutes=args.max_minutes, freeze_blocks=args.freeze_blocks, lovasz=args.lovasz,
+        max_minutes=args.max_minutes, max_steps=args.max_steps, freeze_blocks=args.freeze_blocks, lovasz=args.lovasz,
     )
     try:
         label_set = read_classes(args.data)

@@ -143,8 +143,7 @@ class LabellingMixin:
             return cands[0].id if cands else None
         info = self.store.get_project(project)
         K = max(c.index for c in info.classes) + 1
-        subs = sorted(self.store.list_images(project, status="submitted"),
-                      key=lambda im: (im.annotated_at is not None, im.annotated_at or 0, im.id))[-QUEUE_CHOSEN:]
+        subs = self.store.list_images(project, status="submitted", order="latest", limit=QUEUE_CHOSEN)
         cache = self.__dict__.setdefault("_queue_layouts", {})   # (kind, image id, version, K) -> layout
         if len(cache) > 4 * (QUEUE_SHORTLIST + QUEUE_CHOSEN):
             cache.clear()

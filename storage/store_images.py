@@ -223,8 +223,9 @@ class ImagesMixin(StoreBase):
                     order: str = "id", limit: int | None = None, offset: int = 0,
                     review: str | None = None) -> list[ImageInfo]:
         """Images with their annotation status, review state and latest uncertainty, in
-        one query. ``order``: "id", "uncertainty" (most uncertain first) or
-        "review_score" (the model's strongest disagreement first, unscored last);
+        one query. ``order``: "id", "uncertainty" (most uncertain first),
+        "review_score" (the model's strongest disagreement first, unscored last) or
+        "latest" (the most recently annotated first, never annotated last);
         ``review``: only images in that review state ("pending" / "accepted" / "rejected")."""
         with self._session() as s:
             pid = self._project_row(s, project).id
@@ -239,10 +240,12 @@ class ImagesMixin(StoreBase):
                 q = q.order_by(Image.uncertainty.desc().nulls_last(), Image.id)
             elif order == "review_score":
                 q = q.order_by(Image.review_score.desc().nulls_last(), Image.id)
+            elif order == "latest":
+                q = q.order_by(Image.annotated_at.desc().nulls_last(), Image.id.desc())
             elif order == "id":
                 q = q.order_by(Image.id)
             else:
-                raise ValidationError(f"order must be 'id', 'uncertainty' or 'review_score', got {order!r}")
+                raise ValidationError(f"order must be 'id', 'uncertainty', 'review_score' or 'latest', got {order!r}")
             if limit is not None:
                 q = q.limit(limit)
             if offset:

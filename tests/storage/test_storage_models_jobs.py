@@ -36,6 +36,22 @@ def test_predictions_and_uncertainty_queue(store, project, png_bytes):
         store.save_prediction(ids[0], 12345, z, 0.1)
 
 
+def test_list_latest_annotated_first(store, project, png_bytes):
+    """order="latest": the most recently annotated first (the queue weighs the newest
+    submissions without listing them all), never-annotated images last; a limit cuts the tail."""
+    ids = [store.add_image("p", png_bytes(np.full((16, 24, 3), i, np.uint8)), f"{i}.png").id for i in range(4)]
+    z = np.zeros((16, 24), np.uint8)
+    for i in (ids[2], ids[0], ids[3]):
+        store.save_annotation(i, z, "a", status="submitted", base_revision=0)
+        time.sleep(0.01)   # distinct timestamps
+    assert [i.id for i in store.list_images("p", order="latest")] == [ids[3], ids[0], ids[2], ids[1]]
+    assert [i.id for i in store.list_images("p", status="submitted", order="latest", limit=2)] == [ids[3], ids[0]]
+    store.save_annotation(ids[2], z + 1, "a", status="submitted", base_revision=1)   # a new revision moves it up
+    assert store.list_images("p", order="latest", limit=1)[0].id == ids[2]
+    with pytest.raises(Exception, match="'latest'"):
+        store.list_images("p", order="newest")
+
+
 def test_model_versions_single_active(store, project):
     v1 = store.add_model_version("p", "/w/v1", activate=True)
     v2 = store.add_model_version("p", "/w/v2", parent_id=v1.id, metrics={"mIoU": 0.61, "per_class_iou": [0.5, 0.7]})
