@@ -73,6 +73,18 @@ def test_evaluate_prints_valid_json_on_real_val_images(camvid):
     assert result["pixel_accuracy"] > 0.8 and result["miou"] > 0.45
 
 
+def test_train_stops_after_max_steps(camvid, tmp_path):
+    """--max-steps: the run ends after that many steps whatever the clock says (2 images,
+    batch 1: 2 steps an epoch, so 3 steps end it in epoch 2 of 5), and says so in its history."""
+    out = run("models.train", "--data", str(camvid), "--out", str(tmp_path / "m"), "--epochs", "5", "--max-steps", "3",
+              "--train-limit", "2", "--val-split", "none", "--batch-size", "1", "--crop", "64x64",
+              "--freeze-blocks", "16", "--device", "cpu", "--threads", "2")
+    assert out.returncode == 0, out.stderr
+    hist = json.loads((tmp_path / "m" / "history.json").read_text())
+    assert hist["config"]["max_steps"] == 3
+    assert [h["epoch"] for h in hist["history"]] == [1, 2]
+
+
 def test_evaluate_with_other_wordings_and_bad_class_lists(camvid):
     out = run("models.evaluate", "--model", str(SHIPPED), "--data", str(camvid), "--limit", "2",
               "--classes", "sky,building,pole,road,pavement,tree,sign symbol,fence,car,pedestrian", "--device", "cpu")
