@@ -55,18 +55,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      f"${AUTH_PASSWORD_ENV} or type it at the prompt")
         if not args.auth.strip():
             ap.error("--auth needs a user name")
-        args.auth_password = auth_password(args.auth, ap.error)
+        # from the variable now (main() then removes it); the prompt waits for login_for, which
+        # first refuses --auth on a database with accounts: nobody types a password for nothing
+        args.auth_password = auth_password(args.auth, ap.error, ask=False)
     return args
 
 
 AUTH_PASSWORD_ENV = "SEGUI_AUTH_PASSWORD"
 
 
-def auth_password(user: str, fail) -> str:
-    """--auth's password: $SEGUI_AUTH_PASSWORD, else asked at the terminal; checked as an
-    account's would be (length). ``fail(message)`` exits."""
+def auth_password(user: str, fail, ask: bool = True) -> str | None:
+    """--auth's password: $SEGUI_AUTH_PASSWORD, else asked at the terminal (None without
+    ``ask``); checked as an account's would be (length). ``fail(message)`` exits."""
     pw = os.environ.get(AUTH_PASSWORD_ENV)
     if pw is None:
+        if not ask:
+            return None
         if sys.stdin is None or not sys.stdin.isatty():
             fail(f"--auth {user}: set {AUTH_PASSWORD_ENV} to the password (no terminal to ask it at)")
         pw = getpass.getpass(f"Password for {user} (the app's login): ")
@@ -106,7 +110,13 @@ def login_for(args: argparse.Namespace, studio):
         raise SystemExit(f"error: {why}")
     if accounts:
         return studio.login
+    if args.auth and args.auth_password is None:
+        args.auth_password = auth_password(args.auth, _exit_with)
     return (args.auth, args.auth_password) if args.auth else None
+
+
+def _exit_with(message: str):
+    raise SystemExit(f"error: {message}")
 
 
 def start_worker(args: argparse.Namespace, store):

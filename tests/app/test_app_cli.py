@@ -28,7 +28,7 @@ def test_options_and_bad_auth(monkeypatch, capsys):
     assert app.parse_args(["--db", "sqlite:///x.db"]).db == "sqlite:///x.db"
 
 
-def test_the_auth_password_never_comes_from_the_command_line(monkeypatch, capsys):
+def test_the_auth_password_never_comes_from_the_command_line(monkeypatch, capsys, tmp_path):
     """A password in argv is readable by anyone on the machine (ps): ``--auth user:pw`` is
     refused and says where the password goes; it comes from $SEGUI_AUTH_PASSWORD or the
     terminal's prompt, is checked as an account's would be, and is never printed."""
@@ -38,15 +38,32 @@ def test_the_auth_password_never_comes_from_the_command_line(monkeypatch, capsys
     err = capsys.readouterr().err
     assert "--auth alice" in err and "SEGUI_AUTH_PASSWORD" in err and "secret password" not in err
     # no terminal to ask at (pytest's stdin), no variable: refused, saying which variable
-    with pytest.raises(SystemExit):
-        app.parse_args(["--auth", "alice"])
-    assert "set SEGUI_AUTH_PASSWORD" in capsys.readouterr().err
+    # (when the login is decided: a database with accounts refuses --auth before any prompt)
+    from segui.handlers import Studio
+    from storage import Store
+
+    studio = Studio(Store(data_dir=tmp_path / "d"))
+    args = app.parse_args(["--auth", "alice"])
+    assert args.auth_password is None
+    with pytest.raises(SystemExit, match="set SEGUI_AUTH_PASSWORD"):
+        app.login_for(args, studio)
     # at a terminal: asked once, without echo
     asked = []
     monkeypatch.setattr(app.sys, "stdin", type("Tty", (), {"isatty": lambda self: True})())
     monkeypatch.setattr(app.getpass, "getpass", lambda prompt: asked.append(prompt) or "typed password")
-    assert app.parse_args(["--auth", "alice"]).auth_password == "typed password"
+    args = app.parse_args(["--auth", "alice"])
+    assert asked == [] and app.login_for(args, studio) == ("alice", "typed password")
+    assert app.login_for(args, studio) == ("alice", "typed password")    # (asked once, not per call)
     assert len(asked) == 1 and "alice" in asked[0]
+    # a database with accounts: --auth refused before anything is asked
+    from argon2 import PasswordHasher
+
+    studio.store.password_hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    studio.store.add_user("ada", "long enough pw", "admin")
+    asked.clear()
+    with pytest.raises(SystemExit, match="the database has accounts"):
+        app.login_for(app.parse_args(["--auth", "alice"]), Studio(studio.store))
+    assert asked == []
     # checked as an account's password: too short is refused, and not echoed
     monkeypatch.setenv("SEGUI_AUTH_PASSWORD", "short")
     with pytest.raises(SystemExit):
