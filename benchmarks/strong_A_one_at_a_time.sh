@@ -6,18 +6,20 @@
 #
 # Base A sees only CamVid's train images of 0006R0 and 0016E5 (305 images), never 0001TP.
 # It is trained here on the 2-core CPU, both threads, the last epoch kept (no val split:
-# CamVid's val images are all 0016E5), unless runs/loop/strong_A already exists.
+# CamVid's val images are all 0016E5), unless runs/loop/strong_A already exists: 4,066 steps
+# (--max-steps, the count a quiet 62-minute run reached; since 2026-12-06 a step budget instead
+# of --max-minutes, so the base does not depend on the CPU's load).
 # Run from the repository root, with nothing else on the CPU (jobs are time-bounded).
 set -euo pipefail
 DATA=${DATA:-../shared/datasets/camvid}
 RES=${RES:-benchmarks/results}
-MIN_A=${MIN_A:-62}
+STEPS_A=${STEPS_A:-4066}
 export PYTHONUNBUFFERED=1
 mkdir -p runs/loop
 if [ ! -f runs/loop/strong_A/config.json ]; then
   python -m models.train --data "$DATA" --epochs 400 --batch-size 8 --crop 256x320 --scale 0.5,1.75 \
     --val-split none --freeze-blocks 3 --save-dtype float16 --train-prefixes 0006R0,0016E5 \
-    --max-minutes "$MIN_A" --threads 2 --out runs/loop/strong_A > runs/loop/train_strong_A.log 2>&1
+    --max-steps "$STEPS_A" --threads 2 --out runs/loop/strong_A > runs/loop/train_strong_A.log 2>&1
 fi
 common=(--data "$DATA" --base runs/loop/strong_A --sequence 0001TP --val auto --rounds 4 --per-round 11
         --one-at-a-time --ops --minutes 2.5 --threads 2)
