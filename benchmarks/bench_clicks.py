@@ -218,6 +218,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--edge-eps", type=float, default=d.edge_eps)
     ap.add_argument("--edge-grid", action="store_true",
                     help="with --grid: the edge snap's grid of 2026-12-05 instead of the grow's")
+    ap.add_argument("--gate-radius", type=float, default=d.gate_radius,
+                    help="a correction disc wider than this (px) keeps only the click's own grow (0: off, before 2026-12-06)")
+    ap.add_argument("--gate-grid", action="store_true",
+                    help="with --grid: the disc gate's screen of 2026-12-06 (off, 12, 20, 32 px) instead of the grow's")
     ap.add_argument("--no-superpixel", action="store_true", help="skip the superpixel baseline")
     ap.add_argument("--head", type=Path, default=ROOT / "weights" / "click_head",
                     help="the click head's folder (models.click_head); also measured when its weights are there")
@@ -244,13 +248,16 @@ def main(argv=None) -> dict:
                     "images": len(items), "objects": n_obj, "min_area": a.min_area, "max_clicks": a.max_clicks}
     if a.grid:
         grid = []
-        settings_grid = [ObjectSettings(threshold=th, class_weight=cw, local=local, edge_radius=a.edge_radius)
+        settings_grid = [ObjectSettings(threshold=th, class_weight=cw, local=local, edge_radius=a.edge_radius,
+                                        gate_radius=0)
                          for cw, th, local in itertools.product((0.7, 1.0), (0.4, 0.5, 0.6), (0.8, 1.0, 1.3))]
         if a.edge_grid:     # the edge snap (chosen 2026-12-05): off, and radius x eps, at the grow's settings
-            settings_grid = [ObjectSettings(edge_radius=0, threshold=0.6)] + [
-                ObjectSettings(edge_radius=r, edge_eps=e, edge_subsample=sub, threshold=th)
+            settings_grid = [ObjectSettings(edge_radius=0, threshold=0.6, gate_radius=0)] + [
+                ObjectSettings(edge_radius=r, edge_eps=e, edge_subsample=sub, threshold=th, gate_radius=0)
                 for r, e, sub, th in ((2, 1e-3, 2, 0.6), (2, 1e-2, 2, 0.6), (2, 1e-4, 2, 0.6), (2, 1e-3, 1, 0.6),
                                       (4, 1e-3, 2, 0.6), (2, 1e-3, 2, 0.5))]
+        if a.gate_grid:     # the gate of wide correction discs (chosen 2026-12-06), on today's settings
+            settings_grid = [ObjectSettings(gate_radius=g) for g in (0, 12, 20, 32)]
         # (a first look on 13 train images: the global grow alone, local=0, needed 9 to 11
         # clicks; snapping to the app's superpixels and a distance penalty made it worse)
         for s in settings_grid:
@@ -263,7 +270,8 @@ def main(argv=None) -> dict:
         print("best:", json.dumps(grid[0]))
     else:
         s = ObjectSettings(threshold=a.threshold, class_weight=a.class_weight, spatial=a.spatial, snap=bool(a.snap),
-                           local=a.local, far=a.far, edge_radius=a.edge_radius, edge_eps=a.edge_eps)
+                           local=a.local, far=a.far, edge_radius=a.edge_radius, edge_eps=a.edge_eps,
+                           gate_radius=a.gate_radius)
         t = time.perf_counter()
         rows = run(items, s, a.max_clicks)
         report["object"] = {"settings": s.to_dict(), "summary": summarise(rows, names),

@@ -40,7 +40,8 @@ Click = tuple[float, float]   # (x, y) in image pixels
 class ObjectSettings:
     """The grow's knobs (chosen on CamVid train by ``benchmarks/bench_clicks.py``: the
     grow's on 2026-12-04 (threshold then 0.6), the edge snap with threshold 0.5 on
-    2026-12-05, BENCHMARKS.md "Clicks to an object").
+    2026-12-05, the gate of wide correction discs on 2026-12-06, BENCHMARKS.md
+    "Clicks to an object").
 
     threshold: cosine similarity to a positive click a pixel needs when no negative
       click is closer in embedding space; class_weight: the share of the similarity
@@ -57,7 +58,11 @@ class ObjectSettings:
       guided-filtered against the image's grey levels with this radius (full-resolution
       pixels), regulariser and subsampling and thresholded at 0.5, so that its outline
       follows the image's edges at full resolution rather than the stride-4 grid
-      (0: off; needs the image in :class:`ObjectFeatures`)."""
+      (0: off; needs the image in :class:`ObjectFeatures`); gate_radius: a correction's
+      disc wider than this (px) keeps only what the click itself grows to (a positive
+      click: :func:`object_mask` from it against the negatives; a negative one: the
+      pixels more like it than like the positives), so that a click on a separate
+      thing near the mask adds that thing, not a disc over its surroundings (0: off)."""
 
     threshold: float = 0.5
     class_weight: float = 0.7
@@ -70,6 +75,7 @@ class ObjectSettings:
     edge_radius: int = 2
     edge_eps: float = 1e-3
     edge_subsample: int = 2
+    gate_radius: float = 32.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -255,6 +261,8 @@ def object_from_clicks(feat: ObjectFeatures, clicks: Sequence[tuple[float, float
             if settings.local_threshold > -1:
                 sim = _upsample(feat.click_score((x, y), 0.0, settings.class_weight), (H, W))[y0:y1, x0:x1]
                 disc &= sim >= settings.local_threshold
+            if settings.gate_radius > 0 and R > settings.gate_radius:
+                disc &= _own_grow(feat, cl[:k + 1], settings)[y0:y1, x0:x1]
             mask[y0:y1, x0:x1][disc] = positive
         mask[y, x] = positive
         if snap:
@@ -267,6 +275,17 @@ def object_from_clicks(feat: ObjectFeatures, clicks: Sequence[tuple[float, float
     if not pos:
         return np.zeros((H, W), bool)
     return connected_to(mask, pos)
+
+
+def _own_grow(feat: ObjectFeatures, clicks: Sequence[tuple[int, int, bool]],
+              settings: ObjectSettings) -> np.ndarray:
+    """(H, W) bool: what the last of ``clicks`` grows to on its own (the gate of a wide
+    correction disc): for a positive click the grow from it against the negative clicks
+    so far, for a negative one the pixels 8-connected to it that are more like it than
+    like any positive click so far."""
+    x, y, positive = clicks[-1]
+    others = [(a, b) for a, b, p in clicks[:-1] if p != positive]
+    return object_mask(feat, [(x, y)], others, settings)
 
 
 def snap_to_edges(mask: np.ndarray, image: np.ndarray, settings: ObjectSettings = ObjectSettings()) -> np.ndarray:

@@ -233,7 +233,7 @@ def evaluate(a) -> dict:
     from .click_object import ObjectFeatures, ObjectSettings, object_from_clicks
 
     # the grow of 2026-12-04 the head was measured against (no image here: no edge snap)
-    GROW_2026_12_04 = ObjectSettings(threshold=0.6, edge_radius=0)
+    GROW_2026_12_04 = ObjectSettings(threshold=0.6, edge_radius=0, gate_radius=0)
 
     torch.set_num_threads(a.threads)
     head = None if str(a.eval) == "grow" else ClickHead.load(a.eval)

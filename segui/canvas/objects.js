@@ -67,9 +67,22 @@ async function askObject(seq) {
   S.objTimes = (S.objTimes || []).concat([[ms, r.ms]]).slice(-200);   // per click: page and server ms (benchmarks)
   root.dataset.object = `${seq}:${o.pixels}`;
   // short enough for the status box's three lines at 1440x900 (it scrolls past that)
-  setStatus(`Object: ${o.pixels} px, ${o.clicks} click${o.clicks > 1 ? "s" : ""}. ` +
-    `Enter or a class: paint ${className(paintValue())}. Right/Shift-click: remove a part. ` +
-    "P: edit outline. Backspace: undo click. Esc: drop.", "info", "object");
+  setStatus(`Object: ${o.pixels} px, ${o.clicks} click${o.clicks > 1 ? "s" : ""}${modelReads(o.mask)}. ` +
+    `Enter or a class: paint ${className(paintValue())}. Right-click: cut a part. ` +
+    "P: outline. Backspace: undo click. Esc: drop.", "info", "object");
+}
+
+// "; model: car (9)": the prediction's class under most of the object and its
+// key, so that the labeller can commit it with one key; "" when that is the class
+// Enter paints already, or there is no prediction.
+function modelReads(mask) {
+  if (!S.pred || S.pred.length !== mask.length) return "";
+  const m = SegShapes.majorityValue(mask, S.pred);
+  if (!m || m.value === paintValue()) return "";
+  const pos = S.classes.findIndex((c) => c.index === m.value);
+  if (pos < 0) return "";
+  const key = SegInput.classKeyLabel(pos);
+  return `; model: ${className(m.value)}${key ? ` (${key})` : ""}`;
 }
 
 function paintObjectPreview() {

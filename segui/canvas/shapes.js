@@ -240,6 +240,22 @@ var SegShapes = (function () {
     return out;
   }
 
+  // The value most of the mask's pixels have in `map` (the model's prediction, say):
+  // -> { value, share } (share of the mask's pixels), or null for an empty mask.
+  function majorityValue(mask, map) {
+    const counts = new Map();
+    let n = 0;
+    for (let i = 0; i < mask.length; i++) {
+      if (!mask[i]) continue;
+      counts.set(map[i], (counts.get(map[i]) || 0) + 1);
+      n++;
+    }
+    if (!n) return null;
+    let best = null, most = 0;
+    for (const [v, c] of counts) if (c > most) { best = v; most = c; }
+    return { value: best, share: most / n };
+  }
+
   // ------------------------------------------------------------------ an object's outline as a polygon
 
   // The mask's largest 8-connected part (Uint8Array, 1 = in), or null when it is empty.
@@ -365,7 +381,7 @@ var SegShapes = (function () {
 
   return {
     HANDLE_PX, EDGE_PX, hitVertex, hitEdge, hitTest, pointInPolygon, moveVertex, insertVertex, removeVertex,
-    clampPoint, EditablePolygon, VertexDrag, ObjectClicks, paintMask, outline,
+    clampPoint, EditablePolygon, VertexDrag, ObjectClicks, paintMask, outline, majorityValue,
     largestPart, traceBoundary, simplifyPolygon, maskPolygon,
   };
 })();

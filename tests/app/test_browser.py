@@ -377,6 +377,13 @@ def test_object_tool_paints_the_previewed_object_in_one_step(cv, app, ids, artif
     np.testing.assert_array_equal(first, st.click_object(iid, [[240, 330, 1]])["mask"])
     assert first[330, 240] and 1000 < first.sum() < H * W
     np.testing.assert_array_equal(cv.client_map(), before)      # a preview paints nothing
+    # the status names the model's class under most of the object, with its key
+    pred = np.asarray(cv.js(f"() => Array.from({S}.pred)"), np.uint8).reshape(H, W)
+    vals, counts = np.unique(pred[first], return_counts=True)
+    read = int(vals[np.argmax(counts)])
+    classes = st.store.get_project(DEMO_PROJECT).classes
+    pos = next(k for k, c in enumerate(classes) if c.index == read)
+    assert read != car and f"; model: {classes[pos].name} ({pos + 1})" in cv.state()["status"]
     # a right click inside the object takes a part away
     ys, xs = np.nonzero(first)
     far = int(np.argmax((xs - 240) ** 2 + (ys - 330) ** 2))

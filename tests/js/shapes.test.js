@@ -135,6 +135,13 @@ test("keys while a shape is pending: Enter commits, Delete/Backspace, Ctrl+Z wal
   assert.equal(key("Enter", { ctrlKey: true }, { shape: "object" }), "submitNext");
 });
 
+test("majorityValue: the prediction's class under most of an object's pixels", () => {
+  const mask = Uint8Array.from([1, 1, 1, 0, 1, 0]);
+  const pred = Uint8Array.from([3, 8, 8, 8, 8, 0]);
+  assert.deepEqual(Sh.majorityValue(mask, pred), { value: 8, share: 0.75 });   // 3 of the 4 mask pixels
+  assert.equal(Sh.majorityValue(new Uint8Array(6), pred), null);
+});
+
 // ------------------------------------------------------------------ an object's outline as a polygon
 
 function fill(points, w, h) {

@@ -73,6 +73,35 @@ def test_object_from_clicks_replays_and_corrects_locally():
         object_from_clicks(feat, [(48, 0, True)], s)
 
 
+def test_a_click_on_a_separate_thing_nearby_adds_that_thing_not_a_disc():
+    """Found in the page: a car clicked, then a positive click on a traffic light 50 px
+    away painted a 50 px disc over the sky around it. A disc wider than ``gate_radius``
+    keeps only what the click grows to on its own."""
+    gh, gw = 60, 80                                  # a 240x320 image on a stride-4 grid
+    lab = np.full((gh, gw), 2)                       # 2: background
+    lab[20:40, 5:20] = 0                             # 0: the object clicked first
+    lab[28:32, 31:35] = 1                            # 1: a small separate thing 50 px right of it
+    vecs = np.eye(8, dtype=np.float32)[:3]
+    emb = vecs[lab].transpose(2, 0, 1)
+    probs = np.stack([lab == k for k in range(3)]).astype(np.float32) * 0.9 + 0.1 / 3
+    feat = ObjectFeatures(emb, (240, 320), probs=probs)
+    clicks = [(48, 120, True), (131, 119, True)]
+    first = object_from_clicks(feat, clicks[:1])
+    assert first[120, 48] and not first[:, 90:].any()
+    thing = np.zeros((240, 320), bool)
+    thing[112:128, 124:140] = True
+    gated = object_from_clicks(feat, clicks)          # the default gate (32 px)
+    added = gated & ~first
+    assert added[119, 131] and added.sum() >= 0.9 * thing.sum()
+    assert not (added & ~thing).any() or (added & ~thing).sum() < 0.15 * thing.sum()
+    assert not gated[100, 110] and not gated[150, 131]          # the background around it stays out
+    disc = object_from_clicks(feat, clicks, ObjectSettings(gate_radius=0))   # the rule before
+    assert disc[100, 110] and disc[150, 131] and (disc & ~first & ~thing).sum() > 10 * thing.sum()
+    # a small disc (a sliver next to the mask) is not gated: the click fills it
+    near = object_from_clicks(feat, [(48, 120, True), (84, 120, True)])
+    assert near[120, 82] and near[120, 86]
+
+
 def test_next_click_is_the_centre_of_the_largest_error():
     gt = np.zeros((20, 30), bool)
     gt[2:18, 2:20] = True
