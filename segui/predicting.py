@@ -211,6 +211,20 @@ class ModelMixin:
             self._submit(self._predict_if_missing, p.id, iid)
         return len(stale)
 
+    def label_set_changed(self, project: str | int) -> int:
+        """The project's class words changed (a class added or renamed): its stored
+        predictions were made for the old words and would never show the new class.
+        Forget them and the prepared views of its images, and predict the queue's
+        unlabelled images again in the background, most uncertain first (any other
+        image is predicted when it is opened). Annotations are untouched. -> images queued."""
+        p = self.store.get_project(project)
+        self.store.delete_predictions(p.id)
+        with self._cache_lock:
+            for iid in [i for i, r in self._ready.items() if r.loaded.project_id == p.id]:
+                del self._ready[iid]
+            self._fresh_for.pop(p.id, None)
+        return self.refresh_predictions(p.id)
+
     def model_versions(self, project: str) -> list[tuple[str, int]]:
         return [(f"v{m.id}: {m.name or Path(m.weights_dir).name}{' (active)' if m.is_active else ''}", m.id)
                 for m in self.store.list_model_versions(project)]

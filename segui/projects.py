@@ -88,9 +88,11 @@ class ProjectsMixin:
         if not (name or "").strip():
             raise UserError("type a class name to add")
         try:
-            return self.store.add_class(project, name.strip(), color or None)
+            p = self.store.add_class(project, name.strip(), color or None)
         except (ValidationError, NotFoundError) as e:
             raise UserError(str(e)) from None
+        self.label_set_changed(p.id)      # the model is asked for the new word from now on
+        return p
 
     def update_classes(self, project: str, rows: list[list[Any]]) -> ProjectInfo:
         """Apply an edited label table (index, name, colour); renames and colours only."""
@@ -132,4 +134,6 @@ class ProjectsMixin:
                     self.store.set_class_color(project, idx, color)
         except (ValidationError, NotFoundError) as e:
             raise UserError(str(e)) from None
+        if renames:                       # other words: other predictions (colours alone change none)
+            self.label_set_changed(project)
         return self.store.get_project(project)

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from . import imaging
 from .errors import ValidationError
 from .info import ModelVersionInfo, PredictionInfo, _mv_info, _utc
-from .models import Action, ModelVersion, Prediction, utcnow
+from .models import Action, Image, ModelVersion, Prediction, utcnow
 from .store_base import StoreBase
 
 
@@ -61,6 +61,17 @@ class ModelsMixin(StoreBase):
                 return None
             return PredictionInfo(image_id, row.model_version_id, row.uncertainty,
                                   _utc(row.created_at), imaging.decode_class_map(row.png), row.entropy)
+
+    def delete_predictions(self, project: str | int) -> int:
+        """Forget every stored prediction of the project's images (all model versions):
+        they were made for a label set that has changed, so they would never show a new
+        class. Annotations are untouched. -> how many were deleted."""
+        with self._session() as s, s.begin():
+            p = self._project_row(s, project)
+            images = select(Image.id).where(Image.project_id == p.id).scalar_subquery()
+            res = s.execute(delete(Prediction).where(Prediction.image_id.in_(images))
+                            .execution_options(synchronize_session=False))
+            return int(res.rowcount or 0)
 
     # ------------------------------------------------------------------ model versions
 

@@ -564,6 +564,7 @@ async function onValue() {
   try {
     if (v.queue) setQueue(v.queue);
     if (v.classes) setClasses(v.classes, v.ignore_index, v.thin);
+    if (v.kind === "classes") labelSetChanged();
     if (v.rights) setRights(v.rights);
     if (typeof v.user === "string") S.user = v.user;
     if (typeof v.boot === "string") S.boot = v.boot;
@@ -611,6 +612,19 @@ function setClasses(classes, ignore, thin) {
   renderClassList();
   renderKeep();
   if (S.map) { recolor(null); requestRender(); }
+}
+
+// The label set's words changed on the projects screen: the server forgot the
+// predictions made for the old words. The next image prepared ahead carries one of them;
+// the open image shows one too when nothing was annotated on it yet: open it again
+// (its new prediction) unless the labeller has edits or a shape under way.
+function labelSetChanged() {
+  clearTimeout(S.peekTimer);
+  S.ahead = null;
+  if (!S.img || !S.map) return;
+  if (S.img.revision === 0 && !S.history.isDirty() && !pendingShape() && !S.edit) {
+    request("open_image", { open: S.img.id, filter: S.filter }, "The label set changed: predicting this image with its words…");
+  } else schedulePeek();
 }
 
 function renderClassList() {

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from segui.imageops import hex_color
 from segui.canvas import codec
 from segui.handlers import DEMO_AUTHOR, DEMO_DIR, DEMO_PROJECT, VAL_EVERY, Studio, UserError, auto_split, parse_classes
 
@@ -724,3 +725,39 @@ def test_a_new_active_model_predicts_the_queue_again(demo_studio):
     assert st.wait_idle(120)
     assert all(st.store.get_prediction(i, mv2.id) is not None for i in unlabelled)
     assert st.refresh_predictions(DEMO_PROJECT) == 0           # once per model version
+
+
+def test_a_new_or_renamed_class_word_predicts_the_images_again(demo_studio):
+    """Stored predictions were made for the label set's old words: after a class is added
+    (or renamed) they are forgotten, the prepared views too, the queue is predicted again
+    in the background and any other image when it opens; colours alone change nothing."""
+    st = demo_studio
+    p = st.store.get_project(DEMO_PROJECT)
+    mv = st.store.active_model_version(p.id)
+    queue = [i.id for i in st.store.list_images(p.id, status="unlabelled")]
+    done = st.store.list_images(p.id, status="submitted")[0].id
+    old = st.prepare(queue[0]).prediction.copy()               # now in the prepared views
+    made = {iid: st.store.get_prediction(iid, mv.id).created_at for iid in queue}
+    annotation = st.store.get_annotation(done).class_map.copy()
+    st.add_class(DEMO_PROJECT, "traffic signal")
+    assert st.store.get_prediction(done) is None               # forgotten (predicted again when opened)
+    st.wait_idle(60)                                           # the background re-prediction
+    q = st.store.get_project(DEMO_PROJECT)
+    for iid in queue:                                          # predicted again, with the new word
+        pred = st.store.get_prediction(iid, mv.id)
+        assert pred is not None and pred.created_at > made[iid]
+    expect = st.predict(q.id, queue[0], store=False)
+    np.testing.assert_array_equal(st.prepare(queue[0]).prediction, expect)   # not the prepared view
+    assert not np.array_equal(expect, old)                     # the word takes pixels (from sign symbol)
+    assert np.array_equal(st.store.get_annotation(done).class_map, annotation)   # annotations untouched
+    # a rename forgets them again; a colour alone does not
+    first = st.store.get_prediction(queue[0], mv.id).created_at
+    rows = [[c.index, c.name, hex_color(c.color)] for c in q.classes]
+    rows[0][2] = "#123456"
+    st.update_classes(DEMO_PROJECT, rows)
+    st.wait_idle(60)
+    assert st.store.get_prediction(queue[0], mv.id).created_at == first
+    rows[-1][1] = "traffic light"
+    st.update_classes(DEMO_PROJECT, rows)
+    st.wait_idle(60)
+    assert st.store.get_prediction(queue[0], mv.id).created_at > first

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 
 from segui.handlers import DEMO_DIR
@@ -273,3 +274,31 @@ def test_hiding_the_image_column_gives_the_image_its_room(cv, app):
     page.wait_for_function(f"() => document.querySelector('.seg-stage').getBoundingClientRect().width > {wide + 100}")
     page.click(".seg-films-btn")
     assert page.locator(".seg-films").is_visible() and abs(stage() - wide) < 1
+
+
+def test_a_class_added_by_name_is_in_the_open_images_prediction(cv, app, artifacts):
+    """The projects screen adds a word: the open image (nothing annotated, nothing edited)
+    shows the model's prediction over the new label set, not the one stored before.
+    (Last in this module: the project has 15 classes after it.)"""
+    st, _, _ = app
+    page = cv.page
+    cv.wait_idle()
+    iid = next(im.id for im in st.store.list_images(PROJECT, status="unlabelled", order="id"))
+    if cv.state()["image"] != iid:
+        page.click(f".seg-strip [data-open='{iid}']")
+        cv.wait_image(iid)
+    cv.wait_idle()
+    S = "document.querySelector('.seg-root').__seg.S"
+    before = cv.js(f"() => Array.from({S}.pred)")
+    page.locator("button[role=tab]:has-text('Projects')").first.click()
+    page.get_by_label("Add a class by name").fill("lamp post")
+    page.get_by_role("button", name="Add class").click()
+    page.wait_for_function(f"() => {S}.classes.some(c => c.name === 'lamp post')", timeout=30_000)
+    page.locator("button[role=tab]:has-text('Label')").first.click()
+    cv.wait_idle()
+    expect = st.predict(PROJECT, iid, store=False)
+    assert not np.array_equal(expect.ravel(), np.asarray(before, np.uint8))   # the new word moves pixels
+    page.wait_for_function(f"() => {S}.pending.size === 0 && {S}.img.id === {iid}", timeout=30_000)
+    np.testing.assert_array_equal(np.asarray(cv.js(f"() => Array.from({S}.pred)"), np.uint8), expect.ravel())
+    np.testing.assert_array_equal(cv.client_map(), expect)          # the map shown is that prediction
+    page.screenshot(path=str(artifacts / "label_class_added_by_name.png"))

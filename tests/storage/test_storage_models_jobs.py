@@ -36,6 +36,27 @@ def test_predictions_and_uncertainty_queue(store, project, png_bytes):
         store.save_prediction(ids[0], 12345, z, 0.1)
 
 
+def test_delete_predictions_forgets_one_projects_predictions_only(store, project, png_bytes):
+    other = store.create_project("q", ["road", "sky"])
+    a = store.add_image("p", png_bytes(np.zeros((16, 24, 3), np.uint8)), "a.png").id
+    b = store.add_image("q", png_bytes(np.zeros((16, 24, 3), np.uint8)), "b.png").id
+    v1 = store.add_model_version("p", "/w/v1", activate=True)
+    v2 = store.add_model_version("p", "/w/v2")
+    w = store.add_model_version(other.id, "/w/q1", activate=True)
+    z = np.zeros((16, 24), np.uint8)
+    store.save_prediction(a, v1.id, z, 0.3)
+    store.save_prediction(a, v2.id, z, 0.4)
+    store.save_prediction(b, w.id, z, 0.5)
+    store.save_annotation(a, z + 1, "ann", status="draft", base_revision=0)
+    assert store.delete_predictions("p") == 2
+    assert store.get_prediction(a) is None and store.get_prediction(a, v2.id) is None
+    assert store.get_prediction(b, w.id) is not None                 # another project's stay
+    assert np.array_equal(store.get_annotation(a).class_map, z + 1)  # annotations untouched
+    assert store.delete_predictions("p") == 0
+    with pytest.raises(NotFoundError):
+        store.delete_predictions("nope")
+
+
 def test_list_latest_annotated_first(store, project, png_bytes):
     """order="latest": the most recently annotated first (the queue weighs the newest
     submissions without listing them all), never-annotated images last; a limit cuts the tail."""
