@@ -88,9 +88,12 @@ class ProjectsMixin:
         if not (name or "").strip():
             raise UserError("type a class name to add")
         try:
+            before = {c.index for c in self.store.get_project(project).classes}
             p = self.store.add_class(project, name.strip(), color or None)
         except (ValidationError, NotFoundError) as e:
             raise UserError(str(e)) from None
+        added = next(c for c in p.classes if c.index not in before)
+        self.record("classes_changed", p.id, f"class {added.name!r} added", {"added": added.name, "index": added.index})
         self.label_set_changed(p.id)      # the model is asked for the new word from now on
         return p
 
@@ -134,6 +137,12 @@ class ProjectsMixin:
                     self.store.set_class_color(project, idx, color)
         except (ValidationError, NotFoundError) as e:
             raise UserError(str(e)) from None
+        recoloured = [idx for idx, _, color in wanted if hex_color(current[idx].color) != color]
+        if renames or recoloured:
+            parts = [f"{current[idx].name!r} renamed {name!r}" for idx, name in renames]
+            parts += [f"{final[idx]!r} recoloured" for idx in recoloured]
+            self.record("classes_changed", p.id, "; ".join(parts),
+                        {"renamed": [[idx, current[idx].name, name] for idx, name in renames], "recoloured": recoloured})
         if renames:                       # other words: other predictions (colours alone change none)
             self.label_set_changed(project)
         return self.store.get_project(project)

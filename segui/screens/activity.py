@@ -12,7 +12,7 @@ def activity_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
     promotions, model switches, exports (reviewers and admins)."""
     with gr.Blocks() as blocks:
         with gr.Row():
-            gr.Markdown("Every saved revision, review decision, job, promotion, model switch and export, newest first.")
+            gr.Markdown("Every saved revision, review decision, job, promotion, model switch, export and label-set change, newest first.")
             refresh_btn = gr.Button("Refresh", scale=0, min_width=100)
         table = gr.Dataframe(headers=["when (UTC)", "who", "what", "on"], datatype=["str"] * 4,
                              interactive=False, elem_id="segui-activity", wrap=True)

@@ -761,3 +761,8 @@ def test_a_new_or_renamed_class_word_predicts_the_images_again(demo_studio):
     st.update_classes(DEMO_PROJECT, rows)
     st.wait_idle(60)
     assert st.store.get_prediction(queue[0], mv.id).created_at > first
+    # each change is in the project's activity: what, and on what
+    log = [(what, on) for _, _, what, on in st.activity(DEMO_PROJECT)[:3]]
+    assert log == [("classes changed", "'traffic signal' renamed 'traffic light'"),
+                   ("classes changed", "'sky' recoloured"),
+                   ("classes changed", "class 'traffic signal' added")]
