@@ -6,7 +6,9 @@ canvas's ``click_object`` server function. It reuses the pixel embeddings the wo
 heatmaps cache per image, model version and label set (``HeatmapMixin._heat_inputs``:
 one forward pass per image), adds the label set's class probabilities on the same
 stride-4 grid and the image itself (each click's mask is snapped to its edges), and keeps, per image, the mask after each prefix of the clicks so that a
-new click costs one step. Nothing is stored: the page paints the mask with the chosen
+new click costs one step. An image larger than the predictions' size (``predict_size``,
+about a megapixel) is worked on at that size, as its prediction is, and the mask scaled
+back up: a 12-megapixel photo's click costs what a 1-megapixel one's does. Nothing is stored: the page paints the mask with the chosen
 class as one undoable step, and saving goes through ``save_edits`` as any edit does.
 """
 from __future__ import annotations
@@ -14,11 +16,16 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
+from dataclasses import replace
+
 import numpy as np
+from PIL import Image
 
 from models.click_object import MAX_CLICKS, ObjectFeatures, ObjectSettings, object_from_clicks
 
 from .errors import UserError
+from .imageops import resize_nearest
+from .predicting import predict_size
 
 OBJECT_IMAGES = 4            # images whose click features and click states are kept (an LRU)
 OBJECT_STATES = 256          # click prefixes kept per image
@@ -66,7 +73,11 @@ class ObjectToolMixin:
             if entry is not None:
                 cache.move_to_end(key)
                 return entry[0], entry[1], hit
-        feat = ObjectFeatures.from_embeddings(emb, adapter, image=self.store.load_image(info.id))
+        image = self.store.load_image(info.id)
+        h, w = predict_size(*image.shape[:2])
+        if (h, w) != image.shape[:2]:     # a big photo: worked on at the predictions' size
+            image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR, reducing_gap=2.0))
+        feat = ObjectFeatures.from_embeddings(replace(emb, size=(h, w)), adapter, image=image)
         states: OrderedDict = OrderedDict()
         with self._cache_lock:
             cache[key] = (feat, states)
@@ -90,9 +101,15 @@ class ObjectToolMixin:
         info = self.store.get_image(int(image_id))
         cl = parse_clicks(clicks, info.width, info.height)
         feat, states, hit = self._object_inputs(info.id)
-        if feat.size != (info.height, info.width):
+        if feat.size != predict_size(info.height, info.width):
             raise UserError("the image's size changed: open it again")
-        mask = object_from_clicks(feat, cl, SETTINGS, _BoundedStates(states, self._cache_lock))
+        h, w = feat.size
+        small = [(min(x * w // info.width, w - 1), min(y * h // info.height, h - 1), p) for x, y, p in cl]
+        mask = object_from_clicks(feat, small, SETTINGS, _BoundedStates(states, self._cache_lock))
+        if (h, w) != (info.height, info.width):
+            mask = resize_nearest(mask, info.height, info.width)
+            for x, y, p in cl:            # each click keeps its state, as at full size
+                mask[y, x] = p
         return {"mask": mask, "pixels": int(np.count_nonzero(mask)), "clicks": len(cl), "cached": hit,
                 "ms": round(1000 * (time.perf_counter() - t0), 1)}
 

@@ -51,3 +51,35 @@ def test_the_prefix_cache_is_bounded(demo_studio):
         st.click_object(info.id, [[10 + k, 300, 1]] + [[100 + j, 10 + k, 0] for j in range(63)])
     (_, states), = [v for key, v in st._object_cache().items() if key[0] == info.id]
     assert len(states) <= OBJECT_STATES
+
+
+def test_a_big_photo_is_clicked_at_the_predictions_size(demo_studio):
+    """A 1920x1440 upload (2.8 megapixels) is worked on at predict_size, as its
+    prediction is, and the mask comes back at full size: the same object as the same
+    photo at that size gives, scaled up; each click's pixel keeps its state."""
+    from PIL import Image
+
+    from segui.handlers import DEMO_DIR
+    from segui.predicting import predict_size
+
+    from .conftest import png_bytes
+
+    st = demo_studio
+    photo = Image.open(sorted(DEMO_DIR.glob("*.jpg"))[0]).convert("RGB")
+    big = st.store.add_image(DEMO_PROJECT, png_bytes(np.asarray(photo.resize((1920, 1440), Image.BILINEAR))), "big.png")
+    h, w = predict_size(1440, 1920)
+    assert (h, w) != (1440, 1920)
+    clicks = [[960, 1400, 1], [300, 1300, 0]]                # the road, then a part of it off
+    r = st.click_object(big.id, clicks)
+    m = r["mask"]
+    assert m.shape == (1440, 1920) and m[1400, 960] and not m[1300, 300]
+    (feat, _), = [v for key, v in st._object_cache().items() if key[0] == big.id]
+    assert feat.size == (h, w) and feat.image.shape[:2] == (h, w)
+    assert 0.1 < m.mean() < 0.9                              # the road (about a quarter), not a speck or all
+    # the mask is the small one scaled up (nearest), the clicks' own pixels aside
+    ys = np.minimum(((np.arange(h) + 0.5) * 1440 / h).astype(int), 1439)
+    xs = np.minimum(((np.arange(w) + 0.5) * 1920 / w).astype(int), 1919)
+    small = m[ys][:, xs]
+    back = small[np.minimum((np.arange(1440) + 0.5) * h / 1440, h - 1).astype(int)][
+        :, np.minimum((np.arange(1920) + 0.5) * w / 1920, w - 1).astype(int)]
+    assert (back != m).sum() <= 2
