@@ -77,8 +77,10 @@ def thumb_size(height: int, width: int) -> tuple[int, int]:
 
 
 def palette_key(p) -> str:
-    """Names the class colours (and void) a thumbnail was drawn with."""
-    spec = f"{p.ignore_index};" + ";".join(f"{c.index}:{c.color}" for c in p.classes)
+    """Names the class colours (and void) a thumbnail was drawn with, and the class words
+    its prediction was made for (a renamed class: the predictions are made again,
+    ``ModelMixin.label_set_changed``, so the metrics are out of date too)."""
+    spec = f"{p.ignore_index};" + ";".join(f"{c.index}:{c.color}:{c.name}" for c in p.classes)
     return hashlib.sha1(spec.encode()).hexdigest()[:16]
 
 

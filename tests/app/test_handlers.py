@@ -766,3 +766,21 @@ def test_a_new_or_renamed_class_word_predicts_the_images_again(demo_studio):
     assert log == [("classes changed", "'traffic signal' renamed 'traffic light'"),
                    ("classes changed", "'sky' recoloured"),
                    ("classes changed", "class 'traffic signal' added")]
+
+
+def test_a_renamed_class_makes_the_explore_metrics_stale(demo_studio):
+    """A rename changes every prediction (label_set_changed), so the metrics computed
+    from them are recomputed, with the new predictions; a colour alone redraws them."""
+    st = demo_studio
+    st.refresh_explore_metrics(DEMO_PROJECT)
+    assert st.explore_progress(DEMO_PROJECT)["stale"] == 0
+    p = st.store.get_project(DEMO_PROJECT)
+    rows = [[c.index, c.name, hex_color(c.color)] for c in p.classes]
+    rows[6][1] = "traffic sign"                                 # sign symbol
+    st.update_classes(DEMO_PROJECT, rows)
+    st.wait_idle(60)                                            # the queue predicted again first
+    assert st.explore_progress(DEMO_PROJECT)["stale"] == st.explore_progress(DEMO_PROJECT)["images"] == 14
+    assert st.refresh_explore_metrics(DEMO_PROJECT) == 14
+    mv = st.store.active_model_version(p.id)
+    assert all(st.store.get_prediction(i.id, mv.id) is not None for i in st.store.list_images(DEMO_PROJECT))
+    assert st.explore_progress(DEMO_PROJECT)["stale"] == 0
