@@ -18,6 +18,7 @@ import argparse
 import getpass
 import os
 import sys
+import threading
 
 from models.inference import DEFAULT_MODEL_DIR
 from storage import DB_URL_ENV, ValidationError, check_password
@@ -141,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     from segui.ui import LAUNCH_OPTIONS
     worker = start_worker(args, studio.store)
     studio.start_explore_worker()   # the Explore screen's per-image metrics, in the background
+    # the second reviewer on submissions it never scored (the demo's, command-line imports)
+    threading.Thread(target=studio.score_unscored, name="score-unscored", daemon=True).start()
     try:
         # launch_options: the accounts' check off the event loop, login throttling,
         # sessions that end, security headers (segui/security.py, README "Security")

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 EVIDENCE_RULE = "PROBS_RULE"      # models.review rule of the evidence stored per submission
 REVIEW_MASK_CACHE = 16             # disagreement masks kept for reviewers (image, revision, model)
+UNSCORED_AT_START = 200            # unscored submissions the second reviewer scores when the app starts
 
 
 class ReviewMixin:
@@ -91,6 +92,27 @@ class ReviewMixin:
             return None
         self.rescore_queue(info.project_id)
         return self.store.get_image(image_id).review_score
+
+    def score_unscored(self, limit: int = UNSCORED_AT_START, stop=None) -> int:
+        """The second reviewer on submissions it never scored (the demo's ground truth,
+        ``python -m storage import``, anything saved while no app ran), so that the
+        review queue's order and the score a reviewer sees mean something from the
+        start; at most ``limit``, until ``stop`` (a threading.Event) is set. Run in a
+        thread of its own by ``app.py``. -> how many were scored."""
+        done = 0
+        for p in self.store.list_projects():
+            for im in self.store.review_queue(p.id, order="review_score"):
+                if done >= limit or (stop is not None and stop.is_set()):
+                    return done
+                rev = self._latest_submitted(im.id) if im.review_score is None else None
+                if rev is None:
+                    continue
+                try:
+                    if self.score_submission(im.id, rev) is not None:
+                        done += 1
+                except Exception:   # one image must not stop the rest (reviewing works unscored)
+                    log.exception("scoring image %s revision %s", im.id, rev)
+        return done
 
     def rescore_queue(self, project: str | int) -> int:
         """Score every scored submission of the project again with the statistics of

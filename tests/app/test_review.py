@@ -176,3 +176,17 @@ def test_admins_manage_accounts_and_members_in_the_app(team):
         assert ("ada", action) in admin_log
     project_log = [(a[1], a[2]) for a in st.activity(P)]
     assert ("ada", "member added") in project_log and ("ada", "training source changed") in project_log
+
+
+def test_submissions_never_scored_are_scored_when_the_app_starts(demo_studio):
+    """The demo's 10 ground-truth submissions were stored without the second reviewer:
+    score_unscored (app.py runs it in a thread at start) scores each once, so the review
+    queue is ordered by the model's disagreement from the first minute."""
+    st = demo_studio
+    pending = st.store.review_queue(DEMO_PROJECT)
+    assert len(pending) == 10 and all(im.review_score is None for im in pending)
+    assert st.score_unscored(limit=3) == 3
+    assert st.score_unscored() == 7
+    scores = [im.review_score for im in st.store.review_queue(DEMO_PROJECT, order="review_score")]
+    assert all(s is not None and 0 <= s <= 1 for s in scores) and scores == sorted(scores, reverse=True)
+    assert st.score_unscored() == 0                       # nothing left
