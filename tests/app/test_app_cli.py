@@ -148,11 +148,18 @@ def test_main_starts_one_local_worker_and_stops_it_when_the_app_exits(tmp_path, 
         def stop_explore_worker(self):    # ... and stopped when the app exits
             seen["explore_stopped"] = seen.get("explore_stopped", 0) + 1
 
+        def score_unscored(self):         # the second reviewer on unscored submissions: a thread per run
+            seen["scored"] = seen.get("scored", 0) + 1
+
     class FakeBlocks:   # stands for the Gradio app: launch() blocks until the app exits
         def queue(self, **kw):
             return self
 
         def launch(self, **kw):
+            for _ in range(500):   # the scoring thread has started (it runs beside the app)
+                if seen.get("scored"):
+                    break
+                time.sleep(0.01)
             w = seen["worker"]
             if w is None:          # --no-worker
                 return
@@ -181,10 +188,10 @@ def test_main_starts_one_local_worker_and_stops_it_when_the_app_exits(tmp_path, 
     try:
         assert app.main(["--data-dir", str(tmp_path / "data")]) == 0
         assert "argv" in seen and not seen["worker"].running and seen["worker"].proc.returncode == 0
-        assert seen["explore"] == 1 and seen["explore_stopped"] == 1
+        assert seen["explore"] == 1 and seen["explore_stopped"] == 1 and seen["scored"] == 1
         seen.clear()
         assert app.main(["--data-dir", str(tmp_path / "data"), "--no-worker"]) == 0
-        assert seen == {"worker": None, "explore": 1, "explore_stopped": 1}
+        assert seen == {"worker": None, "explore": 1, "explore_stopped": 1, "scored": 1}
     finally:
         if seen.get("worker") is not None:
             seen["worker"].stop()
