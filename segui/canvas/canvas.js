@@ -858,7 +858,7 @@ function showDoc(d) {
 // ------------------------------------------------------------------ review
 
 // The disagreement mask as a red overlay with a bright outline, so a reviewer sees
-// where to look; drawn above the class mask while "Show where the model disagrees" is on.
+// where to look; drawn above the class mask while the "Disagreement" box (D) is ticked.
 function drawReviewMask() {
   const m = S.reviewMask;
   if (!m || !S.img) return;
@@ -897,11 +897,11 @@ function showReview() {
   if (r.can_review && r.revision != null) {
     box.hidden = false;
     const score = r.score == null ? "not scored yet" : (100 * r.score).toFixed(1);
-    const where = S.reviewMask ? ` It disagrees most in ${fmtCount(r.mask_pixels || 0)} px (red).` :
+    const where = S.reviewMask ? ` Most in ${fmtCount(r.mask_pixels || 0)} px (red).` :
       " No region where it is sure the annotation is wrong.";
     $(".seg-review-info").innerHTML = `<b>Review</b> of revision ${r.revision} (${esc(r.state)}` +
       `${r.draft_on_top ? "; a newer draft is on top" : ""}). Model disagreement: <b>${score}</b> ` +
-      `(the queue shows the highest first).${where}`;
+      `(highest first).${where}`;
     $(".seg-review-comment").value = "";
   }
 }

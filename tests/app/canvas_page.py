@@ -59,6 +59,27 @@ def canvas_session(url: str):
     assert not c.errors, f"JavaScript errors in the page: {c.errors}"
 
 
+def in_view(c, selector: str) -> list[str]:
+    """The elements of ``selector`` not wholly visible: outside the 1440x900 viewport or
+    cut off by a scrolling box around them (a class list that scrolls, a side panel)."""
+    return c.js("""(sel) => {
+        const out = [];
+        for (const el of document.querySelectorAll(sel)) {
+            const r = el.getBoundingClientRect();
+            let ok = r.height > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth;
+            for (let p = el.parentElement; ok && p; p = p.parentElement) {
+                const s = getComputedStyle(p);
+                if (!/(auto|scroll|hidden)/.test(s.overflowY + s.overflowX)) continue;
+                const q = p.getBoundingClientRect();
+                ok = r.top >= q.top - 0.5 && r.bottom <= q.bottom + 0.5 && r.left >= q.left - 0.5 && r.right <= q.right + 0.5;
+            }
+            if (!ok) out.push((el.textContent || el.className).trim().slice(0, 40));
+        }
+        return out;
+    }""", selector)
+
+
+
 class CanvasPage:
     def __init__(self, page):
         self.page = page

@@ -11,7 +11,7 @@ from argon2 import PasswordHasher
 from segui.handlers import DEMO_PROJECT
 from segui.ui import LAUNCH_OPTIONS, build_app
 
-from .canvas_page import launch, open_page, submit_login
+from .canvas_page import in_view, launch, open_page, submit_login
 from .conftest import free_port, make_studio, require_chromium
 
 pytestmark = pytest.mark.slow   # a browser run (Chromium)
@@ -77,6 +77,8 @@ def test_reviewer_rejects_with_a_comment_and_the_annotator_sees_it(team_app, art
         assert page.eval_on_selector(".seg-root", "r => r.dataset.disagreement") == "1"
         info = page.inner_text(".seg-review-info")
         assert "Model disagreement" in info and "(red)" in info
+        # at 1440x900 the review box leaves every class, Save / Submit and its own buttons in view
+        assert in_view(rex, ".seg-classes .seg-class, .seg-save, .seg-submit, .seg-review button, .seg-disagree") == []
         # a road pixel (sky in the submission) is drawn with the red overlay; D hides it
         ys, xs = np.nonzero(pred == ROAD)
         k = len(ys) // 2
