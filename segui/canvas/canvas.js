@@ -242,8 +242,20 @@ function outgoing(request, args) {
 function scheduleSync() {
   journalize();
   clearTimeout(S.syncTimer);
-  S.syncTimer = setTimeout(() => { if (S.map && S.img) props.value = outgoing(null, {}); }, 350);
+  S.syncTimer = setTimeout(() => { S.syncTimer = null; if (S.map && S.img) props.value = outgoing(null, {}); }, 350);
 }
+
+// A click or focus outside the canvas may start another component's event that reads
+// props.value (the project list, a tab, an upload): a sync still waiting goes now, so
+// that an edit made just before is in it (a project switch saves it as the draft).
+function flushSync(ev) {
+  if (S.syncTimer === null || root.contains(ev.target)) return;
+  clearTimeout(S.syncTimer);
+  S.syncTimer = null;
+  if (S.map && S.img) props.value = outgoing(null, {});
+}
+document.addEventListener("pointerdown", flushSync, true);
+document.addEventListener("focusin", flushSync, true);
 
 function request(event, args = {}, busy = "", afterPaint = false) {
   if (Nav.navigating(S)) {
@@ -255,6 +267,7 @@ function request(event, args = {}, busy = "", afterPaint = false) {
   commitShapes();   // what is pending goes with the map (objects.js)
   const rid = Nav.begin(S, event, { snapshot: S.map ? S.map.data.slice() : null, step: S.history.top(), image: S.img ? S.img.id : null, t: performance.now() });
   clearTimeout(S.syncTimer);
+  S.syncTimer = null;
   const t0 = performance.now();
   const value = outgoing(rid, args);   // the map as it is now, whatever is shown next
   const send = () => {
