@@ -5,17 +5,18 @@ clicks, grown over the active model's pixel embeddings (``models.click_object``)
 canvas's ``click_object`` server function. It reuses the pixel embeddings the word
 heatmaps cache per image, model version and label set (``HeatmapMixin._heat_inputs``:
 one forward pass per image), adds the label set's class probabilities on the same
-stride-4 grid and the image itself (each click's mask is snapped to its edges), and keeps, per image, the mask after each prefix of the clicks so that a
-new click costs one step. An image larger than the predictions' size (``predict_size``,
-about a megapixel) is worked on at that size, as its prediction is, and the mask scaled
-back up: a 12-megapixel photo's click costs what a 1-megapixel one's does. Nothing is stored: the page paints the mask with the chosen
-class as one undoable step, and saving goes through ``save_edits`` as any edit does.
+stride-4 grid and the image itself (each click's mask is snapped to its edges), and
+keeps, per image, the mask after each prefix of the clicks so that a new click costs one
+step. An image larger than the predictions' size (``predict_size``, about a megapixel)
+is worked on at that size, as its prediction is, and the mask scaled back up: a
+12-megapixel photo's click costs what a 1-megapixel one's does. Nothing is stored: the
+page paints the mask with the chosen class as one undoable step, and saving goes
+through ``save_edits`` as any edit does.
 """
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-
 from dataclasses import replace
 
 import numpy as np

@@ -93,16 +93,16 @@ class ReviewMixin:
         self.rescore_queue(info.project_id)
         return self.store.get_image(image_id).review_score
 
-    def score_unscored(self, limit: int = UNSCORED_AT_START, stop=None) -> int:
+    def score_unscored(self, limit: int = UNSCORED_AT_START) -> int:
         """The second reviewer on submissions it never scored (the demo's ground truth,
         ``python -m storage import``, anything saved while no app ran), so that the
         review queue's order and the score a reviewer sees mean something from the
-        start; at most ``limit``, until ``stop`` (a threading.Event) is set. Run in a
-        thread of its own by ``app.py``. -> how many were scored."""
+        start; at most ``limit``. Run in a thread of its own by ``app.py``. -> how many
+        were scored."""
         done = 0
         for p in self.store.list_projects():
             for im in self.store.review_queue(p.id, order="review_score"):
-                if done >= limit or (stop is not None and stop.is_set()):
+                if done >= limit:
                     return done
                 rev = self._latest_submitted(im.id) if im.review_score is None else None
                 if rev is None:
