@@ -151,6 +151,8 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             if not project:
                 raise UserError("pick a project first")
             studio.add_class(project, name, _color(color))
+            gr.Info(f"Added {name.strip()!r}. The model reads a new word from the word alone until a "
+                    "fine-tuning job has learnt it from your labels; the queue is being predicted again with it.")
             return _class_table(studio, project), ""
 
         events.append(

@@ -274,6 +274,10 @@ def test_a_class_added_by_name_is_in_the_open_images_prediction(cv, app, artifac
     page.get_by_label("Add a class by name").fill("lamp post")
     page.get_by_role("button", name="Add class").click()
     page.wait_for_function(f"() => {S}.classes.some(c => c.name === 'lamp post')", timeout=30_000)
+    # the admin is told that a new word is read from the word alone until a job learns it
+    page.wait_for_function("() => [...document.querySelectorAll('.toast-body')].some(t => "
+                           "t.innerText.includes(\"'lamp post'\") && t.innerText.includes('fine-tuning job'))",
+                           timeout=30_000)
     page.locator("button[role=tab]:has-text('Label')").first.click()
     cv.wait_idle()
     expect = st.predict(PROJECT, iid, store=False)
