@@ -125,6 +125,7 @@ class ProjectsMixin:
         except LabelSetError as e:
             raise UserError(str(e)) from None
         renames = [(idx, name) for idx, name, _ in wanted if current[idx].name != name]
+        recolours = [(idx, color) for idx, _, color in wanted if hex_color(current[idx].color) != color]
         try:
             # two phases, so that swapping two names does not trip the uniqueness check
             if len(renames) > 1:
@@ -132,17 +133,16 @@ class ProjectsMixin:
                     self.store.rename_class(project, idx, f"__renaming_{idx}__")
             for idx, name in renames:
                 self.store.rename_class(project, idx, name)
-            for idx, _, color in wanted:
-                if hex_color(current[idx].color) != color:
-                    self.store.set_class_color(project, idx, color)
+            for idx, color in recolours:
+                self.store.set_class_color(project, idx, color)
         except (ValidationError, NotFoundError) as e:
             raise UserError(str(e)) from None
-        recoloured = [idx for idx, _, color in wanted if hex_color(current[idx].color) != color]
-        if renames or recoloured:
+        if renames or recolours:
             parts = [f"{current[idx].name!r} renamed {name!r}" for idx, name in renames]
-            parts += [f"{final[idx]!r} recoloured" for idx in recoloured]
+            parts += [f"{final[idx]!r} recoloured" for idx, _ in recolours]
             self.record("classes_changed", p.id, "; ".join(parts),
-                        {"renamed": [[idx, current[idx].name, name] for idx, name in renames], "recoloured": recoloured})
+                        {"renamed": [[idx, current[idx].name, name] for idx, name in renames],
+                         "recoloured": [idx for idx, _ in recolours]})
         if renames:                       # other words: other predictions (colours alone change none)
             self.label_set_changed(project)
         return self.store.get_project(project)

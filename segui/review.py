@@ -104,7 +104,9 @@ class ReviewMixin:
             for im in self.store.review_queue(p.id, order="review_score"):
                 if done >= limit:
                     return done
-                rev = self._latest_submitted(im.id) if im.review_score is None else None
+                if im.review_score is not None:
+                    continue
+                rev = self._latest_submitted(im.id)
                 if rev is None:
                     continue
                 try:

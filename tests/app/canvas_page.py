@@ -79,7 +79,6 @@ def in_view(c, selector: str) -> list[str]:
     }""", selector)
 
 
-
 class CanvasPage:
     def __init__(self, page):
         self.page = page
