@@ -68,6 +68,19 @@ class TextFusion(nn.Module):
         return x
 
 
+def upsample_to(x: torch.Tensor, size) -> torch.Tensor:
+    """A coarser level (stride 2s) brought to a finer one (stride s): bilinear by exactly 2,
+    cropped to ``size``. A stride-2 convolution (odd kernel, padding k // 2) gives ceil(n / 2)
+    cells whose centres sit on every second fine cell, so a factor of exactly 2 keeps the
+    geometry the network was trained with (crops whose sides are multiples of 32) at any
+    input size; interpolating to ``size`` (e.g. 12 -> 23 rows for a 360-px image) would
+    stretch the coarse map and shift it by up to half a coarse cell at the far edge."""
+    h, w = size
+    if 2 * x.shape[-2] < h or 2 * x.shape[-1] < w:   # not a stride-2 pair: plain resize
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)[..., :h, :w]
+
+
 class TextConditionedFPN(nn.Module):
     def __init__(self, in_channels: list[int], config: DecoderConfig):
         super().__init__()
@@ -88,6 +101,6 @@ class TextConditionedFPN(nn.Module):
         for i in reversed(range(len(feats))):
             lat = self.lateral[i](feats[i])
             if x is not None:
-                lat = lat + F.interpolate(x, size=lat.shape[-2:], mode="bilinear", align_corners=False)
+                lat = lat + upsample_to(x, lat.shape[-2:])
             x = self.smooth[i](self.fusion[i](lat, text))
         return F.normalize(self.head(x), dim=1)

