@@ -223,7 +223,10 @@ class LabellingMixin:
     def _prepare(self, image_id: int, revision: int | None) -> Ready:
         info = self.store.get_image(int(image_id))
         mv = self.model_version(info.project_id)
-        key = (info.revision, mv.id, self._prediction_mark(info.id))   # mark: re-predicted by instant adaptation
+        # mark: re-predicted by instant adaptation; label sets: a view made before the words changed is stale
+        with self._cache_lock:
+            words = self._label_sets.get(info.project_id, 0)
+        key = (info.revision, mv.id, self._prediction_mark(info.id), words)
         if revision is None:
             with self._cache_lock:
                 ready = self._ready.get(info.id)

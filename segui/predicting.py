@@ -159,6 +159,8 @@ class ModelMixin:
     def predict(self, project: str | int, image_id: int, image: np.ndarray | None = None,
                 store: bool = True) -> np.ndarray:
         """Predict with the project's active model and label set (project indices)."""
+        with self._cache_lock:          # before the words are read (label_set_changed)
+            words = dict(self._label_sets)
         p = self.store.get_project(project)
         mv = self.model_version(p.id)
         if image is None:
@@ -171,7 +173,9 @@ class ModelMixin:
             cm, unc, entropy = self.predictors.class_map_entropy(mv.weights_dir, image, p.class_names)
             cm = project_indices(p)[cm]
         if store:
-            self.store.save_prediction(image_id, mv.id, cm, unc, entropy=entropy)
+            with self._cache_lock:      # not if the words changed meanwhile: it would show the old ones
+                if self._label_sets.get(p.id, 0) == words.get(p.id, 0):
+                    self.store.save_prediction(image_id, mv.id, cm, unc, entropy=entropy)
         return cm
 
     def _predict_map(self, weights_dir: str, image: np.ndarray, p: ProjectInfo,
@@ -218,11 +222,12 @@ class ModelMixin:
         unlabelled images again in the background, most uncertain first (any other
         image is predicted when it is opened). Annotations are untouched. -> images queued."""
         p = self.store.get_project(project)
-        self.store.delete_predictions(p.id)
-        with self._cache_lock:
+        with self._cache_lock:          # a prediction under way with the old words is not stored
+            self._label_sets[p.id] = self._label_sets.get(p.id, 0) + 1
             for iid in [i for i, r in self._ready.items() if r.loaded.project_id == p.id]:
                 del self._ready[iid]
             self._fresh_for.pop(p.id, None)
+        self.store.delete_predictions(p.id)
         return self.refresh_predictions(p.id)
 
     def model_versions(self, project: str) -> list[tuple[str, int]]:

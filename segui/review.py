@@ -157,6 +157,9 @@ class ReviewMixin:
                        at=f"{r.created_at:%Y-%m-%d %H:%M} UTC")
         if who.can(Act.REVIEW):
             out["score"] = info.review_score
+            rank = self.store.review_rank(info.id)          # e.g. 2nd of 7 awaiting review
+            if rank is not None:
+                out["rank"], out["pending"] = rank
         return out
 
     def review_overlay(self, image_id: int, revision: int) -> np.ndarray | None:

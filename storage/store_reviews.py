@@ -142,6 +142,20 @@ class ReviewsMixin(StoreBase):
         return self.list_images(project, split=split, review=ReviewState.PENDING.value, order=order,
                                 limit=limit, offset=offset)
 
+    def review_rank(self, image_id: int) -> tuple[int, int] | None:
+        """Where the image stands in its project's review queue by the model's
+        disagreement: (1 + how many awaiting review score higher, how many await review).
+        None when the image does not await review or has no score yet."""
+        with self._session() as s:
+            im = self._image_row(s, image_id)
+            if im.review != ReviewState.PENDING.value or im.review_score is None:
+                return None
+            pending = (Image.project_id == im.project_id) & (Image.review == ReviewState.PENDING.value)
+            higher = s.scalar(select(func.count()).select_from(Image).where(
+                pending, Image.review_score > im.review_score))
+            total = s.scalar(select(func.count()).select_from(Image).where(pending))
+            return int(higher) + 1, int(total)
+
     def set_review_score(self, image_id: int, revision: int, score: float,
                          evidence: dict[str, Any] | None = None) -> bool:
         """Record the model's disagreement ``score`` with submitted revision ``revision``

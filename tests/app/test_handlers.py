@@ -1,5 +1,6 @@
 """Handlers over the real model and a SQLite store (no Gradio, no browser)."""
 import io
+import threading
 import zipfile
 
 import numpy as np
@@ -784,3 +785,33 @@ def test_a_renamed_class_makes_the_explore_metrics_stale(demo_studio):
     mv = st.store.active_model_version(p.id)
     assert all(st.store.get_prediction(i.id, mv.id) is not None for i in st.store.list_images(DEMO_PROJECT))
     assert st.explore_progress(DEMO_PROJECT)["stale"] == 0
+
+
+def test_a_prediction_made_with_the_old_words_is_not_stored_after_a_class_is_added(demo_studio, monkeypatch):
+    """A prediction under way (a prefetch, a background refresh) when a class is added was
+    made for the old words: storing it would show the old label set until the next model."""
+    st = demo_studio
+    p = st.store.get_project(DEMO_PROJECT)
+    mv = st.store.active_model_version(p.id)
+    done = st.store.list_images(p.id, status="submitted")[0].id   # not in the queue refreshed after the change
+    st.store.delete_predictions(p.id)
+    started, release = threading.Event(), threading.Event()
+    real = st.predictors.class_map_entropy
+
+    def slow(weights_dir, image, names):
+        if "traffic signal" not in names:
+            started.set()
+            assert release.wait(60)
+        return real(weights_dir, image, names)
+
+    monkeypatch.setattr(st.predictors, "class_map_entropy", slow)
+    t = threading.Thread(target=st.predict, args=(p.id, done))
+    t.start()
+    assert started.wait(60)
+    st.add_class(DEMO_PROJECT, "traffic signal")           # the words change while it predicts
+    release.set()
+    t.join(60)
+    st.wait_idle(60)
+    assert st.store.get_prediction(done, mv.id) is None    # not stored: predicted again when opened
+    st.predict(p.id, done)                                 # with the new words it is
+    assert st.store.get_prediction(done, mv.id) is not None

@@ -58,6 +58,8 @@ def test_the_second_reviewer_orders_the_queue_and_the_review_round_trip(team):
     ready = st.open_in_project(P, bad, who=who["rex"])
     state = st.review_state(bad, who=who["rex"])
     assert state["state"] == "pending" and state["can_review"] and state["score"] == pytest.approx(s_bad)
+    assert (state["rank"], state["pending"]) == (1, 2)              # the first of the 2 awaiting review
+    assert st.review_state(good, who=who["rex"])["rank"] == 2
     mask = st.review_overlay(bad, state["revision"])
     road = ready.prediction == ROAD
     assert mask.sum() > 0.5 * road.sum() and (mask & ~road).sum() < 0.1 * mask.sum()

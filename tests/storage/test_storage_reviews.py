@@ -301,6 +301,9 @@ def test_review_queue_by_the_models_disagreement(store, imgs):
     revs = {i: save(store, i, 1) for i in (a, b, c)}
     assert store.set_review_score(b, revs[b], 0.4) and store.set_review_score(c, revs[c], 0.05)
     assert [i.id for i in store.review_queue("p", order="review_score")] == [b, c, a]
+    # where each stands among the 3 awaiting review (a: not scored yet, no rank; d: nothing submitted)
+    assert (store.review_rank(b), store.review_rank(c)) == ((1, 3), (2, 3))
+    assert store.review_rank(a) is None and store.review_rank(d) is None
     assert store.get_image(b).review_score == pytest.approx(0.4)
     assert [i.review_score for i in store.list_images("p", order="review_score")][:2] == [
         pytest.approx(0.4), pytest.approx(0.05)]
