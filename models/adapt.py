@@ -209,19 +209,27 @@ def word_adapter(predictor: Predictor, class_names: list[str]) -> Adapter:
 
 @torch.inference_mode()
 def embed_image(predictor: Predictor, image: np.ndarray, class_names: list[str],
-                with_base_map: bool = True) -> PixelEmbeddings:
+                with_base_map: bool = True, scale: float = 1.0) -> PixelEmbeddings:
     """One forward pass of the frozen image encoder and decoder (conditioned on the label
-    set's word vectors); ``base_map`` is the base model's prediction from the same pass."""
+    set's word vectors); ``base_map`` is the base model's prediction from the same pass.
+    ``scale`` > 1: the network sees the image enlarged that much (bilinear), so its stride-4
+    grid is finer over the image (``scale`` ** 2 the time); the embeddings still describe
+    the image at its own size (``size``)."""
     names = validate_class_names(class_names)
     model = predictor.model
     x = image_to_tensor(array_to_rgb(image))[None].to(predictor.device)
+    size = tuple(x.shape[-2:])
+    if scale != 1.0:
+        if not 0.25 <= scale <= 4.0:
+            raise ValueError(f"scale must be between 0.25 and 4, got {scale}")
+        x = F.interpolate(x, scale_factor=float(scale), mode="bilinear", align_corners=False)
     if getattr(model, "fused", False):
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(predictor.device.type, dtype=torch.float16, enabled=predictor.amp):
         text = model.text_encoder(model.class_embeddings(names).to(x.device, torch.float32))
         feats = model.image_encoder(model.image_encoder.normalize(x))
         pixels = model.decoder(feats, text.to(feats[0].dtype))
-    emb = PixelEmbeddings(pixels[0].float().cpu().contiguous(), tuple(x.shape[-2:]))
+    emb = PixelEmbeddings(pixels[0].float().cpu().contiguous(), size)
     emb.guide = grey_levels(image)
     if with_base_map:
         emb.base_map = word_adapter(predictor, names).predict(emb, predictor.refine).class_map

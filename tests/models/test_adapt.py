@@ -109,6 +109,17 @@ def test_sampled_embeddings_give_exactly_the_upsampled_logits(toy):
     assert torch.allclose(from_samples, expected, atol=0.05)  # float16 storage
 
 
+def test_an_enlarged_input_gives_a_finer_grid_over_the_same_image(toy):
+    img, lbl = synthetic(np.random.default_rng(2), h=40, w=64)
+    one, two = embed_image(toy, img, TOY_NAMES), embed_image(toy, img, TOY_NAMES, scale=2.0)
+    assert one.size == two.size == (40, 64) and two.base_map.shape == (40, 64)
+    assert tuple(one.pixels.shape[1:]) == (10, 16) and tuple(two.pixels.shape[1:]) == (20, 32)
+    ex = sample_examples(two, lbl, 2, 255)             # sampled at the image's own pixels
+    assert 0 < len(ex.labels) <= lbl.size
+    with pytest.raises(ValueError, match="scale must be between"):
+        embed_image(toy, img, TOY_NAMES, scale=10)
+
+
 def test_examples_are_bounded_per_class_skip_void_and_stand_for_the_image(toy):
     img, lbl = synthetic(np.random.default_rng(2))
     lbl = lbl.copy()
