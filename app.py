@@ -42,9 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--allow-anyone", action="store_true",
                     help="serve a non-loopback --host without any login (everyone who reaches it is an admin)")
     ap.add_argument("--no-demo", action="store_true", help="do not create the demo project on an empty database")
-    ap.add_argument("--instant-adaptation", action="store_true",
+    ap.add_argument("--instant-adaptation", action=argparse.BooleanOptionalAction, default=True,
                     help="each submitted annotation tunes the class vectors the next predictions use, in about "
-                         "a second, no job (off by default: fewer wrong pixels but more wrong regions; README)")
+                         "a second, no job (on by default since 2026-12-06; --no-instant-adaptation turns it off)")
     ap.add_argument("--no-worker", action="store_true",
                     help="do not start the local job worker (run `python -m jobs.worker` elsewhere)")
     args = ap.parse_args(argv)

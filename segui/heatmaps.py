@@ -72,17 +72,27 @@ class HeatmapMixin:
     def _heat_lookup(self, cache: OrderedDict, key, make, size: int):
         return self._lru_lookup(cache, key, make, size, ("heat",) + key)   # a work lock per key
 
-    def _heat_inputs(self, image_id: int):
-        """(image info, active model version, class names, the image's PixelEmbeddings,
-        the label set's Adapter, whether the embeddings were cached): what every map
-        of the image needs, one forward pass per image, model version and label set."""
+    def _label_set_inputs(self, image_id: int):
+        """(image info, active model version, class names, the label set's un-tuned
+        Adapter) for a map of the image."""
         info = self.store.get_image(int(image_id))
         p = self.store.get_project(info.project_id)
         if not p.classes:
             raise UserError("this project has no classes yet: add some on the Projects screen")
         mv = self.model_version(p.id)
         names = list(p.class_names)
-        emb_cache, word_cache = self._heat_caches()
+        _, word_cache = self._heat_caches()
+        adapter, _ = self._heat_lookup(word_cache, ("set", mv.weights_dir, tuple(names)),
+                                       lambda: self.predictors.word_vectors(mv.weights_dir, names),
+                                       HEAT_PHRASES + 8)
+        return info, mv, names, adapter
+
+    def _heat_inputs(self, image_id: int):
+        """(image info, active model version, class names, the image's PixelEmbeddings,
+        the label set's Adapter, whether the embeddings were cached): what every map
+        of the image needs, one forward pass per image, model version and label set."""
+        info, mv, names, adapter = self._label_set_inputs(image_id)
+        emb_cache, _ = self._heat_caches()
 
         def embed():
             from models.adapt import PixelEmbeddings
@@ -94,9 +104,6 @@ class HeatmapMixin:
         emb, hit = self._heat_lookup(emb_cache, (info.id, mv.id, tuple(names)), embed, HEAT_IMAGES)
         with self._cache_lock:
             self.heat_stats["embed_hits" if hit else "embed_misses"] += 1
-        adapter, _ = self._heat_lookup(word_cache, ("set", mv.weights_dir, tuple(names)),
-                                       lambda: self.predictors.word_vectors(mv.weights_dir, names),
-                                       HEAT_PHRASES + 8)
         return info, mv, names, emb, adapter, hit
 
     def heatmap(self, image_id: int, phrase: str) -> dict:

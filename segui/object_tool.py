@@ -2,10 +2,11 @@
 clicks, grown over the active model's pixel embeddings (``models.click_object``).
 
 :class:`ObjectToolMixin` is the part of :class:`segui.handlers.Studio` that answers the
-canvas's ``click_object`` server function. It reuses the pixel embeddings the word
-heatmaps cache per image, model version and label set (``HeatmapMixin._heat_inputs``:
-one forward pass per image), adds the label set's class probabilities on the same
-stride-4 grid and the image itself (each click's mask is snapped to its edges), and
+canvas's ``click_object`` server function. It makes the image's pixel embeddings once
+per image, model version and label set, with the network seeing the image enlarged
+(:func:`object_scale`: twice its size for a 480x360 frame, so the stride-4 grid is 2 px of
+the image; the word heatmaps keep their own, plain ones), adds the label set's class
+probabilities on the same grid and the image itself (each click's mask is snapped to its edges), and
 keeps, per image, the mask after each prefix of the clicks so that a new click costs one
 step. An image larger than the predictions' size (``predict_size``, about a megapixel)
 is worked on at that size, as its prediction is, and the mask scaled back up: a
@@ -26,11 +27,21 @@ from models.click_object import MAX_CLICKS, ObjectFeatures, ObjectSettings, obje
 
 from .errors import UserError
 from .imageops import resize_nearest
-from .predicting import predict_size
+from .predicting import PREDICT_MAX_PIXELS, predict_size
 
 OBJECT_IMAGES = 4            # images whose click features and click states are kept (an LRU)
 OBJECT_STATES = 256          # click prefixes kept per image
 SETTINGS = ObjectSettings()  # chosen on CamVid train (BENCHMARKS.md, "Clicks to an object")
+INPUT_SCALE = 2.0            # the network sees the image twice its size for the tool's embeddings (chosen on train)
+
+
+def object_scale(height: int, width: int) -> float:
+    """How much the image (at ``predict_size``) is enlarged for the O tool's embeddings:
+    INPUT_SCALE (a grid of 2 px instead of 4: thin and small objects are found with fewer
+    clicks), less for a large image so that the network sees at most PREDICT_MAX_PIXELS, never
+    below 1 (the features are made once per image, when the tool is picked)."""
+    room = (PREDICT_MAX_PIXELS / max(1, height * width)) ** 0.5
+    return float(max(1.0, min(INPUT_SCALE, room)))
 
 
 def parse_clicks(raw, width: int, height: int) -> list[tuple[int, int, bool]]:
@@ -65,17 +76,18 @@ class ObjectToolMixin:
             return self._objects
 
     def _object_inputs(self, image_id: int):
-        """(features, click states, whether the embeddings were cached) for the image."""
-        info, mv, names, emb, adapter, hit = self._heat_inputs(image_id)
+        """(features, click states, whether they were cached) for the image."""
+        info, mv, names, adapter = self._label_set_inputs(image_id)
         key = (info.id, mv.id, tuple(names))
         cache = self._object_cache()
         with self._cache_lock:
             entry = cache.get(key)
             if entry is not None:
                 cache.move_to_end(key)
-                return entry[0], entry[1], hit
+                return entry[0], entry[1], True
         image = self.store.load_image(info.id)
         h, w = predict_size(*image.shape[:2])
+        emb = self.predictors.embed(mv.weights_dir, image, names, scale=object_scale(h, w))
         if (h, w) != image.shape[:2]:     # a big photo: worked on at the predictions' size
             image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR, reducing_gap=2.0))
         feat = ObjectFeatures.from_embeddings(replace(emb, size=(h, w)), adapter, image=image)
@@ -84,7 +96,7 @@ class ObjectToolMixin:
             cache[key] = (feat, states)
             while len(cache) > OBJECT_IMAGES:
                 cache.popitem(last=False)
-        return feat, states, hit
+        return feat, states, False
 
     def warm_object(self, image_id: int) -> dict:
         """Make the image's click features ready (the page asks when the O tool is

@@ -93,17 +93,17 @@ class PredictorCache:
             pred = predictor.predict(small, names)
         return resize_nearest(pred.class_map, h, w), pred.uncertainty, pred.entropy
 
-    def embed(self, weights_dir: str | Path, image: np.ndarray, names: list[str]):
+    def embed(self, weights_dir: str | Path, image: np.ndarray, names: list[str], scale: float = 1.0):
         """The frozen network's pixel embeddings (``models.adapt.embed_image``) of the
         image at :func:`predict_size`, for instant adaptation: the same forward pass as
-        :meth:`class_map`, under the same lock."""
+        :meth:`class_map`, under the same lock. ``scale`` > 1: seen enlarged (a finer grid)."""
         from models.adapt import embed_image
 
         predictor = self.get(weights_dir)
         h, w = image.shape[:2]
         small = resize_nearest(image, *predict_size(h, w))
         with self._lock:
-            return embed_image(predictor, small, names, with_base_map=False)
+            return embed_image(predictor, small, names, with_base_map=False, scale=scale)
 
     def adaptation(self, weights_dir: str | Path, names: list[str], ignore_index: int, settings=None):
         """A new ``models.adapt.InstantAdaptation`` on the folder's model (its word

@@ -19,6 +19,9 @@ def test_options_and_bad_auth(monkeypatch, capsys):
         ("d", "sqlite:///x.db", "m", "0.0.0.0", 9000, "alice", "pw:with:colons")
     d = app.parse_args([])
     assert (d.host, d.port, d.data_dir, d.db, d.auth, d.auth_password) == ("127.0.0.1", 7860, "data", None, None, None)
+    # instant adaptation: on unless turned off; the old switch still parses
+    assert d.instant_adaptation and app.parse_args(["--instant-adaptation"]).instant_adaptation
+    assert not app.parse_args(["--no-instant-adaptation"]).instant_adaptation
     for bad in (["--auth", ""], ["--auth", ":pw"]):
         with pytest.raises(SystemExit):
             app.parse_args(bad)

@@ -5,7 +5,7 @@ import pytest
 
 from segui.errors import UserError
 from segui.handlers import DEMO_PROJECT
-from segui.object_tool import OBJECT_STATES
+from segui.object_tool import OBJECT_STATES, object_scale
 
 
 def test_a_click_on_the_road_finds_the_road_and_refines(demo_studio):
@@ -31,6 +31,19 @@ def test_a_click_on_the_road_finds_the_road_and_refines(demo_studio):
     # the same clicks again: the same mask (from the prefix cache)
     again = st.click_object(info.id, [[x, y, 1], [int(xs[k]), int(ys[k]), 0]])
     np.testing.assert_array_equal(again["mask"], r2["mask"])
+
+
+def test_the_tool_sees_a_small_image_enlarged_and_the_heatmaps_do_not(demo_studio):
+    """Its embeddings are made with the image at twice its size (a grid of 2 px: thin
+    objects take fewer clicks, BENCHMARKS.md), the word heatmaps' stay at 4 px."""
+    st = demo_studio
+    info = st.store.list_images(DEMO_PROJECT)[2]
+    st.warm_object(info.id)
+    (feat, _), = [v for key, v in st._object_cache().items() if key[0] == info.id]
+    assert (feat.h, feat.w) == (info.height // 2, info.width // 2) and feat.size == (info.height, info.width)
+    emb = st._heat_inputs(info.id)[3]
+    assert tuple(emb.pixels.shape[1:]) == (info.height // 4, info.width // 4)
+    assert object_scale(360, 480) == 2.0 and object_scale(1000, 1000) == 1.0 and object_scale(600, 800) == pytest.approx(1.443, abs=1e-3)
 
 
 def test_bad_clicks_are_refused(demo_studio):
@@ -60,7 +73,7 @@ def test_a_big_photo_is_clicked_at_the_predictions_size(demo_studio):
     from PIL import Image
 
     from segui.handlers import DEMO_DIR
-    from segui.predicting import predict_size
+    from segui.predicting import PREDICT_MAX_PIXELS, predict_size
 
     from .conftest import png_bytes
 
@@ -75,6 +88,7 @@ def test_a_big_photo_is_clicked_at_the_predictions_size(demo_studio):
     assert m.shape == (1440, 1920) and m[1400, 960] and not m[1300, 300]
     (feat, _), = [v for key, v in st._object_cache().items() if key[0] == big.id]
     assert feat.size == (h, w) and feat.image.shape[:2] == (h, w)
+    assert feat.h * feat.w * 16 <= 1.01 * PREDICT_MAX_PIXELS      # not enlarged past a megapixel
     assert 0.1 < m.mean() < 0.9                              # the road (about a quarter), not a speck or all
     # the mask is the small one scaled up (nearest), the clicks' own pixels aside
     ys = np.minimum(((np.arange(h) + 0.5) * 1440 / h).astype(int), 1439)
