@@ -68,6 +68,7 @@ class AdaptingMixin:
         self._slots: dict[int, _Slot] = {}
         self._building: set[tuple] = set()       # keys whose (re)build is queued
         self._marks: dict[int, int] = {}         # image id -> re-predictions by the adapter
+        self._adapted: dict[int, int] = {}       # image id -> corrected images behind its stored prediction
         self._mark_counter = 0
 
     # ------------------------------------------------------------------ what others read
@@ -105,8 +106,9 @@ class AdaptingMixin:
             return ""
         return f"Model updated from {s['images']} corrected image(s) in {s['seconds']:.1f} s."
 
-    def _adapted_map(self, p, mv, image: np.ndarray) -> tuple[np.ndarray, float] | None:
-        """The adapted class map (positions in p.class_names) and uncertainty, or None
+    def _adapted_map(self, p, mv, image: np.ndarray) -> tuple[np.ndarray, float, int] | None:
+        """The adapted class map (positions in p.class_names), uncertainty and the number
+        of corrected images the adapter learnt from, or None
         when the session is not there (its build is queued) or has no examples yet."""
         key = self._slot_key(p, mv)
         with self._cache_lock:
@@ -121,7 +123,12 @@ class AdaptingMixin:
         emb = self.predictors.embed(mv.weights_dir, image, list(p.class_names))
         pred = adapter.predict(emb)
         h, w = image.shape[:2]
-        return resize_nearest(pred.class_map, h, w), pred.uncertainty
+        return resize_nearest(pred.class_map, h, w), pred.uncertainty, int(adapter.images)
+
+    def adapted_from(self, image_id: int) -> int:
+        """How many corrected images the instant layer had learnt from when it made the
+        image's stored prediction (0: the model's own, or not made in this process)."""
+        return self._adapted.get(int(image_id), 0) if self.instant else 0
 
     # ------------------------------------------------------------------ background work
 

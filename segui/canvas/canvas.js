@@ -1168,7 +1168,9 @@ function updateTitle() {
   const rv = S.review && S.review.state;
   const rb = rv ? ` <span class="seg-badge s-review-${esc(rv)}">${rv === "pending" ? "in review" : esc(rv)}</span>` : "";
   $(".seg-title").innerHTML = `<b title="${esc(im.name)}">${esc(im.name)}</b> <span class="seg-badge s-${esc(im.status)}">${esc(im.status)}</span>${rb}`;
-  $(".seg-info").textContent = `${im.width}×${im.height} · id ${im.id}`;
+  const adapted = im.adapted && im.revision === 0 ?     // the map shown is the instant layer's prediction
+    ` · adapted to ${im.adapted} correction${im.adapted === 1 ? "" : "s"}` : "";
+  $(".seg-info").textContent = `${im.width}×${im.height} · id ${im.id}${adapted}`;
   $(".seg-split").value = im.split;
   $(".seg-info").title = im.source || "";
 }

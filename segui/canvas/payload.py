@@ -48,7 +48,9 @@ def load(studio, project, ready, note: str = "", request: Any = None, level: str
     out.update(
         project=studio.project(project).name, back=back,
         image={"id": lo.image_id, "name": lo.filename, "width": w, "height": h, "url": ready.photo,
-               "status": lo.status, "split": lo.split, "revision": lo.base_revision, "source": lo.source},
+               "status": lo.status, "split": lo.split, "revision": lo.base_revision, "source": lo.source,
+               # the map shown is a prediction the instant layer made from N corrected images
+               "adapted": studio.adapted_from(lo.image_id) if lo.base_revision == 0 else 0},
         map=codec.encode_map(lo.class_map),
         pred=None if ready.prediction is None else codec.encode_map(ready.prediction),
         queue=studio.strip(project, lo.image_id), review=review(studio, lo.image_id))

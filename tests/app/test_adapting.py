@@ -68,6 +68,10 @@ def test_a_submit_moves_the_other_images_predictions_toward_it(on):
     assert not np.array_equal(again.prediction, stale.prediction)
     assert np.array_equal(again.prediction, after[other])
     assert np.array_equal(again.loaded.class_map, after[other])
+    # the page says the map shown is the instant layer's ("adapted to 1 correction")
+    from segui.canvas import payload
+    assert st.adapted_from(other) == 1 and payload.load(st, DEMO_PROJECT, again)["image"]["adapted"] == 1
+    assert payload.load(st, DEMO_PROJECT, st.prepare(first))["image"]["adapted"] == 0   # its annotation is shown
     status = st.instant_status(DEMO_PROJECT)
     assert status["images"] == 1 and 0 < status["seconds"] < 5 and status["latency"] >= status["seconds"]
     assert "1 corrected image" in st.instant_note(DEMO_PROJECT)
@@ -86,6 +90,7 @@ def test_off_nothing_changes(tmp_path):
         assert after.keys() == before.keys() - {first}
         assert all(np.array_equal(after[i], before[i]) for i in after)
         assert st.instant_session(DEMO_PROJECT) is None and st.instant_note(DEMO_PROJECT) == ""
+        assert all(st.adapted_from(i) == 0 for i in after)
     finally:
         st.store.close()
 
