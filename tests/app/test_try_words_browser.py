@@ -72,7 +72,9 @@ def test_try_words_with_no_project(tmp_path, artifacts):
             inside, outside = np.median(value[region]), np.median(value[~region])
             # where the segmentation says the word its map is hot (> 0.75 on the bar), elsewhere cold (< 0.25)
             assert inside > rg(0.75) and outside < rg(0.25), (word, inside, outside)
-            assert (value[region] > rg(0.5)).mean() > 0.9, word
+            # and above one half almost everywhere there (a region's edge pixels are shared among
+            # the words: car 89% since the decoder fix of 2026-12-06 grew the car regions to their edges)
+            assert (value[region] > rg(0.5)).mean() > 0.85, word
         page.screenshot(path=str(artifacts / "try_words.png"))
         page.locator("#segui-try-view").screenshot(path=str(artifacts / "try_words_view.png"))
         # on a projector-sized screen the legend and the captions stay large
