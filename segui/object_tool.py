@@ -76,27 +76,22 @@ class ObjectToolMixin:
             return self._objects
 
     def _object_inputs(self, image_id: int):
-        """(features, click states, whether they were cached) for the image."""
+        """(features, click states, whether they were cached) for the image: made once,
+        even when the page's warm-up and its first click ask at the same time."""
         info, mv, names, adapter = self._label_set_inputs(image_id)
         key = (info.id, mv.id, tuple(names))
-        cache = self._object_cache()
-        with self._cache_lock:
-            entry = cache.get(key)
-            if entry is not None:
-                cache.move_to_end(key)
-                return entry[0], entry[1], True
-        image = self.store.load_image(info.id)
-        h, w = predict_size(*image.shape[:2])
-        emb = self.predictors.embed(mv.weights_dir, image, names, scale=object_scale(h, w))
-        if (h, w) != image.shape[:2]:     # a big photo: worked on at the predictions' size
-            image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR, reducing_gap=2.0))
-        feat = ObjectFeatures.from_embeddings(replace(emb, size=(h, w)), adapter, image=image)
-        states: OrderedDict = OrderedDict()
-        with self._cache_lock:
-            cache[key] = (feat, states)
-            while len(cache) > OBJECT_IMAGES:
-                cache.popitem(last=False)
-        return feat, states, False
+
+        def make():
+            image = self.store.load_image(info.id)
+            h, w = predict_size(*image.shape[:2])
+            emb = self.predictors.embed(mv.weights_dir, image, names, scale=object_scale(h, w))
+            if (h, w) != image.shape[:2]:     # a big photo: worked on at the predictions' size
+                image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR, reducing_gap=2.0))
+            feat = ObjectFeatures.from_embeddings(replace(emb, size=(h, w)), adapter, image=image)
+            return feat, OrderedDict()
+
+        (feat, states), hit = self._lru_lookup(self._object_cache(), key, make, OBJECT_IMAGES, ("object",) + key)
+        return feat, states, hit
 
     def warm_object(self, image_id: int) -> dict:
         """Make the image's click features ready (the page asks when the O tool is

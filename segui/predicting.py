@@ -176,8 +176,10 @@ class ModelMixin:
             with self._cache_lock:      # not if the words changed meanwhile: it would show the old ones
                 if self._label_sets.get(p.id, 0) == words.get(p.id, 0):
                     self.store.save_prediction(image_id, mv.id, cm, unc, entropy=entropy)
-                    if getattr(self, "instant", False):   # shown with the image ("adapted to N corrections")
-                        self._adapted[int(image_id)] = adapted[2] if adapted is not None else 0
+                    if adapted is not None:     # shown with the image ("adapted to N corrections")
+                        self._adapted[int(image_id)] = adapted[2]
+                    else:
+                        self._adapted.pop(int(image_id), None)
         return cm
 
     def _predict_map(self, weights_dir: str, image: np.ndarray, p: ProjectInfo,

@@ -157,7 +157,7 @@ class ReviewMixin:
                        at=f"{r.created_at:%Y-%m-%d %H:%M} UTC")
         if who.can(Act.REVIEW):
             out["score"] = info.review_score
-            rank = self.store.review_rank(info.id)          # e.g. 2nd of 7 awaiting review
+            rank = self.store.review_rank(info.id)          # e.g. 2 of 7 awaiting review
             if rank is not None:
                 out["rank"], out["pending"] = rank
         return out
