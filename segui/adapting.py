@@ -202,6 +202,18 @@ class AdaptingMixin:
             self._instant_update(slot)
             self._instant_repredict_queue(slot)
 
+    def instant_relearn(self, project) -> None:
+        """The project's submitted annotations came in another way than a submit (the demo's
+        labelled images): rebuild its session from all of them in the background; the queue
+        is predicted again with it at the end."""
+        if self.instant:
+            self._submit(self._instant_relearn, self.store.get_project(project).id)
+
+    def _instant_relearn(self, project_id: int) -> None:
+        with self._cache_lock:      # (worker) one task at a time: no other build runs meanwhile
+            self._slots.pop(project_id, None)
+        self._instant_ensure(project_id)
+
     def _instant_submitted(self, image_id: int, revision: int) -> None:
         """Hook of ``save_edits``: a submitted revision teaches the adapter (background)."""
         if self.instant:

@@ -54,6 +54,7 @@ class ProjectsMixin:
             truth = load_label(f.with_suffix(".png"), (info.width, info.height))
             self.store.save_annotation(info.id, truth, DEMO_AUTHOR, "submitted", base_revision=0)
             self.assign_split(info.id)
+        self.instant_relearn(p.id)      # the images to label are shown adapted to the labelled ones
         return self.store.get_project(p.id)
 
     def project(self, project: str | int) -> ProjectInfo:

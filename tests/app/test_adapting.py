@@ -147,3 +147,19 @@ def test_a_model_switch_or_a_restart_rebuilds_the_session_from_the_submissions(o
     finally:
         restarted.wait_idle()
         restarted.store.close()
+
+
+def test_the_demo_starts_adapted_to_its_labelled_images(tmp_path):
+    """The demo's labelled images are stored, not submitted through the canvas: the
+    instant layer learns them at start (before, it waited for a restart), and the images
+    to label are predicted again with it."""
+    st = instant_studio(tmp_path, fresh=False)
+    try:
+        st.ensure_demo()
+        assert st.wait_idle(120)
+        labelled = st.store.submitted_annotations(DEMO_PROJECT, split=None, source="submitted")
+        assert len(labelled) == 10 and st.instant_status(DEMO_PROJECT)["images"] == 10
+        queue = [im.id for im in st.store.list_images(DEMO_PROJECT, status="unlabelled")]
+        assert queue and all(st.adapted_from(i) == 10 for i in queue)
+    finally:
+        st.store.close()
