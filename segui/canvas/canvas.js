@@ -912,12 +912,12 @@ function showReview() {
     // the score: the largest part the model is sure is labelled wrong, weighted by how wholly
     // it is wrong, as a share of the labelled pixels (0: nothing; 100: the whole image)
     const score = r.score == null ? "not scored yet" : `<b>${(100 * r.score).toFixed(1)}</b> / 100`;
-    const rank = r.rank != null ? `, ${r.rank} of ${r.pending} awaiting review (highest first)` : "";
-    const where = S.reviewMask ? ` Most in ${fmtCount(r.mask_pixels || 0)} px (red).` :
-      " No region where it is sure the annotation is wrong.";
-    const info = $(".seg-review-info");
+    const rank = r.rank != null ? `, ${r.rank} of ${r.pending} awaiting review` : "";
+    const where = S.reviewMask ? ` · most in ${fmtCount(r.mask_pixels || 0)} px (red)` :
+      " · no region it is sure is wrong";
+    const info = $(".seg-review-info");    // kept to about two lines: the class list above keeps its rows
     info.innerHTML = `<b>Review</b> of revision ${r.revision} (${esc(r.state)}` +
-      `${r.draft_on_top ? "; a newer draft is on top" : ""}). Model disagreement: ${score}${rank}.${where}`;
+      `${r.draft_on_top ? "; a newer draft is on top" : ""}) · model disagreement: ${score}${rank}${where}`;
     info.title = "Model disagreement: the largest part of the image the model is sure is labelled wrong, " +
       "as a share of the labelled pixels (0 = it doubts nothing, 100 = the whole image)";
     $(".seg-review-comment").value = "";

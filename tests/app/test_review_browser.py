@@ -78,7 +78,7 @@ def test_reviewer_rejects_with_a_comment_and_the_annotator_sees_it(team_app, art
         page.wait_for_selector(".seg-review:not([hidden])")
         assert page.eval_on_selector(".seg-root", "r => r.dataset.disagreement") == "1"
         info = page.inner_text(".seg-review-info")
-        assert "Model disagreement" in info and "(red)" in info
+        assert "model disagreement" in info and "(red)" in info
         assert re.search(r"disagreement: \d+\.\d / 100, 1 of \d+ awaiting review", info), info   # a scale and a rank
         # at 1440x900 the review box leaves every class, Save / Submit and its own buttons in view
         assert in_view(rex, ".seg-classes .seg-class, .seg-save, .seg-submit, .seg-review button, .seg-disagree") == []
@@ -161,4 +161,33 @@ def test_the_admin_sees_members_the_setting_and_the_activity(team_app, artifacts
         assert "revision saved (submitted)" in text and "ann" in text
         page.screenshot(path=str(artifacts / "admin_activity.png"))
         assert not ada.errors, ada.errors
+        browser.close()
+
+
+def test_a_reviewer_sees_fourteen_classes_and_the_review_box_at_once(team_app, artifacts):
+    """Issue 18's layout with a reviewer: 14 classes, Save / Submit and the review box all
+    in view at 1440x900 (before, the last two classes scrolled away). Last in the module:
+    it adds classes to the shared project."""
+    from playwright.sync_api import sync_playwright
+    st, url, _, _ = team_app
+    for word in ("traffic light", "lamp post", "bus"):
+        st.add_class(DEMO_PROJECT, word)
+    ann = st.principal("ann")
+    iid = st.next_image(DEMO_PROJECT, "unlabelled", who=ann)
+    ready = st.open_in_project(DEMO_PROJECT, iid, who=ann)
+    st.save_edits(ready.loaded, ready.prediction, "ann", "submitted")
+    st.wait_idle(60)
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        rex = log_in(browser, url, "rex")
+        rex.wait_image()
+        rex.page.select_option(".seg-queue", "review")
+        rex.key("n")                                                   # a submission awaiting review
+        rex.page.wait_for_selector(".seg-review:not([hidden])", timeout=60_000)
+        rex.wait_idle()
+        named = ".seg-classes .seg-class:not(:last-child)"           # every class but the void row
+        assert rex.page.eval_on_selector_all(named, "e => e.length") == 14
+        assert in_view(rex, f"{named}, .seg-save, .seg-submit, .seg-review button, .seg-disagree") == []
+        rex.page.screenshot(path=str(artifacts / "review_fourteen_classes.png"))
+        assert not rex.errors, rex.errors
         browser.close()
