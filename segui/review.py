@@ -84,14 +84,19 @@ class ReviewMixin:
         the project's usual confusions count little). Returns the new score; None when
         a newer revision came first (it gets its own)."""
         info = self.store.get_image(int(image_id))
-        if self._latest_submitted(image_id) != revision or info.revision != revision:
-            return None
-        _, _, evidence = self.disagreement(image_id, revision)
-        if not self.store.set_review_score(image_id, revision, evidence.score(),
-                                           {**evidence.to_json(), "rule": EVIDENCE_RULE}):
+        if not self._store_evidence(info, revision):
             return None
         self.rescore_queue(info.project_id)
         return self.store.get_image(image_id).review_score
+
+    def _store_evidence(self, info, revision: int) -> bool:
+        """The model's evidence against submitted ``revision`` of the image (``info``),
+        stored with its own score; False when that is not the latest revision."""
+        if self._latest_submitted(info.id) != revision or info.revision != revision:
+            return False
+        _, _, evidence = self.disagreement(info.id, revision)
+        return self.store.set_review_score(info.id, revision, evidence.score(),
+                                           {**evidence.to_json(), "rule": EVIDENCE_RULE})
 
     def score_unscored(self, limit: int = UNSCORED_AT_START) -> int:
         """The second reviewer on submissions it never scored (the demo's ground truth,
@@ -101,19 +106,24 @@ class ReviewMixin:
         were scored."""
         done = 0
         for p in self.store.list_projects():
+            stored = 0
             for im in self.store.review_queue(p.id, order="review_score"):
-                if done >= limit:
-                    return done
+                if done + stored >= limit:
+                    break
                 if im.review_score is not None:
                     continue
                 rev = self._latest_submitted(im.id)
                 if rev is None:
                     continue
                 try:
-                    if self.score_submission(im.id, rev) is not None:
-                        done += 1
+                    stored += self._store_evidence(im, rev)
                 except Exception:   # one image must not stop the rest (reviewing works unscored)
                     log.exception("scoring image %s revision %s", im.id, rev)
+            if stored:              # the queue's scores among each other: once, not after each image
+                self.rescore_queue(p.id)
+                done += stored
+            if done >= limit:
+                break
         return done
 
     def rescore_queue(self, project: str | int) -> int:

@@ -242,7 +242,12 @@ function outgoing(request, args) {
 function scheduleSync() {
   journalize();
   clearTimeout(S.syncTimer);
-  S.syncTimer = setTimeout(() => { S.syncTimer = null; if (S.map && S.img) props.value = outgoing(null, {}); }, 350);
+  S.syncTimer = setTimeout(syncNow, 350);
+}
+
+function syncNow() {
+  S.syncTimer = null;
+  if (S.map && S.img) props.value = outgoing(null, {});
 }
 
 // A click or focus outside the canvas may start another component's event that reads
@@ -251,8 +256,7 @@ function scheduleSync() {
 function flushSync(ev) {
   if (S.syncTimer === null || root.contains(ev.target)) return;
   clearTimeout(S.syncTimer);
-  S.syncTimer = null;
-  if (S.map && S.img) props.value = outgoing(null, {});
+  syncNow();
 }
 document.addEventListener("pointerdown", flushSync, true);
 document.addEventListener("focusin", flushSync, true);
