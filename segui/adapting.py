@@ -19,6 +19,11 @@ model's own.
   its model version or label set changed (a promoted job, a switch by hand): from the
   project's submitted annotations, the most recent ``settings.max_images`` (by image id),
   a few images per background task.
+- Annotations submitted another way while the app runs (``python -m storage import-dataset``,
+  a second app process on the same database) are learnt the same way: each image opened
+  makes the background worker look for submitted revisions the session has not learnt
+  (:meth:`_instant_sync`, at most every ``SYNC_EVERY_S`` per project) and add them a few
+  per task, then fit and predict the queue again.
 - Each image predicted again gets a new mark (:meth:`_prediction_mark`), part of the
   prepared-ahead image's key, so ``prepare`` never serves a prediction made before.
 
@@ -43,6 +48,7 @@ log = logging.getLogger(__name__)
 
 IGNORE = 255                # model_positions' index for void and unknown classes
 REBUILD_STEP = 4            # submitted images embedded per background task when rebuilding
+SYNC_EVERY_S = 5.0          # how often (at most) an opened image makes the worker look for outside submissions
 
 
 @dataclass
@@ -54,6 +60,8 @@ class _Slot:
     pending: list = field(default_factory=list)  # (image id, revision) still to add (rebuild)
     updates: int = 0                             # adapter fits so far (the re-predict pass's generation)
     last: dict = field(default_factory=dict)     # the last update: images, seconds, latency
+    learnt: dict = field(default_factory=dict)   # image id -> the submitted revision the session has
+    checked: float = 0.0                         # when _instant_sync last looked (time.monotonic)
 
 
 class AdaptingMixin:
@@ -99,12 +107,6 @@ class AdaptingMixin:
             return {}
         slot = self._slots.get(self.store.get_project(project).id)
         return dict(slot.last) if slot is not None else {}
-
-    def instant_note(self, project) -> str:
-        s = self.instant_status(project)
-        if not s:
-            return ""
-        return f"Model updated from {s['images']} corrected image(s) in {s['seconds']:.1f} s."
 
     def _adapted_map(self, p, mv, image: np.ndarray) -> tuple[np.ndarray, float, int] | None:
         """The adapted class map (positions in p.class_names), uncertainty and the number
@@ -178,6 +180,7 @@ class AdaptingMixin:
         positions = model_positions(p, IGNORE)[label]
         positions = resize_nearest(positions, *emb.size)
         slot.session.add(int(image_id), emb, positions)
+        slot.learnt[int(image_id)] = int(revision)
         return True
 
     def _instant_update(self, slot: _Slot, since: float | None = None) -> None:
@@ -194,7 +197,7 @@ class AdaptingMixin:
         p = self.store.get_project(project_id)
         step, slot.pending = slot.pending[:REBUILD_STEP], slot.pending[REBUILD_STEP:]
         for iid, rev in step:
-            if iid not in slot.session.examples:   # a submit meanwhile added its newer revision
+            if slot.learnt.get(iid, -1) < rev:     # a submit meanwhile added this or a newer revision
                 self._instant_add(slot, p, iid, rev)
         if slot.pending:
             self._submit(self._instant_rebuild_step, project_id, key)
@@ -225,12 +228,44 @@ class AdaptingMixin:
         slot = self._instant_ensure(info.project_id)
         p = self.store.get_project(info.project_id)
         slot.pending = [(i, r) for i, r in slot.pending if i != image_id]
+        if slot.learnt.get(image_id, -1) >= revision:   # already learnt (a sync found it first)
+            return
         if not self._instant_add(slot, p, image_id, revision):
             return
         self._instant_update(slot, since)
         log.info("instant adaptation: project %s, %d image(s), fitted in %.2f s",
                  p.id, len(slot.session.examples), slot.session.last_update_seconds)
         self._instant_repredict_queue(slot)
+
+    def _instant_sync(self, project_id: int, now: float | None = None) -> int:
+        """(Worker) learn the project's submitted revisions that did not come through this
+        process's canvas (an import, another process on the same database): queued like a
+        rebuild's, a few per background task, then the adapter fitted and the queue predicted
+        again. At most once every ``SYNC_EVERY_S`` per project (one query of the latest
+        submitted revisions); nothing when off or when the session is not built yet (its
+        build reads every submission anyway). -> images queued."""
+        if not self.instant:
+            return 0
+        slot = self._slots.get(project_id)
+        now = time.monotonic() if now is None else now
+        if slot is None or now - slot.checked < SYNC_EVERY_S:
+            return 0
+        slot.checked = now
+        p = self.store.get_project(project_id)
+        if slot.key != self._slot_key(p, self.model_version(p.id)):
+            return 0            # the model or the words changed: a rebuild reads everything
+        done = self.store.submitted_annotations(p.id, split=None, source="submitted")
+        queued = {i for i, _ in slot.pending}
+        new = [(i, r) for i, r in done[-slot.session.settings.max_images:]
+               if slot.learnt.get(i, -1) < r and i not in queued]
+        if not new:
+            return 0
+        log.info("instant adaptation: project %s, %d submission(s) from outside this app", p.id, len(new))
+        running = bool(slot.pending)        # a rebuild's steps are queued already: they take these too
+        slot.pending.extend(new)
+        if not running:
+            self._submit(self._instant_rebuild_step, p.id, slot.key)
+        return len(new)
 
     def _instant_repredict_queue(self, slot: _Slot, limit: int = REFRESH_LIMIT) -> None:
         pid = slot.key[0]

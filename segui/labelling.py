@@ -270,6 +270,7 @@ class LabellingMixin:
             # would otherwise compete with it for the interpreter and the two cores
             time.sleep(PREFETCH_DELAY_S)
             try:
+                self._instant_sync(self.store.get_project(project).id)   # imports while the app runs
                 self.refresh_predictions(project)
                 iid = self.next_image(project, filter if filter in FILTERS else "unlabelled",
                                       (current,) if current is not None else ())

@@ -100,7 +100,7 @@ class ReviewMixin:
 
     def score_unscored(self, limit: int = UNSCORED_AT_START) -> int:
         """The second reviewer on submissions it never scored (the demo's ground truth,
-        ``python -m storage import``, anything saved while no app ran), so that the
+        ``python -m storage import-dataset``, anything saved while no app ran), so that the
         review queue's order and the score a reviewer sees mean something from the
         start; at most ``limit``. Run in a thread of its own by ``app.py``. -> how many
         were scored."""

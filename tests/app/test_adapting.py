@@ -74,7 +74,6 @@ def test_a_submit_moves_the_other_images_predictions_toward_it(on):
     assert payload.load(st, DEMO_PROJECT, st.prepare(first))["image"]["adapted"] == 0   # its annotation is shown
     status = st.instant_status(DEMO_PROJECT)
     assert status["images"] == 1 and 0 < status["seconds"] < 5 and status["latency"] >= status["seconds"]
-    assert "1 corrected image" in st.instant_note(DEMO_PROJECT)
 
 
 def test_off_nothing_changes(tmp_path):
@@ -89,7 +88,7 @@ def test_off_nothing_changes(tmp_path):
         after = predictions(st)
         assert after.keys() == before.keys() - {first}
         assert all(np.array_equal(after[i], before[i]) for i in after)
-        assert st.instant_session(DEMO_PROJECT) is None and st.instant_note(DEMO_PROJECT) == ""
+        assert st.instant_session(DEMO_PROJECT) is None and st.instant_status(DEMO_PROJECT) == {}
         assert all(st.adapted_from(i) == 0 for i in after)
     finally:
         st.store.close()
@@ -163,3 +162,39 @@ def test_the_demo_starts_adapted_to_its_labelled_images(tmp_path):
         assert queue and all(st.adapted_from(i) == 10 for i in queue)
     finally:
         st.store.close()
+
+
+def test_annotations_imported_while_the_app_runs_are_learnt(on, tmp_path):
+    """``python -m storage import`` (or a second app process) stores submitted annotations
+    in the same database while the app runs: the next image opened makes the background
+    look for them, and the instant layer learns them as if they had been submitted in the
+    page (before, only at the app's next start)."""
+    st = on
+    first, second, other = [im.id for im in st.store.list_images(DEMO_PROJECT, order="id")[:3]]
+    submit_road_as_pavement(st, first)                  # builds the session, in this process
+    assert st.wait_idle(60)
+    assert list(st.instant_session(DEMO_PROJECT).examples) == [first]
+    before = predictions(st)[other]
+
+    outside = Store(data_dir=tmp_path / "data")         # another process: the storage CLI
+    try:
+        cm = st.store.get_prediction(second, st.model_version(DEMO_PROJECT).id).class_map.copy()
+        cm[cm == ROAD] = PAVEMENT
+        outside.save_annotation(second, cm, "import", "submitted")
+    finally:
+        outside.close()
+    assert st.instant_session(DEMO_PROJECT).examples.keys() == {first}   # nothing looks by itself
+
+    st.prefetch_next(DEMO_PROJECT, "unlabelled", other)  # what opening an image does
+    assert st.wait_idle(60)
+    session = st.instant_session(DEMO_PROJECT)
+    assert set(session.examples) == {first, second} and st.instant_status(DEMO_PROJECT)["images"] == 2
+    assert session.adapter.images == 2                  # fitted on both
+    assert st.adapted_from(other) == 2                  # and the queue predicted again with it
+    assert not np.array_equal(predictions(st)[other], before)
+
+    # looked at most every SYNC_EVERY_S; a revision already learnt is not learnt twice
+    from segui import adapting
+    slot = st._slots[st.store.get_project(DEMO_PROJECT).id]
+    assert st._instant_sync(slot.key[0]) == 0           # throttled
+    assert st._instant_sync(slot.key[0], now=slot.checked + adapting.SYNC_EVERY_S + 1) == 0   # nothing new
