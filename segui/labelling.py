@@ -270,7 +270,9 @@ class LabellingMixin:
             # would otherwise compete with it for the interpreter and the two cores
             time.sleep(PREFETCH_DELAY_S)
             try:
-                self._instant_sync(self.store.get_project(project).id)   # imports while the app runs
+                pid = self.store.get_project(project).id
+                self._instant_sync(pid)     # submissions stored while the app runs (an import):
+                self._review_sync(pid)      # learnt by the instant layer, ranked by the reviewer
                 self.refresh_predictions(project)
                 iid = self.next_image(project, filter if filter in FILTERS else "unlabelled",
                                       (current,) if current is not None else ())

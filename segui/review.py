@@ -7,6 +7,7 @@ shows a reviewer where the model disagrees and stores accept / reject decisions.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 EVIDENCE_RULE = "PROBS_RULE"      # models.review rule of the evidence stored per submission
 REVIEW_MASK_CACHE = 16             # disagreement masks kept for reviewers (image, revision, model)
 UNSCORED_AT_START = 200            # unscored submissions the second reviewer scores when the app starts
+REVIEW_SYNC_EVERY_S = 30.0         # how often (at most) an opened image makes the worker score outside submissions
 
 
 class ReviewMixin:
@@ -98,14 +100,17 @@ class ReviewMixin:
         return self.store.set_review_score(info.id, revision, evidence.score(),
                                            {**evidence.to_json(), "rule": EVIDENCE_RULE})
 
-    def score_unscored(self, limit: int = UNSCORED_AT_START) -> int:
+    def score_unscored(self, limit: int = UNSCORED_AT_START, projects: list[int] | None = None) -> int:
         """The second reviewer on submissions it never scored (the demo's ground truth,
         ``python -m storage import-dataset``, anything saved while no app ran), so that the
         review queue's order and the score a reviewer sees mean something from the
-        start; at most ``limit``. Run in a thread of its own by ``app.py``. -> how many
+        start; at most ``limit``, in every project or those with ids in ``projects``. Run
+        in a thread of its own by ``app.py``, and by :meth:`_review_sync`. -> how many
         were scored."""
         done = 0
         for p in self.store.list_projects():
+            if projects is not None and p.id not in projects:
+                continue
             stored = 0
             for im in self.store.review_queue(p.id, order="review_score"):
                 if done + stored >= limit:
@@ -125,6 +130,24 @@ class ReviewMixin:
             if done >= limit:
                 break
         return done
+
+    def _review_sync(self, project_id: int, now: float | None = None) -> int:
+        """(Worker) submissions stored while the app runs by another way than this process's
+        canvas (``python -m storage import-dataset``, a second app process) are scored like
+        those found at start, so that the review queue ranks them too (before: at the next
+        start). At most once every ``REVIEW_SYNC_EVERY_S`` per project, the first time that
+        long after the project's first image was opened here (the start's own pass covers
+        those seconds). -> how many were scored."""
+        now = time.monotonic() if now is None else now
+        with self._cache_lock:
+            checked = getattr(self, "_review_checked", None)
+            if checked is None:
+                checked = self._review_checked = {}
+            last = checked.setdefault(int(project_id), now)
+            if now - last < REVIEW_SYNC_EVERY_S:
+                return 0
+            checked[int(project_id)] = now
+        return self.score_unscored(projects=[int(project_id)])
 
     def rescore_queue(self, project: str | int) -> int:
         """Score every scored submission of the project again with the statistics of

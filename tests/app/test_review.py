@@ -192,3 +192,50 @@ def test_submissions_never_scored_are_scored_when_the_app_starts(demo_studio):
     scores = [im.review_score for im in st.store.review_queue(DEMO_PROJECT, order="review_score")]
     assert all(s is not None and 0 <= s <= 1 for s in scores) and scores == sorted(scores, reverse=True)
     assert st.score_unscored() == 0                       # nothing left
+
+
+def test_submissions_stored_while_the_app_runs_are_scored_after_an_image_is_opened(bare_demo_studio, tmp_path):
+    """An import (``python -m storage import-dataset``) or a second app process stores
+    submissions while the app runs: the background scores them once an image is opened
+    (at most every REVIEW_SYNC_EVERY_S per project), so the review queue ranks them
+    before the next start."""
+    from segui import review
+    from storage import Store
+
+    st = bare_demo_studio
+    ids = [im.id for im in st.store.list_images(P, order="id")]
+    pid = st.store.get_project(P).id
+    assert st._review_sync(pid, now=1000.0) == 0          # the first look only starts the clock
+    outside = Store(data_dir=st.store.data_dir, url=st.store.url)    # another process's store
+    try:
+        for iid in ids[:2]:
+            cm = st.prepare(iid).prediction.copy()
+            if iid == ids[1]:
+                road_as_sky(cm)
+            outside.save_annotation(iid, cm, "import", "submitted")
+    finally:
+        outside.close()
+    assert all(st.store.get_image(i).review_score is None for i in ids[:2])
+    assert st._review_sync(pid, now=1000.0 + review.REVIEW_SYNC_EVERY_S / 2) == 0     # not yet
+    assert st._review_sync(pid, now=1000.0 + review.REVIEW_SYNC_EVERY_S + 1) == 2
+    good, bad = (st.store.get_image(i).review_score for i in ids[:2])
+    assert good is not None and bad is not None and bad > good
+    assert st.next_image(P, "review") == ids[1]           # the queue ranks them: the relabelled road first
+
+
+def test_opening_an_image_is_what_looks_for_outside_submissions(bare_demo_studio, monkeypatch):
+    """The wiring: the prefetch that follows an opened image runs the review sync."""
+    from segui import review
+    from storage import Store
+
+    monkeypatch.setattr(review, "REVIEW_SYNC_EVERY_S", 0.0)
+    st = bare_demo_studio
+    first, second = [im.id for im in st.store.list_images(P, order="id")[:2]]
+    outside = Store(data_dir=st.store.data_dir, url=st.store.url)
+    try:
+        outside.save_annotation(first, st.prepare(first).prediction, "import", "submitted")
+    finally:
+        outside.close()
+    st.prefetch_next(P, "unlabelled", second)
+    assert st.wait_idle(60)
+    assert st.store.get_image(first).review_score is not None
