@@ -45,9 +45,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--instant-adaptation", action=argparse.BooleanOptionalAction, default=True,
                     help="each submitted annotation tunes the class vectors the next predictions use, in about "
                          "a second, no job (on by default since 2026-12-06; --no-instant-adaptation turns it off)")
+    ap.add_argument("--predict-scale", type=float, default=1.0, metavar="S",
+                    help="the network sees each image enlarged S times (1.5: CamVid val mIoU 0.762 instead of 0.745, "
+                         "poles 0.261 instead of 0.200, about 75 instead of 48 ms an image on 2 CPU cores; "
+                         "a GPU hardly notices). Default 1")
     ap.add_argument("--no-worker", action="store_true",
                     help="do not start the local job worker (run `python -m jobs.worker` elsewhere)")
     args = ap.parse_args(argv)
+    if not 0.25 <= args.predict_scale <= 4.0:
+        ap.error(f"--predict-scale must be between 0.25 and 4, got {args.predict_scale:g}")
     args.auth_password = None
     if args.auth is not None:
         if ":" in args.auth:
@@ -87,7 +93,7 @@ def create(args: argparse.Namespace):
     from storage import Store
 
     store = Store(args.db, data_dir=args.data_dir)
-    studio = Studio(store, args.model, args.device, instant=args.instant_adaptation)
+    studio = Studio(store, args.model, args.device, instant=args.instant_adaptation, input_scale=args.predict_scale)
     if args.auth is not None:
         studio.single_user = args.auth
     login_for(args, studio)          # an unsafe --host stops here, before the demo project exists

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import array_to_rgb, image_to_tensor
-from .inference import Prediction, Predictor, prediction_from_probs
+from .inference import Prediction, Predictor, check_input_scale, effective_scale, prediction_from_probs
 from .refine import RefineSettings, grey_guide
 from .text_encoder import validate_class_names
 
@@ -209,19 +209,21 @@ def word_adapter(predictor: Predictor, class_names: list[str]) -> Adapter:
 
 @torch.inference_mode()
 def embed_image(predictor: Predictor, image: np.ndarray, class_names: list[str],
-                with_base_map: bool = True, scale: float = 1.0) -> PixelEmbeddings:
+                with_base_map: bool = True, scale: float | None = None) -> PixelEmbeddings:
     """One forward pass of the frozen image encoder and decoder (conditioned on the label
     set's word vectors); ``base_map`` is the base model's prediction from the same pass.
     ``scale`` > 1: the network sees the image enlarged that much (bilinear), so its stride-4
     grid is finer over the image (``scale`` ** 2 the time); the embeddings still describe
-    the image at its own size (``size``)."""
+    the image at its own size (``size``). None: the predictor's own ``input_scale`` (so the
+    embeddings give the predictor's logits), capped as its predictions are."""
     names = validate_class_names(class_names)
     model = predictor.model
     x = image_to_tensor(array_to_rgb(image))[None].to(predictor.device)
     size = tuple(x.shape[-2:])
+    if scale is None:
+        scale = effective_scale(getattr(predictor, "input_scale", 1.0), *size)
     if scale != 1.0:
-        if not 0.25 <= scale <= 4.0:
-            raise ValueError(f"scale must be between 0.25 and 4, got {scale}")
+        scale = check_input_scale(scale)
         x = F.interpolate(x, scale_factor=float(scale), mode="bilinear", align_corners=False)
     if getattr(model, "fused", False):
         x = x.contiguous(memory_format=torch.channels_last)

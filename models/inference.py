@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .data import array_to_rgb, image_to_tensor
 from .metrics import confusion_matrix, scores
@@ -21,6 +22,23 @@ from .segmenter import Segmenter
 from .text_encoder import validate_class_names
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "weights" / "camvid"
+MAX_SCALED_PIXELS = 2_000_000   # an enlarged input (input_scale > 1) is never larger than this
+
+
+def effective_scale(input_scale: float, height: int, width: int) -> float:
+    """The factor the network's input is resized by: ``input_scale``, but an enlargement
+    stops at MAX_SCALED_PIXELS (never below 1: a large image is seen as it is)."""
+    s = float(input_scale)
+    if s > 1.0:
+        s = max(1.0, min(s, (MAX_SCALED_PIXELS / max(1, height * width)) ** 0.5))
+    return s
+
+
+def check_input_scale(input_scale: float) -> float:
+    s = float(input_scale)
+    if not 0.25 <= s <= 4.0:
+        raise ValueError(f"input scale must be between 0.25 and 4, got {input_scale}")
+    return s
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -49,8 +67,11 @@ class Predictor:
     """A loaded model on a device, with its BERT label-set embeddings cached."""
 
     def __init__(self, model: Segmenter, device: str | torch.device = "auto", fuse: bool = True,
-                 refine: RefineSettings | None = None):
+                 refine: RefineSettings | None = None, input_scale: float = 1.0):
         self.device = pick_device(device) if isinstance(device, str) else device
+        # the network sees each image resized by this (1.5: thin things larger; about
+        # input_scale ** 2 the time), its logits brought back to the image's size
+        self.input_scale = check_input_scale(input_scale)
         # predict()'s class maps follow image edges (models.refine); logits() stays the network's own
         self.refine = refine if refine is not None else RefineSettings()
         self.model = model.to(self.device).eval()
@@ -61,8 +82,9 @@ class Predictor:
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None, device: str = "auto",
-             refine: RefineSettings | None = None) -> "Predictor":
-        return cls(Segmenter.from_pretrained(model_dir or DEFAULT_MODEL_DIR), device, refine=refine)
+             refine: RefineSettings | None = None, input_scale: float = 1.0) -> "Predictor":
+        return cls(Segmenter.from_pretrained(model_dir or DEFAULT_MODEL_DIR), device, refine=refine,
+                   input_scale=input_scale)
 
     @property
     def class_names(self) -> list[str]:
@@ -77,10 +99,14 @@ class Predictor:
         """(H, W, C) image -> (K, H, W) float32 logits on CPU."""
         names = validate_class_names(class_names) if class_names is not None else self.class_names
         x = image_to_tensor(array_to_rgb(image))[None].to(self.device)
+        size = tuple(x.shape[-2:])
+        scale = effective_scale(self.input_scale, *size)
+        if scale != 1.0:
+            x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
         if getattr(self.model, "fused", False):
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-            out = self.model(x, class_names=names)
+            out = self.model(x, class_names=names, output_size=size)
         return out.logits[0].float().cpu()
 
     def predict(self, image: np.ndarray, class_names: list[str] | None = None) -> Prediction:

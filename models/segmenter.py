@@ -99,9 +99,12 @@ class Segmenter(nn.Module):
         labels: torch.Tensor | None = None,
         bert_vectors: torch.Tensor | None = None,
         class_weights: torch.Tensor | None = None,
+        output_size: tuple[int, int] | None = None,
     ) -> SegmenterOutput:
         """images: (B, 3, H, W) float in [0, 1], any H, W. labels: (B, H, W) int64 class
-        indices (ignore_index = void). bert_vectors (K, hidden) overrides class_names."""
+        indices (ignore_index = void). bert_vectors (K, hidden) overrides class_names.
+        output_size: the logits' (H, W) (default: the images'; e.g. the original size of
+        images enlarged for the network)."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(
                 f"images must be (B, 3, H, W) RGB floats in [0, 1], got shape {tuple(images.shape)}; "
@@ -115,7 +118,8 @@ class Segmenter(nn.Module):
         pixels = self.decoder(feats, text.to(feats[0].dtype))  # (B, E, H/4, W/4)
         logits = torch.einsum("behw,ke->bkhw", pixels, text.to(pixels.dtype))
         logits = logits * self.logit_scale.exp() + self.logit_bias
-        logits = F.interpolate(logits, size=(H, W), mode="bilinear", align_corners=False)
+        size = (H, W) if output_size is None else (int(output_size[0]), int(output_size[1]))
+        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
         loss = None
         if labels is not None:
             loss = segmentation_loss(logits, labels, self.config.ignore_index, class_weights)

@@ -63,8 +63,12 @@ class PredictorCache:
     """One loaded predictor per weights folder, and one inference at a time (two would
     only fight over the cores). Studios given the same cache share its models."""
 
-    def __init__(self, device: str = "auto"):
+    def __init__(self, device: str = "auto", input_scale: float = 1.0):
+        from models.inference import check_input_scale
+
         self.device = device
+        # the network sees each image (at predict_size) resized by this: the app's --predict-scale
+        self.input_scale = check_input_scale(input_scale)
         self._predictors: dict[str, Predictor] = {}
         self._lock = threading.Lock()
 
@@ -73,7 +77,7 @@ class PredictorCache:
         with self._lock:
             p = self._predictors.get(key)
             if p is None:
-                p = Predictor.load(key, self.device)
+                p = Predictor.load(key, self.device, input_scale=self.input_scale)
                 self._predictors[key] = p
             return p
 
@@ -93,10 +97,11 @@ class PredictorCache:
             pred = predictor.predict(small, names)
         return resize_nearest(pred.class_map, h, w), pred.uncertainty, pred.entropy
 
-    def embed(self, weights_dir: str | Path, image: np.ndarray, names: list[str], scale: float = 1.0):
+    def embed(self, weights_dir: str | Path, image: np.ndarray, names: list[str], scale: float | None = None):
         """The frozen network's pixel embeddings (``models.adapt.embed_image``) of the
         image at :func:`predict_size`, for instant adaptation: the same forward pass as
-        :meth:`class_map`, under the same lock. ``scale`` > 1: seen enlarged (a finer grid)."""
+        :meth:`class_map`, under the same lock. ``scale``: seen resized by this (> 1: a
+        finer grid); None: as the predictions see it (the cache's ``input_scale``)."""
         from models.adapt import embed_image
 
         predictor = self.get(weights_dir)
@@ -146,7 +151,9 @@ class ModelMixin:
 
     @property
     def device_name(self) -> str:
-        return self._predictor_for_dir(self.default_model_dir).device_name
+        name = self._predictor_for_dir(self.default_model_dir).device_name
+        scale = self.predictors.input_scale
+        return name if scale == 1.0 else f"{name}, input {scale:g}x"
 
     def model_version(self, project: str | int):
         mv = self.store.active_model_version(project)

@@ -22,7 +22,9 @@ def test_options_and_bad_auth(monkeypatch, capsys):
     # instant adaptation: on unless turned off; the old switch still parses
     assert d.instant_adaptation and app.parse_args(["--instant-adaptation"]).instant_adaptation
     assert not app.parse_args(["--no-instant-adaptation"]).instant_adaptation
-    for bad in (["--auth", ""], ["--auth", ":pw"]):
+    # the network's input scale: 1 unless asked; out of range is refused before anything starts
+    assert d.predict_scale == 1.0 and app.parse_args(["--predict-scale", "1.5"]).predict_scale == 1.5
+    for bad in (["--auth", ""], ["--auth", ":pw"], ["--predict-scale", "0"], ["--predict-scale", "9"]):
         with pytest.raises(SystemExit):
             app.parse_args(bad)
     # the database URL (a password in it) can come from the environment, as the workers' does

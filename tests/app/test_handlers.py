@@ -815,3 +815,21 @@ def test_a_prediction_made_with_the_old_words_is_not_stored_after_a_class_is_add
     assert st.store.get_prediction(done, mv.id) is None    # not stored: predicted again when opened
     st.predict(p.id, done)                                 # with the new words it is
     assert st.store.get_prediction(done, mv.id) is not None
+
+
+def test_the_app_can_predict_from_an_enlarged_input(tmp_path):
+    """--predict-scale 1.5: the studio's predictors see each image enlarged (the header says
+    so), and the maps still come back at the image's size."""
+    from storage import Store
+
+    st = Studio(Store(data_dir=tmp_path / "data"), input_scale=1.5)
+    try:
+        assert st.predictors.input_scale == 1.5 and st.device_name.endswith("input 1.5x")
+        assert st.predictors.get(st.default_model_dir).input_scale == 1.5
+        img = np.asarray(Image.open(sorted(DEMO_DIR.glob("*.jpg"))[0]).convert("RGB"))
+        cm, _ = st.predictors.class_map(st.default_model_dir, img, ["sky", "road", "car"])
+        assert cm.shape == img.shape[:2] and set(np.unique(cm)) <= {0, 1, 2}
+    finally:
+        st.store.close()
+    with pytest.raises(ValueError, match="input scale must be between"):
+        Studio(Store(data_dir=tmp_path / "data2"), input_scale=10)

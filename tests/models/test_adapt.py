@@ -120,6 +120,29 @@ def test_an_enlarged_input_gives_a_finer_grid_over_the_same_image(toy):
         embed_image(toy, img, TOY_NAMES, scale=10)
 
 
+def test_a_predictor_that_enlarges_its_input_predicts_at_the_images_size(toy):
+    """Predictor(input_scale=1.5) (the app's --predict-scale): the network sees the image
+    enlarged, the logits come back at the image's size, and embed_image follows the
+    predictor's scale so the instant layer's maps are the same predictions."""
+    from models.inference import MAX_SCALED_PIXELS, effective_scale
+
+    img, _ = synthetic(np.random.default_rng(3), h=40, w=64)
+    big = Predictor(toy.trainable, "cpu", input_scale=1.5)
+    one, enlarged = toy.logits(img, TOY_NAMES), big.logits(img, TOY_NAMES)
+    assert tuple(one.shape) == tuple(enlarged.shape) == (2, 40, 64)
+    assert not torch.allclose(one, enlarged, atol=1e-3)          # the network saw something else
+    assert big.predict(img, TOY_NAMES).class_map.shape == (40, 64)
+    emb = embed_image(big, img, TOY_NAMES)                        # no scale given: the predictor's
+    assert tuple(emb.pixels.shape[1:]) == (15, 24) and emb.size == (40, 64)
+    assert torch.allclose(word_adapter(big, TOY_NAMES).logits(emb), enlarged, atol=1e-4)
+    # an enlargement stops at MAX_SCALED_PIXELS (never below 1); a reduction is kept
+    assert effective_scale(1.5, 360, 480) == 1.5
+    assert effective_scale(1.5, 2000, 2000) == 1.0 and effective_scale(0.5, 2000, 2000) == 0.5
+    assert 1.0 < effective_scale(4.0, 1000, 1000) == pytest.approx((MAX_SCALED_PIXELS / 1e6) ** 0.5)
+    with pytest.raises(ValueError, match="input scale must be between"):
+        Predictor(toy.trainable, "cpu", input_scale=0)
+
+
 def test_examples_are_bounded_per_class_skip_void_and_stand_for_the_image(toy):
     img, lbl = synthetic(np.random.default_rng(2))
     lbl = lbl.copy()

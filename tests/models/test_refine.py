@@ -64,7 +64,8 @@ def test_predictor_refines_its_class_maps_and_keeps_its_logits():
     # confidence is the model's probability of the class shown
     shown = torch.from_numpy(sharp.class_map.astype(np.int64))
     assert np.allclose(sharp.confidence, probs.gather(0, shown[None])[0].numpy())
-    assert Predictor.__init__.__defaults__[-1] is None  # refine=None means RefineSettings()
+    import inspect
+    assert inspect.signature(Predictor.__init__).parameters["refine"].default is None  # None means RefineSettings()
 
 
 @pytest.mark.parametrize("form", ["grey", "grey1", "rgba", "float"])
