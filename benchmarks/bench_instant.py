@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also count the scripted labeller's fills and brush strokes to 98%% pixel accuracy "
                          "(benchmarks/scripted_labeller.py) for the adapted and the base maps")
     ap.add_argument("--grid", help="JSON list of setting overrides: one run each, summary lines only")
+    ap.add_argument("--input-scale", type=float, default=1.0,
+                    help="the network sees each image resized by this (the app's --predict-scale): base and adapted maps alike")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -135,13 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     label_set = read_classes(args.data)
     names, ignore = label_set.names, label_set.ignore_index
     items = read_pairs(list_pairs(args.data, args.split)[parse_slice(args.images)])
-    predictor = Predictor.load(args.model, "cpu")
+    predictor = Predictor.load(args.model, "cpu", input_scale=args.input_scale)
     session = InstantAdaptation(predictor, names, ignore)
     t0 = time.perf_counter()
     embs = [session.embed(it[2]) for it in items]  # one forward pass per image, as the app's prediction
     embed_s = (time.perf_counter() - t0) / max(len(items), 1)
     base = {f.name: getattr(args, f.name) for f in fields(AdaptSettings)}
     header = {"model": args.model, "split": args.split, "images": args.images, "num_images": len(items),
+              "input_scale": args.input_scale,
               "seed": args.seed, "order": args.order, "per_round": args.per_round, "rounds": args.rounds,
               "machine": f"CPU, {torch.get_num_threads()} torch threads", "embed_seconds_per_image": embed_s,
               "min_region_pixels": MIN_REGION_PIXELS}

@@ -67,14 +67,21 @@ class EvaluationMixin:
             self._evaluations[key] = out
         return out
 
+    def measured_here(self) -> str:
+        """What an evaluation made here is called next to a job's recorded one (which is at
+        the images' own size): with --predict-scale, the scale it was measured at."""
+        scale = self.predictors.input_scale
+        return "this project's val set now" + (f" (input {scale:g}x)" if scale != 1.0 else "")
+
     def version_history(self, project: str | int) -> list[dict]:
         """mIoU of each version in creation order: measured on the project's current val
         set where it was evaluated here, else as its fine-tuning job recorded it."""
         rows = []
+        here = self.measured_here()
         for m in self.store.list_model_versions(project):
             ev = self.cached_evaluation(project, m.id)
             if ev is not None and ev["miou"] is not None:
-                rows.append({"version": f"v{m.id}", "mIoU": ev["miou"], "measured": "this project's val set now"})
+                rows.append({"version": f"v{m.id}", "mIoU": ev["miou"], "measured": here})
             elif recorded_metrics(m.metrics).get("miou") is not None:
                 rows.append({"version": f"v{m.id}", "mIoU": float(recorded_metrics(m.metrics)["miou"]),
                              "measured": "recorded with the version"})

@@ -45,7 +45,7 @@ class VersionsMixin:
         for m in self.store.list_model_versions(p.id):
             ev = self.cached_evaluation(p.id, m.id)
             if ev is not None:
-                per, miou, source = dict(zip(ev["names"], ev["iou"])), ev["miou"], "this project's val set now"
+                per, miou, source = dict(zip(ev["names"], ev["iou"])), ev["miou"], self.measured_here()
             else:
                 rec = recorded_metrics(m.metrics)
                 per, miou, source = rec.get("per_class_iou") or {}, rec.get("miou"), "recorded with the version"

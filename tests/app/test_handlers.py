@@ -825,6 +825,8 @@ def test_the_app_can_predict_from_an_enlarged_input(tmp_path):
     st = Studio(Store(data_dir=tmp_path / "data"), input_scale=1.5)
     try:
         assert st.predictors.input_scale == 1.5 and st.device_name.endswith("input 1.5x")
+        # an evaluation made here says its scale next to a job's recorded (1x) figures
+        assert st.measured_here() == "this project's val set now (input 1.5x)"
         assert st.predictors.get(st.default_model_dir).input_scale == 1.5
         img = np.asarray(Image.open(sorted(DEMO_DIR.glob("*.jpg"))[0]).convert("RGB"))
         cm, _ = st.predictors.class_map(st.default_model_dir, img, ["sky", "road", "car"])
