@@ -27,10 +27,13 @@ MAX_SCALED_PIXELS = 2_000_000   # an enlarged input (input_scale > 1) is never l
 
 def effective_scale(input_scale: float, height: int, width: int) -> float:
     """The factor the network's input is resized by: ``input_scale``, but an enlargement
-    stops at MAX_SCALED_PIXELS (never below 1: a large image is seen as it is)."""
+    stops at MAX_SCALED_PIXELS (never below 1: a large image is seen as it is) and a
+    reduction keeps at least 32 px on the shorter side (never above 1)."""
     s = float(input_scale)
     if s > 1.0:
         s = max(1.0, min(s, (MAX_SCALED_PIXELS / max(1, height * width)) ** 0.5))
+    elif s < 1.0:
+        s = min(1.0, max(s, 32.0 / max(1, min(height, width))))
     return s
 
 

@@ -138,6 +138,7 @@ def test_a_predictor_that_enlarges_its_input_predicts_at_the_images_size(toy):
     # an enlargement stops at MAX_SCALED_PIXELS (never below 1); a reduction is kept
     assert effective_scale(1.5, 360, 480) == 1.5
     assert effective_scale(1.5, 2000, 2000) == 1.0 and effective_scale(0.5, 2000, 2000) == 0.5
+    assert effective_scale(0.25, 40, 64) == pytest.approx(0.8) and effective_scale(0.5, 20, 20) == 1.0
     assert 1.0 < effective_scale(4.0, 1000, 1000) == pytest.approx((MAX_SCALED_PIXELS / 1e6) ** 0.5)
     with pytest.raises(ValueError, match="input scale must be between"):
         Predictor(toy.trainable, "cpu", input_scale=0)
