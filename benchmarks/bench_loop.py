@@ -287,14 +287,15 @@ def _submit_one(store, project: str, item) -> int:
     return info.id
 
 
-def _instant_session(weights_dir: str, names: list[str], ignore: int, seed: int, submitted: list):
+def _instant_session(weights_dir: str, names: list[str], ignore: int, seed: int, submitted: list,
+                     input_scale: float = 1.0):
     """An instant-adaptation session on the model in ``weights_dir`` with the images
     submitted so far (the newest ``max_images``, as the app's rebuild), fitted once;
     (session, predictor, seconds it took)."""
     from models.adapt import InstantAdaptation
 
     t0 = time.perf_counter()
-    pred = Predictor.load(weights_dir, "cpu")
+    pred = Predictor.load(weights_dir, "cpu", input_scale=input_scale)
     session = InstantAdaptation(pred, names, ignore, seed=seed)
     for name, _, img, lbl in submitted[-session.settings.max_images:]:
         session.add(name, session.embed(img), lbl)
@@ -331,7 +332,8 @@ def run_one_at_a_time(args) -> dict:
               "auto_finetune_every": args.per_round, "min_region_pixels": MIN_REGION_PIXELS}
     todo = pool[: args.rounds * args.per_round]   # random order: the shuffled pool's first images
     result["order"] = args.order
-    base_pred = Predictor.load(args.base, "cpu")
+    result["input_scale"] = args.input_scale
+    base_pred = Predictor.load(args.base, "cpu", input_scale=args.input_scale)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(None, tmp)
         _setup(store, "loop", label_set, names, args.base)
@@ -343,7 +345,7 @@ def run_one_at_a_time(args) -> dict:
         result["base_val_miou"] = evaluate_arrays(base_pred, [v[2] for v in val], [v[3] for v in val],
                                                   names, ignore)["miou"]
         active = store.active_model_version("loop")
-        session, _, _ = _instant_session(active.weights_dir, names, ignore, args.seed, [])
+        session, _, _ = _instant_session(active.weights_dir, names, ignore, args.seed, [], args.input_scale)
         submitted: list = []
         queue_order = args.order in ("uncertainty", "diverse")
         chosen_layouts: list = []   # --order diverse: the submitted annotations' layout descriptors
@@ -407,7 +409,7 @@ def run_one_at_a_time(args) -> dict:
                     if queue_order:
                         embs.clear()   # the old model's embeddings
                     session, _, jr["instant_rebuild_seconds"] = _instant_session(
-                        active.weights_dir, names, ignore, args.seed, submitted)
+                        active.weights_dir, names, ignore, args.seed, submitted, args.input_scale)
                 result["jobs"].append(jr)
                 row["job"] = done.id
                 print(json.dumps(jr), flush=True)
@@ -505,6 +507,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ops", action="store_true",
                     help="--one-at-a-time: also count the scripted labeller's fills and brush strokes to 98%% "
                          "pixel accuracy (benchmarks/scripted_labeller.py), shown and no retraining")
+    ap.add_argument("--input-scale", type=float, default=1.0,
+                    help="with --one-at-a-time: the network sees each image resized by this (the app's "
+                         "--predict-scale), for what the labeller sees and for no retraining alike")
     ap.add_argument("--label-set", help='a label set made of CamVid classes, e.g. "thin pole=pole;background=*"')
     ap.add_argument("--out")
     args = ap.parse_args(argv)
