@@ -52,8 +52,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-worker", action="store_true",
                     help="do not start the local job worker (run `python -m jobs.worker` elsewhere)")
     args = ap.parse_args(argv)
-    if not 0.25 <= args.predict_scale <= 4.0:
-        ap.error(f"--predict-scale must be between 0.25 and 4, got {args.predict_scale:g}")
+    from models.inference import check_input_scale    # the one owner of the bound
+    try:
+        check_input_scale(args.predict_scale)
+    except ValueError as e:
+        ap.error(f"--predict-scale: {e}")
     args.auth_password = None
     if args.auth is not None:
         if ":" in args.auth:

@@ -41,8 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import array_to_rgb, image_to_tensor
-from .inference import Prediction, Predictor, check_input_scale, effective_scale, prediction_from_probs
+from .inference import Prediction, Predictor, prediction_from_probs
 from .refine import RefineSettings, grey_guide
 from .text_encoder import validate_class_names
 
@@ -218,15 +217,7 @@ def embed_image(predictor: Predictor, image: np.ndarray, class_names: list[str],
     embeddings give the predictor's logits), capped as its predictions are."""
     names = validate_class_names(class_names)
     model = predictor.model
-    x = image_to_tensor(array_to_rgb(image))[None].to(predictor.device)
-    size = tuple(x.shape[-2:])
-    if scale is None:
-        scale = effective_scale(getattr(predictor, "input_scale", 1.0), *size)
-    if scale != 1.0:
-        scale = check_input_scale(scale)
-        x = F.interpolate(x, scale_factor=float(scale), mode="bilinear", align_corners=False)
-    if getattr(model, "fused", False):
-        x = x.contiguous(memory_format=torch.channels_last)
+    x, size = predictor.network_input(image, scale)
     with torch.autocast(predictor.device.type, dtype=torch.float16, enabled=predictor.amp):
         text = model.text_encoder(model.class_embeddings(names).to(x.device, torch.float32))
         feats = model.image_encoder(model.image_encoder.normalize(x))

@@ -97,17 +97,24 @@ class Predictor:
     def device_name(self) -> str:
         return device_description(self.device)
 
+    def network_input(self, image: np.ndarray, scale: float | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
+        """What the network sees of ``image``: a (1, 3, h, w) tensor on the device, resized
+        by ``scale`` (None: ``input_scale``, as :func:`effective_scale` caps it), and the
+        image's own (H, W), the size its maps come back at."""
+        x = image_to_tensor(array_to_rgb(image))[None].to(self.device)
+        size = tuple(x.shape[-2:])
+        s = effective_scale(self.input_scale, *size) if scale is None else check_input_scale(scale)
+        if s != 1.0:
+            x = F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
+        if getattr(self.model, "fused", False):
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, size
+
     @torch.inference_mode()
     def logits(self, image: np.ndarray, class_names: list[str] | None = None) -> torch.Tensor:
         """(H, W, C) image -> (K, H, W) float32 logits on CPU."""
         names = validate_class_names(class_names) if class_names is not None else self.class_names
-        x = image_to_tensor(array_to_rgb(image))[None].to(self.device)
-        size = tuple(x.shape[-2:])
-        scale = effective_scale(self.input_scale, *size)
-        if scale != 1.0:
-            x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
-        if getattr(self.model, "fused", False):
-            x = x.contiguous(memory_format=torch.channels_last)
+        x, size = self.network_input(image)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             out = self.model(x, class_names=names, output_size=size)
         return out.logits[0].float().cpu()

@@ -92,6 +92,7 @@ class Studio(AdminMixin, AdaptingMixin, ModelMixin, ProjectsMixin, UploadsMixin,
         self._thin: dict[tuple, tuple[float, list[int], int]] = {}
         self._evaluations: dict[tuple, dict] = {}
         self._fresh_for: dict[int, int] = {}     # project id -> model version its queue was predicted with
+        self._review_checked: dict[int, float] = {}   # project id -> when _review_sync last looked
         self._label_sets: dict[int, int] = {}    # project id -> how often its class words changed (this process)
         self._work_locks: dict[tuple, threading.Lock] = {}
         self._jobs: queue.Queue = queue.Queue()

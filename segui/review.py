@@ -140,13 +140,10 @@ class ReviewMixin:
         those seconds). -> how many were scored."""
         now = time.monotonic() if now is None else now
         with self._cache_lock:
-            checked = getattr(self, "_review_checked", None)
-            if checked is None:
-                checked = self._review_checked = {}
-            last = checked.setdefault(int(project_id), now)
+            last = self._review_checked.setdefault(int(project_id), now)
             if now - last < REVIEW_SYNC_EVERY_S:
                 return 0
-            checked[int(project_id)] = now
+            self._review_checked[int(project_id)] = now
         return self.score_unscored(projects=[int(project_id)])
 
     def rescore_queue(self, project: str | int) -> int:
