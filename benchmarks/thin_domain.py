@@ -154,7 +154,7 @@ def probe(a) -> dict:
     c = a.crop
     for _ in range(a.steps):
         lgs, rgbs, ys = [], [], []
-        for _ in range(8):
+        for _ in range(a.batch):
             (lg, rgb), y = train[rng.integers(len(train))]
             y0, x0 = rng.integers(y.shape[0] - c), rng.integers(y.shape[1] - c)
             lgs.append(lg[:, y0:y0 + c, x0:x0 + c])
@@ -165,7 +165,7 @@ def probe(a) -> dict:
         loss.backward()
         opt.step()
     report = {"data": str(a.data), "job": str(job_dir), "k": a.k, "held_out": len(held), "steps": a.steps,
-              "crop": a.crop, "channels": a.channels,
+              "crop": a.crop, "batch": a.batch, "channels": a.channels,
               "head_seconds": round(time.time() - t, 1), "measure_class": names[a.measure_class], "rows": []}
 
     def row(tag, mapper):
@@ -253,6 +253,7 @@ def main(argv: list[str] | None = None):
     p.add_argument("--steps", type=int, default=900)
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--channels", type=int, default=16)
+    p.add_argument("--batch", type=int, default=8, help="crops a step")
     p.add_argument("--measure-class", type=int, default=0, help="the class whose IoU is reported")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out")
