@@ -55,8 +55,9 @@ own check (segui.finetuning.auto_finetune_due on the project's auto_finetune_eve
 
 Run from the repository root. Until issue 16 this was `python -m benchmarks.bench_loop`
 (same flags and output); it moved here because it drives the job layer and storage,
-which the model library does not import. Its measures (correction_effort,
-wrong_regions, labeller_order, read_pairs) are imported by the other benchmarks.
+which the model library does not import. Its measures (correction_effort and
+wrong_regions, whose owner is ``common.effort``; labeller_order, read_pairs) are
+imported by the other benchmarks.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.effort import MIN_REGION_PIXELS, correction_effort, wrong_regions  # noqa: F401 (re-exported)
 from common.queue_order import diverse_pick, layout_descriptor
 from common.splits import VAL_EVERY, auto_split_file
 from models import finetune
@@ -78,29 +80,7 @@ from models.data import LabelSet, label_colors, list_pairs, load_image, load_lab
 from models.inference import DEFAULT_MODEL_DIR, Predictor, evaluate_arrays
 
 
-MIN_REGION_PIXELS = 20   # a wrong region smaller than this is not counted as a fix
 DEVICE = "cpu"           # where the jobs train (the worker's setting, recorded in the result)
-
-
-def correction_effort(pred: np.ndarray, truth: np.ndarray, ignore_index: int) -> float:
-    """Share of labelled (non-void) pixels whose predicted class differs from the truth."""
-    labelled = truth != ignore_index
-    return float((pred[labelled] != truth[labelled]).mean()) if labelled.any() else 0.0
-
-
-def wrong_regions(pred: np.ndarray, truth: np.ndarray, ignore_index: int,
-                  min_pixels: int = MIN_REGION_PIXELS) -> int:
-    """Separate regions of wrong labelled pixels (8-connected) of at least ``min_pixels``:
-    roughly how many fixes a labeller makes on the image. A wrong region that holds two
-    wrong classes counts once."""
-    from scipy import ndimage
-
-    wrong = (truth != ignore_index) & (pred != truth)
-    labels, n = ndimage.label(wrong, structure=np.ones((3, 3), bool))
-    if n == 0:
-        return 0
-    sizes = np.bincount(labels.ravel())[1:]
-    return int((sizes >= min_pixels).sum())
 
 
 def read_pairs(pairs) -> list:

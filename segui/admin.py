@@ -142,6 +142,11 @@ class AdminMixin:
             if a.action == "review" and d.get("decision"):
                 return f"review: {d['decision']}"
             if a.action == "revision_saved" and d.get("status"):
+                c = d.get("correction")
+                if isinstance(c, dict) and "changed" in c:
+                    n = int(c.get("fixes") or 0)
+                    return (f"revision saved ({d['status']}; {100 * float(c['changed']):.1f}% of the prediction "
+                            f"changed, {n} {'fix' if n == 1 else 'fixes'})")
                 return f"revision saved ({d['status']})"
             return a.action.replace("_", " ")
 

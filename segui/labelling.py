@@ -7,12 +7,14 @@ kept, and the train / val split of submitted images.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from common.effort import correction_effort, wrong_regions
 from common.labels import LabelSetError, clean_class_name
 from common.queue_order import diverse_pick, layout_descriptor
 from common.splits import SPLITS, VAL_EVERY, auto_split, training_splits
@@ -22,6 +24,8 @@ from storage import FILTER_STATUSES, QUEUE_FILTERS, ConflictError, NotFoundError
 from . import access
 from .access import Act, Forbidden, Principal
 from .errors import UserError
+
+log = logging.getLogger(__name__)
 
 FILTERS = QUEUE_FILTERS
 PREFETCH_DELAY_S = 0.6             # the next image is prepared this long after one is opened
@@ -43,6 +47,10 @@ class Loaded:
     status: str = "unlabelled"
     split: str = "none"
     tool_base: np.ndarray | None = None   # the map at the last sync (open, save, tool): snap's "before"
+    # the active model's prediction when the page opened the image (what an unlabelled image
+    # starts from): what a first submission is compared with (never changed after the open)
+    predicted: np.ndarray | None = None
+    predicted_by: int | None = None       # the model version that made it
 
     def __post_init__(self):
         if self.tool_base is None:
@@ -250,7 +258,8 @@ class LabellingMixin:
             src = f"prediction of model version {mv.id}"
             cm = pred
         loaded = Loaded(info.id, info.filename, image, cm.copy(), info.revision, src, info.uncertainty,
-                        project_id=info.project_id, status=info.status, split=info.split)
+                        project_id=info.project_id, status=info.status, split=info.split, predicted=pred,
+                        predicted_by=mv.id)
         from .canvas.codec import photo_url
         photo = photo_url(self.store.image_bytes(info.id), info.format, image, info.normalised)
         ready = Ready(loaded, pred, photo, key)
@@ -302,7 +311,8 @@ class LabellingMixin:
         then counts as saved at that revision (a conflict is stored, not lost)."""
         if loaded is None or class_map is None:
             raise UserError("nothing to save: open an image first")
-        res = self.save(loaded.image_id, class_map, author, status, loaded.base_revision)
+        correction = self._first_submission_correction(loaded, class_map) if status == "submitted" else None
+        res = self.save(loaded.image_id, class_map, author, status, loaded.base_revision, correction)
         if res.status == "submitted":
             loaded.split = self.assign_split(loaded.image_id)
             # instant adaptation first (off unless Studio(instant=True)): the next image waits on it
@@ -316,6 +326,31 @@ class LabellingMixin:
         loaded.status = res.status
         loaded.source = f"annotation revision {res.revision} by {author.strip()} ({res.status})"
         return res
+
+    def _first_submission_correction(self, loaded: Loaded, class_map: np.ndarray) -> dict | None:
+        """How much of the prediction the labeller changed (``common.effort``'s share of
+        labelled pixels and separate regions), for an image's first submission only (a
+        resubmission after review would count the same work twice); against the active
+        model's prediction as the page got it with the image (``loaded.predicted``: an
+        instant-adaptation update or a new version after the open does not count as the
+        labeller's change), else the stored one. None when there is none to compare with."""
+        try:
+            info = self.store.get_image(loaded.image_id)
+            if info.review is not None:          # submitted before
+                return None
+            pred, version = loaded.predicted, loaded.predicted_by
+            if pred is None:
+                version = self.model_version(info.project_id).id
+                p = self.store.get_prediction(info.id, version)
+                pred = None if p is None else p.class_map
+            if pred is None or pred.shape != class_map.shape:
+                return None
+            ignore = self.store.get_project(info.project_id).ignore_index
+            return {"changed": correction_effort(pred, class_map, ignore),
+                    "fixes": wrong_regions(pred, class_map, ignore), "model_version": version}
+        except Exception:                        # a record that cannot be made never stops the save
+            log.warning("image %s: what the labeller changed was not measured", loaded.image_id, exc_info=True)
+            return None
 
     def leave(self, loaded: Loaded | None, class_map: np.ndarray | None, author: str) -> SaveResult | None:
         """Before the labeller moves to another image: unsaved edits become a draft.
@@ -434,7 +469,7 @@ class LabellingMixin:
                 for a in self.store.list_annotation_revisions(int(image_id))]
 
     def save(self, image_id: int | None, class_map: np.ndarray | None, author: str,
-             status: str = "draft", base_revision: int = 0) -> SaveResult:
+             status: str = "draft", base_revision: int = 0, correction: dict | None = None) -> SaveResult:
         """Store the class map as a new revision. If someone saved meanwhile, ours is
         stored too (as a draft on top of theirs) and the conflict is reported: both
         versions stay reachable in the revision list."""
@@ -442,7 +477,7 @@ class LabellingMixin:
             raise UserError("nothing to save: open an image first")
         author = author_name(author)
         try:
-            a = self.store.save_annotation(int(image_id), class_map, author, status, int(base_revision))
+            a = self.store.save_annotation(int(image_id), class_map, author, status, int(base_revision), correction)
             return SaveResult(a.revision, a.status)
         except ConflictError as c:
             when = c.saved_at.strftime("%Y-%m-%d %H:%M:%S UTC") if c.saved_at else "an unknown time"

@@ -96,3 +96,32 @@ def similarity_figure(m: dict) -> go.Figure:
                       margin=dict(l=40, r=20, t=50, b=40), yaxis=dict(autorange="reversed"),
                       xaxis=dict(tickangle=-40))
     return fig
+
+
+def correction_history_figure(h: dict) -> go.Figure:
+    """What labellers changed of each prediction (``Studio.correction_history``): one
+    point per submitted image in the order submitted, coloured by the model version
+    that predicted it, and the mean of the last 10 as a line."""
+    title = "What labellers changed of each prediction, image after image"
+    rows = h["rows"]
+    if not rows:
+        return _empty(title, "No submission recorded yet.")
+    fig = go.Figure()
+    for v in dict.fromkeys(r["version"] for r in rows):
+        rs = [r for r in rows if r["version"] == v]
+        fig.add_trace(go.Scatter(
+            x=[r["n"] for r in rs], y=[100 * r["changed"] for r in rs], mode="markers",
+            name=f"predicted by {v}" if v else "predicted", marker=dict(size=9),
+            customdata=[[r["name"], r["fixes"], r["author"], r["when"]] for r in rs],
+            hovertemplate=("#%{x} %{customdata[0]}<br>%{y:.1f}% of the pixels changed, %{customdata[1]} fixes"
+                           "<br>%{customdata[2]}, %{customdata[3]}<extra></extra>")))
+    y = np.array([100 * r["changed"] for r in rows])
+    run = [float(y[max(0, i - 9):i + 1].mean()) for i in range(len(y))]
+    fig.add_trace(go.Scatter(x=[r["n"] for r in rows], y=run, mode="lines", name="mean of the last 10",
+                             line=dict(width=4, color="#111111"), hovertemplate="mean of the last 10: %{y:.1f}%<extra></extra>"))
+    fig.update_layout(title=title, font=FONT, height=380, margin=dict(l=50, r=20, t=50, b=50),
+                      xaxis=dict(title="submitted image (first submissions, in order)", tick0=1,
+                                 dtick=max(1, round(len(rows) / 10))),
+                      yaxis=dict(title="% of the prediction changed", rangemode="tozero"),
+                      legend=dict(font=dict(size=13)), hovermode="closest")
+    return fig

@@ -7,6 +7,10 @@
   recorded with the version (``models.metrics.recorded_metrics``);
 - :meth:`~VersionsMixin.compare_versions`: two versions' predictions of one image of
   the project (stored ones when there are, else predicted now) and what changed;
+- :meth:`~VersionsMixin.correction_history`: what labellers changed of each image's
+  prediction at its first submission, in the order submitted, by the model version that
+  predicted it: the loop's headline number (fewer corrections as the model learns) for
+  this project's own images;
 - :meth:`~VersionsMixin.label_set_map`: the label set's class vectors in 2D, their
   cosine similarity, the pairs that sit too close (``models.label_map.TOO_CLOSE``) and
   the pairs the active version confuses on the project's val set, when it was evaluated.
@@ -26,6 +30,8 @@ from .heatmaps import HEAT_PHRASES, change_pairs
 from .imageops import hex_color
 
 COMPARE_IMAGES = 300      # images offered in the compare picker (val first)
+HISTORY_SUBMISSIONS = 2000   # the newest saves read for the correction history
+FIRST_LAST = 10           # the summary compares the first and the last this many submissions
 
 
 class VersionsMixin:
@@ -56,6 +62,20 @@ class VersionsMixin:
                          "miou": None if miou is None else float(miou), "iou": iou,
                          "name": m.name or Path(m.weights_dir).name})
         return {"classes": names, "versions": rows}
+
+    def correction_history(self, project: str | int) -> dict:
+        """``{"rows": [{"n" (1, 2, ...), "image_id", "name", "changed" (share 0..1), "fixes",
+        "version" ("v3" or ""), "author", "when"}] in the order submitted, "sentence": the
+        first and the last FIRST_LAST submissions compared}``, from the correction records
+        the app keeps with each image's first submission (``Store.corrections``)."""
+        p = self.store.get_project(project)
+        recs = self.store.corrections(p.id, limit=HISTORY_SUBMISSIONS)
+        names = {im.id: im.filename for im in self.store.list_images(p.id, order="id")} if recs else {}
+        rows = [{"n": i + 1, "image_id": r.image_id, "name": names.get(r.image_id, f"image {r.image_id}"),
+                 "changed": r.changed, "fixes": r.fixes,
+                 "version": f"v{r.model_version}" if r.model_version is not None else "",
+                 "author": r.author or "", "when": f"{r.saved_at:%Y-%m-%d %H:%M}"} for i, r in enumerate(recs)]
+        return {"rows": rows, "sentence": correction_sentence(rows)}
 
     def compare_choices(self, project: str | int) -> tuple[list[tuple[str, int]], int | None, int | None]:
         """(images to pick from: the val split first, then the others by id, at most
@@ -156,3 +176,24 @@ def _sentence(close, confused, version: int, ev) -> str:
     if close:
         text += f" {len(both)} of the {len(close)} close pair(s) are among them."
     return text
+
+
+def correction_sentence(rows: list[dict], k: int = FIRST_LAST) -> str:
+    """The history in words: the first and the last ``k`` submissions' mean share of the
+    prediction changed and fixes an image (only when there are at least 2k)."""
+    if not rows:
+        return ("No submission recorded what it changed yet: each image's first submission from now "
+                "on is compared with the prediction it started from.")
+    def mean(rs, key):
+        return float(np.mean([r[key] for r in rs]))
+    n = len(rows)
+    if n < 2 * k:
+        return (f"{n} submitted image(s) so far: {100 * mean(rows, 'changed'):.1f}% of each prediction changed, "
+                f"{mean(rows, 'fixes'):.1f} separate fixes an image. After {2 * k} the first and the last {k} are compared.")
+    a, b = rows[:k], rows[-k:]
+    ca, cb = mean(a, "changed"), mean(b, "changed")
+    trend = (f"{100 * (1 - cb / ca):.0f}% less to change" if 0 < cb < ca
+             else "no less to change" if ca > 0 else "nothing changed")
+    return (f"The first {k} submitted images needed {100 * ca:.1f}% of their predicted pixels changed "
+            f"({mean(a, 'fixes'):.1f} separate fixes each); the last {k}, {100 * cb:.1f}% "
+            f"({mean(b, 'fixes'):.1f}): {trend}.")

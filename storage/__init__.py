@@ -8,7 +8,7 @@ psycopg) instead; schema managed by Alembic and upgraded on start. Use
 """
 from .errors import (ConflictError, InvalidClassMapError, InvalidImageError, JobStateError,
                      NotFoundError, ReviewError, StorageError, ValidationError)
-from .info import (ActivityInfo, AnnotationInfo, ClassInfo, ImageInfo, JobInfo, ModelVersionInfo,
+from .info import (ActivityInfo, AnnotationInfo, ClassInfo, CorrectionInfo, ImageInfo, JobInfo, ModelVersionInfo,
                    PredictionInfo, ProjectInfo, ReviewInfo, UserInfo)
 from .models import Action, ReviewDecision, ReviewState, Role, TrainingSource
 from .store import Store
@@ -23,6 +23,6 @@ __all__ = [
     "DB_URL_ENV", "Store", "FILTER_STATUSES", "QUEUE_FILTERS", "StorageError", "NotFoundError", "InvalidImageError", "InvalidClassMapError",
     "ConflictError", "JobStateError", "ReviewError", "ValidationError", "ProjectInfo", "ClassInfo",
     "ImageInfo", "AnnotationInfo", "PredictionInfo", "ModelVersionInfo", "JobInfo", "UserInfo",
-    "ReviewInfo", "ActivityInfo", "Role", "ReviewDecision", "ReviewState", "TrainingSource", "Action",
+    "ReviewInfo", "ActivityInfo", "CorrectionInfo", "Role", "ReviewDecision", "ReviewState", "TrainingSource", "Action",
     "LoginPolicy", "LoginResult", "check_password",
 ]

@@ -191,6 +191,18 @@ class ActivityInfo:
 
 
 @dataclass(frozen=True)
+class CorrectionInfo:
+    """What a labeller changed of the prediction they started from, recorded with a save."""
+    image_id: int
+    revision: int
+    author: str | None
+    saved_at: datetime
+    changed: float                  # share of the image's labelled pixels changed (0..1)
+    fixes: int                      # separate changed regions of >= 20 px
+    model_version: int | None       # the version whose prediction was shown
+
+
+@dataclass(frozen=True)
 class JobInfo:
     id: int
     project_id: int

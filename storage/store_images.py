@@ -317,15 +317,20 @@ class ImagesMixin(StoreBase):
     # ------------------------------------------------------------------ annotations
 
     def save_annotation(self, image_id: int, class_map: np.ndarray, author: str,
-                        status: str = "draft", base_revision: int = 0) -> AnnotationInfo:
+                        status: str = "draft", base_revision: int = 0,
+                        correction: dict[str, Any] | None = None) -> AnnotationInfo:
         """Save a new revision (``base_revision + 1``). Raises :class:`ConflictError`
         naming who saved and when if the latest revision is not ``base_revision``;
         nothing is overwritten. Every revision stays readable. A submitted revision
         makes the image's review state "pending" (a draft leaves it as it is); the save
         is recorded in the activity log (``revision_saved``, by ``author``) in the same
-        transaction."""
+        transaction. ``correction``: how much the saved map differs from the prediction
+        the labeller started from (``{"changed": share 0..1, "fixes": regions,
+        "model_version": id}``, :func:`common.effort`'s measures), kept in that record
+        (:meth:`corrections` lists them)."""
         if status not in ANNOTATION_STATUSES:
             raise ValidationError(f"status must be 'draft' or 'submitted', got {status!r}")
+        correction = _checked_correction(correction)
         author = _clean_name(author, "author")
         if not isinstance(base_revision, int) or base_revision < 0:
             raise ValidationError(f"base_revision must be an integer >= 0, got {base_revision!r}")
@@ -354,7 +359,8 @@ class ImagesMixin(StoreBase):
                                      status=status, png=png, created_at=now))
                     self._record(s, Action.REVISION_SAVED, author, im.project_id,
                                  f"image {image_id} revision {new_rev}",
-                                 {"image_id": image_id, "revision": new_rev, "status": status}, now)
+                                 {"image_id": image_id, "revision": new_rev, "status": status,
+                                  **({"correction": correction} if correction else {})}, now)
                     s.flush()
             except IntegrityError:
                 n = 0
@@ -391,3 +397,22 @@ class ImagesMixin(StoreBase):
                                     Annotation.created_at).where(Annotation.image_id == image_id)
                              .order_by(Annotation.revision)).all()
             return [AnnotationInfo(image_id, r, a, st, _utc(t)) for r, a, st, t in rows]
+
+
+def _checked_correction(c: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A save's correction record as stored: ``changed`` a share in [0, 1], ``fixes`` a
+    count >= 0, ``model_version`` an id or None; anything else is refused."""
+    if c is None:
+        return None
+    if not isinstance(c, dict) or set(c) - {"changed", "fixes", "model_version"} or "changed" not in c:
+        raise ValidationError("correction must be {'changed': share, 'fixes': count, 'model_version': id}")
+    try:
+        changed = float(c["changed"])
+        fixes = int(c.get("fixes", 0))
+        mv = c.get("model_version")
+        mv = None if mv is None else int(mv)
+    except (TypeError, ValueError):
+        raise ValidationError("correction: changed must be a number, fixes and model_version integers") from None
+    if not 0.0 <= changed <= 1.0 or fixes < 0:
+        raise ValidationError(f"correction: changed must be in [0, 1] and fixes >= 0, got {changed}, {fixes}")
+    return {"changed": round(changed, 6), "fixes": fixes, "model_version": mv}

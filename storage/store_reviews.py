@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from common import labels
 
 from .errors import NotFoundError, ReviewError, ValidationError
-from .info import ActivityInfo, ImageInfo, ProjectInfo, ReviewInfo, _activity_info, _review_info, _utc
+from .info import ActivityInfo, CorrectionInfo, ImageInfo, ProjectInfo, ReviewInfo, _activity_info, _review_info, _utc
 from .models import Action, Activity, Annotation, Image, Project, Review, ReviewDecision, ReviewState, utcnow
 from .store_base import StoreBase, _clean_name, _enum_value
 
@@ -228,6 +228,24 @@ class ReviewsMixin(StoreBase):
             a = self._record(s, action, user, pid, subject, details)
             s.flush()
             return _activity_info(a)
+
+    def corrections(self, project: str | int, limit: int = 2000) -> list[CorrectionInfo]:
+        """The correction records of the project's newest ``limit`` saves (the saves that
+        carried one: the app sends it with an image's first submission), oldest first."""
+        with self._session() as s:
+            pid = self._project_row(s, project).id
+            q = (select(Activity).where(Activity.project_id == pid, Activity.action == Action.REVISION_SAVED.value)
+                 .order_by(Activity.id.desc()).limit(int(limit)))
+            out = []
+            for a in s.scalars(q):
+                d = a.details or {}
+                c = d.get("correction")
+                if not isinstance(c, dict) or "changed" not in c:
+                    continue
+                out.append(CorrectionInfo(int(d.get("image_id", 0)), int(d.get("revision", 0)), a.user_name,
+                                          _utc(a.created_at), float(c["changed"]), int(c.get("fixes") or 0),
+                                          c.get("model_version")))
+            return out[::-1]
 
     def list_activity(self, project: str | int | None = None, limit: int = 100, offset: int = 0,
                       action: str | Sequence[str] | None = None, user: str | None = None

@@ -1,5 +1,6 @@
 """The Model screen's views of versions and of the label set (rendered by
-``segui.screens.model``): per-class IoU across versions (Plotly), two versions'
+``segui.screens.model``): what labellers changed of each prediction, image after image
+(the loop's effect on this project), per-class IoU across versions (Plotly), two versions'
 predictions of one image under a slider (``gr.ImageSlider``), and the map of the
 label set (the class words in 2D, their similarity, the pairs too close and the pairs
 confused on val). The data are Studio's (``segui.versions``), the figures
@@ -17,7 +18,7 @@ from ..errors import UserError
 from ..guard import user_errors
 from ..handlers import Studio
 from ..imageops import blend, paint
-from ..plots import iou_history_figure, label_map_figure, similarity_figure
+from ..plots import correction_history_figure, iou_history_figure, label_map_figure, similarity_figure
 
 VIEWS_CSS = """
 .segui-compare-legend { display: flex; flex-wrap: wrap; gap: 6px 16px; font-size: 15px; margin: 4px 0; }
@@ -54,6 +55,9 @@ def compare_html(r: dict) -> str:
 
 
 def render(studio: Studio, project_dd: gr.Dropdown) -> ModelViews:
+    gr.Markdown("### Fewer corrections as the model learns")
+    corrections_text = gr.Markdown(elem_id="segui-corrections-text")
+    corrections_plot = gr.Plot(elem_id="segui-corrections", show_label=False)
     gr.Markdown("### Per-class IoU across model versions")
     iou_plot = gr.Plot(elem_id="segui-iou-history", show_label=False)
     gr.Markdown("### Compare two versions on one image\nDrag the slider: the left version's prediction "
@@ -78,8 +82,9 @@ def render(studio: Studio, project_dd: gr.Dropdown) -> ModelViews:
 
     def refresh(project):
         if not project:
-            return (None, gr.update(choices=[], value=None), gr.update(choices=[], value=None),
+            return ("", None, None, gr.update(choices=[], value=None), gr.update(choices=[], value=None),
                     gr.update(choices=[], value=None), "", None, None)
+        corrections = studio.correction_history(project)
         colors = colors_of(project)
         iou = iou_history_figure(studio.iou_history(project), colors)
         images, left, right = studio.compare_choices(project)
@@ -89,10 +94,11 @@ def render(studio: Studio, project_dd: gr.Dropdown) -> ModelViews:
             text, lmap, sim = m["sentence"], label_map_figure(m, colors), similarity_figure(m)
         except UserError as e:
             text, lmap, sim = str(e), None, None
-        return (iou, gr.update(choices=images, value=images[0][1] if images else None),
+        return (corrections["sentence"], correction_history_figure(corrections),
+                iou, gr.update(choices=images, value=images[0][1] if images else None),
                 gr.update(choices=versions, value=left), gr.update(choices=versions, value=right), text, lmap, sim)
 
-    outputs = [iou_plot, image_dd, left_dd, right_dd, map_text, map_plot, sim_plot]
+    outputs = [corrections_text, corrections_plot, iou_plot, image_dd, left_dd, right_dd, map_text, map_plot, sim_plot]
 
     @user_errors
     def on_compare(project, image_id, left, right):

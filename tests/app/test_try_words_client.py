@@ -103,7 +103,9 @@ def test_model_views_and_compare(demo):
     st, url = demo
     c = Client(url, verbose=False)
     c.predict(api_name="/init")
-    iou, image_dd, left, right, text, lmap, sim = c.predict(DEMO_PROJECT, api_name="/model_views")
+    ctext, cplot, iou, image_dd, left, right, text, lmap, sim = c.predict(DEMO_PROJECT, api_name="/model_views")
+    assert "No submission recorded" in ctext        # the demo's labelled images came without a correction record
+    assert plot_data(cplot)["data"] == []
     fig = plot_data(iou)
     names = [t["name"] for t in fig["data"]]
     assert names[-1] == "mIoU" and "road" in names

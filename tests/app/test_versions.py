@@ -105,3 +105,51 @@ def check_label_set_map(st):
     st.create_project("one", "sky")
     with pytest.raises(UserError, match="fewer than two"):
         st.label_set_map("one")
+
+
+def test_each_first_submission_keeps_what_the_labeller_changed_and_the_model_screen_shows_it(bare_demo_studio):
+    st = bare_demo_studio
+    p = st.store.get_project(DEMO_PROJECT)
+    mv = st.model_version(p.id)
+    assert st.correction_history(DEMO_PROJECT)["rows"] == []
+    ids = [im.id for im in st.store.list_images(p.id, order="id")]
+    loaded = st.open_image(ids[0])
+    pred = loaded.class_map.copy()
+    edited = pred.copy()
+    other = p.classes[0].index if pred[10, 10] != p.classes[0].index else p.classes[1].index
+    edited[0:40, 0:60] = other                   # one fix: a 40 x 60 block painted one class
+    changed = int((edited != pred).sum())
+    st.save_edits(loaded, edited, "ann", "submitted")
+    h = st.correction_history(DEMO_PROJECT)
+    assert len(h["rows"]) == 1
+    row = h["rows"][0]
+    assert row["changed"] == pytest.approx(changed / pred.size, abs=1e-6) and row["fixes"] == 1
+    assert row["version"] == f"v{mv.id}" and row["name"] == loaded.filename and row["author"] == "ann"
+    # a resubmission is not a second record (the same work twice); a draft never is one
+    again = st.open_image(ids[0])
+    st.save_edits(again, edited[::-1].copy(), "ann", "submitted")
+    second = st.open_image(ids[1])
+    # the model re-predicts the open image meanwhile (instant adaptation): not the labeller's change
+    newer = second.class_map.copy()
+    newer[100:140, 100:200] = other
+    st.store.save_prediction(ids[1], mv.id, newer, 0.1)
+    st.save_edits(second, second.class_map.copy(), "ann", "submitted")
+    rows = st.correction_history(DEMO_PROJECT)["rows"]
+    assert [(r["n"], r["image_id"]) for r in rows] == [(1, ids[0]), (2, ids[1])]
+    assert rows[1]["changed"] == 0.0 and rows[1]["fixes"] == 0      # submitted as predicted
+    assert any("% of the prediction changed, 1 fix)" in r[2] for r in st.activity(DEMO_PROJECT))
+    fig = plots.correction_history_figure(st.correction_history(DEMO_PROJECT))
+    assert [t.name for t in fig.data] == [f"predicted by v{mv.id}", "mean of the last 10"]
+    assert list(fig.data[0].y) == pytest.approx([100 * changed / pred.size, 0.0], abs=1e-3)
+    assert "No submission recorded" in plots.correction_history_figure({"rows": []}).layout.annotations[0].text
+    assert st.wait_idle()                        # the submissions' background work (review scores) ends here
+
+
+def test_the_correction_sentence_compares_the_first_and_the_last_ten():
+    from segui.versions import correction_sentence
+    rows = [{"changed": 0.10 if i < 10 else 0.04, "fixes": 20 if i < 10 else 12} for i in range(25)]
+    s = correction_sentence(rows)
+    assert "10.0%" in s and "4.0%" in s and "60% less to change" in s and "(20.0 separate fixes each)" in s
+    assert "3 submitted image(s)" in correction_sentence(rows[:3])
+    worse = [{"changed": 0.02, "fixes": 1}] * 10 + [{"changed": 0.05, "fixes": 2}] * 10
+    assert "no less to change" in correction_sentence(worse)

@@ -131,3 +131,23 @@ def test_list_images_is_one_query(store, project, png_bytes):
     assert len(out) == 20 and all(i.status == "draft" for i in out)
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     assert len(selects) == 2, selects   # the project lookup + one query for all images
+
+
+def test_a_save_keeps_what_was_changed_of_the_prediction_and_bad_records_are_refused(store, image):
+    from storage import ValidationError
+    store.save_annotation(image.id, _map(image, 1), "alice", base_revision=0)          # a draft: no record
+    store.save_annotation(image.id, _map(image, 2), "alice", status="submitted", base_revision=1,
+                          correction={"changed": 0.125, "fixes": 3, "model_version": None})
+    for bad in ({"changed": 1.5}, {"changed": "x"}, {"fixes": 2}, {"changed": 0.1, "other": 1},
+                {"changed": 0.1, "fixes": -1}):
+        with pytest.raises(ValidationError):
+            store.save_annotation(image.id, _map(image, 3), "bob", base_revision=2, correction=bad)
+    assert store.get_image(image.id).revision == 2                                     # refused before storing
+    got = store.corrections(image.project_id)
+    assert [(c.image_id, c.revision, c.author, c.changed, c.fixes, c.model_version) for c in got] == [
+        (image.id, 2, "alice", 0.125, 3, None)]
+    assert got[0].saved_at.tzinfo == timezone.utc
+    store.save_annotation(image.id, _map(image, 0), "bob", status="submitted", base_revision=2,
+                          correction={"changed": 0.5, "fixes": 1, "model_version": 7})
+    assert [c.changed for c in store.corrections(image.project_id)] == [0.125, 0.5]     # oldest first
+    assert [c.changed for c in store.corrections(image.project_id, limit=1)] == [0.5]   # the newest saves only
