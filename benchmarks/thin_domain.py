@@ -121,7 +121,7 @@ def probe(a) -> dict:
         t = time.time()
         model, _ = start_from(a.base, names, ls.colors, ignore)
         train_model(model, SplitData([p[2] for p in pool[:a.k]], [p[3] for p in pool[:a.k]]), None,
-                    train_config(default_params(), "cpu"), out_dir=None)
+                    train_config(default_params(), "cpu"), out_dir=None, show_progress=False)
         model.save_pretrained(job_dir)
         print(f"job trained in {time.time() - t:.0f} s -> {job_dir}", flush=True)
     job = Predictor(Segmenter.from_pretrained(job_dir), "cpu")
