@@ -180,20 +180,23 @@ def _sentence(close, confused, version: int, ev) -> str:
 
 def correction_sentence(rows: list[dict], k: int = FIRST_LAST) -> str:
     """The history in words: the first and the last ``k`` submissions' mean share of the
-    prediction changed and fixes an image (only when there are at least 2k)."""
+    prediction changed and fixes an image (only when there are at least 2k; "first": of the
+    saves :meth:`VersionsMixin.correction_history` reads, the newest HISTORY_SUBMISSIONS)."""
     if not rows:
         return ("No submission recorded what it changed yet: each image's first submission from now "
                 "on is compared with the prediction it started from.")
+
     def mean(rs, key):
         return float(np.mean([r[key] for r in rs]))
+
     n = len(rows)
     if n < 2 * k:
         return (f"{n} submitted image(s) so far: {100 * mean(rows, 'changed'):.1f}% of each prediction changed, "
                 f"{mean(rows, 'fixes'):.1f} separate fixes an image. After {2 * k} the first and the last {k} are compared.")
     a, b = rows[:k], rows[-k:]
     ca, cb = mean(a, "changed"), mean(b, "changed")
-    trend = (f"{100 * (1 - cb / ca):.0f}% less to change" if 0 < cb < ca
-             else "no less to change" if ca > 0 else "nothing changed")
+    trend = ("nothing changed" if ca == 0 else f"{100 * (1 - cb / ca):.0f}% less to change" if cb < ca
+             else "no less to change")
     return (f"The first {k} submitted images needed {100 * ca:.1f}% of their predicted pixels changed "
             f"({mean(a, 'fixes'):.1f} separate fixes each); the last {k}, {100 * cb:.1f}% "
             f"({mean(b, 'fixes'):.1f}): {trend}.")

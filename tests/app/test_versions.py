@@ -153,3 +153,6 @@ def test_the_correction_sentence_compares_the_first_and_the_last_ten():
     assert "3 submitted image(s)" in correction_sentence(rows[:3])
     worse = [{"changed": 0.02, "fixes": 1}] * 10 + [{"changed": 0.05, "fixes": 2}] * 10
     assert "no less to change" in correction_sentence(worse)
+    perfect = [{"changed": 0.05, "fixes": 3}] * 10 + [{"changed": 0.0, "fixes": 0}] * 10
+    assert "100% less to change" in correction_sentence(perfect)
+    assert "nothing changed" in correction_sentence([{"changed": 0.0, "fixes": 0}] * 20)
