@@ -27,7 +27,8 @@ head at full resolution (the job's class probabilities and the RGB image in, a c
 each class's logit out; 3x3 convolutions of 16 channels, dilations 1, 1, 2, 4, 8) trained on
 the job's own logits of those ``--k`` frames, and the job's maps with and without it on the
 other frames of the pool: wrong pixels, wrong regions (>= 20 px, the loops' count) and one
-class's IoU.
+class's IoU; with ``--ops-target`` also the scripted labeller's operations (fills and strokes,
+``benchmarks.scripted_labeller``) to that pixel accuracy, and the base's maps as a first row.
 """
 from __future__ import annotations
 
@@ -102,6 +103,7 @@ def probe(a) -> dict:
     import torch.nn.functional as F
 
     from benchmarks.bench_loop import labeller_order, wrong_regions
+    from benchmarks.scripted_labeller import scripted_ops
     from models.data import read_classes
     from models.finetune import default_params, start_from, train_config
     from models.inference import Predictor, prediction_from_probs
@@ -169,7 +171,7 @@ def probe(a) -> dict:
               "head_seconds": round(time.time() - t, 1), "measure_class": names[a.measure_class], "rows": []}
 
     def row(tag, mapper):
-        wrong = labelled = regions = tp = fp = fn = 0
+        wrong = labelled = regions = tp = fp = fn = ops = 0
         ms = 0.0
         for (lg, rgb), truth, img in held:
             t0 = time.time()
@@ -183,13 +185,19 @@ def probe(a) -> dict:
             tp += int((g & q).sum())
             fp += int((q & ~g & valid).sum())
             fn += int((g & ~q).sum())
+            if a.ops_target:
+                ops += scripted_ops(m, truth, ignore, target=a.ops_target)
         r = {"maps": tag, "wrong_%": round(100 * wrong / labelled, 2), "regions": round(regions / len(held), 1),
-             "class_iou": round(tp / max(1, tp + fp + fn), 3), "ms": round(1000 * ms / len(held))}
+             "class_iou": round(tp / max(1, tp + fp + fn), 3), "ms": round(1000 * ms / len(held)),
+             **({"ops": round(ops / len(held), 1)} if a.ops_target else {})}
         report["rows"].append(r)
         print(json.dumps(r), flush=True)
 
     with torch.no_grad():
         refine = RefineSettings()
+        if a.ops_target:
+            base = Predictor.load(a.base, "cpu")
+            row("base, refined (no job)", lambda lg, rgb, img: base.predict(img, names).class_map)
         row("job, plain argmax", lambda lg, rgb, img: lg.argmax(0).numpy())
         row("job, refined (the app)", lambda lg, rgb, img: prediction_from_probs(lg.softmax(0), img, refine).class_map)
         row("job + head", lambda lg, rgb, img: head(lg[None], rgb[None])[0].argmax(0).numpy())
@@ -255,6 +263,9 @@ def main(argv: list[str] | None = None):
     p.add_argument("--channels", type=int, default=16)
     p.add_argument("--batch", type=int, default=8, help="crops a step")
     p.add_argument("--measure-class", type=int, default=0, help="the class whose IoU is reported")
+    p.add_argument("--ops-target", type=float, default=0.0,
+                   help="also the scripted labeller's operations to this pixel accuracy (e.g. 0.995), and the base's row")
+    
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out")
     r = sub.add_parser("recall", help="is a thin class missed or misplaced")
