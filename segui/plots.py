@@ -7,6 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 FONT = dict(size=15)
+RUNNING_MEAN = 10   # the correction history's line: the mean of the last this many submissions
 
 
 def _empty(title: str, note: str) -> go.Figure:
@@ -101,7 +102,7 @@ def similarity_figure(m: dict) -> go.Figure:
 def correction_history_figure(h: dict) -> go.Figure:
     """What labellers changed of each prediction (``Studio.correction_history``): one
     point per submitted image in the order submitted, coloured by the model version
-    that predicted it, and the mean of the last 10 as a line."""
+    that predicted it, and the mean of the last RUNNING_MEAN as a line."""
     title = "What labellers changed of each prediction, image after image"
     rows = h["rows"]
     if not rows:
@@ -116,9 +117,10 @@ def correction_history_figure(h: dict) -> go.Figure:
             hovertemplate=("#%{x} %{customdata[0]}<br>%{y:.1f}% of the pixels changed, %{customdata[1]} fixes"
                            "<br>%{customdata[2]}, %{customdata[3]}<extra></extra>")))
     y = np.array([100 * r["changed"] for r in rows])
-    run = [float(y[max(0, i - 9):i + 1].mean()) for i in range(len(y))]
-    fig.add_trace(go.Scatter(x=[r["n"] for r in rows], y=run, mode="lines", name="mean of the last 10",
-                             line=dict(width=4, color="#111111"), hovertemplate="mean of the last 10: %{y:.1f}%<extra></extra>"))
+    run = [float(y[max(0, i + 1 - RUNNING_MEAN):i + 1].mean()) for i in range(len(y))]
+    label = f"mean of the last {RUNNING_MEAN}"
+    fig.add_trace(go.Scatter(x=[r["n"] for r in rows], y=run, mode="lines", name=label,
+                             line=dict(width=4, color="#111111"), hovertemplate=label + ": %{y:.1f}%<extra></extra>"))
     fig.update_layout(title=title, font=FONT, height=380, margin=dict(l=50, r=20, t=50, b=50),
                       xaxis=dict(title="submitted image (first submissions, in order)", tick0=1,
                                  dtick=max(1, round(len(rows) / 10))),
