@@ -31,3 +31,10 @@ def wrong_regions(pred: np.ndarray, truth: np.ndarray, ignore_index: int,
         return 0
     sizes = np.bincount(labels.ravel())[1:]
     return int((sizes >= min_pixels).sum())
+
+
+def correction_words(changed: float, fixes: int) -> str:
+    """A first submission's record in words, as the Activity log and the Label screen say it:
+    ``0.0123, 3`` -> "1.2% of the prediction changed, 3 fixes"."""
+    n = int(fixes)
+    return f"{100 * float(changed):.1f}% of the prediction changed, {n} {'fix' if n == 1 else 'fixes'}"

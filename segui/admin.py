@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.effort import correction_words
 from storage import LoginPolicy, NotFoundError, TrainingSource, ValidationError
 
 from . import access
@@ -144,9 +145,7 @@ class AdminMixin:
             if a.action == "revision_saved" and d.get("status"):
                 c = d.get("correction")
                 if isinstance(c, dict) and "changed" in c:
-                    n = int(c.get("fixes") or 0)
-                    return (f"revision saved ({d['status']}; {100 * float(c['changed']):.1f}% of the prediction "
-                            f"changed, {n} {'fix' if n == 1 else 'fixes'})")
+                    return f"revision saved ({d['status']}; {correction_words(c['changed'], c.get('fixes') or 0)})"
                 return f"revision saved ({d['status']})"
             return a.action.replace("_", " ")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from common.effort import correction_effort, wrong_regions
+from common.effort import correction_effort, correction_words, wrong_regions
 from common.labels import LabelSetError, clean_class_name
 from common.queue_order import diverse_pick, layout_descriptor
 from common.splits import SPLITS, VAL_EVERY, auto_split, training_splits
@@ -75,6 +75,17 @@ class SaveResult:
     theirs: int | None = None     # on a conflict: the other person's revision (then the latest before ours)
     base: int | None = None       # on a conflict: the revision the labeller's edit was made on
     theirs_by: str | None = None  # on a conflict: who saved ``theirs``
+    correction: dict | None = None  # an image's first submission: what the labeller changed of the prediction
+
+    def note(self, filename: str) -> str:
+        """What the Label screen says after the save: the revision, and for an image's first
+        submission what the labeller changed of its prediction (the loop's measure, which the
+        Model screen plots image after image)."""
+        if self.status != "submitted":
+            return f"Saved revision {self.revision} ({self.status})."
+        c = self.correction
+        said = f": {correction_words(c['changed'], c['fixes'])}" if c else ""
+        return f"Saved revision {self.revision} (submitted) of {filename}{said}."
 
     def conflict_info(self) -> dict[str, Any] | None:
         """What the page's compare view needs (None without a conflict): the three
@@ -314,6 +325,7 @@ class LabellingMixin:
         correction = self._first_submission_correction(loaded, class_map) if status == "submitted" else None
         res = self.save(loaded.image_id, class_map, author, status, loaded.base_revision, correction)
         if res.status == "submitted":
+            res.correction = correction
             loaded.split = self.assign_split(loaded.image_id)
             # instant adaptation first (off unless Studio(instant=True)): the next image waits on it
             self._instant_submitted(loaded.image_id, res.revision)

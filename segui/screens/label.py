@@ -344,7 +344,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
         def _save(project, value, loaded, author, request, status):
             cm = need(value, loaded)
             res = studio.save_edits(loaded, cm, studio.author(author, login(request)), status)
-            note = res.conflict or f"Saved revision {res.revision} ({res.status})."
+            note = res.conflict or res.note(loaded.filename)
             return res, kept(pl.saved(studio, project, loaded, res, note, codec.request_of(value)), value, loaded, res)
 
         @user_errors

@@ -55,6 +55,10 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             with gr.Column():
                 plot = gr.BarPlot(x="class", y="IoU", title="IoU per class (the project's classes)", y_lim=[0, 1],
                                   sort="-y", x_label_angle=-40, height=340)
+        # the loop's controls come next, before the figures (filled below, once the views exist:
+        # a job's end refreshes them)
+        with gr.Column(elem_id="segui-finetune-panel") as ft_slot:
+            pass
         with gr.Row():
             confusion = gr.HTML(css_template=CONFUSION_CSS, js_on_load=None, elem_id="segui-confusion")
             history = gr.ScatterPlot(x="version", y="mIoU", color="measured", title="mIoU per version", y_lim=[0, 1],
@@ -148,7 +152,7 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
 
         export_btn.click(on_export, [project_dd, fmt, drafts], export_file, api_name="export")
 
-        with gr.Column(elem_id="segui-finetune-panel"):
+        with ft_slot:
             # when a job ends, the version list, summary and plots follow without re-picking the project
             finetune.render(studio, project_dd, on_job_end=(refresh_all, ALL_OUT))
             # automatic fine-tuning: a project setting, off (0) by default

@@ -249,6 +249,7 @@ def test_submit_stores_a_submitted_revision_and_moves_on(running):
     iid = demo_ids(st)[1]
     out = open_image(c, iid)
     base = st.store.get_image(iid).revision
+    first = st.store.get_image(iid).review is None
     edited = map_of(out).copy()
     edited[50:60, 50:60] = class_idx(st)["sign symbol"]
     nxt, _ = c.predict(DEMO_PROJECT, value(iid, edited, request=3, filter="any"), "carol", api_name="/submit")
@@ -256,7 +257,10 @@ def test_submit_stores_a_submitted_revision_and_moves_on(running):
     assert a.revision == base + 1 and a.status == "submitted" and a.author == "carol"
     np.testing.assert_array_equal(a.class_map, edited)
     assert nxt["kind"] == "load" and nxt["image"]["id"] != iid and nxt["request"] == 3
-    assert f"Saved revision {base + 1} (submitted)" in nxt["note"]
+    assert f"Saved revision {base + 1} (submitted) of {out['image']['name']}" in nxt["note"]
+    # an image's first submission says what the labeller changed of the prediction the page got (the
+    # figures themselves: tests/app/test_versions.py); a resubmission does not count the work again
+    assert bool(re.search(r": \d+\.\d% of the prediction changed, \d+ fix(es)?\.$", nxt["note"])) == first
     # the session moved on: a save now goes to the new image
     nid = nxt["image"]["id"]
     before = st.store.get_image(nid).revision

@@ -119,7 +119,11 @@ def test_each_first_submission_keeps_what_the_labeller_changed_and_the_model_scr
     other = p.classes[0].index if pred[10, 10] != p.classes[0].index else p.classes[1].index
     edited[0:40, 0:60] = other                   # one fix: a 40 x 60 block painted one class
     changed = int((edited != pred).sum())
-    st.save_edits(loaded, edited, "ann", "submitted")
+    res = st.save_edits(loaded, edited, "ann", "submitted")
+    # the Label screen says it at once, with the image's name (the page has moved on to the next)
+    assert res.correction["fixes"] == 1
+    assert res.note(loaded.filename) == (f"Saved revision {res.revision} (submitted) of {loaded.filename}: "
+                                         f"{100 * changed / pred.size:.1f}% of the prediction changed, 1 fix.")
     h = st.correction_history(DEMO_PROJECT)
     assert len(h["rows"]) == 1
     row = h["rows"][0]
@@ -127,7 +131,10 @@ def test_each_first_submission_keeps_what_the_labeller_changed_and_the_model_scr
     assert row["version"] == f"v{mv.id}" and row["name"] == loaded.filename and row["author"] == "ann"
     # a resubmission is not a second record (the same work twice); a draft never is one
     again = st.open_image(ids[0])
-    st.save_edits(again, edited[::-1].copy(), "ann", "submitted")
+    res = st.save_edits(again, edited[::-1].copy(), "ann", "submitted")
+    assert res.correction is None and res.note("x.png") == f"Saved revision {res.revision} (submitted) of x.png."
+    draft = st.save_edits(st.open_image(ids[2]), edited, "ann", "draft")
+    assert draft.correction is None and draft.note("x.png") == f"Saved revision {draft.revision} (draft)."
     second = st.open_image(ids[1])
     # the model re-predicts the open image meanwhile (instant adaptation): not the labeller's change
     newer = second.class_map.copy()
