@@ -72,6 +72,7 @@ ENDPOINTS: dict[str, Act] = {
     "export": Act.ADMIN, "start_finetune": Act.ADMIN, "finetune_status_after_start": Act.ADMIN,
     "cancel_finetune": Act.ADMIN, "finetune_status_after_cancel": Act.ADMIN,
     "finetune_status": Act.ADMIN, "finetune_status_for_project": Act.ADMIN,
+    "finetune_cancel_state": Act.ADMIN, "finetune_cancel_state_for_project": Act.ADMIN,
     "open_model_tab": Act.ADMIN, "init_screen_2": Act.ADMIN,
     "auto_finetune": Act.ADMIN, "auto_finetune_value": Act.ADMIN,
     "model_views": Act.ADMIN, "model_views_after_evaluate": Act.ADMIN, "model_views_after_activate": Act.ADMIN,
@@ -84,7 +85,8 @@ ENDPOINTS: dict[str, Act] = {
 # Refreshes of screens a role does not see fire for everyone (a project change, the
 # job poll): refused without a message on the page (the caller still gets the error).
 QUIET = frozenset({"label_set", "project_settings", "open_projects_tab", "init_screen_1", "model_panel",
-                   "finetune_status", "finetune_status_for_project", "open_model_tab", "init_screen_2",
+                   "finetune_status", "finetune_status_for_project", "finetune_cancel_state",
+                   "finetune_cancel_state_for_project", "open_model_tab", "init_screen_2",
                    "open_activity_tab", "init_screen_3", "activity", "activity_for_project",
                    "model_views",
                    "open_explore_tab", "init_screen_4", "explore_for_project", "open_explore_tab_after",

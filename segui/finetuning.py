@@ -163,6 +163,11 @@ class FinetuneMixin:
     def cancel_finetune(self, project: str) -> str:
         return cancel(self.store, project)
 
+    def can_cancel_finetune(self, project: str) -> bool:
+        """The project's newest job is queued or running (the panel's *Cancel job* is live)."""
+        job = latest_job(self.store, project)
+        return job is not None and job.status not in TERMINAL
+
     # automatic fine-tuning (a project setting, off by default)
 
     def auto_finetune_every(self, project: str) -> int:

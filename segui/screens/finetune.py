@@ -27,7 +27,8 @@ def render(studio, project_dd, on_job_end=None) -> None:
         epochs = gr.Number(label="Epochs (at most)", value=defaults["epochs"], precision=0, minimum=1)
         minutes = gr.Number(label="Time budget (minutes)", value=defaults["max_minutes"], minimum=0.1)
         start_btn = gr.Button("Fine-tune now", variant="primary", elem_id="segui-finetune-start")
-        cancel_btn = gr.Button("Cancel job", variant="stop", elem_id="segui-finetune-cancel")
+        # live only while the project's newest job is queued or running (the poll below)
+        cancel_btn = gr.Button("Cancel job", variant="stop", elem_id="segui-finetune-cancel", interactive=False)
     state_md = gr.Markdown(elem_id="segui-finetune-status")
     progress = gr.Slider(0, 100, value=0, label="Progress (%)", interactive=False)
     curve = gr.LinePlot(x="step", y="loss", title="Training loss", height=220)
@@ -58,3 +59,11 @@ def render(studio, project_dd, on_job_end=None) -> None:
     timer.tick(on_tick, [project_dd, seen], outputs + [seen] + end_outputs, api_name="finetune_status",
                show_progress="hidden")
     project_dd.change(on_status, project_dd, outputs, api_name="finetune_status_for_project")
+
+    def cancel_state(project):
+        return gr.update(interactive=studio.can_cancel_finetune(project))
+
+    # endpoints of their own, so the status endpoints above keep their outputs
+    timer.tick(cancel_state, project_dd, cancel_btn, api_name="finetune_cancel_state", show_progress="hidden")
+    project_dd.change(cancel_state, project_dd, cancel_btn, api_name="finetune_cancel_state_for_project",
+                      show_progress="hidden")

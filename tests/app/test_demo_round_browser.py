@@ -65,10 +65,14 @@ def test_a_whole_round_in_the_demo(demo_app, artifacts):
                                timeout=60_000)
         assert "promoted when its mIoU on the 6 val images" in page.inner_text("body")
         panel = page.locator("#segui-finetune-panel")
+        cancel = panel.locator("#segui-finetune-cancel")
+        assert cancel.is_disabled()                           # nothing to cancel yet
         panel.locator("#segui-finetune-start").click()        # the default job (100 epochs here, about 70 s)
+        page.wait_for_function("() => !document.querySelector('#segui-finetune-cancel').disabled", timeout=30_000)
         page.wait_for_function(
             "() => /Job \\d+: (succeeded|failed|cancelled)/.test(document.querySelector('#segui-finetune-status').innerText)",
             timeout=300_000)
+        page.wait_for_function("() => document.querySelector('#segui-finetune-cancel').disabled", timeout=30_000)
         status = page.inner_text("#segui-finetune-status")
         job = st.store.list_jobs(DEMO_PROJECT)[0]
         assert job.status == "succeeded", (status, job.error)
