@@ -325,7 +325,6 @@ class LabellingMixin:
         correction = self._first_submission_correction(loaded, class_map) if status == "submitted" else None
         res = self.save(loaded.image_id, class_map, author, status, loaded.base_revision, correction)
         if res.status == "submitted":
-            res.correction = correction
             loaded.split = self.assign_split(loaded.image_id)
             # instant adaptation first (off unless Studio(instant=True)): the next image waits on it
             self._instant_submitted(loaded.image_id, res.revision)
@@ -490,7 +489,7 @@ class LabellingMixin:
         author = author_name(author)
         try:
             a = self.store.save_annotation(int(image_id), class_map, author, status, int(base_revision), correction)
-            return SaveResult(a.revision, a.status)
+            return SaveResult(a.revision, a.status, correction=correction)   # the record stored with it
         except ConflictError as c:
             when = c.saved_at.strftime("%Y-%m-%d %H:%M:%S UTC") if c.saved_at else "an unknown time"
             a = self.store.save_annotation(int(image_id), class_map, author, "draft", c.revision)
