@@ -142,6 +142,11 @@ def job_ended(last: tuple | None, now: tuple | None) -> bool:
     return bool(last is not None and now is not None and now != last and now[1] in TERMINAL)
 
 
+def job_live(now: tuple | None) -> bool:
+    """The newest job (id, status), as a poll read it, is queued or running."""
+    return now is not None and now[1] not in TERMINAL
+
+
 
 
 class FinetuneMixin:
@@ -166,7 +171,7 @@ class FinetuneMixin:
     def can_cancel_finetune(self, project: str) -> bool:
         """The project's newest job is queued or running (the panel's *Cancel job* is live)."""
         job = latest_job(self.store, project)
-        return job is not None and job.status not in TERMINAL
+        return job_live(None if job is None else (job.id, job.status))
 
     # automatic fine-tuning (a project setting, off by default)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..errors import UserError
-from ..finetuning import POLL_SECONDS, job_ended
+from ..finetuning import POLL_SECONDS, job_ended, job_live
 
 
 def render(studio, project_dd, on_job_end=None) -> None:
@@ -56,14 +56,18 @@ def render(studio, project_dd, on_job_end=None) -> None:
         return (*studio.finetune_status(project), now, *refresh)
 
     end_outputs = list(on_job_end[1]) if on_job_end else []
-    timer.tick(on_tick, [project_dd, seen], outputs + [seen] + end_outputs, api_name="finetune_status",
-               show_progress="hidden")
+    poll = timer.tick(on_tick, [project_dd, seen], outputs + [seen] + end_outputs, api_name="finetune_status",
+                      show_progress="hidden")
     project_dd.change(on_status, project_dd, outputs, api_name="finetune_status_for_project")
 
     def cancel_state(project):
         return gr.update(interactive=studio.can_cancel_finetune(project))
 
+    def cancel_state_after_poll(project, now):
+        return gr.update(interactive=job_live(now))    # the job the poll just read: no second look
+
     # endpoints of their own, so the status endpoints above keep their outputs
-    timer.tick(cancel_state, project_dd, cancel_btn, api_name="finetune_cancel_state", show_progress="hidden")
+    poll.then(cancel_state_after_poll, [project_dd, seen], cancel_btn, api_name="finetune_cancel_state",
+              show_progress="hidden")
     project_dd.change(cancel_state, project_dd, cancel_btn, api_name="finetune_cancel_state_for_project",
                       show_progress="hidden")
