@@ -4,6 +4,12 @@ Each scale is conditioned on the label set twice: FiLM from the pooled label-set
 embedding, and pixel-to-word attention (each pixel attends over the K class
 embeddings, as in LAVT) at strides 16 and 8. The output is a unit-norm pixel
 embedding at stride 4; the segmenter compares it with each class embedding.
+
+With ``fine_channels`` > 0 a small stride-2 branch (:class:`FineBranch`: the encoder's
+stride-2 features beside the stride-4 decoder features) adds a correction to the pixel
+embedding at stride 2, so the output is at stride 2: at stride 4 even a perfect map leaves
+about 20 wrong regions a CamVid frame along edges and thin objects (BENCHMARKS.md, "A finer
+output").
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ class DecoderConfig:
     embed_dim: int = 64  # joint pixel/word space
     attn_dim: int = 64
     attention_scales: tuple[int, ...] = (16, 8)  # strides with pixel-to-word attention
+    fine_channels: int = 0  # > 0: a stride-2 branch this wide (the encoder then also gives stride 2)
 
 
 class ConvBNReLU(nn.Sequential):
@@ -81,11 +88,39 @@ def upsample_to(x: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)[..., :h, :w]
 
 
+class FineBranch(nn.Module):
+    """Stride-2 features + the decoder's stride-4 features -> the pixel embedding at stride 2:
+    the stride-4 embedding upsampled plus a correction whose last conv starts at zero (a
+    new branch starts as the model it was added to, up to the upsampling)."""
+
+    def __init__(self, cin: int, coarse: int, embed_dim: int, channels: int):
+        super().__init__()
+        self.lateral = ConvBNReLU(cin, channels, 1)
+        self.reduce = ConvBNReLU(coarse, channels, 1)  # at stride 4, before the upsampling (4x cheaper)
+        self.smooth = nn.Sequential(SepConv(channels, channels), SepConv(channels, channels))
+        self.out = nn.Conv2d(channels, embed_dim, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, fine: torch.Tensor, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        # fine: (B, c, H/2, W/2); x: (B, C, H/4, W/4) decoder features; emb: (B, E, H/4, W/4) -> (B, E, H/2, W/2)
+        size = fine.shape[-2:]
+        h = self.lateral(fine) + upsample_to(self.reduce(x), size)
+        return upsample_to(emb, size) + self.out(self.smooth(h))
+
+
 class TextConditionedFPN(nn.Module):
     def __init__(self, in_channels: list[int], config: DecoderConfig):
         super().__init__()
         self.config = config
         C, E = config.channels, config.embed_dim
+        in_channels = list(in_channels)
+        self.fine: FineBranch | None = None
+        if config.fine_channels > 0:  # the first features are stride 2, for the fine branch
+            if len(in_channels) != 5:
+                raise ValueError(f"fine_channels needs stride-2 features first (5 levels), got {len(in_channels)}")
+            self.fine = FineBranch(in_channels[0], C, E, config.fine_channels)
+            in_channels = in_channels[1:]
         strides = [4, 8, 16, 32]
         self.lateral = nn.ModuleList(ConvBNReLU(c, C, 1) for c in in_channels)
         self.fusion = nn.ModuleList(
@@ -95,12 +130,34 @@ class TextConditionedFPN(nn.Module):
         self.head = nn.Sequential(SepConv(C, C), nn.Conv2d(C, E, 1))
         self.out_channels = E
 
+    @property
+    def stride(self) -> int:
+        """The output's stride (4, or 2 with the fine branch)."""
+        return 2 if self.fine is not None else 4
+
+    def add_fine_branch(self, cin: int, channels: int) -> None:
+        """Give a trained decoder the stride-2 branch (``cin``: the stride-2 features' width)."""
+        if self.fine is not None:
+            raise ValueError("this decoder already has a fine branch")
+        if channels <= 0:
+            raise ValueError(f"fine_channels must be > 0, got {channels}")
+        ref = self.head[1].weight
+        self.fine = FineBranch(cin, self.config.channels, self.config.embed_dim, channels).to(ref.device, ref.dtype)
+        self.fine.train(self.training)  # an eval model stays in eval (BatchNorm statistics)
+        self.config.fine_channels = int(channels)
+
     def forward(self, feats: list[torch.Tensor], text: torch.Tensor) -> torch.Tensor:
-        # feats: strides 4..32, text: (K, E) -> (B, E, H/4, W/4) unit-norm pixel embeddings
+        # feats: strides (2,) 4..32, text: (K, E) -> (B, E, H/s, W/s) unit-norm pixel embeddings, s = self.stride
+        fine = None
+        if self.fine is not None:
+            fine, feats = feats[0], feats[1:]
         x = None
         for i in reversed(range(len(feats))):
             lat = self.lateral[i](feats[i])
             if x is not None:
                 lat = lat + upsample_to(x, lat.shape[-2:])
             x = self.smooth[i](self.fusion[i](lat, text))
-        return F.normalize(self.head(x), dim=1)
+        emb = self.head(x)
+        if fine is not None:
+            emb = self.fine(fine, x, emb)
+        return F.normalize(emb, dim=1)

@@ -72,7 +72,8 @@ class MBConvBlock(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-    """Returns features at strides 4, 8, 16 and 32; `out_channels` declares their widths."""
+    """Returns the features of ``config.out_blocks`` (by default strides 4, 8, 16 and 32;
+    block 0 first adds stride 2); `out_channels` and `strides` declare their widths and strides."""
 
     def __init__(self, config: ImageEncoderConfig | None = None):
         super().__init__()
@@ -80,17 +81,19 @@ class EfficientNetLite0(nn.Module):
         self.config = cfg
         self._conv_stem = nn.Conv2d(3, 32, 3, 2, 1, bias=False)
         self._bn0 = _bn(32, cfg)
-        blocks, widths, cin = [], [], 32
+        blocks, widths, cin, total = [], [], 32, 2
+        self._block_strides: list[int] = []
         for kernel, stride, expand, cout, repeats in LITE0_STAGES:
             for r in range(repeats):
                 blocks.append(MBConvBlock(cin, cout, kernel, stride if r == 0 else 1, expand, cfg))
+                total *= stride if r == 0 else 1
                 widths.append(cout)
+                self._block_strides.append(total)
                 cin = cout
         self._blocks = nn.ModuleList(blocks)
+        self._widths = widths
         self.act = nn.ReLU6(inplace=True)
-        self.out_blocks = list(cfg.out_blocks)
-        self.out_channels: list[int] = [widths[i] for i in self.out_blocks]  # [24, 40, 112, 320]
-        self.strides = [4, 8, 16, 32]
+        self.set_out_blocks(cfg.out_blocks)
         # The classifier head is kept so the ImageNet checkpoint loads strictly and can
         # be checked (tests classify a cat); segmentation never runs it.
         self._conv_head = nn.Conv2d(320, 1280, 1, bias=False)
@@ -102,6 +105,17 @@ class EfficientNetLite0(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         if cfg.pretrained:
             self.load_imagenet()
+
+    def set_out_blocks(self, blocks: list[int]) -> None:
+        """Which blocks' outputs ``forward`` returns (ascending): e.g. [2, 4, 10, 15] for
+        strides 4-32 ([24, 40, 112, 320] channels), [0, 2, 4, 10, 15] adds stride 2 (16)."""
+        blocks = [int(b) for b in blocks]
+        if blocks != sorted(set(blocks)) or not blocks or blocks[0] < 0 or blocks[-1] >= len(self._blocks):
+            raise ValueError(f"out_blocks must be ascending block indices in 0..{len(self._blocks) - 1}, got {blocks}")
+        self.config.out_blocks = blocks
+        self.out_blocks = blocks
+        self.out_channels: list[int] = [self._widths[i] for i in blocks]
+        self.strides: list[int] = [self._block_strides[i] for i in blocks]
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) floats in [0, 1] -> ImageNet-normalised input."""

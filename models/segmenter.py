@@ -2,6 +2,7 @@
 
     image (B,3,H,W) in [0,1] --EfficientNet-Lite0--> 4 scales --+
                                                                +--FPN(FiLM, attention)--> pixel emb (B,E,H/4,W/4)
+    (decoder.fine_channels > 0: a 5th scale, stride 2, refines the pixel emb to (B,E,H/2,W/2))
     class names --BERT (frozen, cached)--> projection --> class emb (K,E)
     logits = exp(logit_scale) * cos(pixel emb, class emb) + bias, upsampled to (B,K,H,W)
 
@@ -26,6 +27,7 @@ MODEL_TYPE = "cnn-bert-segmenter"
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+FINE_BLOCK = 0  # the encoder block whose stride-2 output feeds the decoder's fine branch
 
 
 @dataclass
@@ -77,6 +79,8 @@ class Segmenter(nn.Module):
     def __init__(self, config: SegmenterConfig | None = None):
         super().__init__()
         self.config = config = config or SegmenterConfig()
+        if config.decoder.fine_channels > 0 and config.image_encoder.out_blocks[0] != FINE_BLOCK:
+            config.image_encoder.out_blocks = [FINE_BLOCK, *config.image_encoder.out_blocks]
         self.image_encoder = EfficientNetLite0(config.image_encoder)
         self.text_encoder = TextEncoder(config.text_encoder, config.decoder.embed_dim)
         self.decoder = TextConditionedFPN(self.image_encoder.out_channels, config.decoder)
@@ -86,6 +90,25 @@ class Segmenter(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.logit_scale.device
+
+    @property
+    def output_stride(self) -> int:
+        """The stride of the pixel embeddings (4, or 2 with the decoder's fine branch)."""
+        return self.decoder.stride
+
+    def add_fine_branch(self, channels: int = 32) -> "Segmenter":
+        """Add the decoder's stride-2 branch to a trained model (its last conv starts at zero,
+        so the model starts as it was, up to where the embedding is upsampled); the
+        encoder then also returns its stride-2 features. Config follows, so a checkpoint
+        saved afterwards loads with the branch."""
+        if getattr(self, "fused", False):
+            raise RuntimeError("add the fine branch before fuse_for_inference()")
+        if self.decoder.fine is not None:
+            raise ValueError("this model already has a fine branch (decoder.fine_channels "
+                             f"{self.config.decoder.fine_channels})")
+        self.image_encoder.set_out_blocks([FINE_BLOCK, *self.image_encoder.out_blocks])
+        self.decoder.add_fine_branch(self.image_encoder.out_channels[0], channels)
+        return self
 
     def class_embeddings(self, class_names: list[str] | None = None) -> torch.Tensor:
         """Names -> (K, hidden) BERT vectors (cached); None = the label set it was trained on."""
@@ -115,7 +138,7 @@ class Segmenter(nn.Module):
             bert_vectors = self.class_embeddings(class_names)
         text = self.text_encoder(bert_vectors.to(images.device, torch.float32))  # (K, E)
         feats = self.image_encoder(self.image_encoder.normalize(images))
-        pixels = self.decoder(feats, text.to(feats[0].dtype))  # (B, E, H/4, W/4)
+        pixels = self.decoder(feats, text.to(feats[0].dtype))  # (B, E, H/s, W/s), s = output_stride
         logits = torch.einsum("behw,ke->bkhw", pixels, text.to(pixels.dtype))
         logits = logits * self.logit_scale.exp() + self.logit_bias
         size = (H, W) if output_size is None else (int(output_size[0]), int(output_size[1]))

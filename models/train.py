@@ -342,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
                          "the same run whatever the machine's load)")
     ap.add_argument("--freeze-blocks", type=int, default=0,
                     help="freeze the image encoder's stem and first N blocks (faster steps on a CPU)")
+    ap.add_argument("--fine-channels", type=int, default=0,
+                    help="give the decoder a stride-2 branch this wide (a model that has none gets one, its "
+                         "last conv at zero); 0 = as the model is")
     ap.add_argument("--lovasz", type=float, default=0.0,
                     help="weight of a Lovasz-softmax term (per-class IoU surrogate) added to the cross-entropy; 0 = off")
     args = ap.parse_args(argv)
@@ -375,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             model = Segmenter(SegmenterConfig(
                 class_names=label_set.names, class_colors=label_set.colors, ignore_index=label_set.ignore_index))
+        if args.fine_channels > 0 and model.decoder.fine is None:
+            model.add_fine_branch(args.fine_channels)
         if args.text_cache and Path(args.text_cache).is_file():
             model.text_encoder.embedder.load_cache(args.text_cache)
     except (DatasetError, ValueError, ImportError, FileNotFoundError) as err:

@@ -197,3 +197,63 @@ def test_the_decoder_brings_a_coarse_level_to_the_finer_ones_cells_at_any_size(f
     inner = up[0, 0, 0, 1:fine - 1]
     expected = torch.arange(1, fine - 1, dtype=torch.float32) - 0.5
     assert torch.allclose(inner, expected, atol=1e-5), (inner - expected).abs().max()
+
+
+def test_the_encoder_gives_the_blocks_it_is_asked_for_with_their_strides():
+    from models.image_encoder import EfficientNetLite0
+    enc = EfficientNetLite0(ImageEncoderConfig(pretrained=False, out_blocks=[0, 2, 4, 10, 15])).eval()
+    assert enc.strides == [2, 4, 8, 16, 32]
+    assert enc.out_channels == [16, 24, 40, 112, 320]
+    with torch.no_grad():
+        feats = enc(torch.rand(1, 3, 64, 96))
+    assert [tuple(f.shape[1:]) for f in feats] == [(c, 64 // s, 96 // s) for c, s in zip(enc.out_channels, enc.strides)]
+    for bad in ([4, 2], [], [0, 16], [-1, 2]):
+        with pytest.raises(ValueError, match="ascending block indices"):
+            enc.set_out_blocks(bad)
+
+
+def test_a_fine_branch_gives_stride_2_embeddings_and_starts_as_the_model_it_joins(tmp_path):
+    model = small_model().eval()
+    x = torch.rand(1, 3, 96, 128)
+    with torch.no_grad():
+        before = model(x).logits
+        model.add_fine_branch(8)
+        after = model(x).logits
+        feats = model.image_encoder(model.image_encoder.normalize(x))
+        text = model.text_encoder(model.class_embeddings().float())
+        pixels = model.decoder(feats, text)
+    assert model.output_stride == 2 and model.config.decoder.fine_channels == 8
+    assert model.config.image_encoder.out_blocks == [0, 2, 4, 10, 15]
+    assert tuple(pixels.shape[-2:]) == (48, 64)                     # stride 2, unit norm
+    assert torch.allclose(pixels.norm(dim=1), torch.ones(1, 48, 64), atol=1e-4)
+    assert after.shape == before.shape
+    # the branch's last conv starts at zero: the same classes but where the finer upsampling moves a boundary
+    assert (after.argmax(1) == before.argmax(1)).float().mean() > 0.97
+    with pytest.raises(ValueError, match="already has a fine branch"):
+        model.add_fine_branch(8)
+    # its checkpoint loads with the branch, the same logits
+    torch.nn.init.normal_(model.decoder.fine.out.weight, std=0.1)   # a trained branch
+    with torch.no_grad():
+        trained = model(x).logits
+    model.save_pretrained(tmp_path)
+    loaded = Segmenter.from_pretrained(tmp_path)
+    assert loaded.output_stride == 2
+    with torch.no_grad():
+        assert torch.equal(loaded(x).logits, trained)
+        assert not torch.allclose(trained, after)
+    # fused for inference, the same maps
+    img = np.random.default_rng(3).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    with torch.no_grad():
+        plain = loaded(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255).logits[0]
+    assert torch.allclose(Predictor(loaded, "cpu").logits(img), plain, atol=1e-3)
+
+
+def test_a_model_made_with_a_fine_branch_asks_the_encoder_for_stride_2():
+    torch.manual_seed(0)
+    model = Segmenter(SegmenterConfig(
+        image_encoder=ImageEncoderConfig(pretrained=False),
+        decoder=DecoderConfig(channels=32, embed_dim=32, attn_dim=16, fine_channels=8),
+        class_names=NAMES, ignore_index=255)).eval()
+    assert model.image_encoder.strides[0] == 2 and model.output_stride == 2
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 50, 70)).logits.shape == (1, 3, 50, 70)
