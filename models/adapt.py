@@ -79,7 +79,7 @@ class AdaptSettings:
 class PixelEmbeddings:
     """One image through the frozen network, at the decoder's output stride."""
 
-    pixels: torch.Tensor  # (E, h, w) float32 unit-norm pixel embeddings (stride 4)
+    pixels: torch.Tensor  # (E, h, w) float32 unit-norm pixel embeddings (stride 4; 2 with a fine branch)
     size: tuple[int, int]  # (H, W) of the image
     base_map: np.ndarray | None = None  # (H, W) uint8 the base model's class map (for hard sampling)
     guide: np.ndarray | None = None  # (H, W) uint8 grey image: predictions follow its edges (models.refine)
