@@ -44,7 +44,7 @@ def oracle_map(truth: np.ndarray, num_classes: int, stride: int) -> np.ndarray:
     return up.argmax(0).numpy().astype(np.uint8)
 
 
-def measures(preds: list[np.ndarray], truths: list[np.ndarray], K: int, ignore: int, ops: bool) -> dict:
+def measures(preds: list[np.ndarray], truths: list[np.ndarray], ignore: int, ops: bool) -> dict:
     out = {"wrong_pixels": float(np.mean([correction_effort(p, t, ignore) for p, t in zip(preds, truths)])),
            "wrong_regions": float(np.mean([wrong_regions(p, t, ignore) for p, t in zip(preds, truths)]))}
     if ops:
@@ -66,7 +66,7 @@ def run_oracle(a) -> dict:
     rows = {}
     for s in a.strides:
         preds = [oracle_map(t, K, s) for t in truths]
-        rows[f"stride {s}"] = {**measures(preds, truths, K, ls.ignore_index, a.ops),
+        rows[f"stride {s}"] = {**measures(preds, truths, ls.ignore_index, a.ops),
                                **iou_row(preds, truths, K, ls.ignore_index, ls.names)}
     return {"mode": "oracle", "split": a.split, "frames": len(truths), "rows": rows}
 
@@ -82,16 +82,17 @@ def run_compare(a) -> dict:
     for m in a.models.split(","):
         predictor = Predictor.load(m, a.device)
         predictor.logits(images[0], ls.names)   # warm-up (first-call allocations, BERT vectors)
-        t0 = time.perf_counter()
-        probs = [predictor.logits(img, ls.names).softmax(0) for img in images]
-        seconds = time.perf_counter() - t0
-        plain = [p.argmax(0).numpy().astype(np.uint8) for p in probs]
-        shown = [prediction_from_probs(p, img, predictor.refine).class_map for p, img in zip(probs, images)]
-        del probs
+        plain, shown, seconds = [], [], 0.0
+        for img in images:   # one image's probabilities at a time (a split's would be ~8 MB an image)
+            t0 = time.perf_counter()
+            probs = predictor.logits(img, ls.names).softmax(0)
+            seconds += time.perf_counter() - t0
+            plain.append(probs.argmax(0).numpy().astype(np.uint8))
+            shown.append(prediction_from_probs(probs, img, predictor.refine).class_map)
         rows[m] = {"output_stride": predictor.model.output_stride,
                    "plain": iou_row(plain, truths, K, ls.ignore_index, ls.names),
                    "refined": {**iou_row(shown, truths, K, ls.ignore_index, ls.names),
-                               **measures(shown, truths, K, ls.ignore_index, a.ops)},
+                               **measures(shown, truths, ls.ignore_index, a.ops)},
                    "network_seconds_per_image": seconds / max(1, len(images))}
         print(json.dumps({m: {"plain_miou": rows[m]["plain"]["miou"], "pole": rows[m]["plain"]["per_class"].get("pole"),
                               **{k: v for k, v in rows[m]["refined"].items() if k != "per_class"}}}), flush=True)

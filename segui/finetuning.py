@@ -147,8 +147,6 @@ def job_live(now: tuple | None) -> bool:
     return now is not None and now[1] not in TERMINAL
 
 
-
-
 class FinetuneMixin:
     """Studio's fine-tuning actions (the functions above on the Studio's store)."""
 
