@@ -268,14 +268,14 @@ def _submit_one(store, project: str, item) -> int:
 
 
 def _instant_session(weights_dir: str, names: list[str], ignore: int, seed: int, submitted: list,
-                     input_scale: float = 1.0):
+                     input_scale: float = 1.0, flip: bool = False):
     """An instant-adaptation session on the model in ``weights_dir`` with the images
     submitted so far (the newest ``max_images``, as the app's rebuild), fitted once;
     (session, predictor, seconds it took)."""
     from models.adapt import InstantAdaptation
 
     t0 = time.perf_counter()
-    pred = Predictor.load(weights_dir, "cpu", input_scale=input_scale)
+    pred = Predictor.load(weights_dir, "cpu", input_scale=input_scale, flip=flip)
     session = InstantAdaptation(pred, names, ignore, seed=seed)
     for name, _, img, lbl in submitted[-session.settings.max_images:]:
         session.add(name, session.embed(img), lbl)
@@ -313,7 +313,8 @@ def run_one_at_a_time(args) -> dict:
     todo = pool[: args.rounds * args.per_round]   # random order: the shuffled pool's first images
     result["order"] = args.order
     result["input_scale"] = args.input_scale
-    base_pred = Predictor.load(args.base, "cpu", input_scale=args.input_scale)
+    result["flip"] = args.flip
+    base_pred = Predictor.load(args.base, "cpu", input_scale=args.input_scale, flip=args.flip)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(None, tmp)
         _setup(store, "loop", label_set, names, args.base)
@@ -325,7 +326,8 @@ def run_one_at_a_time(args) -> dict:
         result["base_val_miou"] = evaluate_arrays(base_pred, [v[2] for v in val], [v[3] for v in val],
                                                   names, ignore)["miou"]
         active = store.active_model_version("loop")
-        session, _, _ = _instant_session(active.weights_dir, names, ignore, args.seed, [], args.input_scale)
+        session, _, _ = _instant_session(active.weights_dir, names, ignore, args.seed, [], args.input_scale,
+                                         args.flip)
         submitted: list = []
         queue_order = args.order in ("uncertainty", "diverse")
         chosen_layouts: list = []   # --order diverse: the submitted annotations' layout descriptors
@@ -389,7 +391,7 @@ def run_one_at_a_time(args) -> dict:
                     if queue_order:
                         embs.clear()   # the old model's embeddings
                     session, _, jr["instant_rebuild_seconds"] = _instant_session(
-                        active.weights_dir, names, ignore, args.seed, submitted, args.input_scale)
+                        active.weights_dir, names, ignore, args.seed, submitted, args.input_scale, args.flip)
                 result["jobs"].append(jr)
                 row["job"] = done.id
                 print(json.dumps(jr), flush=True)
@@ -490,6 +492,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--input-scale", type=float, default=1.0,
                     help="with --one-at-a-time: the network sees each image resized by this (the app's "
                          "--predict-scale), for what the labeller sees and for no retraining alike")
+    ap.add_argument("--flip", action="store_true",
+                    help="with --one-at-a-time: each image is also seen mirrored, the two views averaged (the "
+                         "app's --predict-flip), for what the labeller sees and for no retraining alike")
     ap.add_argument("--label-set", help='a label set made of CamVid classes, e.g. "thin pole=pole;background=*"')
     ap.add_argument("--out")
     args = ap.parse_args(argv)

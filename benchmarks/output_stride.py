@@ -5,12 +5,16 @@
     # models side by side on a split: mIoU, pole IoU (plain argmax); wrong pixels, wrong
     # regions and the scripted labeller's operations (maps refined as the app shows them)
     python -m benchmarks.output_stride compare --split val --models weights/camvid,runs/fine/s2 --threads 2
+    # one model seen several ways (test-time views: 1f = also mirrored, 1+1.5 = two input scales)
+    python -m benchmarks.output_stride compare --models runs/loop/strong_A --prefix 0001TP --views 1,1f,1.5f,1+1.5f
 
 ``oracle``: each frame's truth as one-hot scores, averaged over s x s cells (what a network
 that is right about every cell can say at stride s), upsampled bilinearly as the model's
 logits are, argmaxed; wrong regions are counted as the loop counts them (``common.effort``,
 >= 20 px, 8-connected). ``compare``: the same measures for real models; a model's own
-stride is in its config (``decoder.fine_channels`` > 0: stride 2).
+stride is in its config (``decoder.fine_channels`` > 0: stride 2). ``--views``: each model
+also seen at other input scales and / or mirrored, the views' logits averaged at the image's
+size (``1f`` is what ``Predictor(flip=True)``, the app's ``--predict-flip``, shows).
 """
 from __future__ import annotations
 
@@ -71,24 +75,54 @@ def run_oracle(a) -> dict:
     return {"mode": "oracle", "split": a.split, "frames": len(truths), "rows": rows}
 
 
+def parse_views(text: str) -> list[tuple[str, list[tuple[float, bool]]]]:
+    """'1,1f,1+1.5f' -> [(name, [(input scale, also mirrored), ...])]: a view is one or more
+    input scales joined by '+', an 'f' at its end meaning each is also seen mirrored."""
+    views = []
+    for name in (v.strip() for v in text.split(",")):
+        mirrored = name.endswith("f")
+        try:
+            scales = [float(x) for x in name.rstrip("f").split("+")]
+        except ValueError:
+            raise ValueError(f"bad view {name!r}: input scales joined by '+', an 'f' at the end to add the mirror "
+                             "(e.g. 1, 1f, 1.5, 1+1.5f)") from None
+        views.append((name, [(sc, mirrored) for sc in scales]))
+    return views
+
+
+def view_logits(predictor, image: np.ndarray, names: list[str], parts: list[tuple[float, bool]]) -> torch.Tensor:
+    """(K, H, W) logits of ``image``: the mean over the view's (scale, mirrored) parts."""
+    total = None
+    for scale, mirrored in parts:
+        x, size = predictor.network_input(image, scale)
+        with torch.inference_mode():
+            lg = predictor.model(x, class_names=names, output_size=size, flip_average=mirrored).logits[0].float()
+        total = lg if total is None else total + lg
+    return total / len(parts)
+
+
 def run_compare(a) -> dict:
     from models.inference import Predictor, prediction_from_probs
 
     torch.set_num_threads(a.threads)
     ls = read_classes(a.data)
-    _, images, truths = load_split(a.data, a.split, limit=a.limit)
+    _, images, truths = load_split(a.data, a.split, prefixes=a.prefix.split(",") if a.prefix else None,
+                                   limit=a.limit)
     K = len(ls.names)
+    views = parse_views(a.views)
     rows = {}
-    for m in a.models.split(","):
+    for m, (view, parts) in ((m, v) for m in a.models.split(",") for v in views):
         predictor = Predictor.load(m, a.device)
         predictor.logits(images[0], ls.names)   # warm-up (first-call allocations, BERT vectors)
         plain, shown, seconds = [], [], 0.0
         for img in images:   # one image's probabilities at a time (a split's would be ~8 MB an image)
             t0 = time.perf_counter()
-            probs = predictor.logits(img, ls.names).softmax(0)
+            probs = view_logits(predictor, img, ls.names, parts).softmax(0)
             seconds += time.perf_counter() - t0
             plain.append(probs.argmax(0).numpy().astype(np.uint8))
             shown.append(prediction_from_probs(probs, img, predictor.refine).class_map)
+        if len(views) > 1 or view != "1":
+            m = f"{m} @ {view}"
         rows[m] = {"output_stride": predictor.model.output_stride,
                    "plain": iou_row(plain, truths, K, ls.ignore_index, ls.names),
                    "refined": {**iou_row(shown, truths, K, ls.ignore_index, ls.names),
@@ -110,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--threads", type=int, default=2)
     c.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     c.add_argument("--limit", type=int)
+    c.add_argument("--prefix", help="only the split's frames of these drives (comma-separated, e.g. 0001TP)")
+    c.add_argument("--views", default="1",
+                   help="comma-separated test-time views of each model: input scales joined by '+', 'f' at the end "
+                        "to add the mirrored image (default 1: the image as it is)")
     for p in (o, c):
         p.add_argument("--data", default=DATA)
         p.add_argument("--split", default="train")

@@ -214,14 +214,14 @@ def embed_image(predictor: Predictor, image: np.ndarray, class_names: list[str],
     ``scale`` > 1: the network sees the image enlarged that much (bilinear), so its stride-4
     grid is finer over the image (``scale`` ** 2 the time); the embeddings still describe
     the image at its own size (``size``). None: the predictor's own ``input_scale`` (so the
-    embeddings give the predictor's logits), capped as its predictions are."""
+    embeddings give the predictor's logits), capped as its predictions are. A predictor
+    with ``flip`` averages the mirrored view's embeddings in, as its logits do."""
     names = validate_class_names(class_names)
     model = predictor.model
     x, size = predictor.network_input(image, scale)
     with torch.autocast(predictor.device.type, dtype=torch.float16, enabled=predictor.amp):
         text = model.text_encoder(model.class_embeddings(names).to(x.device, torch.float32))
-        feats = model.image_encoder(model.image_encoder.normalize(x))
-        pixels = model.decoder(feats, text.to(feats[0].dtype))
+        pixels = model.pixel_embeddings(x, text, predictor.flip)
     emb = PixelEmbeddings(pixels[0].float().cpu().contiguous(), size)
     emb.guide = grey_levels(image)
     if with_base_map:

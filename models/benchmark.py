@@ -73,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--compare", action="store_true", help="also time SegFormer-B0 and CLIPSeg")
     ap.add_argument("--input-scale", type=float, default=1.0, help="the network sees the image resized by this")
+    ap.add_argument("--flip", action="store_true", help="time predictions that also see the image mirrored")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    predictor = Predictor.load(args.model, args.device, input_scale=args.input_scale)
+    predictor = Predictor.load(args.model, args.device, input_scale=args.input_scale, flip=args.flip)
     dev = predictor.device
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
     rng = np.random.default_rng(0)

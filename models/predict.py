@@ -44,13 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--input-scale", type=float, default=1.0,
                     help="the network sees each image resized by this (1.5: thin things larger, about 2.25x the "
                          "time); the maps are at the image's size")
+    ap.add_argument("--flip", action="store_true", help="each image is also seen mirrored and the two views averaged (a test-time augmentation: fewer wrong pixels and pieces, about twice the network's time)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
         predictor = Predictor.load(args.model, args.device,
                                    refine=RefineSettings(radius=0) if args.no_refine else None,
-                                   input_scale=args.input_scale)
+                                   input_scale=args.input_scale, flip=args.flip)
         names = [n.strip() for n in args.classes.split(",")] if args.classes else predictor.class_names
         # Read every image first: an unreadable one stops the run before anything is written.
         images = [(Path(p), load_image(p)) for p in args.images]

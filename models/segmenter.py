@@ -123,11 +123,13 @@ class Segmenter(nn.Module):
         bert_vectors: torch.Tensor | None = None,
         class_weights: torch.Tensor | None = None,
         output_size: tuple[int, int] | None = None,
+        flip_average: bool = False,
     ) -> SegmenterOutput:
         """images: (B, 3, H, W) float in [0, 1], any H, W. labels: (B, H, W) int64 class
         indices (ignore_index = void). bert_vectors (K, hidden) overrides class_names.
         output_size: the logits' (H, W) (default: the images'; e.g. the original size of
-        images enlarged for the network)."""
+        images enlarged for the network). flip_average: the pixel embeddings averaged with
+        those of the mirrored images (see :meth:`pixel_embeddings`; inference only)."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(
                 f"images must be (B, 3, H, W) RGB floats in [0, 1], got shape {tuple(images.shape)}; "
@@ -137,8 +139,7 @@ class Segmenter(nn.Module):
         if bert_vectors is None:
             bert_vectors = self.class_embeddings(class_names)
         text = self.text_encoder(bert_vectors.to(images.device, torch.float32))  # (K, E)
-        feats = self.image_encoder(self.image_encoder.normalize(images))
-        pixels = self.decoder(feats, text.to(feats[0].dtype))  # (B, E, H/s, W/s), s = output_stride
+        pixels = self.pixel_embeddings(images, text, flip_average)  # (B, E, H/s, W/s), s = output_stride
         logits = torch.einsum("behw,ke->bkhw", pixels, text.to(pixels.dtype))
         logits = logits * self.logit_scale.exp() + self.logit_bias
         size = (H, W) if output_size is None else (int(output_size[0]), int(output_size[1]))
@@ -147,6 +148,25 @@ class Segmenter(nn.Module):
         if labels is not None:
             loss = segmentation_loss(logits, labels, self.config.ignore_index, class_weights)
         return SegmenterOutput(logits=logits, loss=loss)
+
+    def pixel_embeddings(self, images: torch.Tensor, text: torch.Tensor, flip_average: bool = False) -> torch.Tensor:
+        """(B, 3, H, W) images in [0, 1] and (K, E) projected class vectors -> (B, E, h, w)
+        pixel embeddings at the output stride (unit norm). ``flip_average``: the mean of
+        the images' embeddings and those of their mirror images, mirrored back (two
+        passes, a test-time augmentation: the logits are linear in the embeddings, so this
+        is the mean of both views' logits; where the views disagree the mean is shorter
+        than 1 and the model less sure). The grid is mirrored exactly: logits are
+        upsampled with align_corners=False, which maps cell j and cell w-1-j to mirror
+        positions whatever the image's width."""
+        feats = self.image_encoder(self.image_encoder.normalize(images))
+        pixels = self.decoder(feats, text.to(feats[0].dtype))
+        if flip_average:
+            m = images.flip(-1)
+            if images.is_contiguous(memory_format=torch.channels_last):
+                m = m.contiguous(memory_format=torch.channels_last)
+            mirrored = self.image_encoder(self.image_encoder.normalize(m))
+            pixels = 0.5 * (pixels + self.decoder(mirrored, text.to(mirrored[0].dtype)).flip(-1))
+        return pixels
 
     # -- inference speed ---------------------------------------------------------------
     def fuse_for_inference(self) -> "Segmenter":

@@ -70,8 +70,9 @@ class EvaluationMixin:
     def measured_here(self) -> str:
         """What an evaluation made here is called next to a job's recorded one (which is at
         the images' own size): with --predict-scale, the scale it was measured at."""
-        scale = self.predictors.input_scale
-        return "this project's val set now" + (f" (input {scale:g}x)" if scale != 1.0 else "")
+        scale, flip = self.predictors.input_scale, self.predictors.flip
+        how = ([f"input {scale:g}x"] if scale != 1.0 else []) + (["mirrored too"] if flip else [])
+        return "this project's val set now" + (f" ({', '.join(how)})" if how else "")
 
     def version_history(self, project: str | int) -> list[dict]:
         """mIoU of each version in creation order: measured on the project's current val

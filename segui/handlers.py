@@ -76,15 +76,17 @@ class Studio(AdminMixin, AdaptingMixin, ModelMixin, ProjectsMixin, UploadsMixin,
     ``device``); studios given the same cache share its loaded models. ``instant``:
     instant adaptation (``segui.adapting``): each submitted annotation tunes the class
     vectors the next predictions use, in the background (off by default). ``input_scale``:
-    the network sees each image resized by this (the app's ``--predict-scale``; ignored
-    when ``predictors`` is given: the cache's own)."""
+    the network sees each image resized by this (the app's ``--predict-scale``), ``flip``:
+    and mirrored, the two views averaged (``--predict-flip``); both ignored when
+    ``predictors`` is given: the cache's own."""
 
     def __init__(self, store: Store, model_dir: str | Path | None = None, device: str = "auto",
-                 predictors: PredictorCache | None = None, instant: bool = False, input_scale: float = 1.0):
+                 predictors: PredictorCache | None = None, instant: bool = False, input_scale: float = 1.0,
+                 flip: bool = False):
         self.store = store
         self.store.max_image_megapixels = min(self.store.max_image_megapixels, APP_MAX_MEGAPIXELS)
         self.default_model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
-        self.predictors = predictors if predictors is not None else PredictorCache(device, input_scale)
+        self.predictors = predictors if predictors is not None else PredictorCache(device, input_scale, flip)
         self.device = self.predictors.device
         self._cache_lock = threading.RLock()     # the caches below and the worker
         self._segments: OrderedDict[int, np.ndarray] = OrderedDict()

@@ -63,12 +63,14 @@ class PredictorCache:
     """One loaded predictor per weights folder, and one inference at a time (two would
     only fight over the cores). Studios given the same cache share its models."""
 
-    def __init__(self, device: str = "auto", input_scale: float = 1.0):
+    def __init__(self, device: str = "auto", input_scale: float = 1.0, flip: bool = False):
         from models.inference import check_input_scale
 
         self.device = device
         # the network sees each image (at predict_size) resized by this: the app's --predict-scale
         self.input_scale = check_input_scale(input_scale)
+        # each image also seen mirrored, the views averaged: the app's --predict-flip
+        self.flip = bool(flip)
         self._predictors: dict[str, Predictor] = {}
         self._lock = threading.Lock()
 
@@ -77,7 +79,7 @@ class PredictorCache:
         with self._lock:
             p = self._predictors.get(key)
             if p is None:
-                p = Predictor.load(key, self.device, input_scale=self.input_scale)
+                p = Predictor.load(key, self.device, input_scale=self.input_scale, flip=self.flip)
                 self._predictors[key] = p
             return p
 
@@ -152,8 +154,8 @@ class ModelMixin:
     @property
     def device_name(self) -> str:
         name = self._predictor_for_dir(self.default_model_dir).device_name
-        scale = self.predictors.input_scale
-        return name if scale == 1.0 else f"{name}, input {scale:g}x"
+        scale, flip = self.predictors.input_scale, self.predictors.flip
+        return name + (f", input {scale:g}x" if scale != 1.0 else "") + (", mirrored too" if flip else "")
 
     def model_version(self, project: str | int):
         mv = self.store.active_model_version(project)

@@ -835,3 +835,17 @@ def test_the_app_can_predict_from_an_enlarged_input(tmp_path):
         st.store.close()
     with pytest.raises(ValueError, match="input scale must be between"):
         Studio(Store(data_dir=tmp_path / "data2"), input_scale=10)
+
+
+def test_the_app_can_predict_from_both_views(tmp_path):
+    """--predict-flip: the studio's predictors also see each image mirrored, and the header
+    and the evaluations made here say so."""
+    from storage import Store
+
+    st = Studio(Store(data_dir=tmp_path / "data"), flip=True)
+    try:
+        assert st.predictors.flip and st.device_name.endswith("mirrored too")
+        assert st.measured_here() == "this project's val set now (mirrored too)"
+        assert st.predictors.get(st.default_model_dir).flip
+    finally:
+        st.store.close()

@@ -1,6 +1,8 @@
 import numpy as np
 
-from benchmarks.output_stride import oracle_map
+import pytest
+
+from benchmarks.output_stride import oracle_map, parse_views
 from common.effort import wrong_regions
 
 
@@ -18,3 +20,10 @@ def test_a_perfect_map_at_stride_1_is_the_truth_and_coarser_strides_lose_thin_th
     errs = [wrong_regions(m, truth, 255) for m in (s2, s4, s8)]
     assert errs[0] <= errs[2]
     assert set(np.unique(s8)) <= {0, 1, 2}          # void is never a class of the map
+
+
+def test_views_name_their_input_scales_and_the_mirror():
+    assert parse_views("1, 1f,1.5+1f") == [("1", [(1.0, False)]), ("1f", [(1.0, True)]),
+                                           ("1.5+1f", [(1.5, True), (1.0, True)])]
+    with pytest.raises(ValueError, match="bad view 'x'"):
+        parse_views("1,x")

@@ -144,6 +144,20 @@ def test_a_predictor_that_enlarges_its_input_predicts_at_the_images_size(toy):
         Predictor(toy.trainable, "cpu", input_scale=0)
 
 
+def test_a_predictor_that_also_sees_the_mirror_gives_the_instant_layer_its_embeddings(toy):
+    """Predictor(flip=True) (the app's --predict-flip): embed_image averages the mirrored
+    view in as the predictor's logits do, so the instant layer's un-tuned maps are the
+    predictor's own maps and a fitted layer starts from them."""
+    img, lbl = synthetic(np.random.default_rng(4), h=40, w=64)
+    both = Predictor(toy.trainable, "cpu", flip=True)
+    emb = embed_image(both, img, TOY_NAMES)
+    assert torch.allclose(word_adapter(both, TOY_NAMES).logits(emb), both.logits(img, TOY_NAMES), atol=1e-4)
+    one = embed_image(toy, img, TOY_NAMES).pixels
+    assert float((one - emb.pixels).abs().max()) > 1e-5          # the mirrored view was averaged in
+    # the mean of two unit vectors: never longer than 1 (shorter where the views disagree)
+    assert float(emb.pixels.norm(dim=0).max()) <= 1.0 + 1e-5
+
+
 def test_examples_are_bounded_per_class_skip_void_and_stand_for_the_image(toy):
     img, lbl = synthetic(np.random.default_rng(2))
     lbl = lbl.copy()

@@ -55,6 +55,25 @@ def test_fused_inference_matches_training_graph():
     assert torch.allclose(fused, plain, atol=1e-3)
 
 
+@pytest.mark.parametrize("size", [(64, 80), (57, 83)])
+def test_flip_averaged_logits_are_the_mean_of_both_views_and_mirror_exactly(size):
+    """Predictor(flip=True): each image also seen mirrored, the two views' embeddings (so
+    logits) averaged. The mean of the plain logits and the mirrored image's logits mirrored
+    back, at any width (the grid's cell j and w-1-j upsample to mirror positions); and
+    the averaged model is mirror-symmetric: the mirrored image gives the mirrored map."""
+    model = small_model().eval()
+    plain, both = Predictor(model, "cpu"), Predictor(model, "cpu", flip=True)
+    img = np.random.default_rng(5).integers(0, 256, (*size, 3), dtype=np.uint8)
+    mirror = np.ascontiguousarray(img[:, ::-1])
+    one, other = plain.logits(img), plain.logits(mirror).flip(-1)
+    gap = float((one - other).abs().max())
+    assert gap > 1e-4                                     # the network alone is not symmetric
+    avg = both.logits(img)
+    assert avg.shape == (len(NAMES), *size)
+    assert float((avg - 0.5 * (one + other)).abs().max()) < gap / 50
+    assert float((both.logits(mirror) - avg.flip(-1)).abs().max()) < gap / 50
+
+
 def test_void_pixels_do_not_count_in_the_loss():
     logits = torch.randn(2, 3, 8, 8)
     labels = torch.randint(0, 3, (2, 8, 8))
