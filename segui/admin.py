@@ -134,9 +134,8 @@ class AdminMixin:
         """The project's activity, newest first: when, who, what, on what (an image by
         its file name: "0016E5_07959.jpg, revision 2", not its id)."""
         records = self.store.list_activity(project, limit=limit)
-        names: dict[int, str] = {}
-        if any(isinstance((a.details or {}).get("image_id"), int) for a in records):
-            names = {im.id: im.filename for im in self.store.list_images(project, order="id")}
+        names = self.store.image_filenames(project, [i for a in records
+                                                     if isinstance(i := (a.details or {}).get("image_id"), int)])
 
         def what(a) -> str:
             d = a.details or {}

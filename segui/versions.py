@@ -70,7 +70,7 @@ class VersionsMixin:
         the app keeps with each image's first submission (``Store.corrections``)."""
         p = self.store.get_project(project)
         recs = self.store.corrections(p.id, limit=HISTORY_SUBMISSIONS)
-        names = {im.id: im.filename for im in self.store.list_images(p.id, order="id")} if recs else {}
+        names = self.store.image_filenames(p.id, [r.image_id for r in recs])
         rows = [{"n": i + 1, "image_id": r.image_id, "name": names.get(r.image_id, f"image {r.image_id}"),
                  "changed": r.changed, "fixes": r.fixes,
                  "version": f"v{r.model_version}" if r.model_version is not None else "",

@@ -93,3 +93,14 @@ def test_default_colours_are_recognisable_and_avoid_taken_ones(store):
     assert min(color_distance(rider, c.color) for c in p.classes[:-1]) >= MIN_DISTANCE
     store.create_project("d", ["road"])
     assert store.add_class("d", "Trees").classes[-1].color == (107, 142, 35)
+
+
+def test_image_filenames_name_only_the_projects_own_images(store, project, rgb_image, png_bytes):
+    a = store.add_image("p", png_bytes(rgb_image), "a.png", split="train")
+    b = store.add_image("p", png_bytes(rgb_image[::-1].copy()), "b.png", split="val")
+    store.create_project("q", ["road"])
+    other = store.add_image("q", png_bytes(rgb_image[:, ::-1].copy()), "other.png", split="train")
+    assert store.image_filenames("p") == {a.id: "a.png", b.id: "b.png"}
+    # asked for by id: an id of another project is not named, whatever the caller sends
+    assert store.image_filenames("p", [b.id, other.id, b.id]) == {b.id: "b.png"}
+    assert store.image_filenames("p", []) == {}
