@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--input-scale", type=float, default=1.0,
                     help="the network sees each image resized by this (1.5: thin things larger, about 2.25x the "
                          "time); the maps are at the image's size")
-    ap.add_argument("--flip", action="store_true", help="each image is also seen mirrored and the two views averaged (a test-time augmentation: fewer wrong pixels and pieces, about twice the network's time)")
+    ap.add_argument("--flip", action="store_true",
+                    help="each image is also seen mirrored and the two views averaged (a test-time augmentation: "
+                         "fewer wrong pixels and pieces, about twice the network's time)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
