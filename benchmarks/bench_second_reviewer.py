@@ -92,7 +92,7 @@ def evenly(n_total: int, limit: int | None) -> list[int]:
 
 
 def _predict(data: Path, split: str, model: Path, limit: int | None, threads: int, cache: Path | None,
-             keep_probs: bool, input_scale: float = 1.0, prefixes: list[str] | None = None):
+             keep_probs: bool, input_scale: float = 1.0, prefixes: list[str] | None = None, flip: bool = False):
     """(labels_set, names, labels, probs or None, preds, confs, info) for a split, from
     ``cache`` when its key matches (the key says whether it holds the probabilities).
 
@@ -114,6 +114,8 @@ def _predict(data: Path, split: str, model: Path, limit: int | None, threads: in
         key["probs"] = "float16"
     if input_scale != 1.0:
         key["input_scale"] = float(input_scale)
+    if flip:
+        key["flip"] = True
     if cache and cache.is_file():
         z = np.load(cache, allow_pickle=False)
         if json.loads(str(z["key"])) == key:
@@ -121,7 +123,7 @@ def _predict(data: Path, split: str, model: Path, limit: int | None, threads: in
             return (labels_set, names, list(z["labels"]), list(z["probs"]) if keep_probs else None,
                     list(z["pred"]), list(z["conf"]), json.loads(str(z["info"])))
     torch.set_num_threads(threads)
-    predictor = Predictor.load(model, device="cpu")
+    predictor = Predictor.load(model, device="cpu", flip=flip)
     labels, probs, preds, confs = [], [], [], []
     predictor.logits(load_image(pairs[0][1]), labels_set.names)  # warm-up outside the clock
     start = time.perf_counter()
@@ -169,11 +171,11 @@ def predict_split(data: Path, split: str, model: Path, limit: int | None, thread
 
 
 def predict_probs(data: Path, split: str, model: Path, limit: int | None, threads: int, cache: Path | None,
-                  input_scale: float = 1.0, prefixes: list[str] | None = None):
+                  input_scale: float = 1.0, prefixes: list[str] | None = None, flip: bool = False):
     """names, labels and the full softmax (K, H, W) float16 per image, plus the argmax (uint8) and
     its confidence (float32, as :func:`predict_split`), for the rules that read the probability of
     the *labelled* class. Cached in ``cache`` (an uncompressed npz: ~1.4 GB for train's 367 images)."""
-    return _predict(data, split, model, limit, threads, cache, True, input_scale, prefixes)
+    return _predict(data, split, model, limit, threads, cache, True, input_scale, prefixes, flip)
 
 
 def candidate_objects(label: np.ndarray, ignore_index: int, min_object: int) -> list[tuple[int, np.ndarray]]:
@@ -697,6 +699,9 @@ def main(argv=None):
     ap.add_argument("--input-scale", type=float, default=1.0,
                     help="with --probs-cache: the model sees each image scaled by this (e.g. 0.5), its logits "
                          "scaled back up: a weaker model on its own training images (fourth round, choosing on train)")
+    ap.add_argument("--flip", action="store_true",
+                    help="with --probs-cache: each image is also seen mirrored, the two views averaged (the app's "
+                         "--predict-flip)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--note", default="", help="free text kept in the results (e.g. 'CPU shared with other jobs')")
     ap.add_argument("--time-review", type=int, default=0, metavar="N",
@@ -709,12 +714,14 @@ def main(argv=None):
         ap.error("--input-scale applies to the full probabilities (--tune-probs or --low-prob with --probs-cache)")
     if not 0.05 <= args.input_scale <= 1.0:
         ap.error("--input-scale must be in [0.05, 1]")
+    if args.flip and not (args.tune_probs or args.low_prob > 0):
+        ap.error("--flip applies to the full probabilities (--tune-probs or --low-prob with --probs-cache)")
     if args.tune_probs or args.low_prob > 0:
         if args.probs_cache is None:
             ap.error("--tune-probs and --low-prob need --probs-cache")
         labels_set, names, labels, probs, preds, confs, info = predict_probs(
             Path(args.data), args.split, Path(args.model), args.limit, args.threads, args.probs_cache,
-            args.input_scale, prefixes)
+            args.input_scale, prefixes, args.flip)
     else:
         labels_set, names, labels, preds, confs, info = predict_split(
             Path(args.data), args.split, Path(args.model), args.limit, args.threads, args.cache, prefixes)
