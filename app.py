@@ -49,9 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="the network sees each image enlarged S times (1.5: CamVid val mIoU 0.762 instead of 0.745, "
                          "poles 0.261 instead of 0.200, about 75 instead of 48 ms an image on 2 CPU cores). "
                          "Default 1")
-    ap.add_argument("--predict-flip", action="store_true",
+    ap.add_argument("--predict-flip", action=argparse.BooleanOptionalAction, default=True,
                     help="each image is also seen mirrored and the two views averaged (a test-time augmentation: "
-                         "fewer wrong pixels and pieces, twice the network's time; worth it on a GPU)")
+                         "CamVid val mIoU 0.752 instead of 0.745, 7%% fewer fixes; about 58 instead of 47 ms an "
+                         "image on 2 CPU cores). On by default since 2026-12-06; --no-predict-flip turns it off")
     ap.add_argument("--no-worker", action="store_true",
                     help="do not start the local job worker (run `python -m jobs.worker` elsewhere)")
     args = ap.parse_args(argv)

@@ -208,20 +208,20 @@ def word_adapter(predictor: Predictor, class_names: list[str]) -> Adapter:
 
 @torch.inference_mode()
 def embed_image(predictor: Predictor, image: np.ndarray, class_names: list[str],
-                with_base_map: bool = True, scale: float | None = None) -> PixelEmbeddings:
+                with_base_map: bool = True, scale: float | None = None, flip: bool | None = None) -> PixelEmbeddings:
     """One forward pass of the frozen image encoder and decoder (conditioned on the label
     set's word vectors); ``base_map`` is the base model's prediction from the same pass.
     ``scale`` > 1: the network sees the image enlarged that much (bilinear), so its stride-4
     grid is finer over the image (``scale`` ** 2 the time); the embeddings still describe
     the image at its own size (``size``). None: the predictor's own ``input_scale`` (so the
-    embeddings give the predictor's logits), capped as its predictions are. A predictor
-    with ``flip`` averages the mirrored view's embeddings in, as its logits do."""
+    embeddings give the predictor's logits), capped as its predictions are. ``flip``: the
+    mirrored view's embeddings averaged in; None: as the predictor's logits (its ``flip``)."""
     names = validate_class_names(class_names)
     model = predictor.model
     x, size = predictor.network_input(image, scale)
     with torch.autocast(predictor.device.type, dtype=torch.float16, enabled=predictor.amp):
         text = model.text_encoder(model.class_embeddings(names).to(x.device, torch.float32))
-        pixels = model.pixel_embeddings(x, text, predictor.flip)
+        pixels = model.pixel_embeddings(x, text, predictor.flip if flip is None else bool(flip))
     emb = PixelEmbeddings(pixels[0].float().cpu().contiguous(), size)
     emb.guide = grey_levels(image)
     if with_base_map:

@@ -84,7 +84,8 @@ class ObjectToolMixin:
         def make():
             image = self.store.load_image(info.id)
             h, w = predict_size(*image.shape[:2])
-            emb = self.predictors.embed(mv.weights_dir, image, names, scale=object_scale(h, w))
+            # one view: the tool's settings were chosen on it (and the mirror would double its 2x pass)
+            emb = self.predictors.embed(mv.weights_dir, image, names, scale=object_scale(h, w), flip=False)
             if (h, w) != image.shape[:2]:     # a big photo: worked on at the predictions' size
                 image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR, reducing_gap=2.0))
             feat = ObjectFeatures.from_embeddings(replace(emb, size=(h, w)), adapter, image=image)

@@ -99,18 +99,20 @@ class PredictorCache:
             pred = predictor.predict(small, names)
         return resize_nearest(pred.class_map, h, w), pred.uncertainty, pred.entropy
 
-    def embed(self, weights_dir: str | Path, image: np.ndarray, names: list[str], scale: float | None = None):
+    def embed(self, weights_dir: str | Path, image: np.ndarray, names: list[str], scale: float | None = None,
+              flip: bool | None = None):
         """The frozen network's pixel embeddings (``models.adapt.embed_image``) of the
         image at :func:`predict_size`, for instant adaptation: the same forward pass as
         :meth:`class_map`, under the same lock. ``scale``: seen resized by this (> 1: a
-        finer grid); None: as the predictions see it (the cache's ``input_scale``)."""
+        finer grid); None: as the predictions see it (the cache's ``input_scale``).
+        ``flip``: with the mirrored view averaged in; None: as the predictions (``flip``)."""
         from models.adapt import embed_image
 
         predictor = self.get(weights_dir)
         h, w = image.shape[:2]
         small = resize_nearest(image, *predict_size(h, w))
         with self._lock:
-            return embed_image(predictor, small, names, with_base_map=False, scale=scale)
+            return embed_image(predictor, small, names, with_base_map=False, scale=scale, flip=flip)
 
     def adaptation(self, weights_dir: str | Path, names: list[str], ignore_index: int, settings=None):
         """A new ``models.adapt.InstantAdaptation`` on the folder's model (its word

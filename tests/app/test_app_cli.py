@@ -24,8 +24,8 @@ def test_options_and_bad_auth(monkeypatch, capsys):
     assert not app.parse_args(["--no-instant-adaptation"]).instant_adaptation
     # the network's input scale: 1 unless asked; out of range is refused before anything starts
     assert d.predict_scale == 1.0 and app.parse_args(["--predict-scale", "1.5"]).predict_scale == 1.5
-    # each image also seen mirrored: off unless asked
-    assert not d.predict_flip and app.parse_args(["--predict-flip"]).predict_flip
+    # each image also seen mirrored: on unless turned off
+    assert d.predict_flip and not app.parse_args(["--no-predict-flip"]).predict_flip
     for bad in (["--auth", ""], ["--auth", ":pw"], ["--predict-scale", "0"], ["--predict-scale", "9"]):
         with pytest.raises(SystemExit):
             app.parse_args(bad)

@@ -154,6 +154,8 @@ def test_a_predictor_that_also_sees_the_mirror_gives_the_instant_layer_its_embed
     assert torch.allclose(word_adapter(both, TOY_NAMES).logits(emb), both.logits(img, TOY_NAMES), atol=1e-4)
     one = embed_image(toy, img, TOY_NAMES).pixels
     assert float((one - emb.pixels).abs().max()) > 1e-5          # the mirrored view was averaged in
+    # a caller may ask for one view whatever the predictor does (the O tool, whose settings were chosen on one)
+    assert torch.equal(embed_image(both, img, TOY_NAMES, flip=False).pixels, one)
     # the mean of two unit vectors: never longer than 1 (shorter where the views disagree)
     assert float(emb.pixels.norm(dim=0).max()) <= 1.0 + 1e-5
 
