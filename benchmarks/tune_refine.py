@@ -56,6 +56,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--scale", type=float, default=1.0, help="resize images (area) and labels (nearest) first")
     ap.add_argument("--ops", action="store_true", help="also count the scripted labeller's operations")
+    ap.add_argument("--flip", action="store_true", help="the model also sees each image mirrored (the app's default)")
     ap.add_argument("--out")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -73,7 +74,7 @@ def main() -> int:
     items = read_pairs(pairs)
     if a.scale != 1.0:
         items = [(n, p, *rescale(img, lbl, a.scale)) for n, p, img, lbl in items]
-    pred = Predictor.load(a.model, "cpu")
+    pred = Predictor.load(a.model, "cpu", flip=a.flip)
     grid = ["none"] + [g for g in a.grid.split(",") if g]
     tot = {g: {"wrong_pixels": 0, "wrong_regions": 0, "ops": 0, "seconds": 0.0} for g in grid}
     conf = {g: np.zeros((K, K), np.int64) for g in grid}
