@@ -83,7 +83,7 @@ def load_split(a) -> tuple[list[str], int, list[dict]]:
             objs = [objs[i] for i in sorted(rng.choice(len(objs), a.per_image, replace=False))]
         if not objs:
             continue
-        emb = embed_image(pred, image, names, with_base_map=False, scale=a.input_scale)
+        emb = embed_image(pred, image, names, with_base_map=False, scale=a.input_scale, flip=a.flip)
         seg = superpixels(image)
         feat = ObjectFeatures.from_embeddings(emb, adapter, seg, image)
         item = {"name": f.name, "valid": label != ignore, "objects": objs, "feat": feat, "seg": seg}
@@ -224,6 +224,8 @@ def main(argv=None) -> dict:
                     help="with --grid: the disc gate's screen of 2026-12-06 (off, 12, 20, 32 px) instead of the grow's")
     ap.add_argument("--input-scale", type=float, default=1.0,
                     help="the network sees each image enlarged this much for its embeddings (a finer grid)")
+    ap.add_argument("--flip", action="store_true",
+                    help="the embeddings also from the mirrored image, the two views averaged (the app's O tool: one view)")
     ap.add_argument("--no-superpixel", action="store_true", help="skip the superpixel baseline")
     ap.add_argument("--head", type=Path, default=ROOT / "weights" / "click_head",
                     help="the click head's folder (models.click_head); also measured when its weights are there")
@@ -247,7 +249,7 @@ def main(argv=None) -> dict:
     print(f"{a.split}: {len(items)} images, {n_obj} objects (>= {a.min_area} px), "
           f"loaded in {time.perf_counter() - t0:.0f} s", flush=True)
     report: dict = {"split": a.split, "every": a.every, "per_image": a.per_image, "seed": a.seed,
-                    "input_scale": a.input_scale,
+                    "input_scale": a.input_scale, "flip": a.flip,
                     "images": len(items), "objects": n_obj, "min_area": a.min_area, "max_clicks": a.max_clicks}
     if a.grid:
         grid = []
