@@ -225,7 +225,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--input-scale", type=float, default=1.0,
                     help="the network sees each image enlarged this much for its embeddings (a finer grid)")
     ap.add_argument("--flip", action="store_true",
-                    help="the embeddings also from the mirrored image, the two views averaged (the app's O tool: one view)")
+                    help="the embeddings also from the mirrored image, the two views averaged "
+                         "(the app's O tool uses one view)")
     ap.add_argument("--no-superpixel", action="store_true", help="skip the superpixel baseline")
     ap.add_argument("--head", type=Path, default=ROOT / "weights" / "click_head",
                     help="the click head's folder (models.click_head); also measured when its weights are there")

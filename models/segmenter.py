@@ -152,8 +152,8 @@ class Segmenter(nn.Module):
     def pixel_embeddings(self, images: torch.Tensor, text: torch.Tensor, flip_average: bool = False) -> torch.Tensor:
         """(B, 3, H, W) images in [0, 1] and (K, E) projected class vectors -> (B, E, h, w)
         pixel embeddings at the output stride (unit norm). ``flip_average``: the mean of
-        the images' embeddings and those of their mirror images, mirrored back (two
-        passes, a test-time augmentation: the logits are linear in the embeddings, so this
+        the images' embeddings and those of their mirror images, mirrored back (one batch
+        of 2B, a test-time augmentation: the logits are linear in the embeddings, so this
         is the mean of both views' logits; where the views disagree the mean is shorter
         than 1 and the model less sure). The grid is mirrored exactly: logits are
         upsampled with align_corners=False, which maps cell j and cell w-1-j to mirror
