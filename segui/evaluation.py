@@ -71,7 +71,7 @@ class EvaluationMixin:
         """What an evaluation made here is called next to a job's recorded one (which is at
         the images' own size): with --predict-scale, the scale it was measured at."""
         scale, flip = self.predictors.input_scale, self.predictors.flip
-        how = ([f"input {scale:g}x"] if scale != 1.0 else []) + (["mirrored too"] if flip else [])
+        how = ([f"input {scale:g}x"] if scale != 1.0 else []) + (["also seen mirrored"] if flip else [])
         return "this project's val set now" + (f" ({', '.join(how)})" if how else "")
 
     def version_history(self, project: str | int) -> list[dict]:

@@ -844,8 +844,8 @@ def test_the_app_can_predict_from_both_views(tmp_path):
 
     st = Studio(Store(data_dir=tmp_path / "data"), flip=True)
     try:
-        assert st.predictors.flip and st.device_name.endswith("mirrored too")
-        assert st.measured_here() == "this project's val set now (mirrored too)"
+        assert st.predictors.flip and st.device_name.endswith("each image also seen mirrored")
+        assert st.measured_here() == "this project's val set now (also seen mirrored)"
         assert st.predictors.get(st.default_model_dir).flip
     finally:
         st.store.close()
