@@ -76,7 +76,7 @@ class Predictor:
         # input_scale ** 2 the time), its logits brought back to the image's size
         self.input_scale = check_input_scale(input_scale)
         # every image also seen mirrored, the two views' embeddings averaged (a test-time
-        # augmentation: fewer wrong pixels and pieces for twice the network's time)
+        # augmentation: fewer wrong pixels and pieces; one batch of two, ~1.8x the network's time)
         self.flip = bool(flip)
         # predict()'s class maps follow image edges (models.refine); logits() stays the network's own
         self.refine = refine if refine is not None else RefineSettings()

@@ -157,7 +157,8 @@ class ModelMixin:
     def device_name(self) -> str:
         name = self._predictor_for_dir(self.default_model_dir).device_name
         scale, flip = self.predictors.input_scale, self.predictors.flip
-        return name + (f", input {scale:g}x" if scale != 1.0 else "") + (", each image also seen mirrored" if flip else "")
+        return (name + (f", input {scale:g}x" if scale != 1.0 else "")
+                + (", each image also seen mirrored" if flip else ""))
 
     def model_version(self, project: str | int):
         mv = self.store.active_model_version(project)

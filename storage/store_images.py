@@ -205,7 +205,7 @@ class ImagesMixin(StoreBase):
         with self._session() as s:
             return _image_info(self._image_row(s, image_id))
 
-    def image_filenames(self, project: str | int, ids=None) -> dict[int, str]:
+    def image_filenames(self, project: str | int, ids: Iterable[int] | None = None) -> dict[int, str]:
         """{image id: file name} of the project's images (only ``ids`` when given; ids of
         other projects are left out), one query of two columns: what a screen needs to
         name images ("0016E5_07959.jpg" instead of "#12")."""
