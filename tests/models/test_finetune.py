@@ -135,3 +135,37 @@ def test_a_step_budget_stops_training_there_and_anneals_over_it():
         assert not out["stopped"]     # a spent budget is not a cancel
     assert cfg.max_steps == 5 and steps == [8, 5]      # 4 epochs x 2 steps without the budget
     assert seen[-1]["total_steps"] == 5
+
+
+def test_channels_last_training_is_the_same_arithmetic_and_gives_the_model_back_as_it_came(tmp_path):
+    """On a CPU a job trains in channels_last memory (faster steps, BENCHMARKS.md): the same
+    data and seed give the same losses step by step as the default layout, up to float
+    rounding (Adam's first steps are sign-like, so weights with near-zero gradients can
+    differ by a step; the losses show the arithmetic is the same), and the model comes back
+    in the default layout, ready to blend, evaluate and save."""
+    import copy
+
+    from models.train import SplitData, TrainConfig, train_model
+    torch.manual_seed(0)
+    start = toy_segmenter()
+    rng = np.random.default_rng(1)
+    data = [synthetic(rng) for _ in range(4)]
+    losses, trained = {}, {}
+    for layout in (False, True):
+        model, seen = copy.deepcopy(start), []
+        cfg = TrainConfig(epochs=3, batch_size=2, crop=(48, 64), scale=(0.8, 1.25), lr=3e-3, warmup_steps=1,
+                          device="cpu", freeze_blocks=16, channels_last=layout)
+        train_model(model, SplitData([d[0] for d in data], [d[1] for d in data]), None, cfg, show_progress=False,
+                    on_step=seen.append)
+        losses[layout], trained[layout] = [s["loss"] for s in seen], model
+    assert TrainConfig().channels_last is None     # the default: on a CPU
+    assert len(losses[True]) == len(losses[False]) == 6
+    assert abs(losses[True][0] - losses[False][0]) < 1e-5       # the same forward pass
+    assert np.allclose(losses[True], losses[False], rtol=2e-2)
+    assert max(losses[False]) - min(losses[False]) > 0.1         # the losses do move: a real comparison
+    convs = [p for p in trained[True].parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous() for p in convs)       # given back in the default layout
+    trained[True].save_pretrained(tmp_path / "m")
+    again = Segmenter.from_pretrained(tmp_path / "m").state_dict()
+    b = trained[True].state_dict()
+    assert all(torch.equal(again[k], b[k]) for k in again if k in b and again[k].is_floating_point())
