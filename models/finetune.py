@@ -42,6 +42,10 @@ def default_params(**overrides) -> dict:
     leave room for those evaluations in a 3.5-minute job on a 2-core CPU. Such a job
     still loses thin and rare classes, which leaves more separate wrong regions than the
     base had (BENCHMARKS.md, "Where a first job's extra wrong regions come from").
+    On a CPU a job trains in channels_last (about 25 % faster steps), so jobs on up to
+    about 40 images stop at their 100 epochs before the 2.5 minutes; lifting that cap
+    (400) cut wrong pixels on CamVid but found thin lines in 75 % more pieces on the
+    thin-line domain, so it stays (BENCHMARKS.md, "Jobs train in channels_last").
     ``distill`` (the weight of models.train.distill_loss: learn from the starting model's
     predictions too) keeps them, but is off by default: 1.0, chosen on one job, cut the
     wrong regions of the loops (110% -> 103% and 117% -> 109% of no retraining) and gave
