@@ -152,11 +152,17 @@ def test_channels_last_training_is_the_same_arithmetic_and_gives_the_model_back_
     data = [synthetic(rng) for _ in range(4)]
     losses, trained = {}, {}
     for layout in (False, True):
-        model, seen = copy.deepcopy(start), []
+        model, seen, during = copy.deepcopy(start), [], []
+        conv = model.image_encoder._conv_stem.weight   # 3x3 over 3 channels: the two layouts differ
+
+        def step(info, conv=conv, seen=seen, during=during):
+            seen.append(info)
+            during.append(conv.is_contiguous(memory_format=torch.channels_last))
         cfg = TrainConfig(epochs=3, batch_size=2, crop=(48, 64), scale=(0.8, 1.25), lr=3e-3, warmup_steps=1,
                           device="cpu", freeze_blocks=16, channels_last=layout)
         train_model(model, SplitData([d[0] for d in data], [d[1] for d in data]), None, cfg, show_progress=False,
-                    on_step=seen.append)
+                    on_step=step)
+        assert set(during) == {layout}                              # the layout asked for, while training
         losses[layout], trained[layout] = [s["loss"] for s in seen], model
     assert TrainConfig().channels_last is None     # the default: on a CPU
     assert len(losses[True]) == len(losses[False]) == 6
