@@ -67,7 +67,7 @@ def test_a_whole_round_in_the_demo(demo_app, artifacts):
         panel = page.locator("#segui-finetune-panel")
         cancel = panel.locator("#segui-finetune-cancel")
         assert cancel.is_disabled()                           # nothing to cancel yet
-        panel.locator("#segui-finetune-start").click()        # the default job (100 epochs here, about 70 s)
+        panel.locator("#segui-finetune-start").click()        # the default job (100 epochs of one step here, ~20 s)
         page.wait_for_function("() => !document.querySelector('#segui-finetune-cancel').disabled", timeout=30_000)
         page.wait_for_function(
             "() => /Job \\d+: (succeeded|failed|cancelled)/.test(document.querySelector('#segui-finetune-status').innerText)",
