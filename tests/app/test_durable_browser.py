@@ -130,6 +130,9 @@ def test_reload_mid_edit_restores_the_edit_says_so_and_saves_it(cv, app, artifac
     rev = st.store.get_image(iid).revision
     drawn = paint(cv, 40)
     assert journaled(cv) == 1
+    # the edit is in the journal's memory at once and in IndexedDB a moment later; the page asks
+    # "Leave site?" only while that write is on its way (a race the test lost under load)
+    cv.page.wait_for_function(f"() => !{ROOT}.__seg.journal.unwritten", timeout=10_000)
     cv.page.reload()                                   # no "Leave site?": the journal has the edit
     cv.wait_image(iid)
     cv.wait_status("Restored your edits of this image")
