@@ -196,8 +196,8 @@ def train_model(
     if ddp and device.type == "cuda":
         device = torch.device("cuda", torch.cuda.current_device())
     model.to(device).train()
-    memory = (torch.channels_last if (device.type == "cpu" if cfg.channels_last is None else cfg.channels_last)
-              else torch.contiguous_format)
+    channels_last = device.type == "cpu" if cfg.channels_last is None else cfg.channels_last
+    memory = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=memory)
     frozen = freeze_encoder(model, cfg.freeze_blocks)  # before DDP, which registers the trained parameters
     teacher = None
