@@ -244,7 +244,9 @@ def train_model(
         order = list(range(n))
         rng.shuffle(order)
         order = order[rank::world][:per_rank]
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", disable=not show_progress, leave=False)
+        # disable=None: no bar when stderr is not a terminal (a log, a pipe), only the epoch lines
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}",
+                   disable=None if show_progress else True, leave=False)
         losses = []
         for b in bar:
             idx = order[b * bs : (b + 1) * bs]

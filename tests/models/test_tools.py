@@ -1,6 +1,7 @@
 """Metrics, dataset reading, and the evaluate / predict / train command-line tools."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -83,6 +84,9 @@ def test_train_stops_after_max_steps(camvid, tmp_path):
     hist = json.loads((tmp_path / "m" / "history.json").read_text())
     assert hist["config"]["max_steps"] == 3
     assert [h["epoch"] for h in hist["history"]] == [1, 2]
+    # piped into a log: one line an epoch, no training progress bar ("epoch 1/5" is the bar's)
+    log = out.stdout + out.stderr
+    assert re.search(r"^epoch 1: loss [0-9.]+", log, re.M) and "epoch 1/5" not in log
 
 
 def test_evaluate_with_other_wordings_and_bad_class_lists(camvid):
