@@ -250,7 +250,10 @@ class LabellingMixin:
             with self._cache_lock:
                 ready = self._ready.get(info.id)
             if ready is not None and ready.key == key:
-                return replace(ready, loaded=_copy_loaded(ready.loaded))
+                # the costly part from the cache; what can change without a new revision (a split
+                # chosen, a review's status, a new uncertainty) as stored now
+                return replace(ready, loaded=replace(_copy_loaded(ready.loaded), split=info.split,
+                                                     status=info.status, uncertainty=info.uncertainty))
         image = self.store.load_image(info.id)
         pred_info = self.store.get_prediction(info.id, mv.id)
         if pred_info is None:
