@@ -505,8 +505,8 @@ def test_prepare_reuses_a_prefetched_image_until_it_is_saved(demo_studio, monkey
     again = st.prepare(nxt)
     np.testing.assert_array_equal(again.loaded.class_map, pred)
     assert again.loaded.base_revision == 0 and loads == []
-    # a split chosen meanwhile (no new revision) is what the cached entry says (it said the
-    # split of when it was computed: the page showed "automatic" for an image in val)
+    # a split chosen meanwhile (no new revision) is served as stored (the cached entry used to
+    # give the split of when it was computed: the page showed "automatic" for an image in val)
     assert again.loaded.split == "none"
     st.set_split(DEMO_PROJECT, nxt, "val")
     assert st.prepare(nxt).loaded.split == "val" and loads == []
