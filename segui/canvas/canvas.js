@@ -667,7 +667,10 @@ function classRow(idx, name, color, key) {
 }
 
 function updateCounts() {
-  if (!S.map) return;
+  if (!S.map) {   // no image open (an empty project): no figures, not the last image's
+    for (const el of $$(".seg-count")) { el.textContent = ""; el.title = ""; }
+    return;
+  }
   const total = S.map.width * S.map.height;
   for (const el of $$(".seg-count")) {
     const n = S.map.counts[+el.dataset.count];
