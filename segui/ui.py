@@ -18,7 +18,7 @@ from . import access
 from .access import Act
 from .guard import guard_events
 from .handlers import Studio
-from .screens import Screen  # noqa: F401  (re-exported)
+from .screens import TYPED_OUTPUTS, Screen  # noqa: F401  (Screen: re-exported)
 from .screens.activity import activity_screen
 from .screens.explore import explore_screen
 from .screens.label import LABEL_CSS, label_screen
@@ -132,14 +132,14 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
         # counts and versions change while one labels: refresh a tab when it is opened
         for tab, screen, name in [(projects_tab, projects, "projects"), (model_tab, model, "model"),
                                   (activity_tab, activity, "activity"), (explore_tab, explore, "explore")]:
-            ev = tab.select(*screen.refresh, api_name=f"open_{name}_tab")
+            ev = tab.select(*screen.refresh, api_name=f"open_{name}_tab", **TYPED_OUTPUTS)
             if screen.after_refresh:
                 ev.then(*screen.after_refresh, api_name=f"open_{name}_tab_after", show_progress="hidden")
         project_dd.change(*activity.refresh, api_name="activity_for_project", show_progress="hidden")
         project_dd.change(*explore.refresh, api_name="explore_for_project", show_progress="hidden").then(
             *explore.after_refresh, api_name="explore_for_project_after", show_progress="hidden")
         # a value set by a load event does not fire .change: refresh every screen explicitly
-        ev = app.load(on_load, None, [project_dd, author_tb], api_name="init")
+        ev = app.load(on_load, None, [project_dd, author_tb], api_name="init", **TYPED_OUTPUTS)
         ev = ev.then(on_role, None, [name_lbl, author_tb, signed_in, rights],
                      api_name="init_role", show_progress="hidden")
         # Gradio 6 does not apply a Tab's visibility from an event (the button stays):

@@ -12,6 +12,14 @@ from typing import Callable
 
 import gradio as gr
 
+# A refused action (gr.Error) leaves Gradio's full progress display on each of its outputs:
+# an "Error" over the component that takes every click until the next event writes to it.
+# Over a box a person types in (a project's name and label set, a password, the label-set
+# table, a dropdown) that box cannot be fixed after the refusal, only reloaded away, with
+# what was typed. Events that write to such a box show minimal progress instead (a small
+# spinner; the error still shows as a message), so the box stays usable and keeps its text.
+TYPED_OUTPUTS = {"show_progress": "minimal"}
+
 
 @dataclass
 class Screen:

@@ -14,7 +14,7 @@ from . import finetune, model_views
 from ..errors import UserError
 from ..guard import user_errors
 from ..handlers import Studio
-from . import Screen
+from . import TYPED_OUTPUTS, Screen
 
 def _confusion_html(ev: dict) -> str:
     """The confusion matrix as a table: rows the labelled class, columns the predicted
@@ -100,7 +100,7 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
                     pd.DataFrame(studio.version_history(project), columns=["version", "mIoU", "measured"]))
 
         MODEL_OUT = [summary, versions, plot, confusion, history]
-        panel_ev = project_dd.change(refresh, project_dd, MODEL_OUT, api_name="model_panel")
+        panel_ev = project_dd.change(refresh, project_dd, MODEL_OUT, api_name="model_panel", **TYPED_OUTPUTS)
         with gr.Column(elem_id="segui-model-views"):
             views = model_views.render(studio, project_dd)
         panel_ev.success(views.refresh, project_dd, views.outputs, api_name="model_views", show_progress="hidden")
@@ -133,7 +133,8 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             gr.Info(f"Model version {int(vid)} is now active; new predictions use it.")
             return refresh(project)
 
-        activate_btn.click(on_activate, [project_dd, versions], MODEL_OUT, api_name="activate_model").success(
+        activate_btn.click(on_activate, [project_dd, versions], MODEL_OUT, api_name="activate_model",
+                           **TYPED_OUTPUTS).success(
             views.refresh, project_dd, views.outputs, api_name="model_views_after_activate", show_progress="hidden")
 
         @user_errors
@@ -167,7 +168,8 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             text = studio.set_auto_finetune(project, every)
             return studio.auto_finetune_every(project), text
 
-        auto_btn.click(on_auto_finetune, [project_dd, auto_nb], [auto_nb, auto_md], api_name="auto_finetune")
+        auto_btn.click(on_auto_finetune, [project_dd, auto_nb], [auto_nb, auto_md], api_name="auto_finetune",
+                       **TYPED_OUTPUTS)
         # after the panel's refresh (which refuses those who may not see it): the project's value
         panel_ev.success(studio.auto_finetune_every, project_dd, auto_nb, api_name="auto_finetune_value",
                          show_progress="hidden")

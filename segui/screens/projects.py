@@ -10,7 +10,7 @@ from ..errors import UserError
 from ..guard import user_errors
 from ..handlers import Studio
 from ..imageops import hex_color
-from . import Screen
+from . import TYPED_OUTPUTS, Screen
 
 def _class_table(studio: Studio, project: str | None) -> pd.DataFrame:
     rows = []
@@ -68,7 +68,7 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             return gr.update(choices=studio.project_names(), value=p.name), "", ""
 
         create_btn.click(on_create, [new_name, new_classes], [project_dd, new_name, new_classes],
-                         api_name="create_project")
+                         api_name="create_project", **TYPED_OUTPUTS)
 
         def source_state(project):
             if not project:
@@ -85,8 +85,9 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
         def on_project(project):
             return (*on_label_set(project), *on_settings(project), users_df())
 
-        project_dd.change(on_label_set, project_dd, [table, counts], api_name="label_set")
-        project_dd.change(on_settings, project_dd, [members_md, source, source_md], api_name="project_settings")
+        project_dd.change(on_label_set, project_dd, [table, counts], api_name="label_set", **TYPED_OUTPUTS)
+        project_dd.change(on_settings, project_dd, [members_md, source, source_md], api_name="project_settings",
+                          **TYPED_OUTPUTS)
 
         @user_errors
         def on_member(project, name, add):
@@ -95,9 +96,9 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             return studio.members(project), ""
 
         member_add.click(lambda p, n: on_member(p, n, True), [project_dd, member_name], [members_md, member_name],
-                         api_name="add_member")
+                         api_name="add_member", **TYPED_OUTPUTS)
         member_remove.click(lambda p, n: on_member(p, n, False), [project_dd, member_name],
-                            [members_md, member_name], api_name="remove_member")
+                            [members_md, member_name], api_name="remove_member", **TYPED_OUTPUTS)
 
         @user_errors
         def on_source(project, value):
@@ -133,7 +134,7 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
 
         for action, btn in acct_btns.items():
             btn.click(account_event(action), [acct_name, acct_role, acct_pw], [users, acct_md, acct_pw],
-                      api_name=f"account_{action}")
+                      api_name=f"account_{action}", **TYPED_OUTPUTS)
 
         @user_errors
         def on_apply(project, df):
@@ -144,7 +145,7 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             gr.Info("Label set updated.")
             return _class_table(studio, project)
 
-        events = [apply_btn.click(on_apply, [project_dd, table], table, api_name="update_classes")]
+        events = [apply_btn.click(on_apply, [project_dd, table], table, api_name="update_classes", **TYPED_OUTPUTS)]
 
         @user_errors
         def on_add(project, name, color):
@@ -156,7 +157,8 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             return _class_table(studio, project), ""
 
         events.append(
-            add_btn.click(on_add, [project_dd, add_name, add_color], [table, add_name], api_name="add_class"))
+            add_btn.click(on_add, [project_dd, add_name, add_color], [table, add_name], api_name="add_class",
+                          **TYPED_OUTPUTS))
     PROJ_OUT = [table, counts, members_md, source, source_md, users]
     return Screen(blocks, refresh=(on_project, [project_dd], PROJ_OUT), label_set_events=events)
 

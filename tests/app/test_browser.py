@@ -983,8 +983,21 @@ def test_a_new_empty_project_shows_no_image_of_another_project(cv, app, tmp_path
     painted, demo_image = cv.client_map(), cv.state()["image"]
     page = cv.page
     page.get_by_role("tab", name="Projects").click()
-    page.get_by_label("Project name").fill("empty streets")
-    page.get_by_label("Label set: one class per line, optional #rrggbb colour").fill("road\nperson\nsky")
+    name_box = page.get_by_label("Project name")
+    labels_box = page.get_by_label("Label set: one class per line, optional #rrggbb colour")
+    name_box.fill("empty streets")
+    # a refused label set (two names for one class): the message says why, and both boxes keep
+    # their text and can still be clicked and corrected (no "Error" over them)
+    labels_box.fill("road\nperson\nRoad")
+    page.get_by_role("button", name="Create project").click()
+    page.wait_for_selector("text=duplicate class name 'Road'", timeout=30_000)
+    cv.wait_idle()
+    assert name_box.input_value() == "empty streets" and labels_box.input_value() == "road\nperson\nRoad"
+    assert "empty streets" not in st.project_names()
+    labels_box.click(timeout=5_000)                 # refused if something lies over the box
+    labels_box.press("Control+a")
+    page.keyboard.type("road\nperson\nsky")
+    assert labels_box.input_value() == "road\nperson\nsky"
     page.get_by_role("button", name="Create project").click()
     page.get_by_role("tab", name="Label").click()
     page.wait_for_function("() => document.querySelector('.seg-root').__seg.S.project === 'empty streets'", timeout=60_000)
@@ -994,6 +1007,8 @@ def test_a_new_empty_project_shows_no_image_of_another_project(cv, app, tmp_path
     assert "upload some" in page.inner_text(".seg-empty")
     names = page.locator(".seg-classes .seg-name").all_inner_texts()
     assert names[:3] == ["road", "person", "sky"]
+    # no pixel counts beside the classes: no image is open (they were the demo image's)
+    assert page.locator(".seg-classes .seg-count").all_inner_texts() == [""] * len(names)
     # the demo image's unsaved stroke was kept as its draft
     np.testing.assert_array_equal(st.store.get_annotation(demo_image).class_map, painted)
     # painting on the empty canvas does nothing; an upload opens the project's first image

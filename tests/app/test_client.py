@@ -101,6 +101,29 @@ def test_every_event_has_an_api_name(running):
     assert not [n for n in names if n.startswith("/lambda") or n.startswith("/on_")]
 
 
+def test_no_refusal_covers_a_box_a_person_types_in(tmp_path):
+    """An event that raises (a refused label set, a short password) leaves Gradio's full
+    progress display on its outputs: an "Error" over each that takes every click. So no
+    event writing to an input a person types in or picks from may use it (TYPED_OUTPUTS:
+    minimal progress); what the refusal looks like in the page: test_browser.py."""
+    st = make_studio(tmp_path, demo=True)
+    try:
+        cfg = build_app(st).get_config_file()
+    finally:
+        st.store.close()
+    comps = {c["id"]: c for c in cfg["components"]}
+    typed_in = {"textbox", "number", "dropdown", "dataframe", "radio", "checkbox", "checkboxgroup", "slider",
+                "colorpicker"}
+    covered = []
+    for d in cfg["dependencies"]:
+        boxes = [comps[o]["props"].get("label") for o in d["outputs"] if o in comps
+                 and comps[o]["type"] in typed_in and comps[o]["props"].get("interactive") is not False]
+        if boxes and d.get("show_progress") not in ("minimal", "hidden"):
+            covered.append((d.get("api_name"), boxes))
+    assert not covered, f"events whose errors would cover an input: {covered}"
+    assert any(d.get("api_name") == "create_project" for d in cfg["dependencies"])
+
+
 # --------------------------------------------------------------------------- label screen
 
 def test_select_project_loads_the_prediction_classes_and_queue(running):
