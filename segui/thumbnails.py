@@ -105,7 +105,8 @@ class ThumbnailsMixin:
         """One page of the image strip: images in upload order (an annotator's: the
         images they see) with file name, status (``strip_status``) and thumbnail key;
         the page holding ``current`` unless ``page`` (0-based) is given; and the
-        project's progress (counts per status, the whole project's)."""
+        project's progress (counts per status and ``project_total``, the whole project's:
+        ``total`` counts only the images this person's strip lists)."""
         who = self._who(who)
         try:
             page_size = int(page_size)
@@ -136,7 +137,7 @@ class ThumbnailsMixin:
                  for k, im in enumerate(images[lo:lo + page_size])]
         # "labelled": submitted, whatever the review said (as before accepted / rejected existed)
         return {"items": items, "current": current, "total": len(images), "page": page, "pages": pages,
-                "page_size": page_size, "project": p.name, **counts,
+                "page_size": page_size, "project": p.name, **counts, "project_total": sum(counts.values()),
                 "labelled": counts["submitted"] + counts["accepted"] + counts["rejected"]}
 
     # ------------------------------------------------------------------ thumbnails

@@ -11,16 +11,18 @@ var SegStrip = (function () {
   const WORDS = { unlabelled: "unlabelled", draft: "draft", submitted: "submitted", accepted: "accepted ✓", rejected: "rejected" };
   const MAX_PER_CALL = 60;   // segui/thumbnails.py MAX_THUMBNAILS_PER_CALL
 
-  // The page's range ("21–40 of 3000"), the progress line ("12 / 3000 labelled · 3
-  // draft": labelled = submitted, reviewed ones included), the legend ([status, count]
-  // for each status the project has) and whether there is a page before / after.
+  // The page's range ("21–40 of 3000": the images this person's strip lists), the
+  // progress line ("12 / 3000 labelled · 3 draft", the whole project's: labelled =
+  // submitted, reviewed ones included; an annotator's strip lists fewer images than the
+  // project has), the legend ([status, count] for each status the project has) and
+  // whether there is a page before / after.
   function summary(q) {
     const items = q.items || [];
     const first = items.length ? items[0].pos : 0, last = items.length ? items[items.length - 1].pos : 0;
     const labelled = q.labelled ?? q.submitted ?? 0;
     return {
       range: q.total ? `${first}–${last} of ${q.total}` : "no images",
-      progress: `${labelled} / ${q.total || 0} labelled` + (q.draft ? ` · ${q.draft} draft` : ""),
+      progress: `${labelled} / ${q.project_total ?? q.total ?? 0} labelled` + (q.draft ? ` · ${q.draft} draft` : ""),
       legend: Object.keys(WORDS).filter((k) => q[k] > 0).map((k) => [k, q[k]]),
       canPrev: (q.page || 0) > 0,
       canNext: (q.page || 0) < (q.pages || 1) - 1,

@@ -135,6 +135,10 @@ def test_annotators_see_unlabelled_images_and_their_own_work(team):
     strip_ann = [it["id"] for it in st.strip(P, None, who=who["ann"])["items"]]
     strip_rex = [it["id"] for it in st.strip(P, None, who=who["rex"])["items"]]
     assert ids[2] not in strip_ann and ids[2] in strip_rex and len(strip_rex) == len(ids)
+    # the strip lists fewer images to an annotator; its progress is still the project's
+    s_ann, s_rex = st.strip(P, None, who=who["ann"]), st.strip(P, None, who=who["rex"])
+    assert s_ann["total"] == len(strip_ann) < len(ids) == s_ann["project_total"] == s_rex["project_total"]
+    assert s_ann["labelled"] == s_rex["labelled"] <= s_ann["project_total"]
     assert st.next_image(P, "submitted", who=who["ann"]) is None
     assert st.next_image(P, "submitted", who=who["bob"]) == ids[2]
 

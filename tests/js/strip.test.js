@@ -24,6 +24,12 @@ test("summary: range, progress, legend and paging", () => {
   assert.strictEqual(plain.canPrev, false);
   assert.strictEqual(plain.canNext, false);
   assert.strictEqual(SegStrip.summary({ items: [], total: 0, page: 0, pages: 1 }).range, "no images");
+  // an annotator's strip lists 4 of the project's 14 images: the range says 4, the
+  // progress the project's 14 (12 labelled of 4 would read as nonsense)
+  const own = SegStrip.summary({ items: [item(1, 1), item(3, 4)], total: 4, project_total: 14, page: 0, pages: 1,
+    unlabelled: 2, draft: 0, submitted: 11, accepted: 0, rejected: 1, labelled: 12 });
+  assert.strictEqual(own.range, "1–4 of 4");
+  assert.strictEqual(own.progress, "12 / 14 labelled");
 });
 
 test("toFetch: only the wanted items of the page without a thumbnail of their current key", () => {
