@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.adapt import AdaptSettings, InstantAdaptation  # noqa: F401  (InstantAdaptation: types)
+from models.open_set import void_targets
 
 from .imageops import resize_nearest
 from .predicting import REFRESH_LIMIT, model_positions
@@ -87,7 +88,7 @@ class AdaptingMixin:
         return self._marks.get(int(image_id), 0) if self.instant else 0
 
     def _slot_key(self, p, mv) -> tuple:
-        return (p.id, mv.id, tuple(p.class_names))
+        return (p.id, mv.id, tuple(self.model_words(p, mv.weights_dir)))
 
     def instant_session(self, project) -> InstantAdaptation | None:
         """The project's current session (None: off, or not built yet for the active
@@ -122,7 +123,7 @@ class AdaptingMixin:
         adapter = session.adapter
         if not adapter.images:
             return None
-        emb = self.predictors.embed(mv.weights_dir, image, list(p.class_names))
+        emb = self.predictors.embed(mv.weights_dir, image, list(adapter.class_names))
         pred = adapter.predict(emb)
         h, w = image.shape[:2]
         return resize_nearest(pred.class_map, h, w), pred.uncertainty, int(adapter.images)
@@ -152,7 +153,7 @@ class AdaptingMixin:
             with self._cache_lock:
                 self._building.discard(key)
             return slot
-        session = self.predictors.adaptation(mv.weights_dir, list(p.class_names), IGNORE, self.adapt_settings)
+        session = self.predictors.adaptation(mv.weights_dir, list(key[2]), IGNORE, self.adapt_settings)
         done = self.store.submitted_annotations(p.id, split=None, source="submitted")
         pending = done[-session.settings.max_images:]
         slot = _Slot(key, mv.weights_dir, session, pending=pending)
@@ -175,10 +176,14 @@ class AdaptingMixin:
             return False
         if label is None:
             return False
-        emb = self.predictors.embed(slot.weights_dir, image, list(p.class_names))
+        words = slot.session.class_names
+        emb = self.predictors.embed(slot.weights_dir, image, words)
         emb.base_map = slot.session.base.predict(emb).class_map   # where the model was wrong: hard pixels
         positions = model_positions(p, IGNORE)[label]
         positions = resize_nearest(positions, *emb.size)
+        k = len(p.classes)
+        if len(words) > k:      # hidden words (others unlabelled): what was left void is "none of them"
+            positions = void_targets(positions, slot.session.base.logits(emb)[k:], k, IGNORE)
         slot.session.add(int(image_id), emb, positions)
         slot.learnt[int(image_id)] = int(revision)
         return True

@@ -211,6 +211,35 @@ class AdminMixin:
                     who)
         return now
 
+    def others_unlabelled(self, project: str | int) -> bool:
+        """Whether the project's predictions leave the pixels that are none of its classes
+        unlabelled (``models.open_set``) instead of painting them with the nearest class."""
+        return bool(self.store.get_project(project).others_unlabelled)
+
+    def catch_all_classes(self, project: str | int) -> list[str]:
+        """The project's classes that read as "everything else" ("background", ...): with
+        one, leaving the others unlabelled would take its pixels (``models.open_set``)."""
+        from models.open_set import catch_all
+
+        return catch_all(self.store.get_project(project).class_names)
+
+    def set_others_unlabelled(self, project: str | int, on: bool, who: Principal | None = None) -> bool:
+        """Turn that on or off; the stored predictions were made the other way, so they are
+        dropped and the queue predicted again (annotations are untouched). -> the setting."""
+        if not project:
+            raise UserError("pick a project first")
+        if not isinstance(on, bool):
+            raise UserError("others unlabelled is on or off (true or false)")
+        p = self.store.get_project(project)
+        if bool(p.others_unlabelled) == on:
+            return on
+        self.store.set_others_unlabelled(p.id, on)
+        what = "left unlabelled" if on else "painted as the nearest class"
+        self.record("classes_changed", p.id, f"pixels that are none of the classes: {what}",
+                    {"others_unlabelled": on}, who)
+        self.label_set_changed(p.id)      # the model is asked for other words from now on
+        return on
+
     def users_table(self) -> list[list[Any]]:
         """Every account: name, role, enabled, projects (admins: all)."""
         member_of: dict[int, list[str]] = {}

@@ -72,6 +72,7 @@ class PredictorCache:
         # each image also seen mirrored, the views averaged: the app's --predict-flip
         self.flip = bool(flip)
         self._predictors: dict[str, Predictor] = {}
+        self._hidden: dict[tuple, list[str]] = {}
         self._lock = threading.Lock()
 
     def get(self, weights_dir: str | Path) -> Predictor:
@@ -132,6 +133,20 @@ class PredictorCache:
         with self._lock:
             return word_adapter(predictor, names)
 
+    def hidden_words(self, weights_dir: str | Path, names: list[str]) -> list[str]:
+        """The hidden words (``models.open_set``) the folder's model is asked for after
+        ``names`` when a project leaves the pixels that are none of them unlabelled; a
+        text-encoder pass under the lock the first time, then cached."""
+        from models.open_set import hidden_words
+
+        key = (str(Path(weights_dir).resolve()), tuple(names))
+        words = self._hidden.get(key)
+        if words is None:
+            predictor = self.get(weights_dir)
+            with self._lock:
+                words = self._hidden[key] = hidden_words(predictor, list(names))
+        return list(words)
+
     def phrase_vector(self, weights_dir: str | Path, phrase: str):
         """(E,) the model's class vector of a typed phrase (``models.heatmap``), under the lock."""
         from models.heatmap import phrase_vector
@@ -168,6 +183,15 @@ class ModelMixin:
                                               activate=True, name=self.default_model_dir.name)
         return mv
 
+    def model_words(self, p: ProjectInfo, weights_dir: str | Path) -> list[str]:
+        """The words the model is asked for: the project's classes, then, when the project
+        leaves the pixels that are none of them unlabelled, the hidden words
+        (``models.open_set``; positions past the classes are void: :func:`project_indices`)."""
+        names = list(p.class_names)
+        if getattr(p, "others_unlabelled", False):
+            names += self.predictors.hidden_words(weights_dir, names)
+        return names
+
     def predict(self, project: str | int, image_id: int, image: np.ndarray | None = None,
                 store: bool = True) -> np.ndarray:
         """Predict with the project's active model and label set (project indices)."""
@@ -182,7 +206,8 @@ class ModelMixin:
         if adapted is not None:     # instant adaptation on, with corrected images: its adapter
             cm, unc = project_indices(p)[adapted[0]], adapted[1]
         else:
-            cm, unc, entropy = self.predictors.class_map_entropy(mv.weights_dir, image, p.class_names)
+            asked = self.model_words(p, mv.weights_dir)
+            cm, unc, entropy = self.predictors.class_map_entropy(mv.weights_dir, image, asked)
             cm = project_indices(p)[cm]
         if store:
             with self._cache_lock:      # not if the words changed meanwhile: it would show the old ones
@@ -196,9 +221,9 @@ class ModelMixin:
 
     def _predict_map(self, weights_dir: str, image: np.ndarray, p: ProjectInfo,
                      extra: list[str] | None = None) -> tuple[np.ndarray, float]:
-        cm, uncertainty = self.predictors.class_map(weights_dir, image, p.class_names + list(extra or []))
         if extra:   # positions in the names: the caller reads the extra ones itself
-            return cm, uncertainty
+            return self.predictors.class_map(weights_dir, image, p.class_names + list(extra))
+        cm, uncertainty = self.predictors.class_map(weights_dir, image, self.model_words(p, weights_dir))
         return project_indices(p)[cm], uncertainty
 
     def warm_up(self, project: str | int | None = None) -> None:
@@ -207,7 +232,8 @@ class ModelMixin:
         tiny = np.zeros((64, 64, 3), np.uint8)
         projects = self.store.list_projects() if project is None else [self.store.get_project(project)]
         for p in projects:
-            self._predict_map(self.model_version(p.id).weights_dir, tiny, p)
+            mv = self.model_version(p.id)
+            self._predict_map(mv.weights_dir, tiny, p)
 
     def _predict_if_missing(self, project_id: int, image_id: int) -> None:
         mv = self.model_version(project_id)
@@ -232,7 +258,8 @@ class ModelMixin:
         return len(stale)
 
     def label_set_changed(self, project: str | int) -> int:
-        """The project's class words changed (a class added or renamed): its stored
+        """The project's class words changed (a class added or renamed, or the words the
+        model is asked for: :meth:`set_others_unlabelled`): its stored
         predictions were made for the old words and would never show the new class.
         Forget them and the prepared views of its images, and predict the queue's
         unlabelled images again in the background, most uncertain first (any other

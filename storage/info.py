@@ -65,6 +65,8 @@ class ProjectInfo:
     allow_self_review: bool = False
     # the app queues a fine-tuning job every N submitted annotations; None = off
     auto_finetune_every: int | None = None
+    # pixels that are none of the classes are predicted unlabelled (models.open_set); default False
+    others_unlabelled: bool = False
 
     @property
     def class_names(self) -> list[str]:

@@ -106,6 +106,8 @@ class Project(Base):
     allow_self_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     # the app queues a fine-tuning job every N submitted annotations; None = off (the default)
     auto_finetune_every: Mapped[int | None] = mapped_column(Integer)
+    # pixels that are none of the classes are predicted unlabelled (models.open_set); default off
+    others_unlabelled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     __table_args__ = (CheckConstraint("ignore_index >= 0 AND ignore_index <= 255", name="ignore_range"),
                       CheckConstraint(one_of("training_source", TrainingSource), name="training_source"))
 

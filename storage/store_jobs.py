@@ -284,6 +284,17 @@ class JobsMixin(StoreBase):
             s.flush()
             return self._project_info(s, p)
 
+    def set_others_unlabelled(self, project: str | int, on: bool) -> ProjectInfo:
+        """Predict the pixels that are none of the project's classes unlabelled (True) or
+        as the nearest class (False, the default); see ``models.open_set``."""
+        if not isinstance(on, bool):
+            raise ValidationError(f"others_unlabelled must be true or false, not {on!r}")
+        with self._session() as s, s.begin():
+            p = self._project_row(s, project)
+            p.others_unlabelled = on
+            s.flush()
+            return self._project_info(s, p)
+
     def submitted_since(self, project: str | int, since: datetime | None) -> int:
         """How many annotation revisions were submitted in the project after ``since``
         (every one, when None): what automatic fine-tuning counts."""

@@ -37,6 +37,13 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
                     add_name = gr.Textbox(label="Add a class by name")
                     add_color = gr.ColorPicker(label="Colour", value="#ff8800")
                 add_btn = gr.Button("Add class")
+                others = gr.Radio([("painted as the nearest class", "nearest"),
+                                   ("left unlabelled (void)", "void")], value="nearest",
+                                  label="Pixels that are none of these classes are predicted",
+                                  info="Left unlabelled: for a label set that names only some of what the "
+                                       "images show (the model also weighs common scene words and leaves "
+                                       "what they win void). Not with a catch-all class such as 'background'.",
+                                  elem_id="segui-others-unlabelled")
                 counts = gr.Markdown()
         with gr.Row():
             with gr.Column():
@@ -79,15 +86,18 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
         def on_label_set(project):
             return _class_table(studio, project), summary(project)
 
+        def others_state(project):
+            return gr.update(value="void" if project and studio.others_unlabelled(project) else "nearest")
+
         def on_settings(project):
-            return studio.members(project), *source_state(project)
+            return studio.members(project), *source_state(project), others_state(project)
 
         def on_project(project):
             return (*on_label_set(project), *on_settings(project), users_df())
 
         project_dd.change(on_label_set, project_dd, [table, counts], api_name="label_set", **TYPED_OUTPUTS)
-        project_dd.change(on_settings, project_dd, [members_md, source, source_md], api_name="project_settings",
-                          **TYPED_OUTPUTS)
+        project_dd.change(on_settings, project_dd, [members_md, source, source_md, others],
+                          api_name="project_settings", **TYPED_OUTPUTS)
 
         @user_errors
         def on_member(project, name, add):
@@ -106,6 +116,17 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             return source_state(project)[1]
 
         source.input(on_source, [project_dd, source], source_md, api_name="training_source")
+
+        @user_errors
+        def on_others(project, value):
+            on = studio.set_others_unlabelled(project, value == "void")
+            if on and (held := studio.catch_all_classes(project)):
+                gr.Warning(f"{held[0]!r} reads as a class for everything else: its pixels may now be left "
+                           "unlabelled. With a catch-all class, keep 'painted as the nearest class'.")
+            gr.Info("Pixels that are none of the classes are now " +
+                    ("left unlabelled" if on else "painted as the nearest class") +
+                    ": the images are predicted again (annotations are kept).")
+            return summary(project)
 
         with gr.Accordion("Accounts (admins)", open=False, elem_id="segui-accounts"):
             users = gr.Dataframe(headers=["name", "role", "state", "projects"], datatype=["str"] * 4,
@@ -159,7 +180,9 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
         events.append(
             add_btn.click(on_add, [project_dd, add_name, add_color], [table, add_name], api_name="add_class",
                           **TYPED_OUTPUTS))
-    PROJ_OUT = [table, counts, members_md, source, source_md, users]
+        # the Label screen forgets the image it prepared ahead and re-opens an untouched one
+        events.append(others.input(on_others, [project_dd, others], counts, api_name="others_unlabelled"))
+    PROJ_OUT = [table, counts, members_md, source, source_md, others, users]
     return Screen(blocks, refresh=(on_project, [project_dd], PROJ_OUT), label_set_events=events)
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import inspect, text
 from storage import db
 from storage.models import Action, ReviewDecision, ReviewState, Role, TrainingSource, utcnow
 
-HEAD = "0006"
+HEAD = "0007"
 TEAM_TABLES = {"users", "project_members", "reviews", "activity"}
 
 
@@ -179,6 +179,29 @@ def test_0006_explore_metrics_up_and_down_keep_data(url):
         db.upgrade(engine)
         with engine.connect() as c:
             assert c.execute(text("SELECT count(*) FROM image_metrics")).scalar() == 0
+    finally:
+        engine.dispose()
+
+
+def test_0007_others_unlabelled_up_and_down_keep_data(url):
+    engine = db.make_engine(url)
+    try:
+        db.upgrade(engine, "0001")
+        _fill_0001(engine)
+        db.upgrade(engine, "0006")
+        before = _counts(engine)
+        db.upgrade(engine)
+        assert db.current_revision(engine) == HEAD
+        with engine.begin() as c:   # existing projects: off, as before
+            assert c.execute(text("SELECT others_unlabelled FROM projects")).scalar_one() in (False, 0)
+            c.execute(text("UPDATE projects SET others_unlabelled = true"))
+        assert _counts(engine) == before
+        db.downgrade(engine, "0006")
+        assert "others_unlabelled" not in {c["name"] for c in inspect(engine).get_columns("projects")}
+        assert _counts(engine) == before
+        db.upgrade(engine)
+        with engine.connect() as c:
+            assert c.execute(text("SELECT others_unlabelled FROM projects")).scalar_one() in (False, 0)
     finally:
         engine.dispose()
 
