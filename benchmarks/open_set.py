@@ -12,7 +12,8 @@ target's void):
 - ``prob:P``: void where the largest softmax probability is below P.
 
     python -m benchmarks.open_set --split train --every 6 --subsets 16 --seed 0   # choose
-    python -m benchmarks.open_set --split val --subsets 16 --seed 1 --methods closed,hidden:0.6  # report once
+    python -m benchmarks.open_set --split val --subsets 16 --seed 1 --methods closed,hidden:0.8  # report once
+    python -m benchmarks.open_set --data /tmp/thin_wires --split val --sets "power line" --methods closed,hidden:0.8
 
 Prints one JSON object: per method the wrong pixels summed over the subsets (and the full
 label set alone), as counts and as % of ``closed``, and the project classes' pixels
@@ -76,6 +77,8 @@ def main(argv=None) -> int:
     ap.add_argument("--every", type=int, default=1, help="every N-th frame of the split")
     ap.add_argument("--subsets", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sets", default=None,
+                    help='fixed label sets instead of random ones: "a,b;c" (class names of --data), as named')
     ap.add_argument("--methods", default="closed,hidden:0.5,hidden:0.6,hidden:0.7,hidden:0.8,hidden:none,prob:0.5,prob:0.7")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
@@ -86,13 +89,14 @@ def main(argv=None) -> int:
     _, images, labels = load_split(args.data, args.split)
     images, labels = images[::args.every], labels[::args.every]
     predictor = Predictor.load(args.model, "cpu")
-    sets = subsets(names, args.subsets, args.seed)
+    sets = (subsets(names, args.subsets, args.seed) if args.sets is None else
+            [[names.index(n.strip()) for n in part.split(",")] for part in args.sets.split(";")])
     methods = args.methods.split(",")
     out = {"split": args.split, "frames": len(images), "seed": args.seed, "hidden_words": list(HIDDEN_WORDS),
            "subsets": [], "full": {}}
     totals = dict.fromkeys(methods, 0)
     for k, keep in enumerate(sets):
-        words = [HELD_OUT_SYNONYMS[names[c]] if k % 2 else names[c] for c in keep]
+        words = [HELD_OUT_SYNONYMS[names[c]] if k % 2 and args.sets is None else names[c] for c in keep]
         row = {"words": words}
         for m in methods:
             r = run_method(predictor, images, labels, words, keep, m, ls.ignore_index)
