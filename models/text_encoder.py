@@ -74,8 +74,18 @@ class SentenceEmbedder:
         path = Path(self.config.model_path) if self.config.model_path else default_bert_path()
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"no transformers model at {path} (expected a config.json there)")
-        self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self._model = AutoModel.from_pretrained(str(path), local_files_only=True).eval()
+        from transformers.utils import logging as hf_logging
+
+        # transformers 5 draws a "Loading weights" bar for these 103 tensors (a few ms) in
+        # every CLI's output and the app's log: off while loading, as it was before
+        bar = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            self._model = AutoModel.from_pretrained(str(path), local_files_only=True).eval()
+        finally:
+            if bar:
+                hf_logging.enable_progress_bar()
 
     @torch.no_grad()
     def __call__(self, sentences: list[str]) -> torch.Tensor:

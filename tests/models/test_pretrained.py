@@ -40,3 +40,14 @@ def test_any_local_bert_folder_can_be_chosen(tmp_path):
     import pytest
     with pytest.raises(FileNotFoundError, match="no transformers model"):
         missing(["road"])
+
+
+def test_loading_bert_draws_no_progress_bar_and_leaves_the_setting(capfd):
+    from transformers.utils import logging as hf_logging
+
+    for enabled in (True, False):
+        (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+        SentenceEmbedder(TextEncoderConfig())(["road"])
+        assert "Loading weights" not in capfd.readouterr().err
+        assert hf_logging.is_progress_bar_enabled() == enabled
+    hf_logging.enable_progress_bar()
