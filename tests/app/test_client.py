@@ -588,6 +588,30 @@ def test_model_panel(running):
         c.predict(DEMO_PROJECT, 424242, api_name="/activate_model")
 
 
+def test_others_unlabelled_through_the_projects_screen(running):
+    """The setting's radio: set through its endpoint, shown by the project's refreshes, and
+    the project's image is predicted again with the rest left void (its words: sky,
+    building, tree, car and what earlier tests added; the street's road is none of them)."""
+    st, url = running
+    c = client(url)
+    p = st.store.get_project(OTHER_PROJECT)
+    iid = st.store.list_images(p.id, order="id")[0].id
+    before = st.predict(p.id, iid)
+    assert (before == p.ignore_index).mean() == 0
+    c.predict(OTHER_PROJECT, "void", api_name="/others_unlabelled")
+    assert st.store.get_project(OTHER_PROJECT).others_unlabelled
+    assert st.store.get_prediction(iid, st.model_version(p.id).id) is None      # forgotten: made the other way
+    *_, radio = c.predict(OTHER_PROJECT, api_name="/project_settings")
+    assert radio["value"] == "void"
+    refreshed = c.predict(OTHER_PROJECT, api_name="/init_screen_1")       # the tab's refresh: every output
+    assert len(refreshed) == 7 and refreshed[5]["value"] == "void"
+    after = st.predict(p.id, iid)
+    assert (after == p.ignore_index).mean() > 0.1      # (earlier tests may have added classes)
+    c.predict(OTHER_PROJECT, "nearest", api_name="/others_unlabelled")
+    assert not st.store.get_project(OTHER_PROJECT).others_unlabelled
+    assert np.array_equal(st.predict(p.id, iid), before)
+
+
 def test_auth_login_name_is_the_author(tmp_path):
     st = make_studio(tmp_path, demo=True)
     app = build_app(st, auth_enabled=True)
