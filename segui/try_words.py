@@ -12,7 +12,10 @@ them (one forward pass per image and word set, cached like the Label screen's:
 ``segui.heatmaps``), each word's map is its softmax probability among the words
 (``models.heatmap.word_probability``), and the segmentation is the argmax, what the
 model would predict for a project with those classes. Every pixel goes to one of the
-words: a catch-all such as "background" gives the rest somewhere to go.
+words (a catch-all such as "background" gives the rest somewhere to go), unless the view's
+*leave the rest out* is ticked: then the model is also asked for hidden scene words
+(``models.open_set``, as a project's *pixels that are none of these classes*) and what they
+win is none of the typed words.
 
 The model is the app's default one (``--model``, else the shipped weights).
 """
@@ -107,13 +110,18 @@ class TryWordsMixin:
         whatever people type, so per-key locks would pile up)."""
         return self._lru_lookup(self._try_cache(), key, make, TRY_CACHED, ("try words",))
 
-    def try_words(self, image: np.ndarray, words) -> dict:
+    def try_words(self, image: np.ndarray, words, others_unlabelled: bool = False) -> dict:
         """Each word's probability map over ``image`` and the segmentation the words make
         together, with the app's default model: ``{"words", "colors" ('#rrggbb' per
         word), "maps" ((H, W) uint8 probability * 255, one per word), "class_map"
-        ((H, W) uint8: the winning word's position), "shares" (of the pixels each word
-        wins), "peaks" (each word's highest probability), "size" (H, W), "cached" (the
-        image's embeddings for these words were ready), "ms"}``."""
+        ((H, W) uint8: the winning word's position; ``len(words)``: none of them),
+        "shares" (of the pixels each word wins), "none" (the share none of them wins),
+        "hidden" (the scene words also asked for), "peaks" (each word's highest
+        probability), "size" (H, W), "cached" (the image's embeddings for these words
+        were ready), "ms"}``. ``others_unlabelled``: the model is also asked for the
+        hidden scene words of ``models.open_set`` (those not close to any typed word), so
+        a pixel that is none of the words is left out of the segmentation and the maps
+        are each word's probability among the typed and the hidden words."""
         t0 = time.perf_counter()
         names = parse_words(words) if isinstance(words, str) else validate_class_names(words)
         image = np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
@@ -122,32 +130,36 @@ class TryWordsMixin:
         image = fit_side(image, TRY_MAX_SIDE)
         weights = str(self.default_model_dir)
         digest = hashlib.blake2b(image.tobytes(), digest_size=16, key=repr(image.shape).encode()).hexdigest()
+        hidden = self.predictors.hidden_words(weights, names) if others_unlabelled else []
+        asked = names + hidden
 
         def embed():
             from models.adapt import PixelEmbeddings
 
-            e = self.predictors.embed(weights, image, names)
+            e = self.predictors.embed(weights, image, asked)
             return PixelEmbeddings(e.pixels, tuple(image.shape[:2]))
 
-        emb, hit = self._try_lookup(("emb", digest, weights, tuple(names)), embed)
-        adapter, _ = self._try_lookup(("set", weights, tuple(names)),
-                                      lambda: self.predictors.word_vectors(weights, names))
+        emb, hit = self._try_lookup(("emb", digest, weights, tuple(asked)), embed)
+        adapter, _ = self._try_lookup(("set", weights, tuple(asked)),
+                                      lambda: self.predictors.word_vectors(weights, asked))
         with self._cache_lock:
             self.try_stats["embed_hits" if hit else "embed_misses"] += 1
+        k = len(names)
         probs = label_set_probabilities(emb, adapter)
-        class_map = probs.argmax(0).astype(np.uint8)
-        shares = np.bincount(class_map.ravel(), minlength=len(names)) / class_map.size
+        class_map = np.minimum(probs.argmax(0), k).astype(np.uint8)     # k: a hidden word won, none of them
+        counts = np.bincount(class_map.ravel(), minlength=k + 1) / class_map.size
+        probs = probs[:k]
         return {"words": names, "colors": default_colors(names), "maps": [quantise(p) for p in probs],
-                "class_map": class_map, "shares": [float(s) for s in shares],
-                "peaks": [float(p.max()) for p in probs], "size": tuple(image.shape[:2]),
+                "class_map": class_map, "shares": [float(s) for s in counts[:k]], "none": float(counts[k]),
+                "hidden": hidden, "peaks": [float(p.max()) for p in probs], "size": tuple(image.shape[:2]),
                 "image": image, "cached": hit, "ms": round(1000 * (time.perf_counter() - t0), 1)}
 
-    def try_words_file(self, path: str | Path, words) -> dict:
+    def try_words_file(self, path: str | Path, words, others_unlabelled: bool = False) -> dict:
         """:meth:`try_words` on a dropped image file (read and decoded within the limits)."""
         if not path:
             raise UserError("drop an image first (or press 'Demo street image')")
         names = parse_words(words)          # a typing mistake is said before the image is decoded
-        return self.try_words(read_try_image(path), names)
+        return self.try_words(read_try_image(path), names, others_unlabelled=bool(others_unlabelled))
 
     def try_words_demo(self) -> tuple[np.ndarray, str]:
         """A street image of the demo folder and words to try on it."""

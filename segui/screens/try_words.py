@@ -84,12 +84,19 @@ def view_html(r: dict) -> str:
     image = r["image"]
     photo = _data_url(image, "JPEG")
     under = _data_url(grey(image), "JPEG")
-    mask = _data_url(paint(r["class_map"], r["colors"]))
+    rest_out = "none" in r and bool(r.get("hidden"))
+    rgb = paint(r["class_map"], r["colors"])
+    if rest_out:     # what none of the words won: no colour over the photo
+        rgb = np.dstack([rgb, np.where(r["class_map"] < len(r["words"]), 255, 0).astype(np.uint8)])
+    mask = _data_url(rgb)
     h, w = r["size"]
     legend = "".join(
         f'<li data-word="{html.escape(n)}"><span class="tw-swatch" style="background:{c}"></span>'
         f'<b>{html.escape(n)}</b> <span class="tw-pct">{100 * s:.0f}%</span></li>'
         for n, c, s in zip(r["words"], r["colors"], r["shares"]))
+    if rest_out:
+        legend += ('<li data-word=""><span class="tw-swatch" style="background:transparent"></span>'
+                   f'none of them <span class="tw-pct">{100 * r["none"]:.0f}%</span></li>')
     tiles = "".join(
         f'<figure class="tw-tile" data-word="{html.escape(n)}"><div class="tw-stack">'
         f'<img class="tw-under" alt="" src="{under}"><img class="tw-heat" alt="heatmap of {html.escape(n)}" '
@@ -97,9 +104,16 @@ def view_html(r: dict) -> str:
         f'{html.escape(n)} <small>wins {100 * s:.0f}% · peak {p:.2f}</small></figcaption></figure>'
         for n, c, m, s, p in zip(r["words"], r["colors"], r["maps"], r["shares"], r["peaks"]))
     how = "embeddings cached" if r["cached"] else "one forward pass"
-    status = (f'{len(r["words"])} words on a {w}×{h} image in {r["ms"] / 1000:.2f} s ({how}). Every pixel goes '
-              'to the word most likely there: add a catch-all word such as <i>background</i> for the rest.')
-    bar = (f'<div class="tw-bar">Heatmaps: probability of the word, among the words typed'
+    if rest_out:
+        status = (f'{len(r["words"])} words on a {w}×{h} image in {r["ms"] / 1000:.2f} s ({how}). The model also '
+                  f'weighed {len(r["hidden"])} common scene words ({html.escape(", ".join(r["hidden"]))}); what '
+                  'they win is none of the words and left uncoloured.')
+    else:
+        status = (f'{len(r["words"])} words on a {w}×{h} image in {r["ms"] / 1000:.2f} s ({how}). Every pixel goes '
+                  'to the word most likely there: add a catch-all word such as <i>background</i> for the rest, '
+                  'or tick <i>leave the rest out</i>.')
+    among = "the words typed and the scene words" if rest_out else "the words typed"
+    bar = (f'<div class="tw-bar">Heatmaps: probability of the word, among {among}'
            f'<div class="tw-gradient" style="{gradient_css()}"></div>'
            '<div class="tw-ticks"><span>0</span><span>0.25</span><span>0.5</span><span>0.75</span><span>1</span>'
            '</div></div>')
@@ -117,6 +131,7 @@ def view_html(r: dict) -> str:
 def summary(r: dict) -> dict:
     """What a script gets besides the view."""
     return {"words": r["words"], "colors": r["colors"], "shares": r["shares"], "peaks": r["peaks"],
+            "none": r.get("none", 0.0), "hidden": r.get("hidden", []),
             "size": list(r["size"]), "cached": r["cached"], "ms": r["ms"]}
 
 
@@ -136,7 +151,8 @@ def try_words_screen(studio: Studio) -> gr.Blocks:
     with gr.Blocks() as blocks:
         gr.Markdown("### Try words: any image, any words, no project\n"
                     "The model reads the words: each one's map is the probability it gives that word at each "
-                    "pixel, among the words typed.", elem_id="segui-try-intro")
+                    "pixel, among the words typed (and, with the rest left out, some common scene words: what "
+                    "those win is none of the words).", elem_id="segui-try-intro")
         with gr.Row(equal_height=False):
             image = gr.Image(label="Image (drop one here)", type="filepath", image_mode=None, format="png",
                              sources=["upload", "clipboard"], height=200, elem_id="segui-try-image", scale=1)
@@ -147,12 +163,14 @@ def try_words_screen(studio: Studio) -> gr.Blocks:
                 with gr.Row():
                     show = gr.Button("Show", variant="primary", elem_id="segui-try-show")
                     demo = gr.Button("Demo street image", elem_id="segui-try-demo")
+                    rest = gr.Checkbox(False, label="Leave the rest out (what is none of the words)",
+                                       elem_id="segui-try-rest")
         view = gr.HTML(EMPTY, css_template=TRY_CSS, js_on_load=None, elem_id="segui-try-view")
         info = gr.JSON(visible=False)
 
         @user_errors
-        def on_try(path, text):
-            r = studio.try_words_file(path, text)
+        def on_try(path, text, rest_out=False):
+            r = studio.try_words_file(path, text, others_unlabelled=bool(rest_out))
             return view_html(r), summary(r)
 
         @user_errors
@@ -168,9 +186,9 @@ def try_words_screen(studio: Studio) -> gr.Blocks:
                 (words.submit, on_try, [view, info], "try_words_submit"),
                 (demo.click, on_demo, [image, words], "try_words_demo")]):
             trigger(None, None, None, js=BUSY_JS, api_name=f"try_words_busy_{i}")
-            ev = trigger(fn, [image, words] if fn is on_try else None, outs, api_name=name, **quiet)
+            ev = trigger(fn, [image, words, rest] if fn is on_try else None, outs, api_name=name, **quiet)
             if fn is on_demo:
-                ev = ev.success(on_try, [image, words], [view, info], api_name="try_words_after_demo", **quiet)
+                ev = ev.success(on_try, [image, words, rest], [view, info], api_name="try_words_after_demo", **quiet)
             ev.then(None, None, None, js=IDLE_JS, api_name=f"try_words_idle_{i}")
     return blocks
 

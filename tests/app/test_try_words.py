@@ -74,6 +74,23 @@ def test_each_word_has_its_map_and_the_words_segment_together(studio):
     assert st.store.list_projects() == []           # nothing stored
 
 
+def test_the_rest_left_out_of_a_few_words(studio):
+    """"car, person" on a street: painted as the nearest word, the road and the sky are
+    "car"; with the rest left out, hidden scene words take them and the cars stay cars."""
+    img = read_try_image(DEMO_IMAGE)
+    closed = studio.try_words(img, "car, person")
+    assert closed["none"] == 0 and closed["hidden"] == [] and closed["shares"][0] > 0.4
+    open_ = studio.try_words(img, "car, person", others_unlabelled=True)
+    assert "road" in open_["hidden"] and "sky" in open_["hidden"] and "car" not in open_["hidden"]
+    cm = open_["class_map"]
+    assert cm.max() == 2 and open_["none"] > 0.8                 # 2: none of the words
+    assert abs(sum(open_["shares"]) + open_["none"] - 1) < 1e-9
+    assert np.allclose(open_["shares"] + [open_["none"]], np.bincount(cm.ravel(), minlength=3) / cm.size)
+    cars = closed["class_map"] == 0
+    assert 0 < open_["shares"][0] < closed["shares"][0] and (cm[cars] == 0).mean() < 0.3
+    assert len(open_["maps"]) == 2 and open_["cached"] is False  # another word set: another forward pass
+
+
 def test_the_file_route_and_the_demo(studio):
     with pytest.raises(UserError, match="drop an image"):
         studio.try_words_file(None, "sky")

@@ -53,6 +53,16 @@ def test_try_words_without_a_project(bare):
     assert st.store.list_projects() == []
 
 
+def test_try_words_with_the_rest_left_out(bare):
+    _, url = bare
+    c = Client(url, verbose=False)
+    view, info = c.predict(handle_file(str(DEMO_IMAGE)), "car, person", True, api_name="/try_words")
+    assert info["none"] > 0.5 and "road" in info["hidden"] and "none of them" in view
+    assert "common scene words" in view and "among the words typed and the scene words" in view
+    view, info = c.predict(handle_file(str(DEMO_IMAGE)), "car, person", False, api_name="/try_words")
+    assert info["none"] == 0 and "none of them" not in view
+
+
 def test_try_words_refusals(bare, tmp_path):
     _, url = bare
     c = Client(url, verbose=False)
