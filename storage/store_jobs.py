@@ -175,8 +175,15 @@ class JobsMixin(StoreBase):
                                 **values)
 
     def cancel_job(self, job_id: int) -> JobInfo:
-        """queued or running -> cancelled (a running worker sees it on its next update_job)."""
-        return self._transition(job_id, "cancelled", finished_at=utcnow())
+        """queued or running -> cancelled (a running worker sees it on its next update_job);
+        the job's log ends with the step it was cancelled at (its runner can no longer log)."""
+        info = self._transition(job_id, "cancelled", finished_at=utcnow())
+        with self._session() as s, s.begin():
+            job = self._job_row(s, job_id, with_for_update=True)
+            line = "cancelled" + (f" at step {job.step}" if job.started_at is not None else " before it started")
+            job.log_tail = (list(job.log_tail or []) + [line])[-LOG_TAIL_LINES:]
+            s.flush()
+            return _job_info(job) if job.status == info.status else info
 
     def get_job(self, job_id: int) -> JobInfo:
         with self._session() as s:

@@ -120,10 +120,14 @@ def test_job_lifecycle(store, project):
 def test_cancel_running_job_stops_the_worker(store, project):
     job = store.create_job("p", {})
     store.start_job(job.id)
+    store.update_job(job.id, step=7, log_line="base val mIoU 0.75")
     store.cancel_job(job.id)
     with pytest.raises(JobStateError, match="cancelled"):
         store.update_job(job.id, progress=0.2)
-    assert store.get_job(job.id).status == "cancelled"
+    j = store.get_job(job.id)
+    assert j.status == "cancelled" and list(j.log_tail) == ["base val mIoU 0.75", "cancelled at step 7"]
+    queued = store.create_job("p", {})
+    assert list(store.cancel_job(queued.id).log_tail) == ["cancelled before it started"]
 
 
 def test_second_active_job_refused_by_database_index(store, project):
