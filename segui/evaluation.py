@@ -20,7 +20,7 @@ class EvaluationMixin:
 
     def _val_key(self, p: ProjectInfo, version_id: int) -> tuple:
         return (version_id, tuple(self.store.submitted_annotations(p.id, "val")), tuple(p.class_indices),
-                tuple(p.class_names), bool(getattr(p, "others_unlabelled", False)))
+                tuple(p.class_names), p.others_unlabelled)
 
     def cached_evaluation(self, project: str | int, version_id: int) -> dict | None:
         """An evaluation of the version on the project's current val set, if one was made."""

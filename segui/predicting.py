@@ -188,7 +188,7 @@ class ModelMixin:
         leaves the pixels that are none of them unlabelled, the hidden words
         (``models.open_set``; positions past the classes are void: :func:`project_indices`)."""
         names = list(p.class_names)
-        if getattr(p, "others_unlabelled", False):
+        if p.others_unlabelled:
             names += self.predictors.hidden_words(weights_dir, names)
         return names
 
@@ -232,8 +232,7 @@ class ModelMixin:
         tiny = np.zeros((64, 64, 3), np.uint8)
         projects = self.store.list_projects() if project is None else [self.store.get_project(project)]
         for p in projects:
-            mv = self.model_version(p.id)
-            self._predict_map(mv.weights_dir, tiny, p)
+            self._predict_map(self.model_version(p.id).weights_dir, tiny, p)
 
     def _predict_if_missing(self, project_id: int, image_id: int) -> None:
         mv = self.model_version(project_id)

@@ -151,7 +151,7 @@ class TryWordsMixin:
         probs = probs[:k]
         return {"words": names, "colors": default_colors(names), "maps": [quantise(p) for p in probs],
                 "class_map": class_map, "shares": [float(s) for s in counts[:k]], "none": float(counts[k]),
-                "hidden": hidden, "peaks": [float(p.max()) for p in probs], "size": tuple(image.shape[:2]),
+                "rest_out": bool(others_unlabelled), "hidden": hidden, "peaks": [float(p.max()) for p in probs], "size": tuple(image.shape[:2]),
                 "image": image, "cached": hit, "ms": round(1000 * (time.perf_counter() - t0), 1)}
 
     def try_words_file(self, path: str | Path, words, others_unlabelled: bool = False) -> dict:

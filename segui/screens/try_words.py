@@ -108,6 +108,10 @@ def view_html(r: dict) -> str:
         status = (f'{len(r["words"])} words on a {w}×{h} image in {r["ms"] / 1000:.2f} s ({how}). The model also '
                   f'weighed {len(r["hidden"])} common scene words ({html.escape(", ".join(r["hidden"]))}); what '
                   'they win is none of the words and left uncoloured.')
+    elif r.get("rest_out"):
+        status = (f'{len(r["words"])} words on a {w}×{h} image in {r["ms"] / 1000:.2f} s ({how}). Every common '
+                  'scene word sits too close to one of the words typed, so every pixel still goes to the word '
+                  'most likely there.')
     else:
         status = (f'{len(r["words"])} words on a {w}×{h} image in {r["ms"] / 1000:.2f} s ({how}). Every pixel goes '
                   'to the word most likely there: add a catch-all word such as <i>background</i> for the rest, '

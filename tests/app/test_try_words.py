@@ -9,6 +9,7 @@ from benchmarks.bench_bounds import blank_png
 from common import limits
 from segui.errors import UserError
 from segui.handlers import DEMO_DIR
+from segui.screens.try_words import view_html
 from segui.try_words import TRY_MAX_SIDE, TRY_MAX_WORDS, parse_words, read_try_image
 
 DEMO_IMAGE = DEMO_DIR / "0016E5_08009.jpg"
@@ -89,6 +90,11 @@ def test_the_rest_left_out_of_a_few_words(studio):
     cars = closed["class_map"] == 0
     assert 0 < open_["shares"][0] < closed["shares"][0] and (cm[cars] == 0).mean() < 0.3
     assert len(open_["maps"]) == 2 and open_["cached"] is False  # another word set: another forward pass
+    assert open_["rest_out"] and not closed["rest_out"]
+    assert "none of them" in view_html(open_) and "none of them" not in view_html(closed)
+    # ticked, but every scene word sits close to a typed one (no hidden word): the view says so
+    nothing_hidden = {**closed, "rest_out": True}
+    assert "too close" in view_html(nothing_hidden) and "too close" not in view_html(closed)
 
 
 def test_the_file_route_and_the_demo(studio):
