@@ -113,6 +113,14 @@ class CanvasPage:
             self.page.wait_for_function(f"() => {{ const r = document.querySelector('.seg-root'); return r && r.__seg && r.dataset.imageShown == '{int(image_id)}'; }}", timeout=timeout)
         return self.state()["image"]
 
+    def wait_moved_on(self, from_id: int, timeout: float = 60_000):
+        """After Submit & next (or Next): wait until the page shows another image than
+        ``from_id`` and is idle. (``wait_idle`` alone can return before the request is
+        made: the page first waits up to a second for the image it is preparing ahead.)"""
+        self.page.wait_for_function(f"() => {{ const r = document.querySelector('.seg-root'); return r && r.dataset.imageShown && r.dataset.imageShown != '{int(from_id)}'; }}", timeout=timeout)
+        self.wait_idle(timeout)
+        return self.state()["image"]
+
     def wait_superpixels(self, timeout: float = 60_000):
         self.page.wait_for_function(f"() => {S}.seg !== null && {S}.img && document.querySelector('.seg-root').dataset.superpixels == {S}.img.id", timeout=timeout)
 

@@ -734,8 +734,7 @@ def test_leaving_an_image_saves_a_draft_and_back_shows_it(cv, app, ids):
     painted = cv.client_map()
     cv.page.select_option(".seg-queue", "any")     # every demo image has a draft by now
     cv.key("n")
-    cv.wait_idle()
-    other = cv.state()["image"]
+    other = cv.wait_moved_on(iid)
     assert other != iid
     a = st.store.get_annotation(iid)
     assert a.revision == rev0 + 1 and a.status == "draft"
@@ -748,8 +747,7 @@ def test_leaving_an_image_saves_a_draft_and_back_shows_it(cv, app, ids):
     assert cv.state()["dirty"] is False
     # only looking at an image stores nothing
     cv.key("n")
-    cv.wait_idle()
-    looked = cv.state()["image"]
+    looked = cv.wait_moved_on(iid)
     r = st.store.get_image(looked).revision
     cv.key("Shift+N")
     cv.wait_image(iid)
@@ -856,7 +854,7 @@ def test_ctrl_enter_submits_moves_on_and_counts(cv, app, ids):
     iid = cv.state()["image"]
     m = cv.client_map()
     cv.key("Control+Enter")
-    cv.wait_idle()
+    cv.wait_moved_on(iid)
     a = st.store.get_annotation(iid)
     assert a.status == "submitted"
     np.testing.assert_array_equal(a.class_map, m)

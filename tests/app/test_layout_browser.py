@@ -159,7 +159,7 @@ def test_the_strip_shows_names_status_colours_and_thumbnails_and_opens_an_image(
     # submit: the next image opens and the submitted one turns green, its thumbnail redrawn
     before = next(it for it in strip_items(cv) if it["id"] == other)["img"]
     cv.key("Control+Enter")
-    cv.wait_idle()
+    cv.wait_moved_on(other)
     assert st.store.get_image(other).status == "submitted"
     wait_strip(cv, f"(it => it.status === 'submitted' && !it.current && it.img && it.img !== {before!r})"
                    f"(items.find(it => it.id === {other}))")
