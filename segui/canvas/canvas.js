@@ -1340,6 +1340,10 @@ async function onPrompt(v) {
   bar.hidden = false;
   $(".seg-prompt-info").textContent = `“${v.phrase}”: ${fmtCount(v.pixels)} px (white).`;
   $(".seg-accept-name").value = v.phrase;
+  // the bar sits under the prompt box, at the foot of the side panel: below the fold of
+  // a 900 px window. The status says "Accept it", so bring the button into view (once the
+  // status line, set after this, has taken its place)
+  requestAnimationFrame(() => { if (!bar.hidden) bar.scrollIntoView({ block: "nearest" }); });
   requestRender();
 }
 

@@ -16,7 +16,7 @@ import pytest
 from segui.handlers import DEMO_PROJECT, UserError
 from segui.smart_tools import clean_up
 
-from .canvas_page import CanvasPage, canvas_session
+from .canvas_page import CanvasPage, canvas_session, in_view
 from .conftest import make_studio, png_bytes, require_chromium, served
 
 pytestmark = pytest.mark.slow   # a browser run (Chromium)
@@ -700,6 +700,9 @@ def test_text_prompt_asks_before_adding_a_class(cv, app, ids):
     cv.page.click(".seg-prompt")
     cv.wait_status("covers")
     assert cv.page.is_visible(".seg-promptbar")
+    # its Accept button is in view, not below the fold of the side panel (a labeller would
+    # read "Accept it" and see no button); every box that holds it shows it
+    assert in_view(cv, ".seg-accept, .seg-discard") == []
     cv.page.fill(".seg-accept-name", "red car")
     cv.page.click(".seg-accept")
     assert cv.page.is_visible(".seg-confirm")
