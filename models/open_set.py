@@ -1,12 +1,14 @@
 """Pixels that are none of a label set's words: found with hidden words, left void.
 
 A project's label set often names only some of what its images show ("road, bicycle,
-bin"). A softmax over those words alone paints every pixel with one of them, so a tree
-becomes "bin" and the labeller erases it. Here the label set the model is asked for is
+bin"). A softmax over those words alone paints every pixel with one of them, so the sky
+becomes "traffic light" and the labeller erases it. Here the label set the model is asked for is
 widened by common scene words (:data:`HIDDEN_WORDS`) that are not close to any of its
 own (class-vector cosine below :data:`HIDDEN_CLOSE`: "streetlight pole" keeps "pole"
 out, or poles would go void); a pixel whose argmax is a hidden word is none of the
-project's classes. The hidden words come after the project's, so positions
+project's classes. (A word the model never learned can sit close to a scene word:
+"bin" is 0.82 from "tree", so "tree" stays out and trees stay "bin" until the instant
+layer learns from the labeller's void.) The hidden words come after the project's, so positions
 ``>= len(class_names)`` are "none of them" (``segui.predicting.project_indices`` makes
 them void).
 
