@@ -87,6 +87,15 @@ class StoreBase:
             raise NotFoundError(f"project {project!r} does not exist")
         return row
 
+    def _set_project(self, project: str | int, **values) -> ProjectInfo:
+        """Write validated settings (column=value) of one project; -> its info."""
+        with self._session() as s, s.begin():
+            p = self._project_row(s, project)
+            for column, value in values.items():
+                setattr(p, column, value)
+            s.flush()
+            return self._project_info(s, p)
+
     @staticmethod
     def _project_info(s: Session, p: Project) -> ProjectInfo:
         classes = s.scalars(select(LabelClass).where(LabelClass.project_id == p.id)

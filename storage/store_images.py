@@ -158,6 +158,13 @@ class ImagesMixin(StoreBase):
 
     # ------------------------------------------------------------------ images
 
+    def set_others_unlabelled(self, project: str | int, on: bool) -> ProjectInfo:
+        """Predict the pixels that are none of the project's classes unlabelled (True) or
+        as the nearest class (False, the default); see ``models.open_set``."""
+        if not isinstance(on, bool):
+            raise ValidationError(f"others_unlabelled must be true or false, not {on!r}")
+        return self._set_project(project, others_unlabelled=on)
+
     def add_image(self, project: str | int, data: bytes | str | Path, filename: str | None = None,
                   split: str = "none") -> ImageInfo:
         """Validate, normalise-check and store an image. Invalid input (not an allowed

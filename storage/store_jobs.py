@@ -19,6 +19,12 @@ from .store_base import StoreBase, _check_split, _enum_value
 
 LOG_TAIL_LINES = 200
 
+
+def _append_log(job: TrainingJob, lines: list) -> None:
+    """Add lines to a job row's log tail, keeping the last LOG_TAIL_LINES."""
+    job.log_tail = (list(job.log_tail or []) + [str(x) for x in lines])[-LOG_TAIL_LINES:]
+
+
 JOB_TRANSITIONS = {
     "queued": ("running", "cancelled"),
     "running": ("succeeded", "failed", "cancelled"),
@@ -139,8 +145,7 @@ class JobsMixin(StoreBase):
             if metrics is not None:
                 job.metrics = dict(metrics)
             if log_line is not None:
-                lines = [log_line] if isinstance(log_line, str) else list(log_line)
-                job.log_tail = (list(job.log_tail or []) + [str(x) for x in lines])[-LOG_TAIL_LINES:]
+                _append_log(job, [log_line] if isinstance(log_line, str) else list(log_line))
             job.heartbeat_at = utcnow()
             s.flush()
             return _job_info(job)
@@ -177,13 +182,13 @@ class JobsMixin(StoreBase):
     def cancel_job(self, job_id: int) -> JobInfo:
         """queued or running -> cancelled (a running worker sees it on its next update_job);
         the job's log ends with the step it was cancelled at (its runner can no longer log)."""
-        info = self._transition(job_id, "cancelled", finished_at=utcnow())
-        with self._session() as s, s.begin():
+        self._transition(job_id, "cancelled", finished_at=utcnow())
+        with self._session() as s, s.begin():   # cancelled is final: nothing moves it meanwhile
             job = self._job_row(s, job_id, with_for_update=True)
-            line = "cancelled" + (f" at step {job.step}" if job.started_at is not None else " before it started")
-            job.log_tail = (list(job.log_tail or []) + [line])[-LOG_TAIL_LINES:]
+            _append_log(job, ["cancelled" + (f" at step {job.step}" if job.started_at is not None
+                                             else " before it started")])
             s.flush()
-            return _job_info(job) if job.status == info.status else info
+            return _job_info(job)
 
     def get_job(self, job_id: int) -> JobInfo:
         with self._session() as s:
@@ -285,22 +290,7 @@ class JobsMixin(StoreBase):
             if isinstance(every, bool) or int(every) != every or every < 0:
                 raise ValidationError(f"auto_finetune_every must be a whole number >= 0, not {every!r}")
             every = int(every) or None
-        with self._session() as s, s.begin():
-            p = self._project_row(s, project)
-            p.auto_finetune_every = every
-            s.flush()
-            return self._project_info(s, p)
-
-    def set_others_unlabelled(self, project: str | int, on: bool) -> ProjectInfo:
-        """Predict the pixels that are none of the project's classes unlabelled (True) or
-        as the nearest class (False, the default); see ``models.open_set``."""
-        if not isinstance(on, bool):
-            raise ValidationError(f"others_unlabelled must be true or false, not {on!r}")
-        with self._session() as s, s.begin():
-            p = self._project_row(s, project)
-            p.others_unlabelled = on
-            s.flush()
-            return self._project_info(s, p)
+        return self._set_project(project, auto_finetune_every=every)
 
     def submitted_since(self, project: str | int, since: datetime | None) -> int:
         """How many annotation revisions were submitted in the project after ``since``
@@ -317,8 +307,4 @@ class JobsMixin(StoreBase):
         """"accepted" / "submitted", or None for automatic (see effective_training_source)."""
         if value is not None:
             value = _enum_value(TrainingSource, value, "training source")
-        with self._session() as s, s.begin():
-            p = self._project_row(s, project)
-            p.training_source = value
-            s.flush()
-            return self._project_info(s, p)
+        return self._set_project(project, training_source=value)

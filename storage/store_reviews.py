@@ -109,11 +109,7 @@ class ReviewsMixin(StoreBase):
         one-person project); refused by default."""
         if not isinstance(allowed, bool):
             raise ValidationError(f"allow self-review is true or false, got {allowed!r}")
-        with self._session() as s, s.begin():
-            p = self._project_row(s, project)
-            p.allow_self_review = allowed
-            s.flush()
-            return self._project_info(s, p)
+        return self._set_project(project, allow_self_review=allowed)
 
     def get_review(self, image_id: int) -> ReviewInfo | None:
         """The latest decision on the image's latest submitted revision; None when that
