@@ -84,7 +84,7 @@ def view_html(r: dict) -> str:
     image = r["image"]
     photo = _data_url(image, "JPEG")
     under = _data_url(grey(image), "JPEG")
-    rest_out = "none" in r and bool(r.get("hidden"))
+    rest_out = bool(r["hidden"])
     rgb = paint(r["class_map"], r["colors"])
     if rest_out:     # what none of the words won: no colour over the photo
         rgb = np.dstack([rgb, np.where(r["class_map"] < len(r["words"]), 255, 0).astype(np.uint8)])
@@ -135,7 +135,7 @@ def view_html(r: dict) -> str:
 def summary(r: dict) -> dict:
     """What a script gets besides the view."""
     return {"words": r["words"], "colors": r["colors"], "shares": r["shares"], "peaks": r["peaks"],
-            "none": r.get("none", 0.0), "hidden": r.get("hidden", []),
+            "none": r["none"], "hidden": r["hidden"],
             "size": list(r["size"]), "cached": r["cached"], "ms": r["ms"]}
 
 
