@@ -1,4 +1,4 @@
-"""Command line: ``python -m storage import-dataset|export|upgrade|sweep|users|members|training-source|self-review|auto-finetune ...``.
+"""Command line: ``python -m storage import-dataset|export|upgrade|sweep|users|members|training-source|self-review|auto-finetune|others-unlabelled ...``.
 
 Passwords (``users add``, ``users passwd``) are read from a prompt, asked twice, or from
 the first line of standard input when it is not a terminal (``echo pw | python -m
@@ -205,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
                              "annotations (0 = off, the default)")
     af.add_argument("project")
     af.add_argument("every", nargs="?", type=int, metavar="N")
+    ou = sub.add_parser("others-unlabelled", parents=[common],
+                        help="show or set whether pixels that are none of the project's classes are predicted "
+                             "unlabelled (on) or as the nearest class (off, the default); setting it forgets "
+                             "the stored predictions, as the Projects screen does")
+    ou.add_argument("project")
+    ou.add_argument("value", nargs="?", choices=["on", "off"])
     args = ap.parse_args(argv)
     try:
         with _store(args) as store:
@@ -263,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{p.name}: " + (f"a job every {p.auto_finetune_every} submitted annotations"
                                        if p.auto_finetune_every else "off"))
                 return 0
+            if args.cmd == "others-unlabelled":
+                return _others_unlabelled(store, args)
     except (StorageError, CliError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -270,6 +278,23 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted; nothing changed", file=sys.stderr)
         return 130
     return 2
+
+
+def _others_unlabelled(store: Store, args) -> int:
+    """Show or set the project's open-set setting. The stored predictions were made the
+    other way, so a change forgets them (as the app's Projects screen does); a running
+    app predicts each image again when it next prepares it."""
+    p = store.get_project(args.project)
+    if args.value is not None and (on := args.value == "on") != bool(p.others_unlabelled):
+        p = store.set_others_unlabelled(p.id, on)
+        dropped = store.delete_predictions(p.id)
+        what = "left unlabelled" if on else "painted as the nearest class"
+        store.record_activity(Action.CLASSES_CHANGED, CLI_USER, p.id, f"pixels that are none of the classes: {what}",
+                              {"others_unlabelled": on})
+        print(f"{dropped} stored prediction(s) forgotten: the images are predicted again when next opened")
+    print(f"{p.name}: pixels that are none of the classes are "
+          + ("left unlabelled" if p.others_unlabelled else "painted as the nearest class"))
+    return 0
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import MetaData, select
@@ -323,6 +324,31 @@ def test_self_review_command(ustore, project, capsys):
     assert main(["self-review", "p", *common]) == 0 and "refused" in capsys.readouterr().out
     assert main(["self-review", "p", "on", *common]) == 0 and "allowed" in capsys.readouterr().out
     assert ustore.get_project("p").allow_self_review
+
+
+def test_others_unlabelled_command(ustore, project, png_bytes, capsys):
+    """The open-set setting from the command line, as on the Projects screen: a change
+    forgets the stored predictions (made the other way) and is recorded; the same value
+    again changes nothing."""
+    common = ["--db", ustore.url, "--data-dir", str(ustore.data_dir)]
+    iid = ustore.add_image("p", png_bytes(np.zeros((32, 48, 3), np.uint8)), "a.png").id
+    mv = ustore.add_model_version("p", "/w/v1", activate=True)
+    ustore.save_prediction(iid, mv.id, np.zeros((32, 48), np.uint8), 0.5)
+    assert main(["others-unlabelled", "p", *common]) == 0
+    assert "painted as the nearest class" in capsys.readouterr().out
+    assert ustore.get_prediction(iid, mv.id) is not None       # showing changes nothing
+    assert main(["others-unlabelled", "p", "on", *common]) == 0
+    out = capsys.readouterr().out
+    assert "1 stored prediction(s) forgotten" in out and "left unlabelled" in out
+    assert ustore.get_project("p").others_unlabelled and ustore.get_prediction(iid, mv.id) is None
+    acts = ustore.list_activity("p", action="classes_changed")
+    assert len(acts) == 1 and "left unlabelled" in acts[0].subject and acts[0].user == "cli"
+    ustore.save_prediction(iid, mv.id, np.zeros((32, 48), np.uint8), 0.5)
+    assert main(["others-unlabelled", "p", "on", *common]) == 0       # already on: kept
+    assert "forgotten" not in capsys.readouterr().out and ustore.get_prediction(iid, mv.id) is not None
+    assert main(["others-unlabelled", "p", "off", *common]) == 0
+    assert not ustore.get_project("p").others_unlabelled
+    assert main(["others-unlabelled", "nope", *common]) == 2           # an unknown project: an error
 
 
 @pytest.mark.parametrize("bad", ["road\x00", "sky\u200b", "\u202ecar", "a\x1bb", "\ufeffbom"])
