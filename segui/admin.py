@@ -146,6 +146,8 @@ class AdminMixin:
                 if isinstance(c, dict) and "changed" in c:
                     return f"revision saved ({d['status']}; {correction_words(c['changed'], c.get('fixes') or 0)})"
                 return f"revision saved ({d['status']})"
+            if a.action == "import":
+                return "images added"
             return a.action.replace("_", " ")
 
         def on(a) -> str:
@@ -158,7 +160,11 @@ class AdminMixin:
                 return f"{subject}: “{d['comment']}”"
             return subject
 
-        return [[f"{a.created_at:%Y-%m-%d %H:%M:%S}", a.user or "(system)", what(a), on(a)] for a in records]
+        def who(a) -> str:
+            # no name: the system (a job's promotion), else a person of an app without accounts
+            return a.user or ("(system)" if a.action == "model_promoted" else "(no login)")
+
+        return [[f"{a.created_at:%Y-%m-%d %H:%M:%S}", who(a), what(a), on(a)] for a in records]
 
     def record(self, action: str, project: str | int | None, subject: str, details: dict | None = None,
                who: Principal | None = None) -> None:

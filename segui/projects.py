@@ -81,6 +81,8 @@ class ProjectsMixin:
             p = self.store.create_project(name, classes)
         except ValidationError as e:
             raise UserError(str(e)) from None
+        self.record("project_created", p.id, f"project {p.name}, {len(p.classes)} classes",
+                    {"classes": p.class_names})
         self.model_version(p.id)
         self.warm_up(p.id)
         return p

@@ -216,6 +216,13 @@ class UploadsMixin:
                 rep.files.append((shown, "added", f"added as image {info.id}, {info.width}x{info.height}"))
         if not rep.files:
             raise UserError("no files were uploaded (the zip holds no image files)")
+        if rep.added:       # who added which images (a team's log; refused and duplicate files add nothing)
+            shown = [f for f, what, _ in rep.files if what == "added"]
+            self.record("import", p.id, f"upload: {len(rep.added)} image(s) added"
+                        + (f", {len(rep.duplicates)} already there" if rep.duplicates else "")
+                        + (f", {len(rep.skipped)} refused" if rep.skipped else ""),
+                        {"added": len(rep.added), "duplicates": len(rep.duplicates), "refused": len(rep.skipped),
+                         "files": shown[:20], "image_ids": rep.added[:20]})
         if predict and rep.added:
             self.predict(p.id, rep.added[0])
             for iid in rep.added[1:]:

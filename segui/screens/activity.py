@@ -12,14 +12,19 @@ def activity_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
     promotions, model switches, exports (reviewers and admins)."""
     with gr.Blocks() as blocks:
         with gr.Row():
-            gr.Markdown("Every saved revision, review decision, job, promotion, model switch, export and label-set change, newest first.")
+            gr.Markdown("Every saved revision, review decision, job, promotion, model switch, export, upload and "
+                        "label-set change, newest first.")
             refresh_btn = gr.Button("Refresh", scale=0, min_width=100)
+        empty = gr.Markdown(visible=False, elem_id="segui-activity-empty")
         table = gr.Dataframe(headers=["when (UTC)", "who", "what", "on"], datatype=["str"] * 4,
                              interactive=False, elem_id="segui-activity", wrap=True)
 
         def on_project(project):
-            return pd.DataFrame(studio.activity(project) if project else [],
-                                columns=["when (UTC)", "who", "what", "on"])
+            rows = studio.activity(project) if project else []
+            note = ("Nothing recorded in this project yet: uploads, saved and submitted images, reviews "
+                    "and jobs will show here." if project else "Pick a project to see its activity.")
+            return (pd.DataFrame(rows, columns=["when (UTC)", "who", "what", "on"]),
+                    gr.update(value=note, visible=not rows))
 
-        refresh_btn.click(on_project, project_dd, table, api_name="activity")
-    return Screen(blocks, refresh=(on_project, [project_dd], [table]))
+        refresh_btn.click(on_project, project_dd, [table, empty], api_name="activity")
+    return Screen(blocks, refresh=(on_project, [project_dd], [table, empty]))

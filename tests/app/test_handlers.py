@@ -109,6 +109,13 @@ def test_upload_files_and_zip_with_junk(studio, tmp_path):
     rep2 = studio.upload("p", [good])
     assert rep2.added == [] and rep2.duplicates == ["a.png"] and rep2.duplicate_ids == [rep.added[0]]
     assert studio.store.count_images("p")["total"] == 2
+    # the project's activity says who made it and who added which images; an upload that
+    # added nothing (a duplicate) is not recorded
+    log = [(what, on) for _, _, what, on in studio.activity("p")]
+    assert log == [("images added", "upload: 2 image(s) added, 5 refused"), ("project created", "project p, 3 classes")]
+    assert {who for _, who, _, _ in studio.activity("p")} == {"(no login)"}    # a person, not "(system)"
+    rec = studio.store.list_activity("p", action="import")[0]
+    assert rec.details["files"] == ["a.png", "batch.zip/imgs/b.png"] and rec.details["image_ids"] == rep.added
 
 
 def test_huge_image_is_refused_and_nothing_stored(studio, tmp_path):
