@@ -25,7 +25,7 @@ class Act(StrEnum):
     """What an endpoint does, from the role table's point of view."""
     VIEW = "view"          # open a project's images on the Label screen
     LABEL = "label"        # edit, save, submit, upload, smart tools, set a split
-    REVIEW = "review"      # accept / reject, the review queue, the activity view
+    REVIEW = "review"      # accept / reject, the review queue, the activity view, removing images
     ADMIN = "admin"        # projects, label sets, model versions, fine-tuning, export, members
 
 
@@ -52,6 +52,7 @@ ENDPOINTS: dict[str, Act] = {
     "upload": Act.LABEL, "load_revision": Act.LABEL, "store_edit": Act.LABEL,
     "revision_maps": Act.VIEW, "alive": Act.VIEW,
     "review_image": Act.REVIEW,
+    "remove_image": Act.REVIEW, "restore_image": Act.REVIEW, "removed_images": Act.REVIEW,
     # the Explore screen (explore_rows: the grid's server function for further pages)
     "explore": Act.REVIEW, "explore_page": Act.REVIEW, "explore_rows": Act.REVIEW, "explore_cell": Act.REVIEW,
     "explore_confusion": Act.REVIEW, "open_explore_tab": Act.REVIEW, "init_screen_4": Act.REVIEW,
@@ -85,7 +86,7 @@ ENDPOINTS: dict[str, Act] = {
 
 # Refreshes of screens a role does not see fire for everyone (a project change, the
 # job poll): refused without a message on the page (the caller still gets the error).
-QUIET = frozenset({"label_set", "project_settings", "open_projects_tab", "init_screen_1", "model_panel",
+QUIET = frozenset({"removed_images", "label_set", "project_settings", "open_projects_tab", "init_screen_1", "model_panel",
                    "finetune_status", "finetune_status_for_project", "finetune_cancel_state",
                    "finetune_cancel_state_for_project", "open_model_tab", "init_screen_2",
                    "open_activity_tab", "init_screen_3", "activity", "activity_for_project",

@@ -227,6 +227,9 @@ class LabellingMixin:
             # the same words as for an image that does not exist: ids of other projects stay unknown
             raise UserError(f"there is no image {int(image_id)} in this project")
         self._check_member(who, info.project_id)   # the image's own project, whatever the client named
+        if info.removed:
+            raise UserError(f"{info.filename} was removed from this project: put it back under Upload · "
+                            "Revisions, Removed images, to open it")
         if not access.sees_image(who, info.status, info.annotated_by):
             raise Forbidden(f"Not allowed: image {info.id} is someone else's work; "
                             "reviewers and admins open every image.")

@@ -44,6 +44,11 @@ SHOW_TABS_JS = """(shown) => {
     const name = b.textContent.trim();
     if (name in shown) b.style.display = shown[name] ? '' : 'none';
   }
+  // "#id": a part of a screen the role cannot use (the server refuses it anyway)
+  for (const [key, on] of Object.entries(shown)) {
+    const el = key.startsWith('#') && document.getElementById(key.slice(1));
+    if (el) el.style.display = on ? '' : 'none';
+  }
   return [];
 }"""
 
@@ -123,7 +128,7 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
             return (gr.update(visible=not logged_in(who)), gr.update(visible=not logged_in(who)),
                     gr.update(value=header, visible=logged_in(who)),
                     {"Projects": who.can(Act.ADMIN), "Model": who.can(Act.ADMIN), "Activity": who.can(Act.REVIEW),
-                     "Explore": who.can(Act.REVIEW)})
+                     "Explore": who.can(Act.REVIEW), "#segui-image-removal": who.can(Act.REVIEW)})
 
         # label-set edits on the projects screen update the canvas's palette and class list
         fn, inputs, outputs = label.label_set_refresh

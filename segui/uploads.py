@@ -1,8 +1,9 @@
-"""Files in and out: uploads (images and zips of images, one line per file) and exports.
+"""Files in and out: uploads (images and zips of images, one line per file), images
+taken out of a project and put back, and exports.
 
 :class:`UploadsMixin` is the part of :class:`segui.handlers.Studio` that adds uploaded
 files to a project (the first new image predicted at once, the others in the
-background) and exports a project's annotations as a zip.
+background), removes and restores images, and exports a project's annotations as a zip.
 
 What an upload may hold is bounded (:mod:`common.limits`, set by ``SEGUI_*`` variables):
 a file's size is checked before it is read, a zip's directory (files, total unpacked
@@ -23,12 +24,12 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from common import limits
 from common.images import IMAGE_SUFFIXES
 from common.limits import human
-from storage import InvalidImageError, ValidationError
+from storage import InvalidImageError, NotFoundError, ValidationError
 
 from .access import Act, Forbidden, Principal
 from .errors import UserError
@@ -206,6 +207,12 @@ class UploadsMixin:
             if data is None or reason:
                 rep.skipped.append(f"{shown}: {reason}")
                 rep.files.append((shown, "skipped", reason))
+            elif info.duplicate and info.removed:
+                # uploaded again after it was removed: the person wants it back, as it was
+                self.store.restore_image(info.id, by=self._who(None).name)
+                rep.added.append(info.id)
+                rep.files.append((shown, "added", f"image {info.id} was removed from the project: restored, "
+                                  "with its saved revisions"))
             elif info.duplicate:
                 rep.duplicates.append(shown)
                 rep.duplicate_ids.append(info.id)
@@ -228,6 +235,45 @@ class UploadsMixin:
             for iid in rep.added[1:]:
                 self._submit(self._predict_if_missing, p.id, iid)
         return rep
+
+    def _image_of(self, project: str | int, image_id: Any):
+        """The image ``image_id`` of ``project``; another project's, or none, is refused
+        in the same words (ids of other projects stay unknown)."""
+        if not project:
+            raise UserError("pick a project first")
+        try:
+            info = self.store.get_image(int(image_id))
+        except (NotFoundError, ValueError, TypeError):
+            raise UserError(f"there is no image {image_id} in this project") from None
+        if info.project_id != self.store.get_project(project).id:
+            raise UserError(f"there is no image {int(image_id)} in this project")
+        return info
+
+    def remove_image(self, project: str | int, image_id: Any, who: Principal | None = None) -> str:
+        """Take an image out of the project (a wrong upload, a blurred frame): it leaves the
+        queue, the strip, the counts, Explore, exports, reviews and jobs. Its file, saved
+        revisions and reviews are kept, and :meth:`restore_image` puts it back. -> a note."""
+        info = self._image_of(project, image_id)
+        if info.removed:
+            return f"{info.filename} was already removed."
+        self.store.remove_image(info.id, by=self._who(who).name)
+        with self._cache_lock:              # no prepared view of it is shown again
+            self._ready.pop(info.id, None)
+        return f"{info.filename} removed from the project: Upload · Revisions puts it back."
+
+    def restore_image(self, project: str | int, image_id: Any, who: Principal | None = None) -> str:
+        """Put a removed image back into the project, with everything it had. -> a note."""
+        info = self._image_of(project, image_id)
+        if not info.removed:
+            return f"{info.filename} is in the project."
+        self.store.restore_image(info.id, by=self._who(who).name)
+        return f"{info.filename} is back in the project, with its saved revisions."
+
+    def removed_images(self, project: str | int) -> list[tuple[str, int]]:
+        """(label, id) of the project's removed images, the latest removal first."""
+        if not project:
+            return []
+        return [(f"{i.filename} (#{i.id}, {i.status})", i.id) for i in self.store.removed_images(project)]
 
     def export(self, project: str, fmt: str, include_drafts: bool = False, who: Principal | None = None) -> Path:
         """Export with storage.datasets into a zip; returns its path.

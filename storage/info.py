@@ -119,6 +119,9 @@ class ImageInfo:
     review: str | None = None
     # the model's confident disagreement with that revision (models.review), None: not scored
     review_score: float | None = None
+    # taken out of the project (Store.remove_image): only get_image, add_image and
+    # removed_images return such an image; lists and queues leave it out
+    removed: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -235,7 +238,7 @@ def _image_info(im: Image, duplicate: bool = False) -> ImageInfo:
     return ImageInfo(im.id, im.project_id, im.sha256, im.filename, im.width, im.height, im.split,
                      im.format, im.status, im.revision, im.annotated_by, _utc(im.annotated_at),
                      im.uncertainty, _utc(im.created_at), im.normalised, duplicate, im.review,
-                     im.review_score)
+                     im.review_score, im.removed_at is not None)
 
 
 def _user_info(u: User) -> UserInfo:

@@ -78,6 +78,8 @@ class Action(StrEnum):
     PASSWORD_CHANGED = "password_changed"
     MEMBER_ADDED = "member_added"
     MEMBER_REMOVED = "member_removed"
+    IMAGE_REMOVED = "image_removed"
+    IMAGE_RESTORED = "image_restored"
 
 
 def one_of(column: str, values) -> str:
@@ -156,6 +158,10 @@ class Image(Base):
     # what the score was computed from (models.review.Evidence as JSON), so the queue can
     # be scored again among itself; cleared with the score
     review_evidence: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    # when it was taken out of the project (0008); NULL: in it. A removed image keeps its
+    # file, annotations and reviews, and leaves every list, queue, count, export and job
+    # until it is restored (Store.remove_image / restore_image)
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     __table_args__ = (
         UniqueConstraint("project_id", "sha256", name="uq_images_project_sha256"),
         CheckConstraint("split IN ('train', 'val', 'none')", name="split"),
@@ -171,6 +177,11 @@ class Image(Base):
         Index("ix_images_project_annotated_at", "project_id", "annotated_at"),
         Index("ix_images_project_review_score", "project_id", "review_score"),
     )
+
+
+# the images a project shows: not taken out of it (Store.remove_image). Every query that
+# lists, counts, queues, exports or trains on a project's images adds this condition.
+IN_PROJECT = Image.removed_at.is_(None)
 
 
 class Annotation(Base):

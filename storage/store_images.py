@@ -19,7 +19,7 @@ from .errors import ConflictError, InvalidImageError, NotFoundError, StorageErro
 from .files import digest
 from .info import (AnnotationInfo, ImageInfo, ProjectInfo, _image_info, _list_columns, _row_to_image_info,
                    _rows_to_image_infos, _utc)
-from .models import ANNOTATION_STATUSES, Action, Annotation, Image, LabelClass, Project, ReviewState, utcnow
+from .models import ANNOTATION_STATUSES, IN_PROJECT, Action, Annotation, Image, LabelClass, Project, ReviewState, utcnow
 from .store_base import StoreBase, _check_split, _clean_name, _enum_value, _label_rule
 
 # The queue filters people pick (the app's filter menu, Store.next_image): each names the
@@ -170,7 +170,8 @@ class ImagesMixin(StoreBase):
         """Validate, normalise-check and store an image. Invalid input (not an allowed
         format, over ``max_image_megapixels``, a side under ``min_image_side`` px) raises
         :class:`InvalidImageError` before anything is written. The same bytes added
-        twice to one project return the existing image with ``duplicate=True``."""
+        twice to one project return the existing image with ``duplicate=True`` (a removed
+        one too, with ``removed=True``: the caller may restore it)."""
         _check_split(split)
         if isinstance(data, (str, Path)):
             path = Path(data)
@@ -207,6 +208,35 @@ class ImagesMixin(StoreBase):
                 if existing is None:
                     raise
                 return _image_info(existing, duplicate=True)
+
+    def remove_image(self, image_id: int, by: str | None = None) -> ImageInfo:
+        """Take the image out of its project: it leaves every list, queue, count, export,
+        review queue and job, and keeps its file, annotations, reviews and predictions,
+        so :meth:`restore_image` puts it back as it was. Recorded as ``image_removed``
+        by ``by``. Removing a removed image changes nothing (and records nothing)."""
+        with self._session() as s, s.begin():
+            im = self._image_row(s, image_id)
+            if im.removed_at is None:
+                im.removed_at = utcnow()
+                self._record(s, Action.IMAGE_REMOVED, by, im.project_id, im.filename, {"image_id": im.id})
+            return _image_info(im)
+
+    def restore_image(self, image_id: int, by: str | None = None) -> ImageInfo:
+        """Put a removed image back into its project, with everything it had."""
+        with self._session() as s, s.begin():
+            im = self._image_row(s, image_id)
+            if im.removed_at is not None:
+                im.removed_at = None
+                self._record(s, Action.IMAGE_RESTORED, by, im.project_id, im.filename, {"image_id": im.id})
+            return _image_info(im)
+
+    def removed_images(self, project: str | int) -> list[ImageInfo]:
+        """The project's removed images, the most recently removed first."""
+        with self._session() as s:
+            pid = self._project_row(s, project).id
+            return [_image_info(im) for im in s.scalars(
+                select(Image).where(Image.project_id == pid, Image.removed_at.is_not(None))
+                .order_by(Image.removed_at.desc(), Image.id.desc()))]
 
     def get_image(self, image_id: int) -> ImageInfo:
         with self._session() as s:
@@ -250,7 +280,7 @@ class ImagesMixin(StoreBase):
         ``review``: only images in that review state ("pending" / "accepted" / "rejected")."""
         with self._session() as s:
             pid = self._project_row(s, project).id
-            q = select(*_list_columns(self.dialect)).where(Image.project_id == pid)
+            q = select(*_list_columns(self.dialect)).where(Image.project_id == pid, IN_PROJECT)
             if status is not None:
                 q = q.where(Image.status == status)
             if review is not None:
@@ -282,7 +312,7 @@ class ImagesMixin(StoreBase):
     def count_images(self, project: str | int) -> dict[str, int]:
         with self._session() as s:
             pid = self._project_row(s, project).id
-            rows = s.execute(select(Image.status, func.count()).where(Image.project_id == pid)
+            rows = s.execute(select(Image.status, func.count()).where(Image.project_id == pid, IN_PROJECT)
                              .group_by(Image.status)).all()
         out = {"unlabelled": 0, "draft": 0, "submitted": 0}
         out.update({k: int(v) for k, v in rows})
@@ -311,7 +341,7 @@ class ImagesMixin(StoreBase):
             cond = Image.status.in_(statuses)
         with self._session() as s:
             pid = self._project_row(s, project).id
-            q = (select(*_list_columns(self.dialect)).where(Image.project_id == pid, cond)
+            q = (select(*_list_columns(self.dialect)).where(Image.project_id == pid, IN_PROJECT, cond)
                  .order_by(Image.uncertainty.desc().nulls_last(), Image.id).limit(1))
             if split is not None:
                 q = q.where(Image.split == _check_split(split))

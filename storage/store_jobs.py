@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, aliased
 
 from .errors import JobStateError, NotFoundError, ValidationError
 from .info import JobInfo, ProjectInfo, _job_info
-from .models import (Action, Annotation, Image, Project, ProjectMember, Review, ReviewDecision, Role,
+from .models import (IN_PROJECT, Action, Annotation, Image, Project, ProjectMember, Review, ReviewDecision, Role,
                      TrainingJob, TrainingSource, User, utcnow)
 from .store_base import StoreBase, _check_split, _enum_value
 
@@ -233,13 +233,13 @@ class JobsMixin(StoreBase):
             if src == TrainingSource.SUBMITTED:
                 q = (select(Annotation.image_id, func.max(Annotation.revision))
                      .join(Image, Image.id == Annotation.image_id)
-                     .where(Image.project_id == p.id, Annotation.status == "submitted")
+                     .where(Image.project_id == p.id, IN_PROJECT, Annotation.status == "submitted")
                      .group_by(Annotation.image_id).order_by(Annotation.image_id))
             else:
                 later = aliased(Review)
                 q = (select(Review.image_id, func.max(Review.revision))
                      .join(Image, Image.id == Review.image_id)
-                     .where(Image.project_id == p.id, Review.decision == ReviewDecision.ACCEPTED.value,
+                     .where(Image.project_id == p.id, IN_PROJECT, Review.decision == ReviewDecision.ACCEPTED.value,
                             ~exists().where(later.image_id == Review.image_id,
                                             later.revision == Review.revision, later.id > Review.id))
                      .group_by(Review.image_id).order_by(Review.image_id))
@@ -298,7 +298,7 @@ class JobsMixin(StoreBase):
         with self._session() as s:
             p = self._project_row(s, project)
             q = (select(func.count()).select_from(Annotation).join(Image, Image.id == Annotation.image_id)
-                 .where(Image.project_id == p.id, Annotation.status == "submitted"))
+                 .where(Image.project_id == p.id, IN_PROJECT, Annotation.status == "submitted"))
             if since is not None:
                 q = q.where(Annotation.created_at > since)
             return int(s.scalar(q) or 0)

@@ -15,7 +15,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select
 
 from .errors import ValidationError
 from .info import ExploreRow, _utc
-from .models import Image, ImageClassArea, ImageConfusion, ImageMetrics, Prediction, ReviewState, utcnow
+from .models import IN_PROJECT, Image, ImageClassArea, ImageConfusion, ImageMetrics, Prediction, ReviewState, utcnow
 from .store_base import StoreBase, _check_split, _enum_value
 
 # sort key -> what it orders by (the Explore screen's menu); NULLs always last
@@ -122,7 +122,7 @@ class MetricsMixin(StoreBase):
                 .outerjoin(ImageMetrics, ImageMetrics.image_id == Image.id)
                 .outerjoin(Prediction, and_(Prediction.image_id == Image.id,
                                             Prediction.model_version_id == version_id))
-                .where(Image.project_id == pid, self._stale_condition(version_id, palette)))
+                .where(Image.project_id == pid, IN_PROJECT, self._stale_condition(version_id, palette)))
 
     def stale_metric_images(self, project: str | int, version_id: int, palette: str, limit: int = 32,
                             exclude: tuple[int, ...] = ()) -> list[int]:
@@ -143,7 +143,7 @@ class MetricsMixin(StoreBase):
         still wait for their metrics."""
         with self._session() as s:
             pid = self._project_row(s, project).id
-            total = s.scalar(select(func.count()).select_from(Image).where(Image.project_id == pid))
+            total = s.scalar(select(func.count()).select_from(Image).where(Image.project_id == pid, IN_PROJECT))
             stale = s.scalar(self._stale_query(pid, version_id, palette, func.count()))
             return {"images": int(total or 0), "stale": int(stale or 0)}
 
@@ -159,7 +159,7 @@ class MetricsMixin(StoreBase):
                                    func.sum(case((Image.status == "submitted", Image.id), else_=0)),
                                    func.count(Image.id))
                             .select_from(Image).outerjoin(ImageMetrics, ImageMetrics.image_id == Image.id)
-                            .where(Image.project_id == pid)).one()
+                            .where(Image.project_id == pid, IN_PROJECT)).one()
             return tuple(str(v) for v in row)
 
     def image_metrics_of(self, image_id: int) -> dict[str, Any] | None:
@@ -209,7 +209,7 @@ class MetricsMixin(StoreBase):
         iou_lo, iou_hi = _range(iou, "IoU")
         with self._session() as s:
             pid = self._project_row(s, project).id
-            conds = [Image.project_id == pid]
+            conds = [Image.project_id == pid, IN_PROJECT]
             if status is not None:
                 if status not in EXPLORE_STATUSES:
                     raise ValidationError(f"status must be one of {', '.join(EXPLORE_STATUSES)}, got {status!r}")
@@ -305,7 +305,7 @@ class MetricsMixin(StoreBase):
         with self._session() as s:
             pid = self._project_row(s, project).id
             self._version_row(s, version_id, pid, "model version", "this project")
-            conds = [Image.project_id == pid] + self._confusion_conditions(version_id, scope)
+            conds = [Image.project_id == pid, IN_PROJECT] + self._confusion_conditions(version_id, scope)
             joined = (select().select_from(Image).join(ImageMetrics, ImageMetrics.image_id == Image.id))
             n = s.scalar(joined.with_only_columns(func.count()).where(*conds))
             c = ImageConfusion

@@ -12,7 +12,7 @@ from common import labels
 
 from .errors import NotFoundError, ReviewError, ValidationError
 from .info import ActivityInfo, CorrectionInfo, ImageInfo, ProjectInfo, ReviewInfo, _activity_info, _review_info, _utc
-from .models import Action, Activity, Annotation, Image, Project, Review, ReviewDecision, ReviewState, utcnow
+from .models import IN_PROJECT, Action, Activity, Annotation, Image, Project, Review, ReviewDecision, ReviewState, utcnow
 from .store_base import StoreBase, _clean_name, _enum_value
 
 
@@ -146,7 +146,7 @@ class ReviewsMixin(StoreBase):
             im = self._image_row(s, image_id)
             if im.review != ReviewState.PENDING.value or im.review_score is None:
                 return None
-            pending = (Image.project_id == im.project_id) & (Image.review == ReviewState.PENDING.value)
+            pending = (Image.project_id == im.project_id) & IN_PROJECT & (Image.review == ReviewState.PENDING.value)
             higher = s.scalar(select(func.count()).select_from(Image).where(
                 pending, Image.review_score > im.review_score))
             total = s.scalar(select(func.count()).select_from(Image).where(pending))
@@ -191,7 +191,7 @@ class ReviewsMixin(StoreBase):
         with self._session() as s:
             pid = self._project_row(s, project).id
             rows = s.execute(select(Image.id, Image.revision, Image.review_score, Image.review_evidence).where(
-                Image.project_id == pid, Image.status == "submitted", Image.review_evidence.is_not(None))
+                Image.project_id == pid, IN_PROJECT, Image.status == "submitted", Image.review_evidence.is_not(None))
                 .order_by(Image.id)).all()
             return [(int(i), int(r), sc, ev) for i, r, sc, ev in rows]
 
@@ -200,7 +200,7 @@ class ReviewsMixin(StoreBase):
         with self._session() as s:
             pid = self._project_row(s, project).id
             rows = s.execute(select(Image.review, func.count()).where(
-                Image.project_id == pid, Image.review.is_not(None)).group_by(Image.review)).all()
+                Image.project_id == pid, IN_PROJECT, Image.review.is_not(None)).group_by(Image.review)).all()
         out = {st.value: 0 for st in ReviewState}
         out.update({k: int(v) for k, v in rows})
         return out

@@ -198,6 +198,14 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             rev_dd = gr.Radio(label="Saved revisions of the open image", choices=[], interactive=True,
                               elem_id="segui-revisions")
             rev_btn = gr.Button("Load revision", size="sm", elem_id="segui-load-revision")
+            # reviewers and admins: take the open image out of the project, put one back
+            with gr.Column(elem_id="segui-image-removal"):
+                remove_btn = gr.Button("Remove this image from the project", size="sm", variant="stop",
+                                       elem_id="segui-remove-image")
+                with gr.Row():
+                    removed_dd = gr.Dropdown(label="Removed images (kept with their revisions)", choices=[],
+                                             value=None, interactive=True, elem_id="segui-removed", scale=3)
+                    restore_btn = gr.Button("Put it back", size="sm", elem_id="segui-restore-image", scale=1)
         close_btn.click(None, None, None, api_name="close_drawer",
                         js="() => { const d = document.getElementById('segui-drawer'); if (d) d.dataset.open = ''; "
                            "for (const b of document.querySelectorAll('.seg-drawer-btn')) b.classList.remove('is-on'); }")
@@ -522,6 +530,49 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
 
         rev_btn.click(on_revision, [project_dd, canvas, loaded_st, rev_dd, author_tb], OUT,
                       api_name="load_revision", **common)
+
+        def removed_list(project):
+            choices = studio.removed_images(project)
+            label = "Removed images (kept with their revisions)" + ("" if choices else ": none")
+            return gr.update(choices=choices, value=None, label=label)
+
+        @user_errors
+        def on_remove(project, value, loaded, author, request: gr.Request):
+            """Take the open image out of the project (its unsaved edits saved as a draft
+            first) and open the next one in the queue."""
+            loaded, lost = held(project, value, loaded)
+            if loaded is None:
+                raise UserError("no image is open: open the image to remove")
+            rid = codec.request_of(value)
+            res = studio.leave(loaded, current(value, loaded), studio.author(author, login(request)))
+            if res is not None and res.conflict:   # stay: the labeller must see the conflict
+                return (kept(pl.saved(studio, project, loaded, res, lost + res.conflict, rid), value, loaded, res),
+                        loaded, revs(loaded), gr.update())
+            note = lost + left_note(res) + studio.remove_image(project, loaded.image_id) + " "
+            flt = _flt(value)
+            iid = studio.next_image(project, flt) or studio.next_image(project, "any")
+            if iid is None:
+                return (kept(pl.empty(studio, project, note + "No other images in this project.", rid), value,
+                             loaded, res), None, revs(None), removed_list(project))
+            out = opened(project, studio.open_in_project(project, iid), note, rid, flt=flt)
+            return kept(out[0], value, loaded, res), out[1], out[2], removed_list(project)
+
+        remove_btn.click(on_remove, ins, [*OUT, removed_dd], api_name="remove_image", **common)
+
+        @user_errors
+        def on_restore(project, value, loaded, author, chosen, request: gr.Request):
+            """Put the chosen removed image back and open it (the open one's unsaved edits
+            saved as a draft first, as on Next)."""
+            if chosen in (None, ""):
+                raise UserError("pick a removed image to put back")
+            note = studio.restore_image(project, chosen) + " "
+            out = go_to(project, value, loaded, author, request, lambda: int(chosen), "")
+            if isinstance(out[0], dict) and out[0].get("kind") == "load":
+                out[0]["note"] = (note + out[0].get("note", "")).strip()
+            return (*out, removed_list(project))
+
+        restore_btn.click(on_restore, [*ins, removed_dd], [*OUT, removed_dd], api_name="restore_image", **common)
+        project_dd.change(removed_list, project_dd, removed_dd, api_name="removed_images", **common)
 
         def on_label_set(project):
             """After the label set was edited on the projects screen: palette, class list, keys."""

@@ -240,6 +240,35 @@ def test_next_image_stores_unsaved_edits_as_a_draft_and_leaves_untouched_images_
         c.predict(DEMO_PROJECT, value(filter="bogus"), "bob", api_name="/next_image")
 
 
+def test_remove_the_open_image_and_put_it_back(running):
+    """/remove_image keeps the unsaved edits as a draft, opens another image and lists the
+    removed one; /restore_image puts it back and opens it. (The running app is shared:
+    the image is back in the project at the end.)"""
+    st, url = running
+    c = client(url)
+    iid = unannotated(st)
+    out = open_image(c, iid)
+    edited = map_of(out).copy()
+    edited[5:25, 5:45] = class_idx(st)["car"]
+    nxt, _, removed = c.predict(DEMO_PROJECT, value(iid, edited, filter="any"), "bob", api_name="/remove_image")
+    try:
+        assert st.store.get_image(iid).removed and st.store.get_annotation(iid).status == "draft"
+        assert nxt["kind"] == "load" and nxt["image"]["id"] != iid and "removed from the project" in nxt["note"]
+        assert [v for _, v in removed["choices"]] == [iid]
+        with pytest.raises(Exception, match="was removed"):
+            open_image(c, iid)
+        nid = nxt["image"]["id"]
+        back, _, removed = c.predict(DEMO_PROJECT, value(nid, map_of(nxt), filter="any"), "bob", iid,
+                                     api_name="/restore_image")
+        assert back["kind"] == "load" and back["image"]["id"] == iid and "is back" in back["note"]
+        np.testing.assert_array_equal(map_of(back), edited)
+        assert removed["choices"] == [] and not st.store.get_image(iid).removed
+        with pytest.raises(Exception, match="pick a removed image"):
+            c.predict(DEMO_PROJECT, value(iid, edited), "bob", None, api_name="/restore_image")
+    finally:
+        st.store.restore_image(iid)
+
+
 def test_open_image_of_another_project_or_missing_is_refused(running):
     st, url = running
     c = client(url)

@@ -861,3 +861,40 @@ def test_the_app_can_predict_from_both_views(tmp_path):
         assert st.predictors.get(st.default_model_dir).flip
     finally:
         st.store.close()
+
+
+def test_an_image_removed_and_put_back(demo_studio, tmp_path):
+    """A wrong upload taken out of the project: out of the queue, counts and strip, not
+    opened; another project's image is refused; put back (or uploaded again) it has its
+    saved revision; both are in the activity."""
+    st = demo_studio
+    p = st.store.get_project(DEMO_PROJECT)
+    total = st.store.count_images(p.id)["total"]
+    iid = st.next_image(DEMO_PROJECT, "unlabelled")
+    ready = st.open_in_project(DEMO_PROJECT, iid)
+    st.save_edits(ready.loaded, ready.prediction, "ann", "draft")
+    note = st.remove_image(DEMO_PROJECT, iid)
+    assert ready.loaded.filename in note and "puts it back" in note
+    assert st.store.count_images(p.id)["total"] == total - 1
+    assert iid not in [i.id for i in st.store.list_images(p.id)]
+    assert all(st.next_image(DEMO_PROJECT, f) != iid for f in ("unlabelled", "draft", "any"))
+    with pytest.raises(UserError, match="was removed"):
+        st.open_in_project(DEMO_PROJECT, iid)
+    assert st.removed_images(DEMO_PROJECT) == [(f"{ready.loaded.filename} (#{iid}, draft)", iid)]
+    other = st.create_project("other", "road\nsky")
+    with pytest.raises(UserError, match="no image"):
+        st.remove_image(other.name, st.next_image(DEMO_PROJECT, "any"))
+    with pytest.raises(UserError, match="no image"):
+        st.restore_image(other.name, iid)
+    assert "is back" in st.restore_image(DEMO_PROJECT, iid)
+    back = st.open_in_project(DEMO_PROJECT, iid)
+    assert back.loaded.base_revision == 1 and np.array_equal(back.loaded.class_map, ready.prediction)
+    # uploaded again after another removal: restored, not refused as a duplicate
+    st.remove_image(DEMO_PROJECT, iid)
+    f = tmp_path / "again.jpg"
+    f.write_bytes(st.store.image_bytes(iid))
+    rep = st.upload(DEMO_PROJECT, [f])
+    assert rep.added == [iid] and "restored" in rep.files[0][2] and st.removed_images(DEMO_PROJECT) == []
+    log = [(what, on) for _, _, what, on in st.activity(DEMO_PROJECT)[:4]]
+    assert [w for w, _ in log] == ["images added", "image restored", "image removed", "image restored"]
+    assert all(on == ready.loaded.filename for _, on in log[1:])

@@ -71,6 +71,8 @@ def test_reviewer_rejects_with_a_comment_and_the_annotator_sees_it(team_app, art
         assert not tab_shown(page, "Model") and not tab_shown(page, "Projects")   # admin screens hidden
         assert tab_shown(page, "Activity") and tab_shown(page, "Label")
         rex.wait_image()
+        # a reviewer may take an image out of the project (the drawer's removal box is shown)
+        assert page.eval_on_selector("#segui-image-removal", "e => e.style.display") == ""
         page.select_option(".seg-queue", "review")
         rex.key("n")
         rex.wait_image(iid)
@@ -111,6 +113,8 @@ def test_reviewer_rejects_with_a_comment_and_the_annotator_sees_it(team_app, art
         page = ann.page
         assert not tab_shown(page, "Activity") and not tab_shown(page, "Projects") and tab_shown(page, "Label")
         ann.wait_image()
+        # an annotator may not remove images: the box is hidden (and the server refuses it)
+        assert page.eval_on_selector("#segui-image-removal", "e => e.style.display") == "none"
         assert page.locator(".seg-queue option[value=review]").evaluate("o => o.hidden")
         page.select_option(".seg-queue", "rejected")
         ann.key("n")

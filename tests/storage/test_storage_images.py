@@ -253,3 +253,43 @@ def test_tiny_images_are_refused_naming_their_size(make_store, png_bytes, tmp_pa
     assert lenient.add_image("p", png_bytes(np.zeros((4, 6, 3), np.uint8)), "tiny.png").width == 6
     assert lenient.load_image(lenient.list_images("p")[-1].id).shape == (4, 6, 3)
     assert store.load_image(lenient.list_images("p")[-1].id).shape == (4, 6, 3)   # stored: always readable
+
+
+def test_a_removed_image_leaves_every_list_and_comes_back_as_it_was(store, project, png_bytes):
+    """Taken out of the project: not listed, counted, queued, exported, trained on or
+    reviewed; its revisions, review and file kept; restored, all of it is back. Both
+    are recorded once; adding the same bytes again finds the removed image."""
+    ids = [store.add_image("p", png_bytes(np.full((32, 48, 3), i, np.uint8)), f"{i}.png", split="train").id
+           for i in range(3)]
+    cm = np.zeros((32, 48), np.uint8)
+    store.save_annotation(ids[1], cm, "ann", "submitted")
+    store.review(ids[1], 1, "accepted", reviewer="rex")
+    store.save_annotation(ids[2], cm, "ann", "submitted")
+    before = (store.count_images("p"), store.count_reviews("p"), store.submitted_annotations("p"))
+    assert before[0]["total"] == 3 and before[1]["pending"] == 1 and len(before[2]) == 2
+
+    for iid in (ids[1], ids[2]):
+        info = store.remove_image(iid, by="ada")
+        assert info.removed and store.get_image(iid).removed
+    store.remove_image(ids[2], by="ada")                       # again: nothing more
+    assert [i.id for i in store.list_images("p")] == [ids[0]]
+    assert store.count_images("p") == {"unlabelled": 1, "draft": 0, "submitted": 0, "total": 1}
+    assert store.next_image("p", "any").id == ids[0] and store.next_image("p", "any", exclude=[ids[0]]) is None
+    assert store.count_reviews("p") == {"pending": 0, "accepted": 0, "rejected": 0}
+    assert store.review_queue("p") == [] and store.submitted_annotations("p", source="submitted") == []
+    assert store.submitted_since("p", None) == 0
+    total, rows = store.explore_images("p")
+    assert total == 1 and [r.id for r in rows] == [ids[0]]
+    assert [i.id for i in store.removed_images("p")] == [ids[2], ids[1]]     # the latest removal first
+    again = store.add_image("p", png_bytes(np.full((32, 48, 3), 2, np.uint8)), "again.png")
+    assert again.duplicate and again.removed and again.id == ids[2]
+    assert store.image_filenames("p", ids) == {ids[0]: "0.png", ids[1]: "1.png", ids[2]: "2.png"}  # the log's names
+
+    for iid in (ids[1], ids[2]):
+        assert not store.restore_image(iid, by="ada").removed
+    assert (store.count_images("p"), store.count_reviews("p"), store.submitted_annotations("p")) == before
+    assert store.get_review(ids[1]).decision == "accepted" and store.get_annotation(ids[2]).revision == 1
+    assert store.removed_images("p") == []
+    acts = [(a.action, a.subject, a.user) for a in store.list_activity("p", action=["image_removed", "image_restored"])]
+    assert acts == [("image_restored", "2.png", "ada"), ("image_restored", "1.png", "ada"),
+                    ("image_removed", "2.png", "ada"), ("image_removed", "1.png", "ada")]

@@ -8,7 +8,7 @@ from sqlalchemy import inspect, text
 from storage import db
 from storage.models import Action, ReviewDecision, ReviewState, Role, TrainingSource, utcnow
 
-HEAD = "0007"
+HEAD = "0008"
 TEAM_TABLES = {"users", "project_members", "reviews", "activity"}
 
 
@@ -202,6 +202,43 @@ def test_0007_others_unlabelled_up_and_down_keep_data(url):
         db.upgrade(engine)
         with engine.connect() as c:
             assert c.execute(text("SELECT others_unlabelled FROM projects")).scalar_one() in (False, 0)
+    finally:
+        engine.dispose()
+
+
+def test_0008_image_removed_up_and_down_keep_data(url):
+    """A nullable column (every image stays in its project) and the activity CHECK with
+    the two new actions: SQLite rebuilds the table, keeping its rows."""
+    engine = db.make_engine(url)
+    try:
+        db.upgrade(engine, "0001")
+        _fill_0001(engine)
+        db.upgrade(engine, "0007")
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO activity (project_id, user_name, action, subject, created_at) "
+                           "VALUES (1, 'ada', 'export', 'folder export', :t)"), {"t": utcnow()})
+        before = _counts(engine)
+        db.upgrade(engine)
+        assert db.current_revision(engine) == HEAD
+        with engine.begin() as c:
+            assert c.execute(text("SELECT count(*) FROM images WHERE removed_at IS NULL")).scalar_one() == 3
+            assert c.execute(text("SELECT user_name, action FROM activity")).one() == ("ada", "export")
+            c.execute(text("UPDATE images SET removed_at = :t WHERE id = 1"), {"t": utcnow()})
+            c.execute(text("INSERT INTO activity (project_id, user_name, action, subject, created_at) "
+                           "VALUES (1, 'ada', 'image_removed', 'x.png', :t)"), {"t": utcnow()})
+        assert "image_removed" in _check_sql(engine, "activity", "ck_activity_action")
+        with pytest.raises(Exception), engine.begin() as c:      # the CHECK still refuses others
+            c.execute(text("INSERT INTO activity (project_id, action, subject, created_at) "
+                           "VALUES (1, 'made_up', 'x', :t)"), {"t": utcnow()})
+        assert _counts(engine) == before
+        db.downgrade(engine, "0007")
+        assert "removed_at" not in {c["name"] for c in inspect(engine).get_columns("images")}
+        assert "image_removed" not in _check_sql(engine, "activity", "ck_activity_action")
+        with engine.connect() as c:
+            assert c.execute(text("SELECT action FROM activity")).scalars().all() == ["export"]
+        assert _counts(engine) == before
+        db.upgrade(engine)
+        assert db.current_revision(engine) == HEAD
     finally:
         engine.dispose()
 
