@@ -76,16 +76,19 @@ class SaveResult:
     base: int | None = None       # on a conflict: the revision the labeller's edit was made on
     theirs_by: str | None = None  # on a conflict: who saved ``theirs``
     correction: dict | None = None  # an image's first submission: what the labeller changed of the prediction
+    removed: bool = False         # the image was taken out of the project meanwhile (the revision is kept)
 
     def note(self, filename: str) -> str:
         """What the Label screen says after the save: the revision, and for an image's first
         submission what the labeller changed of its prediction (the loop's measure, which the
         Model screen plots image after image)."""
+        gone = (f" {filename} was taken out of the project meanwhile: the revision is kept with it "
+                "(Upload · Revisions, Removed images, puts it back)." if self.removed else "")
         if self.status != "submitted":
-            return f"Saved revision {self.revision} ({self.status})."
+            return f"Saved revision {self.revision} ({self.status}).{gone}"
         c = self.correction
         said = f": {correction_words(c['changed'], c['fixes'])}" if c else ""
-        return f"Saved revision {self.revision} (submitted) of {filename}{said}."
+        return f"Saved revision {self.revision} (submitted) of {filename}{said}.{gone}"
 
     def conflict_info(self) -> dict[str, Any] | None:
         """What the page's compare view needs (None without a conflict): the three
@@ -330,7 +333,10 @@ class LabellingMixin:
             raise UserError("nothing to save: open an image first")
         correction = self._first_submission_correction(loaded, class_map) if status == "submitted" else None
         res = self.save(loaded.image_id, class_map, author, status, loaded.base_revision, correction)
-        if res.status == "submitted":
+        # someone took the image out of the project while it was open: the work is kept with it,
+        # and the person told; a removed image teaches the model nothing until it is put back
+        res.removed = self.store.get_image(loaded.image_id).removed
+        if res.status == "submitted" and not res.removed:
             loaded.split = self.assign_split(loaded.image_id)
             # instant adaptation first (off unless Studio(instant=True)): the next image waits on it
             self._instant_submitted(loaded.image_id, res.revision)

@@ -889,12 +889,17 @@ def test_an_image_removed_and_put_back(demo_studio, tmp_path):
     assert "is back" in st.restore_image(DEMO_PROJECT, iid)
     back = st.open_in_project(DEMO_PROJECT, iid)
     assert back.loaded.base_revision == 1 and np.array_equal(back.loaded.class_map, ready.prediction)
-    # uploaded again after another removal: restored, not refused as a duplicate
+    # removed while someone has it open: their save is kept with it, and they are told
     st.remove_image(DEMO_PROJECT, iid)
+    res = st.save_edits(back.loaded, back.loaded.class_map, "ann", "submitted")
+    assert res.removed and res.revision == 2 and "taken out of the project" in res.note(back.loaded.filename)
+    assert st.store.get_annotation(iid).status == "submitted" and iid not in [i.id for i in st.store.review_queue(p.id)]
+    # uploaded again after the removal: restored, not refused as a duplicate
     f = tmp_path / "again.jpg"
     f.write_bytes(st.store.image_bytes(iid))
     rep = st.upload(DEMO_PROJECT, [f])
     assert rep.added == [iid] and "restored" in rep.files[0][2] and st.removed_images(DEMO_PROJECT) == []
-    log = [(what, on) for _, _, what, on in st.activity(DEMO_PROJECT)[:4]]
+    log = [(what, on) for _, _, what, on in st.activity(DEMO_PROJECT)
+           if what.startswith(("image", "images"))][:4]
     assert [w for w, _ in log] == ["images added", "image restored", "image removed", "image restored"]
     assert all(on == ready.loaded.filename for _, on in log[1:])
