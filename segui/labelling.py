@@ -82,8 +82,8 @@ class SaveResult:
         """What the Label screen says after the save: the revision, and for an image's first
         submission what the labeller changed of its prediction (the loop's measure, which the
         Model screen plots image after image)."""
-        gone = (f" {filename} was taken out of the project meanwhile: the revision is kept with it "
-                "(Upload · Revisions, Removed images, puts it back)." if self.removed else "")
+        # (short: the status line shows three lines)
+        gone = " This image was removed meanwhile, kept with it: Upload · Revisions puts it back." if self.removed else ""
         if self.status != "submitted":
             return f"Saved revision {self.revision} ({self.status}).{gone}"
         c = self.correction

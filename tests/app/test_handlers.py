@@ -892,7 +892,7 @@ def test_an_image_removed_and_put_back(demo_studio, tmp_path):
     # removed while someone has it open: their save is kept with it, and they are told
     st.remove_image(DEMO_PROJECT, iid)
     res = st.save_edits(back.loaded, back.loaded.class_map, "ann", "submitted")
-    assert res.removed and res.revision == 2 and "taken out of the project" in res.note(back.loaded.filename)
+    assert res.removed and res.revision == 2 and "removed meanwhile" in res.note(back.loaded.filename)
     assert st.store.get_annotation(iid).status == "submitted" and iid not in [i.id for i in st.store.review_queue(p.id)]
     # uploaded again after the removal: restored, not refused as a duplicate
     f = tmp_path / "again.jpg"
