@@ -19,7 +19,7 @@ from common.labels import LabelSetError, clean_class_name
 from common.queue_order import diverse_pick, layout_descriptor
 from common.splits import SPLITS, VAL_EVERY, auto_split, training_splits
 from models.finetune import MIN_VAL_TO_PROMOTE
-from storage import FILTER_STATUSES, QUEUE_FILTERS, ConflictError, NotFoundError, StorageError
+from storage import FILTER_STATUSES, QUEUE_FILTERS, ConflictError, ImageInfo, NotFoundError, StorageError
 
 from . import access
 from .access import Act, Forbidden, Principal
@@ -222,13 +222,7 @@ class LabellingMixin:
         """:meth:`prepare`, refusing an image of another project, one that does not
         exist, or (for an annotator) someone else's work."""
         who = self._who(who)
-        try:
-            info = self.store.get_image(int(image_id))
-        except (NotFoundError, ValueError, TypeError):
-            raise UserError(f"there is no image {image_id} in this project") from None
-        if project not in (None, "") and info.project_id != self.store.get_project(project).id:
-            # the same words as for an image that does not exist: ids of other projects stay unknown
-            raise UserError(f"there is no image {int(image_id)} in this project")
+        info = self.image_of(project, image_id)
         self._check_member(who, info.project_id)   # the image's own project, whatever the client named
         if info.removed:
             raise UserError(f"{info.filename} was removed from this project: put it back under Upload · "
@@ -237,6 +231,18 @@ class LabellingMixin:
             raise Forbidden(f"Not allowed: image {info.id} is someone else's work; "
                             "reviewers and admins open every image.")
         return self.prepare(info.id, revision)
+
+    def image_of(self, project: str | int | None, image_id: Any) -> ImageInfo:
+        """Image ``image_id``, refused unless it is ``project``'s (no project: any). Another
+        project's image is refused in the same words as one that does not exist, so ids of
+        other projects stay unknown."""
+        try:
+            info = self.store.get_image(int(image_id))
+        except (NotFoundError, ValueError, TypeError):
+            raise UserError(f"there is no image {image_id} in this project") from None
+        if project not in (None, "") and info.project_id != self.store.get_project(project).id:
+            raise UserError(f"there is no image {int(image_id)} in this project")
+        return info
 
     def prepare(self, image_id: int, revision: int | None = None) -> Ready:
         """The image, its map (latest annotation or one revision, else the prediction),
@@ -458,9 +464,9 @@ class LabellingMixin:
         :func:`auto_split` when it is submitted; an already submitted image gets it now)."""
         if split not in SPLITS:
             raise UserError("split must be train, val or none (automatic)")
-        info = self.store.get_image(int(image_id))
-        if info.project_id != self.store.get_project(project).id:
-            raise UserError(f"there is no image {int(image_id)} in this project")
+        if not project:
+            raise UserError("pick a project first")
+        info = self.image_of(project, image_id)
         self.store.set_split(info.id, split)
         return self.assign_split(info.id) if info.status == "submitted" else split
 

@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 from common import limits
 from common.images import IMAGE_SUFFIXES
 from common.limits import human
-from storage import InvalidImageError, NotFoundError, ValidationError
+from storage import InvalidImageError, ValidationError
 
 from .access import Act, Forbidden, Principal
 from .errors import UserError
@@ -236,24 +236,13 @@ class UploadsMixin:
                 self._submit(self._predict_if_missing, p.id, iid)
         return rep
 
-    def _image_of(self, project: str | int, image_id: Any):
-        """The image ``image_id`` of ``project``; another project's, or none, is refused
-        in the same words (ids of other projects stay unknown)."""
-        if not project:
-            raise UserError("pick a project first")
-        try:
-            info = self.store.get_image(int(image_id))
-        except (NotFoundError, ValueError, TypeError):
-            raise UserError(f"there is no image {image_id} in this project") from None
-        if info.project_id != self.store.get_project(project).id:
-            raise UserError(f"there is no image {int(image_id)} in this project")
-        return info
-
     def remove_image(self, project: str | int, image_id: Any, who: Principal | None = None) -> str:
         """Take an image out of the project (a wrong upload, a blurred frame): it leaves the
         queue, the strip, the counts, Explore, exports, reviews and jobs. Its file, saved
         revisions and reviews are kept, and :meth:`restore_image` puts it back. -> a note."""
-        info = self._image_of(project, image_id)
+        if not project:
+            raise UserError("pick a project first")
+        info = self.image_of(project, image_id)
         if info.removed:
             return f"{info.filename} was already removed."
         self.store.remove_image(info.id, by=self._who(who).name)
@@ -263,7 +252,9 @@ class UploadsMixin:
 
     def restore_image(self, project: str | int, image_id: Any, who: Principal | None = None) -> str:
         """Put a removed image back into the project, with everything it had. -> a note."""
-        info = self._image_of(project, image_id)
+        if not project:
+            raise UserError("pick a project first")
+        info = self.image_of(project, image_id)
         if not info.removed:
             return f"{info.filename} is in the project."
         self.store.restore_image(info.id, by=self._who(who).name)
