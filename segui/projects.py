@@ -100,6 +100,28 @@ class ProjectsMixin:
         self.label_set_changed(p.id)      # the model is asked for the new word from now on
         return p
 
+    def remove_class(self, project: str, name: str) -> ProjectInfo:
+        """Take a class out of the label set by name (a class added by mistake keeps taking
+        pixels in every prediction): only one that no saved revision uses; the model is
+        asked for the other words from now on."""
+        if not project:
+            raise UserError("pick a project first")
+        key = (name or "").strip().casefold()
+        if not key:
+            raise UserError("type the name of the class to remove")
+        p = self.store.get_project(project)
+        target = next((c for c in p.classes if c.name.casefold() == key), None)
+        if target is None:
+            raise UserError(f"the project has no class {name.strip()!r} (its classes: {', '.join(p.class_names)})")
+        try:
+            p = self.store.remove_class(p.id, target.index)
+        except (ValidationError, NotFoundError) as e:
+            raise UserError(str(e)) from None
+        self.record("classes_changed", p.id, f"class {target.name!r} removed",
+                    {"removed": target.name, "index": target.index})
+        self.label_set_changed(p.id)      # its stored predictions may hold the index
+        return p
+
     def update_classes(self, project: str, rows: list[list[Any]]) -> ProjectInfo:
         """Apply an edited label table (index, name, colour); renames and colours only."""
         p = self.store.get_project(project)

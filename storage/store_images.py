@@ -146,6 +146,31 @@ class ImagesMixin(StoreBase):
             s.flush()
             return self._project_info(s, p)
 
+    def remove_class(self, project: str | int, index: int) -> ProjectInfo:
+        """Take class ``index`` out of the label set: only a class that no saved revision of
+        any of the project's images uses (removed images included), since every revision
+        stays loadable as it was saved; a class in use is renamed instead. A project keeps
+        at least one class. Stored predictions may hold the index: the caller forgets them."""
+        with self._session() as s, s.begin():
+            p = self._project_row(s, project)
+            rows = s.scalars(select(LabelClass).where(LabelClass.project_id == p.id)).all()
+            target = next((c for c in rows if c.index == index), None)
+            if target is None:
+                raise NotFoundError(f"project {p.name!r} has no class with index {index}")
+            if len(rows) == 1:
+                raise ValidationError(f"{target.name!r} is the project's only class: a project keeps at least one")
+            q = (select(Annotation.image_id, Annotation.png).join(Image, Image.id == Annotation.image_id)
+                 .where(Image.project_id == p.id).order_by(Annotation.image_id, Annotation.revision)
+                 .execution_options(yield_per=256))      # the maps are decoded one at a time
+            used = [iid for iid, png in s.execute(q) if (imaging.decode_class_map(png) == index).any()]
+            if used:
+                raise ValidationError(
+                    f"{target.name!r} is painted in {len(used)} saved revision(s) (image {used[0]} first), which keep "
+                    "their classes: rename it instead")
+            s.delete(target)
+            s.flush()
+            return self._project_info(s, p)
+
     def set_class_color(self, project: str | int, index: int, color: Any) -> ProjectInfo:
         hexc = _color_to_hex(color)
         with self._session() as s, s.begin():

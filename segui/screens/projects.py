@@ -37,6 +37,10 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
                     add_name = gr.Textbox(label="Add a class by name")
                     add_color = gr.ColorPicker(label="Colour", value="#ff8800")
                 add_btn = gr.Button("Add class")
+                with gr.Row():
+                    remove_name = gr.Textbox(label="Remove a class by name (one no saved annotation uses)",
+                                             elem_id="segui-remove-class-name")
+                remove_btn = gr.Button("Remove class", elem_id="segui-remove-class")
                 others = gr.Radio([("painted as the nearest class", "nearest"),
                                    ("left unlabelled (void)", "void")], value="nearest",
                                   label="Pixels that are none of these classes are predicted",
@@ -180,6 +184,15 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
         events.append(
             add_btn.click(on_add, [project_dd, add_name, add_color], [table, add_name], api_name="add_class",
                           **TYPED_OUTPUTS))
+        @user_errors
+        def on_remove_class(project, name):
+            p = studio.remove_class(project, name)
+            gr.Info(f"Removed {name.strip()!r}: the queue is being predicted again without it.")
+            return _class_table(studio, p.name), ""
+
+        events.append(
+            remove_btn.click(on_remove_class, [project_dd, remove_name], [table, remove_name], api_name="remove_class",
+                             **TYPED_OUTPUTS))
         # the Label screen forgets the image it prepared ahead and re-opens an untouched one
         events.append(others.input(on_others, [project_dd, others], counts, api_name="others_unlabelled"))
     PROJ_OUT = [table, counts, members_md, source, source_md, others, users]

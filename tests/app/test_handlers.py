@@ -903,3 +903,25 @@ def test_an_image_removed_and_put_back(demo_studio, tmp_path):
            if what.startswith(("image", "images"))][:4]
     assert [w for w, _ in log] == ["images added", "image restored", "image removed", "image restored"]
     assert all(on == ready.loaded.filename for _, on in log[1:])
+
+
+def test_a_class_added_by_mistake_can_be_removed(demo_studio):
+    """A typo added as a class takes pixels in every prediction; removed (by name, any
+    case) the queue is predicted without it. A class saved annotations use is refused."""
+    st = demo_studio
+    p = st.add_class(DEMO_PROJECT, "bcycle")
+    st.wait_idle(60)
+    iid = st.next_image(DEMO_PROJECT, "unlabelled")
+    mv = st.model_version(p.id)
+    typo = p.classes[-1].index
+    assert st.store.get_prediction(iid, mv.id) is not None
+    with pytest.raises(UserError, match="rename it"):
+        st.remove_class(DEMO_PROJECT, "road")
+    with pytest.raises(UserError, match="no class 'bus'"):
+        st.remove_class(DEMO_PROJECT, "bus")
+    q = st.remove_class(DEMO_PROJECT, "BCYCLE")
+    assert "bcycle" not in q.class_names and typo not in q.class_indices
+    st.wait_idle(60)
+    pred = st.store.get_prediction(iid, mv.id)
+    assert pred is not None and typo not in np.unique(pred.class_map)      # predicted again without it
+    assert st.activity(DEMO_PROJECT)[0][2:] == ["classes changed", "class 'bcycle' removed"]

@@ -75,6 +75,29 @@ def test_added_class_is_valid_in_class_maps(store, image):
     assert store.save_annotation(image.id, cm, "ann", base_revision=0).revision == 1
 
 
+def test_remove_a_class_only_no_saved_revision_uses(store, image):
+    """A class painted in any revision (an old one, a removed image's) stays: every
+    revision loads as it was saved. An unused one goes and leaves a gap in the indices;
+    its index is free for the next class. The last class stays."""
+    store.add_class("p", "bike")                               # index 3
+    store.add_class("p", "bus")                                # index 4
+    cm = np.zeros((image.height, image.width), np.uint8)
+    cm[0, 0] = 3
+    store.save_annotation(image.id, cm, "ann", base_revision=0)
+    store.save_annotation(image.id, np.zeros_like(cm), "ann", base_revision=1)   # bike only in revision 1
+    store.remove_image(image.id)
+    with pytest.raises(ValidationError, match=r"'bike' is painted in 1 saved revision\(s\).*rename it"):
+        store.remove_class("p", 3)
+    p = store.remove_class("p", 4)
+    assert p.class_names == ["road", "car", "sky", "bike"] and p.class_indices == [0, 1, 2, 3]
+    with pytest.raises(NotFoundError):
+        store.remove_class("p", 4)
+    assert store.add_class("p", "tram").classes[-1].index == 4
+    solo = store.create_project("solo", ["road"])
+    with pytest.raises(ValidationError, match="only class"):
+        store.remove_class(solo.id, 0)
+
+
 def test_unknown_project(store):
     with pytest.raises(NotFoundError, match="nope"):
         store.get_project("nope")
