@@ -159,13 +159,13 @@ class ImagesMixin(StoreBase):
                 raise NotFoundError(f"project {p.name!r} has no class with index {index}")
             if len(rows) == 1:
                 raise ValidationError(f"{target.name!r} is the project's only class: a project keeps at least one")
-            q = (select(Annotation.image_id, Annotation.png).join(Image, Image.id == Annotation.image_id)
+            q = (select(Image.filename, Annotation.png).join(Image, Image.id == Annotation.image_id)
                  .where(Image.project_id == p.id).order_by(Annotation.image_id, Annotation.revision)
                  .execution_options(yield_per=256))      # the maps are decoded one at a time
-            used = [iid for iid, png in s.execute(q) if (imaging.decode_class_map(png) == index).any()]
+            used = [name for name, png in s.execute(q) if (imaging.decode_class_map(png) == index).any()]
             if used:
                 raise ValidationError(
-                    f"{target.name!r} is painted in {len(used)} saved revision(s) (image {used[0]} first), which keep "
+                    f"{target.name!r} is painted in {len(used)} saved revision(s) ({used[0]} first), which keep "
                     "their classes: rename it instead")
             s.delete(target)
             s.flush()
