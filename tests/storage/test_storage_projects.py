@@ -86,7 +86,7 @@ def test_remove_a_class_only_no_saved_revision_uses(store, image):
     store.save_annotation(image.id, cm, "ann", base_revision=0)
     store.save_annotation(image.id, np.zeros_like(cm), "ann", base_revision=1)   # bike only in revision 1
     store.remove_image(image.id)
-    with pytest.raises(ValidationError, match=r"'bike' is painted in 1 saved revision\(s\).*rename it"):
+    with pytest.raises(ValidationError, match=r"'bike' is painted in 1 saved revision\(s\) \(a\.png first\).*rename it"):
         store.remove_class("p", 3)
     p = store.remove_class("p", 4)
     assert p.class_names == ["road", "car", "sky", "bike"] and p.class_indices == [0, 1, 2, 3]
