@@ -133,6 +133,7 @@ class UploadReport:
     duplicates: list[str] = field(default_factory=list)   # file names already in the project
     skipped: list[str] = field(default_factory=list)      # "name: reason"
     duplicate_ids: list[int] = field(default_factory=list)
+    restored: list[int] = field(default_factory=list)     # ids of removed images put back (also in ``added``)
     # one line per file, in upload order: (file name, "added" | "duplicate" | "skipped", message)
     files: list[tuple[str, str, str]] = field(default_factory=list)
 
@@ -141,8 +142,12 @@ class UploadReport:
         """The image to show after the upload: the first new one, else the first already there."""
         return (self.added or self.duplicate_ids or [None])[0]
 
+    def added_words(self) -> str:
+        new = len(self.added) - len(self.restored)
+        return f"{new} image(s) added" + (f", {len(self.restored)} put back" if self.restored else "")
+
     def message(self) -> str:
-        parts = [f"{len(self.added)} image(s) added"]
+        parts = [self.added_words()]
         if self.duplicates:
             parts.append(f"{len(self.duplicates)} already in the project ({', '.join(self.duplicates[:5])})")
         if self.skipped:
@@ -152,7 +157,7 @@ class UploadReport:
     def summary(self) -> str:
         """One short line for the Label screen's status (each file's result is in the
         list of the Upload · Revisions drawer): counts only, no file names."""
-        parts = [f"{len(self.added)} image(s) added"]
+        parts = [self.added_words()]
         if self.duplicates:
             parts.append(f"{len(self.duplicates)} already in the project")
         if self.skipped:
@@ -211,6 +216,7 @@ class UploadsMixin:
                 # uploaded again after it was removed: the person wants it back, as it was
                 self.store.restore_image(info.id, by=self._who(None).name)
                 rep.added.append(info.id)
+                rep.restored.append(info.id)
                 rep.files.append((shown, "added", f"image {info.id} was removed from the project: restored, "
                                   "with its saved revisions"))
             elif info.duplicate:
@@ -225,10 +231,11 @@ class UploadsMixin:
             raise UserError("no files were uploaded (the zip holds no image files)")
         if rep.added:       # who added which images (a team's log; refused and duplicate files add nothing)
             shown = [f for f, what, _ in rep.files if what == "added"]
-            self.record("import", p.id, f"upload: {len(rep.added)} image(s) added"
+            self.record("import", p.id, f"upload: {rep.added_words()}"
                         + (f", {len(rep.duplicates)} already there" if rep.duplicates else "")
                         + (f", {len(rep.skipped)} refused" if rep.skipped else ""),
-                        {"added": len(rep.added), "duplicates": len(rep.duplicates), "refused": len(rep.skipped),
+                        {"added": len(rep.added) - len(rep.restored), "restored": len(rep.restored),
+                         "duplicates": len(rep.duplicates), "refused": len(rep.skipped),
                          "files": shown[:20], "image_ids": rep.added[:20]})
         if predict and rep.added:
             self.predict(p.id, rep.added[0])

@@ -899,6 +899,7 @@ def test_an_image_removed_and_put_back(demo_studio, tmp_path):
     f.write_bytes(st.store.image_bytes(iid))
     rep = st.upload(DEMO_PROJECT, [f])
     assert rep.added == [iid] and "restored" in rep.files[0][2] and st.removed_images(DEMO_PROJECT) == []
+    assert rep.summary().startswith("Upload: 0 image(s) added, 1 put back")
     log = [(what, on) for _, _, what, on in st.activity(DEMO_PROJECT)
            if what.startswith(("image", "images"))][:4]
     assert [w for w, _ in log] == ["images added", "image restored", "image removed", "image restored"]
