@@ -255,6 +255,8 @@ class UploadsMixin:
         self.store.remove_image(info.id, by=self._who(who).name)
         with self._cache_lock:              # no prepared view of it is shown again
             self._ready.pop(info.id, None)
+        if info.review is not None:         # it was submitted: the instant layer forgets it
+            self.instant_relearn(info.project_id)
         return f"{info.filename} removed from the project: Upload · Revisions puts it back."
 
     def restore_image(self, project: str | int, image_id: Any, who: Principal | None = None) -> str:
@@ -265,6 +267,8 @@ class UploadsMixin:
         if not info.removed:
             return f"{info.filename} is in the project."
         self.store.restore_image(info.id, by=self._who(who).name)
+        if info.review is not None:         # it was submitted: the instant layer learns it again
+            self.instant_relearn(info.project_id)
         return f"{info.filename} is back in the project, with its saved revisions."
 
     def removed_images(self, project: str | int) -> list[tuple[str, int]]:

@@ -198,3 +198,19 @@ def test_annotations_imported_while_the_app_runs_are_learnt(on, tmp_path):
     slot = st._slots[st.store.get_project(DEMO_PROJECT).id]
     assert st._instant_sync(slot.key[0]) == 0           # throttled
     assert st._instant_sync(slot.key[0], now=slot.checked + adapting.SYNC_EVERY_S + 1) == 0   # nothing new
+
+
+def test_a_removed_submission_is_forgotten_and_learnt_again_when_put_back(on):
+    """A submitted image taken out of the project (a wrong frame) stops teaching the
+    instant layer; put back, it teaches it again."""
+    st = on
+    first = st.store.list_images(DEMO_PROJECT, order="id")[0].id
+    submit_road_as_pavement(st, first)
+    assert st.wait_idle(60)
+    assert list(st.instant_session(DEMO_PROJECT).examples) == [first]
+    st.remove_image(DEMO_PROJECT, first)
+    assert st.wait_idle(60)
+    assert list(st.instant_session(DEMO_PROJECT).examples) == []
+    st.restore_image(DEMO_PROJECT, first)
+    assert st.wait_idle(60)
+    assert list(st.instant_session(DEMO_PROJECT).examples) == [first]
