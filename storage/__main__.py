@@ -1,4 +1,4 @@
-"""Command line: ``python -m storage import-dataset|export|upgrade|sweep|users|members|training-source|self-review|auto-finetune|others-unlabelled ...``.
+"""Command line: ``python -m storage import-dataset|export|upgrade|sweep|users|members|images|training-source|self-review|auto-finetune|others-unlabelled ...``.
 
 Passwords (``users add``, ``users passwd``) are read from a prompt, asked twice, or from
 the first line of standard input when it is not a terminal (``echo pw | python -m
@@ -192,6 +192,15 @@ def main(argv: list[str] | None = None) -> int:
         m.add_argument("project")
         m.add_argument("user")
     msub.add_parser("list", parents=[common], help="a project's members").add_argument("project")
+    images = sub.add_parser("images", help="take images out of a project and put them back: remove, restore, "
+                                           "removed (nothing is deleted)")
+    isub = images.add_subparsers(dest="images_cmd", required=True)
+    for name, what in (("remove", "take an image out of the project (its revisions are kept)"),
+                       ("restore", "put a removed image back")):
+        i = isub.add_parser(name, parents=[common], help=what)
+        i.add_argument("project")
+        i.add_argument("image_id", type=int)
+    isub.add_parser("removed", parents=[common], help="a project's removed images").add_argument("project")
     ts = sub.add_parser("training-source", parents=[common],
                         help="show or set what jobs and exports use: accepted, submitted or auto")
     ts.add_argument("project")
@@ -246,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _users(store, args)
             if args.cmd == "members":
                 return _members(store, args)
+            if args.cmd == "images":
+                return _images(store, args)
             if args.cmd == "training-source":
                 p = store.get_project(args.project)
                 if args.value is not None:
@@ -278,6 +289,28 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted; nothing changed", file=sys.stderr)
         return 130
     return 2
+
+
+def _images(store: Store, args) -> int:
+    """Remove / restore one image of the project (refused for another project's id), or
+    list the removed ones (id, file, status, when)."""
+    p = store.get_project(args.project)
+    if args.images_cmd == "removed":
+        for im in store.removed_images(p.id):
+            print(f"{im.id}\t{im.filename}\t{im.status}")
+        return 0
+    im = store.get_image(args.image_id)
+    if im.project_id != p.id:
+        raise CliError(f"project {p.name!r} has no image {args.image_id}")
+    if args.images_cmd == "remove":
+        was = im.removed
+        store.remove_image(im.id, by=CLI_USER)
+        print(f"{im.filename} (image {im.id}) {'was already' if was else 'is now'} out of {p.name!r}")
+    else:
+        was = not im.removed
+        store.restore_image(im.id, by=CLI_USER)
+        print(f"{im.filename} (image {im.id}) {'was already' if was else 'is'} back in {p.name!r}")
+    return 0
 
 
 def _others_unlabelled(store: Store, args) -> int:

@@ -326,6 +326,21 @@ def test_self_review_command(ustore, project, capsys):
     assert ustore.get_project("p").allow_self_review
 
 
+def test_images_remove_restore_removed_commands(ustore, project, png_bytes, capsys):
+    common = ["--db", ustore.url, "--data-dir", str(ustore.data_dir)]
+    iid = ustore.add_image("p", png_bytes(np.zeros((32, 48, 3), np.uint8)), "a.png").id
+    other = ustore.create_project("q", ["sky"])
+    assert main(["images", "remove", "p", str(iid), *common]) == 0 and "is now out of" in capsys.readouterr().out
+    assert ustore.get_image(iid).removed and ustore.count_images("p")["total"] == 0
+    assert main(["images", "removed", "p", *common]) == 0 and capsys.readouterr().out == f"{iid}\ta.png\tunlabelled\n"
+    assert main(["images", "restore", other.name, str(iid), *common]) == 2       # another project's id
+    assert "has no image" in capsys.readouterr().err and ustore.get_image(iid).removed
+    assert main(["images", "restore", "p", str(iid), *common]) == 0 and "is back in" in capsys.readouterr().out
+    assert not ustore.get_image(iid).removed
+    acts = [(a.action, a.user) for a in ustore.list_activity("p", action=["image_removed", "image_restored"])]
+    assert acts == [("image_restored", "cli"), ("image_removed", "cli")]
+
+
 def test_others_unlabelled_command(ustore, project, png_bytes, capsys):
     """The open-set setting from the command line, as on the Projects screen: a change
     forgets the stored predictions (made the other way) and is recorded; the same value
