@@ -225,8 +225,9 @@ class LabellingMixin:
         info = self.image_of(project, image_id)
         self._check_member(who, info.project_id)   # the image's own project, whatever the client named
         if info.removed:
-            raise UserError(f"{info.filename} was removed from this project: put it back under Upload · "
-                            "Revisions, Removed images, to open it")
+            raise UserError(f"{info.filename} was removed from this project: " + (
+                "put it back under Upload · Revisions, Removed images, to open it" if who.can(Act.REVIEW)
+                else "a reviewer or an admin can put it back"))
         if not access.sees_image(who, info.status, info.annotated_by):
             raise Forbidden(f"Not allowed: image {info.id} is someone else's work; "
                             "reviewers and admins open every image.")

@@ -878,8 +878,11 @@ def test_an_image_removed_and_put_back(demo_studio, tmp_path):
     assert st.store.count_images(p.id)["total"] == total - 1
     assert iid not in [i.id for i in st.store.list_images(p.id)]
     assert all(st.next_image(DEMO_PROJECT, f) != iid for f in ("unlabelled", "draft", "any"))
-    with pytest.raises(UserError, match="was removed"):
+    with pytest.raises(UserError, match="was removed.*put it back under Upload"):
         st.open_in_project(DEMO_PROJECT, iid)
+    from segui.access import Principal
+    with pytest.raises(UserError, match="was removed.*a reviewer or an admin can put it back"):
+        st.open_in_project(DEMO_PROJECT, iid, who=Principal("ann", "annotator"))
     assert st.removed_images(DEMO_PROJECT) == [(f"{ready.loaded.filename} (#{iid}, draft)", iid)]
     other = st.create_project("other", "road\nsky")
     with pytest.raises(UserError, match="no image"):
