@@ -132,14 +132,20 @@ class ImagesMixin(StoreBase):
                 raise ValidationError(f"class {cname!r} was added concurrently") from None
             return self._project_info(s, p)
 
+    @staticmethod
+    def _class_rows(s, p: Project, index: int) -> tuple[list[LabelClass], LabelClass]:
+        """The project's class rows and the one with ``index`` (NotFoundError without one)."""
+        rows = list(s.scalars(select(LabelClass).where(LabelClass.project_id == p.id)).all())
+        target = next((c for c in rows if c.index == index), None)
+        if target is None:
+            raise NotFoundError(f"project {p.name!r} has no class with index {index}")
+        return rows, target
+
     def rename_class(self, project: str | int, index: int, new_name: str) -> ProjectInfo:
         cname = _clean_name(new_name)
         with self._session() as s, s.begin():
             p = self._project_row(s, project)
-            rows = s.scalars(select(LabelClass).where(LabelClass.project_id == p.id)).all()
-            target = next((c for c in rows if c.index == index), None)
-            if target is None:
-                raise NotFoundError(f"project {p.name!r} has no class with index {index}")
+            rows, target = self._class_rows(s, p, index)
             with _label_rule():
                 labels.check_new_class_name(cname, [c.name for c in rows if c.index != index])
             target.name = cname
@@ -153,10 +159,7 @@ class ImagesMixin(StoreBase):
         at least one class. Stored predictions may hold the index: the caller forgets them."""
         with self._session() as s, s.begin():
             p = self._project_row(s, project)
-            rows = s.scalars(select(LabelClass).where(LabelClass.project_id == p.id)).all()
-            target = next((c for c in rows if c.index == index), None)
-            if target is None:
-                raise NotFoundError(f"project {p.name!r} has no class with index {index}")
+            rows, target = self._class_rows(s, p, index)
             if len(rows) == 1:
                 raise ValidationError(f"{target.name!r} is the project's only class: a project keeps at least one")
             q = (select(Image.filename, Annotation.png).join(Image, Image.id == Annotation.image_id)
