@@ -61,7 +61,7 @@ ENDPOINTS: dict[str, Act] = {
     "explore_for_project_after": Act.REVIEW,
     # the Activity screen
     "activity": Act.REVIEW, "open_activity_tab": Act.REVIEW, "init_screen_3": Act.REVIEW,
-    "activity_for_project": Act.REVIEW,
+    "activity_for_project": Act.REVIEW, "activity_kind": Act.REVIEW, "activity_who": Act.REVIEW,
     # the Projects screen
     "create_project": Act.ADMIN, "label_set": Act.ADMIN, "update_classes": Act.ADMIN,
     "add_class": Act.ADMIN, "open_projects_tab": Act.ADMIN, "init_screen_1": Act.ADMIN,

@@ -16,6 +16,17 @@ from .access import Act, Forbidden, Principal
 from .errors import UserError
 
 
+# What the Activity screen's "Show" picks: a kind of record -> the actions it lists (None: all)
+ACTIVITY_KINDS: dict[str, tuple[str, ...] | None] = {
+    "everything": None,
+    "saved revisions": ("revision_saved",),
+    "reviews": ("review",),
+    "jobs and model versions": ("job_started", "job_finished", "job_cancelled", "model_promoted", "model_activated"),
+    "images: uploads, removals, exports": ("import", "export", "image_removed", "image_restored"),
+    "project settings and classes": ("project_created", "classes_changed", "training_source_changed"),
+    "members": ("member_added", "member_removed"),
+}
+
 class AdminMixin:
     """Studio's people: logins, permissions, members, accounts, activity."""
 
@@ -130,10 +141,15 @@ class AdminMixin:
         the one person of an app without accounts."""
         return who or access.current() or access.NOBODY_ADMIN
 
-    def activity(self, project: str | int, limit: int = 200) -> list[list[Any]]:
+    def activity(self, project: str | int, limit: int = 200, kind: str = "everything",
+                 who: str | None = None) -> list[list[Any]]:
         """The project's activity, newest first: when, who, what, on what (an image by
-        its file name: "0016E5_07959.jpg, revision 2", not its id)."""
-        records = self.store.list_activity(project, limit=limit)
+        its file name: "0016E5_07959.jpg, revision 2", not its id). ``kind``: one of
+        :data:`ACTIVITY_KINDS`; ``who``: one person's records (their exact name)."""
+        if kind not in ACTIVITY_KINDS:
+            raise UserError(f"show one of: {', '.join(ACTIVITY_KINDS)}")
+        who = (who or "").strip() or None
+        records = self.store.list_activity(project, limit=limit, action=ACTIVITY_KINDS[kind], user=who)
         names = self.store.image_filenames(project, [i for a in records
                                                      if isinstance(i := (a.details or {}).get("image_id"), int)])
 

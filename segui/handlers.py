@@ -45,7 +45,7 @@ from models.inference import DEFAULT_MODEL_DIR
 from storage import Store
 
 from .adapting import AdaptingMixin
-from .admin import AdminMixin
+from .admin import ACTIVITY_KINDS, AdminMixin  # noqa: F401  (re-exported: the Activity screen)
 from .errors import UserError  # noqa: F401  (re-exported)
 from .evaluation import EvaluationMixin
 from .explore import ExploreMixin

@@ -243,3 +243,27 @@ def test_opening_an_image_is_what_looks_for_outside_submissions(bare_demo_studio
     st.prefetch_next(P, "unlabelled", second)
     assert st.wait_idle(60)
     assert st.store.get_image(first).review_score is not None
+
+
+def test_the_activity_shows_one_kind_or_one_person(demo_studio):
+    """The Activity screen's filters: a kind of record and a person; every action a
+    project's log can hold is under some kind."""
+    from segui.admin import ACTIVITY_KINDS
+    from storage.models import Action
+    per_user = {"user_added", "role_changed", "user_disabled", "user_enabled", "password_changed"}
+    kinds = set().union(*(v for v in ACTIVITY_KINDS.values() if v))
+    assert kinds == {a.value for a in Action} - per_user
+    st = demo_studio
+    iid = st.next_image(DEMO_PROJECT, "unlabelled")
+    ready = st.open_in_project(DEMO_PROJECT, iid)
+    st.save_edits(ready.loaded, ready.prediction, "ann", "draft")
+    st.remove_image(DEMO_PROJECT, iid)
+    everything = st.activity(DEMO_PROJECT)
+    assert {r[2] for r in everything} >= {"image removed", "revision saved (draft)"}
+    images = st.activity(DEMO_PROJECT, kind="images: uploads, removals, exports")
+    assert [r[2] for r in images] == ["image removed"]
+    anns = st.activity(DEMO_PROJECT, who="ann")
+    assert anns and all(r[1] == "ann" for r in anns) and len(anns) < len(everything)
+    assert st.activity(DEMO_PROJECT, kind="reviews", who="ann") == []
+    with pytest.raises(UserError, match="show one of"):
+        st.activity(DEMO_PROJECT, kind="bogus")
