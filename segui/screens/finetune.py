@@ -64,7 +64,9 @@ def render(studio, project_dd, on_job_end=None) -> None:
         return gr.update(interactive=studio.can_cancel_finetune(project))
 
     def cancel_state_after_poll(project, now):
-        return gr.update(interactive=job_live(now))    # the job the poll just read: no second look
+        # the job the poll just read: no second look (``project`` is an input for the guard's
+        # membership check, segui.guard, not read here)
+        return gr.update(interactive=job_live(now))
 
     # endpoints of their own, so the status endpoints above keep their outputs
     poll.then(cancel_state_after_poll, [project_dd, seen], cancel_btn, api_name="finetune_cancel_state",
