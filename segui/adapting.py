@@ -222,6 +222,31 @@ class AdaptingMixin:
             self._slots.pop(project_id, None)
         self._instant_ensure(project_id)
 
+    def instant_forget(self, image_id: int) -> None:
+        """An image left the project (``remove_image``): its pixels stop teaching the adapter,
+        which is fitted again without them and the queue predicted again (background)."""
+        if self.instant:
+            self._submit(self._instant_forget, int(image_id))
+
+    def _instant_forget(self, image_id: int) -> None:
+        slot = self._slots.get(self.store.get_image(image_id).project_id)
+        if slot is None:        # not built yet: its build reads the project's submissions, not this one
+            return
+        slot.pending = [(i, r) for i, r in slot.pending if i != image_id]
+        slot.learnt.pop(image_id, None)
+        if image_id in slot.session.examples:
+            slot.session.remove(image_id)
+            self._instant_update(slot)
+            self._instant_repredict_queue(slot)
+
+    def instant_recall(self, image_id: int) -> None:
+        """An image came back (``restore_image``): its latest submitted revision teaches the
+        adapter again, as a submit does."""
+        info = self.store.get_image(int(image_id))
+        rev = dict(self.store.submitted_annotations(info.project_id, split=None, source="submitted")).get(info.id)
+        if rev is not None:
+            self._instant_submitted(info.id, rev)
+
     def _instant_submitted(self, image_id: int, revision: int) -> None:
         """Hook of ``save_edits``: a submitted revision teaches the adapter (background)."""
         if self.instant:

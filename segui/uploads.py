@@ -215,6 +215,7 @@ class UploadsMixin:
             elif info.duplicate and info.removed:
                 # uploaded again after it was removed: the person wants it back, as it was
                 self.store.restore_image(info.id, by=self._who(None).name)
+                self.instant_recall(info.id)
                 rep.added.append(info.id)
                 rep.restored.append(info.id)
                 rep.files.append((shown, "added", f"image {info.id} was removed from the project: restored, "
@@ -255,8 +256,7 @@ class UploadsMixin:
         self.store.remove_image(info.id, by=self._who(who).name)
         with self._cache_lock:              # no prepared view of it is shown again
             self._ready.pop(info.id, None)
-        if info.review is not None:         # it was submitted: the instant layer forgets it
-            self.instant_relearn(info.project_id)
+        self.instant_forget(info.id)        # a submitted image stops teaching the instant layer
         return f"{info.filename} removed from the project: Upload · Revisions puts it back."
 
     def restore_image(self, project: str | int, image_id: Any, who: Principal | None = None) -> str:
@@ -267,8 +267,7 @@ class UploadsMixin:
         if not info.removed:
             return f"{info.filename} is in the project."
         self.store.restore_image(info.id, by=self._who(who).name)
-        if info.review is not None:         # it was submitted: the instant layer learns it again
-            self.instant_relearn(info.project_id)
+        self.instant_recall(info.id)        # a submitted one teaches it again
         return f"{info.filename} is back in the project, with its saved revisions."
 
     def removed_images(self, project: str | int) -> list[tuple[str, int]]:

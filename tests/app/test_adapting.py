@@ -200,7 +200,7 @@ def test_annotations_imported_while_the_app_runs_are_learnt(on, tmp_path):
     assert st._instant_sync(slot.key[0], now=slot.checked + adapting.SYNC_EVERY_S + 1) == 0   # nothing new
 
 
-def test_a_removed_submission_is_forgotten_and_learnt_again_when_put_back(on):
+def test_a_removed_submission_is_forgotten_and_learnt_again_when_put_back(on, tmp_path):
     """A submitted image taken out of the project (a wrong frame) stops teaching the
     instant layer; put back, it teaches it again."""
     st = on
@@ -212,5 +212,12 @@ def test_a_removed_submission_is_forgotten_and_learnt_again_when_put_back(on):
     assert st.wait_idle(60)
     assert list(st.instant_session(DEMO_PROJECT).examples) == []
     st.restore_image(DEMO_PROJECT, first)
+    assert st.wait_idle(60)
+    assert list(st.instant_session(DEMO_PROJECT).examples) == [first]
+    st.remove_image(DEMO_PROJECT, first)          # and uploaded again: learnt again too
+    assert st.wait_idle(60) and list(st.instant_session(DEMO_PROJECT).examples) == []
+    f = tmp_path / "again.jpg"
+    f.write_bytes(st.store.image_bytes(first))
+    assert st.upload(DEMO_PROJECT, [f]).restored == [first]
     assert st.wait_idle(60)
     assert list(st.instant_session(DEMO_PROJECT).examples) == [first]
