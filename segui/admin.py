@@ -27,6 +27,7 @@ ACTIVITY_KINDS: dict[str, tuple[str, ...] | None] = {
     "members": ("member_added", "member_removed"),
 }
 
+
 class AdminMixin:
     """Studio's people: logins, permissions, members, accounts, activity."""
 
@@ -176,11 +177,11 @@ class AdminMixin:
                 return f"{subject}: “{d['comment']}”"
             return subject
 
-        def who(a) -> str:
+        def by(a) -> str:
             # no name: the system (a job's promotion), else a person of an app without accounts
             return a.user or ("(system)" if a.action == "model_promoted" else "(no login)")
 
-        return [[f"{a.created_at:%Y-%m-%d %H:%M:%S}", who(a), what(a), on(a)] for a in records]
+        return [[f"{a.created_at:%Y-%m-%d %H:%M:%S}", by(a), what(a), on(a)] for a in records]
 
     def record(self, action: str, project: str | int | None, subject: str, details: dict | None = None,
                who: Principal | None = None) -> None:

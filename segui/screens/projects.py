@@ -184,6 +184,7 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
         events.append(
             add_btn.click(on_add, [project_dd, add_name, add_color], [table, add_name], api_name="add_class",
                           **TYPED_OUTPUTS))
+
         @user_errors
         def on_remove_class(project, name):
             p = studio.remove_class(project, name)
