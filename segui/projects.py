@@ -101,9 +101,9 @@ class ProjectsMixin:
         return p
 
     def remove_class(self, project: str, name: str) -> ProjectInfo:
-        """Take a class out of the label set by name (a class added by mistake keeps taking
-        pixels in every prediction): only one that no saved revision uses; the model is
-        asked for the other words from now on."""
+        """Take a class out of the label set by name (a class added by mistake stays among the
+        words every prediction chooses from): only one that no saved revision uses; the
+        model is asked for the other words from now on."""
         if not project:
             raise UserError("pick a project first")
         key = (name or "").strip().casefold()
