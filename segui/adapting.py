@@ -242,10 +242,9 @@ class AdaptingMixin:
     def instant_recall(self, image_id: int) -> None:
         """An image came back (``restore_image``): its latest submitted revision teaches the
         adapter again, as a submit does."""
-        info = self.store.get_image(int(image_id))
-        rev = dict(self.store.submitted_annotations(info.project_id, split=None, source="submitted")).get(info.id)
+        rev = self._latest_submitted(image_id)
         if rev is not None:
-            self._instant_submitted(info.id, rev)
+            self._instant_submitted(int(image_id), rev)
 
     def _instant_submitted(self, image_id: int, revision: int) -> None:
         """Hook of ``save_edits``: a submitted revision teaches the adapter (background)."""
