@@ -242,20 +242,20 @@ class ImagesMixin(StoreBase):
         review queue and job, and keeps its file, annotations, reviews and predictions,
         so :meth:`restore_image` puts it back as it was. Recorded as ``image_removed``
         by ``by``. Removing a removed image changes nothing (and records nothing)."""
-        with self._session() as s, s.begin():
-            im = self._image_row(s, image_id)
-            if im.removed_at is None:
-                im.removed_at = utcnow()
-                self._record(s, Action.IMAGE_REMOVED, by, im.project_id, im.filename, {"image_id": im.id})
-            return _image_info(im)
+        return self._set_removed(image_id, True, by)
 
     def restore_image(self, image_id: int, by: str | None = None) -> ImageInfo:
         """Put a removed image back into its project, with everything it had."""
+        return self._set_removed(image_id, False, by)
+
+    def _set_removed(self, image_id: int, removed: bool, by: str | None) -> ImageInfo:
+        """Set or clear ``removed_at`` and record it, when that changes anything."""
         with self._session() as s, s.begin():
             im = self._image_row(s, image_id)
-            if im.removed_at is not None:
-                im.removed_at = None
-                self._record(s, Action.IMAGE_RESTORED, by, im.project_id, im.filename, {"image_id": im.id})
+            if (im.removed_at is not None) != removed:
+                im.removed_at = utcnow() if removed else None
+                self._record(s, Action.IMAGE_REMOVED if removed else Action.IMAGE_RESTORED, by, im.project_id,
+                             im.filename, {"image_id": im.id})
             return _image_info(im)
 
     def removed_images(self, project: str | int) -> list[ImageInfo]:
