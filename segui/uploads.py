@@ -214,8 +214,7 @@ class UploadsMixin:
                 rep.files.append((shown, "skipped", reason))
             elif info.duplicate and info.removed:
                 # uploaded again after it was removed: the person wants it back, as it was
-                self.store.restore_image(info.id, by=self._who(None).name)
-                self.instant_recall(info.id)
+                self.restore_image(p.id, info.id)
                 rep.added.append(info.id)
                 rep.restored.append(info.id)
                 rep.files.append((shown, "added", f"image {info.id} was removed from the project: restored, "

@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _images(store: Store, args) -> int:
     """Remove / restore one image of the project (refused for another project's id), or
-    list the removed ones (id, file, status, when)."""
+    list the removed ones (id, file name, status)."""
     p = store.get_project(args.project)
     if args.images_cmd == "removed":
         for im in store.removed_images(p.id):
