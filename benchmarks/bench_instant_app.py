@@ -12,6 +12,15 @@ call's own time, the background latency from submit to the adapter updated (the
 worker's clock), the time until the stored prediction of the queue's first (most
 uncertain) image changed, and the wrong pixels of the stored predictions of the
 ground-truth frames not yet submitted, against the shipped model's on the same frames.
+
+    python -m benchmarks.bench_instant_app --submit-next [--out ...]
+
+does what the Label screen's Submit & next does instead (``save_edits``, ``instant_wait``,
+``next_image``, ``open_in_project``), with the next image prepared ahead before each
+submit as the page does: the time from the submit to the next image opened, whether its
+map was predicted by the adapter that learnt the submit, and its wrong pixels (when it has
+ground truth) against the map prepared ahead, which is what the page showed before
+2026-12-07 (the next image was predicted before the submit was learnt).
 """
 from __future__ import annotations
 
@@ -29,6 +38,8 @@ import numpy as np
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--submit-next", action="store_true",
+                    help="time the Label screen's Submit & next: submit to the next image opened, adapted")
     args = ap.parse_args(argv)
 
     from models.data import load_label
@@ -59,6 +70,8 @@ def main(argv=None) -> dict:
         m = t != p.ignore_index
         return int(((cm != t) & m).sum()), int(m.sum())
 
+    if args.submit_next:
+        return submit_next(st, p, truth_files, by_name, truth, wrong, args.out, tmp)
     rows = []
     for k, f in enumerate(truth_files):
         iid = by_name[f.name].id
@@ -103,6 +116,52 @@ def main(argv=None) -> dict:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"rows": rows, "summary": summary}, indent=1))
+    st.store.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return summary
+
+
+def submit_next(st, p, truth_files, by_name, truth, wrong, out, tmp) -> dict:
+    """The Label screen's Submit & next, timed (see the module's docstring)."""
+    rows = []
+    for k, f in enumerate(truth_files):
+        iid = by_name[f.name].id
+        loaded = st.open_in_project(p.id, iid).loaded
+        st.prefetch_next(p.id, "unlabelled", iid)      # as the Label screen does on each open
+        st.wait_idle(300)
+        ahead_id = st.next_image(p.id, "unlabelled", (iid,))
+        ahead = st.prepare(ahead_id) if ahead_id is not None else None    # the page's peek
+        st.wait_idle(300)                          # the prepared work out of the clock
+        t0 = time.perf_counter()
+        st.save_edits(loaded, truth[iid], "bench", "submitted")
+        done = st.instant_wait(iid)
+        t_learnt = time.perf_counter() - t0
+        nxt = st.next_image(p.id, "unlabelled", (iid,))
+        opened = st.open_in_project(p.id, nxt) if nxt is not None else None
+        t_open = time.perf_counter() - t0
+        images = st.instant_status(p.id).get("images")
+        row = {"submit": k + 1, "image": f.name, "learnt_in_wait": done, "learnt_s": round(t_learnt, 3),
+               "next_opened_s": round(t_open, 3), "next": nxt, "next_was_prepared_ahead": nxt == ahead_id,
+               "next_adapted_from": st.adapted_from(nxt) if nxt is not None else None, "images": images,
+               "reflects_submit": nxt is not None and st.adapted_from(nxt) == images}
+        if opened is not None and nxt in truth and nxt == ahead_id:
+            row["wrong_shown"], _ = wrong(nxt, opened.loaded.class_map)
+            row["wrong_prepared_ahead"], _ = wrong(nxt, ahead.loaded.class_map)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        st.wait_idle(300)
+    both = [r for r in rows if "wrong_shown" in r]
+    summary = {"submits": len(rows), "reflects_submit": sum(r["reflects_submit"] for r in rows),
+               "median_learnt_s": statistics.median(r["learnt_s"] for r in rows),
+               "median_next_opened_s": statistics.median(r["next_opened_s"] for r in rows),
+               "max_next_opened_s": max(r["next_opened_s"] for r in rows),
+               "wrong_shown_vs_prepared_ahead": (round(sum(r["wrong_shown"] for r in both)
+                                                       / max(1, sum(r["wrong_prepared_ahead"] for r in both)), 3)
+                                                 if both else None), "compared": len(both)}
+    print(json.dumps(summary))
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps({"rows": rows, "summary": summary}, indent=1))
     st.store.close()
     shutil.rmtree(tmp, ignore_errors=True)
     return summary

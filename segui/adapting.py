@@ -26,6 +26,10 @@ model's own.
   per task, then fit and predict the queue again.
 - Each image predicted again gets a new mark (:meth:`_prediction_mark`), part of the
   prepared-ahead image's key, so ``prepare`` never serves a prediction made before.
+- The next image reflects the submit: Submit & next waits (at most ``INSTANT_WAIT_S``) until
+  the worker has learnt the submitted image (:meth:`instant_wait`), and ``prepare`` predicts
+  an unlabelled image again when its stored prediction is older than the adapter
+  (:meth:`_instant_stale`), so the image opened next is predicted with that correction.
 
 Thread safety: the sessions are changed only by the one background worker; requests
 only read a session's current adapter (replaced as a whole by ``update``). Forward passes
@@ -33,7 +37,9 @@ go through :class:`segui.predicting.PredictorCache`, one at a time under its loc
 """
 from __future__ import annotations
 
+import itertools
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -50,6 +56,10 @@ log = logging.getLogger(__name__)
 IGNORE = 255                # model_positions' index for void and unknown classes
 REBUILD_STEP = 4            # submitted images embedded per background task when rebuilding
 SYNC_EVERY_S = 5.0          # how often (at most) an opened image makes the worker look for outside submissions
+INSTANT_WAIT_S = 1.5        # Submit & next waits at most this long for the adapter to learn the submit
+
+
+_FITS = itertools.count(1)  # every adapter a slot holds gets the next number: stored predictions name theirs
 
 
 @dataclass
@@ -60,6 +70,7 @@ class _Slot:
     session: InstantAdaptation
     pending: list = field(default_factory=list)  # (image id, revision) still to add (rebuild)
     updates: int = 0                             # adapter fits so far (the re-predict pass's generation)
+    fit: int = 0                                 # this adapter's number among all of the process's (see _FITS)
     last: dict = field(default_factory=dict)     # the last update: images, seconds, latency
     learnt: dict = field(default_factory=dict)   # image id -> the submitted revision the session has
     checked: float = 0.0                         # when _instant_sync last looked (time.monotonic)
@@ -78,7 +89,10 @@ class AdaptingMixin:
         self._building: set[tuple] = set()       # keys whose (re)build is queued
         self._marks: dict[int, int] = {}         # image id -> re-predictions by the adapter
         self._adapted: dict[int, int] = {}       # image id -> corrected images behind its stored prediction
+        self._predicted_at: dict[int, int] = {}  # image id -> the adapter (slot.fit) that predicted it
         self._mark_counter = 0
+        self._learning: dict[int, int] = {}      # image id -> submitted revision queued to be learnt
+        self._learnt_cv = threading.Condition()  # told when the worker is done with a queued submit
 
     # ------------------------------------------------------------------ what others read
 
@@ -109,24 +123,58 @@ class AdaptingMixin:
         slot = self._slots.get(self.store.get_project(project).id)
         return dict(slot.last) if slot is not None else {}
 
-    def _adapted_map(self, p, mv, image: np.ndarray) -> tuple[np.ndarray, float, int] | None:
-        """The adapted class map (positions in p.class_names), uncertainty and the number
-        of corrected images the adapter learnt from, or None
-        when the session is not there (its build is queued) or has no examples yet."""
+    def _adapted_map(self, p, mv, image: np.ndarray, keep: bool = False) -> tuple[np.ndarray | None, float, int, int]:
+        """The adapted class map (positions in p.class_names), uncertainty, the number of
+        corrected images the adapter learnt from and the adapter fit that made it
+        (``slot.fit``); the map is None (the model's own prediction is wanted) when the
+        session is not there (its build is queued, fit -1) or has no examples yet."""
         key = self._slot_key(p, mv)
         with self._cache_lock:
             slot = self._slots.get(p.id)
         if slot is None or slot.key != key:
             self._instant_schedule_build(p.id, key)
-            return None
-        session = slot.session
-        adapter = session.adapter
+            return None, 0.0, 0, -1
+        fit = slot.fit              # read before the adapter: a fit between the two reads looks stale, never fresh
+        adapter = slot.session.adapter
         if not adapter.images:
-            return None
-        emb = self.predictors.embed(mv.weights_dir, image, list(adapter.class_names))
+            return None, 0.0, 0, fit
+        emb = self.predictors.embed(mv.weights_dir, image, list(adapter.class_names), keep=keep)
         pred = adapter.predict(emb)
         h, w = image.shape[:2]
-        return resize_nearest(pred.class_map, h, w), pred.uncertainty, int(adapter.images)
+        return resize_nearest(pred.class_map, h, w), pred.uncertainty, int(adapter.images), fit
+
+    def _instant_stale(self, project_id: int, image_id: int) -> bool:
+        """The image's stored prediction was made before the project's current adapter
+        (a submit since, or not made in this process) and that adapter would change it:
+        it has examples, or the stored one came from an adapter."""
+        if not self.instant:
+            return False
+        slot = self._slots.get(project_id)
+        if slot is None:
+            return False
+        image_id = int(image_id)
+        if self._predicted_at.get(image_id, -1) == slot.fit:
+            return False
+        return bool(slot.session.adapter.images) or image_id in self._adapted
+
+    def _instant_warm(self, loaded) -> None:
+        """(Worker, prefetch) keep the pixel embeddings of an image the labeller is about to
+        see (``PredictorCache.embed``): its submit is learnt, and it is predicted again after
+        another submit, without a forward pass on the way to the next image."""
+        if not self.instant or loaded.status != "unlabelled":
+            return
+        slot = self._slots.get(loaded.project_id)
+        if slot is not None and slot.session.adapter.images:
+            self.predictors.embed(slot.weights_dir, loaded.image, list(slot.session.class_names), keep=True)
+
+    def instant_wait(self, image_id: int, timeout: float = INSTANT_WAIT_S) -> bool:
+        """Wait until the background worker is done learning the image's queued submit
+        (at most ``timeout`` seconds; at once when none is queued or the layer is off).
+        -> True when it is done."""
+        if not self.instant:
+            return True
+        with self._learnt_cv:
+            return self._learnt_cv.wait_for(lambda: int(image_id) not in self._learning, timeout)
 
     def adapted_from(self, image_id: int) -> int:
         """How many corrected images the instant layer had learnt from when it made the
@@ -156,7 +204,7 @@ class AdaptingMixin:
         session = self.predictors.adaptation(mv.weights_dir, list(key[2]), IGNORE, self.adapt_settings)
         done = self.store.submitted_annotations(p.id, split=None, source="submitted")
         pending = done[-session.settings.max_images:]
-        slot = _Slot(key, mv.weights_dir, session, pending=pending)
+        slot = _Slot(key, mv.weights_dir, session, pending=pending, fit=next(_FITS))
         with self._cache_lock:
             self._slots[p.id] = slot
             self._building.discard(key)
@@ -190,6 +238,7 @@ class AdaptingMixin:
 
     def _instant_update(self, slot: _Slot, since: float | None = None) -> None:
         slot.session.update()
+        slot.fit = next(_FITS)
         slot.updates += 1
         slot.last = {"images": len(slot.session.examples), "seconds": slot.session.last_update_seconds,
                      "latency": (time.perf_counter() - since) if since is not None else None,
@@ -249,10 +298,22 @@ class AdaptingMixin:
     def _instant_submitted(self, image_id: int, revision: int) -> None:
         """Hook of ``save_edits``: a submitted revision teaches the adapter (background)."""
         if self.instant:
+            with self._learnt_cv:
+                self._learning[int(image_id)] = int(revision)
             self._submit(self._instant_learn, int(image_id), int(revision), time.perf_counter())
 
     def _instant_learn(self, image_id: int, revision: int, since: float | None = None) -> None:
-        """(Worker) add a submitted image, fit the adapter, predict the queue again."""
+        """(Worker) add a submitted image, fit the adapter, predict the queue again; then
+        whoever waits on it (:meth:`instant_wait`) goes on."""
+        try:
+            self._instant_learn_now(image_id, revision, since)
+        finally:
+            with self._learnt_cv:
+                if self._learning.get(image_id) == revision:
+                    del self._learning[image_id]
+                self._learnt_cv.notify_all()
+
+    def _instant_learn_now(self, image_id: int, revision: int, since: float | None) -> None:
         info = self.store.get_image(image_id)
         slot = self._instant_ensure(info.project_id)
         p = self.store.get_project(info.project_id)
@@ -318,10 +379,14 @@ class AdaptingMixin:
             mv = self.model_version(p.id)
             if self._slot_key(p, mv) != key:
                 return
-            self.predict(p.id, iid)
-            with self._cache_lock:
-                self._mark_counter += 1
-                self._marks[iid] = self._mark_counter
-                self._ready.pop(iid, None)
+            # prepare's lock: an image being opened now (Submit & next) is predicted once, by
+            # whichever comes first; the other finds it made with this adapter already
+            with self._once(("prepare", int(iid))):
+                if self._instant_stale(key[0], iid):
+                    self.predict(p.id, iid)
+                    with self._cache_lock:
+                        self._mark_counter += 1
+                        self._marks[iid] = self._mark_counter
+                        self._ready.pop(iid, None)
         if rest:
             self._submit(self._instant_repredict, key, generation, rest)

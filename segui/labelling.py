@@ -259,7 +259,10 @@ class LabellingMixin:
         with self._cache_lock:
             words = self._label_sets.get(info.project_id, 0)
         key = (info.revision, mv.id, self._prediction_mark(info.id), words)
-        if revision is None:
+        # an image shown as predicted, whose prediction is older than the instant layer's last
+        # fit (a submit just now): predicted again, so the image opened next reflects the submit
+        stale = revision is None and info.revision == 0 and self._instant_stale(info.project_id, info.id)
+        if revision is None and not stale:
             with self._cache_lock:
                 ready = self._ready.get(info.id)
             if ready is not None and ready.key == key:
@@ -268,9 +271,9 @@ class LabellingMixin:
                 return replace(ready, loaded=replace(_copy_loaded(ready.loaded), split=info.split,
                                                      status=info.status, uncertainty=info.uncertainty))
         image = self.store.load_image(info.id)
-        pred_info = self.store.get_prediction(info.id, mv.id)
+        pred_info = None if stale else self.store.get_prediction(info.id, mv.id)
         if pred_info is None:
-            pred = self.predict(info.project_id, info.id, image)
+            pred = self.predict(info.project_id, info.id, image, keep=True)
             info = self.store.get_image(info.id)
         else:
             pred = pred_info.class_map
@@ -283,6 +286,8 @@ class LabellingMixin:
             cm = a.class_map
         else:
             src = f"prediction of model version {mv.id}"
+            if self.adapted_from(info.id):     # (the page shows a changed source again: Nav.settle)
+                src += f", instant layer fit {self._predicted_at.get(info.id)} on {self.adapted_from(info.id)} corrected image(s)"
             cm = pred
         loaded = Loaded(info.id, info.filename, image, cm.copy(), info.revision, src, info.uncertainty,
                         project_id=info.project_id, status=info.status, split=info.split, predicted=pred,
@@ -317,6 +322,7 @@ class LabellingMixin:
             if iid is not None:
                 ready = self.prepare(iid)
                 self.segments(iid, ready.loaded.image)
+                self._instant_warm(ready.loaded)
         self._submit(work)
 
     @staticmethod

@@ -8,8 +8,11 @@ predicting the queue again after a model change, switching versions.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from .imageops import resize_nearest
 
 PREDICT_MAX_PIXELS = 1_000_000     # larger images are predicted downscaled, mask upscaled back
 REFRESH_LIMIT = 200                # unlabelled images predicted again after the active model changed
+EMBED_KEEP = 8                     # pixel embeddings kept of the images last opened or prepared ahead
 
 
 def model_metrics(weights_dir: str | Path) -> dict[str, Any] | None:
@@ -73,6 +77,7 @@ class PredictorCache:
         self.flip = bool(flip)
         self._predictors: dict[str, Predictor] = {}
         self._hidden: dict[tuple, list[str]] = {}
+        self._embeddings: OrderedDict = OrderedDict()   # (folder, names, scale, flip, image digest) -> PixelEmbeddings
         self._lock = threading.Lock()
 
     def get(self, weights_dir: str | Path) -> Predictor:
@@ -101,19 +106,33 @@ class PredictorCache:
         return resize_nearest(pred.class_map, h, w), pred.uncertainty, pred.entropy
 
     def embed(self, weights_dir: str | Path, image: np.ndarray, names: list[str], scale: float | None = None,
-              flip: bool | None = None):
+              flip: bool | None = None, keep: bool = False):
         """The frozen network's pixel embeddings (``models.adapt.embed_image``) of the
         image at :func:`predict_size`, for instant adaptation: the same forward pass as
         :meth:`class_map`, under the same lock. ``scale``: seen resized by this (> 1: a
         finer grid); None: as the predictions see it (the cache's ``input_scale``).
-        ``flip``: with the mirrored view averaged in; None: as the predictions (``flip``)."""
+        ``flip``: with the mirrored view averaged in; None: as the predictions (``flip``).
+        ``keep``: remember them (the last ``EMBED_KEEP`` images kept so): the image opened
+        now is learnt at its submit, and the one prepared ahead predicted again after it,
+        without another forward pass. Found or not, the caller gets its own copy."""
         from models.adapt import embed_image
 
         predictor = self.get(weights_dir)
         h, w = image.shape[:2]
         small = resize_nearest(image, *predict_size(h, w))
+        key = (str(Path(weights_dir).resolve()), tuple(names), scale, flip, small.shape,
+               hashlib.blake2b(np.ascontiguousarray(small).data, digest_size=16).digest())
         with self._lock:
-            return embed_image(predictor, small, names, with_base_map=False, scale=scale, flip=flip)
+            emb = self._embeddings.get(key)
+            if emb is None:
+                emb = embed_image(predictor, small, names, with_base_map=False, scale=scale, flip=flip)
+                if keep:
+                    self._embeddings[key] = emb
+            if key in self._embeddings:
+                self._embeddings.move_to_end(key)
+                while len(self._embeddings) > EMBED_KEEP:
+                    self._embeddings.popitem(last=False)
+        return replace(emb)     # (callers set base_map on theirs)
 
     def adaptation(self, weights_dir: str | Path, names: list[str], ignore_index: int, settings=None):
         """A new ``models.adapt.InstantAdaptation`` on the folder's model (its word
@@ -193,18 +212,21 @@ class ModelMixin:
         return names
 
     def predict(self, project: str | int, image_id: int, image: np.ndarray | None = None,
-                store: bool = True) -> np.ndarray:
-        """Predict with the project's active model and label set (project indices)."""
+                store: bool = True, keep: bool = False) -> np.ndarray:
+        """Predict with the project's active model and label set (project indices).
+        ``keep``: an image opened or prepared ahead, whose pixel embeddings the instant layer
+        will want again (``PredictorCache.embed``)."""
         with self._cache_lock:          # before the words are read (label_set_changed)
             words = dict(self._label_sets)
         p = self.store.get_project(project)
         mv = self.model_version(p.id)
         if image is None:
             image = self.store.load_image(image_id)
-        adapted = self._adapted_map(p, mv, image) if getattr(self, "instant", False) else None
+        adapted, unc, corrected, fit = (self._adapted_map(p, mv, image, keep) if getattr(self, "instant", False)
+                                        else (None, 0.0, 0, -1))
         entropy = None
         if adapted is not None:     # instant adaptation on, with corrected images: its adapter
-            cm, unc = project_indices(p)[adapted[0]], adapted[1]
+            cm = project_indices(p)[adapted]
         else:
             asked = self.model_words(p, mv.weights_dir)
             cm, unc, entropy = self.predictors.class_map_entropy(mv.weights_dir, image, asked)
@@ -214,9 +236,11 @@ class ModelMixin:
                 if self._label_sets.get(p.id, 0) == words.get(p.id, 0):
                     self.store.save_prediction(image_id, mv.id, cm, unc, entropy=entropy)
                     if adapted is not None:     # shown with the image ("adapted to N corrections")
-                        self._adapted[int(image_id)] = adapted[2]
+                        self._adapted[int(image_id)] = corrected
                     else:
                         self._adapted.pop(int(image_id), None)
+                    if fit >= 0:                # which fit of the instant layer made it (_instant_stale)
+                        self._predicted_at[int(image_id)] = fit
         return cm
 
     def _predict_map(self, weights_dir: str, image: np.ndarray, p: ProjectInfo,

@@ -370,6 +370,9 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             if res.conflict:
                 return out, loaded, revs(loaded)
             flt = _flt(value)
+            # the instant layer learns the submit first (about half a second), so the next image
+            # is chosen and predicted with it; the page shows the image prepared ahead meanwhile
+            studio.instant_wait(loaded.image_id)
             iid = studio.next_image(project, flt, (loaded.image_id,))
             if iid is None:
                 out["note"] += " The queue is empty."

@@ -76,6 +76,71 @@ def test_a_submit_moves_the_other_images_predictions_toward_it(on):
     assert status["images"] == 1 and 0 < status["seconds"] < 5 and status["latency"] >= status["seconds"]
 
 
+def test_the_image_opened_right_after_a_submit_is_predicted_with_it(on):
+    """Submit & next: the next image is not shown with a prediction made before the submit,
+    even when the background pass has not reached it yet."""
+    st = on
+    first, other = [im.id for im in st.store.list_images(DEMO_PROJECT, order="id")[:2]]
+    assert st.wait_idle(60)
+    stale = st.prepare(other)                       # prepared ahead, before the submit
+    assert not st._instant_stale(st.store.get_image(other).project_id, other)
+    hold = threading.Event()
+    st._submit(hold.wait, 30)                       # the worker is busy: nothing after it runs yet
+    try:
+        submit_road_as_pavement(st, first)
+        assert not st.instant_wait(first, timeout=0.2)   # queued behind the busy worker
+    finally:
+        hold.set()
+    assert st.instant_wait(first, timeout=60)       # learnt (the re-predict pass may still be queued)
+    assert st._instant_stale(st.store.get_image(other).project_id, other) or st.adapted_from(other) == 1
+    opened = st.prepare(other)
+    assert st.adapted_from(other) == 1
+    assert (opened.prediction == ROAD).sum() < 0.2 * (stale.prediction == ROAD).sum()
+    assert np.array_equal(opened.loaded.class_map, opened.prediction)
+    # the source names the fit, so a page showing the one prepared ahead takes this one (Nav.settle)
+    assert opened.loaded.source != stale.loaded.source and "1 corrected image" in opened.loaded.source
+    assert st.instant_wait(first, timeout=0)        # nothing queued: at once
+    assert st.wait_idle(60)
+    assert np.array_equal(st.prepare(other).prediction, opened.prediction)   # the pass did not redo it
+    assert np.array_equal(predictions(st)[other], opened.prediction)
+
+
+def test_embeddings_of_images_opened_are_kept_for_the_instant_layer(monkeypatch):
+    """PredictorCache.embed(keep=True) remembers an image's embeddings: asked again (its submit
+    learnt, or it is predicted again after another submit) they come without a forward pass,
+    as a copy the caller may change; without keep nothing is remembered."""
+    import models.adapt
+    from segui import predicting
+    from segui.predicting import PredictorCache
+
+    cache = PredictorCache()
+    cache._predictors = _PREDICTORS._predictors          # the loaded model, not a second one
+    calls = []
+    real = models.adapt.embed_image
+    monkeypatch.setattr(models.adapt, "embed_image", lambda *a, **k: calls.append(1) or real(*a, **k))
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
+    names = ["road", "sky", "car"]
+    from segui.handlers import DEFAULT_MODEL_DIR
+    plain = cache.embed(DEFAULT_MODEL_DIR, image, names)
+    cache.embed(DEFAULT_MODEL_DIR, image, names)
+    assert len(calls) == 2                                # not kept: computed each time
+    first = cache.embed(DEFAULT_MODEL_DIR, image, names, keep=True)
+    first.base_map = np.zeros((64, 96), np.uint8)         # a caller's change stays its own
+    again = cache.embed(DEFAULT_MODEL_DIR, image, names)
+    assert len(calls) == 3 and again.base_map is None
+    assert torch.equal(again.pixels, first.pixels) and torch.allclose(again.pixels, plain.pixels)
+    cache.embed(DEFAULT_MODEL_DIR, image, names[:2])      # other words: other embeddings
+    other = image.copy()
+    other[0, 0] ^= 1
+    cache.embed(DEFAULT_MODEL_DIR, other, names)          # one pixel differs: another image
+    assert len(calls) == 5
+    for k in range(predicting.EMBED_KEEP):                # the oldest go first
+        cache.embed(DEFAULT_MODEL_DIR, rng.integers(0, 255, (64, 96, 3), dtype=np.uint8), names, keep=True)
+    cache.embed(DEFAULT_MODEL_DIR, image, names)
+    assert len(calls) == 6 + predicting.EMBED_KEEP and len(cache._embeddings) == predicting.EMBED_KEEP
+
+
 def test_off_nothing_changes(tmp_path):
     st = instant_studio(tmp_path, instant=False)
     try:
