@@ -88,7 +88,7 @@ class AdaptingMixin:
         self._slots: dict[int, _Slot] = {}
         self._building: set[tuple] = set()       # keys whose (re)build is queued
         self._marks: dict[int, int] = {}         # image id -> re-predictions by the adapter
-        self._adapted: dict[int, int] = {}       # image id -> corrected images behind its stored prediction
+        self._adapted: dict[int, tuple[int, int]] = {}   # image id -> (model version, corrected images) of its stored prediction
         self._predicted_at: dict[int, int] = {}  # image id -> the adapter (slot.fit) that predicted it
         self._mark_counter = 0
         self._learning: dict[int, int] = {}      # image id -> submitted revision queued to be learnt
@@ -176,10 +176,14 @@ class AdaptingMixin:
         with self._learnt_cv:
             return self._learnt_cv.wait_for(lambda: int(image_id) not in self._learning, timeout)
 
-    def adapted_from(self, image_id: int) -> int:
+    def adapted_from(self, image_id: int, version_id: int | None = None) -> int:
         """How many corrected images the instant layer had learnt from when it made the
-        image's stored prediction (0: the model's own, or not made in this process)."""
-        return self._adapted.get(int(image_id), 0) if self.instant else 0
+        image's stored prediction (0: the model's own, or not made in this process); with
+        ``version_id``, 0 unless that version's prediction is the one meant."""
+        if not self.instant:
+            return 0
+        version, corrected = self._adapted.get(int(image_id), (None, 0))
+        return corrected if version_id is None or version == version_id else 0
 
     # ------------------------------------------------------------------ background work
 

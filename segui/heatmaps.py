@@ -13,7 +13,9 @@ label set, from the same cached embeddings (no forward pass when the image is ca
 
 *What changed* (``C``, :meth:`HeatmapMixin.what_changed`) compares two model
 versions' predicted class maps of an image: the pixels whose class changed and the
-counts per (from, to) class pair, from stored predictions when there are some.
+counts per (from, to) class pair, from stored predictions when there are some. With one
+model version, an image the instant layer predicted (``segui.adapting``) shows what the
+labellers' corrections changed: the model's own prediction against the one shown.
 """
 from __future__ import annotations
 
@@ -179,6 +181,7 @@ class HeatmapMixin:
         cm, unc = self._predict_map(mv.weights_dir, image, p)
         if self.model_version(p.id).id == mv.id:
             self.store.save_prediction(image_id, mv.id, cm, unc)
+            self._adapted.pop(int(image_id), None)      # the model's own (no instant layer)
         return cm, image
 
     def what_changed(self, image_id: int, version_a: int, version_b: int):
@@ -203,16 +206,27 @@ class HeatmapMixin:
         (:meth:`previous_model_version`) to the active one: ``{"map": (H, W) uint8
         (255 changed, 0 not), "from", "to" (version ids; "from" None when the project
         has one version), "changed" (pixels), "share" (of the image), "pairs" (the
-        ``top`` (from, to, pixels)), "pair_count", "ms"}``."""
+        ``top`` (from, to, pixels)), "pair_count", "corrections", "ms"}``.
+        ``corrections``: the corrected images the instant layer learnt from when it made
+        the active version's prediction of the image (0: the model's own). With one
+        version and corrections, the change is the instant layer's: from the active
+        model's own prediction (predicted now, not stored) to the one shown."""
         t0 = time.perf_counter()
         info = self.store.get_image(int(image_id))
-        active = self.model_version(info.project_id).id
+        mv = self.model_version(info.project_id)
         prev = self.previous_model_version(info.project_id)
-        if prev is None:
-            mask, pairs = np.zeros((info.height, info.width), bool), []
+        corrections = self.adapted_from(info.id, mv.id)
+        if prev is not None:
+            mask, pairs = self.what_changed(info.id, prev, mv.id)
+        elif corrections:
+            p = self.store.get_project(info.project_id)
+            shown, image = self._version_map(info.id, mv.id)
+            own, _ = self._predict_map(mv.weights_dir, self.store.load_image(info.id) if image is None else image, p)
+            mask, pairs = change_pairs(p, own, shown)
         else:
-            mask, pairs = self.what_changed(info.id, prev, active)
+            mask, pairs = np.zeros((info.height, info.width), bool), []
         n = int(mask.sum())
-        return {"map": mask.astype(np.uint8) * 255, "from": prev, "to": active, "changed": n,
+        return {"map": mask.astype(np.uint8) * 255, "from": prev, "to": mv.id, "changed": n,
                 "share": n / max(1, mask.size), "pairs": [list(t) for t in pairs[:top]],
-                "pair_count": len(pairs), "ms": round(1000 * (time.perf_counter() - t0), 1)}
+                "pair_count": len(pairs), "corrections": corrections,
+                "ms": round(1000 * (time.perf_counter() - t0), 1)}

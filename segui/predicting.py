@@ -236,7 +236,7 @@ class ModelMixin:
                 if self._label_sets.get(p.id, 0) == words.get(p.id, 0):
                     self.store.save_prediction(image_id, mv.id, cm, unc, entropy=entropy)
                     if adapted is not None:     # shown with the image ("adapted to N corrections")
-                        self._adapted[int(image_id)] = corrected
+                        self._adapted[int(image_id)] = (mv.id, corrected)
                     else:
                         self._adapted.pop(int(image_id), None)
                     if fit >= 0:                # which fit of the instant layer made it (_instant_stale)

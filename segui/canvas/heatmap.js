@@ -12,7 +12,9 @@
 // which map is shown ("word", "uncertainty" or "changed"); root.dataset.heatKind too.
 // What changed (C, toggleChanges): `what_changed` answers {image_id, data (255 where
 // the predicted class changed from the previous active model version to the active
-// one), from, to, changed, share, pairs [[from class, to class, pixels], ...], pair_count}.
+// one), from, to, changed, share, pairs [[from class, to class, pixels], ...], pair_count,
+// corrections}. With one version and corrections > 0 the change is the instant layer's:
+// the model's own prediction against the one shown, learnt from that many corrected images.
 //
 // Module state lives in S.heat and in `var`s (no const: canvas.js may call these
 // functions before this file's top level has run).
@@ -83,13 +85,16 @@ function heatBar() {
   if (!h.shown) return;
   $(".seg-heat-close").title = unc ? "Hide the map (U, Esc)" : chg ? "Hide the map (C, Esc)" : "Hide the map (W, Esc)";
   if (chg) {
-    const c = h.changes;
+    const c = h.changes, fix = changeCorrections(c);
     $(".seg-heat-name").textContent = "changed";
-    $(".seg-heat-name").title = c.from == null ? "The project has one model version: nothing to compare"
-      : `Pixels whose predicted class changed from model v${c.from} (active before) to v${c.to} (active)`;
+    $(".seg-heat-name").title = c.from == null ? (fix ? `Pixels whose predicted class the instant layer changed: ` +
+        `model v${c.to}'s own prediction against the one shown, learnt from ${fix}` : "The project has one model version: nothing to compare")
+      : `Pixels whose predicted class changed from model v${c.from} (active before) to v${c.to} (active)` +
+        (fix ? `, the active one with the instant layer (${fix})` : "");
     const top = c.pairs.map(([a, b, n]) => `${a}→${b} ${n}`).join(" · ");
-    $(".seg-heat-note").textContent = c.from == null ? "one model version"
-      : `v${c.from}→v${c.to}: ${c.changed} px (${(100 * c.share).toFixed(1)} %)${top ? " · " + top : ""}`;
+    const what = c.from == null ? `v${c.to} + ${fix}` : `v${c.from}→v${c.to}${fix ? " + " + fix : ""}`;
+    $(".seg-heat-note").textContent = c.from == null && !fix ? "one model version"
+      : `${what}: ${c.changed} px (${(100 * c.share).toFixed(1)} %)${top ? " · " + top : ""}`;
   }
   if (unc) {
     $(".seg-heat-name").textContent = "uncertainty";
@@ -218,13 +223,22 @@ async function showChanges() {
       changes: r, hover: false });
     heatBar();
     requestRender();
-    setStatus(r.from == null ? "The project has one model version: nothing changed. C hides it."
-      : `${r.changed} px changed class from v${r.from} to v${r.to}: C hides it, Esc too.`, "info", "heat");
+    const fix = changeCorrections(r);
+    setStatus(r.from == null ? (fix ? `${r.changed} px changed class by the instant layer, learnt from ${fix}: C hides it, Esc too.`
+      : "The project has one model version: nothing changed. C hides it.")
+      : `${r.changed} px changed class from v${r.from} to v${r.to}${fix ? " (with " + fix + ")" : ""}: C hides it, Esc too.`,
+    "info", "heat");
   } catch (err) {
     if (seq !== h.seq) return;
     console.error(err);
     setStatus(`No comparison: ${(err && err.message) || err}`, "error");
   }
+}
+
+// "12 corrections" (the instant layer's share of what C shows), "" for none
+function changeCorrections(c) {
+  const n = (c && c.corrections) || 0;
+  return n ? `${n} correction${n === 1 ? "" : "s"}` : "";
 }
 
 function toggleChanges() {

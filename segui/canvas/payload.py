@@ -50,7 +50,7 @@ def load(studio, project, ready, note: str = "", request: Any = None, level: str
         image={"id": lo.image_id, "name": lo.filename, "width": w, "height": h, "url": ready.photo,
                "status": lo.status, "split": lo.split, "revision": lo.base_revision, "source": lo.source,
                # the map shown is a prediction the instant layer made from N corrected images
-               "adapted": studio.adapted_from(lo.image_id) if lo.base_revision == 0 else 0},
+               "adapted": studio.adapted_from(lo.image_id, lo.predicted_by) if lo.base_revision == 0 else 0},
         map=codec.encode_map(lo.class_map),
         pred=None if ready.prediction is None else codec.encode_map(ready.prediction),
         queue=studio.strip(project, lo.image_id), review=review(studio, lo.image_id))
@@ -144,10 +144,11 @@ def uncertainty(image_id: int, res: dict) -> dict:
 
 def changes(image_id: int, res: dict) -> dict:
     """The ``what_changed`` server function's answer: the changed pixels as a greyscale
-    PNG (255 changed, 0 not), the two versions, the count, share and top class pairs."""
+    PNG (255 changed, 0 not), the two versions, the count, share and top class pairs, and
+    the corrections the instant layer had learnt when it predicted the image (0: none)."""
     return {"image_id": int(image_id), "data": codec.encode_map(res["map"]), "from": res["from"], "to": res["to"],
             "changed": res["changed"], "share": res["share"], "pairs": res["pairs"],
-            "pair_count": res["pair_count"], "ms": res["ms"]}
+            "pair_count": res["pair_count"], "corrections": res.get("corrections", 0), "ms": res["ms"]}
 
 
 def object_mask(image_id: int, res: dict) -> dict:

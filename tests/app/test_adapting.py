@@ -105,6 +105,37 @@ def test_the_image_opened_right_after_a_submit_is_predicted_with_it(on):
     assert np.array_equal(predictions(st)[other], opened.prediction)
 
 
+def test_c_shows_what_the_corrections_changed_with_one_model_version(on):
+    """What changed (C) with one model version: nothing to compare between versions, but the
+    instant layer's prediction differs from the model's own; C shows that difference and
+    how many corrected images it came from."""
+    st = on
+    first, other = [im.id for im in st.store.list_images(DEMO_PROJECT, order="id")[:2]]
+    p = st.store.get_project(DEMO_PROJECT)
+    mv = st.model_version(p.id)
+    own = st.store.get_prediction(other, mv.id).class_map            # before any correction
+    r = st.changes_since_previous(other)
+    assert r["from"] is None and r["corrections"] == 0 and r["changed"] == 0
+    submit_road_as_pavement(st, first)
+    assert st.wait_idle(60)
+    shown = st.prepare(other).prediction
+    r = st.changes_since_previous(other, top=3)
+    assert r["from"] is None and r["to"] == mv.id and r["corrections"] == 1
+    assert np.array_equal(r["map"] > 0, own != shown) and r["changed"] == int((own != shown).sum()) > 1000
+    assert r["pairs"][0][:2] == ["road", "pavement"]
+    from segui.canvas import payload
+    assert payload.changes(other, r)["corrections"] == 1
+    # another version made active (the same weights): its prediction is the model's own until the
+    # instant layer is rebuilt on it, and C compares the versions
+    v2 = st.store.add_model_version(p.id, mv.weights_dir, name="again")
+    st.instant = False                                   # (no rebuild: v2's prediction is the plain one)
+    st.activate_model(DEMO_PROJECT, v2.id)
+    st.instant = True
+    r = st.changes_since_previous(other)
+    assert (r["from"], r["to"]) == (mv.id, v2.id) and r["corrections"] == 0
+    assert st.adapted_from(other, v2.id) == 0
+
+
 def test_embeddings_of_images_opened_are_kept_for_the_instant_layer(monkeypatch):
     """PredictorCache.embed(keep=True) remembers an image's embeddings: asked again (its submit
     learnt, or it is predicted again after another submit) they come without a forward pass,

@@ -144,6 +144,29 @@ def test_uncertainty_overlay_with_u(app, artifacts):
     assert not c.errors, f"JavaScript errors in the page: {c.errors}"
 
 
+def test_c_names_the_instant_layers_corrections(app, monkeypatch):
+    """With one model version, an image the instant layer predicted: C says how many
+    corrections its map came from (the instant layer itself is tested in test_adapting;
+    here the count is given, the model's own map is the one shown, so 0 px changed)."""
+    from playwright.sync_api import sync_playwright
+    st, url = app
+    monkeypatch.setattr(st, "adapted_from", lambda image_id, version_id=None: 3)
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        c = open_page(browser, url)
+        c.wait_image()
+        page = c.page
+        page.keyboard.press("c")
+        page.wait_for_function("() => document.querySelector('.seg-root').dataset.heatKind === 'changed'",
+                               timeout=60_000)
+        note = page.inner_text(".seg-heat-note")
+        assert note.startswith("v1 + 3 corrections: 0 px"), note
+        assert "instant layer" in page.get_attribute(".seg-heat-name", "title")
+        assert "learnt from 3 corrections" in page.inner_text(".seg-root"), page.inner_text(".seg-root")[:500]
+        browser.close()
+    assert not c.errors, f"JavaScript errors in the page: {c.errors}"
+
+
 def test_what_changed_with_c(app, artifacts):
     """A second model version (the shipped weights again) made active, its stored
     prediction of the open image differing on a block: C shows those pixels and the
