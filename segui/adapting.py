@@ -157,6 +157,20 @@ class AdaptingMixin:
             return False
         return bool(slot.session.adapter.images) or image_id in self._adapted
 
+    def instant_adapter(self, project_id: int, version_id: int, names: list[str]):
+        """The project's tuned adapter (``models.adapt.Adapter``) when the instant layer has
+        learnt from corrections for model version ``version_id`` and exactly the words
+        ``names`` (none hidden: ``others_unlabelled`` conditions the network on more
+        words), else None. The word and uncertainty maps use it, so they show what made
+        the mask on screen."""
+        if not self.instant:
+            return None
+        slot = self._slots.get(int(project_id))
+        if slot is None or slot.key[1] != version_id:
+            return None
+        adapter = slot.session.adapter
+        return adapter if adapter.images and list(adapter.class_names) == list(names) else None
+
     def _instant_warm(self, loaded) -> None:
         """(Worker, prefetch) keep the pixel embeddings of an image the labeller is about to
         see (``PredictorCache.embed``): its submit is learnt, and it is predicted again after

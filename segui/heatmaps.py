@@ -91,9 +91,14 @@ class HeatmapMixin:
 
     def _heat_inputs(self, image_id: int):
         """(image info, active model version, class names, the image's PixelEmbeddings,
-        the label set's Adapter, whether the embeddings were cached): what every map
-        of the image needs, one forward pass per image, model version and label set."""
+        the label set's Adapter, whether the embeddings were cached, corrections): what
+        every map of the image needs, one forward pass per image, model version and label
+        set. The Adapter is the instant layer's when it has learnt from corrections
+        (``corrections`` of them, else 0 and the words' own vectors), as the mask shown is."""
         info, mv, names, adapter = self._label_set_inputs(image_id)
+        tuned = self.instant_adapter(info.project_id, mv.id, names)
+        if tuned is not None:
+            adapter = tuned
         emb_cache, _ = self._heat_caches()
 
         def embed():
@@ -106,7 +111,7 @@ class HeatmapMixin:
         emb, hit = self._heat_lookup(emb_cache, (info.id, mv.id, tuple(names)), embed, HEAT_IMAGES)
         with self._cache_lock:
             self.heat_stats["embed_hits" if hit else "embed_misses"] += 1
-        return info, mv, names, emb, adapter, hit
+        return info, mv, names, emb, adapter, hit, (tuned.images if tuned is not None else 0)
 
     def heatmap(self, image_id: int, phrase: str) -> dict:
         """The map of ``phrase`` over image ``image_id`` with the project's active model:
@@ -115,7 +120,7 @@ class HeatmapMixin:
         were ready), "ms"}``."""
         t0 = time.perf_counter()
         text = clean_phrase(phrase)
-        info, mv, names, emb, adapter, hit = self._heat_inputs(image_id)
+        info, mv, names, emb, adapter, hit, corrections = self._heat_inputs(image_id)
         _, word_cache = self._heat_caches()
         same = [k for k, n in enumerate(names) if n.casefold() == text.casefold()]
         if same:
@@ -125,7 +130,7 @@ class HeatmapMixin:
                                        lambda: self.predictors.phrase_vector(mv.weights_dir, text), HEAT_PHRASES + 8)
             prob = word_probability(emb, adapter, vector=vec)
         return {"map": quantise(prob), "phrase": text, "class": names[same[0]] if same else None,
-                "min": float(prob.min()), "max": float(prob.max()), "cached": hit,
+                "min": float(prob.min()), "max": float(prob.max()), "cached": hit, "corrections": corrections,
                 "ms": round(1000 * (time.perf_counter() - t0), 1)}
 
     def word_heatmap(self, image_id: int, phrase: str) -> np.ndarray:
@@ -139,10 +144,10 @@ class HeatmapMixin:
         classes alike), ``{"map": (H, W) uint8 (entropy * 255), "mean", "max", "cached"
         (the image's embeddings were ready: no forward pass), "ms"}``."""
         t0 = time.perf_counter()
-        info, mv, names, emb, adapter, hit = self._heat_inputs(image_id)
+        info, mv, names, emb, adapter, hit, corrections = self._heat_inputs(image_id)
         u = uncertainty(emb, adapter)
         return {"map": quantise(u), "mean": float(u.mean()), "max": float(u.max()), "cached": hit,
-                "ms": round(1000 * (time.perf_counter() - t0), 1)}
+                "corrections": corrections, "ms": round(1000 * (time.perf_counter() - t0), 1)}
 
     # ------------------------------------------------------------------ what changed
 

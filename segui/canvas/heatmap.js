@@ -96,16 +96,19 @@ function heatBar() {
     $(".seg-heat-note").textContent = c.from == null && !fix ? "one model version"
       : `${what}: ${c.changed} px (${(100 * c.share).toFixed(1)} %)${top ? " · " + top : ""}`;
   }
+  // the class vectors behind a word or uncertainty map: the instant layer's, learnt from corrections
+  const fix = !chg ? changeCorrections(h) : "", tuned = fix ? ` · ${fix}` : "";
+  const tunedTitle = fix ? ` (the class vectors the instant layer learnt from ${fix}, as the mask shown)` : "";
   if (unc) {
     $(".seg-heat-name").textContent = "uncertainty";
-    $(".seg-heat-name").title = "Normalised entropy of the model's softmax over the label set: 0 sure, 1 all classes alike";
-    $(".seg-heat-note").textContent = `mean ${(100 * h.mean).toFixed(0)} % · max ${(100 * h.max).toFixed(0)} %`;
+    $(".seg-heat-name").title = "Normalised entropy of the model's softmax over the label set: 0 sure, 1 all classes alike" + tunedTitle;
+    $(".seg-heat-note").textContent = `mean ${(100 * h.mean).toFixed(0)} % · max ${(100 * h.max).toFixed(0)} %${tuned}`;
   }
   const what = h.cls ? `class “${h.cls}”` : `“${h.phrase}” against the label set`;
   if (!unc && !chg) {
     $(".seg-heat-name").textContent = h.cls || h.phrase;
-    $(".seg-heat-name").title = `Probability of ${what} (max ${(100 * h.max).toFixed(0)} %)`;
-    $(".seg-heat-note").textContent = `${h.cls ? "" : "vs label set · "}max ${(100 * h.max).toFixed(0)} %`;
+    $(".seg-heat-name").title = `Probability of ${what} (max ${(100 * h.max).toFixed(0)} %)` + tunedTitle;
+    $(".seg-heat-note").textContent = `${h.cls ? "" : "vs label set · "}max ${(100 * h.max).toFixed(0)} %${tuned}`;
   }
   const sc = $(".seg-heat-scale");
   if (!sc.dataset.drawn) {
@@ -142,7 +145,8 @@ async function showHeat(phrase, hover = false) {
     }
     if (seq !== h.seq || !S.img || S.img.id !== id) return;   // a newer request, or another image
     paintHeat(h, r.values, S.img.width, S.img.height);
-    Object.assign(h, { shown: true, kind: "word", id, phrase: r.phrase, cls: r.class, min: r.min, max: r.max, values: r.values, hover });
+    Object.assign(h, { shown: true, kind: "word", id, phrase: r.phrase, cls: r.class, min: r.min, max: r.max, values: r.values, hover,
+      corrections: r.corrections || 0 });
     heatBar();
     requestRender();
     if (!hover) setStatus(`Map of “${r.phrase}”${r.class ? "" : " against the label set"}: W hides it, Esc too.`, "info", "heat");
@@ -183,7 +187,7 @@ async function showUncertainty() {
     if (seq !== h.seq || !S.img || S.img.id !== id) return;
     paintHeat(h, r.values, S.img.width, S.img.height);
     Object.assign(h, { shown: true, kind: "uncertainty", id, phrase: "", cls: null, min: 0, max: r.max, mean: r.mean,
-      values: r.values, hover: false });
+      values: r.values, hover: false, corrections: r.corrections || 0 });
     heatBar();
     requestRender();
     setStatus(`Uncertainty (entropy over the label set): mean ${(100 * r.mean).toFixed(0)} %; U hides it, Esc too.`, "info", "heat");
@@ -235,7 +239,8 @@ async function showChanges() {
   }
 }
 
-// "12 corrections" (the instant layer's share of what C shows), "" for none
+// "12 corrections": what the instant layer learnt from, behind a map (an answer's or
+// S.heat's `corrections`); "" for none
 function changeCorrections(c) {
   const n = (c && c.corrections) || 0;
   return n ? `${n} correction${n === 1 ? "" : "s"}` : "";

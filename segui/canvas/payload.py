@@ -129,17 +129,19 @@ def label_set(studio, project) -> dict[str, Any]:
 def heatmap(image_id: int, res: dict) -> dict:
     """The ``heatmap`` server function's answer: the map as a greyscale PNG data URL
     (probability * 255 at the image's size), the phrase, the class it is (or None),
-    its range and whether the image's embeddings were cached."""
+    its range, whether the image's embeddings were cached and the corrections the
+    instant layer's class vectors were learnt from (0: the words' own)."""
     return {"image_id": int(image_id), "data": codec.encode_map(res["map"]), "phrase": res["phrase"],
-            "class": res["class"], "min": res["min"], "max": res["max"], "cached": res["cached"], "ms": res["ms"]}
+            "class": res["class"], "min": res["min"], "max": res["max"], "cached": res["cached"],
+            "corrections": res.get("corrections", 0), "ms": res["ms"]}
 
 
 def uncertainty(image_id: int, res: dict) -> dict:
     """The ``uncertainty`` server function's answer: the normalised entropy map as a
-    greyscale PNG data URL (entropy * 255 at the image's size), its mean and max, and
-    whether the image's embeddings were cached."""
+    greyscale PNG data URL (entropy * 255 at the image's size), its mean and max,
+    whether the image's embeddings were cached and the instant layer's corrections."""
     return {"image_id": int(image_id), "data": codec.encode_map(res["map"]), "mean": res["mean"],
-            "max": res["max"], "cached": res["cached"], "ms": res["ms"]}
+            "max": res["max"], "cached": res["cached"], "corrections": res.get("corrections", 0), "ms": res["ms"]}
 
 
 def changes(image_id: int, res: dict) -> dict:

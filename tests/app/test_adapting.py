@@ -136,6 +136,38 @@ def test_c_shows_what_the_corrections_changed_with_one_model_version(on):
     assert st.adapted_from(other, v2.id) == 0
 
 
+def test_word_and_uncertainty_maps_use_the_instant_layers_class_vectors(on):
+    """W and U show what made the mask on screen: after a correction that calls the road
+    pavement, the road's map fades where the mask moved to pavement, and the answer says
+    how many corrections its class vectors came from."""
+    from models.heatmap import normalised_entropy
+    st = on
+    first, other = [im.id for im in st.store.list_images(DEMO_PROJECT, order="id")[:2]]
+    before = st.heatmap(other, "road")
+    assert before["corrections"] == 0 and st.uncertainty_map(other)["corrections"] == 0
+    submit_road_as_pavement(st, first)
+    assert st.wait_idle(60)
+    shown = st.prepare(other).prediction
+    road = st.heatmap(other, "road")
+    assert road["corrections"] == 1 and road["cached"]           # same embeddings, other vectors
+    pav = st.heatmap(other, "pavement")
+    moved = shown == PAVEMENT
+    assert road["map"][moved].mean() < 0.5 * before["map"][moved].mean()
+    assert pav["map"][moved].mean() > road["map"][moved].mean()
+    # U: the entropy of the same adapted softmax
+    p = st.store.get_project(DEMO_PROJECT)
+    mv = st.model_version(p.id)
+    adapter = st.instant_adapter(p.id, mv.id, list(p.class_names))
+    emb = st.predictors.embed(mv.weights_dir, st.store.load_image(other), list(p.class_names))
+    unc = st.uncertainty_map(other)
+    assert unc["corrections"] == 1
+    want = normalised_entropy(adapter.logits(emb).softmax(0))
+    assert abs(unc["mean"] - float(want.mean())) < 1e-3
+    # another version: the layer was learnt on the old one, the maps use the words again
+    assert st.instant_adapter(p.id, mv.id + 1000, list(p.class_names)) is None
+    assert st.instant_adapter(p.id, mv.id, list(p.class_names)[:-1]) is None
+
+
 def test_embeddings_of_images_opened_are_kept_for_the_instant_layer(monkeypatch):
     """PredictorCache.embed(keep=True) remembers an image's embeddings: asked again (its submit
     learnt, or it is predicted again after another submit) they come without a forward pass,
