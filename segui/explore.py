@@ -331,12 +331,15 @@ class ExploreMixin:
         author = str(q.get("author") or "").strip()
         if len(author) > TEXT_MAX:
             raise UserError(f"author: at most {TEXT_MAX} characters")
+        name = str(q.get("name") or "").strip()
+        if len(name) > TEXT_MAX:
+            raise UserError(f"file name: at most {TEXT_MAX} characters")
         kw: dict[str, Any] = {
             "sort": sort, "descending": bool(q.get("descending")),
             "status": _choice(q.get("status"), EXPLORE_STATUSES, "status"),
             "review": _choice(q.get("review"), ("pending", "accepted", "rejected"), "review"),
             "split": _choice(q.get("split"), ("train", "val", "none"), "split"),
-            "author": author or None,
+            "author": author or None, "name": name or None,
             "date_from": _date(q.get("date_from"), "from"), "date_to": _date(q.get("date_to"), "to"),
             "uncertainty": (_number(q.get("unc_min"), "uncertainty from"), _number(q.get("unc_max"), "uncertainty to")),
             "iou": (_number(q.get("iou_min"), "IoU from"), _number(q.get("iou_max"), "IoU to")),

@@ -181,7 +181,7 @@ class MetricsMixin(StoreBase):
 
     def explore_images(self, project: str | int, *, sort: str = "id", descending: bool = False,
                        status: str | None = None, review: str | None = None, split: str | None = None,
-                       author: str | None = None, date_from: datetime | None = None,
+                       author: str | None = None, name: str | None = None, date_from: datetime | None = None,
                        date_to: datetime | None = None, uncertainty=None, iou=None,
                        min_disagreement: float | None = None, class_index: int | None = None,
                        class_min_share: float = 0.0, class_source: str = "prediction",
@@ -191,6 +191,8 @@ class MetricsMixin(StoreBase):
 
         ``sort``: a key of :data:`EXPLORE_SORTS` (NULLs last either way, then by id);
         ``status`` / ``review`` / ``split`` / ``author`` (case-insensitive) match exactly;
+        ``name``: the file name contains it (case-insensitive; ``%`` and ``_`` are plain
+        characters);
         ``date_from`` / ``date_to``: the latest annotation's time, to inclusive;
         ``uncertainty`` / ``iou``: (min, max), either None; ``min_disagreement``: the
         model's review score; ``class_index`` with ``class_min_share``: the class covers at
@@ -220,6 +222,8 @@ class MetricsMixin(StoreBase):
                 conds.append(Image.split == _check_split(split))
             if author:
                 conds.append(func.lower(Image.annotated_by) == str(author).strip().lower())
+            if name:
+                conds.append(func.lower(Image.filename).contains(str(name).strip().lower(), autoescape=True))
             if date_from is not None:
                 conds.append(Image.annotated_at >= date_from)
             if date_to is not None:

@@ -63,6 +63,8 @@ def explore_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
                                elem_id="segui-explore-confusion")
                 conf_note = gr.Markdown(elem_id="segui-explore-confusion-note")
                 with gr.Accordion("Filter", open=True):
+                    name = gr.Textbox(label="File name contains", value="", placeholder="e.g. 0016E5_081 (Enter)", max_length=200,
+                                      elem_id="segui-explore-name")
                     with gr.Row():
                         status = gr.Dropdown(label="Status", choices=[ANY, "unlabelled", "draft", "submitted"],
                                              value=ANY, interactive=True, min_width=90)
@@ -98,12 +100,12 @@ def explore_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             api_btn = gr.Button()
 
         controls = [sort, descending, mask, status, review, split, author, date_from, date_to, unc_min, unc_max,
-                    iou_min, iou_max, disagree, cls, cls_pct, cls_src]
+                    iou_min, iou_max, disagree, cls, cls_pct, cls_src, name]
 
         def query_of(sort_v, desc_v, mask_v, status_v, review_v, split_v, author_v, from_v, to_v, umin, umax,
-                     imin, imax, dis, cls_v, pct_v, src_v) -> dict:
+                     imin, imax, dis, cls_v, pct_v, src_v, name_v=None) -> dict:
             q = {"sort": sort_v or "id", "descending": bool(desc_v), "mask": mask_v or "annotation",
-                 "status": status_v, "review": review_v, "split": split_v, "author": author_v,
+                 "status": status_v, "review": review_v, "split": split_v, "author": author_v, "name": name_v,
                  "date_from": from_v, "date_to": to_v, "unc_min": umin, "unc_max": umax, "iou_min": imin,
                  "iou_max": imax, "disagreement_min": dis}
             if cls_v and cls_v != ANY:
@@ -179,7 +181,7 @@ def explore_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
 
         common = dict(show_progress="hidden")
         gr.on([sort.change, descending.change, mask.change, status.change, review.change, split.change,
-               cls.change, cls_src.change, apply_btn.click, author.submit, date_from.submit, date_to.submit,
+               cls.change, cls_src.change, apply_btn.click, name.submit, author.submit, date_from.submit, date_to.submit,
                unc_min.submit, unc_max.submit, iou_min.submit, iou_max.submit, disagree.submit, cls_pct.submit],
               on_query, [project_dd] + controls, [grid, progress], api_name="explore", **common)
         grid.cell(on_cell, [project_dd, grid, scope, mask], [grid, progress], api_name="explore_cell", **common)

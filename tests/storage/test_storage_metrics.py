@@ -88,6 +88,19 @@ def test_filters_status_split_author_date_ranges_and_class_area(store, proj):
     assert count(class_index=CAR) == 7                                  # image 0 predicts 0% car: no row
 
 
+def test_filter_by_file_name(store, proj, png_bytes):
+    """A part of the file name, any case; % and _ are the characters themselves."""
+    p, mv, ids = proj
+    store.add_image("p", png_bytes(np.zeros((32, 48, 3), np.uint8)), "Frame_10%.PNG")
+    names = lambda **kw: [r.filename for r in store.explore_images("p", limit=200, **kw)[1]]   # noqa: E731
+    assert names(name="I3") == ["i3.png"]
+    assert len(names(name=".png")) == 9 and names(name="  .png  ") == names(name=".png")
+    assert names(name="_10%") == ["Frame_10%.PNG"] and names(name="e_1") == ["Frame_10%.PNG"]
+    assert names(name="i_") == [] and names(name="i%") == []          # not wildcards
+    assert names(name="nothing") == []
+    assert names(name="i", status="unlabelled", split="val") == ["i1.png", "i3.png", "i5.png", "i7.png"]
+
+
 def test_stale_images_follow_version_revision_prediction_and_palette(store, proj):
     p, mv, ids = proj
     iid = ids[0]
