@@ -176,6 +176,7 @@ function fmtCount(n) {
 function setStatus(text, level = "info", until = "") {
   const el = $(".seg-status");
   el.textContent = text || "";
+  el.title = text || "";      // the whole of a message longer than the three lines shown
   el.dataset.level = level;
   el.dataset.until = text ? until : "";
 }
@@ -1149,10 +1150,12 @@ async function settleOptimistic(v) {
     // replaced: show the server's (the prepared one stays on screen while it decodes)
     const doc = await decodeLoad(v, false);
     await strokeEnded();
-    // unless the labeller has started editing it or moved on meanwhile
+    // unless the labeller has started editing it (then it comes in under their strokes) or moved on
     if (Nav.replaceWanted(S, o, v)) {
       enter(v, doc);
       loadSuperpixels(doc.img.id);
+    } else if (Nav.mergeWanted(S, o, v)) {
+      mergeNewer(v, doc);
     }
   } else if (action === "keep") {
     Object.assign(S.img, v.image, { url: S.img.url });   // the same image and revision: keep it
@@ -1167,6 +1170,23 @@ async function settleOptimistic(v) {
   // the server stayed on the image (a save conflict, nothing next, an error): back to it
   showDoc(o.leaving);
   schedulePeek();
+}
+
+// The server's newer prediction of the open image (the instant layer learnt the last submit,
+// or another model version was made active) came after the labeller started editing the one
+// prepared ahead: it comes in where they have not painted, as one step Ctrl+Z takes back.
+// The server's open image holds the newer one, so its tools (snap) see only their strokes.
+function mergeNewer(v, doc) {
+  const e = new C.Edit(S.map, null);
+  const r = C.mergeResult(e, S.pred, doc.map.data);
+  S.pred = doc.pred;
+  Object.assign(S.img, v.image, { url: S.img.url });
+  updateTitle();
+  const step = e.finish("the newer prediction");
+  if (step) { S.history.push(step); changed(step.box); scheduleSync(); updateButtons(); }
+  // (said before the answer's own note about the image left, which the status line shows next)
+  v.note = `This mask was just updated ${v.image.adapted ? "with your submit" : "by the newer model"}: ` +
+    `${fmtCount(r.changed)} px, none you painted (Ctrl+Z undoes).` + (v.note ? " " + v.note : "");
 }
 
 function updateTitle() {

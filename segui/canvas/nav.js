@@ -129,8 +129,10 @@ var SegNav = (function () {
   // The server answered the Next that anticipate() showed. -> {action, o}:
   //   "keep":    the same image and revision: keep what is on screen (take v.image's fields)
   //   "replace": the same image, but its mask was prepared ahead by a model that has
-  //              since been replaced and it is not edited: decode the server's (the
-  //              prepared one stays on screen meanwhile), show it if replaceWanted()
+  //              since changed (another version, or the instant layer learnt the last
+  //              submit): decode the server's (the prepared one stays on screen
+  //              meanwhile), show it if replaceWanted(), or merge it under the
+  //              labeller's strokes if mergeWanted()
   //   "other":   the server opened another image: back to o.leaving, then load v
   //   "back":    the server stayed on the image (a save conflict, nothing next, an
   //              error): back to o.leaving
@@ -140,7 +142,7 @@ var SegNav = (function () {
     st.optimistic = null;
     if (v.kind === "load" && v.image && v.image.id === o.id && st.img && st.img.id === o.id &&
         v.image.revision === st.img.revision) {
-      const action = v.image.source !== st.img.source && !st.history.isDirty() ? "replace" : "keep";
+      const action = v.image.source !== st.img.source ? "replace" : "keep";
       return { action, o };
     }
     st.visited = o.visited;
@@ -151,6 +153,14 @@ var SegNav = (function () {
   // started editing the image or moved on meanwhile.
   function replaceWanted(st, o, v) {
     return !!(st.img && st.img.id === o.id && !st.history.isDirty() && (st.navPending === null || st.navPending === v.request));
+  }
+
+  // ... and when they have started editing it (still open, not moving on, the map it opened
+  // with the prediction: revision 0): the newer prediction comes in under their strokes
+  // (mergeResult: the pixels they painted are kept), one step they can undo.
+  function mergeWanted(st, o, v) {
+    return !!(st.img && st.img.id === o.id && st.history.isDirty() && st.pred && st.img.revision === 0 &&
+      v.image && v.image.revision === 0 && (st.navPending === null || st.navPending === v.request));
   }
 
   // ------------------------------------------------------------------ visited images (Back)
@@ -173,7 +183,7 @@ var SegNav = (function () {
 
   return {
     NAV_EVENTS, DOC, takeDoc, isNav, navigating, pendingMove, begin, fail, fresh, route, staleLoad, answered,
-    aheadReady, aheadWanted, shouldAwaitPeek, anticipate, settle, replaceWanted, visit, previous,
+    aheadReady, aheadWanted, shouldAwaitPeek, anticipate, settle, replaceWanted, mergeWanted, visit, previous,
   };
 })();
 

@@ -217,14 +217,20 @@ test("settle: another mask source (a model change) keeps the prepared image, the
   assert.equal(N.replaceWanted(st, o, v), true);
 });
 
-test("settle: another mask source on an image already edited keeps the labeller's work", () => {
+test("settle: another mask source on an image already edited keeps the labeller's work, the newer mask merged under it", () => {
   const st = state(1);
   prepare(st, 2, "model A");
   const rid = optimisticNext(st);
   dirty(st);
-  const { action } = N.settle(st, { kind: "load", request: rid, image: { id: 2, revision: 0, source: "model B" } });
-  assert.equal(action, "keep");
+  const v = { kind: "load", request: rid, image: { id: 2, revision: 0, source: "model B" } };
+  const { action, o } = N.settle(st, v);
+  assert.equal(action, "replace");
   assert.equal(st.img.id, 2);
+  assert.equal(N.replaceWanted(st, o, v), false);   // not shown over the labeller's strokes...
+  st.pred = new Uint8Array(4);
+  assert.equal(N.mergeWanted(st, o, v), true);      // ...merged under them
+  st.img.revision = 3;                              // a revision's map is not a prediction
+  assert.equal(N.mergeWanted(st, o, v), false);
 });
 
 test("settle: the server's mask is not shown once the labeller started editing or moved on while it decoded", () => {
@@ -236,6 +242,8 @@ test("settle: the server's mask is not shown once the labeller started editing o
   assert.equal(action, "replace");
   dirty(st);                                     // a stroke while it decoded
   assert.equal(N.replaceWanted(st, o, v), false);
+  st.pred = new Uint8Array(4);
+  assert.equal(N.mergeWanted(st, o, v), true);   // merged under it instead
   const st2 = state(1);
   prepare(st2, 2, "model A");
   const rid2 = optimisticNext(st2);
@@ -246,6 +254,9 @@ test("settle: the server's mask is not shown once the labeller started editing o
   assert.equal(N.replaceWanted(st2, s2.o, v2), false);
   enter(st2, { kind: "load" }, doc(3));          // ...and the next image is shown
   assert.equal(N.replaceWanted(st2, s2.o, v2), false);
+  st2.pred = new Uint8Array(4);
+  dirty(st2);
+  assert.equal(N.mergeWanted(st2, s2.o, v2), false);   // another image: nothing merged
 });
 
 test("settle: another image than the prepared one rolls back, then loads it", () => {
