@@ -131,16 +131,17 @@ async function showHeat(phrase, hover = false) {
   phrase = String(phrase || "").trim();
   if (!S.img) { setStatus("Open an image first.", "error", "image"); return; }
   if (!phrase) { setStatus("Type a word to see the model's map of it, e.g. “sky”.", "error", "heat-phrase"); return; }
-  const id = S.img.id, seq = ++h.seq;
+  const id = S.img.id, src = S.img.source, seq = ++h.seq;
   if (!hover) { h.pinned = phrase; h.hoverAsked = false; }
   try {
-    let r = h.cache.get(phrase.toLowerCase());
-    if (!r || r.image_id !== id) {
+    let r = heatCached(h, phrase.toLowerCase());
+    if (!r) {
       if (!hover) setStatus(`Asking the model about “${phrase}”…`, "busy");
       r = await server.heatmap({ image_id: id, phrase });
       if (!r || r.image_id !== id) return;
       r.values = await decodeIndexPng(r.data, S.img.width, S.img.height);
       if (h.cache.size >= 24) h.cache.delete(h.cache.keys().next().value);
+      r.source = src;
       h.cache.set(phrase.toLowerCase(), r);
     }
     if (seq !== h.seq || !S.img || S.img.id !== id) return;   // a newer request, or another image
@@ -172,16 +173,17 @@ function hideHeat() {
 async function showUncertainty() {
   const h = heatState();
   if (!S.img) { setStatus("Open an image first.", "error", "image"); return; }
-  const id = S.img.id, seq = ++h.seq;
+  const id = S.img.id, src = S.img.source, seq = ++h.seq;
   h.pinned = HEAT_UNC;
   h.hoverAsked = false;
   try {
-    let r = h.cache.get(HEAT_UNC);
-    if (!r || r.image_id !== id) {
+    let r = heatCached(h, HEAT_UNC);
+    if (!r) {
       setStatus("Asking the model where it is unsure…", "busy");
       r = await server.uncertainty({ image_id: id });
       if (!r || r.image_id !== id) return;
       r.values = await decodeIndexPng(r.data, S.img.width, S.img.height);
+      r.source = src;
       h.cache.set(HEAT_UNC, r);
     }
     if (seq !== h.seq || !S.img || S.img.id !== id) return;
@@ -209,16 +211,17 @@ function toggleUncertainty() {
 async function showChanges() {
   const h = heatState();
   if (!S.img) { setStatus("Open an image first.", "error", "image"); return; }
-  const id = S.img.id, seq = ++h.seq;
+  const id = S.img.id, src = S.img.source, seq = ++h.seq;
   h.pinned = HEAT_CHG;
   h.hoverAsked = false;
   try {
-    let r = h.cache.get(HEAT_CHG);
-    if (!r || r.image_id !== id) {
+    let r = heatCached(h, HEAT_CHG);
+    if (!r) {
       setStatus("Comparing the model versions' predictions…", "busy");
       r = await server.what_changed({ image_id: id });
       if (!r || r.image_id !== id) return;
       r.values = await decodeIndexPng(r.data, S.img.width, S.img.height);
+      r.source = src;
       h.cache.set(HEAT_CHG, r);
     }
     if (seq !== h.seq || !S.img || S.img.id !== id) return;
@@ -237,6 +240,13 @@ async function showChanges() {
     console.error(err);
     setStatus(`No comparison: ${(err && err.message) || err}`, "error");
   }
+}
+
+// A map of the open image asked before, still true: the same image and the same source of
+// its mask (another model version, the instant layer's newer fit or a new revision: ask again)
+function heatCached(h, key) {
+  const r = h.cache.get(key);
+  return r && S.img && r.image_id === S.img.id && r.source === S.img.source ? r : null;
 }
 
 // "12 corrections": what the instant layer learnt from, behind a map (an answer's or

@@ -55,6 +55,10 @@ def test_a_stroke_made_before_the_adapted_mask_arrives_is_kept_under_it(tmp_path
         c.click(100, 200)                             # a dot of car while the server works
         stroked = c.client_map() != before
         assert 0 < stroked.sum() < 2000
+        c.key("u")                                    # the uncertainty map of the mask prepared ahead
+        page.wait_for_function("() => document.querySelector('.seg-root').dataset.heatKind === 'uncertainty'",
+                               timeout=30_000)
+        asked = sum(st.heat_stats.values())
         c.wait_status("This mask was just updated with your submit", timeout=60_000)
         c.wait_idle()
         assert "adapted to 11 corrections" in page.inner_text(".seg-info")
@@ -66,6 +70,14 @@ def test_a_stroke_made_before_the_adapted_mask_arrives_is_kept_under_it(tmp_path
         assert (after[stroked] == CAR).all()          # ...not under the stroke
         assert np.array_equal(after[~stroked], pred[~stroked])
         page.screenshot(path=str(artifacts / "instant_merge.png"))
+        c.key("u")                                    # hidden, shown again: asked again, the mask having changed
+        c.key("u")
+        page.wait_for_function("() => document.querySelector('.seg-root').dataset.heatKind === 'uncertainty'",
+                               timeout=30_000)
+        c.wait_status("Uncertainty", timeout=30_000)
+        assert sum(st.heat_stats.values()) == asked + 1
+        assert "11 corrections" in page.inner_text(".seg-heat-note")
+        c.key("Escape")
         c.key("Control+z")                            # the update, taken back: the stroke stays
         c.frame()
         undone = c.client_map()
