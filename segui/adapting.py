@@ -143,14 +143,16 @@ class AdaptingMixin:
         h, w = image.shape[:2]
         return resize_nearest(pred.class_map, h, w), pred.uncertainty, int(adapter.images), fit
 
-    def _instant_stale(self, project_id: int, image_id: int) -> bool:
+    def _instant_stale(self, project_id: int, image_id: int, version_id: int | None = None) -> bool:
         """The image's stored prediction was made before the project's current adapter
         (a submit since, or not made in this process) and that adapter would change it:
-        it has examples, or the stored one came from an adapter."""
+        it has examples, or the stored one came from an adapter. With ``version_id`` (the
+        active model version), never while the session is for another version (its rebuild
+        is under way: predicting again would give the model's own prediction each time)."""
         if not self.instant:
             return False
         slot = self._slots.get(project_id)
-        if slot is None:
+        if slot is None or (version_id is not None and slot.key[1] != version_id):
             return False
         image_id = int(image_id)
         if self._predicted_at.get(image_id, -1) == slot.fit:
@@ -400,7 +402,7 @@ class AdaptingMixin:
             # prepare's lock: an image being opened now (Submit & next) is predicted once, by
             # whichever comes first; the other finds it made with this adapter already
             with self._once(("prepare", int(iid))):
-                if self._instant_stale(key[0], iid):
+                if self._instant_stale(key[0], iid, key[1]):
                     self.predict(p.id, iid)
                     with self._cache_lock:
                         self._mark_counter += 1

@@ -261,7 +261,7 @@ class LabellingMixin:
         key = (info.revision, mv.id, self._prediction_mark(info.id), words)
         # an image shown as predicted, whose prediction is older than the instant layer's last
         # fit (a submit just now): predicted again, so the image opened next reflects the submit
-        stale = revision is None and info.revision == 0 and self._instant_stale(info.project_id, info.id)
+        stale = revision is None and info.revision == 0 and self._instant_stale(info.project_id, info.id, mv.id)
         if revision is None and not stale:
             with self._cache_lock:
                 ready = self._ready.get(info.id)

@@ -92,7 +92,9 @@ def test_the_image_opened_right_after_a_submit_is_predicted_with_it(on):
     finally:
         hold.set()
     assert st.instant_wait(first, timeout=60)       # learnt (the re-predict pass may still be queued)
-    assert st._instant_stale(st.store.get_image(other).project_id, other) or st.adapted_from(other) == 1
+    pid, vid = st.store.get_image(other).project_id, st.model_version(DEMO_PROJECT).id
+    assert st._instant_stale(pid, other, vid) or st.adapted_from(other) == 1
+    assert not st._instant_stale(pid, other, vid + 1000)   # a session of another version: not its business
     opened = st.prepare(other)
     assert st.adapted_from(other) == 1
     assert (opened.prediction == ROAD).sum() < 0.2 * (stale.prediction == ROAD).sum()
