@@ -21,6 +21,15 @@ def app(tmp_path_factory):
         yield st, url
 
 
+def assert_same_map(shown: np.ndarray, server: np.ndarray) -> None:
+    """The page shows the server's map. Computed again in the test's thread, it may differ by
+    one quantisation step on a few pixels: a torch thread's own OpenMP thread count changes
+    the float sums' order, hence their last bits (seen once in CI, 2026-12-07)."""
+    assert shown.shape == server.shape
+    diff = np.abs(shown.astype(np.int16) - server.astype(np.int16))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.005, (int(diff.max()), float((diff > 0).mean()))
+
+
 def overlay(c) -> np.ndarray:
     """The heat layer's RGBA pixels (the offscreen canvas the view draws)."""
     w, h, data = c.js("""() => { const cv = document.querySelector('.seg-root').__seg.heatCanvas;
@@ -50,7 +59,7 @@ def test_sky_heatmap_over_the_photo(app, artifacts):
         assert top > bottom + 60, (top, bottom)
         # the page's values are the server's map
         vals = np.array(c.js(f"() => Array.from({S}.heat.values)"), np.uint8).reshape(info.height, info.width)
-        assert np.array_equal(vals, st.word_heatmap(image, "sky"))
+        assert_same_map(vals, st.word_heatmap(image, "sky"))
         page.screenshot(path=str(artifacts / "heatmap.png"))
 
         # W hides it, W again shows the typed word, Esc hides it
@@ -117,7 +126,7 @@ def test_uncertainty_overlay_with_u(app, artifacts):
         rgba = overlay(c)
         assert rgba.shape[:2] == (info.height, info.width) and (rgba[..., 3] > 0).mean() > 0.99
         vals = np.array(c.js(f"() => Array.from({S}.heat.values)"), np.uint8).reshape(info.height, info.width)
-        assert np.array_equal(vals, st.uncertainty_map(image)["map"])     # the page shows the server's map
+        assert_same_map(vals, st.uncertainty_map(image)["map"])     # the page shows the server's map
         # the model is unsure on the borders of its own classes, sure inside large regions
         pred = np.array(c.js(f"() => Array.from({S}.pred)"), np.uint8).reshape(info.height, info.width)
         edge, inside = boundary_and_interior(pred)
