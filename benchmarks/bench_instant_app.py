@@ -21,6 +21,11 @@ submit as the page does: the time from the submit to the next image opened, whet
 map was predicted by the adapter that learnt the submit, and its wrong pixels (when it has
 ground truth) against the map prepared ahead, which is what the page showed before
 2026-12-07 (the next image was predicted before the submit was learnt).
+
+    python -m benchmarks.bench_instant_app --submit-next --val-frames 40 [--data ../shared/datasets/camvid]
+
+the same over the first N CamVid val frames (all with ground truth, none labelled at the
+start) instead of the demo's, so that every next image can be scored.
 """
 from __future__ import annotations
 
@@ -40,6 +45,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default=None)
     ap.add_argument("--submit-next", action="store_true",
                     help="time the Label screen's Submit & next: submit to the next image opened, adapted")
+    ap.add_argument("--val-frames", type=int, default=0,
+                    help="the first N CamVid val frames of --data instead of the demo's (with --submit-next)")
+    ap.add_argument("--data", default="../shared/datasets/camvid", help="CamVid (for --val-frames)")
     args = ap.parse_args(argv)
 
     from models.data import load_label
@@ -50,9 +58,16 @@ def main(argv=None) -> dict:
     demo = tmp / "demo"
     demo.mkdir()
     shutil.copy(DEMO_DIR / "classes.json", demo)
-    truth_files = sorted((DEMO_DIR / "labelled").glob("*.jpg"))
-    for f in [*DEMO_DIR.glob("*.jpg"), *truth_files]:
-        shutil.copy(f, demo / f.name)            # every frame unlabelled
+    if args.val_frames:
+        truth_files = sorted((Path(args.data) / "images" / "val").glob("*.jpg"))[:args.val_frames]
+        label_of = {f.name: Path(args.data) / "labels" / "val" / f"{f.stem}.png" for f in truth_files}
+        for f in truth_files:
+            shutil.copy(f, demo / f.name)        # every frame unlabelled
+    else:
+        truth_files = sorted((DEMO_DIR / "labelled").glob("*.jpg"))
+        label_of = {f.name: f.with_suffix(".png") for f in truth_files}
+        for f in [*DEMO_DIR.glob("*.jpg"), *truth_files]:
+            shutil.copy(f, demo / f.name)        # every frame unlabelled
     st = Studio(Store(data_dir=tmp / "data"), instant=True)
     st.ensure_demo(demo)
     st.wait_idle(300)
@@ -62,7 +77,7 @@ def main(argv=None) -> dict:
     truth = {}
     for f in truth_files:
         im = by_name[f.name]
-        truth[im.id] = load_label(f.with_suffix(".png"), (im.width, im.height))
+        truth[im.id] = load_label(label_of[f.name], (im.width, im.height))
     base = {iid: st.store.get_prediction(iid, mv.id).class_map for iid in truth}
 
     def wrong(iid, cm):
