@@ -160,6 +160,14 @@ def _date(v, what: str) -> datetime | None:
     return d.replace(tzinfo=timezone.utc) if d.tzinfo is None else d
 
 
+def _text(v, what: str) -> str | None:
+    """A text filter: stripped, at most TEXT_MAX characters; None when empty."""
+    text = str(v or "").strip()
+    if len(text) > TEXT_MAX:
+        raise UserError(f"{what}: at most {TEXT_MAX} characters")
+    return text or None
+
+
 def _choice(v, allowed, what: str) -> str | None:
     if v in (None, "", "any"):
         return None
@@ -328,18 +336,12 @@ class ExploreMixin:
         sort = q.get("sort") or "id"
         if sort not in EXPLORE_SORTS:
             raise UserError(f"sort by one of {', '.join(EXPLORE_SORTS)}")
-        author = str(q.get("author") or "").strip()
-        if len(author) > TEXT_MAX:
-            raise UserError(f"author: at most {TEXT_MAX} characters")
-        name = str(q.get("name") or "").strip()
-        if len(name) > TEXT_MAX:
-            raise UserError(f"file name: at most {TEXT_MAX} characters")
         kw: dict[str, Any] = {
             "sort": sort, "descending": bool(q.get("descending")),
             "status": _choice(q.get("status"), EXPLORE_STATUSES, "status"),
             "review": _choice(q.get("review"), ("pending", "accepted", "rejected"), "review"),
             "split": _choice(q.get("split"), ("train", "val", "none"), "split"),
-            "author": author or None, "name": name or None,
+            "author": _text(q.get("author"), "author"), "name": _text(q.get("name"), "file name"),
             "date_from": _date(q.get("date_from"), "from"), "date_to": _date(q.get("date_to"), "to"),
             "uncertainty": (_number(q.get("unc_min"), "uncertainty from"), _number(q.get("unc_max"), "uncertainty to")),
             "iou": (_number(q.get("iou_min"), "IoU from"), _number(q.get("iou_max"), "IoU to")),

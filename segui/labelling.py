@@ -286,9 +286,9 @@ class LabellingMixin:
             cm = a.class_map
         else:
             src = f"prediction of model version {mv.id}"
-            if self.adapted_from(info.id, mv.id):     # (the page shows a changed source again: Nav.settle)
-                src += (f", instant layer fit {self._predicted_at.get(info.id)} on "
-                        f"{self.adapted_from(info.id, mv.id)} corrected image(s)")
+            corrected = self.adapted_from(info.id, mv.id)
+            if corrected:     # (the page shows a changed source again: Nav.settle)
+                src += f", instant layer fit {self._predicted_at.get(info.id)} on {corrected} corrected image(s)"
             cm = pred
         loaded = Loaded(info.id, info.filename, image, cm.copy(), info.revision, src, info.uncertainty,
                         project_id=info.project_id, status=info.status, split=info.split, predicted=pred,
