@@ -42,7 +42,7 @@ WHAT = {Act.VIEW: "open this project's images", Act.LABEL: "label images",
 # endpoint missing here makes build_app fail, and the role test calls every one.
 ENDPOINTS: dict[str, Act] = {
     # the Label screen
-    "init": Act.VIEW, "init_role": Act.VIEW, "init_screen_0": Act.VIEW, "select_project": Act.VIEW,
+    "init": Act.VIEW, "init_role": Act.VIEW, "select_project": Act.VIEW,
     "next_image": Act.VIEW, "open_image": Act.VIEW, "superpixels": Act.VIEW, "peek_next": Act.VIEW,
     "heatmap": Act.VIEW, "strip_page": Act.VIEW, "thumbnails": Act.VIEW,
     "uncertainty": Act.VIEW, "what_changed": Act.VIEW, "click_object": Act.LABEL,

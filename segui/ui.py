@@ -143,7 +143,13 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
         project_dd.change(*activity.refresh, api_name="activity_for_project", show_progress="hidden")
         project_dd.change(*explore.refresh, api_name="explore_for_project", show_progress="hidden").then(
             *explore.after_refresh, api_name="explore_for_project_after", show_progress="hidden")
-        # a value set by a load event does not fire .change: refresh every screen explicitly
+        # The project that on_load puts in the dropdown fires its .change (Gradio 6 fires it for
+        # a function's update too), and with it each screen's own project handler: the Label
+        # screen opens its first image there (/select_project), and only there. It used to be
+        # opened a second time by the chain below, both at once with no open image in the
+        # session; when the page's restored edits were saved in between, the second chose
+        # another image, and the page and the session went to it (seen in CI). The other
+        # screens' refreshes stay in the chain (idempotent; scripts call /init_screen_N).
         ev = app.load(on_load, None, [project_dd, author_tb], api_name="init", **TYPED_OUTPUTS)
         ev = ev.then(on_role, None, [name_lbl, author_tb, signed_in, rights],
                      api_name="init_role", show_progress="hidden")
@@ -151,6 +157,8 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
         # the page hides the tab buttons of screens the role cannot use (the server refuses them anyway)
         ev = ev.then(None, rights, None, js=SHOW_TABS_JS, api_name="show_role_tabs")
         for i, screen in enumerate([label, projects, model, activity, explore]):
+            if screen is label:
+                continue
             fn, inputs, outputs = screen.refresh
             ev = ev.then(fn, inputs, outputs, api_name=f"init_screen_{i}", show_progress="hidden")
         ev.then(*explore.after_refresh, api_name="init_screen_4_after", show_progress="hidden")

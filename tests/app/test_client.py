@@ -30,7 +30,7 @@ OTHER_PROJECT = "other project"   # a second project: its images must not open i
 LABEL_ENDPOINTS = ["/select_project", "/upload", "/next_image", "/open_image", "/save", "/submit", "/snap",
                    "/clean_up", "/text_prompt", "/accept_prompt", "/fill_at", "/load_revision"]
 OTHER_ENDPOINTS = ["/create_project", "/add_class", "/update_classes", "/activate_model", "/export",
-                   "/model_panel", "/label_set", "/init", "/init_screen_0", "/init_screen_1", "/init_screen_2"]
+                   "/model_panel", "/label_set", "/init", "/init_screen_1", "/init_screen_2"]
 
 
 @pytest.fixture(scope="module")
