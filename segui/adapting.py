@@ -74,6 +74,7 @@ class _Slot:
     last: dict = field(default_factory=dict)     # the last update: images, seconds, latency
     learnt: dict = field(default_factory=dict)   # image id -> the submitted revision the session has
     checked: float = 0.0                         # when _instant_sync last looked (time.monotonic)
+    rebuilt: bool = False                        # the submissions it started with are learnt (fitted)
 
 
 class AdaptingMixin:
@@ -192,6 +193,25 @@ class AdaptingMixin:
         with self._learnt_cv:
             return self._learnt_cv.wait_for(lambda: int(image_id) not in self._learning, timeout)
 
+    def active_version(self, project: str | int) -> dict | None:
+        """The project's active model version as the page names it: {"id", "name": "vN",
+        "ready"}, None before the project has one (nothing is created: the heartbeat asks).
+        ``ready``: its predictions are what the page would be given now, i.e. the instant
+        layer is off or rebuilt on it (a rebuild is started here when none is under way, so
+        that a promoted job's version becomes ready without anyone opening an image)."""
+        mv = self.store.active_model_version(project)
+        if mv is None:
+            return None
+        ready = True
+        if self.instant:
+            p = self.store.get_project(mv.project_id)
+            key = self._slot_key(p, mv)
+            slot = self._slots.get(p.id)
+            ready = slot is not None and slot.key == key and slot.rebuilt
+            if slot is None or slot.key != key:
+                self._instant_schedule_build(p.id, key)
+        return {"id": mv.id, "name": f"v{mv.id}", "ready": ready}
+
     def adapted_from(self, image_id: int, version_id: int | None = None) -> int:
         """How many corrected images the instant layer had learnt from when it made the
         image's stored prediction (0: the model's own, or not made in this process); with
@@ -224,7 +244,7 @@ class AdaptingMixin:
         session = self.predictors.adaptation(mv.weights_dir, list(key[2]), IGNORE, self.adapt_settings)
         done = self.store.submitted_annotations(p.id, split=None, source="submitted")
         pending = done[-session.settings.max_images:]
-        slot = _Slot(key, mv.weights_dir, session, pending=pending, fit=next(_FITS))
+        slot = _Slot(key, mv.weights_dir, session, pending=pending, fit=next(_FITS), rebuilt=not pending)
         with self._cache_lock:
             self._slots[p.id] = slot
             self._building.discard(key)
@@ -266,7 +286,7 @@ class AdaptingMixin:
 
     def _instant_rebuild_step(self, project_id: int, key: tuple) -> None:
         slot = self._slots.get(project_id)
-        if slot is None or slot.key != key or not slot.pending:
+        if slot is None or slot.key != key or (not slot.pending and slot.rebuilt):
             return
         p = self.store.get_project(project_id)
         step, slot.pending = slot.pending[:REBUILD_STEP], slot.pending[REBUILD_STEP:]
@@ -277,6 +297,7 @@ class AdaptingMixin:
             self._submit(self._instant_rebuild_step, project_id, key)
         else:
             self._instant_update(slot)
+            slot.rebuilt = True
             self._instant_repredict_queue(slot)
 
     def instant_relearn(self, project) -> None:

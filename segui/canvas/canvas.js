@@ -40,6 +40,7 @@ const S = {
   review: null, reviewMask: null, showDisagree: true, rights: { review: false, admin: false },
   queue: null, filter: "unlabelled", visited: [], frames: 0, keepSet: null, thumbs: new Map(), thumbWant: new Set(),
   encoded: { step: undefined, id: null, url: null }, syncTimer: null, renderQueued: false,
+  modelSeen: null, modelNote: null,   // the active model version last heard of; the note for its reopen
 };
 root.__seg = { S, C, Nav, setStatus };   // handle for the failure hook and for tests
 root.__seg.openImage = (id) => openImage(id);   // the Explore grid opens an image here
@@ -483,7 +484,7 @@ async function heartbeat() {
   if (S.beating || !S.boot || document.hidden) return;
   S.beating = true;
   try {
-    const r = await withTimeout(server.alive({}), 10000);
+    const r = await withTimeout(server.alive({ project: S.project || "" }), 10000);
     if (S.serverLost) { S.serverLost = false; clearStatus("server"); }
     const restarted = !!(r && r.boot && r.boot !== S.boot);
     // a move to another image that the old server process took with it is never answered:
@@ -492,6 +493,7 @@ async function heartbeat() {
     if (move && (restarted || move.waited > NAV_LOST_MS)) giveUpMove(move.event, restarted);
     if (restarted) reopenAfterRestart(r.boot);
     else if (stuckSinceRestart(performance.now())) reloadAfterRestart();
+    else noticeModel(r && r.active);
   } catch (err) {
     // down (a restart under way) or this login ended; the journal keeps the edits meanwhile
     const msg = String((err && err.message) || err);
@@ -502,6 +504,25 @@ async function heartbeat() {
         : "The server does not answer; your edits are kept in this browser and the image is reopened when it is back.", "warning", "server");
     }
   } finally { S.beating = false; }
+}
+
+// Another model version became the project's active one (a job promoted, or someone
+// activated a version): an image open unedited is opened again with its prediction (the
+// server predicts it with the new version and the instant layer rebuilt on it); otherwise
+// the labeller is told. Without this the mask on screen stayed the old model's until the
+// labeller moved on, with nothing saying a new model was there.
+function noticeModel(active) {
+  const what = Nav.newerModel(S, active);
+  if (what === "reopen") {
+    const text = `${active.name} is now the active model (a job was promoted, or someone chose it): this image ` +
+      "shows its prediction (C: what changed).";
+    const rid = request("open_image", { open: S.img.id, filter: S.filter }, `${active.name} is now the active model: predicting this image with it…`);
+    if (rid) S.modelNote = { rid, text };
+  } else if (what === "tell") {
+    const mine = S.history.isDirty() ? "your edits" : "its mask";
+    setStatus(`${active.name} is now the active model (a job was promoted, or someone chose it): the next images ` +
+      `show its predictions; this one keeps ${mine} (C: where it differs).`, "info");
+  }
 }
 
 // A move unanswered this long while the server answers the heartbeat is taken as lost
@@ -597,6 +618,7 @@ async function onValue() {
     else if (route === "prompt") await onPrompt(v, p);
     else if (route === "split") { S.img.split = v.split; updateTitle(); }
     if (v.request != null && S.choiceNote && v.request === S.choiceNote.rid && v.kind === "saved" && !v.conflict) v.note = S.choiceNote.text(v.revision);
+    if (S.modelNote && v.request === S.modelNote.rid) { v.note = S.modelNote.text + (v.note ? " " + v.note : ""); S.modelNote = null; }
     if (v.request != null && v.request === S.restoreRid && v.note) v.note = "Restored your edits of this image that the server had not confirmed (kept in this browser): " + v.note;
     if (v.note) setStatus(v.note, v.level || "info", v.until || "");
     else if ($(".seg-status").dataset.level === "busy" && (p || v.kind === "load")) setStatus("");

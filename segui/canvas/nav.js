@@ -163,6 +163,27 @@ var SegNav = (function () {
       v.image && v.image.revision === 0 && (st.navPending === null || st.navPending === v.request));
   }
 
+  // ------------------------------------------------------------------ another model made active
+
+  // The heartbeat says `active` ({id, name, project, ready}) is the project's model version
+  // now (ready: the server's predictions are its, the instant layer rebuilt on it).
+  // -> what the page does: null (nothing new, or not now: the next beat asks again),
+  // "reopen" (the open image is unedited and shows another version's prediction: open it
+  // again, with the active version's) or "tell" (report it only: the labeller is editing,
+  // or the image is annotated; the next images are the new version's). What the page knew
+  // before: the version last heard of in this project, else the open image's.
+  function newerModel(st, active) {
+    if (!active || active.id == null || !st.img || active.project !== st.project || active.ready === false) return null;
+    const seen = st.modelSeen && st.modelSeen.project === st.project ? st.modelSeen.id : st.img.version;
+    const remember = () => { st.modelSeen = { project: st.project, id: active.id }; };
+    if (seen == null || seen === active.id || st.img.version === active.id) { remember(); return null; }
+    if (st.navPending !== null || st.pending.size || st.optimistic) return null;   // an answer on its way
+    remember();
+    if (st.img.revision === 0 && st.img.version != null && !(st.history && st.history.isDirty()) &&
+        !st.edit && !(st.polygon && st.polygon.length)) return "reopen";
+    return "tell";
+  }
+
   // ------------------------------------------------------------------ visited images (Back)
 
   // Image `id` (of load payload v) is about to be shown: the one leaving joins the
@@ -183,7 +204,7 @@ var SegNav = (function () {
 
   return {
     NAV_EVENTS, DOC, takeDoc, isNav, navigating, pendingMove, begin, fail, fresh, route, staleLoad, answered,
-    aheadReady, aheadWanted, shouldAwaitPeek, anticipate, settle, replaceWanted, mergeWanted, visit, previous,
+    aheadReady, aheadWanted, shouldAwaitPeek, anticipate, settle, replaceWanted, mergeWanted, newerModel, visit, previous,
   };
 })();
 

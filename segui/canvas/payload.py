@@ -49,6 +49,7 @@ def load(studio, project, ready, note: str = "", request: Any = None, level: str
         project=studio.project(project).name, back=back,
         image={"id": lo.image_id, "name": lo.filename, "width": w, "height": h, "url": ready.photo,
                "status": lo.status, "split": lo.split, "revision": lo.base_revision, "source": lo.source,
+               "version": lo.predicted_by,     # the model version whose prediction came with it
                # the map shown is a prediction the instant layer made from N corrected images
                "adapted": studio.adapted_from(lo.image_id, lo.predicted_by) if lo.base_revision == 0 else 0},
         map=codec.encode_map(lo.class_map),

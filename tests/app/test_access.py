@@ -381,6 +381,32 @@ def test_a_refused_server_function_is_a_clear_403_not_a_500(teams):
     assert r.status_code == 403 and "not a member" in r.json()["detail"], (r.status_code, r.text[:300])
 
 
+def test_the_heartbeat_names_the_active_model_only_to_members(teams):
+    """The canvas's heartbeat (``alive``) with a project: a member learns its active model
+    version (the page shows a promoted job's prediction); an outsider, or a project that
+    does not exist, gets the server's id alone, never a refusal (the heartbeat takes those
+    for a lost server)."""
+    st, url = teams
+    active = st.store.active_model_version(DEMO_PROJECT)
+
+    def beat(name, data):
+        c = login(url, name)
+        c.predict(api_name="/init")
+        comp = next(x["id"] for x in c.config["components"] if "alive" in str(x.get("server_fns"))
+                    or "alive" in str(x.get("props", {}).get("server_fns")))
+        r = httpx.post(url + "gradio_api/component_server", cookies=c.cookies, timeout=60,
+                       json={"data": [data], "component_id": comp, "fn_name": "alive", "session_hash": c.session_hash})
+        assert r.status_code == 200, (r.status_code, r.text[:300])
+        return r.json()
+
+    got = beat("ann", {"project": DEMO_PROJECT})
+    assert got["boot"] == st.boot
+    assert got["active"] == {"id": active.id, "name": f"v{active.id}", "ready": True, "project": DEMO_PROJECT}
+    assert set(beat("out", {"project": DEMO_PROJECT})) == {"boot"}
+    assert set(beat("ann", {"project": "no such project"})) == {"boot"}
+    assert set(beat("ann", {})) == {"boot"}
+
+
 def test_the_heatmap_server_function_serves_members_and_refuses_others(teams):
     """The canvas's word heatmap: a member gets the map of a phrase, an outsider a
     clear 403, a bad request a 400 (never a 500)."""

@@ -278,6 +278,27 @@ def test_a_model_switch_or_a_restart_rebuilds_the_session_from_the_submissions(o
         restarted.store.close()
 
 
+def test_a_promoted_version_is_ready_for_the_page_once_the_layer_is_rebuilt_on_it(on):
+    """The page's heartbeat asks ``active_version``: a version just made active is not ready
+    (the instant layer is rebuilt on it first, started by the question itself, with no image
+    opened), then ready, and the open image opened again then is adapted on it."""
+    st = on
+    first, other = [im.id for im in st.store.list_images(DEMO_PROJECT, order="id")[:2]]
+    submit_road_as_pavement(st, first)
+    assert st.wait_idle(60)
+    v1 = st.active_version(DEMO_PROJECT)
+    assert v1["ready"] and v1["name"] == f"v{v1['id']}"
+    mv2 = st.store.add_model_version(DEMO_PROJECT, str(st.default_model_dir), metrics=None, name="promoted",
+                                     activate=True)
+    got = st.active_version(DEMO_PROJECT)
+    assert got["id"] == mv2.id and not got["ready"]
+    assert st.wait_idle(60)
+    assert st.active_version(DEMO_PROJECT) == {"id": mv2.id, "name": f"v{mv2.id}", "ready": True}
+    ready = st.prepare(other)
+    assert ready.loaded.predicted_by == mv2.id and st.adapted_from(other, mv2.id) == 1
+    assert (ready.loaded.class_map == ROAD).sum() < 1000
+
+
 def test_the_demo_starts_adapted_to_its_labelled_images(tmp_path):
     """The demo's labelled images are stored, not submitted through the canvas: the
     instant layer learns them at start (before, it waited for a restart), and the images

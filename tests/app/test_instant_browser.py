@@ -12,7 +12,7 @@ from segui.handlers import DEMO_DIR, Studio
 from storage import Store
 
 from .canvas_page import S, launch, open_page
-from .conftest import _PREDICTORS, require_chromium, served
+from .conftest import _PREDICTORS, make_studio, require_chromium, served
 
 pytestmark = pytest.mark.slow   # a browser run (Chromium)
 
@@ -85,3 +85,43 @@ def test_a_stroke_made_before_the_adapted_mask_arrives_is_kept_under_it(tmp_path
         assert first != nxt
         browser.close()
     assert not c.errors, f"JavaScript errors in the page: {c.errors}"
+
+
+def test_a_model_made_active_reaches_the_image_open_on_screen(tmp_path, artifacts):
+    """A job promoted (here: a version activated in the store, as the worker does) while an
+    image is open: the page hears it with its heartbeat. Unedited, the image is opened again
+    with the new version's prediction and the status says so; while the labeller edits, only
+    the status says so and their strokes stay."""
+    from playwright.sync_api import sync_playwright
+    require_chromium()
+    st = make_studio(tmp_path, demo=True, labelled=False)
+    st.warm_up()
+    pid = st.store.get_project("CamVid demo").id
+    v1 = st.model_version(pid)
+    with served(st) as url, sync_playwright() as pw:
+        browser = launch(pw)
+        c = open_page(browser, url)
+        first = c.wait_image()
+        page = c.page
+        c.wait_idle()
+        assert c.js(f"() => {S}.img.version") == v1.id and c.js(f"() => {S}.img.revision") == 0
+        page.wait_for_function(f"() => {S}.modelSeen && {S}.modelSeen.id === {v1.id}", timeout=30_000)
+        v2 = st.store.add_model_version(pid, v1.weights_dir, parent_id=v1.id, activate=True, name="job 1")
+        c.wait_status(f"v{v2.id} is now the active model", timeout=30_000)
+        page.wait_for_function(f"() => {S}.img.version === {v2.id}", timeout=30_000)
+        c.wait_status("this image shows its prediction", timeout=30_000)
+        assert c.state()["image"] == first and not c.state()["dirty"]
+        assert f"model version {v2.id}" in c.js(f"() => {S}.img.source")
+        page.screenshot(path=str(artifacts / "model_made_active_reopened.png"))
+        # editing now: the strokes stay, the status tells
+        c.key("1")
+        c.key("b")
+        c.stroke([(40, 60), (200, 60)], steps=6)
+        drawn = c.client_map()
+        v3 = st.store.add_model_version(pid, v1.weights_dir, parent_id=v2.id, activate=True, name="job 2")
+        c.wait_status(f"v{v3.id} is now the active model", timeout=30_000)
+        c.wait_status("this one keeps your edits", timeout=5_000)
+        assert np.array_equal(c.client_map(), drawn) and c.state()["dirty"]
+        assert c.js(f"() => {S}.img.version") == v2.id
+        assert not c.errors, c.errors
+        browser.close()

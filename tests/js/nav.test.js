@@ -348,3 +348,64 @@ test("Back twice goes two images back, not back and forth between the last two",
   enter(st, { kind: "load" }, doc(4));                                 // Next after going back
   assert.deepEqual(st.visited, [1]);
 });
+
+// ------------------------------------------------------------------ another model made active
+
+function onPrediction(st, version, project = "P") {
+  st.project = project;
+  st.img.revision = 0;
+  st.img.version = version;
+}
+
+test("newerModel: an unedited predicted image is opened again with the newly active version", () => {
+  const st = state(1);
+  onPrediction(st, 1);
+  const v1 = { id: 1, name: "v1", project: "P" };
+  const v2 = { id: 2, name: "v2", project: "P" };
+  assert.equal(N.newerModel(st, v1), null);          // what is shown: nothing new
+  assert.equal(N.newerModel(st, v1), null);
+  assert.equal(N.newerModel(st, v2), "reopen");      // a job was promoted
+  assert.equal(N.newerModel(st, v2), null);          // once
+  st.img.version = 2;                                // (the reopened image)
+  assert.equal(N.newerModel(st, v1), "reopen");      // someone activated v1 again
+});
+
+test("newerModel: edits, a shape under way or an annotated image are told, not replaced", () => {
+  const v2 = { id: 2, name: "v2", project: "P" };
+  const st = state(1);
+  onPrediction(st, 1);
+  dirty(st);
+  assert.equal(N.newerModel(st, v2), "tell");
+  const poly = state(1, { polygon: [[1, 2]] });
+  onPrediction(poly, 1);
+  assert.equal(N.newerModel(poly, v2), "tell");
+  const annotated = state(1);
+  onPrediction(annotated, 1);
+  annotated.img.revision = 4;
+  assert.equal(N.newerModel(annotated, v2), "tell");
+});
+
+test("newerModel: not while an answer is on its way; not for another project; an image already of the version", () => {
+  const v2 = { id: 2, name: "v2", project: "P" };
+  const st = state(1);
+  onPrediction(st, 1);
+  N.begin(st, "save_draft", { snapshot: null, step: null, image: 1 });
+  assert.equal(N.newerModel(st, v2), null);          // the next beat asks again...
+  st.pending.clear();
+  assert.equal(N.newerModel(st, v2), "reopen");      // ...and then it is done
+  const other = state(1);
+  onPrediction(other, 1);
+  assert.equal(N.newerModel(other, { id: 7, name: "v7", project: "Q" }), null);   // the page moved to P meanwhile
+  const fresh = state(1);
+  onPrediction(fresh, 2);                            // opened after the change: its prediction is v2's
+  assert.equal(N.newerModel(fresh, v2), null);
+  assert.equal(N.newerModel(fresh, v2), null);
+  const rebuilding = state(1);
+  onPrediction(rebuilding, 1);
+  assert.equal(N.newerModel(rebuilding, { ...v2, ready: false }), null);   // the instant layer is rebuilt on it first
+  assert.equal(N.newerModel(rebuilding, { ...v2, ready: true }), "reopen");
+  const none = state(1);
+  onPrediction(none, null);                          // no version known: only remembered
+  assert.equal(N.newerModel(none, v2), null);
+  assert.equal(N.newerModel(none, { id: 3, name: "v3", project: "P" }), "tell");   // (whose prediction: unknown)
+});
