@@ -177,14 +177,14 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
         """Server function of the canvas: its heartbeat. The server process's id: another
         id than the page's means the server restarted and lost the page's open image
         (the page then reopens it, keeping its unsaved edits). With ``project``: that
-        project's active model version too (``active``: id and name), so the page learns
+        project's active model version too (``active``: id, name, ready), so the page learns
         that a job was promoted or another version activated (it shows the new prediction
         of an image it has open unedited); left out when the caller may not see the project."""
         req = _request(args)
         with acting(studio, request, "alive"):
             out = {"boot": studio.boot}
         project = req.get("project") if isinstance(req, dict) else None
-        if isinstance(project, str) and project:
+        if isinstance(project, str) and 0 < len(project) <= 200:   # (a project name is shorter)
             try:
                 with acting(studio, request, "alive", project=project):
                     active = studio.active_version(project)
