@@ -112,10 +112,9 @@ def status(store, project: str) -> tuple[str, float, pd.DataFrame, str]:
     line = f"**Job {job.id}: {job.status}**, step {job.step}, {job.progress * 100:.0f}%"
     if m.get("val_miou") is not None:
         line += f"; val mIoU {m['base_val_miou'] or 0:.3f} -> {m['val_miou']:.3f}"
-        line += " (promoted)" if m.get("promoted") else (
-            f" (not promoted: {m.get('not_promoted_because') or 'val mIoU dropped'}; switch to it by hand above)")
+        line += " (promoted)" if m.get("promoted") else f" (not promoted: {not_promoted_because(job)}; switch to it by hand above)"
     elif job.status == "succeeded":
-        line += " (not promoted: no val images to compare on; switch to it by hand above)"
+        line += f" (not promoted: {not_promoted_because(job)}; switch to it by hand above)"
     elif m.get("loss") is not None:
         line += f"; loss {m['loss']:.3f}"
     elif job.status == "queued":
@@ -123,6 +122,27 @@ def status(store, project: str) -> tuple[str, float, pd.DataFrame, str]:
     if job.error:
         line += f"\n\n{job.error}"
     return line, job.progress * 100, curve, "\n".join(job.log_tail[-12:])
+
+
+def not_promoted_because(job) -> str:
+    """Why a succeeded job's model was not made active, in the labeller's words."""
+    m = job.metrics or {}
+    if m.get("val_miou") is None:
+        return "no val images to compare on"
+    return m.get("not_promoted_because") or "val mIoU dropped"
+
+
+def job_brief(job) -> dict | None:
+    """The newest job as the Label screen shows it: id, status, progress (0..1), and for a
+    succeeded one whether its model was promoted (else why not)."""
+    if job is None:
+        return None
+    out = {"id": job.id, "status": job.status, "progress": round(float(job.progress or 0.0), 3)}
+    if job.status == "succeeded":
+        out["promoted"] = bool((job.metrics or {}).get("promoted"))
+        if not out["promoted"]:
+            out["why"] = not_promoted_because(job)
+    return out
 
 
 def cancel(store, project: str) -> str:
@@ -165,6 +185,10 @@ class FinetuneMixin:
 
     def cancel_finetune(self, project: str) -> str:
         return cancel(self.store, project)
+
+    def job_brief(self, project: str) -> dict | None:
+        """The project's newest job for the Label screen's heartbeat (:func:`job_brief`)."""
+        return job_brief(self.store.newest_job(project))
 
     def can_cancel_finetune(self, project: str) -> bool:
         """The project's newest job is queued or running (the panel's *Cancel job* is live)."""

@@ -202,6 +202,15 @@ class JobsMixin(StoreBase):
                 q = q.where(TrainingJob.status == status)
             return [_job_info(j) for j in s.scalars(q.order_by(TrainingJob.id.desc()))]
 
+    def newest_job(self, project: str | int) -> JobInfo | None:
+        """The project's most recently queued job (any status), None before its first;
+        one row (the Label screen's heartbeat asks every few seconds)."""
+        with self._session() as s:
+            pid = self._project_row(s, project).id
+            j = s.scalar(select(TrainingJob).where(TrainingJob.project_id == pid)
+                         .order_by(TrainingJob.id.desc()).limit(1))
+            return None if j is None else _job_info(j)
+
     def mark_stale_jobs(self, timeout_s: float) -> list[int]:
         """Running jobs whose last heartbeat is older than ``timeout_s`` -> failed."""
         cutoff = utcnow() - timedelta(seconds=timeout_s)

@@ -41,6 +41,7 @@ const S = {
   queue: null, filter: "unlabelled", visited: [], frames: 0, keepSet: null, thumbs: new Map(), thumbWant: new Set(),
   encoded: { step: undefined, id: null, url: null }, syncTimer: null, renderQueued: false,
   modelSeen: null, modelNote: null,   // the active model version last heard of; the note for its reopen
+  job: null,                          // the project's newest fine-tuning job, as the heartbeat last said
 };
 root.__seg = { S, C, Nav, setStatus };   // handle for the failure hook and for tests
 root.__seg.openImage = (id) => openImage(id);   // the Explore grid opens an image here
@@ -512,6 +513,12 @@ async function heartbeat() {
 // the labeller is told. Without this the mask on screen stayed the old model's until the
 // labeller moved on, with nothing saying a new model was there.
 function noticeModel(active) {
+  if (active && active.project === S.project) {
+    const before = Nav.jobLabel(S.job);
+    const news = Nav.jobNews(S, active.job, active.name);
+    if (Nav.jobLabel(S.job) !== before) updateTitle();
+    if (news) setStatus(news, "warning");
+  }
   const what = Nav.newerModel(S, active);
   if (what === "reopen") {
     const text = `${active.name} is now the active model (a job was promoted, or someone chose it): this image ` +
@@ -1002,6 +1009,7 @@ function enter(v, doc) {
   Nav.visit(S, v, doc.img.id);
   rememberOpen(v.project, doc.img.id);
   stashDoc();
+  if (S.project !== v.project) S.job = null;   // (another project's job: the next beat says this one's)
   S.project = v.project;
   S.ahead = null;
   const note = reconcileDoc(doc, v);
@@ -1219,7 +1227,8 @@ function updateTitle() {
   $(".seg-title").innerHTML = `<b title="${esc(im.name)}">${esc(im.name)}</b> <span class="seg-badge s-${esc(im.status)}">${esc(im.status)}</span>${rb}`;
   const adapted = im.adapted && im.revision === 0 ?     // the map shown is the instant layer's prediction
     ` · adapted to ${im.adapted} correction${im.adapted === 1 ? "" : "s"}` : "";
-  $(".seg-info").textContent = `${im.width}×${im.height} · id ${im.id}${adapted}`;
+  const job = Nav.jobLabel(S.job);   // (the heartbeat's: a job under way for this project)
+  $(".seg-info").textContent = `${im.width}×${im.height} · id ${im.id}${adapted}${job ? " · " + job : ""}`;
   $(".seg-split").value = im.split;
   $(".seg-info").title = im.source || "";
 }

@@ -184,6 +184,32 @@ var SegNav = (function () {
     return "tell";
   }
 
+  // The project's newest fine-tuning job as the heartbeat gives it ({id, status, progress,
+  // promoted, why}, or null). Kept in st.job (the header shows one under way). -> a line for
+  // the status when a job this page saw queued or running ended without its model being made
+  // active (a promoted one is told by newerModel, once the model reaches the page), else null.
+  const LIVE = ["queued", "running"];
+  function jobNews(st, job, model) {
+    const prev = st.job;
+    st.job = job || null;
+    if (!job || !prev || prev.id !== job.id || !LIVE.includes(prev.status) || LIVE.includes(job.status)) return null;
+    if (job.status === "succeeded" && job.promoted) return null;
+    const keep = model ? ` The model stays ${model}.` : "";
+    if (job.status === "succeeded") {
+      return `Fine-tuning job ${job.id} finished, but its model was not made active (${job.why || "not promoted"}).${keep} ` +
+        "The Model screen can switch to it.";
+    }
+    if (job.status === "failed") return `Fine-tuning job ${job.id} failed.${keep} The Model screen shows its log.`;
+    return `Fine-tuning job ${job.id} was ${job.status}.${keep}`;
+  }
+
+  // What the header says of a job under way ("" when none).
+  function jobLabel(job) {
+    if (!job || !LIVE.includes(job.status)) return "";
+    return job.status === "queued" ? `fine-tuning job ${job.id} queued` :
+      `fine-tuning job ${job.id}: ${Math.round(100 * (job.progress || 0))} %`;
+  }
+
   // ------------------------------------------------------------------ visited images (Back)
 
   // Image `id` (of load payload v) is about to be shown: the one leaving joins the
@@ -204,7 +230,7 @@ var SegNav = (function () {
 
   return {
     NAV_EVENTS, DOC, takeDoc, isNav, navigating, pendingMove, begin, fail, fresh, route, staleLoad, answered,
-    aheadReady, aheadWanted, shouldAwaitPeek, anticipate, settle, replaceWanted, mergeWanted, newerModel, visit, previous,
+    aheadReady, aheadWanted, shouldAwaitPeek, anticipate, settle, replaceWanted, mergeWanted, newerModel, jobNews, jobLabel, visit, previous,
   };
 })();
 

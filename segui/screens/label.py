@@ -177,9 +177,10 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
         """Server function of the canvas: its heartbeat. The server process's id: another
         id than the page's means the server restarted and lost the page's open image
         (the page then reopens it, keeping its unsaved edits). With ``project``: that
-        project's active model version too (``active``: id, name, ready), so the page learns
-        that a job was promoted or another version activated (it shows the new prediction
-        of an image it has open unedited); left out when the caller may not see the project."""
+        project's active model version too (``active``: id, name, ready, and its newest job,
+        ``job``), so the page shows a job under way and learns that a job was promoted or
+        another version activated (it shows the new prediction of an image it has open
+        unedited); left out when the caller may not see the project."""
         req = _request(args)
         with acting(studio, request, "alive"):
             out = {"boot": studio.boot}
@@ -189,7 +190,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
                 with acting(studio, request, "alive", project=project):
                     active = studio.active_version(project)
                     if active is not None:
-                        out["active"] = {**active, "project": project}
+                        out["active"] = {**active, "project": project, "job": studio.job_brief(project)}
             except (Refused, LookupError, UserError):
                 pass                         # (the boot is what a heartbeat must get)
         return out

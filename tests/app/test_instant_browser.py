@@ -88,8 +88,9 @@ def test_a_stroke_made_before_the_adapted_mask_arrives_is_kept_under_it(tmp_path
 
 
 def test_a_model_made_active_reaches_the_image_open_on_screen(tmp_path, artifacts):
-    """A job promoted (here: a version activated in the store, as the worker does) while an
-    image is open: the page hears it with its heartbeat. Unedited, the image is opened again
+    """A job queued, running, and ended unpromoted shows in the header and the status; a job
+    promoted (here: a version activated in the store, as the worker does) while an image is
+    open: the page hears it with its heartbeat. Unedited, the image is opened again
     with the new version's prediction and the status says so; while the labeller edits, only
     the status says so and their strokes stay."""
     from playwright.sync_api import sync_playwright
@@ -106,6 +107,19 @@ def test_a_model_made_active_reaches_the_image_open_on_screen(tmp_path, artifact
         c.wait_idle()
         assert c.js(f"() => {S}.img.version") == v1.id and c.js(f"() => {S}.img.revision") == 0
         page.wait_for_function(f"() => {S}.modelSeen && {S}.modelSeen.id === {v1.id}", timeout=30_000)
+        # a job under way shows in the header; one that ends without promotion is told
+        job = st.store.create_job(pid, {})
+        page.wait_for_function(f"() => document.querySelector('.seg-info').textContent.includes('fine-tuning job {job.id} queued')",
+                               timeout=30_000)
+        st.store.claim_job()
+        st.store.update_job(job.id, progress=0.42)
+        page.wait_for_function(f"() => document.querySelector('.seg-info').textContent.includes('fine-tuning job {job.id}: 42 %')",
+                               timeout=30_000)
+        page.screenshot(path=str(artifacts / "model_job_under_way.png"))
+        st.store.finish_job(job.id, "succeeded", metrics={"val_miou": 0.5, "base_val_miou": 0.6, "promoted": False})
+        c.wait_status(f"job {job.id} finished, but its model was not made active (val mIoU dropped)", timeout=30_000)
+        assert "fine-tuning" not in page.inner_text(".seg-info")
+        assert c.js(f"() => {S}.img.version") == v1.id
         v2 = st.store.add_model_version(pid, v1.weights_dir, parent_id=v1.id, activate=True, name="job 1")
         c.wait_status(f"v{v2.id} is now the active model", timeout=30_000)
         page.wait_for_function(f"() => {S}.img.version === {v2.id}", timeout=30_000)

@@ -142,3 +142,27 @@ def test_the_model_screen_endpoints_over_http(studio, project):
         assert c.predict("toy", api_name="/auto_finetune_value") == 4
         value, text = c.predict("toy", 0, api_name="/auto_finetune")
         assert value == 0 and "off" in text and store.auto_finetune_every("toy") is None
+
+
+def test_the_label_screen_hears_of_the_newest_job_and_why_its_model_was_not_promoted(studio):
+    """Studio.job_brief (the heartbeat's ``job``): a job under way with its progress; a
+    succeeded one with whether it was promoted, and if not why, in the Model panel's words."""
+    st = studio
+    assert st.job_brief("toy") is None
+    job = st.store.create_job("toy", {})
+    assert st.job_brief("toy") == {"id": job.id, "status": "queued", "progress": 0.0}
+    st.store.claim_job()
+    st.store.update_job(job.id, progress=0.4041)
+    assert st.job_brief("toy") == {"id": job.id, "status": "running", "progress": 0.404}
+    st.store.finish_job(job.id, "succeeded", metrics={"val_miou": 0.5, "base_val_miou": 0.6, "promoted": False})
+    brief = st.job_brief("toy")
+    assert brief["promoted"] is False and brief["why"] == "val mIoU dropped"
+    assert "not promoted: val mIoU dropped" in st.finetune_status("toy")[0]
+    j2 = st.store.create_job("toy", {})
+    st.store.claim_job()
+    st.store.finish_job(j2.id, "succeeded", metrics={})
+    assert st.job_brief("toy")["why"] == "no val images to compare on"
+    j3 = st.store.create_job("toy", {})
+    st.store.claim_job()
+    st.store.finish_job(j3.id, "succeeded", metrics={"val_miou": 0.7, "base_val_miou": 0.6, "promoted": True})
+    assert st.job_brief("toy") == {"id": j3.id, "status": "succeeded", "progress": 1.0, "promoted": True}

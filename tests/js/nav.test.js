@@ -409,3 +409,26 @@ test("newerModel: not while an answer is on its way; not for another project; an
   assert.equal(N.newerModel(none, v2), null);
   assert.equal(N.newerModel(none, { id: 3, name: "v3", project: "P" }), "tell");   // (whose prediction: unknown)
 });
+
+test("jobNews / jobLabel: a job under way is labelled; its end is told unless its model was promoted", () => {
+  const st = state(1);
+  assert.equal(N.jobNews(st, null, "v1"), null);
+  assert.equal(N.jobLabel(st.job), "");
+  assert.equal(N.jobNews(st, { id: 3, status: "queued", progress: 0 }, "v1"), null);
+  assert.equal(N.jobLabel(st.job), "fine-tuning job 3 queued");
+  assert.equal(N.jobNews(st, { id: 3, status: "running", progress: 0.404 }, "v1"), null);
+  assert.equal(N.jobLabel(st.job), "fine-tuning job 3: 40 %");
+  const news = N.jobNews(st, { id: 3, status: "succeeded", progress: 1, promoted: false, why: "val mIoU dropped" }, "v1");
+  assert.match(news, /job 3 finished, but its model was not made active \(val mIoU dropped\)\. The model stays v1\./);
+  assert.equal(N.jobLabel(st.job), "");
+  assert.equal(N.jobNews(st, { id: 3, status: "succeeded", progress: 1, promoted: false }, "v1"), null);   // told once
+  N.jobNews(st, { id: 4, status: "running", progress: 0.5 }, "v1");
+  assert.equal(N.jobNews(st, { id: 4, status: "succeeded", progress: 1, promoted: true }, "v1"), null);   // newerModel tells
+  N.jobNews(st, { id: 5, status: "running", progress: 0.1 }, "v2");
+  assert.match(N.jobNews(st, { id: 5, status: "failed", progress: 0.1 }, "v2"), /job 5 failed\. The model stays v2\./);
+  N.jobNews(st, { id: 6, status: "queued", progress: 0 }, "v2");
+  assert.match(N.jobNews(st, { id: 6, status: "cancelled", progress: 0 }, "v2"), /job 6 was cancelled/);
+  // a job that ended before the page heard of it running: nothing to tell
+  const fresh = state(1);
+  assert.equal(N.jobNews(fresh, { id: 7, status: "failed", progress: 0.3 }, "v2"), null);
+});

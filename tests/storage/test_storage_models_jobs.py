@@ -90,7 +90,9 @@ def test_model_versions_single_active(store, project):
 
 def test_job_lifecycle(store, project):
     base = store.add_model_version("p", "/w/base", activate=True)
+    assert store.newest_job("p") is None
     job = store.create_job("p", {"epochs": 3}, base_version_id=base.id)
+    assert store.newest_job("p").id == job.id
     assert job.status == "queued" and job.params == {"epochs": 3}
     with pytest.raises(JobStateError, match="already has job"):
         store.create_job("p", {})
@@ -115,6 +117,7 @@ def test_job_lifecycle(store, project):
     j2 = store.create_job("p", {})
     assert store.cancel_job(j2.id).status == "cancelled"
     assert [x.status for x in store.list_jobs("p")] == ["cancelled", "succeeded"]
+    assert (store.newest_job("p").id, store.newest_job("p").status) == (j2.id, "cancelled")
 
 
 def test_cancel_running_job_stops_the_worker(store, project):
