@@ -166,3 +166,18 @@ def test_the_label_screen_hears_of_the_newest_job_and_why_its_model_was_not_prom
     st.store.claim_job()
     st.store.finish_job(j3.id, "succeeded", metrics={"val_miou": 0.7, "base_val_miou": 0.6, "promoted": True})
     assert st.job_brief("toy") == {"id": j3.id, "status": "succeeded", "progress": 1.0, "promoted": True}
+
+
+def test_the_heartbeat_does_not_show_a_dead_workers_job_as_running(studio, monkeypatch):
+    """A running job whose worker stopped beating is reaped when the heartbeat reads it
+    (the Model panel's rule), so the Label screen's line does not say "running" for ever."""
+    import time
+
+    from jobs import queue
+    st = studio
+    job = st.store.create_job("toy", {})
+    st.store.claim_job()
+    assert st.job_brief("toy")["status"] == "running"
+    monkeypatch.setattr(queue, "STALE_AFTER_S", 0.05)
+    time.sleep(0.2)
+    assert st.job_brief("toy") == {"id": job.id, "status": "failed", "progress": 0.0}
