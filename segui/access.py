@@ -77,7 +77,7 @@ ENDPOINTS: dict[str, Act] = {
     "finetune_status": Act.ADMIN, "finetune_status_for_project": Act.ADMIN,
     "finetune_cancel_state": Act.ADMIN, "finetune_cancel_state_for_project": Act.ADMIN,
     "open_model_tab": Act.ADMIN, "init_screen_2": Act.ADMIN,
-    "auto_finetune": Act.ADMIN, "auto_finetune_value": Act.ADMIN,
+    "auto_finetune": Act.ADMIN, "auto_finetune_value": Act.ADMIN, "auto_finetune_editable": Act.ADMIN,
     "model_views": Act.ADMIN, "model_views_after_evaluate": Act.ADMIN, "model_views_after_activate": Act.ADMIN,
     "compare_versions": Act.ADMIN,
     # the Try words view (a demo: no project, anyone who may open the app)

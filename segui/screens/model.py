@@ -158,8 +158,10 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             finetune.render(studio, project_dd, on_job_end=(refresh_all, ALL_OUT))
             # automatic fine-tuning: a project setting, off (0) by default
             with gr.Row():
+                # not editable until the project's value has arrived: typed earlier, a number was
+                # overwritten by it a moment later and Save stored the old one (seen in Chromium)
                 auto_nb = gr.Number(label="Start a job every N submitted annotations (0 = off)", value=0,
-                                    precision=0, minimum=0, elem_id="segui-auto-finetune")
+                                    precision=0, minimum=0, elem_id="segui-auto-finetune", interactive=False)
                 auto_btn = gr.Button("Save", elem_id="segui-auto-finetune-save")
             auto_md = gr.Markdown(elem_id="segui-auto-finetune-status")
 
@@ -172,5 +174,7 @@ def model_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
                        **TYPED_OUTPUTS)
         # after the panel's refresh (which refuses those who may not see it): the project's value
         panel_ev.success(studio.auto_finetune_every, project_dd, auto_nb, api_name="auto_finetune_value",
-                         show_progress="hidden")
+                         show_progress="hidden").success(
+            lambda: gr.update(interactive=True), None, auto_nb, api_name="auto_finetune_editable",
+            show_progress="hidden")
     return Screen(blocks, refresh=(refresh_all, [project_dd], ALL_OUT))

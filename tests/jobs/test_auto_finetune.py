@@ -125,7 +125,10 @@ def test_the_endpoints_are_admin_only_and_in_the_app(studio):
     assert access.ENDPOINTS["auto_finetune_value"] == access.Act.ADMIN
     app = build_app(studio)             # refuses an endpoint without a rule
     names = {fn.api_name for fn in app.fns.values()}
-    assert {"auto_finetune", "auto_finetune_value"} <= names
+    assert {"auto_finetune", "auto_finetune_value", "auto_finetune_editable"} <= names
+    # not editable until the project's value has come (a number typed before was overwritten)
+    field = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "segui-auto-finetune")
+    assert field.interactive is False
 
 
 def test_the_model_screen_endpoints_over_http(studio, project):
