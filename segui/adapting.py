@@ -124,16 +124,24 @@ class AdaptingMixin:
         slot = self._slots.get(self.store.get_project(project).id)
         return dict(slot.last) if slot is not None else {}
 
-    def _adapted_map(self, p, mv, image: np.ndarray, keep: bool = False) -> tuple[np.ndarray | None, float, int, int]:
-        """The adapted class map (positions in p.class_names), uncertainty, the number of
-        corrected images the adapter learnt from and the adapter fit that made it
-        (``slot.fit``); the map is None (the model's own prediction is wanted) when the
-        session is not there (its build is queued, fit -1) or has no examples yet."""
+    def _current_slot(self, p, mv) -> _Slot | None:
+        """The project's slot for model version ``mv`` and its words; None when it is not
+        there yet, its build then queued (at most once: ``_instant_schedule_build``)."""
         key = self._slot_key(p, mv)
         with self._cache_lock:
             slot = self._slots.get(p.id)
         if slot is None or slot.key != key:
             self._instant_schedule_build(p.id, key)
+            return None
+        return slot
+
+    def _adapted_map(self, p, mv, image: np.ndarray, keep: bool = False) -> tuple[np.ndarray | None, float, int, int]:
+        """The adapted class map (positions in p.class_names), uncertainty, the number of
+        corrected images the adapter learnt from and the adapter fit that made it
+        (``slot.fit``); the map is None (the model's own prediction is wanted) when the
+        session is not there (its build is queued, fit -1) or has no examples yet."""
+        slot = self._current_slot(p, mv)
+        if slot is None:
             return None, 0.0, 0, -1
         fit = slot.fit              # read before the adapter: a fit between the two reads looks stale, never fresh
         adapter = slot.session.adapter
@@ -204,12 +212,8 @@ class AdaptingMixin:
             return None
         ready = True
         if self.instant:
-            p = self.store.get_project(mv.project_id)
-            key = self._slot_key(p, mv)
-            slot = self._slots.get(p.id)
-            ready = slot is not None and slot.key == key and slot.rebuilt
-            if slot is None or slot.key != key:
-                self._instant_schedule_build(p.id, key)
+            slot = self._current_slot(self.store.get_project(mv.project_id), mv)
+            ready = slot is not None and slot.rebuilt
         return {"id": mv.id, "name": f"v{mv.id}", "ready": ready}
 
     def adapted_from(self, image_id: int, version_id: int | None = None) -> int:

@@ -3,6 +3,7 @@ prepared ahead at once, and the server's prediction made with the submit replace
 a stroke made before it arrives is kept under it, and Ctrl+Z takes the update back."""
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -19,8 +20,23 @@ pytestmark = pytest.mark.slow   # a browser run (Chromium)
 PAVEMENT, CAR = 4, 8                 # demo classes.json indices (keys 5 and 9)
 
 
-def test_a_stroke_made_before_the_adapted_mask_arrives_is_kept_under_it(tmp_path, artifacts):
+@contextlib.contextmanager
+def page_on(st: Studio):
+    """Studio ``st``'s app served and a Chromium page on it, its first image shown:
+    (CanvasPage, that image's id)."""
     from playwright.sync_api import sync_playwright
+    with served(st) as url, sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            c = open_page(browser, url)
+            first = c.wait_image()
+            c.wait_idle()
+            yield c, first
+        finally:
+            browser.close()
+
+
+def test_a_stroke_made_before_the_adapted_mask_arrives_is_kept_under_it(tmp_path, artifacts):
     require_chromium()
     st = Studio(Store(data_dir=tmp_path / "data"), predictors=_PREDICTORS, instant=True)
     st.ensure_demo(DEMO_DIR)                          # the 10 labelled frames are learnt at start
@@ -34,12 +50,8 @@ def test_a_stroke_made_before_the_adapted_mask_arrives_is_kept_under_it(tmp_path
 
     st.instant_wait = slow_wait
     mv = st.model_version(st.store.get_project("CamVid demo").id)
-    with served(st) as url, sync_playwright() as pw:
-        browser = launch(pw)
-        c = open_page(browser, url)
-        first = c.wait_image()
+    with page_on(st) as (c, first):
         page = c.page
-        c.wait_idle()
         nxt = c.wait_ahead()
         assert "adapted to 10 corrections" in page.inner_text(".seg-info")
         # a big correction: the road region filled as pavement
@@ -83,7 +95,6 @@ def test_a_stroke_made_before_the_adapted_mask_arrives_is_kept_under_it(tmp_path
         undone = c.client_map()
         assert (undone[stroked] == CAR).all() and np.array_equal(undone[~stroked], before[~stroked])
         assert first != nxt
-        browser.close()
     assert not c.errors, f"JavaScript errors in the page: {c.errors}"
 
 
@@ -93,18 +104,13 @@ def test_a_model_made_active_reaches_the_image_open_on_screen(tmp_path, artifact
     open: the page hears it with its heartbeat. Unedited, the image is opened again
     with the new version's prediction and the status says so; while the labeller edits, only
     the status says so and their strokes stay."""
-    from playwright.sync_api import sync_playwright
     require_chromium()
     st = make_studio(tmp_path, demo=True, labelled=False)
     st.warm_up()
     pid = st.store.get_project("CamVid demo").id
     v1 = st.model_version(pid)
-    with served(st) as url, sync_playwright() as pw:
-        browser = launch(pw)
-        c = open_page(browser, url)
-        first = c.wait_image()
+    with page_on(st) as (c, first):
         page = c.page
-        c.wait_idle()
         assert c.js(f"() => {S}.img.version") == v1.id and c.js(f"() => {S}.img.revision") == 0
         page.wait_for_function(f"() => {S}.modelSeen && {S}.modelSeen.id === {v1.id}", timeout=30_000)
         # a job under way shows in the header; one that ends without promotion is told
@@ -138,4 +144,3 @@ def test_a_model_made_active_reaches_the_image_open_on_screen(tmp_path, artifact
         assert np.array_equal(c.client_map(), drawn) and c.state()["dirty"]
         assert c.js(f"() => {S}.img.version") == v2.id
         assert not c.errors, c.errors
-        browser.close()
