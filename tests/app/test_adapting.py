@@ -73,7 +73,7 @@ def test_a_submit_moves_the_other_images_predictions_toward_it(on):
     assert st.adapted_from(other) == 1 and payload.load(st, DEMO_PROJECT, again)["image"]["adapted"] == 1
     assert payload.load(st, DEMO_PROJECT, st.prepare(first))["image"]["adapted"] == 0   # its annotation is shown
     status = st.instant_status(DEMO_PROJECT)
-    assert status["images"] == 1 and 0 < status["seconds"] < 5 and status["latency"] >= status["seconds"]
+    assert status["images"] == 1 and status["seconds"] > 0 and status["latency"] >= status["seconds"]   # its speed: bench_instant
 
 
 def test_the_image_opened_right_after_a_submit_is_predicted_with_it(on):

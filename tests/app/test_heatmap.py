@@ -32,7 +32,7 @@ def test_a_phrase_outside_the_label_set_and_the_cache(demo_studio):
     assert 0 <= r["min"] <= r["max"] <= 1
     again = st.heatmap(info.id, "sky")
     assert again["cached"] and np.array_equal(again["map"], first["map"])
-    assert again["ms"] < first["ms"]
+    assert st.heat_stats["embed_misses"] == misses     # the speed-up is the skipped pass, counted, not timed
 
 
 def test_refusals(demo_studio):
