@@ -41,6 +41,7 @@ const S = {
   queue: null, filter: "unlabelled", visited: [], frames: 0, keepSet: null, thumbs: new Map(), thumbWant: new Set(),
   encoded: { step: undefined, id: null, url: null }, syncTimer: null, renderQueued: false,
   modelSeen: null, modelNote: null,   // the active model version last heard of; the note for its reopen
+  modelLabel: "",                     // the header's word while a newly active version is prepared
   job: null,                          // the project's newest fine-tuning job, as the heartbeat last said
 };
 root.__seg = { S, C, Nav, setStatus };   // handle for the failure hook and for tests
@@ -516,7 +517,8 @@ function noticeModel(active) {
   if (active && active.project === S.project) {
     const before = Nav.jobLabel(S.job);
     const news = Nav.jobNews(S, active.job, active.name);
-    if (Nav.jobLabel(S.job) !== before) updateTitle();
+    const preparing = Nav.modelLabel(S, active);
+    if (Nav.jobLabel(S.job) !== before || preparing !== S.modelLabel) { S.modelLabel = preparing; updateTitle(); }
     if (news) setStatus(news, "warning");
   }
   const what = Nav.newerModel(S, active);
@@ -1227,7 +1229,7 @@ function updateTitle() {
   $(".seg-title").innerHTML = `<b title="${esc(im.name)}">${esc(im.name)}</b> <span class="seg-badge s-${esc(im.status)}">${esc(im.status)}</span>${rb}`;
   const adapted = im.adapted && im.revision === 0 ?     // the map shown is the instant layer's prediction
     ` · adapted to ${im.adapted} correction${im.adapted === 1 ? "" : "s"}` : "";
-  const job = Nav.jobLabel(S.job);   // (the heartbeat's: a job under way for this project)
+  const job = S.modelLabel || Nav.jobLabel(S.job);   // (the heartbeat's: a new model prepared, or a job under way)
   $(".seg-info").textContent = `${im.width}×${im.height} · id ${im.id}${adapted}${job ? " · " + job : ""}`;
   $(".seg-split").value = im.split;
   $(".seg-info").title = im.source || "";

@@ -184,6 +184,16 @@ var SegNav = (function () {
     return "tell";
   }
 
+  // What the header says while another version is active but not ready (the server
+  // rebuilds the instant layer on it, seconds): without it the line went quiet between
+  // the job's last percent and the new model's mask. "" when nothing is being prepared.
+  function modelLabel(st, active) {
+    if (!active || active.id == null || !st.img || active.project !== st.project || active.ready !== false) return "";
+    const seen = st.modelSeen && st.modelSeen.project === st.project ? st.modelSeen.id : st.img.version;
+    if (seen == null || seen === active.id) return "";
+    return `${active.name} made active: adapting it to the corrections…`;
+  }
+
   // The project's newest fine-tuning job as the heartbeat gives it ({id, status, progress,
   // promoted, why}, or null). Kept in st.job (the header shows one under way). -> a line for
   // the status when a job this page saw queued or running ended without its model being made
@@ -230,7 +240,7 @@ var SegNav = (function () {
 
   return {
     NAV_EVENTS, DOC, takeDoc, isNav, navigating, pendingMove, begin, fail, fresh, route, staleLoad, answered,
-    aheadReady, aheadWanted, shouldAwaitPeek, anticipate, settle, replaceWanted, mergeWanted, newerModel, jobNews, jobLabel, visit, previous,
+    aheadReady, aheadWanted, shouldAwaitPeek, anticipate, settle, replaceWanted, mergeWanted, newerModel, modelLabel, jobNews, jobLabel, visit, previous,
   };
 })();
 

@@ -126,8 +126,16 @@ def test_a_model_made_active_reaches_the_image_open_on_screen(tmp_path, artifact
         c.wait_status(f"job {job.id} finished, but its model was not made active (val mIoU dropped)", timeout=30_000)
         assert "fine-tuning" not in page.inner_text(".seg-info")
         assert c.js(f"() => {S}.img.version") == v1.id
+        # while the server prepares the new version (the instant layer's rebuild) the header says so
+        hold, real = [True], st.active_version
+        st.active_version = lambda project: {**real(project), "ready": False} if hold[0] else real(project)
         v2 = st.store.add_model_version(pid, v1.weights_dir, parent_id=v1.id, activate=True, name="job 1")
+        page.wait_for_function(f"() => document.querySelector('.seg-info').textContent.includes('v{v2.id} made active: adapting')",
+                               timeout=30_000)
+        assert c.js(f"() => {S}.img.version") == v1.id
+        hold[0] = False
         c.wait_status(f"v{v2.id} is now the active model", timeout=30_000)
+        assert "made active" not in page.inner_text(".seg-info")
         page.wait_for_function(f"() => {S}.img.version === {v2.id}", timeout=30_000)
         c.wait_status("this image shows its prediction", timeout=30_000)
         assert c.state()["image"] == first and not c.state()["dirty"]

@@ -410,6 +410,18 @@ test("newerModel: not while an answer is on its way; not for another project; an
   assert.equal(N.newerModel(none, { id: 3, name: "v3", project: "P" }), "tell");   // (whose prediction: unknown)
 });
 
+test("modelLabel: said while a newly active version is prepared, not for the version shown or another project", () => {
+  const st = state(1);
+  onPrediction(st, 1);
+  const v2 = { id: 2, name: "v2", project: "P" };
+  assert.equal(N.modelLabel(st, { ...v2, ready: false }), "v2 made active: adapting it to the corrections…");
+  assert.equal(N.modelLabel(st, { ...v2, ready: true }), "");           // ready: newerModel reopens or tells
+  assert.equal(N.modelLabel(st, { id: 1, name: "v1", project: "P", ready: false }), "");   // the version shown (a restart's rebuild)
+  assert.equal(N.modelLabel(st, { ...v2, project: "Q", ready: false }), "");
+  assert.equal(N.newerModel(st, { ...v2, ready: true }), "reopen");
+  assert.equal(N.modelLabel(st, { ...v2, ready: false }), "");          // already taken in
+});
+
 test("jobNews / jobLabel: a job under way is labelled; its end is told unless its model was promoted", () => {
   const st = state(1);
   assert.equal(N.jobNews(st, null, "v1"), null);
