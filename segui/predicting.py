@@ -250,13 +250,20 @@ class ModelMixin:
         cm, uncertainty = self.predictors.class_map(weights_dir, image, self.model_words(p, weights_dir))
         return project_indices(p)[cm], uncertainty
 
-    def warm_up(self, project: str | int | None = None) -> None:
+    def warm_up(self, project: str | int | None = None, words: bool = True) -> None:
         """Load the active model of each project (or of one) and encode its label set
-        with BERT once, so the first upload shows its mask without that delay."""
+        with BERT once, so the first upload shows its mask without that delay.
+        ``words=False``: only load the models (a fraction of a second; a broken weights
+        folder fails here): BERT (about 6 s, most of it importing transformers) is left
+        to a later call or the first prediction (the app starts it in the background)."""
         tiny = np.zeros((64, 64, 3), np.uint8)
         projects = self.store.list_projects() if project is None else [self.store.get_project(project)]
         for p in projects:
-            self._predict_map(self.model_version(p.id).weights_dir, tiny, p)
+            weights = self.model_version(p.id).weights_dir
+            if words:
+                self._predict_map(weights, tiny, p)
+            else:
+                self.predictors.get(weights)
 
     def _predict_if_missing(self, project_id: int, image_id: int) -> None:
         mv = self.model_version(project_id)

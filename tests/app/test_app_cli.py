@@ -158,13 +158,16 @@ def test_main_starts_one_local_worker_and_stops_it_when_the_app_exits(tmp_path, 
         def score_unscored(self):         # the second reviewer on unscored submissions: a thread per run
             seen["scored"] = seen.get("scored", 0) + 1
 
+        def warm_up(self):                # the label sets' BERT encoding: beside the server, once per run
+            seen["warm"] = seen.get("warm", 0) + 1
+
     class FakeBlocks:   # stands for the Gradio app: launch() blocks until the app exits
         def queue(self, **kw):
             return self
 
         def launch(self, **kw):
-            for _ in range(500):   # the scoring thread has started (it runs beside the app)
-                if seen.get("scored"):
+            for _ in range(500):   # the scoring and warm-up threads have started (they run beside the app)
+                if seen.get("scored") and seen.get("warm"):
                     break
                 time.sleep(0.01)
             w = seen["worker"]
@@ -189,16 +192,21 @@ def test_main_starts_one_local_worker_and_stops_it_when_the_app_exits(tmp_path, 
         seen["worker"] = real_start(args, st)
         return seen["worker"]
 
-    monkeypatch.setattr(app, "create", lambda args: (FakeStudio(), FakeBlocks()))
+    def create(args, words=True):        # the server does not wait for BERT
+        seen["words"] = words
+        return FakeStudio(), FakeBlocks()
+
+    monkeypatch.setattr(app, "create", create)
     monkeypatch.setattr(app, "start_worker", start_worker)
     monkeypatch.setenv("SEGUI_AUTH_PASSWORD", "not for the worker")
     try:
         assert app.main(["--data-dir", str(tmp_path / "data")]) == 0
         assert "argv" in seen and not seen["worker"].running and seen["worker"].proc.returncode == 0
         assert seen["explore"] == 1 and seen["explore_stopped"] == 1 and seen["scored"] == 1
+        assert seen["words"] is False and seen["warm"] == 1
         seen.clear()
         assert app.main(["--data-dir", str(tmp_path / "data"), "--no-worker"]) == 0
-        assert seen == {"worker": None, "explore": 1, "explore_stopped": 1, "scored": 1}
+        assert seen == {"worker": None, "explore": 1, "explore_stopped": 1, "scored": 1, "words": False, "warm": 1}
     finally:
         if seen.get("worker") is not None:
             seen["worker"].stop()
