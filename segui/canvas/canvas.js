@@ -621,7 +621,10 @@ async function onValue() {
     if (route === "settle") {
       await settleOptimistic(v);
       if (v.kind === "saved") onSaved(v, p);    // back on the image the server saved
-    } else if (route === "load") await loadImage(v);
+    } else if (route === "load") {
+      await loadImage(v);
+      if (v.drawer === "close") toggleDrawer(false);   // an upload that added every file
+    }
     else if (route === "saved") onSaved(v, p);
     else if (route === "result") await onResult(v, p);
     else if (route === "prompt") await onPrompt(v, p);

@@ -521,6 +521,10 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             canvas_v, new_loaded, rv = go_to(project, value, loaded, author, request, lambda: rep.to_open, "")
             if canvas_v["kind"] == "load":
                 canvas_v["note"] = (canvas_v["note"] + rep.summary()).strip()
+                # every file added: the drawer gets out of the way of the image to label (a
+                # duplicate or a refused file keeps it open: its list says which and why)
+                if all(kind == "added" for _, kind, _ in rep.files):
+                    canvas_v["drawer"] = "close"
             return canvas_v, new_loaded, rv, log_html, None
 
         upload.upload(on_upload, [project_dd, upload, canvas, loaded_st, author_tb],

@@ -933,6 +933,8 @@ def test_upload_lists_each_file_and_opens_a_duplicate(cv, app, tmp_path):
     thin.write_bytes(png_bytes(np.zeros((1, 5000, 3), np.uint8)))
     junk = tmp_path / "notes.txt"
     junk.write_text("not an image")
+    if cv.page.get_attribute("#segui-drawer", "data-open") != "1":
+        cv.page.click(".seg-drawer-btn")
     cv.page.set_input_files("#segui-upload input[type=file]", [str(good), str(tiny), str(thin), str(junk)])
     cv.page.wait_for_function("() => document.querySelectorAll('.segui-uploads li').length === 4", timeout=60_000)
     items = cv.page.locator(".segui-uploads li").all_inner_texts()
@@ -942,10 +944,14 @@ def test_upload_lists_each_file_and_opens_a_duplicate(cv, app, tmp_path):
     assert "too small" in next(t for t in items if "thin strip" in t)
     new = next(im.id for im in st.store.list_images(DEMO_PROJECT) if im.filename == "street scene.png")
     cv.wait_image(new)
+    cv.wait_status("image(s) added")
+    assert cv.page.get_attribute("#segui-drawer", "data-open") == "1"   # refused files: the list stays in view
     assert cv.page.locator("#segui-canvas .error, #segui-canvas .toast-body").count() == 0
     cv.wait_idle()
+    cv.page.click("#segui-drawer-close")        # (it covers the strip)
     # the same file again: the log says so and the existing image opens
     open_image(cv, st.store.list_images(DEMO_PROJECT, order="id")[0].id)
+    cv.page.click(".seg-drawer-btn")
     cv.page.set_input_files("#segui-upload input[type=file]", [str(good)])
     cv.page.wait_for_function("() => document.querySelector('.segui-uploads').innerText.includes('already in the project')",
                               timeout=60_000)
@@ -954,6 +960,9 @@ def test_upload_lists_each_file_and_opens_a_duplicate(cv, app, tmp_path):
     cv.wait_status("already in the project")
     cv.wait_image(new)
     cv.wait_idle()
+    assert cv.page.get_attribute("#segui-drawer", "data-open") == "1"   # a duplicate: kept open too
+    cv.page.click("#segui-drawer-close")                                 # (the next tests click under it)
+    cv.page.wait_for_function("() => document.getElementById('segui-drawer').dataset.open !== '1'")
 
 
 def test_pen_and_touch_draw_through_pointer_events(cv, app, ids):
@@ -1016,6 +1025,8 @@ def test_a_new_empty_project_shows_no_image_of_another_project(cv, app, tmp_path
     cv.key("1")
     img = tmp_path / "first.png"
     img.write_bytes(png_bytes(np.random.default_rng(5).integers(0, 255, (120, 160, 3), dtype=np.uint8)))
+    page.click(".seg-drawer-btn")
+    assert page.get_attribute("#segui-drawer", "data-open") == "1"
     page.set_input_files("#segui-upload input[type=file]", str(img))
     new = None
     for _ in range(600):
@@ -1026,3 +1037,6 @@ def test_a_new_empty_project_shows_no_image_of_another_project(cv, app, tmp_path
         time.sleep(0.1)
     cv.wait_image(new)
     assert cv.client_map().shape == (120, 160)
+    # every file added: the drawer got out of the way of the image
+    page.wait_for_function("() => document.getElementById('segui-drawer').dataset.open !== '1'", timeout=10_000)
+    assert not page.locator(".seg-drawer-btn").evaluate("b => b.classList.contains('is-on')")
