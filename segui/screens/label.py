@@ -315,7 +315,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
                 return gr.update(), gr.update(), gr.update()
             if loaded is not None and loaded.project_id == studio.project(project).id:
                 return gr.update(), gr.update(), gr.update()   # already showing this project
-            studio.warm_up(project)
+            studio.warm_up_soon(project)
             # the other project's image is left (unsaved edits -> its draft, even on a conflict)
             res = studio.leave(loaded, current(value, loaded), studio.author(author, login(request)))
             note = (res.conflict + " ") if res is not None and res.conflict else left_note(res)
