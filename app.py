@@ -96,7 +96,8 @@ def auth_password(user: str, fail, ask: bool = True) -> str | None:
 
 def create(args: argparse.Namespace, words: bool = True):
     """The Studio and its Gradio app. ``words=False``: the label sets' BERT encoding is
-    not waited for (main() runs it beside the server: the page is up about 6 s sooner)."""
+    not waited for (main() runs it beside the server, which then answers seconds sooner:
+    BENCHMARKS.md, *App: time to start*)."""
     from segui.handlers import Studio
     from segui.ui import build_app
     from storage import Store

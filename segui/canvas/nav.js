@@ -165,6 +165,11 @@ var SegNav = (function () {
 
   // ------------------------------------------------------------------ another model made active
 
+  // The version the page last knew active in its project, else the open image's.
+  function seenModel(st) {
+    return st.modelSeen && st.modelSeen.project === st.project ? st.modelSeen.id : st.img.version;
+  }
+
   // The heartbeat says `active` ({id, name, project, ready}) is the project's model version
   // now (ready: the server's predictions are its, the instant layer rebuilt on it).
   // -> what the page does: null (nothing new, or not now: the next beat asks again),
@@ -174,7 +179,7 @@ var SegNav = (function () {
   // before: the version last heard of in this project, else the open image's.
   function newerModel(st, active) {
     if (!active || active.id == null || !st.img || active.project !== st.project || active.ready === false) return null;
-    const seen = st.modelSeen && st.modelSeen.project === st.project ? st.modelSeen.id : st.img.version;
+    const seen = seenModel(st);
     const remember = () => { st.modelSeen = { project: st.project, id: active.id }; };
     if (seen == null || seen === active.id || st.img.version === active.id) { remember(); return null; }
     if (st.navPending !== null || st.pending.size || st.optimistic) return null;   // an answer on its way
@@ -189,7 +194,7 @@ var SegNav = (function () {
   // the job's last percent and the new model's mask. "" when nothing is being prepared.
   function modelLabel(st, active) {
     if (!active || active.id == null || !st.img || active.project !== st.project || active.ready !== false) return "";
-    const seen = st.modelSeen && st.modelSeen.project === st.project ? st.modelSeen.id : st.img.version;
+    const seen = seenModel(st);
     if (seen == null || seen === active.id) return "";
     return `${active.name} made active: adapting it to the corrections…`;
   }
