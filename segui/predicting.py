@@ -323,11 +323,17 @@ class ModelMixin:
         mv = self.model_version(project)
         m = recorded_metrics(mv.metrics)
         lines = [f"**Active model:** v{mv.id} `{mv.weights_dir}`", f"**Inference device:** {self.device_name}"]
+        names = set(self.store.get_project(project).class_names)
+        recorded = {k for k, v in (m.get("per_class_iou") or {}).items() if v is not None}
         if m.get("miou") is not None:
-            lines.append(f"**Validation mIoU** (recorded with the version): {m['miou']:.3f}")
+            where = "recorded with the version"
+            if recorded and recorded != names:   # e.g. the shipped model's CamVid figures in a new project
+                where += (f" on its own val images and {len(recorded)} classes, {len(recorded & names)} of them "
+                          "this project's; neither this figure nor the chart is measured on this project: "
+                          "'Evaluate on this project's val images' is")
+            lines.append(f"**Validation mIoU** ({where}): {m['miou']:.3f}")
         if m.get("pixel_accuracy") is not None:
             lines.append(f"**Pixel accuracy:** {m['pixel_accuracy']:.3f}")
-        names = set(self.store.get_project(project).class_names)
         # only the project's classes: a version's recorded metrics may cover another label set
         per_class = [(k, float(v)) for k, v in (m.get("per_class_iou") or {}).items() if k in names and v is not None]
         if all(v is None for v in m.values()):

@@ -329,6 +329,7 @@ def test_model_panel_and_export(bare_demo_studio, tmp_path):
     st = bare_demo_studio
     text, per_class = st.model_summary(DEMO_PROJECT)
     assert "mIoU" in text and len(per_class) == 11 and dict(per_class)["road"] > 0.9
+    assert "measured on this project" not in text                # the demo's label set is the model's
     with pytest.raises(UserError, match="no annotated"):
         st.export(DEMO_PROJECT, "folder")
     iid = st.next_image(DEMO_PROJECT)
@@ -724,8 +725,10 @@ def test_evaluate_on_the_projects_val_images_with_its_own_classes(bare_demo_stud
 
 def test_recorded_metrics_show_only_the_projects_classes(studio):
     studio.create_project("roads", "road\nsky")
-    _, per_class = studio.model_summary("roads")
+    text, per_class = studio.model_summary("roads")
     assert {c for c, _ in per_class} == {"road", "sky"}
+    # the shipped model's CamVid figures are not this project's, and the panel says so
+    assert "11 classes, 2 of them this project's; neither this figure nor the chart is measured on this project" in text
 
 
 def test_a_new_active_model_predicts_the_queue_again(demo_studio):
