@@ -134,16 +134,9 @@ async function showHeat(phrase, hover = false) {
   const id = S.img.id, src = S.img.source, seq = ++h.seq;
   if (!hover) { h.pinned = phrase; h.hoverAsked = false; }
   try {
-    let r = heatCached(h, phrase.toLowerCase());
-    if (!r) {
-      if (!hover) setStatus(`Asking the model about “${phrase}”…`, "busy");
-      r = await server.heatmap({ image_id: id, phrase });
-      if (!r || r.image_id !== id) return;
-      r.values = await decodeIndexPng(r.data, S.img.width, S.img.height);
-      if (h.cache.size >= 24) h.cache.delete(h.cache.keys().next().value);
-      r.source = src;
-      h.cache.set(phrase.toLowerCase(), r);
-    }
+    const r = await heatFetch(h, phrase.toLowerCase(), id, src, hover ? "" : `Asking the model about “${phrase}”…`,
+      () => server.heatmap({ image_id: id, phrase }));
+    if (!r) return;
     if (seq !== h.seq || !S.img || S.img.id !== id) return;   // a newer request, or another image
     paintHeat(h, r.values, S.img.width, S.img.height);
     Object.assign(h, { shown: true, kind: "word", id, phrase: r.phrase, cls: r.class, min: r.min, max: r.max, values: r.values, hover,
@@ -177,15 +170,9 @@ async function showUncertainty() {
   h.pinned = HEAT_UNC;
   h.hoverAsked = false;
   try {
-    let r = heatCached(h, HEAT_UNC);
-    if (!r) {
-      setStatus("Asking the model where it is unsure…", "busy");
-      r = await server.uncertainty({ image_id: id });
-      if (!r || r.image_id !== id) return;
-      r.values = await decodeIndexPng(r.data, S.img.width, S.img.height);
-      r.source = src;
-      h.cache.set(HEAT_UNC, r);
-    }
+    const r = await heatFetch(h, HEAT_UNC, id, src, "Asking the model where it is unsure…",
+      () => server.uncertainty({ image_id: id }));
+    if (!r) return;
     if (seq !== h.seq || !S.img || S.img.id !== id) return;
     paintHeat(h, r.values, S.img.width, S.img.height);
     Object.assign(h, { shown: true, kind: "uncertainty", id, phrase: "", cls: null, min: 0, max: r.max, mean: r.mean,
@@ -215,15 +202,9 @@ async function showChanges() {
   h.pinned = HEAT_CHG;
   h.hoverAsked = false;
   try {
-    let r = heatCached(h, HEAT_CHG);
-    if (!r) {
-      setStatus("Comparing the model versions' predictions…", "busy");
-      r = await server.what_changed({ image_id: id });
-      if (!r || r.image_id !== id) return;
-      r.values = await decodeIndexPng(r.data, S.img.width, S.img.height);
-      r.source = src;
-      h.cache.set(HEAT_CHG, r);
-    }
+    const r = await heatFetch(h, HEAT_CHG, id, src, "Comparing the model versions' predictions…",
+      () => server.what_changed({ image_id: id }));
+    if (!r) return;
     if (seq !== h.seq || !S.img || S.img.id !== id) return;
     paintHeat(h, r.values, S.img.width, S.img.height);
     Object.assign(h, { shown: true, kind: "changed", id, phrase: "", cls: null, min: 0, max: 1, values: r.values,
@@ -240,6 +221,23 @@ async function showChanges() {
     console.error(err);
     setStatus(`No comparison: ${(err && err.message) || err}`, "error");
   }
+}
+
+// The map `key` of image `id` (whose mask came from `src`): the one asked before if still
+// true (heatCached), else asked with ask() (the status says `busy` meanwhile, unless ""),
+// decoded and kept (24 at most). -> the answer with its `values`, or null when the server
+// answered for another image. (The caller checks that the page still wants it.)
+async function heatFetch(h, key, id, src, busy, ask) {
+  const cached = heatCached(h, key);
+  if (cached) return cached;
+  if (busy) setStatus(busy, "busy");
+  const r = await ask();
+  if (!r || r.image_id !== id) return null;
+  r.values = await decodeIndexPng(r.data, S.img.width, S.img.height);
+  if (h.cache.size >= 24) h.cache.delete(h.cache.keys().next().value);
+  r.source = src;
+  h.cache.set(key, r);
+  return r;
 }
 
 // A map of the open image asked before, still true: the same image and the same source of
