@@ -128,8 +128,10 @@ class CanvasPage:
         self.page.wait_for_function(f"() => {S}.pending.size === 0 && {S}.navPending === null", timeout=timeout)
 
     def wait_ahead(self, timeout: float = 60_000):
-        """Wait until the page has the image Next would open decoded and ready."""
-        self.page.wait_for_function(f"() => {S}.ahead !== null", timeout=timeout)
+        """Wait until the page has the image Next would open decoded and ready: what Next
+        itself checks (``Nav.aheadReady``: for the open image and queue, no move under way)."""
+        self.page.wait_for_function(
+            f"() => {S}.ahead !== null && document.querySelector('.seg-root').__seg.Nav.aheadReady({S})", timeout=timeout)
         return self.state()["ahead"]
 
     def wait_status(self, text: str, timeout: float = 60_000):
