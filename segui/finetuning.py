@@ -11,7 +11,6 @@ process, so the web server stays responsive. The panel itself is
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 
 import pandas as pd
 
@@ -97,8 +96,7 @@ def latest_job(store, project: str):
     if not project:
         return None
     queue.reap_stale_jobs(store)
-    jobs = store.list_jobs(project)
-    return jobs[0] if jobs else None
+    return store.newest_job(project)
 
 
 def status(store, project: str) -> tuple[str, float, pd.DataFrame, str]:
@@ -190,14 +188,12 @@ class FinetuneMixin:
     def job_brief(self, project: str) -> dict | None:
         """The project's newest job for the Label screen's heartbeat (:func:`job_brief`). A
         running job whose worker has not beaten for ``queue.STALE_AFTER_S`` is reaped first (as
-        the Model panel's poll does), so a dead worker's job does not read "running" for ever;
-        the write happens only then, not at every heartbeat."""
+        the Model panel's poll does), so a dead worker's job does not read "running" for ever.
+        Asked only while the newest job runs; storage's rule says what is stale and writes
+        only then."""
         job = self.store.newest_job(project)
-        if job is not None and job.status == "running":
-            beat = job.heartbeat_at or job.started_at or job.created_at
-            if beat is not None and (datetime.now(timezone.utc) - beat).total_seconds() > queue.STALE_AFTER_S:
-                queue.reap_stale_jobs(self.store, queue.STALE_AFTER_S)
-                job = self.store.newest_job(project)
+        if job is not None and job.status == "running" and queue.reap_stale_jobs(self.store, queue.STALE_AFTER_S):
+            job = self.store.newest_job(project)
         return job_brief(job)
 
     def can_cancel_finetune(self, project: str) -> bool:
