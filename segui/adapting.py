@@ -203,18 +203,28 @@ class AdaptingMixin:
 
     def active_version(self, project: str | int) -> dict | None:
         """The project's active model version as the page names it: {"id", "name": "vN",
-        "ready"}, None before the project has one (nothing is created: the heartbeat asks).
-        ``ready``: its predictions are what the page would be given now, i.e. the instant
-        layer is off or rebuilt on it (a rebuild is started here when none is under way, so
-        that a promoted job's version becomes ready without anyone opening an image)."""
+        "ready", "fit"}, None before the project has one (nothing is created: the heartbeat
+        asks). ``ready``: its predictions are what the page would be given now, i.e. the
+        instant layer is off or rebuilt on it (a rebuild is started here when none is under
+        way, so that a promoted job's version becomes ready without anyone opening an image).
+        ``fit``: the instant layer's current adapter (its number, as :meth:`predicted_fit`
+        gives it for an image) when it is ready and has learnt from corrections, else None:
+        a page whose open prediction came from another one opens it again (``Nav.newerFit``)."""
         mv = self.store.active_model_version(project)
         if mv is None:
             return None
-        ready = True
+        ready, fit = True, None
         if self.instant:
             slot = self._current_slot(self.store.get_project(mv.project_id), mv)
             ready = slot is not None and slot.rebuilt
-        return {"id": mv.id, "name": f"v{mv.id}", "ready": ready}
+            if ready and slot.session.adapter.images:
+                fit = slot.fit
+        return {"id": mv.id, "name": f"v{mv.id}", "ready": ready, "fit": fit}
+
+    def predicted_fit(self, image_id: int) -> int:
+        """The instant layer's adapter (``_Slot.fit``) that made the image's stored
+        prediction; -1 when none did (the model's own) or it was made before this process."""
+        return self._predicted_at.get(int(image_id), -1) if self.instant else -1
 
     def adapted_from(self, image_id: int, version_id: int | None = None) -> int:
         """How many corrected images the instant layer had learnt from when it made the

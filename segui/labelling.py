@@ -51,6 +51,7 @@ class Loaded:
     # starts from): what a first submission is compared with (never changed after the open)
     predicted: np.ndarray | None = None
     predicted_by: int | None = None       # the model version that made it
+    predicted_fit: int = -1               # the instant layer's adapter that made it (-1: none known)
 
     def __post_init__(self):
         if self.tool_base is None:
@@ -271,9 +272,11 @@ class LabellingMixin:
                 return replace(ready, loaded=replace(_copy_loaded(ready.loaded), split=info.split,
                                                      status=info.status, uncertainty=info.uncertainty))
         image = self.store.load_image(info.id)
+        fit = self.predicted_fit(info.id)   # read before the prediction: a re-prediction between looks older, never newer
         pred_info = None if stale else self.store.get_prediction(info.id, mv.id)
         if pred_info is None:
             pred = self.predict(info.project_id, info.id, image, keep=True)
+            fit = self.predicted_fit(info.id)
             info = self.store.get_image(info.id)
         else:
             pred = pred_info.class_map
@@ -288,11 +291,11 @@ class LabellingMixin:
             src = f"prediction of model version {mv.id}"
             corrected = self.adapted_from(info.id, mv.id)
             if corrected:     # (the page shows a changed source again: Nav.settle)
-                src += f", instant layer fit {self._predicted_at.get(info.id)} on {corrected} corrected image(s)"
+                src += f", instant layer fit {fit} on {corrected} corrected image(s)"
             cm = pred
         loaded = Loaded(info.id, info.filename, image, cm.copy(), info.revision, src, info.uncertainty,
                         project_id=info.project_id, status=info.status, split=info.split, predicted=pred,
-                        predicted_by=mv.id)
+                        predicted_by=mv.id, predicted_fit=fit if info.revision == 0 and revision is None else -1)
         from .canvas.codec import photo_url
         photo = photo_url(self.store.image_bytes(info.id), info.format, image, info.normalised)
         ready = Ready(loaded, pred, photo, key)

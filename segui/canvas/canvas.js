@@ -41,6 +41,7 @@ const S = {
   queue: null, filter: "unlabelled", visited: [], frames: 0, keepSet: null, thumbs: new Map(), thumbWant: new Set(),
   encoded: { step: undefined, id: null, url: null }, syncTimer: null, renderQueued: false,
   modelSeen: null, modelNote: null,   // the active model version last heard of; the note for its reopen
+  fitAsked: null,                      // "image:adapter" opened again for a newer instant layer (Nav.newerFit)
   modelLabel: "",                     // the header's word while a newly active version is prepared
   job: null,                          // the project's newest fine-tuning job, as the heartbeat last said
 };
@@ -531,6 +532,10 @@ function noticeModel(active) {
     const mine = S.history.isDirty() ? "your edits" : "its mask";
     setStatus(`${active.name} is now the active model (a job was promoted, or someone chose it): the next images ` +
       `show its predictions; this one keeps ${mine} (C: where it differs).`, "info");
+  } else if (Nav.newerFit(S, active)) {
+    // corrections learnt since this unedited image was predicted: shown predicted with them
+    const rid = request("open_image", { open: S.img.id, filter: S.filter }, "Predicting this image again with the corrections learnt since…");
+    if (rid) S.modelNote = { rid, text: "This mask was predicted again with the corrections learnt since it was made." };
   }
 }
 

@@ -189,6 +189,24 @@ var SegNav = (function () {
     return "tell";
   }
 
+  // The heartbeat says the instant layer's current adapter is `active.fit` (a number; null
+  // when it has learnt nothing or is not ready) and the open image's prediction came from
+  // adapter `st.img.fit` (-1: none, or one from before a restart). They differ when a
+  // submit was learnt after the image was predicted: another labeller's, a restart's
+  // rebuild, or this labeller's last one learnt after Submit & next stopped waiting for it.
+  // -> true (once per image and adapter): open it again, predicted with the current one.
+  // Only an unedited prediction of the active version, with no answer on its way.
+  function newerFit(st, active) {
+    if (!active || active.fit == null || !st.img || active.project !== st.project || active.ready === false) return false;
+    if (st.img.fit === active.fit || st.img.revision !== 0 || st.img.version !== active.id) return false;
+    if (st.navPending !== null || st.pending.size || st.optimistic) return false;   // the next beat asks again
+    if ((st.history && st.history.isDirty()) || st.edit || (st.polygon && st.polygon.length)) return false;
+    const key = `${st.img.id}:${active.fit}`;
+    if (st.fitAsked === key) return false;       // (the answer's prediction may not be the adapter's)
+    st.fitAsked = key;
+    return true;
+  }
+
   // What the header says while another version is active but not ready (the server
   // rebuilds the instant layer on it, seconds): without it the line went quiet between
   // the job's last percent and the new model's mask. "" when nothing is being prepared.
@@ -245,7 +263,7 @@ var SegNav = (function () {
 
   return {
     NAV_EVENTS, DOC, takeDoc, isNav, navigating, pendingMove, begin, fail, fresh, route, staleLoad, answered,
-    aheadReady, aheadWanted, shouldAwaitPeek, anticipate, settle, replaceWanted, mergeWanted, newerModel, modelLabel, jobNews, jobLabel, visit, previous,
+    aheadReady, aheadWanted, shouldAwaitPeek, anticipate, settle, replaceWanted, mergeWanted, newerModel, newerFit, modelLabel, jobNews, jobLabel, visit, previous,
   };
 })();
 

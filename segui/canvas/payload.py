@@ -51,7 +51,10 @@ def load(studio, project, ready, note: str = "", request: Any = None, level: str
                "status": lo.status, "split": lo.split, "revision": lo.base_revision, "source": lo.source,
                "version": lo.predicted_by,     # the model version whose prediction came with it
                # the map shown is a prediction the instant layer made from N corrected images
-               "adapted": studio.adapted_from(lo.image_id, lo.predicted_by) if lo.base_revision == 0 else 0},
+               "adapted": studio.adapted_from(lo.image_id, lo.predicted_by) if lo.base_revision == 0 else 0,
+               # ... and which adapter of the instant layer made it (-1: none; the heartbeat
+               # names the current one, Nav.newerFit)
+               "fit": lo.predicted_fit},
         map=codec.encode_map(lo.class_map),
         pred=None if ready.prediction is None else codec.encode_map(ready.prediction),
         queue=studio.strip(project, lo.image_id), review=review(studio, lo.image_id))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from segui.canvas import payload
 from segui.handlers import DEMO_PROJECT, Studio
 from storage import Store
 
@@ -293,10 +294,35 @@ def test_a_promoted_version_is_ready_for_the_page_once_the_layer_is_rebuilt_on_i
     got = st.active_version(DEMO_PROJECT)
     assert got["id"] == mv2.id and not got["ready"]
     assert st.wait_idle(60)
-    assert st.active_version(DEMO_PROJECT) == {"id": mv2.id, "name": f"v{mv2.id}", "ready": True}
+    got = st.active_version(DEMO_PROJECT)
+    assert {k: got[k] for k in ("id", "name", "ready")} == {"id": mv2.id, "name": f"v{mv2.id}", "ready": True}
     ready = st.prepare(other)
     assert ready.loaded.predicted_by == mv2.id and st.adapted_from(other, mv2.id) == 1
     assert (ready.loaded.class_map == ROAD).sum() < 1000
+
+
+def test_the_heartbeat_names_the_adapter_and_the_page_learns_which_one_predicted_its_image(on):
+    """``active_version``'s ``fit`` is the instant layer's current adapter (None before it
+    has learnt anything); ``predicted_fit`` names the one that made an image's stored
+    prediction. An image opened before a submit is learnt differs (the page opens it
+    again: Nav.newerFit), and opening it again predicts it with the current one."""
+    st = on
+    first, other = [im.id for im in st.store.list_images(DEMO_PROJECT, order="id")[:2]]
+    shown = st.prepare(other)                               # open before any correction
+    assert st.wait_idle(60)
+    assert st.active_version(DEMO_PROJECT)["fit"] is None   # nothing learnt: nothing to reopen for
+    assert (shown.loaded.class_map == ROAD).sum() > 1000
+    submit_road_as_pavement(st, first)
+    assert st.wait_idle(60)
+    fit = st.active_version(DEMO_PROJECT)["fit"]
+    assert isinstance(fit, int) and fit >= 1
+    assert payload.load(st, DEMO_PROJECT, shown)["image"]["fit"] != fit   # what the page was given before...
+    again = st.prepare(other)                               # ...opened again: the adapter's
+    assert st.predicted_fit(other) == fit
+    assert payload.load(st, DEMO_PROJECT, again)["image"]["fit"] == fit
+    assert (again.loaded.class_map == ROAD).sum() < 1000
+    annotated = payload.load(st, DEMO_PROJECT, st.prepare(first))["image"]
+    assert annotated["fit"] == -1                           # an annotation: no prediction to replace
 
 
 def test_the_demo_starts_adapted_to_its_labelled_images(tmp_path):

@@ -152,3 +152,36 @@ def test_a_model_made_active_reaches_the_image_open_on_screen(tmp_path, artifact
         assert np.array_equal(c.client_map(), drawn) and c.state()["dirty"]
         assert c.js(f"() => {S}.img.version") == v2.id
         assert not c.errors, c.errors
+
+
+def test_an_open_image_takes_a_submit_learnt_after_it_was_predicted(tmp_path, artifacts):
+    """Another labeller's submit (or one learnt after Submit & next stopped waiting, or a
+    restart's rebuild) is learnt while an image is open unedited: the heartbeat names the
+    newer adapter and the page opens the image again, predicted with it, and says so."""
+    require_chromium()
+    st = Studio(Store(data_dir=tmp_path / "data"), predictors=_PREDICTORS, instant=True)
+    st.ensure_demo(DEMO_DIR)                          # the 10 labelled frames are learnt at start
+    assert st.wait_idle(180)
+    pid = st.store.get_project("CamVid demo").id
+    mv = st.model_version(pid)
+    with page_on(st) as (c, first):
+        page = c.page
+        assert "adapted to 10 corrections" in page.inner_text(".seg-info")
+        before = c.client_map()
+        # someone else submits another image: its road called pavement
+        other = next(im.id for im in st.store.list_images(pid, order="id")
+                     if im.status == "unlabelled" and im.id != first)
+        loaded = st.prepare(other).loaded
+        cm = loaded.class_map.copy()
+        cm[cm == 3] = PAVEMENT                        # (3: road)
+        st.save_edits(loaded, cm, "someone", "submitted")
+        c.wait_status("predicted again with the corrections learnt since it was made", timeout=60_000)
+        c.wait_idle()
+        assert c.state()["image"] == first and not c.state()["dirty"]
+        assert "adapted to 11 corrections" in page.inner_text(".seg-info")
+        after = c.client_map()
+        assert st.adapted_from(first, mv.id) == 11
+        assert np.array_equal(after, st.store.get_prediction(first, mv.id).class_map)
+        assert (after != before).sum() > 0
+        page.screenshot(path=str(artifacts / "instant_reopened.png"))
+    assert not c.errors, f"JavaScript errors in the page: {c.errors}"

@@ -410,6 +410,42 @@ test("newerModel: not while an answer is on its way; not for another project; an
   assert.equal(N.newerModel(none, { id: 3, name: "v3", project: "P" }), "tell");   // (whose prediction: unknown)
 });
 
+test("newerFit: an unedited prediction from an older adapter is opened again, once per adapter", () => {
+  const st = state(1);
+  onPrediction(st, 1);
+  st.img.fit = 5;
+  const at = (fit, extra = {}) => ({ id: 1, name: "v1", project: "P", ready: true, fit, ...extra });
+  assert.equal(N.newerFit(st, at(5)), false);            // predicted by the current adapter
+  assert.equal(N.newerFit(st, at(null)), false);         // the layer has learnt nothing (or is off)
+  assert.equal(N.newerFit(st, at(6, { ready: false })), false);   // being rebuilt
+  assert.equal(N.newerFit(st, at(6, { project: "Q" })), false);   // another project's
+  assert.equal(N.newerFit(st, at(6, { id: 2 })), false);  // another version: newerModel's business
+  assert.equal(N.newerFit(st, at(6)), true);             // a submit learnt since
+  assert.equal(N.newerFit(st, at(6)), false);            // once: the answer may keep fit 5
+  assert.equal(N.newerFit(st, at(7)), true);             // the next submit learnt
+  const restarted = state(1);                             // predicted before a restart
+  onPrediction(restarted, 1);
+  restarted.img.fit = -1;
+  assert.equal(N.newerFit(restarted, at(3)), true);
+});
+
+test("newerFit: not for edits, a shape under way, an annotation or while an answer is on its way", () => {
+  const at = { id: 1, name: "v1", project: "P", ready: true, fit: 6 };
+  const mk = (extra = {}) => { const st = state(1, extra); onPrediction(st, 1); st.img.fit = 5; return st; };
+  const edited = mk();
+  dirty(edited);
+  assert.equal(N.newerFit(edited, at), false);
+  assert.equal(N.newerFit(mk({ polygon: [[1, 2]] }), at), false);
+  const annotated = mk();
+  annotated.img.revision = 2;
+  assert.equal(N.newerFit(annotated, at), false);
+  const busy = mk();
+  N.begin(busy, "save_draft", { snapshot: null, step: null, image: 1 });
+  assert.equal(N.newerFit(busy, at), false);
+  busy.pending.clear();
+  assert.equal(N.newerFit(busy, at), true);              // asked again on the next beat
+});
+
 test("modelLabel: said while a newly active version is prepared, not for the version shown or another project", () => {
   const st = state(1);
   onPrediction(st, 1);
