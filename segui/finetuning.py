@@ -14,8 +14,9 @@ import logging
 
 import pandas as pd
 
+from common.splits import VAL_EVERY
 from jobs import queue
-from models.finetune import default_params
+from models.finetune import MIN_VAL_TO_PROMOTE, default_params
 from storage.errors import JobStateError
 
 from . import access
@@ -58,8 +59,10 @@ AUTO_USER = "auto"   # whom the activity log names for a job the app started whe
 
 def auto_finetune_due(store, project: str | int) -> tuple[int, int] | None:
     """(N, submissions counted) when the project's setting asks for a job now: it is on
-    (N > 0), no job is queued or running, and at least N annotations were submitted
-    since the newest job was created (or ever, when there is none). Else None."""
+    (N > 0), no job is queued or running, at least N annotations were submitted since
+    the newest job was created (or ever, when there is none), and the project has the
+    val images a job needs to make its model active by itself (:func:`val_short`). Else
+    None."""
     every = store.auto_finetune_every(project)
     if not every:
         return None
@@ -69,7 +72,17 @@ def auto_finetune_due(store, project: str | int) -> tuple[int, int] | None:
         return None                                  # never two jobs at once
     newest = max(jobs, key=lambda j: (j.created_at, j.id)) if jobs else None
     count = store.submitted_since(project, newest.created_at if newest else None)
-    return (every, count) if count >= every else None
+    if count < every or val_short(store, project):
+        # (too few val images: a job's model could not be promoted, and nobody switches to it
+        # in a loop that runs by itself; the count keeps growing, the job starts once they are in)
+        return None
+    return every, count
+
+
+def val_short(store, project: str | int) -> int:
+    """How many more submitted val images the project needs before a job can decide by
+    itself whether its model replaces the active one (0: none)."""
+    return max(0, MIN_VAL_TO_PROMOTE - len(store.submitted_annotations(project, "val")))
 
 
 def maybe_auto_finetune(store, project: str | int, who: str | None = None):
@@ -219,8 +232,13 @@ class FinetuneMixin:
             raise UserError("N must be a whole number, 0 or more (0 = off)")
         info = self.store.set_auto_finetune_every(project, int(float(every)))
         n = info.auto_finetune_every
-        return (f"A fine-tuning job starts by itself every {n} submitted annotation(s)." if n
-                else "Automatic fine-tuning is off: jobs start only with *Fine-tune now*.")
+        if not n:
+            return "Automatic fine-tuning is off: jobs start only with *Fine-tune now*."
+        text = f"A fine-tuning job starts by itself every {n} submitted annotation(s)."
+        short = val_short(self.store, project)
+        return text + (f" Jobs wait for {short} more submitted val image(s) (one submitted image in "
+                       f"{VAL_EVERY} goes to val): without {MIN_VAL_TO_PROMOTE}, its model could not be made "
+                       "active by itself." if short else "")
 
     def _auto_finetune_after_submit(self, image_id: int, who: str | None) -> None:
         """Background work after a submission of ``image_id`` (``LabellingMixin.save_edits``):

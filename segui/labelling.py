@@ -497,7 +497,8 @@ class LabellingMixin:
             return (f"A job would not be promoted automatically: {c['val']} submitted val image(s), at least "
                     f"{MIN_VAL_TO_PROMOTE} needed to compare the new model with the active one (one submitted "
                     f"image in {VAL_EVERY} goes to val; set an image's split on the Label screen). You can "
-                    "still switch to the job's version by hand.")
+                    "still switch to the job's version by hand."
+                    + (" Automatic jobs wait until then." if self.store.auto_finetune_every(project) else ""))
         return f"A job's model is promoted when its mIoU on the {c['val']} val images does not drop."
 
     def latest_revision(self, image_id: int) -> int:

@@ -37,8 +37,8 @@ def _train_images(store):
     return [im.id for im in store.list_images("toy") if im.split == "train"]
 
 
-def _auto_records(store):
-    return [a for a in store.list_activity(project="toy")
+def _auto_records(store, project="toy"):
+    return [a for a in store.list_activity(project=project)
             if a.action == "job_started" and (a.details or {}).get("auto")]
 
 
@@ -81,6 +81,44 @@ def test_without_any_job_every_submission_ever_counts(studio, project):
     _submit(studio, _train_images(store)[0])
     assert [j.status for j in store.list_jobs("toy")] == ["queued"]
     assert _auto_records(store)[0].details["submitted"] == 14
+
+
+def test_jobs_wait_for_the_val_images_that_let_a_job_promote_its_model(tmp_path, base_dir):
+    """A new project's first N submissions hold about N/5 val images (the stable hash): a
+    job then could not make its model active by itself (MIN_VAL_TO_PROMOTE), and a loop
+    that runs by itself never switches to it. The job waits for them, and the Model screen
+    says so; the submissions meanwhile still count."""
+    import numpy as np
+
+    from models.finetune import MIN_VAL_TO_PROMOTE
+    from storage import Store
+
+    from .conftest import png_bytes, populate
+    from ..toy import synthetic
+    store = Store(None, tmp_path / "data")
+    try:
+        populate(store, "few", base_dir, n_train=8, n_val=MIN_VAL_TO_PROMOTE - 2)
+        st = Studio(store, device="cpu")
+        st.score_submission = lambda *a: None
+        text = st.set_auto_finetune("few", 2)
+        assert "every 2" in text and "wait for 2 more submitted val image(s)" in text
+        assert "Automatic jobs wait until then" in st.promotion_readiness("few")
+        for image_id in [im.id for im in store.list_images("few") if im.split == "train"][:3]:
+            _submit(st, image_id)
+        assert store.list_jobs("few") == [] and not _auto_records(store, "few")   # 3 >= 2 submitted, 3 val
+        rng = np.random.default_rng(1)
+        for k in range(2):
+            img, cm = synthetic(rng)
+            info = store.add_image("few", png_bytes(img), f"val{k}.png", split="val")
+            store.save_annotation(info.id, cm, "tester", "draft", base_revision=0)
+            _submit(st, info.id)
+        (job,) = store.list_jobs("few")                # the fifth val image: the job starts
+        assert job.status == "queued"
+        assert "Automatic jobs wait" not in st.promotion_readiness("few")
+        assert "wait" not in st.set_auto_finetune("few", 2)
+        st.wait_idle(30)
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("every", [None, 0])
