@@ -958,7 +958,8 @@ function showReview() {
     box.hidden = false;
     // the score: the largest part the model is sure is labelled wrong, weighted by how wholly
     // it is wrong, as a share of the labelled pixels (0: nothing; 100: the whole image)
-    const score = r.score == null ? "not scored yet" : `<b>${(100 * r.score).toFixed(1)}</b> / 100`;
+    // (said as a share: "0.8 / 100" read as a low mark on the image the queue put first)
+    const score = r.score == null ? "not scored yet" : `<b>${(100 * r.score).toFixed(1)} %</b> of the image`;
     const rank = r.rank != null ? `, ${r.rank} of ${r.pending} awaiting review` : "";
     const where = S.reviewMask ? ` · most in ${fmtCount(r.mask_pixels || 0)} px (red)` :
       " · no region it is sure is wrong";

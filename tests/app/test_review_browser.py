@@ -81,7 +81,7 @@ def test_reviewer_rejects_with_a_comment_and_the_annotator_sees_it(team_app, art
         assert page.eval_on_selector(".seg-root", "r => r.dataset.disagreement") == "1"
         info = page.inner_text(".seg-review-info")
         assert "model disagreement" in info and "(red)" in info
-        assert re.search(r"disagreement: \d+\.\d / 100, 1 of \d+ awaiting review", info), info   # a scale and a rank
+        assert re.search(r"disagreement: \d+\.\d % of the image, 1 of \d+ awaiting review", info), info   # a scale and a rank
         # at 1440x900 the review box leaves every class, Save / Submit and its own buttons in view
         assert in_view(rex, ".seg-classes .seg-class, .seg-save, .seg-submit, .seg-review button, .seg-disagree") == []
         # a road pixel (sky in the submission) is drawn with the red overlay; D hides it
