@@ -1271,7 +1271,10 @@ function setQueue(q) {
   $(".seg-page-next").disabled = !sum.canNext;
   root.dataset.stripPage = q.page ?? "";
   $(".seg-progress").textContent = sum.progress;
-  $(".seg-legend").innerHTML = sum.legend.map(([k, n]) => `<span title="${esc(k)}"><i class="t-${esc(k)}"></i>${n} ${esc(k)}</span>`).join("");
+  // each count opens the next image of its status (the queue beside Next is set to it)
+  $(".seg-legend").innerHTML = sum.legend.map(([k, n, f]) => f
+    ? `<button class="seg-legend-go" data-filter="${esc(f)}" title="${esc(k)}: open the next one (sets the queue beside Next to “${esc(queueWords(f))}”)"><i class="t-${esc(k)}"></i>${n} ${esc(k)}</button>`
+    : `<span title="${esc(k)}"><i class="t-${esc(k)}"></i>${n} ${esc(k)}</span>`).join("");
   markCurrent(q.current);
   for (const el of strip.querySelectorAll(".seg-thumb")) thumbObserver.observe(el);
 }
@@ -1664,10 +1667,29 @@ $(".seg-split").addEventListener("change", (e) => {
   if (!S.img) return;
   request("set_split", { split: e.target.value }, "Setting the split…");
 });
-$(".seg-queue").addEventListener("change", (e) => {
-  S.filter = e.target.value;
+// The words of a queue as the select beside Next shows them.
+function queueWords(filter) {
+  const o = [...$(".seg-queue").options].find((x) => x.value === filter);
+  return o ? o.textContent : filter;
+}
+
+function chooseQueue(filter) {
+  S.filter = filter;
+  $(".seg-queue").value = filter;
   clearStatus("filter");   // "No more images with status …" was about the queue before
   if (S.img) schedulePeek();
+}
+
+$(".seg-queue").addEventListener("change", (e) => {
+  chooseQueue(e.target.value);
+  // choosing a queue opens nothing by itself: say what Next does now
+  setStatus(`Next (N) now opens: ${queueWords(S.filter)}.`, "info", "filter");
+});
+$(".seg-legend").addEventListener("click", (e) => {
+  const b = e.target.closest(".seg-legend-go");
+  if (!b || !S.img) return;
+  chooseQueue(b.dataset.filter);
+  goNext();
 });
 $(".seg-review-comment").addEventListener("input", () => clearStatus("comment"));
 $(".seg-phrase").addEventListener("input", () => clearStatus("phrase"));

@@ -10,12 +10,15 @@ var SegStrip = (function () {
   // the statuses the strip shows (segui/thumbnails.py STRIP_STATUSES) and their words
   const WORDS = { unlabelled: "unlabelled", draft: "draft", submitted: "submitted", accepted: "accepted ✓", rejected: "rejected" };
   const MAX_PER_CALL = 60;   // segui/thumbnails.py MAX_THUMBNAILS_PER_CALL
+  // the queue beside Next that opens images of a status (accepted ones have none)
+  const FILTER_OF = { unlabelled: "unlabelled", draft: "draft", submitted: "submitted", rejected: "rejected" };
 
   // The page's range ("21–40 of 3000": the images this person's strip lists), the
   // progress line ("12 / 3000 labelled · 3 draft", the whole project's: labelled =
   // submitted, reviewed ones included; an annotator's strip lists fewer images than the
   // project has), the legend ([status, count] for each status the project has) and
-  // whether there is a page before / after.
+  // whether there is a page before / after. A legend entry's third item is the queue that
+  // opens images of its status (clicking it sets that queue and opens the next), else null.
   function summary(q) {
     const items = q.items || [];
     const first = items.length ? items[0].pos : 0, last = items.length ? items[items.length - 1].pos : 0;
@@ -23,7 +26,7 @@ var SegStrip = (function () {
     return {
       range: q.total ? `${first}–${last} of ${q.total}` : "no images",
       progress: `${labelled} / ${q.project_total ?? q.total ?? 0} labelled` + (q.draft ? ` · ${q.draft} draft` : ""),
-      legend: Object.keys(WORDS).filter((k) => q[k] > 0).map((k) => [k, q[k]]),
+      legend: Object.keys(WORDS).filter((k) => q[k] > 0).map((k) => [k, q[k], FILTER_OF[k] || null]),
       canPrev: (q.page || 0) > 0,
       canNext: (q.page || 0) < (q.pages || 1) - 1,
     };
@@ -44,7 +47,7 @@ var SegStrip = (function () {
     return out;
   }
 
-  return { WORDS, MAX_PER_CALL, summary, toFetch };
+  return { WORDS, FILTER_OF, MAX_PER_CALL, summary, toFetch };
 })();
 
 if (typeof module !== "undefined" && module.exports) module.exports = SegStrip;

@@ -869,6 +869,17 @@ def test_ctrl_enter_submits_moves_on_and_counts(cv, app, ids):
     assert chip.get_attribute("data-status") == "submitted" and "t-submitted" in chip.get_attribute("class")
     # Gradio's run history is off: no photos or class maps are copied into localStorage
     assert cv.js("() => Object.keys(localStorage).filter(k => k.startsWith('gradio:run-history')).length") == 0
+    # the legend's "N submitted" opens the next submitted image and sets the queue to it
+    shown = cv.state()["image"]
+    cv.wait_idle()
+    cv.page.locator(".seg-legend .seg-legend-go[data-filter='submitted']").click()
+    opened = cv.wait_moved_on(shown)
+    assert st.store.get_image(opened).status == "submitted"
+    assert cv.page.eval_on_selector(".seg-queue", "s => s.value") == "submitted"
+    # choosing a queue opens nothing by itself: the status says what Next does now
+    cv.page.select_option(".seg-queue", "unlabelled")
+    cv.wait_status("Next (N) now opens: unlabelled.")
+    assert cv.state()["image"] == opened
 
 
 def test_the_split_select_sets_the_images_split(cv, app, ids):

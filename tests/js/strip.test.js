@@ -12,7 +12,9 @@ test("summary: range, progress, legend and paging", () => {
   const s = SegStrip.summary(q);
   assert.strictEqual(s.range, "21–40 of 3000");
   assert.strictEqual(s.progress, "7 / 3000 labelled · 3 draft");
-  assert.deepStrictEqual(s.legend, [["unlabelled", 2990], ["draft", 3], ["submitted", 4], ["accepted", 2], ["rejected", 1]]);
+  // each with the queue beside Next that opens its images (accepted ones have none)
+  assert.deepStrictEqual(s.legend, [["unlabelled", 2990, "unlabelled"], ["draft", 3, "draft"], ["submitted", 4, "submitted"],
+    ["accepted", 2, null], ["rejected", 1, "rejected"]]);
   assert.strictEqual(s.canPrev, true);
   assert.strictEqual(s.canNext, true);
   const last = SegStrip.summary({ ...q, page: 149 });
@@ -20,7 +22,7 @@ test("summary: range, progress, legend and paging", () => {
   // no reviews, no drafts: neither in the legend nor in the line
   const plain = SegStrip.summary({ items: [item(1, 1)], total: 1, page: 0, pages: 1, unlabelled: 0, draft: 0, submitted: 1, accepted: 0, rejected: 0 });
   assert.strictEqual(plain.progress, "1 / 1 labelled");
-  assert.deepStrictEqual(plain.legend, [["submitted", 1]]);
+  assert.deepStrictEqual(plain.legend, [["submitted", 1, "submitted"]]);
   assert.strictEqual(plain.canPrev, false);
   assert.strictEqual(plain.canNext, false);
   assert.strictEqual(SegStrip.summary({ items: [], total: 0, page: 0, pages: 1 }).range, "no images");
