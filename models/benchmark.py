@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from .inference import Predictor
+from .inference import Predictor, add_view_arguments
 
 
 def median_ms(fn, repeats: int, warmup: int = 3, sync=None) -> float:
@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--compare", action="store_true", help="also time SegFormer-B0 and CLIPSeg")
-    ap.add_argument("--input-scale", type=float, default=1.0, help="the network sees the image resized by this")
-    ap.add_argument("--flip", action="store_true", help="time predictions that also see the image mirrored")
+    add_view_arguments(ap)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     predictor = Predictor.load(args.model, args.device, input_scale=args.input_scale, flip=args.flip)

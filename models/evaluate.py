@@ -16,7 +16,7 @@ import sys
 import torch
 
 from .data import DatasetError, load_split, read_classes
-from .inference import Predictor, evaluate_arrays
+from .inference import Predictor, add_view_arguments, evaluate_arrays
 from .segmenter import CheckpointError
 
 
@@ -41,12 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refined", action="store_true",
                     help="score the class maps the app shows (refined along image edges, models.refine) "
                          "instead of the network's plain argmax")
-    ap.add_argument("--input-scale", type=float, default=1.0,
-                    help="the network sees each image resized by this (1.5: thin things larger, "
-                         "about 2.25x the time; the maps are at the image's size)")
-    ap.add_argument("--flip", action="store_true",
-                    help="each image is also seen mirrored and the two views averaged (a test-time augmentation: "
-                         "fewer wrong pixels and pieces, about twice the network's time)")
+    add_view_arguments(ap)
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from .data import DatasetError, label_colors, load_image
-from .inference import Predictor
+from .inference import Predictor, add_view_arguments
 from .refine import RefineSettings
 from .segmenter import CheckpointError
 
@@ -41,12 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int)
     ap.add_argument("--no-refine", action="store_true",
                     help="write the network's plain argmax (default: maps refined along image edges, models.refine)")
-    ap.add_argument("--input-scale", type=float, default=1.0,
-                    help="the network sees each image resized by this (1.5: thin things larger, about 2.25x the "
-                         "time); the maps are at the image's size")
-    ap.add_argument("--flip", action="store_true",
-                    help="each image is also seen mirrored and the two views averaged (a test-time augmentation: "
-                         "fewer wrong pixels and pieces, about twice the network's time)")
+    add_view_arguments(ap)
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
