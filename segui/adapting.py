@@ -221,6 +221,22 @@ class AdaptingMixin:
                 fit = slot.fit
         return {"id": mv.id, "name": f"v{mv.id}", "ready": ready, "fit": fit}
 
+    def _prediction_stored(self, image_id: int, version_id: int | None = None, corrected: int = 0,
+                           fit: int = -1) -> None:
+        """Remember what made the image's stored prediction (what :meth:`adapted_from` and
+        :meth:`predicted_fit` tell): the instant layer's adapter ``fit`` having learnt from
+        ``corrected`` images for model version ``version_id``; ``corrected`` 0: the model's
+        own (``fit``: the adapter it is current with, -1 none)."""
+        image_id = int(image_id)
+        if corrected:
+            self._adapted[image_id] = (version_id, corrected)
+        else:
+            self._adapted.pop(image_id, None)
+        if fit >= 0:
+            self._predicted_at[image_id] = fit
+        else:
+            self._predicted_at.pop(image_id, None)
+
     def predicted_fit(self, image_id: int) -> int:
         """The instant layer's adapter (``_Slot.fit``) that made the image's stored
         prediction; -1 when none did (the model's own) or it was made before this process."""

@@ -186,7 +186,7 @@ class HeatmapMixin:
         cm, unc = self._predict_map(mv.weights_dir, image, p)
         if self.model_version(p.id).id == mv.id:
             self.store.save_prediction(image_id, mv.id, cm, unc)
-            self._adapted.pop(int(image_id), None)      # the model's own (no instant layer)
+            self._prediction_stored(image_id)           # the model's own (no instant layer)
         return cm, image
 
     def what_changed(self, image_id: int, version_a: int, version_b: int):

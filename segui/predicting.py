@@ -235,12 +235,9 @@ class ModelMixin:
             with self._cache_lock:      # not if the words changed meanwhile: it would show the old ones
                 if self._label_sets.get(p.id, 0) == words.get(p.id, 0):
                     self.store.save_prediction(image_id, mv.id, cm, unc, entropy=entropy)
-                    if adapted is not None:     # shown with the image ("adapted to N corrections")
-                        self._adapted[int(image_id)] = (mv.id, corrected)
-                    else:
-                        self._adapted.pop(int(image_id), None)
-                    if fit >= 0:                # which fit of the instant layer made it (_instant_stale)
-                        self._predicted_at[int(image_id)] = fit
+                    # shown with the image ("adapted to N corrections"); which fit of the
+                    # instant layer made it (_instant_stale, the page's Nav.newerFit)
+                    self._prediction_stored(image_id, mv.id, corrected if adapted is not None else 0, fit)
         return cm
 
     def _predict_map(self, weights_dir: str, image: np.ndarray, p: ProjectInfo,
