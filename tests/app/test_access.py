@@ -401,8 +401,8 @@ def test_the_heartbeat_names_the_active_model_only_to_members(teams):
 
     got = beat("ann", {"project": DEMO_PROJECT})
     assert got["boot"] == st.boot
-    assert got["active"] == {"id": active.id, "name": f"v{active.id}", "ready": True, "project": DEMO_PROJECT,
-                             "job": None}
+    assert got["active"] == {"id": active.id, "name": f"v{active.id}", "ready": True, "fit": None,
+                             "project": DEMO_PROJECT, "job": None}
     assert set(beat("out", {"project": DEMO_PROJECT})) == {"boot"}
     assert set(beat("ann", {"project": "no such project"})) == {"boot"}
     assert set(beat("ann", {})) == {"boot"}
