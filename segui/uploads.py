@@ -192,11 +192,13 @@ class UploadsMixin:
                 continue
             yield from file_entries(path, name)
 
-    def upload(self, project: str, paths: list[str | Path], predict: bool = True) -> UploadReport:
+    def upload(self, project: str, paths: list[str | Path], predict: bool = True,
+               who: Principal | None = None) -> UploadReport:
         """Add files (images or zips of images); bad files are skipped with a reason.
 
         With ``predict`` the first new image is predicted at once (the labeller sees it
-        next) and the others in the background (:meth:`wait_idle` waits for them)."""
+        next) and the others in the background (:meth:`wait_idle` waits for them).
+        ``who``: whom the activity log names (default: the caller)."""
         if not project:
             raise UserError("pick or create a project first")
         p = self.store.get_project(project)
@@ -214,7 +216,7 @@ class UploadsMixin:
                 rep.files.append((shown, "skipped", reason))
             elif info.duplicate and info.removed:
                 # uploaded again after it was removed: the person wants it back, as it was
-                self.restore_image(p.id, info.id)
+                self.restore_image(p.id, info.id, who)
                 rep.added.append(info.id)
                 rep.restored.append(info.id)
                 rep.files.append((shown, "added", f"image {info.id} was removed from the project: restored, "
@@ -236,7 +238,7 @@ class UploadsMixin:
                         + (f", {len(rep.skipped)} refused" if rep.skipped else ""),
                         {"added": len(rep.added) - len(rep.restored), "restored": len(rep.restored),
                          "duplicates": len(rep.duplicates), "refused": len(rep.skipped),
-                         "files": shown[:20], "image_ids": rep.added[:20]})
+                         "files": shown[:20], "image_ids": rep.added[:20]}, who=who)
         if predict and rep.added:
             self.predict(p.id, rep.added[0])
             for iid in rep.added[1:]:

@@ -255,6 +255,9 @@ def test_remove_the_open_image_and_put_it_back(running):
         assert st.store.get_image(iid).removed and st.store.get_annotation(iid).status == "draft"
         assert nxt["kind"] == "load" and nxt["image"]["id"] != iid and "removed from the project" in nxt["note"]
         assert [v for _, v in removed["choices"]] == [iid]
+        removal = next(a for a in st.store.list_activity(DEMO_PROJECT, action="image_removed")
+                       if (a.details or {}).get("image_id") == iid)
+        assert removal.user == "bob"                            # the typed name (no accounts)
         with pytest.raises(Exception, match="was removed"):
             open_image(c, iid)
         nid = nxt["image"]["id"]
@@ -489,6 +492,11 @@ def test_upload_good_tiny_and_text_files_in_one_call(running, tmp_path):
     assert out["kind"] == "load" and out["image"]["id"] == new.id and out["image"]["name"] == "fresh_upload.png"
     np.testing.assert_array_equal(map_of(out), st.store.get_prediction(new.id).class_map)
     assert "1 image(s) added" in out["note"] and box is None
+    # no accounts: the activity names the one person by the name typed in *Your name*, as
+    # their revisions (before: "(no login)")
+    rec = next(a for a in st.store.list_activity(DEMO_PROJECT, action="import")
+               if new.id in (a.details or {}).get("image_ids", []))
+    assert rec.user == "dave"
     # the same image again: nothing added, the existing image is opened
     c2 = client(url)
     out2, _, log2, _ = c2.predict(DEMO_PROJECT, [handle_file(str(good))], value(), "dave", api_name="/upload")
