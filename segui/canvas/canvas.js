@@ -1688,6 +1688,7 @@ $(".seg-queue").addEventListener("change", (e) => {
 $(".seg-legend").addEventListener("click", (e) => {
   const b = e.target.closest(".seg-legend-go");
   if (!b || !S.img) return;
+  view.focus({ preventScroll: true });   // (a focused button would take the next Space or Enter as a click)
   chooseQueue(b.dataset.filter);
   goNext();
 });
