@@ -106,7 +106,8 @@ class ThumbnailsMixin:
         images they see) with file name, status (``strip_status``) and thumbnail key;
         the page holding ``current`` unless ``page`` (0-based) is given; and the
         project's progress (counts per status and ``project_total``, the whole project's:
-        ``total`` counts only the images this person's strip lists)."""
+        ``total`` counts only the images this person's strip lists, ``listed`` their
+        statuses)."""
         who = self._who(who)
         try:
             page_size = int(page_size)
@@ -122,6 +123,12 @@ class ThumbnailsMixin:
             counts[s] = counts.get(s, 0) + 1
         if not who.sees_every_image:
             images = [im for im in images if access.sees_image(who, im.status, im.annotated_by)]
+        # the legend's counts: of the images this person's strip lists (an annotator's own
+        # submissions), so that a count names images its click can open
+        listed = dict.fromkeys(STRIP_STATUSES, 0)
+        for im in images:
+            s = strip_status(im.status, im.review)
+            listed[s] = listed.get(s, 0) + 1
         pages = max(1, -(-len(images) // page_size))
         if page is None:
             pos = next((k for k, im in enumerate(images) if im.id == current), 0)
@@ -137,7 +144,8 @@ class ThumbnailsMixin:
                  for k, im in enumerate(images[lo:lo + page_size])]
         # "labelled": submitted, whatever the review said (as before accepted / rejected existed)
         return {"items": items, "current": current, "total": len(images), "page": page, "pages": pages,
-                "page_size": page_size, "project": p.name, **counts, "project_total": sum(counts.values()),
+                "page_size": page_size, "project": p.name, **counts, "listed": listed,
+                "project_total": sum(counts.values()),
                 "labelled": counts["submitted"] + counts["accepted"] + counts["rejected"]}
 
     # ------------------------------------------------------------------ thumbnails

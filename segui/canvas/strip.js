@@ -16,17 +16,19 @@ var SegStrip = (function () {
   // The page's range ("21–40 of 3000": the images this person's strip lists), the
   // progress line ("12 / 3000 labelled · 3 draft", the whole project's: labelled =
   // submitted, reviewed ones included; an annotator's strip lists fewer images than the
-  // project has), the legend ([status, count] for each status the project has) and
+  // project has), the legend ([status, count] for each status among the images this
+  // person's strip lists: an annotator's counts are of their own submissions) and
   // whether there is a page before / after. A legend entry's third item is the queue that
   // opens images of its status (clicking it sets that queue and opens the next), else null.
   function summary(q) {
     const items = q.items || [];
     const first = items.length ? items[0].pos : 0, last = items.length ? items[items.length - 1].pos : 0;
     const labelled = q.labelled ?? q.submitted ?? 0;
+    const seen = q.listed || q;   // the legend: the statuses of the images this strip lists
     return {
       range: q.total ? `${first}–${last} of ${q.total}` : "no images",
       progress: `${labelled} / ${q.project_total ?? q.total ?? 0} labelled` + (q.draft ? ` · ${q.draft} draft` : ""),
-      legend: Object.keys(WORDS).filter((k) => q[k] > 0).map((k) => [k, q[k], FILTER_OF[k] || null]),
+      legend: Object.keys(WORDS).filter((k) => seen[k] > 0).map((k) => [k, seen[k], FILTER_OF[k] || null]),
       canPrev: (q.page || 0) > 0,
       canNext: (q.page || 0) < (q.pages || 1) - 1,
     };

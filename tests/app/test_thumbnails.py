@@ -75,6 +75,9 @@ def test_thumbnails_are_refused_across_projects_and_to_annotators(bare_demo_stud
     # an annotator's strip holds the images they see; the counts are the project's
     s = st.strip(DEMO_PROJECT, None, who=ann)
     assert ids[1] not in [it["id"] for it in s["items"]] and s["total"] == 3 and s["draft"] == 1
+    # ...and the legend's, of the images their strip lists: bob's draft is not one of them
+    assert s["listed"]["draft"] == 0 and s["listed"]["unlabelled"] == 3
+    assert st.strip(DEMO_PROJECT, None)["listed"]["draft"] == 1      # (one who sees every image)
 
 
 def test_the_strip_shows_review_outcomes(bare_demo_studio):

@@ -32,6 +32,12 @@ test("summary: range, progress, legend and paging", () => {
     unlabelled: 2, draft: 0, submitted: 11, accepted: 0, rejected: 1, labelled: 12 });
   assert.strictEqual(own.range, "1–4 of 4");
   assert.strictEqual(own.progress, "12 / 14 labelled");
+  // ...and the legend counts what their strip lists: their own rejected submission, not the team's
+  const mine = SegStrip.summary({ items: [item(1, 1), item(3, 4)], total: 4, project_total: 14, page: 0, pages: 1,
+    unlabelled: 2, draft: 0, submitted: 11, accepted: 0, rejected: 3, labelled: 14,
+    listed: { unlabelled: 2, draft: 0, submitted: 1, accepted: 0, rejected: 1 } });
+  assert.strictEqual(mine.progress, "14 / 14 labelled");
+  assert.deepStrictEqual(mine.legend, [["unlabelled", 2, "unlabelled"], ["submitted", 1, "submitted"], ["rejected", 1, "rejected"]]);
 });
 
 test("toFetch: only the wanted items of the page without a thumbnail of their current key", () => {
