@@ -534,8 +534,16 @@ function noticeModel(active) {
       `show its predictions; this one keeps ${mine} (C: where it differs).`, "info");
   } else if (Nav.newerFit(S, active)) {
     // corrections learnt since this unedited image was predicted: shown predicted with them
-    const rid = request("open_image", { open: S.img.id, filter: S.filter }, "Predicting this image again with the corrections learnt since…");
-    if (rid) S.modelNote = { rid, text: "This mask was predicted again with the corrections learnt since it was made." };
+    // (said with the pixels it changed; nothing said when none did: a restart's rebuild of
+    // the same corrections)
+    const id = S.img.id, before = S.map.data.slice();
+    const rid = request("open_image", { open: id, filter: S.filter }, "Predicting this image again with the corrections learnt since…");
+    if (rid) {
+      S.modelNote = { rid, text: () => {
+        const n = S.img && S.img.id === id && S.map ? C.countDiffering(before, S.map.data) : -1;
+        return n > 0 ? `This mask was predicted again with the corrections learnt since it was made: ${fmtCount(n)} px changed.` : "";
+      } };
+    }
   }
 }
 
@@ -635,7 +643,12 @@ async function onValue() {
     else if (route === "prompt") await onPrompt(v, p);
     else if (route === "split") { S.img.split = v.split; updateTitle(); }
     if (v.request != null && S.choiceNote && v.request === S.choiceNote.rid && v.kind === "saved" && !v.conflict) v.note = S.choiceNote.text(v.revision);
-    if (S.modelNote && v.request === S.modelNote.rid) { v.note = S.modelNote.text + (v.note ? " " + v.note : ""); S.modelNote = null; }
+    if (S.modelNote && v.request === S.modelNote.rid) {
+      const m = S.modelNote;
+      S.modelNote = null;
+      const text = typeof m.text === "function" ? m.text() : m.text;
+      if (text) v.note = text + (v.note ? " " + v.note : "");
+    }
     if (v.request != null && v.request === S.restoreRid && v.note) v.note = "Restored your edits of this image that the server had not confirmed (kept in this browser): " + v.note;
     if (v.note) setStatus(v.note, v.level || "info", v.until || "");
     else if ($(".seg-status").dataset.level === "busy" && (p || v.kind === "load")) setStatus("");

@@ -32,6 +32,14 @@ var SegCore = (function () {
     return counts;
   }
 
+  // How many pixels two maps of one image differ in (-1: not the same size).
+  function countDiffering(a, b) {
+    if (!a || !b || a.length !== b.length) return -1;
+    let n = 0;
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) n++;
+    return n;
+  }
+
   function emptyBox() { return { x0: Infinity, y0: Infinity, x1: -Infinity, y1: -Infinity }; }
 
   function growBox(box, x, y) {
@@ -461,7 +469,7 @@ var SegCore = (function () {
   return {
     LabelMap, Edit, History, applyStep, allowTable, lockTable, lockedNote, floodFill, paintSegment, rasterizePolygon, fillPolygon,
     indexSegments, fillSegment, segmentsAlong, connectedRegion, paintIndices, replaceAll, mergeResult,
-    filterClasses, colorTable, zoomAt, fitView, countValues, emptyBox, growBox, unionBox, boxIsEmpty,
+    filterClasses, colorTable, zoomAt, fitView, countValues, countDiffering, emptyBox, growBox, unionBox, boxIsEmpty,
   };
 })();
 

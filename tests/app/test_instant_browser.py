@@ -4,6 +4,7 @@ a stroke made before it arrives is kept under it, and Ctrl+Z takes the update ba
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 
 import numpy as np
@@ -175,13 +176,15 @@ def test_an_open_image_takes_a_submit_learnt_after_it_was_predicted(tmp_path, ar
         cm = loaded.class_map.copy()
         cm[cm == 3] = PAVEMENT                        # (3: road)
         st.save_edits(loaded, cm, "someone", "submitted")
-        c.wait_status("predicted again with the corrections learnt since it was made", timeout=60_000)
+        c.wait_status("predicted again with the corrections learnt since it was made: ", timeout=60_000)
         c.wait_idle()
         assert c.state()["image"] == first and not c.state()["dirty"]
         assert "adapted to 11 corrections" in page.inner_text(".seg-info")
         after = c.client_map()
         assert st.adapted_from(first, mv.id) == 11
         assert np.array_equal(after, st.store.get_prediction(first, mv.id).class_map)
-        assert (after != before).sum() > 0
+        changed = int((after != before).sum())
+        assert changed > 0
+        assert re.search(r"since it was made: [\d.]+[kM]? px changed", c.state()["status"]), c.state()["status"]
         page.screenshot(path=str(artifacts / "instant_reopened.png"))
     assert not c.errors, f"JavaScript errors in the page: {c.errors}"

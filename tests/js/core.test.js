@@ -319,3 +319,11 @@ test("hidden classes are locked: no paint, fill or polygon changes them, and the
   C.paintSegment(e4, 2, 1, 2, 1, 0.5);       // a brush dab on a visible class says nothing
   assert.equal(C.lockedNote(e4), "");
 });
+
+test("countDiffering: the pixels two maps of one image differ in; -1 for maps of other sizes", () => {
+  const a = new Uint8Array([1, 2, 3, 4]);
+  assert.equal(C.countDiffering(a, new Uint8Array([1, 2, 3, 4])), 0);
+  assert.equal(C.countDiffering(a, new Uint8Array([1, 9, 3, 9])), 2);
+  assert.equal(C.countDiffering(a, new Uint8Array([1, 2, 3])), -1);
+  assert.equal(C.countDiffering(a, null), -1);
+});
