@@ -59,6 +59,15 @@ def strip_status(status: str, review: str | None) -> str:
     return status
 
 
+def status_counts(images) -> dict[str, int]:
+    """{strip status: how many of ``images``} (every status of STRIP_STATUSES, 0 when none)."""
+    counts = dict.fromkeys(STRIP_STATUSES, 0)
+    for im in images:
+        s = strip_status(im.status, im.review)
+        counts[s] = counts.get(s, 0) + 1
+    return counts
+
+
 def palette_mark(project) -> str:
     """A short mark of the project's colours: a thumbnail drawn with other colours is stale."""
     text = ";".join(f"{c.index}:{c.color}" for c in project.classes) + f";{project.ignore_index}"
@@ -117,18 +126,12 @@ class ThumbnailsMixin:
             raise UserError(f"page_size must be 1..{MAX_STRIP_PAGE}")
         p = self.store.get_project(project)
         images = self.store.list_images(p.id, order="id")
-        counts = dict.fromkeys(STRIP_STATUSES, 0)
-        for im in images:
-            s = strip_status(im.status, im.review)
-            counts[s] = counts.get(s, 0) + 1
+        counts = status_counts(images)
         if not who.sees_every_image:
             images = [im for im in images if access.sees_image(who, im.status, im.annotated_by)]
         # the legend's counts: of the images this person's strip lists (an annotator's own
         # submissions), so that a count names images its click can open
-        listed = dict.fromkeys(STRIP_STATUSES, 0)
-        for im in images:
-            s = strip_status(im.status, im.review)
-            listed[s] = listed.get(s, 0) + 1
+        listed = counts if who.sees_every_image else status_counts(images)
         pages = max(1, -(-len(images) // page_size))
         if page is None:
             pos = next((k for k, im in enumerate(images) if im.id == current), 0)
