@@ -21,7 +21,7 @@ from torch import nn
 
 from .decoder import ConvBNReLU, DecoderConfig, TextConditionedFPN
 from .image_encoder import EfficientNetLite0, ImageEncoderConfig
-from .text_encoder import TextEncoder, TextEncoderConfig
+from .text_encoder import SENTENCES_NAME, TextEncoder, TextEncoderConfig
 
 MODEL_TYPE = "cnn-bert-segmenter"
 WEIGHTS_NAME = "model.safetensors"
@@ -200,7 +200,9 @@ class Segmenter(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith(skip)}
 
     def save_pretrained(self, directory: str | Path, dtype: torch.dtype = torch.float32) -> Path:
-        """Write config.json + model.safetensors atomically (temp files, then rename)."""
+        """Write config.json + model.safetensors atomically (temp files, then rename), and
+        sentences.safetensors: the BERT vectors of its class words (read back only by the
+        same BERT, to skip loading it; see models/text_encoder.py)."""
         from safetensors.torch import save_file
 
         if getattr(self, "fused", False):
@@ -216,6 +218,8 @@ class Segmenter(nn.Module):
         tmp_c.write_text(json.dumps(self.config.to_dict(), indent=2))
         tmp_w.replace(directory / WEIGHTS_NAME)
         tmp_c.replace(directory / CONFIG_NAME)
+        # its words' BERT vectors: loading the folder then needs no BERT for them (a cache)
+        self.text_encoder.save_vectors(directory / SENTENCES_NAME, self.config.class_names)
         return directory
 
     @classmethod
@@ -261,6 +265,7 @@ class Segmenter(nn.Module):
             )
         state = {k: v.to(expected[k].dtype) for k, v in state.items()}
         model.load_state_dict(state, strict=False)
+        model.text_encoder.embedder.add_vector_file(directory / SENTENCES_NAME)
         return model.to(map_location).eval()
 
 
