@@ -28,6 +28,16 @@ def test_superpixels_respect_a_strong_edge_and_fill_takes_the_class():
     assert region.sum() > 50
 
 
+def test_a_big_image_is_segmented_smaller_and_its_ids_cover_it_at_full_size():
+    img = np.kron(two_region_image(), np.ones((20, 20, 1), np.uint8))          # 1200 x 1600
+    seg = superpixels(img, pixels_per_segment=200, max_pixels=60 * 80)
+    assert seg.shape == (1200, 1600) and seg.dtype == np.int32
+    assert seg.max() + 1 <= 60 * 80 // 200 + 8                 # counted at the small size
+    assert not set(np.unique(seg[:, :800])) & set(np.unique(seg[:, 800:]))   # the edge still holds
+    full = superpixels(img[:240, :320], pixels_per_segment=200, max_pixels=None)
+    assert full.max() + 1 > 200                                 # uncapped: segments of 200 px
+
+
 def test_snap_extends_strokes_to_mostly_covered_superpixels_only():
     seg = np.zeros((10, 10), np.int32)
     seg[:, 5:] = 1
@@ -138,6 +148,22 @@ def test_thin_classes_finds_poles_not_blocks():
     assert np.median(region_widths(noisy, 11)[1]) == 1
     assert thin_classes([noisy], 11) == {2}
     assert thin_classes([], 11) == set()
+
+
+def test_thin_classes_of_a_big_map_are_measured_smaller_and_come_out_the_same(monkeypatch):
+    """A 12-megapixel map is measured at 960x720 (seconds less on each Label-screen load of
+    a young project of phone photos), and finds what its full size finds."""
+    from segui import smart_tools
+
+    big = np.kron(poles_and_blocks(300, 400), np.ones((10, 10), np.uint8))   # 3000 x 4000, poles 30 px
+    assert thin_classes([big], 11, measure_side=None) == {2}
+    measured = []
+    full = smart_tools.region_widths_areas
+    monkeypatch.setattr(smart_tools, "region_widths_areas", lambda cm, ig: measured.append(cm.shape) or full(cm, ig))
+    assert thin_classes([big, poles_and_blocks()], 11) == {2}
+    assert measured == [(720, 960), (120, 160)]                   # a small map stays as it is
+    assert thin_classes([big], 11, max_width_px=40) == {2}       # pixels are the big map's own
+    assert measured[-1] == (3000, 4000)
 
 
 VAL_MAPS = ("0016E5_08079", "0016E5_07989", "0016E5_08055")
