@@ -72,6 +72,9 @@ SENTENCES_NAME = "sentences.safetensors"
 # Where sentence vectors are kept between processes: a folder, or "off"; unset: the user's
 # cache folder ($XDG_CACHE_HOME or ~/.cache, then segstudio/sentences).
 SENTENCE_CACHE_ENV = "SEGSTUDIO_SENTENCE_CACHE"
+# The disk cache's bound (1.5 kB a sentence: 15 MB; every phrase tried in a word map adds 6):
+# past it, the sentences the writing process encoded last are kept first.
+MAX_SENTENCES_ON_DISK = 10_000
 # Part of every identity: a change to how sentences are pooled must not read old vectors.
 POOLING = "mean-over-tokens, l2-normalised, v1"
 _BERT_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
@@ -120,12 +123,13 @@ def read_sentence_file(path: str | Path) -> tuple[dict[str, torch.Tensor], str |
 
 
 def write_sentence_file(path: str | Path, vectors: dict[str, torch.Tensor], identity: str | None = None) -> None:
-    """Write {sentence: vector} as safetensors (sentences in the metadata), atomically:
-    a temp file beside it, then a rename, so a reader never meets half a file."""
+    """Write {sentence: vector} as safetensors (sentences in the metadata, one a line: a
+    sentence holding a line break is left out), atomically: a temp file beside it, then
+    a rename, so a reader never meets half a file."""
     from safetensors.torch import save_file
 
     path = Path(path)
-    names = sorted(vectors)
+    names = sorted(n for n in vectors if "\n" not in n)
     meta = {"sentences": "\n".join(names)}
     if identity:
         meta["bert"] = identity
@@ -145,6 +149,7 @@ class _SharedBert:
         self.model = self.tokenizer = None
         self._identity: str | None = None
         self._files_read: set[str] = set()
+        self.encoded: list[str] = []      # the sentences BERT encoded in this process, in order
 
     @property
     def identity(self) -> str:
@@ -178,7 +183,7 @@ class _SharedBert:
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            merged = dict(self.vectors)
+            merged = {k: v for k, v in self.vectors.items() if "\n" not in k}   # (not kept on disk)
             if path.is_file():    # another process may have added sentences since we read it
                 try:
                     theirs, made_by = read_sentence_file(path)
@@ -186,6 +191,9 @@ class _SharedBert:
                         merged = {**theirs, **merged}
                 except Exception:   # noqa: BLE001
                     pass
+            if len(merged) > MAX_SENTENCES_ON_DISK:    # the sentences BERT just made first
+                keep = list(dict.fromkeys([*reversed(self.encoded), *merged]))[:MAX_SENTENCES_ON_DISK]
+                merged = {k: merged[k] for k in keep}
             write_sentence_file(path, merged, self.identity)
         except OSError:
             pass    # a read-only or full disk: the vectors stay in this process
@@ -226,6 +234,7 @@ class _SharedBert:
                 pooled = F.normalize(pooled, dim=-1)
                 for s, v in zip(missing, pooled):
                     self.vectors[s] = v.float()
+                self.encoded.extend(missing)
                 self._write()
             return {s: self.vectors[s] for s in sentences}
 

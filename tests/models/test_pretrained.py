@@ -84,6 +84,21 @@ def test_sentence_vectors_kept_on_disk_spare_the_next_process_bert(monkeypatch, 
     assert set(read_sentence_file(files[0])[0]) == {"a photo of a road.", "zebra crossing", "lamp post"}
 
 
+def test_the_disk_cache_is_bounded_and_skips_a_sentence_with_a_line_break(monkeypatch, tmp_path):
+    from models import text_encoder
+    from models.text_encoder import read_sentence_file
+
+    monkeypatch.setattr(text_encoder, "MAX_SENTENCES_ON_DISK", 3)
+    _fresh_process(monkeypatch, tmp_path)
+    SentenceEmbedder(TextEncoderConfig())(["road", "sky", "car"])
+    _fresh_process(monkeypatch, tmp_path)
+    embedder = SentenceEmbedder(TextEncoderConfig())
+    embedder(["tree", "two\nlines"])
+    assert embedder(["two\nlines"]).shape == (1, 384)           # served from memory all the same
+    kept, _ = read_sentence_file(tmp_path / f"{embedder.identity}.safetensors")
+    assert "tree" in kept and "two\nlines" not in kept and len(kept) == 3   # the newest first, then 2 of 3 others
+
+
 def test_vectors_another_bert_made_or_a_damaged_file_are_not_used(monkeypatch, tmp_path):
     from models.text_encoder import write_sentence_file
 
