@@ -192,7 +192,7 @@ class _SharedBert:
                 except Exception:   # noqa: BLE001
                     pass
             if len(merged) > MAX_SENTENCES_ON_DISK:    # the sentences BERT just made first
-                keep = list(dict.fromkeys([*reversed(self.encoded), *merged]))[:MAX_SENTENCES_ON_DISK]
+                keep = [k for k in dict.fromkeys([*reversed(self.encoded), *merged]) if k in merged][:MAX_SENTENCES_ON_DISK]
                 merged = {k: merged[k] for k in keep}
             write_sentence_file(path, merged, self.identity)
         except OSError:
