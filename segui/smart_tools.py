@@ -19,7 +19,7 @@ def superpixels(image: np.ndarray, pixels_per_segment: int = 300, compactness: f
     about ``pixels_per_segment`` each. An image of more than ``max_pixels`` is segmented
     resized to that many (``pixels_per_segment`` counted there) and the ids scaled back
     up, nearest neighbour: a 12-megapixel photo took 13 s of both cores for 40,000
-    segments of 17x17 px; so it takes 0.9 s for 2,000 segments, the same share of the
+    segments of 17x17 px; so it takes about 0.6 s for 2,000, the same share of the
     photo as a 960x720 image's (None: always at full size)."""
     from PIL import Image
 
