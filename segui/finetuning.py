@@ -67,10 +67,9 @@ def auto_finetune_due(store, project: str | int) -> tuple[int, int] | None:
     if not every:
         return None
     queue.reap_stale_jobs(store)
-    jobs = store.list_jobs(project)
-    if any(j.status in ("queued", "running") for j in jobs):
+    if store.list_jobs(project, status="queued") or store.list_jobs(project, status="running"):
         return None                                  # never two jobs at once
-    newest = max(jobs, key=lambda j: (j.created_at, j.id)) if jobs else None
+    newest = store.newest_job(project)               # (one row, not the project's every job)
     count = store.submitted_since(project, newest.created_at if newest else None)
     if count < every or val_short(store, project):
         # (too few val images: a job's model could not be promoted, and nobody switches to it
