@@ -103,10 +103,19 @@ class Forbidden(PermissionError):
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: ``name`` None when nobody is logged in (no accounts, no
-    --auth); ``member_only``: their projects are the ones they are a member of."""
+    --auth); ``member_only``: their projects are the ones they are a member of;
+    ``typed``: with no login, the name typed in the header's *Your name* in this
+    session (the guard sets it): what the activity log names, never a right."""
     name: str | None
     role: str
     member_only: bool = False
+    typed: str | None = None
+
+    @property
+    def actor(self) -> str | None:
+        """The name the activity log gives this caller's actions: the login, else the
+        typed name, else None (shown as "(no login)")."""
+        return self.name or self.typed
 
     def can(self, act: Act | str) -> bool:
         return Act(act) in ALLOWED[Role(self.role)]

@@ -6,6 +6,7 @@ members, the training source, accounts (admins) and the activity log.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from common.effort import correction_words
@@ -15,6 +16,8 @@ from . import access
 from .access import Act, Forbidden, Principal
 from .errors import UserError
 
+
+SESSION_NAMES_KEPT = 1000   # browser sessions whose typed name is remembered (the oldest go first)
 
 # What the Activity screen's "Show" picks: a kind of record -> the actions it lists (None: all)
 ACTIVITY_KINDS: dict[str, tuple[str, ...] | None] = {
@@ -142,6 +145,27 @@ class AdminMixin:
         the one person of an app without accounts."""
         return who or access.current() or access.NOBODY_ADMIN
 
+    def session_typed_name(self, session: str | None, typed: Any = None) -> str | None:
+        """In an app without accounts: the name last typed in *Your name* in this browser
+        session (``typed``, when an event carries it, is remembered first), for the
+        activity log of the session's other screens (Model, Projects: their events do not
+        carry the name). None when none was typed, or the name is refused."""
+        from .labelling import author_name
+        names = self.__dict__.setdefault("_session_names", OrderedDict())
+        if not session:
+            return None
+        with self._cache_lock:
+            if typed is not None:
+                try:
+                    names[session] = author_name(typed)
+                except UserError:
+                    pass
+            if session in names:
+                names.move_to_end(session)
+                while len(names) > SESSION_NAMES_KEPT:
+                    names.popitem(last=False)
+            return names.get(session)
+
     def typed_caller(self, typed: Any, login: str | None) -> Principal | None:
         """Who the activity log names for an upload, a removal or a put-back on the Label
         screen: with a login, None (the caller the guard set); in an app without accounts,
@@ -199,7 +223,7 @@ class AdminMixin:
 
     def record(self, action: str, project: str | int | None, subject: str, details: dict | None = None,
                who: Principal | None = None) -> None:
-        self.store.record_activity(action, self._who(who).name, project, subject, details)
+        self.store.record_activity(action, self._who(who).actor, project, subject, details)
 
     def members(self, project: str | int) -> str:
         ms = self.store.list_members(project) if project else []

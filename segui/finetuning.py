@@ -50,7 +50,7 @@ def start(store, project: str, epochs: float | None, minutes: float | None) -> s
             raise UserError("the time budget must be positive")
         params["max_minutes"] = float(minutes)
     who = access.current()
-    job = _queue(store, project, params, who.name if who else None)
+    job = _queue(store, project, params, who.actor if who else None)
     return f"Job {job.id} queued: a worker trains it in its own process."
 
 

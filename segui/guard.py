@@ -9,6 +9,7 @@ logged-in name of a request.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import typing
@@ -115,11 +116,16 @@ def guard_events(app: gr.Blocks, studio: Studio, project_dd: gr.Dropdown) -> Non
             project = bound.get(__project) if __project is not None else None
             # the image the session has open (server state): checked against its own project
             held = next((a.image_id for a in bound.values() if isinstance(a, Loaded)), None)
+            request = LocalContext.request.get(None)
             try:
-                who = studio.authorize(access.username_of(LocalContext.request.get(None)),
-                                       access.ENDPOINTS[__name], project, open_image=held)
+                who = studio.authorize(access.username_of(request), access.ENDPOINTS[__name], project,
+                                       open_image=held)
             except Forbidden as e:
                 raise gr.Error(str(e), visible=__name not in access.QUIET, print_exception=False) from None
+            if who.name is None:    # no login: the activity log names the session's typed *Your name*
+                typed = studio.session_typed_name(getattr(request, "session_hash", None), bound.get("author"))
+                if typed:
+                    who = dataclasses.replace(who, typed=typed)
             token = access.acting_as(who)
             try:
                 return __fn(*args, **kwargs)

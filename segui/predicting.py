@@ -314,7 +314,7 @@ class ModelMixin:
         mv = self.store.get_model_version(int(version_id))
         if mv.project_id != self.store.get_project(project).id:
             raise UserError("that model version belongs to another project")
-        self.store.activate_model_version(mv.id, by=self._who(who).name)
+        self.store.activate_model_version(mv.id, by=self._who(who).actor)
 
     def model_summary(self, project: str) -> tuple[str, list[tuple[str, float]]]:
         mv = self.model_version(project)

@@ -287,7 +287,7 @@ class UploadsMixin:
         from storage.datasets import export_dataset
         if not project:
             raise UserError("pick a project first")
-        name = self._who(who).name
+        name = self._who(who).actor
         self.sweep_exports()
         tmp = self.exports_root() / _safe(name or "anonymous") / secrets.token_urlsafe(16)
         tmp.mkdir(mode=0o700, parents=True)

@@ -509,6 +509,22 @@ def test_upload_good_tiny_and_text_files_in_one_call(running, tmp_path):
     assert st.store.count_images(DEMO_PROJECT)["total"] == before + 1
 
 
+def test_without_accounts_the_other_screens_name_the_sessions_typed_name(running):
+    """The Model screen's export (as its job start and version switch) carries no name: the
+    activity names the one typed in *Your name* in the same browser session (before: "(no
+    login)"); another session, where nothing was typed, stays unnamed."""
+    st, url = running
+    c = client(url)
+    open_image(c, demo_ids(st)[0], author="fern")            # a Label-screen event with the name
+    c.predict(DEMO_PROJECT, "folder", False, api_name="/export")
+    client(url).predict(DEMO_PROJECT, "folder", False, api_name="/export")
+    newest = st.store.list_activity(DEMO_PROJECT, action="export")[:2]
+    assert [a.user for a in newest] == [None, "fern"]
+    assert [row[1] for row in st.activity(DEMO_PROJECT, kind="images: uploads, removals, exports")][:2] == [
+        "(no login)", "fern"]
+    assert st.caller().name is None                           # a name for the log, never a login
+
+
 def test_export_returns_the_saved_annotations(running):
     st, url = running
     c = client(url)
