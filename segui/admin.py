@@ -166,20 +166,6 @@ class AdminMixin:
                     names.popitem(last=False)
             return names.get(session)
 
-    def typed_caller(self, typed: Any, login: str | None) -> Principal | None:
-        """Who the activity log names for an upload, a removal or a put-back on the Label
-        screen: with a login, None (the caller the guard set); in an app without accounts,
-        the one person under the name typed in *Your name*, as their revisions are (before,
-        "(no login)" beside their own revisions); None when that name is empty or refused."""
-        from .labelling import author_name
-        who = self._who(None)
-        if login or who.name is not None:
-            return None
-        try:
-            return Principal(author_name(typed), who.role, who.member_only)
-        except UserError:
-            return None
-
     def activity(self, project: str | int, limit: int = 200, kind: str = "everything",
                  who: str | None = None) -> list[list[Any]]:
         """The project's activity, newest first: when, who, what, on what (an image by

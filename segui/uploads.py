@@ -254,7 +254,7 @@ class UploadsMixin:
         info = self.image_of(project, image_id)
         if info.removed:
             return f"{info.filename} was already removed."
-        self.store.remove_image(info.id, by=self._who(who).name)
+        self.store.remove_image(info.id, by=self._who(who).actor)
         with self._cache_lock:              # no prepared view of it is shown again
             self._ready.pop(info.id, None)
         self.instant_forget(info.id)        # a submitted image stops teaching the instant layer
@@ -267,7 +267,7 @@ class UploadsMixin:
         info = self.image_of(project, image_id)
         if not info.removed:
             return f"{info.filename} is in the project."
-        self.store.restore_image(info.id, by=self._who(who).name)
+        self.store.restore_image(info.id, by=self._who(who).actor)
         self.instant_recall(info.id)        # a submitted one teaches it again
         return f"{info.filename} is back in the project, with its saved revisions."
 

@@ -116,12 +116,14 @@ def test_upload_files_and_zip_with_junk(studio, tmp_path):
     assert {who for _, who, _, _ in studio.activity("p")} == {"(no login)"}    # a person, not "(system)"
     rec = studio.store.list_activity("p", action="import")[0]
     assert rec.details["files"] == ["a.png", "batch.zip/imgs/b.png"] and rec.details["image_ids"] == rep.added
-    # the Label screen names the one person by the name typed in *Your name* (as revisions);
-    # with a login, or with no valid name typed, the guard's caller stays
-    who = studio.typed_caller("  Ann  ", None)
-    assert who.name == "Ann" and who.role == "admin"
-    assert studio.typed_caller("", None) is None and studio.typed_caller("Ann", "boss") is None
-    assert studio.typed_caller("a\u200bb", None) is None            # (a refused name: no person rather than an error)
+    # without a login, the activity names each browser session by the name typed in *Your
+    # name* (the guard asks with each event; a Label-screen event carries the name)
+    assert studio.session_typed_name("s1", "  Ann  ") == "Ann"
+    assert studio.session_typed_name("s1") == "Ann" and studio.session_typed_name("s2") is None
+    assert studio.session_typed_name("s1", "a\u200bb") == "Ann"      # a refused name keeps the last good one
+    assert studio.session_typed_name(None, "Ann") is None             # no session, nothing to remember
+    from segui.access import Principal
+    assert Principal(None, "admin", typed="Ann").actor == "Ann" and Principal("boss", "admin", typed="Ann").actor == "boss"
 
 
 def test_huge_image_is_refused_and_nothing_stored(studio, tmp_path):
