@@ -287,9 +287,10 @@ class UploadsMixin:
         from storage.datasets import export_dataset
         if not project:
             raise UserError("pick a project first")
-        name = self._who(who).actor
+        who = self._who(who)
         self.sweep_exports()
-        tmp = self.exports_root() / _safe(name or "anonymous") / secrets.token_urlsafe(16)
+        # the folder is the login's (an owner, as protect_download's); the record names the actor
+        tmp = self.exports_root() / _safe(who.name or "anonymous") / secrets.token_urlsafe(16)
         tmp.mkdir(mode=0o700, parents=True)
         out = tmp / "export"
         try:
@@ -300,7 +301,7 @@ class UploadsMixin:
         if rep.images == 0:
             shutil.rmtree(tmp, ignore_errors=True)
             raise UserError("no annotated images to export yet (submit some, or include drafts)")
-        self.store.record_activity("export", name, project, f"{fmt} export",
+        self.store.record_activity("export", who.actor, project, f"{fmt} export",
                                    {"format": fmt, "images": rep.images, "source": rep.source})
         zpath = tmp / f"{_safe(project)}-{fmt}.zip"
         with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
