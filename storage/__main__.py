@@ -1,4 +1,4 @@
-"""Command line: ``python -m storage import-dataset|export|upgrade|sweep|users|members|images|training-source|self-review|auto-finetune|others-unlabelled ...``.
+"""Command line: ``python -m storage import-dataset|export|upgrade|sweep|users|members|projects|images|training-source|self-review|auto-finetune|others-unlabelled ...``.
 
 Passwords (``users add``, ``users passwd``) are read from a prompt, asked twice, or from
 the first line of standard input when it is not a terminal (``echo pw | python -m
@@ -192,6 +192,15 @@ def main(argv: list[str] | None = None) -> int:
         m.add_argument("project")
         m.add_argument("user")
     msub.add_parser("list", parents=[common], help="a project's members").add_argument("project")
+    projects = sub.add_parser("projects", help="projects: list, rename, remove, restore (nothing is deleted)")
+    psub = projects.add_subparsers(dest="projects_cmd", required=True)
+    psub.add_parser("list", parents=[common], help="id, name, images, and whether removed")
+    pr = psub.add_parser("rename", parents=[common], help="give a project another name")
+    pr.add_argument("project")
+    pr.add_argument("new_name")
+    for name, what in (("remove", "take a project out of every list (everything of it is kept)"),
+                       ("restore", "put a removed project back")):
+        psub.add_parser(name, parents=[common], help=what).add_argument("project")
     images = sub.add_parser("images", help="take images out of a project and put them back: remove, restore, "
                                            "removed (nothing is deleted)")
     isub = images.add_subparsers(dest="images_cmd", required=True)
@@ -255,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _users(store, args)
             if args.cmd == "members":
                 return _members(store, args)
+            if args.cmd == "projects":
+                return _projects(store, args)
             if args.cmd == "images":
                 return _images(store, args)
             if args.cmd == "training-source":
@@ -289,6 +300,26 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted; nothing changed", file=sys.stderr)
         return 130
     return 2
+
+
+def _projects(store: Store, args) -> int:
+    """List the projects (removed ones too: id, name, images, "removed"), or rename, remove
+    or restore one (recorded as done by ``cli``)."""
+    if args.projects_cmd == "list":
+        for p in store.list_projects(include_removed=True):
+            print(f"{p.id}\t{p.name}\t{store.count_images(p.id)['total']}" + ("\tremoved" if p.removed else ""))
+        return 0
+    p = store.get_project(args.project)
+    if args.projects_cmd == "rename":
+        q = store.rename_project(p.id, args.new_name, by=CLI_USER)
+        print(f"{p.name!r} is now {q.name!r}" if q.name != p.name else f"{p.name!r} already has that name")
+    elif args.projects_cmd == "remove":
+        store.remove_project(p.id, by=CLI_USER)
+        print(f"{p.name!r} {'was already' if p.removed else 'is now'} removed (restore it with: projects restore)")
+    else:
+        store.restore_project(p.id, by=CLI_USER)
+        print(f"{p.name!r} {'is back' if p.removed else 'was not removed'}")
+    return 0
 
 
 def _images(store: Store, args) -> int:

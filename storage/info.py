@@ -67,6 +67,8 @@ class ProjectInfo:
     auto_finetune_every: int | None = None
     # pixels that are none of the classes are predicted unlabelled (models.open_set); default False
     others_unlabelled: bool = False
+    # taken out of every list (Store.remove_project); Store.restore_project puts it back
+    removed: bool = False
 
     @property
     def class_names(self) -> list[str]:

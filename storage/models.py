@@ -80,6 +80,9 @@ class Action(StrEnum):
     MEMBER_REMOVED = "member_removed"
     IMAGE_REMOVED = "image_removed"
     IMAGE_RESTORED = "image_restored"
+    PROJECT_RENAMED = "project_renamed"
+    PROJECT_REMOVED = "project_removed"
+    PROJECT_RESTORED = "project_restored"
 
 
 def one_of(column: str, values) -> str:
@@ -110,6 +113,8 @@ class Project(Base):
     auto_finetune_every: Mapped[int | None] = mapped_column(Integer)
     # pixels that are none of the classes are predicted unlabelled (models.open_set); default off
     others_unlabelled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # taken out of every list (Store.remove_project); None = in use. Nothing of it is deleted
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     __table_args__ = (CheckConstraint("ignore_index >= 0 AND ignore_index <= 255", name="ignore_range"),
                       CheckConstraint(one_of("training_source", TrainingSource), name="training_source"))
 

@@ -309,13 +309,13 @@ class AccountsMixin(StoreBase):
                 .where(ProjectMember.project_id == p.id).order_by(User.name_key))]
 
     def projects_for(self, user: str | int) -> list[ProjectInfo]:
-        """The projects ``user`` sees: every project for an admin, the projects they
-        are a member of otherwise, none for a disabled user."""
+        """The projects ``user`` sees: every project in use for an admin, the ones they
+        are a member of otherwise, none for a disabled user (removed projects: none)."""
         with self._session() as s:
             u = self._user_row(s, user)
             if u.disabled:
                 return []
-            q = select(Project).order_by(Project.id)
+            q = select(Project).where(Project.removed_at.is_(None)).order_by(Project.id)
             if u.role != Role.ADMIN:
                 q = q.join(ProjectMember, ProjectMember.project_id == Project.id).where(
                     ProjectMember.user_id == u.id)

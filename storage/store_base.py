@@ -103,7 +103,8 @@ class StoreBase:
         return ProjectInfo(p.id, p.name, p.ignore_index,
                            tuple(ClassInfo(c.index, c.name, _hex_to_rgb(c.color)) for c in classes),
                            _utc(p.created_at), p.training_source,
-                           bool(p.allow_self_review), p.auto_finetune_every, bool(p.others_unlabelled))
+                           bool(p.allow_self_review), p.auto_finetune_every, bool(p.others_unlabelled),
+                           p.removed_at is not None)
 
     @staticmethod
     def _model_version_row(s: Session, version_id: int) -> ModelVersion:

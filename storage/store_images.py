@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from common import colors, labels
 
@@ -19,7 +20,8 @@ from .errors import ConflictError, InvalidImageError, NotFoundError, StorageErro
 from .files import digest
 from .info import (AnnotationInfo, ImageInfo, ProjectInfo, _image_info, _list_columns, _row_to_image_info,
                    _rows_to_image_infos, _utc)
-from .models import ANNOTATION_STATUSES, IN_PROJECT, Action, Annotation, Image, LabelClass, Project, ReviewState, utcnow
+from .models import (ANNOTATION_STATUSES, IN_PROJECT, Action, Annotation, Image, LabelClass, Project, ReviewState,
+                     TrainingJob, utcnow)
 from .store_base import StoreBase, _check_split, _clean_name, _enum_value, _label_rule
 
 # The queue filters people pick (the app's filter menu, Store.next_image): each names the
@@ -75,8 +77,7 @@ class ImagesMixin(StoreBase):
         rows = list(zip(indices, names, colors.fill_colors(names, given)))
         self._check_indices(rows, ignore_index)
         with self._session() as s, s.begin():
-            if s.scalar(select(Project.id).where(Project.name == name)) is not None:
-                raise ValidationError(f"project {name!r} already exists")
+            self._check_free_name(s, name)
             p = Project(name=name, ignore_index=ignore_index, created_at=utcnow())
             s.add(p)
             s.flush()
@@ -99,13 +100,83 @@ class ImagesMixin(StoreBase):
                 raise ValidationError(f"duplicate class index {idx}")
             seen_idx.add(idx)
 
+    @staticmethod
+    def _check_free_name(s: Session, name: str, project_id: int | None = None) -> None:
+        """ValidationError when another project (a removed one too) has ``name``."""
+        other = s.scalar(select(Project).where(Project.name == name, Project.id != (project_id or -1)))
+        if other is None:
+            return
+        if other.removed_at is not None:
+            raise ValidationError(f"a removed project is named {name!r}: restore it (Projects screen, "
+                                  "Removed projects) or choose another name")
+        raise ValidationError(f"project {name!r} already exists")
+
     def get_project(self, project: str | int) -> ProjectInfo:
+        """The project by id or name, removed or not (``ProjectInfo.removed`` says)."""
         with self._session() as s:
             return self._project_info(s, self._project_row(s, project))
 
-    def list_projects(self) -> list[ProjectInfo]:
+    def list_projects(self, include_removed: bool = False) -> list[ProjectInfo]:
+        """The projects in use, oldest first; with ``include_removed`` the removed ones too."""
+        q = select(Project).order_by(Project.id)
+        if not include_removed:
+            q = q.where(Project.removed_at.is_(None))
         with self._session() as s:
-            return [self._project_info(s, p) for p in s.scalars(select(Project).order_by(Project.id))]
+            return [self._project_info(s, p) for p in s.scalars(q)]
+
+    def removed_projects(self) -> list[ProjectInfo]:
+        """The removed projects, the most recently removed first."""
+        with self._session() as s:
+            return [self._project_info(s, p) for p in s.scalars(
+                select(Project).where(Project.removed_at.is_not(None))
+                .order_by(Project.removed_at.desc(), Project.id.desc()))]
+
+    def rename_project(self, project: str | int, new_name: str, by: str | None = None) -> ProjectInfo:
+        """Give the project another name (unique among all projects, removed ones too);
+        recorded as ``project_renamed`` by ``by``. Everything else refers to its id, so
+        its images, annotations, models and jobs stay as they are. The same name again
+        changes nothing (and records nothing)."""
+        name = _clean_name(new_name, "project name")
+        with self._session() as s, s.begin():
+            p = self._project_row(s, project)
+            if p.name == name:
+                return self._project_info(s, p)
+            self._check_free_name(s, name, p.id)
+            old, p.name = p.name, name
+            s.flush()
+            self._record(s, Action.PROJECT_RENAMED, by, p.id, f"project {old!r} renamed {name!r}",
+                         {"from": old, "to": name})
+            return self._project_info(s, p)
+
+    def remove_project(self, project: str | int, by: str | None = None) -> ProjectInfo:
+        """Take the project out of every list (the app's project menus, members' lists,
+        the background work over projects). Nothing of it is deleted: its images,
+        annotations, model versions, jobs and activity stay, and :meth:`restore_project`
+        puts it back as it was. Refused while a fine-tuning job of it is queued or running
+        (cancel it first). Recorded as ``project_removed`` by ``by``; removing a removed
+        project changes nothing."""
+        with self._session() as s, s.begin():
+            p = self._project_row(s, project)
+            if p.removed_at is not None:
+                return self._project_info(s, p)
+            live = s.scalar(select(func.count(TrainingJob.id)).where(
+                TrainingJob.project_id == p.id, TrainingJob.status.in_(("queued", "running"))))
+            if live:
+                raise ValidationError(f"project {p.name!r} has a fine-tuning job queued or running: cancel it "
+                                      "(Model screen) or let it finish, then remove the project")
+            p.removed_at = utcnow()
+            self._record(s, Action.PROJECT_REMOVED, by, p.id, f"project {p.name}", {"name": p.name})
+            return self._project_info(s, p)
+
+    def restore_project(self, project: str | int, by: str | None = None) -> ProjectInfo:
+        """Put a removed project back, with everything it had; recorded as
+        ``project_restored``. Restoring a project in use changes nothing."""
+        with self._session() as s, s.begin():
+            p = self._project_row(s, project)
+            if p.removed_at is not None:
+                p.removed_at = None
+                self._record(s, Action.PROJECT_RESTORED, by, p.id, f"project {p.name}", {"name": p.name})
+            return self._project_info(s, p)
 
     def add_class(self, project: str | int, name: str, color: Any = None) -> ProjectInfo:
         """Append a class with the next free index (never the ignore index)."""

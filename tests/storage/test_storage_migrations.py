@@ -8,7 +8,7 @@ from sqlalchemy import inspect, text
 from storage import db
 from storage.models import Action, ReviewDecision, ReviewState, Role, TrainingSource, utcnow
 
-HEAD = "0008"
+HEAD = "0009"
 TEAM_TABLES = {"users", "project_members", "reviews", "activity"}
 
 
@@ -236,6 +236,39 @@ def test_0008_image_removed_up_and_down_keep_data(url):
         assert "image_removed" not in _check_sql(engine, "activity", "ck_activity_action")
         with engine.connect() as c:
             assert c.execute(text("SELECT action FROM activity")).scalars().all() == ["export"]
+        assert _counts(engine) == before
+        db.upgrade(engine)
+        assert db.current_revision(engine) == HEAD
+    finally:
+        engine.dispose()
+
+
+def test_0009_project_removed_up_and_down_keep_data(url):
+    """Projects gain a nullable removed_at (every project stays in use) and the activity
+    CHECK the three project actions; down again, their records go and the rest stays."""
+    engine = db.make_engine(url)
+    try:
+        db.upgrade(engine, "0001")
+        _fill_0001(engine)
+        db.upgrade(engine, "0008")
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO activity (project_id, user_name, action, subject, created_at) "
+                           "VALUES (1, 'ada', 'image_removed', 'x.png', :t)"), {"t": utcnow()})
+        before = _counts(engine)
+        db.upgrade(engine, "0009")
+        with engine.begin() as c:
+            assert c.execute(text("SELECT removed_at FROM projects")).scalar_one() is None
+            c.execute(text("UPDATE projects SET removed_at = :t, name = 'q'"), {"t": utcnow()})
+            c.execute(text("INSERT INTO activity (project_id, user_name, action, subject, created_at) "
+                           "VALUES (1, 'ada', 'project_removed', 'project q', :t)"), {"t": utcnow()})
+        assert "project_renamed" in _check_sql(engine, "activity", "ck_activity_action")
+        assert _counts(engine) == before
+        db.downgrade(engine, "0008")
+        assert "removed_at" not in {c["name"] for c in inspect(engine).get_columns("projects")}
+        assert "project_removed" not in _check_sql(engine, "activity", "ck_activity_action")
+        with engine.connect() as c:
+            assert c.execute(text("SELECT action FROM activity")).scalars().all() == ["image_removed"]
+            assert c.execute(text("SELECT name FROM projects")).scalar_one() == "q"   # a rename stays
         assert _counts(engine) == before
         db.upgrade(engine)
         assert db.current_revision(engine) == HEAD

@@ -127,3 +127,52 @@ def test_image_filenames_name_only_the_projects_own_images(store, project, rgb_i
     # asked for by id: an id of another project is not named, whatever the caller sends
     assert store.image_filenames("p", [b.id, other.id, b.id]) == {b.id: "b.png"}
     assert store.image_filenames("p", []) == {}
+
+
+def test_a_renamed_project_keeps_everything_and_its_name_is_unique(store, project, png_bytes):
+    iid = store.add_image("p", png_bytes(np.zeros((32, 48, 3), np.uint8)), "a.png").id
+    other = store.create_project("q", ["sky"])
+    with pytest.raises(ValidationError, match="already exists"):
+        store.rename_project("p", "q")
+    with pytest.raises(ValidationError):
+        store.rename_project("p", "   ")
+    r = store.rename_project("p", "  streets ", by="ada")
+    assert (r.id, r.name, r.classes) == (project.id, "streets", project.classes)
+    assert store.get_image(iid).project_id == r.id and store.count_images("streets")["total"] == 1
+    with pytest.raises(NotFoundError):
+        store.get_project("p")
+    assert store.rename_project(r.id, "streets").name == "streets"      # the same name: nothing recorded
+    acts = store.list_activity(r.id, action=["project_renamed"])
+    assert [(a.user, a.details) for a in acts] == [("ada", {"from": "p", "to": "streets"})]
+    assert store.create_project("p", ["road"]).name == "p"              # the old name is free again
+    assert store.get_project(other.id).name == "q"
+
+
+def test_a_removed_project_leaves_every_list_and_comes_back_as_it_was(store, project, png_bytes):
+    iid = store.add_image("p", png_bytes(np.zeros((32, 48, 3), np.uint8)), "a.png").id
+    store.create_project("q", ["sky"])
+    r = store.remove_project("p", by="ada")
+    assert r.removed and [p.name for p in store.list_projects()] == ["q"]
+    assert [p.name for p in store.list_projects(include_removed=True)] == ["p", "q"]
+    assert [p.name for p in store.removed_projects()] == ["p"]
+    assert store.get_project("p").removed and store.get_image(iid).project_id == project.id
+    with pytest.raises(ValidationError, match="removed project is named 'p': restore it"):
+        store.create_project("p", ["road"])
+    with pytest.raises(ValidationError, match="restore it"):
+        store.rename_project("q", "p")
+    assert store.remove_project("p").removed                           # again: nothing recorded
+    back = store.restore_project("p", by="bo")
+    assert not back.removed and back.classes == project.classes
+    assert [p.name for p in store.list_projects()] == ["p", "q"]
+    assert store.count_images("p")["total"] == 1
+    acts = [(a.action, a.user) for a in store.list_activity("p", action=["project_removed", "project_restored"])]
+    assert acts == [("project_restored", "bo"), ("project_removed", "ada")]
+
+
+def test_a_project_with_a_live_job_is_not_removed(store, project):
+    job = store.create_job("p")
+    with pytest.raises(ValidationError, match="cancel it"):
+        store.remove_project("p")
+    assert not store.get_project("p").removed
+    store.cancel_job(job.id)
+    assert store.remove_project("p").removed

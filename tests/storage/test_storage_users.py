@@ -387,3 +387,23 @@ def test_the_sqlite_file_and_its_folder_are_private(make_store, backend):
     assert stat.S_IMODE(d.stat().st_mode) & 0o007 == 0
     names = {f.name: stat.S_IMODE(f.stat().st_mode) for f in d.glob("studio.db*")}
     assert set(names) == {"studio.db", "studio.db-wal", "studio.db-shm"} and set(names.values()) == {0o600}
+
+
+def test_projects_commands_and_members_lists_skip_removed_projects(ustore, project, capsys):
+    common = ["--db", ustore.url, "--data-dir", str(ustore.data_dir)]
+    ustore.add_user("ann", "pw-ann-123456", "annotator")
+    ustore.add_user("root", "pw-root-123456", "admin")
+    ustore.add_member("p", "ann")
+    assert main(["projects", "rename", "p", "streets", *common]) == 0
+    assert capsys.readouterr().out == "'p' is now 'streets'\n"
+    assert main(["projects", "remove", "streets", *common]) == 0 and "is now removed" in capsys.readouterr().out
+    assert ustore.projects_for("ann") == [] and ustore.projects_for("root") == []
+    assert ustore.can_access("ann", "streets")      # an open page of it still saves: nothing is lost
+    assert main(["projects", "list", *common]) == 0
+    assert capsys.readouterr().out == f"{project.id}\tstreets\t0\tremoved\n"
+    assert main(["projects", "restore", "streets", *common]) == 0 and "is back" in capsys.readouterr().out
+    assert [p.name for p in ustore.projects_for("ann")] == ["streets"]
+    acts = [(a.action, a.user) for a in ustore.list_activity("streets", action=[
+        "project_renamed", "project_removed", "project_restored"])]
+    assert acts == [("project_restored", "cli"), ("project_removed", "cli"), ("project_renamed", "cli")]
+    assert main(["projects", "rename", "nope", "x", *common]) == 2 and "does not exist" in capsys.readouterr().err
