@@ -67,6 +67,7 @@ ENDPOINTS: dict[str, Act] = {
     "add_class": Act.ADMIN, "open_projects_tab": Act.ADMIN, "init_screen_1": Act.ADMIN,
     "add_member": Act.ADMIN, "remove_member": Act.ADMIN, "training_source": Act.ADMIN,
     "others_unlabelled": Act.ADMIN, "remove_class": Act.ADMIN,
+    "rename_project": Act.ADMIN, "remove_project": Act.ADMIN, "restore_project": Act.ADMIN,
     "project_settings": Act.ADMIN, "account_add": Act.ADMIN, "account_set_role": Act.ADMIN,
     "account_password": Act.ADMIN, "account_disable": Act.ADMIN, "account_enable": Act.ADMIN,
     "account_unlock": Act.ADMIN,

@@ -26,7 +26,8 @@ ACTIVITY_KINDS: dict[str, tuple[str, ...] | None] = {
     "reviews": ("review",),
     "jobs and model versions": ("job_started", "job_finished", "job_cancelled", "model_promoted", "model_activated"),
     "images: uploads, removals, exports": ("import", "export", "image_removed", "image_restored"),
-    "project settings and classes": ("project_created", "classes_changed", "training_source_changed"),
+    "project settings and classes": ("project_created", "classes_changed", "training_source_changed",
+                                     "project_renamed", "project_removed", "project_restored"),
     "members": ("member_added", "member_removed"),
 }
 

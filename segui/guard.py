@@ -17,6 +17,8 @@ import typing
 import gradio as gr
 from fastapi import HTTPException
 
+from storage import NotFoundError
+
 from . import access
 from .access import Forbidden
 from .canvas import codec
@@ -112,8 +114,14 @@ def guard_events(app: gr.Blocks, studio: Studio, project_dd: gr.Dropdown) -> Non
         signature = inspect.signature(fn)
 
         def guarded(*args, __fn=fn, __name=name, __project=project_param, __sig=signature, **kwargs):
-            bound = __sig.bind_partial(*args, **kwargs).arguments
+            binding = __sig.bind_partial(*args, **kwargs)
+            bound = binding.arguments
             project = bound.get(__project) if __project is not None else None
+            if isinstance(project, str) and project:     # a page still showing a renamed project's old name
+                current = studio.current_project_name(project)
+                if current != project:
+                    project = bound[__project] = current
+                    args, kwargs = binding.args, binding.kwargs
             # the image the session has open (server state): checked against its own project
             held = next((a.image_id for a in bound.values() if isinstance(a, Loaded)), None)
             request = LocalContext.request.get(None)
@@ -129,6 +137,9 @@ def guard_events(app: gr.Blocks, studio: Studio, project_dd: gr.Dropdown) -> Non
             token = access.acting_as(who)
             try:
                 return __fn(*args, **kwargs)
+            except NotFoundError as e:   # gone meanwhile (in another window), or never there
+                raise gr.Error(f"{e}: reload the page to see the projects as they are now.",
+                               visible=__name not in access.QUIET, print_exception=False) from None
             finally:
                 access.reset(token)
 

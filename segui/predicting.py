@@ -265,8 +265,9 @@ class ModelMixin:
     def warm_up_soon(self, project: str | int) -> None:
         """:meth:`warm_up` of one project on the background thread: a project picked on
         the Label screen opens its image at once (a stored mask needs no model) instead
-        of waiting for its label set's BERT encoding (seconds on a first pick)."""
-        self._submit(self.warm_up, project)
+        of waiting for its label set's BERT encoding (seconds on a first pick). By id: the
+        project may be renamed before the thread gets to it."""
+        self._submit(self.warm_up, self.store.get_project(project).id)
 
     def _predict_if_missing(self, project_id: int, image_id: int) -> None:
         mv = self.model_version(project_id)

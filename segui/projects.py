@@ -41,7 +41,7 @@ class ProjectsMixin:
         :data:`DEMO_AUTHOR`, the automatic split puts them in train or val), so that the
         first fine-tuning job has val images to be promoted on: a whole round of the loop
         runs in the demo (benchmarks/bench_demo_round.py)."""
-        if self.store.list_projects():
+        if self.store.list_projects(include_removed=True):     # a removed demo stays removed
             return None
         spec = json.loads((demo_dir / "classes.json").read_text())
         p = self.store.create_project(DEMO_PROJECT, spec["classes"], ignore_index=spec["ignore_index"])
@@ -86,6 +86,49 @@ class ProjectsMixin:
         self.model_version(p.id)
         self.warm_up(p.id)
         return p
+
+    def rename_project(self, project: str | int, new_name: str, who: Principal | None = None) -> ProjectInfo:
+        """Give the project another name (unique, removed projects' names included); its
+        images, annotations, models and jobs are untouched. A page that still shows the
+        old name reaches it under the new one (:meth:`current_project_name`)."""
+        if not project:
+            raise UserError("pick a project first")
+        if not (new_name or "").strip():
+            raise UserError("type the project's new name")
+        try:
+            return self.store.rename_project(self.project(project).id, new_name.strip(), by=self._who(who).actor)
+        except ValidationError as e:
+            raise UserError(str(e)) from None
+
+    def remove_project(self, project: str | int, who: Principal | None = None) -> ProjectInfo:
+        """Take the project out of every list; nothing of it is deleted and
+        :meth:`restore_project` puts it back. Refused while a job of it is queued or running."""
+        if not project:
+            raise UserError("pick a project first")
+        try:
+            return self.store.remove_project(self.project(project).id, by=self._who(who).actor)
+        except ValidationError as e:
+            raise UserError(str(e)) from None
+
+    def restore_project(self, project: str | int, who: Principal | None = None) -> ProjectInfo:
+        """Put a removed project back, with everything it had."""
+        if not project:
+            raise UserError("pick a removed project to restore")
+        return self.store.restore_project(self.project(project).id, by=self._who(who).actor)
+
+    def current_project_name(self, name: str) -> str:
+        """``name``, or the name its project has now when it was renamed since: a page
+        (or an event queued before the rename) that still sends the old name reaches the
+        same project. A name no project had is returned as it is (refused later)."""
+        try:
+            return self.store.get_project(name).name
+        except NotFoundError:
+            renamed = self.store.renamed_project(name)
+            return renamed.name if renamed is not None else name
+
+    def removed_project_names(self) -> list[str]:
+        """The removed projects, the most recently removed first (admins restore them)."""
+        return [p.name for p in self.store.removed_projects()]
 
     def add_class(self, project: str, name: str, color: str | None = None) -> ProjectInfo:
         if not (name or "").strip():

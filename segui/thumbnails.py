@@ -124,8 +124,8 @@ class ThumbnailsMixin:
             raise UserError("page_size must be a whole number") from None
         if not 1 <= page_size <= MAX_STRIP_PAGE:
             raise UserError(f"page_size must be 1..{MAX_STRIP_PAGE}")
-        p = self.store.get_project(project)
-        images = self.store.list_images(p.id, order="id")
+        p = self.store.get_project(project) if project not in (None, "") else None   # None: no project left
+        images = self.store.list_images(p.id, order="id") if p is not None else []
         counts = status_counts(images)
         if not who.sees_every_image:
             images = [im for im in images if access.sees_image(who, im.status, im.annotated_by)]
@@ -141,13 +141,13 @@ class ThumbnailsMixin:
         except (TypeError, ValueError):
             raise UserError("page must be a whole number") from None
         lo = page * page_size
-        mark = palette_mark(p)
+        mark = palette_mark(p) if p is not None else None
         items = [{"id": im.id, "name": im.filename, "status": strip_status(im.status, im.review),
                   "pos": lo + k + 1, "thumb": thumb_key(im, mark)}
                  for k, im in enumerate(images[lo:lo + page_size])]
         # "labelled": submitted, whatever the review said (as before accepted / rejected existed)
         return {"items": items, "current": current, "total": len(images), "page": page, "pages": pages,
-                "page_size": page_size, "project": p.name, **counts, "listed": listed,
+                "page_size": page_size, "project": p.name if p is not None else None, **counts, "listed": listed,
                 "project_total": sum(counts.values()),
                 "labelled": counts["submitted"] + counts["accepted"] + counts["rejected"]}
 

@@ -66,17 +66,34 @@ LAUNCH_OPTIONS = {"css": APP_CSS + LABEL_CSS, "run_history": False, "max_file_si
 DELETE_CACHE = (60, max(1, int(limits.EXPORT_TTL_SECONDS)))
 
 
+PROJECT_PICKER_ID = "segui-project"
+
+
 def project_name_in(payload):
     """The Project picker's ``preprocess``: it is built with no choices, so the page
     served at startup (and the API description Gradio embeds in it, even before a login)
     names no project, and the ``init`` load event fills in the caller's own projects.
-    A name a client sends is therefore not held against the build-time (empty) choices:
-    every event's guard checks it against the caller's memberships (``Studio.authorize``).
-    (On the instance, not in a Dropdown subclass: Gradio writes a .pyi file next to the
-    module of every component class.)"""
+    A name a client sends is therefore not held against the choices: every event's
+    guard checks it against the caller's memberships (``Studio.authorize``) and maps
+    the old name of a renamed project to its new one. An event queued before a rename or
+    a removal still carries the old name, which the session's new choices no longer hold."""
     if payload is None or isinstance(payload, str):
         return payload
     raise gr.Error(f"Project: a name, not {type(payload).__name__}")
+
+
+def _dropdown_preprocess(self, payload, __gradio=gr.Dropdown.preprocess):
+    """``gr.Dropdown.preprocess``, except for the Project picker (:func:`project_name_in`).
+    A class-level hook: Gradio keeps a session's copy of an updated component as a new
+    instance of its class (an instance attribute is lost), and it writes a .pyi file
+    next to the module of every component subclass."""
+    if getattr(self, "elem_id", None) == PROJECT_PICKER_ID:
+        return project_name_in(payload)
+    return __gradio(self, payload)
+
+
+if getattr(gr.Dropdown.preprocess, "__name__", "") != _dropdown_preprocess.__name__:
+    gr.Dropdown.preprocess = _dropdown_preprocess
 
 
 def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
@@ -87,9 +104,8 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
             gr.Markdown("Project", elem_classes="segui-hlabel")
             # no project names at build time (issue 17): on_load fills in the caller's
             project_dd = gr.Dropdown(label="Project", choices=[], value=None, interactive=True,
-                                     elem_id="segui-project", container=False, show_label=False,
+                                     elem_id=PROJECT_PICKER_ID, container=False, show_label=False,
                                      info=None)
-            project_dd.preprocess = project_name_in
             name_lbl = gr.Markdown("Your name", elem_classes="segui-hlabel")
             author_tb = gr.Textbox(label="Your name", placeholder="Your name (saved with annotations)",
                                    value="labeller", interactive=not auth_enabled, elem_id="segui-author",

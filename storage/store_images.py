@@ -20,8 +20,8 @@ from .errors import ConflictError, InvalidImageError, NotFoundError, StorageErro
 from .files import digest
 from .info import (AnnotationInfo, ImageInfo, ProjectInfo, _image_info, _list_columns, _row_to_image_info,
                    _rows_to_image_infos, _utc)
-from .models import (ANNOTATION_STATUSES, IN_PROJECT, Action, Annotation, Image, LabelClass, Project, ReviewState,
-                     TrainingJob, utcnow)
+from .models import (ANNOTATION_STATUSES, IN_PROJECT, Action, Activity, Annotation, Image, LabelClass, Project,
+                     ReviewState, TrainingJob, utcnow)
 from .store_base import StoreBase, _check_split, _clean_name, _enum_value, _label_rule
 
 # The queue filters people pick (the app's filter menu, Store.next_image): each names the
@@ -147,6 +147,18 @@ class ImagesMixin(StoreBase):
             self._record(s, Action.PROJECT_RENAMED, by, p.id, f"project {old!r} renamed {name!r}",
                          {"from": old, "to": name})
             return self._project_info(s, p)
+
+    def renamed_project(self, former_name: str) -> ProjectInfo | None:
+        """The project that last had the name ``former_name`` before a rename (from the
+        activity log's ``project_renamed`` records); None when no project was so renamed.
+        What a page that still shows the old name is given."""
+        with self._session() as s:
+            for a in s.scalars(select(Activity).where(Activity.action == Action.PROJECT_RENAMED.value)
+                               .order_by(Activity.id.desc()).limit(1000)):
+                if (a.details or {}).get("from") == former_name and a.project_id is not None:
+                    p = s.get(Project, a.project_id)
+                    return None if p is None else self._project_info(s, p)
+        return None
 
     def remove_project(self, project: str | int, by: str | None = None) -> ProjectInfo:
         """Take the project out of every list (the app's project menus, members' lists,

@@ -76,7 +76,7 @@ def review(studio, image_id: int) -> dict[str, Any] | None:
 def empty(studio, project, text: str, request: Any = None, note: str = "", level: str = "info") -> dict[str, Any]:
     out = _base("load", request, note, level)
     out.update(project=studio.project(project).name if project else None, image=None, empty=text,
-               queue=studio.strip(project, None) if project else None)
+               queue=studio.strip(project or None, None))     # no project: an empty strip
     if project:
         with_classes(out, studio, project)
     return out

@@ -311,8 +311,14 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
 
         @user_errors
         def on_project(project, value, loaded, author, request: gr.Request):
-            if not project:
-                return gr.update(), gr.update(), gr.update()
+            if not project:     # the last project was removed: its open image is left, as on a switch
+                if loaded is None:
+                    return gr.update(), gr.update(), gr.update()
+                res = studio.leave(loaded, current(value, loaded), studio.author(author, login(request)))
+                note = (res.conflict + " ") if res is not None and res.conflict else left_note(res)
+                return (kept(pl.empty(studio, None, "No project: create one, or restore a removed one, on the "
+                                      "Projects screen.", codec.request_of(value), note.strip()), value, loaded, res),
+                        None, revs(None))
             if loaded is not None and loaded.project_id == studio.project(project).id:
                 return gr.update(), gr.update(), gr.update()   # already showing this project
             studio.warm_up_soon(project)

@@ -28,6 +28,17 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
                 new_classes = gr.Textbox(label="Label set: one class per line, optional #rrggbb colour",
                                          lines=6, placeholder="road\ncar #4000ff\ntraffic light")
                 create_btn = gr.Button("Create project", variant="primary")
+                gr.Markdown("### The selected project")
+                with gr.Row(equal_height=True):
+                    rename_to = gr.Textbox(label="New name", elem_id="segui-rename-project-name", scale=3)
+                    rename_btn = gr.Button("Rename", elem_id="segui-rename-project", scale=1)
+                remove_project_btn = gr.Button("Remove project", variant="stop", elem_id="segui-remove-project")
+                gr.Markdown("Removing takes the project out of every list. Nothing of it is deleted: "
+                            "its images, annotations and models come back with it from *Removed projects*.")
+                with gr.Accordion("Removed projects", open=False, elem_id="segui-removed-projects"):
+                    removed_dd = gr.Dropdown([], value=None, label="Removed projects, the latest first",
+                                             elem_id="segui-removed-project")
+                    restore_btn = gr.Button("Restore", elem_id="segui-restore-project")
             with gr.Column():
                 gr.Markdown("### Label set of the selected project")
                 table = gr.Dataframe(headers=["index", "name", "colour"], datatype=["number", "str", "str"],
@@ -81,6 +92,39 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
         create_btn.click(on_create, [new_name, new_classes], [project_dd, new_name, new_classes],
                          api_name="create_project", **TYPED_OUTPUTS)
 
+        def removed_state():
+            names = studio.removed_project_names()
+            return gr.update(choices=names, value=names[0] if names else None)
+
+        @user_errors
+        def on_rename(project, name):
+            old = project
+            p = studio.rename_project(project, name)
+            gr.Info(f"Project {old!r} is now {p.name!r}.")
+            return gr.update(choices=studio.project_names(), value=p.name), ""
+
+        rename_btn.click(on_rename, [project_dd, rename_to], [project_dd, rename_to], api_name="rename_project",
+                         **TYPED_OUTPUTS)
+
+        @user_errors
+        def on_remove_project(project):
+            p = studio.remove_project(project)
+            names = studio.project_names()
+            gr.Info(f"Project {p.name!r} removed: Removed projects, below, brings it back with everything it had.")
+            return gr.update(choices=names, value=names[0] if names else None), removed_state()
+
+        remove_project_btn.click(on_remove_project, [project_dd], [project_dd, removed_dd], api_name="remove_project",
+                                 **TYPED_OUTPUTS)
+
+        @user_errors
+        def on_restore_project(name):
+            p = studio.restore_project(name)
+            gr.Info(f"Project {p.name!r} is back, with its images, annotations and models.")
+            return gr.update(choices=studio.project_names(), value=p.name), removed_state()
+
+        restore_btn.click(on_restore_project, [removed_dd], [project_dd, removed_dd], api_name="restore_project",
+                          **TYPED_OUTPUTS)
+
         def source_state(project):
             if not project:
                 return gr.update(value="auto"), ""
@@ -97,7 +141,7 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             return studio.members(project), *source_state(project), others_state(project)
 
         def on_project(project):
-            return (*on_label_set(project), *on_settings(project), users_df())
+            return (*on_label_set(project), *on_settings(project), users_df(), removed_state())
 
         project_dd.change(on_label_set, project_dd, [table, counts], api_name="label_set", **TYPED_OUTPUTS)
         project_dd.change(on_settings, project_dd, [members_md, source, source_md, others],
@@ -196,7 +240,7 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
                              **TYPED_OUTPUTS))
         # the Label screen forgets the image it prepared ahead and re-opens an untouched one
         events.append(others.input(on_others, [project_dd, others], counts, api_name="others_unlabelled"))
-    PROJ_OUT = [table, counts, members_md, source, source_md, others, users]
+    PROJ_OUT = [table, counts, members_md, source, source_md, others, users, removed_dd]
     return Screen(blocks, refresh=(on_project, [project_dd], PROJ_OUT), label_set_events=events)
 
 

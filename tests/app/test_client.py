@@ -592,6 +592,39 @@ def test_errors_are_visible_and_app_keeps_working(running):
     assert nxt["kind"] == "load"
 
 
+def test_a_project_is_renamed_removed_and_restored_with_everything_it_had(running):
+    st, url = running
+    c = client(url)
+    c.predict("scratch", "car\nroad", api_name="/create_project")
+    other = client(url)     # another window, opened while the project had its old name
+    iid = st.store.add_image("scratch", sorted(DEMO_DIR.glob("*.jpg"))[0], "s.jpg").id
+    with pytest.raises(Exception, match="already exists"):
+        c.predict("scratch", DEMO_PROJECT, api_name="/rename_project")
+    dd, box = c.predict("scratch", "  street scratch ", api_name="/rename_project")
+    assert dd["value"] == "street scratch" and "scratch" not in dd["choices"] and box == ""
+    assert st.store.get_image(iid).project_id == st.project("street scratch").id
+    # a window that still shows the old name (or an event queued before the rename) reaches the project
+    out, _ = other.predict("scratch", value(filter="any"), "bo", api_name="/next_image")
+    assert out["image"]["id"] == iid and out["project"] == "street scratch"
+    with pytest.raises(Exception, match="project 'nowhere' does not exist: reload the page"):
+        other.predict("nowhere", value(filter="any"), "bo", api_name="/next_image")
+    dd, removed = c.predict("street scratch", api_name="/remove_project")
+    assert "street scratch" not in [v for v, _ in dd["choices"]] and dd["value"] == DEMO_PROJECT
+    assert removed["value"] == "street scratch"
+    assert "street scratch" not in st.project_names()
+    with pytest.raises(Exception, match="a removed project is named 'street scratch': restore it"):
+        c.predict("street scratch", "sky", api_name="/create_project")
+    dd, removed = c.predict("street scratch", api_name="/restore_project")
+    assert dd["value"] == "street scratch" and "street scratch" in st.project_names()
+    assert removed["value"] is None and removed["choices"] == []
+    assert st.store.count_images("street scratch")["total"] == 1
+    acts = [a.action for a in st.store.list_activity("street scratch", action=[
+        "project_renamed", "project_removed", "project_restored"])]
+    assert acts == ["project_restored", "project_removed", "project_renamed"]
+    with pytest.raises(Exception, match="pick a removed project"):
+        c.predict(None, api_name="/restore_project")
+
+
 def test_set_split_from_the_canvas_and_submit_assigns_one(running):
     st, url = running
     c = client(url)
@@ -657,7 +690,7 @@ def test_others_unlabelled_through_the_projects_screen(running):
     *_, radio = c.predict(OTHER_PROJECT, api_name="/project_settings")
     assert radio["value"] == "void"
     refreshed = c.predict(OTHER_PROJECT, api_name="/init_screen_1")       # the tab's refresh: every output
-    assert len(refreshed) == 7 and refreshed[5]["value"] == "void"
+    assert len(refreshed) == 8 and refreshed[5]["value"] == "void"
     after = st.predict(p.id, iid)
     assert (after == p.ignore_index).mean() > 0.1      # (earlier tests may have added classes)
     c.predict(OTHER_PROJECT, "nearest", api_name="/others_unlabelled")
@@ -754,3 +787,23 @@ def test_a_session_the_server_lost_gets_its_image_back_from_the_page(running):
     np.testing.assert_array_equal(st.store.get_annotation(iid, base + 2).class_map, theirs)
     with pytest.raises(Exception, match="no image 999999"):   # the page's word alone opens nothing
         client(url).predict(DEMO_PROJECT, {**value(999999, mine), "base": 0}, "ann", api_name="/save")
+
+
+def test_removing_the_last_project_leaves_its_open_image_with_its_edits_and_shows_no_project(tmp_path):
+    st = make_studio(tmp_path)
+    st.create_project("solo", "sky\nroad")
+    iid = st.store.add_image("solo", sorted(DEMO_DIR.glob("*.jpg"))[0], "solo.jpg").id
+    with served(st) as url:
+        c = client(url)
+        out = open_image(c, iid, project="solo")
+        edited = map_of(out).copy()
+        edited[10:20, 10:20] = 1 - edited[10:20, 10:20].clip(0, 1)
+        dd, removed = c.predict("solo", api_name="/remove_project")
+        assert dd["value"] is None and dd["choices"] == [] and removed["value"] == "solo"
+        # the picker's change, as the page sends it: the open image is left with its edit as a draft
+        emp, _ = c.predict(None, value(iid, edited), "fay", api_name="/select_project")
+        assert emp["image"] is None and "No project" in emp["empty"]
+        assert emp["queue"]["total"] == 0 and emp["queue"]["items"] == []
+        a = st.store.get_annotation(iid)
+        assert a.status == "draft" and a.author == "fay"
+        np.testing.assert_array_equal(a.class_map, edited)

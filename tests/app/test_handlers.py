@@ -36,6 +36,10 @@ def test_demo_project_on_first_start(demo_studio):
     assert pred.class_map.shape == (360, 480)
     assert (pred.class_map == 3).mean() > 0.15            # road is predicted on a street image
     assert st.ensure_demo() is None                        # second start: nothing added
+    st.remove_project(p.name)
+    assert st.project_names() == [] and st.ensure_demo() is None    # a removed demo is not made again
+    assert st.removed_project_names() == [p.name]
+    st.restore_project(p.name)
     assert "CPU" in st.device_name or "GPU" in st.device_name
 
 

@@ -142,6 +142,7 @@ def test_a_renamed_project_keeps_everything_and_its_name_is_unique(store, projec
     with pytest.raises(NotFoundError):
         store.get_project("p")
     assert store.rename_project(r.id, "streets").name == "streets"      # the same name: nothing recorded
+    assert store.renamed_project("p").id == r.id and store.renamed_project("never") is None
     acts = store.list_activity(r.id, action=["project_renamed"])
     assert [(a.user, a.details) for a in acts] == [("ada", {"from": "p", "to": "streets"})]
     assert store.create_project("p", ["road"]).name == "p"              # the old name is free again
