@@ -19,6 +19,8 @@ from .labelling import Loaded
 
 THIN_SAMPLE = 12                   # maps thin_classes measures (an image's annotation, else its prediction)
 THIN_REFRESH_S = 30.0
+SEGMENTS_KEEP = 16                 # superpixel maps kept (the open images and those prepared ahead) ...
+SEGMENTS_KEEP_BYTES = 96 << 20     # ... and at most this much of them: four 12-megapixel photos' maps
 
 
 class ToolsMixin:
@@ -32,9 +34,12 @@ class ToolsMixin:
                     self._segments.move_to_end(image_id)
                     return seg
             seg = smart_tools.superpixels(image)
+            if seg.size and seg.max() <= 0xFFFF:   # (the page's format's limit too): half of int32's bytes
+                seg = seg.astype(np.uint16)
             with self._cache_lock:
                 self._segments[image_id] = seg
-                while len(self._segments) > 16:
+                while len(self._segments) > 1 and (len(self._segments) > SEGMENTS_KEEP or sum(
+                        m.nbytes for m in self._segments.values()) > SEGMENTS_KEEP_BYTES):
                     self._segments.popitem(last=False)
             return seg
 

@@ -183,3 +183,24 @@ def test_clean_up_with_thin_classes_keeps_camvid_poles():
         assert (old[poles] != 2).sum() > 0.3 * poles.sum()   # the old tool erased a third or more
         assert (new[poles] == 2).all()                        # every pole pixel is kept
         assert (new != cm).sum() > 1000                       # and it still cleans up
+
+
+def test_the_studio_keeps_superpixel_maps_compact_and_bounded_in_bytes(studio, monkeypatch):
+    """A 12-megapixel photo's map is kept as uint16 (24 MB, not int32's 48 MB), and no
+    more of them than SEGMENTS_KEEP_BYTES; small images still keep SEGMENTS_KEEP."""
+    from segui import labelling_tools, smart_tools as st_mod
+    monkeypatch.setattr(st_mod, "superpixels", lambda image: np.arange(image.shape[0] * image.shape[1],
+                                                                        dtype=np.int32).reshape(image.shape[:2]) % 2000)
+    big = np.zeros((3000, 4000, 3), np.uint8)
+    for iid in range(1, 7):
+        seg = studio.segments(iid, big)
+        assert seg.dtype == np.uint16 and seg.shape == (3000, 4000) and int(seg.max()) == 1999
+    kept = list(studio._segments)
+    assert kept == [3, 4, 5, 6]          # the latest four: 4 x 24 MB = 96 MB
+    assert sum(m.nbytes for m in studio._segments.values()) <= labelling_tools.SEGMENTS_KEEP_BYTES
+    small = np.zeros((360, 480, 3), np.uint8)
+    for iid in range(10, 30):
+        studio.segments(iid, small)
+    assert len(studio._segments) == labelling_tools.SEGMENTS_KEEP
+    fill = studio.segments(29, small)     # kept: the same map, no new computation
+    assert fill is studio._segments[29]
