@@ -51,7 +51,7 @@ ENDPOINTS: dict[str, Act] = {
     "save": Act.LABEL, "submit": Act.LABEL, "set_split": Act.LABEL, "snap": Act.LABEL,
     "clean_up": Act.LABEL, "text_prompt": Act.LABEL, "accept_prompt": Act.LABEL, "fill_at": Act.LABEL,
     "upload": Act.LABEL, "load_revision": Act.LABEL, "store_edit": Act.LABEL,
-    "revision_maps": Act.VIEW, "alive": Act.VIEW,
+    "revision_maps": Act.VIEW, "alive": Act.VIEW, "your_name": Act.VIEW,
     "review_image": Act.REVIEW,
     "remove_image": Act.REVIEW, "restore_image": Act.REVIEW, "removed_images": Act.REVIEW,
     # the Explore screen (explore_rows: the grid's server function for further pages)

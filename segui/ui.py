@@ -178,5 +178,14 @@ def build_app(studio: Studio, auth_enabled: bool = False) -> gr.Blocks:
             fn, inputs, outputs = screen.refresh
             ev = ev.then(fn, inputs, outputs, api_name=f"init_screen_{i}", show_progress="hidden")
         ev.then(*explore.after_refresh, api_name="init_screen_4_after", show_progress="hidden")
+
+        def your_name(author):
+            """Nothing to do here: the guard remembers the name for this browser session
+            (``Studio.session_typed_name``), so that a Model- or Projects-screen action
+            right after typing it is recorded under it. Unqueued: it runs before the
+            click that took the focus away."""
+            return None
+
+        author_tb.blur(your_name, [author_tb], None, api_name="your_name", queue=False)
     guard_events(app, studio, project_dd)
     return app

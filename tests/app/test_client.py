@@ -523,6 +523,10 @@ def test_without_accounts_the_other_screens_name_the_sessions_typed_name(running
     assert [row[1] for row in st.activity(DEMO_PROJECT, kind="images: uploads, removals, exports")][:2] == [
         "(no login)", "fern"]
     assert st.caller().name is None                           # a name for the log, never a login
+    # a name typed in the header, then straight to the Model screen: its blur event names it
+    c.predict("gus", api_name="/your_name")
+    c.predict(DEMO_PROJECT, "folder", False, api_name="/export")
+    assert st.store.list_activity(DEMO_PROJECT, action="export")[0].user == "gus"
 
 
 def test_export_returns_the_saved_annotations(running):
