@@ -76,6 +76,8 @@ class acting:
                 raise Refused(str(exc)) from None
             if isinstance(exc, (UserError, codec.MapFormatError)):
                 raise Refused(str(exc), 400) from None
+            if isinstance(exc, NotFoundError):   # renamed or gone meanwhile: not a server error
+                raise Refused(f"{exc}: reload the page to see the projects as they are now.", 404) from None
         return False
 
 

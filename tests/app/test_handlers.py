@@ -944,3 +944,15 @@ def test_a_class_added_by_mistake_can_be_removed(demo_studio):
     pred = st.store.get_prediction(iid, mv.id)
     assert pred is not None and typo not in np.unique(pred.class_map)      # predicted again without it
     assert st.activity(DEMO_PROJECT)[0][2:] == ["classes changed", "class 'bcycle' removed"]
+
+
+def test_a_server_function_on_a_project_gone_meanwhile_is_a_404_that_says_reload(studio):
+    """A canvas server function (the strip, thumbnails) of a window that still names a
+    renamed project: a clear refusal, not a 500 with a traceback in the log."""
+    from segui.guard import Refused, acting
+    studio.create_project("old name", "sky\nroad")
+    studio.rename_project("old name", "new name")
+    with pytest.raises(Refused) as e:
+        with acting(studio, None, "strip_page", project="new name"):
+            studio.strip("old name", None)
+    assert e.value.status_code == 404 and "reload the page" in str(e.value)
