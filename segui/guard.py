@@ -55,11 +55,16 @@ class Refused(HTTPException, Forbidden):
 
 
 class acting:
-    """``with acting(studio, request, name, project=..., image_id=...)``: the caller may
-    call endpoint ``name`` (``access.ENDPOINTS``) or :class:`Refused` (403); inside,
-    Studio knows who, and a UserError or Forbidden raised inside is a clear refusal too."""
+    """``with acting(studio, request, name, project=..., image_id=...) as a``: the caller
+    may call endpoint ``name`` (``access.ENDPOINTS``) or :class:`Refused` (403); inside,
+    Studio knows who (``a.who``), ``a.project`` is the project's name now (a renamed
+    project's old name, from a page that still shows it, is mapped as the events' guard
+    does), and a UserError or Forbidden raised inside is a clear refusal too."""
 
     def __init__(self, studio: Studio, request, name: str, project=None, image_id=None):
+        if isinstance(project, str) and project:
+            project = studio.current_project_name(project)
+        self.project = project
         try:
             self.who = studio.authorize(access.username_of(request), access.ENDPOINTS[name], project, image_id)
         except Forbidden as e:
@@ -67,7 +72,7 @@ class acting:
 
     def __enter__(self):
         self.token = access.acting_as(self.who)
-        return self.who
+        return self
 
     def __exit__(self, exc_type, exc, tb):
         access.reset(self.token)

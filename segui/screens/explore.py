@@ -39,8 +39,8 @@ def explore_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
         req = args[0] if isinstance(args, list) and args else args
         if not isinstance(req, dict):
             raise Refused("explore_rows: give {project, query, offset, limit}", 400)
-        with acting(studio, request, "explore_rows", project=req.get("project")):
-            return studio.explore_page(req.get("project"), req.get("query"), req.get("offset", 0), req.get("limit"))
+        with acting(studio, request, "explore_rows", project=req.get("project")) as a:
+            return studio.explore_page(a.project, req.get("query"), req.get("offset", 0), req.get("limit"))
 
     with gr.Blocks() as blocks:
         with gr.Row(equal_height=False):

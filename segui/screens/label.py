@@ -83,9 +83,9 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
         try:
             project, current = req["project"], int(req["current"])
             flt = req.get("filter", "unlabelled")
-            with acting(studio, request, "peek_next", project=project):
-                iid = studio.next_image(project, flt if flt in FILTERS else "unlabelled", (current,))
-                return None if iid is None else pl.load(studio, project, studio.open_in_project(project, iid))
+            with acting(studio, request, "peek_next", project=project) as a:
+                iid = studio.next_image(a.project, flt if flt in FILTERS else "unlabelled", (current,))
+                return None if iid is None else pl.load(studio, a.project, studio.open_in_project(a.project, iid))
         except (UserError, Forbidden, KeyError, TypeError, ValueError, LookupError):
             return None
 
@@ -131,8 +131,8 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
         if not isinstance(project, str) or not project:
             raise Refused("strip_page: give a project and a page", 400)
         current = req.get("current")
-        with acting(studio, request, "strip_page", project=project):
-            return studio.strip(project, current if isinstance(current, int) else None, page=req.get("page", 0))
+        with acting(studio, request, "strip_page", project=project) as a:
+            return studio.strip(a.project, current if isinstance(current, int) else None, page=req.get("page", 0))
 
     def thumbnails(args, request: gr.Request):
         """Server function of the canvas: thumbnails of a few images of the project
@@ -142,8 +142,8 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
         ids = req.get("ids") if isinstance(req, dict) else None
         if not isinstance(project, str) or not project or not isinstance(ids, list):
             raise Refused("thumbnails: give a project and a list of image ids", 400)
-        with acting(studio, request, "thumbnails", project=project):
-            return studio.thumbnails(project, ids)
+        with acting(studio, request, "thumbnails", project=project) as a:
+            return studio.thumbnails(a.project, ids)
 
     def store_edit(args, request: gr.Request):
         """Server function of the canvas: store an edit the page journaled but could not
@@ -187,10 +187,10 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
         project = req.get("project") if isinstance(req, dict) else None
         if isinstance(project, str) and 0 < len(project) <= 200:   # (a project name is shorter)
             try:
-                with acting(studio, request, "alive", project=project):
-                    active = studio.active_version(project)
+                with acting(studio, request, "alive", project=project) as a:
+                    active = studio.active_version(a.project)
                     if active is not None:
-                        out["active"] = {**active, "project": project, "job": studio.job_brief(project)}
+                        out["active"] = {**active, "project": project, "job": studio.job_brief(a.project)}
             except (Refused, LookupError, UserError):
                 pass                         # (the boot is what a heartbeat must get)
         return out

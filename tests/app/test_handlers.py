@@ -946,13 +946,16 @@ def test_a_class_added_by_mistake_can_be_removed(demo_studio):
     assert st.activity(DEMO_PROJECT)[0][2:] == ["classes changed", "class 'bcycle' removed"]
 
 
-def test_a_server_function_on_a_project_gone_meanwhile_is_a_404_that_says_reload(studio):
+def test_a_server_function_maps_a_renamed_project_and_refuses_a_missing_one_with_404(studio):
     """A canvas server function (the strip, thumbnails) of a window that still names a
-    renamed project: a clear refusal, not a 500 with a traceback in the log."""
+    renamed project reaches it under its new name; a project that does not exist is a
+    clear refusal (404, "reload the page"), not a 500 with a traceback in the log."""
     from segui.guard import Refused, acting
     studio.create_project("old name", "sky\nroad")
     studio.rename_project("old name", "new name")
+    with acting(studio, None, "strip_page", project="old name") as a:   # mapped, as the events' guard does
+        assert a.project == "new name" and studio.strip(a.project, None)["project"] == "new name"
     with pytest.raises(Refused) as e:
-        with acting(studio, None, "strip_page", project="new name"):
-            studio.strip("old name", None)
+        with acting(studio, None, "strip_page", project="never was"):
+            studio.strip("never was", None)
     assert e.value.status_code == 404 and "reload the page" in str(e.value)
