@@ -143,7 +143,10 @@ class ImagesMixin(StoreBase):
                 return self._project_info(s, p)
             self._check_free_name(s, name, p.id)
             old, p.name = p.name, name
-            s.flush()
+            try:
+                s.flush()
+            except IntegrityError:      # another rename or creation took the name meanwhile
+                raise ValidationError(f"project {name!r} already exists") from None
             self._record(s, Action.PROJECT_RENAMED, by, p.id, f"project {old!r} renamed {name!r}",
                          {"from": old, "to": name})
             return self._project_info(s, p)

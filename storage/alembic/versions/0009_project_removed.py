@@ -11,10 +11,10 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-07 21:30:00
 """
+from importlib import import_module
+
 from alembic import op
 import sqlalchemy as sa
-
-from importlib import import_module
 
 revision = '0009'
 down_revision = '0008'
