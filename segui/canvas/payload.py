@@ -79,6 +79,8 @@ def empty(studio, project, text: str, request: Any = None, note: str = "", level
                queue=studio.strip(project or None, None))     # no project: an empty strip
     if project:
         with_classes(out, studio, project)
+    else:                   # no project left: no class to paint with either
+        out["classes"] = []
     return out
 
 

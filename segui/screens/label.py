@@ -12,7 +12,7 @@ from typing import Callable
 
 import gradio as gr
 
-from ..access import Forbidden
+from ..access import Act, Forbidden
 from ..canvas import codec, failed_js, mask_canvas
 from ..canvas import payload as pl
 from ..errors import UserError
@@ -316,8 +316,9 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
                     return gr.update(), gr.update(), gr.update()
                 res = studio.leave(loaded, current(value, loaded), studio.author(author, login(request)))
                 note = (res.conflict + " ") if res is not None and res.conflict else left_note(res)
-                return (kept(pl.empty(studio, None, "No project: create one, or restore a removed one, on the "
-                                      "Projects screen.", codec.request_of(value), note.strip()), value, loaded, res),
+                text = ("No project: create one, or restore a removed one, on the Projects screen."
+                        if studio.caller().can(Act.ADMIN) else "No project: an admin adds you to one.")
+                return (kept(pl.empty(studio, None, text, codec.request_of(value), note.strip()), value, loaded, res),
                         None, revs(None))
             if loaded is not None and loaded.project_id == studio.project(project).id:
                 return gr.update(), gr.update(), gr.update()   # already showing this project

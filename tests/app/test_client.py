@@ -811,7 +811,7 @@ def test_removing_the_last_project_leaves_its_open_image_with_its_edits_and_show
         # the picker's change, as the page sends it: the open image is left with its edit as a draft
         emp, _ = c.predict(None, value(iid, edited), "fay", api_name="/select_project")
         assert emp["image"] is None and "No project" in emp["empty"]
-        assert emp["queue"]["total"] == 0 and emp["queue"]["items"] == []
+        assert emp["queue"]["total"] == 0 and emp["queue"]["items"] == [] and emp["classes"] == []
         a = st.store.get_annotation(iid)
         assert a.status == "draft" and a.author == "fay"
         np.testing.assert_array_equal(a.class_map, edited)
