@@ -15,7 +15,7 @@ def activity_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
     with gr.Blocks() as blocks:
         with gr.Row():
             gr.Markdown("Every saved revision, review decision, job, promotion, model switch, export, upload, "
-                        "removed image and label-set change, newest first.")
+                        "removed image, label-set change and project renamed, removed or restored, newest first.")
             refresh_btn = gr.Button("Refresh", scale=0, min_width=100)
         with gr.Row():
             kind = gr.Dropdown(list(ACTIVITY_KINDS), value="everything", label="Show", elem_id="segui-activity-kind")
