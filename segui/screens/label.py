@@ -253,6 +253,15 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
                 loaded.base_revision = base
             return cm
 
+        def edits(value, loaded):
+            """What leaving the open image keeps as a draft: the page's map, unless the page
+            says it made no edit. The server may hold a newer prediction of the image (a newer
+            instant fit or model reopened it) than the one the page still shows: that older
+            prediction is nobody's work. A script that does not say is compared map to map."""
+            if isinstance(value, dict) and value.get("edited") is False:
+                return None
+            return current(value, loaded)
+
         def held(project, value, loaded):
             """The session's open image; when the server holds none but the page shows one
             (the server restarted, the session ended), that image reopened as the page has
@@ -292,7 +301,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             """Leave the open image (unsaved edits -> draft) and open ``target()``."""
             rid = codec.request_of(value)
             loaded, lost = held(project, value, loaded)
-            res = studio.leave(loaded, current(value, loaded), studio.author(author, login(request)))
+            res = studio.leave(loaded, edits(value, loaded), studio.author(author, login(request)))
             if res is not None and res.conflict:   # stay: the labeller must see the conflict
                 return kept(pl.saved(studio, project, loaded, res, lost + res.conflict, rid), value, loaded, res), loaded, revs(loaded)
             iid = target()
@@ -314,7 +323,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             if not project:     # the last project was removed: its open image is left, as on a switch
                 if loaded is None:
                     return gr.update(), gr.update(), gr.update()
-                res = studio.leave(loaded, current(value, loaded), studio.author(author, login(request)))
+                res = studio.leave(loaded, edits(value, loaded), studio.author(author, login(request)))
                 note = (res.conflict + " ") if res is not None and res.conflict else left_note(res)
                 text = ("No project: create one, or restore a removed one, on the Projects screen."
                         if studio.caller().can(Act.ADMIN) else "No project: an admin adds you to one.")
@@ -324,7 +333,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
                 return gr.update(), gr.update(), gr.update()   # already showing this project
             studio.warm_up_soon(project)
             # the other project's image is left (unsaved edits -> its draft, even on a conflict)
-            res = studio.leave(loaded, current(value, loaded), studio.author(author, login(request)))
+            res = studio.leave(loaded, edits(value, loaded), studio.author(author, login(request)))
             note = (res.conflict + " ") if res is not None and res.conflict else left_note(res)
             iid = studio.next_image(project, "unlabelled") or studio.next_image(project, "any")
             if iid is None:
@@ -542,7 +551,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             if loaded is None or not rev:
                 raise UserError("open an image and pick a revision")
             number = int(str(rev).split(":")[0])
-            res = studio.leave(loaded, current(value, loaded), studio.author(author, login(request)))
+            res = studio.leave(loaded, edits(value, loaded), studio.author(author, login(request)))
             if res is not None and res.conflict:
                 return pl.saved(studio, project, loaded, res, res.conflict), loaded, revs(loaded)
             old = studio.open_in_project(project, loaded.image_id, number)
@@ -573,7 +582,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             if loaded is None:
                 raise UserError("no image is open: open the image to remove")
             rid = codec.request_of(value)
-            res = studio.leave(loaded, current(value, loaded), studio.author(author, login(request)))
+            res = studio.leave(loaded, edits(value, loaded), studio.author(author, login(request)))
             if res is not None and res.conflict:   # stay: the labeller must see the conflict
                 return (kept(pl.saved(studio, project, loaded, res, lost + res.conflict, rid), value, loaded, res),
                         loaded, revs(loaded), gr.update())

@@ -815,3 +815,29 @@ def test_removing_the_last_project_leaves_its_open_image_with_its_edits_and_show
         a = st.store.get_annotation(iid)
         assert a.status == "draft" and a.author == "fay"
         np.testing.assert_array_equal(a.class_map, edited)
+
+
+def test_leaving_an_image_the_page_never_edited_stores_nothing_even_if_its_mask_is_older(tmp_path):
+    """The server reopened the image with a newer prediction (a newer instant fit, another
+    model) while the page still showed the older one, and the page then moved on: it says
+    it made no edit (``edited: False``), so no draft of the old prediction is stored. A
+    page that did edit, or a script that does not say, is compared map against map as before."""
+    st = make_studio(tmp_path)
+    st.create_project("p", "sky\nroad")
+    iid = st.store.add_image("p", sorted(DEMO_DIR.glob("*.jpg"))[0], "a.jpg").id
+    st.store.add_image("p", sorted(DEMO_DIR.glob("*.jpg"))[1], "b.jpg")
+    with served(st) as url:
+        c = client(url)
+        older = map_of(open_image(c, iid, project="p"))
+        mv = st.model_version("p")
+        newer = older.copy()
+        newer[:40, :40] = 1 - newer[:40, :40].clip(0, 1)
+        st.store.save_prediction(iid, mv.id, newer, 0.5)
+        st._ready.pop(iid, None)
+        assert (map_of(open_image(c, iid, project="p")) == newer).all()     # the server holds the newer
+        page = value(iid, older, filter="any")
+        out, _ = c.predict("p", {**page, "edited": False}, "fay", api_name="/next_image")
+        assert out["image"]["id"] != iid and revisions(st, iid) == 0       # nothing stored
+        open_image(c, iid, project="p")
+        out, _ = c.predict("p", {**page, "edited": True}, "fay", api_name="/next_image")
+        assert revisions(st, iid) == 1 and st.store.get_annotation(iid).status == "draft"
