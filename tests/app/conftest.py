@@ -61,15 +61,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def launch_local(app, **options) -> int:
+    """``app.queue().launch`` on a free loopback port, without blocking; -> the port.
+    Gradio gives up when one HEAD of the new server takes over 3 s ("When localhost is not
+    accessible..."), which a 2-core machine running the suite can make it do (seen once in
+    CI): tried again, up to three times, on a new port."""
+    for attempt in range(3):
+        port = free_port()
+        try:
+            app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                               **options)
+            return port
+        except ValueError as e:
+            if "localhost is not accessible" not in str(e) or attempt == 2:
+                raise
+            app.close()
+
+
 @contextlib.contextmanager
 def served(st: Studio):
     """Build the app for a studio, launch it on a free loopback port and yield its URL;
     closes the server and the store afterwards."""
     from segui.ui import LAUNCH_OPTIONS, build_app
     app = build_app(st)
-    port = free_port()
-    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                       **LAUNCH_OPTIONS)
+    port = launch_local(app, **LAUNCH_OPTIONS)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

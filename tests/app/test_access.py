@@ -21,7 +21,7 @@ from segui.handlers import DEMO_PROJECT
 from segui.security import Settings, launch_options
 from segui.ui import LAUNCH_OPTIONS, build_app
 
-from .conftest import free_port, make_studio
+from .conftest import launch_local, make_studio
 
 PW = {"ada": "ada's long password", "rex": "rex reviews all day", "ann": "ann annotates well",
       "out": "outsider password", "dis": "disabled password"}
@@ -40,13 +40,11 @@ def teams(tmp_path_factory):
         st.store.add_member(DEMO_PROJECT, name)
     st.store.disable_user("dis")
     app = build_app(st, auth_enabled=True)
-    port = free_port()
     # as app.py serves it: the login off the event loop, throttling, sessions, headers
     # (the account check of a session is not cached here, so the tests see it at once)
     opts = launch_options(st, st.login, Settings(epoch_cache_s=0.0))
     assert opts["auth"] == st.login_async
-    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                       **opts, **LAUNCH_OPTIONS)
+    port = launch_local(app, **opts, **LAUNCH_OPTIONS)
     yield st, f"http://127.0.0.1:{port}/"
     st.wait_idle(30)
     app.close()

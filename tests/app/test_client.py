@@ -23,7 +23,7 @@ from segui.handlers import DEMO_DIR, DEMO_PROJECT
 from segui.imageops import hex_color
 from segui.ui import LAUNCH_OPTIONS, build_app
 
-from .conftest import free_port, make_studio, png_bytes, served
+from .conftest import launch_local, make_studio, png_bytes, served
 
 OTHER_PROJECT = "other project"   # a second project: its images must not open in the demo's session
 
@@ -709,9 +709,7 @@ def test_others_unlabelled_through_the_projects_screen(running):
 def test_auth_login_name_is_the_author(tmp_path):
     st = make_studio(tmp_path, demo=True)
     app = build_app(st, auth_enabled=True)
-    port = free_port()
-    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                       auth=("alice", "pw"), **LAUNCH_OPTIONS)
+    port = launch_local(app, auth=("alice", "pw"), **LAUNCH_OPTIONS)
     try:
         with pytest.raises(Exception):
             Client(f"http://127.0.0.1:{port}/", auth=("alice", "wrong"), verbose=False)

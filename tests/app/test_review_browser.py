@@ -14,7 +14,7 @@ from segui.handlers import DEMO_PROJECT
 from segui.ui import LAUNCH_OPTIONS, build_app
 
 from .canvas_page import in_view, launch, open_page, submit_login
-from .conftest import free_port, make_studio, require_chromium
+from .conftest import launch_local, make_studio, require_chromium
 
 pytestmark = pytest.mark.slow   # a browser run (Chromium)
 
@@ -40,9 +40,7 @@ def team_app(tmp_path_factory):
     st.wait_idle(60)
     st.warm_up()
     app = build_app(st, auth_enabled=True)
-    port = free_port()
-    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                       auth=st.login, **LAUNCH_OPTIONS)
+    port = launch_local(app, auth=st.login, **LAUNCH_OPTIONS)
     yield st, f"http://127.0.0.1:{port}/", iid, ready.prediction
     st.wait_idle(30)
     app.close()
