@@ -27,6 +27,11 @@ from .handlers import Studio
 from .labelling import Loaded
 
 
+# said after what an event or a server function named and no longer exists (a project
+# renamed or gone in another window, or never there)
+RELOAD = "reload the page to see the projects as they are now."
+
+
 def user_errors(fn):
     """UserError (and a map the page sent that cannot be read) -> visible gr.Error;
     the app keeps working and nothing is stored."""
@@ -62,9 +67,7 @@ class acting:
     does), and a UserError or Forbidden raised inside is a clear refusal too."""
 
     def __init__(self, studio: Studio, request, name: str, project=None, image_id=None):
-        if isinstance(project, str) and project:
-            project = studio.current_project_name(project)
-        self.project = project
+        self.project = project = studio.current_project_name(project)
         try:
             self.who = studio.authorize(access.username_of(request), access.ENDPOINTS[name], project, image_id)
         except Forbidden as e:
@@ -82,7 +85,7 @@ class acting:
             if isinstance(exc, (UserError, codec.MapFormatError)):
                 raise Refused(str(exc), 400) from None
             if isinstance(exc, NotFoundError):   # renamed or gone meanwhile: not a server error
-                raise Refused(f"{exc}: reload the page to see the projects as they are now.", 404) from None
+                raise Refused(f"{exc}: {RELOAD}", 404) from None
         return False
 
 
@@ -124,11 +127,10 @@ def guard_events(app: gr.Blocks, studio: Studio, project_dd: gr.Dropdown) -> Non
             binding = __sig.bind_partial(*args, **kwargs)
             bound = binding.arguments
             project = bound.get(__project) if __project is not None else None
-            if isinstance(project, str) and project:     # a page still showing a renamed project's old name
-                current = studio.current_project_name(project)
-                if current != project:
-                    project = bound[__project] = current
-                    args, kwargs = binding.args, binding.kwargs
+            current = studio.current_project_name(project)   # a page still showing a renamed project's old name
+            if current != project:
+                project = bound[__project] = current
+                args, kwargs = binding.args, binding.kwargs
             # the image the session has open (server state): checked against its own project
             held = next((a.image_id for a in bound.values() if isinstance(a, Loaded)), None)
             request = LocalContext.request.get(None)
@@ -145,7 +147,7 @@ def guard_events(app: gr.Blocks, studio: Studio, project_dd: gr.Dropdown) -> Non
             try:
                 return __fn(*args, **kwargs)
             except NotFoundError as e:   # gone meanwhile (in another window), or never there
-                raise gr.Error(f"{e}: reload the page to see the projects as they are now.",
+                raise gr.Error(f"{e}: {RELOAD}",
                                visible=__name not in access.QUIET, print_exception=False) from None
             finally:
                 access.reset(token)

@@ -116,10 +116,13 @@ class ProjectsMixin:
             raise UserError("pick a removed project to restore")
         return self.store.restore_project(self.project(project).id, by=self._who(who).actor)
 
-    def current_project_name(self, name: str) -> str:
+    def current_project_name(self, name: Any) -> Any:
         """``name``, or the name its project has now when it was renamed since: a page
         (or an event queued before the rename) that still sends the old name reaches the
-        same project. A name no project had is returned as it is (refused later)."""
+        same project. A name no project had, and anything but a non-empty name (an id,
+        None), is returned as it is (refused later, or not a name to map)."""
+        if not isinstance(name, str) or not name:
+            return name
         try:
             return self.store.get_project(name).name
         except NotFoundError:

@@ -320,25 +320,26 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
 
         @user_errors
         def on_project(project, value, loaded, author, request: gr.Request):
-            if not project:     # the last project was removed: its open image is left, as on a switch
-                if loaded is None:
-                    return gr.update(), gr.update(), gr.update()
-                res = studio.leave(loaded, edits(value, loaded), studio.author(author, login(request)))
-                note = (res.conflict + " ") if res is not None and res.conflict else left_note(res)
-                text = ("No project: create one, or restore a removed one, on the Projects screen."
-                        if studio.caller().can(Act.ADMIN) else "No project: an admin adds you to one.")
-                return (kept(pl.empty(studio, None, text, codec.request_of(value), note.strip()), value, loaded, res),
-                        None, revs(None))
-            if loaded is not None and loaded.project_id == studio.project(project).id:
+            if not project and loaded is None:
+                return gr.update(), gr.update(), gr.update()
+            if project and loaded is not None and loaded.project_id == studio.project(project).id:
                 return gr.update(), gr.update(), gr.update()   # already showing this project
-            studio.warm_up_soon(project)
-            # the other project's image is left (unsaved edits -> its draft, even on a conflict)
+            if project:
+                studio.warm_up_soon(project)
+            # the image open is left (unsaved edits -> its draft, even on a conflict); no project:
+            # the last one was removed
             res = studio.leave(loaded, edits(value, loaded), studio.author(author, login(request)))
             note = (res.conflict + " ") if res is not None and res.conflict else left_note(res)
-            iid = studio.next_image(project, "unlabelled") or studio.next_image(project, "any")
+            iid = (studio.next_image(project, "unlabelled") or studio.next_image(project, "any")) if project else None
             if iid is None:
-                return (kept(pl.empty(studio, project, "No images in this project yet: upload some below (files or a zip).",
-                                      codec.request_of(value), note.strip()), value, loaded, res), None, revs(None))
+                if project:
+                    text = "No images in this project yet: upload some below (files or a zip)."
+                elif studio.caller().can(Act.ADMIN):
+                    text = "No project: create one, or restore a removed one, on the Projects screen."
+                else:
+                    text = "No project: an admin adds you to one."
+                return (kept(pl.empty(studio, project or None, text, codec.request_of(value), note.strip()),
+                             value, loaded, res), None, revs(None))
             out = opened(project, studio.open_in_project(project, iid), note, codec.request_of(value))
             return (kept(out[0], value, loaded, res), *out[1:])
 

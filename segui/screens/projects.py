@@ -83,11 +83,17 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
             return (f"{c['total']} image(s): {c['unlabelled']} unlabelled, {c['draft']} draft, "
                     f"{c['submitted']} submitted")
 
+        def picker(value: str | None = None):
+            """The header's Project picker with the projects now; ``value`` selected, else
+            the first (none when there is none)."""
+            names = studio.project_names()
+            return gr.update(choices=names, value=value or (names[0] if names else None))
+
         @user_errors
         def on_create(name, classes):
             p = studio.create_project(name, classes)
             gr.Info(f"Project '{p.name}' created with {len(p.classes)} classes.")
-            return gr.update(choices=studio.project_names(), value=p.name), "", ""
+            return picker(p.name), "", ""
 
         create_btn.click(on_create, [new_name, new_classes], [project_dd, new_name, new_classes],
                          api_name="create_project", **TYPED_OUTPUTS)
@@ -98,10 +104,9 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
 
         @user_errors
         def on_rename(project, name):
-            old = project
             p = studio.rename_project(project, name)
-            gr.Info(f"Project {old!r} is now {p.name!r}.")
-            return gr.update(choices=studio.project_names(), value=p.name), ""
+            gr.Info(f"Project {project!r} is now {p.name!r}.")
+            return picker(p.name), ""
 
         rename_btn.click(on_rename, [project_dd, rename_to], [project_dd, rename_to], api_name="rename_project",
                          **TYPED_OUTPUTS)
@@ -109,9 +114,8 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
         @user_errors
         def on_remove_project(project):
             p = studio.remove_project(project)
-            names = studio.project_names()
             gr.Info(f"Project {p.name!r} removed: Removed projects, below, brings it back with everything it had.")
-            return gr.update(choices=names, value=names[0] if names else None), removed_state()
+            return picker(), removed_state()
 
         remove_project_btn.click(on_remove_project, [project_dd], [project_dd, removed_dd], api_name="remove_project",
                                  **TYPED_OUTPUTS)
@@ -120,7 +124,7 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
         def on_restore_project(name):
             p = studio.restore_project(name)
             gr.Info(f"Project {p.name!r} is back, with its images, annotations and models.")
-            return gr.update(choices=studio.project_names(), value=p.name), removed_state()
+            return picker(p.name), removed_state()
 
         restore_btn.click(on_restore_project, [removed_dd], [project_dd, removed_dd], api_name="restore_project",
                           **TYPED_OUTPUTS)
