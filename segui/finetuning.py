@@ -60,11 +60,11 @@ AUTO_USER = "auto"   # whom the activity log names for a job the app started whe
 def auto_finetune_due(store, project: str | int) -> tuple[int, int] | None:
     """(N, submissions counted) when the project's setting asks for a job now: it is on
     (N > 0), no job is queued or running, at least N annotations were submitted since
-    the newest job was created (or ever, when there is none), and the project has the
-    val images a job needs to make its model active by itself (:func:`val_short`). Else
+    the newest job was created (or ever, when there is none), the project is not
+    removed, and it has the val images a job needs to make its model active by itself (:func:`val_short`). Else
     None."""
     every = store.auto_finetune_every(project)
-    if not every:
+    if not every or store.get_project(project).removed:   # a page still open on a removed project
         return None
     queue.reap_stale_jobs(store)
     if store.list_jobs(project, status="queued") or store.list_jobs(project, status="running"):

@@ -78,11 +78,15 @@ class StoreBase:
     # ------------------------------------------------------------------ shared row helpers
 
     @staticmethod
-    def _project_row(s: Session, project: str | int) -> Project:
+    def _project_row(s: Session, project: str | int, lock: bool = False) -> Project:
+        """The project's row, or NotFoundError. ``lock``: held for this transaction
+        (PostgreSQL's ``FOR UPDATE``; SQLite serialises writers itself), so a check on the
+        project and the write that depends on it see no change in between."""
         if isinstance(project, int):
-            row = s.get(Project, project)
+            row = s.get(Project, project, with_for_update=lock or None)
         else:
-            row = s.scalar(select(Project).where(Project.name == project))
+            q = select(Project).where(Project.name == project)
+            row = s.scalar(q.with_for_update() if lock else q)
         if row is None:
             raise NotFoundError(f"project {project!r} does not exist")
         return row

@@ -171,7 +171,7 @@ class ImagesMixin(StoreBase):
         (cancel it first). Recorded as ``project_removed`` by ``by``; removing a removed
         project changes nothing."""
         with self._session() as s, s.begin():
-            p = self._project_row(s, project)
+            p = self._project_row(s, project, lock=True)   # create_job takes the same lock
             if p.removed_at is not None:
                 return self._project_info(s, p)
             live = s.scalar(select(func.count(TrainingJob.id)).where(

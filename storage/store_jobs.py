@@ -48,9 +48,14 @@ class JobsMixin(StoreBase):
     def create_job(self, project: str | int, params: dict[str, Any] | None = None,
                    base_version_id: int | None = None) -> JobInfo:
         """Queue a fine-tuning job. A project has at most one queued-or-running job
-        (a partial unique index enforces it); a second raises :class:`JobStateError`."""
+        (a partial unique index enforces it); a second raises :class:`JobStateError`.
+        A removed project gets no job (:class:`ValidationError`: restore it first), not
+        even from a page still open on it."""
         with self._session() as s, s.begin():
-            p = self._project_row(s, project)
+            p = self._project_row(s, project, lock=True)   # remove_project takes the same lock
+            if p.removed_at is not None:
+                raise ValidationError(f"project {p.name!r} was removed: it gets no fine-tuning jobs; "
+                                      "an admin restores it on the Projects screen")
             if base_version_id is not None:
                 self._version_row(s, base_version_id, p.id, "base model version", repr(p.name))
             active = s.scalar(select(TrainingJob).where(TrainingJob.project_id == p.id,

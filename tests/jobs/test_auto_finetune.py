@@ -130,6 +130,20 @@ def test_off_never_queues(studio, project, every):
     assert store.list_jobs("toy") == [] and _auto_records(store) == []
 
 
+def test_a_removed_project_gets_no_automatic_job_until_it_is_restored(studio, project):
+    """A page still open on a project an admin removed can submit (nothing a labeller does
+    is lost, and a restore brings it back); that submission queues no job."""
+    store, _ = project
+    store.set_auto_finetune_every("toy", 1)        # the project already has 13 submissions
+    store.remove_project("toy")
+    _submit(studio, _train_images(store)[0])
+    assert store.get_annotation(_train_images(store)[0]).status == "submitted"
+    assert store.list_jobs("toy") == [] and _auto_records(store) == []
+    store.restore_project("toy")
+    _submit(studio, _train_images(store)[1])
+    assert [j.status for j in store.list_jobs("toy")] == ["queued"]
+
+
 def test_a_job_that_cannot_be_queued_is_logged_not_raised(project, caplog):
     store, base = project
     store.set_auto_finetune_every("toy", 1)

@@ -177,3 +177,9 @@ def test_a_project_with_a_live_job_is_not_removed(store, project):
     assert not store.get_project("p").removed
     store.cancel_job(job.id)
     assert store.remove_project("p").removed
+    # nor does a removed project get a job afterwards (a page still open on it asks)
+    with pytest.raises(ValidationError, match="was removed.*restores it"):
+        store.create_job("p")
+    assert [j.status for j in store.list_jobs("p")] == ["cancelled"]
+    store.restore_project("p")
+    assert store.create_job("p").status == "queued"
