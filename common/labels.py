@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from .colors import HEX_COLOR
 
@@ -111,3 +114,60 @@ def parse_label_text(text: str | None) -> list[dict[str, str]]:
     for spec, cleaned in zip(out, validate_class_names([c["name"] for c in out])):
         spec["name"] = cleaned
     return out
+
+
+@dataclass(frozen=True)
+class Relabel:
+    """Class maps labelled with one label set, read in another's indices: classes are
+    matched by name (:func:`name_key`), so an export of one project imports into another
+    whatever the order of their classes. Made by :func:`relabel_by_name`; calling it on
+    a (H, W) uint8 class map returns the map in the target's indices, or raises
+    :class:`LabelSetError` naming what the map uses that the target lacks."""
+    lut: np.ndarray                 # (256,) uint8: source value -> target index
+    known: np.ndarray               # (256,) bool: the source names the value (or it is its ignore index)
+    missing: Mapping[int, str]      # source index -> name of a class the target has no class for
+    target: str                     # names the target in messages, e.g. "project 'streets'"
+
+    def __call__(self, class_map: np.ndarray) -> np.ndarray:
+        values = np.flatnonzero(np.bincount(class_map.ravel(), minlength=256))
+        unnamed = [int(v) for v in values if not self.known[v]]
+        if unnamed:
+            raise LabelSetError(f"the labels hold value(s) {', '.join(map(str, unnamed[:8]))} that classes.json "
+                                "does not name")
+        lacking = [self.missing[int(v)] for v in values if int(v) in self.missing]
+        if lacking:
+            raise LabelSetError(f"the labels use class(es) {', '.join(map(repr, lacking[:8]))} that {self.target} "
+                                "does not have: add them to its label set (Projects screen), then upload again")
+        return self.lut[class_map]
+
+
+def relabel_by_name(source: Mapping[int, str], source_ignore: int, target: Mapping[int, str],
+                    target_ignore: int, target_label: str = "the project") -> Relabel:
+    """How class maps labelled with ``source`` ({index: class name}; ``source_ignore`` for
+    unlabelled pixels) read in ``target``'s indices (:class:`Relabel`). A source class the
+    target lacks only refuses a map that uses it. Raises :class:`LabelSetError` for a
+    source that names one class twice, or uses an index outside 0-255."""
+    lut = np.full(256, target_ignore, np.uint8)
+    known = np.zeros(256, bool)
+    by_key = {name_key(n): int(i) for i, n in target.items()}
+    seen: dict[str, str] = {}
+    missing: dict[int, str] = {}
+    for index, name in source.items():
+        index = int(index)
+        if not 0 <= index <= 255 or index == source_ignore:
+            raise LabelSetError(f"class {name!r} has index {index}: indices are 0-255 and not the "
+                                f"ignore index {source_ignore}")
+        if name_key(name) in seen:
+            raise LabelSetError(_duplicate(name, seen[name_key(name)]))
+        if known[index]:
+            raise LabelSetError(f"index {index} is named twice")
+        seen[name_key(name)] = name
+        known[index] = True
+        if name_key(name) in by_key:
+            lut[index] = by_key[name_key(name)]
+        else:
+            missing[index] = collapse_spaces(name)
+    if 0 <= source_ignore <= 255:
+        known[source_ignore] = True
+        lut[source_ignore] = target_ignore
+    return Relabel(lut, known, missing, target_label)

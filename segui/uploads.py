@@ -10,7 +10,11 @@ a file's size is checked before it is read, a zip's directory (files, total unpa
 size, each member's size and compression ratio) before anything is unpacked, and each
 member is read with a cap, one at a time; an image's width and height are checked from
 its header before decoding (:func:`common.images.decode_image`). Each refusal is one line
-naming the file. Exports are made under ``<data dir>/exports/<user>/<random>/`` and swept
+naming the file. A zip in the layout of the folder export (``images/<split>/NAME.*``,
+``labels/<split>/NAME.png``, ``classes.json``) brings its labels: each image comes with its
+class map as a submitted annotation, classes matched by name to the project's
+(:func:`common.labels.relabel_by_name`), so a project's export moves to another project or
+another studio. Exports are made under ``<data dir>/exports/<user>/<random>/`` and swept
 after :data:`EXPORT_TTL_SECONDS`.
 """
 from __future__ import annotations
@@ -24,12 +28,15 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from common import limits
 from common.images import IMAGE_SUFFIXES
+from common.labels import LabelSetError, Relabel, relabel_by_name
 from common.limits import human
-from storage import InvalidImageError, ValidationError
+from storage import ConflictError, InvalidClassMapError, InvalidImageError, ValidationError
+from storage.datasets import parse_classes_json
+from storage.imaging import decode_class_map
 
 from .access import Act, Forbidden, Principal
 from .errors import UserError
@@ -43,8 +50,28 @@ ZIP_MAX_RATIO = limits.ZIP_MAX_RATIO
 EXPORT_TTL_SECONDS = limits.EXPORT_TTL_SECONDS
 EXPORTS_DIR = "exports"      # under the store's data dir: exports/<user>/<random>/<project>-<fmt>.zip
 
-# (name shown to the user, file name to store, bytes or None, why it was skipped)
-Entry = tuple[str, str, "bytes | None", str]
+CLASSES_JSON = "classes.json"      # the label set of a zip in the folder export's layout
+MAX_CLASSES_JSON_BYTES = 1 << 20
+
+
+@dataclass
+class ZipLabelSet:
+    """The label set a zip's ``classes.json`` names ({index: name}, ignore index), or why
+    it cannot be read (``error``); its ``labels/`` files are then not imported."""
+    classes: dict[int, str]
+    ignore_index: int
+    error: str = ""
+
+
+class Entry(NamedTuple):
+    """One uploaded file, read (or why not)."""
+    shown: str                       # the name shown to the user
+    filename: str                    # the file name stored
+    data: bytes | None               # its bytes; None when it was skipped
+    reason: str                      # why it was skipped ("" when read)
+    label: bytes | None = None       # its class-map PNG, from a zip in the folder export's layout
+    label_set: ZipLabelSet | None = None   # that zip's classes.json
+    split: str = "none"              # images/<split>/ of such a zip (train or val), else automatic
 
 
 def read_capped(f: BinaryIO, cap: int) -> bytes | None:
@@ -61,51 +88,112 @@ def read_capped(f: BinaryIO, cap: int) -> bytes | None:
         chunks.append(chunk)
 
 
+def _read_member(zf: zipfile.ZipFile, m: zipfile.ZipInfo, cap: int) -> tuple[bytes | None, str]:
+    """One zip member's bytes after its size and compression ratio were checked, read
+    with ``cap`` (what the zip may still unpack): (bytes, "") or (None, why not).
+    ``(None, "")`` when it unpacks to more than its directory entry says."""
+    if m.file_size > MAX_IMAGE_BYTES:
+        return None, (f"{human(m.file_size)} unpacked, over the limit of {human(MAX_IMAGE_BYTES)} "
+                      "for one image (SEGUI_MAX_IMAGE_MB); not unpacked")
+    ratio = m.file_size / max(m.compress_size, 1)
+    if ratio > ZIP_MAX_RATIO:
+        return None, (f"compressed {ratio:.0f}:1, over the limit of {ZIP_MAX_RATIO:g}:1 "
+                      "(SEGUI_ZIP_MAX_RATIO; a zip bomb?); not unpacked")
+    try:
+        with zf.open(m) as f:
+            return read_capped(f, min(MAX_IMAGE_BYTES, cap)), ""
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as e:
+        return None, f"unreadable in the zip ({e})"
+
+
+def _zip_labels(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo]
+                ) -> tuple[ZipLabelSet | None, zipfile.ZipInfo | None, dict[str, zipfile.ZipInfo]]:
+    """A zip in the folder export's layout: (its label set, its classes.json member, {image
+    member name: its label member}); labels are ``<top>labels/REL.png`` beside
+    ``<top>images/REL.*`` under the folder holding the shallowest classes.json. A zip
+    without one: (None, None, {})."""
+    found = [m for m in members if Path(m.filename).name == CLASSES_JSON]
+    if not found:
+        return None, None, {}
+    meta = min(found, key=lambda m: m.filename.count("/"))
+    top = meta.filename[:-len(CLASSES_JSON)]
+    if meta.file_size > MAX_CLASSES_JSON_BYTES:
+        label_set = ZipLabelSet({}, 255, f"{CLASSES_JSON} is {human(meta.file_size)}, over "
+                                         f"{human(MAX_CLASSES_JSON_BYTES)}; not read")
+    else:
+        data, why = _read_member(zf, meta, MAX_CLASSES_JSON_BYTES)
+        try:
+            if data is None:
+                raise ValidationError(why or "it unpacks to more than the zip's directory says")
+            classes, ignore = parse_classes_json(data)
+            label_set = ZipLabelSet({c["index"]: c["name"] for c in classes}, ignore)
+        except ValidationError as e:
+            label_set = ZipLabelSet({}, 255, str(e))
+    images = {m.filename[len(top) + len("images/"):].rsplit(".", 1)[0]: m for m in members
+              if m.filename.startswith(top + "images/")}
+    pairs = {}
+    for m in members:
+        rel = m.filename[len(top) + len("labels/"):]
+        if m.filename.startswith(top + "labels/") and rel.lower().endswith(".png") and rel[:-4] in images:
+            pairs[images[rel[:-4]].filename] = m
+    return label_set, meta, pairs
+
+
 def zip_entries(path: Path, name: str) -> Iterator[Entry]:
     """The files of an uploaded zip, one at a time. The zip's directory is checked
     before a byte is unpacked (number of files, total uncompressed size, each member's
     size and compression ratio); each member is then read with a cap on its size, so at
-    most one image of :data:`MAX_IMAGE_BYTES` is in memory at a time."""
+    most one image of :data:`MAX_IMAGE_BYTES` (and its label file) is in memory at a time.
+    A zip in the folder export's layout yields each image with its label file; a label
+    file without its image is a skipped line."""
     with zipfile.ZipFile(path) as zf:
         members = [m for m in zf.infolist() if not m.is_dir()]
         if len(members) > ZIP_MAX_MEMBERS:
-            yield (name, name, None, f"the zip holds {len(members)} files, over the limit of "
-                   f"{ZIP_MAX_MEMBERS} (SEGUI_ZIP_MAX_FILES); nothing unpacked")
+            yield Entry(name, name, None, f"the zip holds {len(members)} files, over the limit of "
+                        f"{ZIP_MAX_MEMBERS} (SEGUI_ZIP_MAX_FILES); nothing unpacked")
             return
         total = sum(m.file_size for m in members)
         if total > ZIP_MAX_TOTAL_BYTES:
-            yield (name, name, None, f"the zip would unpack to {human(total)}, over the limit of "
-                   f"{human(ZIP_MAX_TOTAL_BYTES)} (SEGUI_ZIP_MAX_TOTAL_MB); nothing unpacked")
+            yield Entry(name, name, None, f"the zip would unpack to {human(total)}, over the limit of "
+                        f"{human(ZIP_MAX_TOTAL_BYTES)} (SEGUI_ZIP_MAX_TOTAL_MB); nothing unpacked")
             return
+        label_set, meta, pairs = _zip_labels(zf, members)
+        paired = {m.filename for m in pairs.values()}
+        top = meta.filename[:-len(CLASSES_JSON)] if meta is not None else None
         left = ZIP_MAX_TOTAL_BYTES
         for m in members:
             base = Path(m.filename).name
             shown = f"{name}/{m.filename}"
-            if m.filename.startswith("__MACOSX/") or base.startswith("."):
+            if m.filename.startswith("__MACOSX/") or base.startswith(".") or m is meta or m.filename in paired:
+                continue
+            if top is not None and m.filename.startswith(top + "labels/"):
+                yield Entry(shown, base, None, "a label file that matches no image in images/ (a label is a "
+                            "PNG with its image's path and name); not imported")
                 continue
             if Path(base).suffix.lower() not in IMAGE_SUFFIXES:
-                yield (shown, base, None, "not an image file")
+                yield Entry(shown, base, None, "not an image file")
                 continue
-            if m.file_size > MAX_IMAGE_BYTES:
-                yield (shown, base, None, f"{human(m.file_size)} unpacked, over the limit of "
-                       f"{human(MAX_IMAGE_BYTES)} for one image (SEGUI_MAX_IMAGE_MB); not unpacked")
+            data, why = _read_member(zf, m, left)
+            if data is None:
+                if not why:     # the directory understated the size
+                    yield Entry(shown, base, None, "unpacks to more than the zip's directory says; not unpacked")
+                    return
+                yield Entry(shown, base, None, why)
                 continue
-            ratio = m.file_size / max(m.compress_size, 1)
-            if ratio > ZIP_MAX_RATIO:
-                yield (shown, base, None, f"compressed {ratio:.0f}:1, over the limit of {ZIP_MAX_RATIO:g}:1 "
-                       "(SEGUI_ZIP_MAX_RATIO; a zip bomb?); not unpacked")
-                continue
-            try:
-                with zf.open(m) as f:
-                    data = read_capped(f, min(MAX_IMAGE_BYTES, left))
-            except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as e:
-                yield (shown, base, None, f"unreadable in the zip ({e})")
-                continue
-            if data is None:     # the directory understated the size
-                yield (shown, base, None, "unpacks to more than the zip's directory says; not unpacked")
-                return
             left -= len(data)
-            yield (shown, base, data, "")
+            label, split = None, "none"
+            if m.filename in pairs:
+                label, why = _read_member(zf, pairs[m.filename], left)
+                if label is None:
+                    yield Entry(shown, base, None, f"its label file {pairs[m.filename].filename}: "
+                                + (why or "unpacks to more than the zip's directory says") + "; not unpacked")
+                    if not why:
+                        return
+                    continue
+                left -= len(label)
+                folder = m.filename[len(top) + len("images/"):].split("/")
+                split = folder[0] if len(folder) > 1 and folder[0] in ("train", "val") else "none"
+            yield Entry(shown, base, data, "", label, label_set if label is not None else None, split)
 
 
 def file_entries(path: Path, name: str) -> Iterator[Entry]:
@@ -113,18 +201,18 @@ def file_entries(path: Path, name: str) -> Iterator[Entry]:
     try:
         size = path.stat().st_size
         if size > MAX_IMAGE_BYTES:
-            yield (name, name, None, f"{human(size)}, over the limit of {human(MAX_IMAGE_BYTES)} "
+            yield Entry(name, name, None, f"{human(size)}, over the limit of {human(MAX_IMAGE_BYTES)} "
                    "for one image (SEGUI_MAX_IMAGE_MB); not read")
             return
         with open(path, "rb") as f:
             data = read_capped(f, MAX_IMAGE_BYTES)
     except OSError as e:
-        yield (name, name, None, str(e))
+        yield Entry(name, name, None, str(e))
         return
     if data is None:
-        yield (name, name, None, f"over the limit of {human(MAX_IMAGE_BYTES)} for one image; not read")
+        yield Entry(name, name, None, f"over the limit of {human(MAX_IMAGE_BYTES)} for one image; not read")
     else:
-        yield (name, name, data, "")
+        yield Entry(name, name, data, "")
 
 
 @dataclass
@@ -134,6 +222,7 @@ class UploadReport:
     skipped: list[str] = field(default_factory=list)      # "name: reason"
     duplicate_ids: list[int] = field(default_factory=list)
     restored: list[int] = field(default_factory=list)     # ids of removed images put back (also in ``added``)
+    labelled: list[int] = field(default_factory=list)     # ids whose labels came with them (a zip's labels/)
     # one line per file, in upload order: (file name, "added" | "duplicate" | "skipped", message)
     files: list[tuple[str, str, str]] = field(default_factory=list)
 
@@ -144,7 +233,8 @@ class UploadReport:
 
     def added_words(self) -> str:
         new = len(self.added) - len(self.restored)
-        return f"{new} image(s) added" + (f", {len(self.restored)} put back" if self.restored else "")
+        return (f"{new} image(s) added" + (f", {len(self.restored)} put back" if self.restored else "")
+                + (f", {len(self.labelled)} with their labels" if self.labelled else ""))
 
     def message(self) -> str:
         parts = [self.added_words()]
@@ -178,17 +268,17 @@ class UploadsMixin:
             try:
                 size = path.stat().st_size
             except OSError as e:
-                yield (name, name, None, str(e))
+                yield Entry(name, name, None, str(e))
                 continue
             if size > MAX_UPLOAD_BYTES:
-                yield (name, name, None, f"{human(size)}, over the upload limit of {human(MAX_UPLOAD_BYTES)} "
+                yield Entry(name, name, None, f"{human(size)}, over the upload limit of {human(MAX_UPLOAD_BYTES)} "
                        "(SEGUI_MAX_UPLOAD_MB); not read")
                 continue
             if path.suffix.lower() == ".zip":
                 try:
                     yield from zip_entries(path, name)
                 except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as e:
-                    yield (name, name, None, f"unreadable zip ({e})")
+                    yield Entry(name, name, None, f"unreadable zip ({e})")
                 continue
             yield from file_entries(path, name)
 
@@ -205,30 +295,35 @@ class UploadsMixin:
         if not paths:
             raise UserError("no files were uploaded")
         rep = UploadReport()
-        for shown, filename, data, reason in self._expand(paths):
+        relabels: dict[int, Relabel | str] = {}     # per zip label set: how its maps read here
+        for shown, filename, data, reason, label, label_set, split in self._expand(paths):
             if data is not None:
                 try:
-                    info = self.store.add_image(p.id, data, filename)
+                    info = self.store.add_image(p.id, data, filename, split=split)
                 except InvalidImageError as e:
                     reason = str(e)
             if data is None or reason:
                 rep.skipped.append(f"{shown}: {reason}")
                 rep.files.append((shown, "skipped", reason))
-            elif info.duplicate and info.removed:
+                continue
+            if info.duplicate and info.removed:
                 # uploaded again after it was removed: the person wants it back, as it was
                 self.restore_image(p.id, info.id, who)
                 rep.added.append(info.id)
                 rep.restored.append(info.id)
-                rep.files.append((shown, "added", f"image {info.id} was removed from the project: restored, "
-                                  "with its saved revisions"))
+                what, text = "added", (f"image {info.id} was removed from the project: restored, "
+                                       "with its saved revisions")
             elif info.duplicate:
                 rep.duplicates.append(shown)
                 rep.duplicate_ids.append(info.id)
-                rep.files.append((shown, "duplicate", f"already in the project as image {info.id}"
-                                  + (f" ({info.filename})" if info.filename != filename else "")))
+                what, text = "duplicate", (f"already in the project as image {info.id}"
+                                           + (f" ({info.filename})" if info.filename != filename else ""))
             else:
                 rep.added.append(info.id)
-                rep.files.append((shown, "added", f"added as image {info.id}, {info.width}x{info.height}"))
+                what, text = "added", f"added as image {info.id}, {info.width}x{info.height}"
+            if label is not None:
+                text += "; " + self._import_label(p, info, label, label_set, relabels, rep, who)
+            rep.files.append((shown, what, text))
         if not rep.files:
             raise UserError("no files were uploaded (the zip holds no image files)")
         if rep.added:       # who added which images (a team's log; refused and duplicate files add nothing)
@@ -238,12 +333,47 @@ class UploadsMixin:
                         + (f", {len(rep.skipped)} refused" if rep.skipped else ""),
                         {"added": len(rep.added) - len(rep.restored), "restored": len(rep.restored),
                          "duplicates": len(rep.duplicates), "refused": len(rep.skipped),
-                         "files": shown[:20], "image_ids": rep.added[:20]}, who=who)
+                         "files": shown[:20], "image_ids": rep.added[:20]}
+                        | ({"labelled": len(rep.labelled)} if rep.labelled else {}), who=who)
+        if rep.labelled:    # as after a submit: a split, the instant layer, the second reviewer's score
+            for iid in rep.labelled:
+                self.assign_split(iid)
+            self.instant_relearn(p.id)
+            self._submit(self.score_unscored, len(rep.labelled), [p.id])
         if predict and rep.added:
             self.predict(p.id, rep.added[0])
             for iid in rep.added[1:]:
                 self._submit(self._predict_if_missing, p.id, iid)
         return rep
+
+    def _import_label(self, p, info, label: bytes, label_set: ZipLabelSet, relabels: dict,
+                      rep: UploadReport, who: Principal | None) -> str:
+        """An uploaded image's class map (a zip in the folder export's layout) as its
+        submitted annotation, in the project's class indices; an image that already has
+        saved labels keeps them. -> what happened, for its line of the report."""
+        if info.revision > 0:
+            return "its saved labels are kept (the zip's labels not imported)"
+        if label_set.error:
+            return f"its labels not imported: {label_set.error}"
+        relabel = relabels.get(id(label_set))
+        if relabel is None:
+            try:
+                relabel = relabel_by_name(label_set.classes, label_set.ignore_index,
+                                          {c.index: c.name for c in p.classes}, p.ignore_index,
+                                          f"project {p.name!r}")
+            except LabelSetError as e:
+                relabel = f"{CLASSES_JSON}: {e}"
+            relabels[id(label_set)] = relabel
+        if isinstance(relabel, str):
+            return f"its labels not imported: {relabel}"
+        try:
+            class_map = relabel(decode_class_map(label, shape=(info.height, info.width)))
+            self.store.save_annotation(info.id, class_map, author=self._who(who).actor or "import",
+                                       status="submitted", base_revision=0)
+        except (InvalidClassMapError, LabelSetError, ValidationError, ConflictError) as e:
+            return f"its labels not imported: {e}"
+        rep.labelled.append(info.id)
+        return "with its labels, submitted"
 
     def remove_image(self, project: str | int, image_id: Any, who: Principal | None = None) -> str:
         """Take an image out of the project (a wrong upload, a blurred frame): it leaves the

@@ -42,10 +42,24 @@ class ExportReport:
 
 
 def read_classes_json(path: Path) -> tuple[list[dict], int]:
-    meta = json.loads(Path(path).read_text())
-    classes = [{"index": int(c["index"]), "name": c["name"], "color": c.get("color")}
-               for c in meta["classes"]]
-    return classes, int(meta.get("ignore_index", 255))
+    return parse_classes_json(Path(path).read_bytes())
+
+
+def parse_classes_json(data: bytes | str) -> tuple[list[dict], int]:
+    """A ``classes.json`` (as the folder export writes it: ``{"ignore_index": 255,
+    "classes": [{"index": 0, "name": "sky", "color": [r, g, b]}, ...]}``) -> (classes,
+    ignore index), or :class:`ValidationError` saying what is wrong with it."""
+    try:
+        meta = json.loads(data)
+        classes = [{"index": int(c["index"]), "name": c["name"], "color": c.get("color")}
+                   for c in meta["classes"]]
+        ignore_index = int(meta.get("ignore_index", 255))
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise ValidationError(f"classes.json is not a label set ({type(e).__name__}: {e}); it holds "
+                              '{"ignore_index": 255, "classes": [{"index": 0, "name": "sky"}, ...]}') from None
+    if not all(isinstance(c["name"], str) for c in classes):
+        raise ValidationError("classes.json: every class needs a name (text)")
+    return classes, ignore_index
 
 
 def _ensure_project(store: Store, name: str, classes: list[dict], ignore_index: int) -> ProjectInfo:

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from common.labels import (MAX_NAME_LENGTH, LabelSetError, check_new_class_name, clean_class_name,
@@ -97,3 +98,36 @@ def test_model_and_storage_use_the_same_rule(tmp_path):
             store.add_class("p", "Traffic Light")
     finally:
         store.close()
+
+
+# ------------------------------------------------------------------ relabel_by_name
+
+def test_relabel_matches_classes_by_name_whatever_their_order_case_and_spacing():
+    from common.labels import relabel_by_name
+    source = {0: "sky", 1: "Traffic  light", 2: "road"}
+    target = {0: "road", 1: "car", 2: "traffic light", 3: "SKY"}
+    r = relabel_by_name(source, 255, target, 9)
+    cm = np.array([[0, 1, 2, 255]], np.uint8)
+    assert r(cm).tolist() == [[3, 2, 0, 9]]         # the source's ignore index -> the target's
+    assert r(cm).dtype == np.uint8
+
+
+def test_relabel_refuses_only_maps_that_use_a_class_the_target_lacks():
+    from common.labels import relabel_by_name
+    r = relabel_by_name({0: "sky", 1: "pole", 2: "road"}, 255, {0: "road", 1: "sky"}, 255, "project 'streets'")
+    assert r(np.array([[0, 2, 255]], np.uint8)).tolist() == [[1, 0, 255]]   # no pole in it: fine
+    with pytest.raises(LabelSetError, match=r"class\(es\) 'pole' that project 'streets' does not have: add"):
+        r(np.array([[0, 1]], np.uint8))
+    with pytest.raises(LabelSetError, match=r"value\(s\) 7 that classes.json does not name"):
+        r(np.array([[0, 7]], np.uint8))
+
+
+@pytest.mark.parametrize("source, ignore, match", [
+    ({0: "sky", 1: "SKY"}, 255, "duplicate class name"),
+    ({0: "sky", 300: "road"}, 255, "indices are 0-255"),
+    ({0: "sky", 255: "road"}, 255, "not the ignore index"),
+])
+def test_relabel_refuses_a_source_label_set_that_is_not_one(source, ignore, match):
+    from common.labels import relabel_by_name
+    with pytest.raises(LabelSetError, match=match):
+        relabel_by_name(source, ignore, {0: "sky"}, 255)

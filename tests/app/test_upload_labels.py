@@ -1,0 +1,126 @@
+"""A zip in the folder export's layout brings its labels: one project's export uploaded
+into another adds its images with their class maps as submitted annotations, classes
+matched by name; what cannot be imported is said on the image's line and loses nothing."""
+import json
+import zipfile
+
+import numpy as np
+
+from .conftest import png_bytes
+
+
+def street(seed: int, h: int = 48, w: int = 64) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def labelled_export(studio, tmp_path):
+    """Project "a" (sky, road, car) with two submitted images, one in val; its folder export."""
+    studio.create_project("a", "sky\nroad\ncar")
+    ids = []
+    for k in range(2):
+        f = tmp_path / f"s{k}.png"
+        f.write_bytes(png_bytes(street(k)))
+        ids += studio.upload("a", [f], predict=False).added
+    studio.store.set_split(ids[1], "val")
+    maps = {}
+    for k, iid in enumerate(ids):
+        cm = np.zeros((48, 64), np.uint8)
+        cm[20:, :] = 1
+        cm[30:40, 10 + k:30] = 2
+        cm[0, 0] = 255                                  # unlabelled pixels stay unlabelled
+        studio.store.save_annotation(iid, cm, "ann", "submitted")
+        maps[f"s{k}.png"] = cm
+    return studio.export("a", "folder"), maps
+
+
+def by_name(studio, project):
+    return {im.filename: im for im in studio.store.list_images(project)}
+
+
+def test_an_export_uploaded_into_another_project_brings_its_labels_by_class_name(studio, tmp_path):
+    z, maps = labelled_export(studio, tmp_path)
+    with zipfile.ZipFile(z) as zf:
+        assert "classes.json" in zf.namelist() and any(n.startswith("labels/") for n in zf.namelist())
+    # another project: the same words in another order and case, and one more
+    studio.create_project("b", "Car\nbuilding\nSKY\nroad")
+    rep = studio.upload("b", [z], predict=False)
+    assert len(rep.added) == 2 and rep.labelled == rep.added and rep.skipped == []
+    assert "2 image(s) added, 2 with their labels" in rep.message()
+    assert all(what == "added" and text.endswith("with its labels, submitted") for _, what, text in rep.files)
+    images = by_name(studio, "b")
+    assert set(images) == {"s0.png", "s1.png"}           # the label PNGs were not added as images
+    assert images["s0.png"].split in ("train", "none") and images["s1.png"].split == "val"
+    lut = np.array([2, 3, 0] + [255] * 253, np.uint8)    # a's sky, road, car -> b's indices
+    for name, im in images.items():
+        ann = studio.store.get_annotation(im.id)
+        assert ann.status == "submitted"
+        np.testing.assert_array_equal(ann.class_map, lut[maps[name]])
+    (rec,) = [a for a in studio.store.list_activity(project="b") if a.action == "import"]
+    assert rec.details["labelled"] == 2
+    # as after a submit: the second reviewer scores them (background), the review queue holds them
+    assert studio.wait_idle(60)
+    assert all(studio.store.get_image(im.id).review_score is not None for im in images.values())
+    # uploaded again: duplicates, and their saved labels are kept
+    again = studio.upload("b", [z], predict=False)
+    assert again.added == [] and len(again.duplicates) == 2 and again.labelled == []
+    assert all("saved labels are kept" in text for _, _, text in again.files)
+    assert all(studio.store.get_image(im.id).revision == 1 for im in images.values())
+
+
+def test_labels_that_use_a_class_the_project_lacks_wait_for_it(studio, tmp_path):
+    z, maps = labelled_export(studio, tmp_path)
+    studio.store.set_split(by_name(studio, "a")["s0.png"].id, "none")   # exported under images/none/
+    z = studio.export("a", "folder")
+    studio.create_project("c", "road\nsky")              # no car: both maps use it
+    rep = studio.upload("c", [z], predict=False)
+    assert len(rep.added) == 2 and rep.labelled == []    # the images are added all the same
+    for _, what, text in rep.files:
+        assert what == "added" and "its labels not imported" in text and "'car' that project 'c' does not have" in text
+    assert all(im.revision == 0 for im in by_name(studio, "c").values())
+    studio.store.add_class("c", "car")                   # what the message says to do
+    again = studio.upload("c", [z], predict=False)
+    assert len(again.duplicates) == 2 and len(again.labelled) == 2
+    assert by_name(studio, "c")["s0.png"].split in ("train", "val")   # decided as a submit decides it
+    for name, im in by_name(studio, "c").items():
+        expect = np.array([1, 0, 2] + [255] * 253, np.uint8)[maps[name]]
+        np.testing.assert_array_equal(studio.store.get_annotation(im.id).class_map, expect)
+
+
+def test_bad_labels_are_said_on_their_line_and_the_images_still_come(studio, tmp_path):
+    studio.create_project("p", "sky\nroad")
+    z = tmp_path / "hand-made.zip"
+    good = np.zeros((48, 64), np.uint8)
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("export/classes.json", json.dumps({"ignore_index": 255, "classes": [
+            {"index": 0, "name": "road"}, {"index": 1, "name": "sky"}]}))
+        zf.writestr("export/images/train/ok.png", png_bytes(street(1)))
+        zf.writestr("export/labels/train/ok.png", png_bytes(good + 1))                # all sky
+        zf.writestr("export/images/train/small.png", png_bytes(street(2)))
+        zf.writestr("export/labels/train/small.png", png_bytes(np.zeros((10, 10), np.uint8)))
+        zf.writestr("export/images/train/odd.png", png_bytes(street(3)))
+        zf.writestr("export/labels/train/odd.png", png_bytes(good + 7))               # no class 7
+        zf.writestr("export/labels/train/lonely.png", png_bytes(good))
+    rep = studio.upload("p", [z], predict=False)
+    lines = {shown.split("/")[-1]: (what, text) for shown, what, text in rep.files}
+    assert lines["ok.png"] == ("added", lines["ok.png"][1]) and lines["ok.png"][1].endswith("with its labels, submitted")
+    assert "label PNG is 10x10, the image 64x48" in lines["small.png"][1]
+    assert "value(s) 7 that classes.json does not name" in lines["odd.png"][1]
+    assert lines["lonely.png"][0] == "skipped" and "matches no image" in lines["lonely.png"][1]
+    images = by_name(studio, "p")
+    assert set(images) == {"ok.png", "small.png", "odd.png"} and len(rep.labelled) == 1
+    assert (studio.store.get_annotation(images["ok.png"].id).class_map == 0).all()    # sky is 0 here
+    assert images["small.png"].revision == images["odd.png"].revision == 0
+
+
+def test_a_classes_json_that_is_not_a_label_set_imports_no_labels(studio, tmp_path):
+    studio.create_project("p", "sky")
+    z = tmp_path / "broken.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("classes.json", "{not json")
+        zf.writestr("images/a.png", png_bytes(street(4)))
+        zf.writestr("labels/a.png", png_bytes(np.zeros((48, 64), np.uint8)))
+    rep = studio.upload("p", [z], predict=False)
+    ((shown, what, text),) = rep.files
+    assert shown == "broken.zip/images/a.png" and what == "added"
+    assert "its labels not imported: classes.json is not a label set" in text
+    assert rep.labelled == [] and studio.store.count_images("p")["total"] == 1
