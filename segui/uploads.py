@@ -51,6 +51,7 @@ EXPORT_TTL_SECONDS = limits.EXPORT_TTL_SECONDS
 EXPORTS_DIR = "exports"      # under the store's data dir: exports/<user>/<random>/<project>-<fmt>.zip
 
 CLASSES_JSON = "classes.json"      # the label set of a zip in the folder export's layout
+LABELS_NOT_IMPORTED = "its labels not imported"   # in a file's line of the report (the page marks it)
 MAX_CLASSES_JSON_BYTES = 1 << 20
 
 
@@ -223,6 +224,7 @@ class UploadReport:
     duplicate_ids: list[int] = field(default_factory=list)
     restored: list[int] = field(default_factory=list)     # ids of removed images put back (also in ``added``)
     labelled: list[int] = field(default_factory=list)     # ids whose labels came with them (a zip's labels/)
+    labels_refused: list[int] = field(default_factory=list)   # ids whose labels could not be imported
     # one line per file, in upload order: (file name, "added" | "duplicate" | "skipped", message)
     files: list[tuple[str, str, str]] = field(default_factory=list)
 
@@ -240,6 +242,8 @@ class UploadReport:
         parts = [self.added_words()]
         if self.duplicates:
             parts.append(f"{len(self.duplicates)} already in the project ({', '.join(self.duplicates[:5])})")
+        if self.labels_refused:
+            parts.append(f"the labels of {len(self.labels_refused)} not imported")
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped: " + "; ".join(self.skipped[:10]))
         return ", ".join(parts)
@@ -252,6 +256,8 @@ class UploadReport:
             parts.append(f"{len(self.duplicates)} already in the project")
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped")
+        if self.labels_refused:
+            parts.append(f"the labels of {len(self.labels_refused)} not imported")
         return "Upload: " + ", ".join(parts) + " (each file's result: Upload · Revisions)."
 
 
@@ -353,8 +359,18 @@ class UploadsMixin:
         saved labels keeps them. -> what happened, for its line of the report."""
         if info.revision > 0:
             return "its saved labels are kept (the zip's labels not imported)"
+        refused = self._label_refusal(p, info, label, label_set, relabels, who)
+        if refused:
+            rep.labels_refused.append(info.id)
+            return f"{LABELS_NOT_IMPORTED}: {refused}"
+        rep.labelled.append(info.id)
+        return "with its labels, submitted"
+
+    def _label_refusal(self, p, info, label: bytes, label_set: ZipLabelSet, relabels: dict,
+                       who: Principal | None) -> str:
+        """Store the label file as the image's submitted annotation; -> why not ("" when stored)."""
         if label_set.error:
-            return f"its labels not imported: {label_set.error}"
+            return label_set.error
         relabel = relabels.get(id(label_set))
         if relabel is None:
             try:
@@ -365,15 +381,14 @@ class UploadsMixin:
                 relabel = f"{CLASSES_JSON}: {e}"
             relabels[id(label_set)] = relabel
         if isinstance(relabel, str):
-            return f"its labels not imported: {relabel}"
+            return relabel
         try:
             class_map = relabel(decode_class_map(label, shape=(info.height, info.width)))
             self.store.save_annotation(info.id, class_map, author=self._who(who).actor or "import",
                                        status="submitted", base_revision=0)
         except (InvalidClassMapError, LabelSetError, ValidationError, ConflictError) as e:
-            return f"its labels not imported: {e}"
-        rep.labelled.append(info.id)
-        return "with its labels, submitted"
+            return str(e)
+        return ""
 
     def remove_image(self, project: str | int, image_id: Any, who: Principal | None = None) -> str:
         """Take an image out of the project (a wrong upload, a blurred frame): it leaves the

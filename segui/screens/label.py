@@ -18,6 +18,7 @@ from ..canvas import payload as pl
 from ..errors import UserError
 from ..guard import Refused, acting, login, user_errors
 from ..handlers import FILTERS, VAL_EVERY, Studio
+from ..uploads import LABELS_NOT_IMPORTED
 from ..uploads import discard_uploads
 from . import Screen
 
@@ -29,10 +30,12 @@ def forget_uploads(paths) -> None:
 
 def _upload_log(rep) -> str:
     """One line per uploaded file, under the upload box."""
-    icon = {"added": "✓", "duplicate": "↺", "skipped": "✗"}
+    icon = {"added": "✓", "duplicate": "↺", "skipped": "✗", "warn": "!"}
+    # an image added without the labels that came with it: marked, its line says why
+    kinds = [("warn" if LABELS_NOT_IMPORTED in msg else kind) for _, kind, msg in rep.files]
     rows = "".join(
         f'<li class="segui-up-{kind}"><span class="segui-up-icon">{icon[kind]}</span> '
-        f'<b>{html.escape(name)}</b>: {html.escape(msg)}</li>' for name, kind, msg in rep.files)
+        f'<b>{html.escape(name)}</b>: {html.escape(msg)}</li>' for (name, _, msg), kind in zip(rep.files, kinds))
     return f'<ul class="segui-uploads">{rows}</ul>'
 
 
@@ -51,6 +54,7 @@ UPLOAD_CSS = """
 .segui-uploads li { padding: 1px 0; word-break: break-all; }
 .segui-up-added .segui-up-icon { color: #15803d; } .segui-up-duplicate .segui-up-icon { color: #1d4ed8; }
 .segui-up-skipped { color: #991b1b; }
+.segui-up-warn .segui-up-icon { color: #b45309; font-weight: 700; }
 """
 
 
@@ -540,8 +544,9 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             if canvas_v["kind"] == "load":
                 canvas_v["note"] = (canvas_v["note"] + rep.summary()).strip()
                 # every file added: the drawer gets out of the way of the image to label (a
-                # duplicate or a refused file keeps it open: its list says which and why)
-                if all(kind == "added" for _, kind, _ in rep.files):
+                # duplicate, a refused file or labels not imported keep it open: its list says
+                # which and why)
+                if all(kind == "added" for _, kind, _ in rep.files) and not rep.labels_refused:
                     canvas_v["drawer"] = "close"
             return canvas_v, new_loaded, rv, log_html, None
 

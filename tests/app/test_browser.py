@@ -1051,3 +1051,44 @@ def test_a_new_empty_project_shows_no_image_of_another_project(cv, app, tmp_path
     # every file added: the drawer got out of the way of the image
     page.wait_for_function("() => document.getElementById('segui-drawer').dataset.open !== '1'", timeout=10_000)
     assert not page.locator(".seg-drawer-btn").evaluate("b => b.classList.contains('is-on')")
+
+
+def test_an_exported_folder_zip_brings_its_labels_into_the_project(cv, app, tmp_path):
+    """Runs after the test above, on its project (road, person, sky): a zip in the folder
+    export's layout whose classes.json has those words in another order (and a car the
+    project lacks). The first image opens with its labels in this project's indices; the
+    second's labels use the car, so its line says why they were not imported and the
+    drawer stays open."""
+    import json
+    import zipfile
+    st, _ = app
+    page = cv.page
+    rng = np.random.default_rng(8)
+    label = np.zeros((120, 160), np.uint8)          # the zip's indices: 0 sky, 1 road, 2 person, 3 car
+    label[60:] = 1
+    label[70:110, 40:60] = 2
+    z = tmp_path / "other studio-folder.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("classes.json", json.dumps({"ignore_index": 255, "classes": [
+            {"index": 0, "name": "sky"}, {"index": 1, "name": "road"}, {"index": 2, "name": "Person"},
+            {"index": 3, "name": "car"}]}))
+        for k, lab in enumerate([label, np.where(label == 2, 3, label).astype(np.uint8)]):
+            zf.writestr(f"images/train/frame{k}.png", png_bytes(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)))
+            zf.writestr(f"labels/train/frame{k}.png", png_bytes(lab))
+    if page.get_attribute("#segui-drawer", "data-open") != "1":
+        page.click(".seg-drawer-btn")
+    page.set_input_files("#segui-upload input[type=file]", str(z))
+    page.wait_for_function("() => document.querySelectorAll('.segui-uploads li').length === 2", timeout=60_000)
+    items = page.locator(".segui-uploads li").all_inner_texts()
+    assert "with its labels, submitted" in items[0] and "frame0.png" in items[0]
+    assert "its labels not imported" in items[1] and "'car'" in items[1]
+    assert page.locator(".segui-uploads li.segui-up-warn").count() == 1     # marked, not a plain tick
+    first = next(im.id for im in st.store.list_images("empty streets") if im.filename == "frame0.png")
+    cv.wait_image(first)
+    cv.wait_idle()
+    lut = np.array([2, 0, 1], np.uint8)             # sky, road, person -> this project's road, person, sky
+    np.testing.assert_array_equal(cv.client_map(), lut[label])
+    assert not cv.state()["dirty"]
+    assert page.get_attribute("#segui-drawer", "data-open") == "1"    # labels not imported: kept in view
+    cv.wait_status("the labels of 1 not imported")
+    page.click("#segui-drawer-close")

@@ -74,6 +74,7 @@ def test_labels_that_use_a_class_the_project_lacks_wait_for_it(studio, tmp_path)
     studio.create_project("c", "road\nsky")              # no car: both maps use it
     rep = studio.upload("c", [z], predict=False)
     assert len(rep.added) == 2 and rep.labelled == []    # the images are added all the same
+    assert rep.labels_refused == rep.added and "the labels of 2 not imported" in rep.summary()
     for _, what, text in rep.files:
         assert what == "added" and "its labels not imported" in text and "'car' that project 'c' does not have" in text
     assert all(im.revision == 0 for im in by_name(studio, "c").values())
