@@ -125,3 +125,19 @@ def test_a_classes_json_that_is_not_a_label_set_imports_no_labels(studio, tmp_pa
     assert shown == "broken.zip/images/a.png" and what == "added"
     assert "its labels not imported: classes.json is not a label set" in text
     assert rep.labelled == [] and studio.store.count_images("p")["total"] == 1
+
+
+def test_a_label_file_is_bounded_as_an_image_is(studio, tmp_path):
+    """A label file compressed like a zip bomb is refused from the zip's directory, with its
+    image (one line), and nothing of it is unpacked."""
+    studio.create_project("p", "sky")
+    z = tmp_path / "bomb-labels.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        zf.writestr("classes.json", json.dumps({"classes": [{"index": 0, "name": "sky"}]}))
+        zf.writestr("images/a.png", png_bytes(street(5)))
+        zf.writestr("labels/a.png", b"\x00" * (8 << 20))       # 8 MB of zeros: over 1000:1
+    rep = studio.upload("p", [z], predict=False)
+    ((shown, what, text),) = rep.files
+    assert shown == "bomb-labels.zip/images/a.png" and what == "skipped"
+    assert "its label file labels/a.png: compressed" in text and "not unpacked" in text
+    assert studio.store.count_images("p")["total"] == 0
