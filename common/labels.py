@@ -137,7 +137,7 @@ class Relabel:
         lacking = [self.missing[int(v)] for v in values if int(v) in self.missing]
         if lacking:
             raise LabelSetError(f"the labels use class(es) {', '.join(map(repr, lacking[:8]))} that {self.target} "
-                                "does not have: add them to its label set (Projects screen), then upload again")
+                                "does not have: add them to its label set (the Projects screen), then try again")
         return self.lut[class_map]
 
 

@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     common.add_argument("--max-megapixels", type=float, default=80.0)
     sub = ap.add_subparsers(dest="cmd", required=True)
     imp = sub.add_parser("import-dataset", parents=[common],
-                         help="import images/<split>, labels/<split>, classes.json")
+                         help="import images/<split>, labels/<split>, classes.json (into an existing "
+                              "project: classes matched by name)")
     imp.add_argument("--project", required=True)
     imp.add_argument("--data", required=True, help="dataset folder (CamVid layout)")
     imp.add_argument("--split", required=True)

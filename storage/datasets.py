@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from common.images import IMAGE_SUFFIXES
-from common.labels import collapse_spaces
+from common.labels import LabelSetError, Relabel, relabel_by_name
 
 from . import imaging
 from .errors import InvalidClassMapError, InvalidImageError, NotFoundError, ValidationError
@@ -62,29 +62,35 @@ def parse_classes_json(data: bytes | str) -> tuple[list[dict], int]:
     return classes, ignore_index
 
 
-def _ensure_project(store: Store, name: str, classes: list[dict], ignore_index: int) -> ProjectInfo:
+def _ensure_project(store: Store, name: str, classes: list[dict], ignore_index: int) -> tuple[ProjectInfo, Relabel]:
+    """The project (made from ``classes`` when there is none) and how the dataset's label
+    files read in its class indices: classes matched by name, so a project whose label set
+    has the same words in another order (or more words) takes the dataset as it is."""
     try:
         p = store.get_project(name)
     except NotFoundError:
-        return store.create_project(name, classes, ignore_index=ignore_index)
-    have = {c.index: c.name for c in p.classes}
-    want = {c["index"]: collapse_spaces(c["name"]) for c in classes}
-    missing = {i: n for i, n in want.items() if have.get(i) != n}
-    if missing or p.ignore_index != ignore_index:
-        raise ValidationError(
-            f"project {name!r} has a different label set than classes.json "
-            f"(mismatched indices: {sorted(missing)}; ignore index {p.ignore_index} vs {ignore_index})")
-    return p
+        p = store.create_project(name, classes, ignore_index=ignore_index)
+    try:
+        relabel = relabel_by_name({c["index"]: c["name"] for c in classes}, ignore_index,
+                                  {c.index: c.name for c in p.classes}, p.ignore_index, f"project {name!r}")
+    except LabelSetError as e:
+        raise ValidationError(f"classes.json: {e}") from None
+    if len(relabel.missing) == len(classes):
+        raise ValidationError(f"project {name!r} has none of the classes classes.json names "
+                              f"({', '.join(c['name'] for c in classes[:5])}...): another project?")
+    return p, relabel
 
 
 def import_dataset(store: Store, project: str, data_dir: str | Path, split: str,
                    author: str = "import", limit: int | None = None) -> ImportReport:
     """Import ``images/<split>/NAME.*`` + ``labels/<split>/NAME.png`` + ``classes.json``
     as images with submitted annotations. Re-importing is idempotent; a duplicate
-    image whose stored labels differ keeps the stored labels (reported)."""
+    image whose stored labels differ keeps the stored labels (reported). Into an existing
+    project, classes are matched by name (any order, case or spacing); a label file that
+    uses a class the project lacks is rejected (reported), its image still imported."""
     root = Path(data_dir)
     classes, ignore_index = read_classes_json(root / "classes.json")
-    _ensure_project(store, project, classes, ignore_index)
+    _, relabel = _ensure_project(store, project, classes, ignore_index)
     img_dir, lbl_dir = root / "images" / split, root / "labels" / split
     if not img_dir.is_dir():
         raise NotFoundError(f"no image folder {img_dir}")
@@ -104,8 +110,8 @@ def import_dataset(store: Store, project: str, data_dir: str | Path, split: str,
             rep.unlabelled += 1
             continue
         try:
-            cm = imaging.decode_class_map(lbl.read_bytes(), shape=(info.height, info.width))
-        except (InvalidClassMapError, OSError) as e:
+            cm = relabel(imaging.decode_class_map(lbl.read_bytes(), shape=(info.height, info.width)))
+        except (InvalidClassMapError, LabelSetError, OSError) as e:
             rep.rejected.append(f"{lbl.name}: {e}")
             continue
         if info.revision > 0:

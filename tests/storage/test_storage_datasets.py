@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from storage.__main__ import main
+from storage import ValidationError
 from storage.datasets import coco_to_class_map, export_dataset, import_dataset, safe_stem
 
 N = 4   # a few real CamVid images keep the suite fast; the benchmark imports all 367
@@ -146,3 +147,34 @@ def test_import_reports_images_too_small_to_label(store, tmp_path):
     rep = import_dataset(store, "ds", root, "train")
     assert (rep.added, rep.annotated) == (1, 1)
     assert rep.rejected == ["tiny.png: image is 8x8 px: too small to label (each side must be at least 16 px)"]
+
+
+def _tiny_dataset(root, classes, maps):
+    for sub in ("images/train", "labels/train"):
+        (root / sub).mkdir(parents=True)
+    (root / "classes.json").write_text(json.dumps({"ignore_index": 255, "classes": [
+        {"index": i, "name": n} for i, n in enumerate(classes)]}))
+    for k, cm in enumerate(maps):
+        Image.fromarray(np.full((16, 20, 3), 40 * k, np.uint8)).save(root / "images" / "train" / f"f{k}.png")
+        Image.fromarray(cm).save(root / "labels" / "train" / f"f{k}.png")
+
+
+def test_import_into_a_project_matches_classes_by_name(store, tmp_path):
+    """The same words in another order (and case), one more in the project: the labels are
+    read in the project's indices; a file using a class the project lacks is rejected and
+    its image still imported; a project with none of the words is refused."""
+    cm = np.zeros((16, 20), np.uint8)
+    cm[8:] = 1
+    pole = cm.copy()
+    pole[0, :4] = 2
+    _tiny_dataset(tmp_path / "ds", ["sky", "road", "pole"], [cm, pole])
+    store.create_project("streets", ["Road", "car", "SKY"])
+    rep = import_dataset(store, "streets", tmp_path / "ds", "train")
+    assert (rep.added, rep.annotated) == (2, 1)
+    assert len(rep.rejected) == 1 and rep.rejected[0].startswith("f1.png: ") and "'pole'" in rep.rejected[0]
+    first = next(i for i in store.list_images("streets") if i.filename == "f0.png")
+    np.testing.assert_array_equal(store.get_annotation(first.id).class_map, np.where(cm == 0, 2, 0))
+    store.create_project("kitchens", ["cup", "plate"])
+    with pytest.raises(ValidationError, match="none of the classes"):
+        import_dataset(store, "kitchens", tmp_path / "ds", "train")
+    assert store.count_images("kitchens")["total"] == 0
