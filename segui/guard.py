@@ -128,17 +128,22 @@ def guard_events(app: gr.Blocks, studio: Studio, project_dd: gr.Dropdown) -> Non
             bound = binding.arguments
             project = bound.get(__project) if __project is not None else None
             current = studio.current_project_name(project)   # a page still showing a renamed project's old name
-            if current != project:
+            request = LocalContext.request.get(None)
+            renamed = (project, current) if current != project else None
+            if renamed:
                 project = bound[__project] = current
                 args, kwargs = binding.args, binding.kwargs
             # the image the session has open (server state): checked against its own project
             held = next((a.image_id for a in bound.values() if isinstance(a, Loaded)), None)
-            request = LocalContext.request.get(None)
             try:
                 who = studio.authorize(access.username_of(request), access.ENDPOINTS[__name], project,
                                        open_image=held)
             except Forbidden as e:
                 raise gr.Error(str(e), visible=__name not in access.QUIET, print_exception=False) from None
+            if renamed and __name not in access.QUIET:   # (told to a member only)
+                notice = studio.renamed_notice(getattr(request, "session_hash", None), *renamed)
+                if notice:
+                    gr.Info(notice)      # once a session: its menus show the old name until a reload
             if who.name is None:    # no login: the activity log names the session's typed *Your name*
                 typed = studio.session_typed_name(getattr(request, "session_hash", None), bound.get("author"))
                 if typed:

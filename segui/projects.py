@@ -129,6 +129,24 @@ class ProjectsMixin:
             renamed = self.store.renamed_project(name)
             return renamed.name if renamed is not None else name
 
+    def renamed_notice(self, session: str | None, former: str, name: str) -> str | None:
+        """What to tell a browser session whose page still sends a renamed project's
+        ``former`` name (its menus were made before the rename, in another window): a
+        line the first time, None after (its actions reach the project either way)."""
+        from collections import OrderedDict
+
+        from .admin import SESSION_NAMES_KEPT
+        told = self.__dict__.setdefault("_renames_told", OrderedDict())
+        key = (session, former, name)
+        with self._cache_lock:
+            if key in told:
+                return None
+            told[key] = True
+            while len(told) > SESSION_NAMES_KEPT:
+                told.popitem(last=False)
+        return (f"Project {former!r} was renamed {name!r} (in another window); this page still shows the "
+                "old name and works on the project as it is: reload it to see the new name.")
+
     def removed_project_names(self) -> list[str]:
         """The removed projects, the most recently removed first (admins restore them)."""
         return [p.name for p in self.store.removed_projects()]

@@ -596,7 +596,11 @@ def test_errors_are_visible_and_app_keeps_working(running):
     assert nxt["kind"] == "load"
 
 
-def test_a_project_is_renamed_removed_and_restored_with_everything_it_had(running):
+def test_a_project_is_renamed_removed_and_restored_with_everything_it_had(running, monkeypatch):
+    import gradio as gr
+    told = []
+    real_info = gr.Info
+    monkeypatch.setattr(gr, "Info", lambda message, *a, **kw: told.append(message) or real_info(message, *a, **kw))
     st, url = running
     c = client(url)
     c.predict("scratch", "car\nroad", api_name="/create_project")
@@ -610,6 +614,12 @@ def test_a_project_is_renamed_removed_and_restored_with_everything_it_had(runnin
     # a window that still shows the old name (or an event queued before the rename) reaches the project
     out, _ = other.predict("scratch", value(filter="any"), "bo", api_name="/next_image")
     assert out["image"]["id"] == iid and out["project"] == "street scratch"
+    # and is told once that its page shows an old name (a toast), not at each event
+    assert [m for m in told if "renamed" in m] == [
+        "Project 'scratch' was renamed 'street scratch' (in another window); this page still shows the "
+        "old name and works on the project as it is: reload it to see the new name."]
+    other.predict("scratch", value(filter="any"), "bo", api_name="/next_image")
+    assert len([m for m in told if "renamed" in m]) == 1
     # the renaming session's own choices no longer hold the old name: an event queued before
     # the rename is not refused by Gradio's check of the picker (a class-level hook skips it)
     labels, _ = c.predict("scratch", api_name="/label_set")

@@ -959,3 +959,14 @@ def test_a_server_function_maps_a_renamed_project_and_refuses_a_missing_one_with
         with acting(studio, None, "strip_page", project="never was"):
             studio.strip("never was", None)
     assert e.value.status_code == 404 and "reload the page" in str(e.value)
+
+
+def test_a_page_that_shows_a_renamed_projects_old_name_is_told_once_a_session(studio, monkeypatch):
+    from segui import admin
+    assert "reload it to see the new name" in studio.renamed_notice("s1", "old name", "new name")
+    assert studio.renamed_notice("s1", "old name", "new name") is None       # told already
+    assert studio.renamed_notice("s2", "old name", "new name") is not None   # another window
+    assert studio.renamed_notice("s1", "new name", "newer name") is not None  # renamed again
+    monkeypatch.setattr(admin, "SESSION_NAMES_KEPT", 2)                       # bounded: the oldest go
+    studio.renamed_notice("s3", "a", "b")
+    assert studio.renamed_notice("s1", "old name", "new name") is not None
