@@ -11,10 +11,11 @@ size, each member's size and compression ratio) before anything is unpacked, and
 member is read with a cap, one at a time; an image's width and height are checked from
 its header before decoding (:func:`common.images.decode_image`). Each refusal is one line
 naming the file. A zip in the layout of the folder export (``images/<split>/NAME.*``,
-``labels/<split>/NAME.png``, ``classes.json``) brings its labels: each image comes with its
-class map as a submitted annotation, classes matched by name to the project's
-(:func:`common.labels.relabel_by_name`), so a project's export moves to another project or
-another studio. Exports are made under ``<data dir>/exports/<user>/<random>/`` and swept
+``labels/<split>/NAME.png``, ``classes.json``) or of the VOC export and CVAT's "Segmentation
+mask" (``JPEGImages/``, colour masks in ``SegmentationClass/``, ``labelmap.txt``) brings its
+labels: each image comes with its class map as a submitted annotation, classes matched by
+name to the project's (:func:`common.labels.relabel_by_name`), so a project's export moves
+to another project or another studio, and CVAT's labels come in. Exports are made under ``<data dir>/exports/<user>/<random>/`` and swept
 after :data:`EXPORT_TTL_SECONDS`.
 """
 from __future__ import annotations
@@ -32,11 +33,11 @@ from typing import Any, BinaryIO, NamedTuple
 
 from common import limits
 from common.images import IMAGE_SUFFIXES
-from common.labels import LabelSetError, Relabel, relabel_by_name
+from common.labels import LabelSetError, Relabel, name_key, relabel_by_name
 from common.limits import human
 from storage import ConflictError, InvalidClassMapError, InvalidImageError, ValidationError
-from storage.datasets import parse_classes_json
-from storage.imaging import decode_class_map
+from storage.datasets import parse_classes_json, parse_labelmap
+from storage.imaging import decode_class_map, decode_color_mask
 
 from .access import Act, Forbidden, Principal
 from .errors import UserError
@@ -51,17 +52,40 @@ EXPORT_TTL_SECONDS = limits.EXPORT_TTL_SECONDS
 EXPORTS_DIR = "exports"      # under the store's data dir: exports/<user>/<random>/<project>-<fmt>.zip
 
 CLASSES_JSON = "classes.json"      # the label set of a zip in the folder export's layout
+LABELMAP = "labelmap.txt"          # ... in the VOC export's (and CVAT's "Segmentation mask") layout
 LABELS_NOT_IMPORTED = "its labels not imported"   # in a file's line of the report (the page marks it)
 MAX_CLASSES_JSON_BYTES = 1 << 20
 
 
 @dataclass
 class ZipLabelSet:
-    """The label set a zip's ``classes.json`` names ({index: name}, ignore index), or why
-    it cannot be read (``error``); its ``labels/`` files are then not imported."""
+    """The label set of a zip that brings labels: its ``classes.json`` ({index: name},
+    ignore index; label files hold class indices), or its ``labelmap.txt`` (``rows``:
+    [(name, colour)]; label files are colour masks, Pascal VOC / CVAT "Segmentation
+    mask"); or why it cannot be read (``error``): its label files are then not imported."""
     classes: dict[int, str]
     ignore_index: int
     error: str = ""
+    rows: list[tuple[str, tuple[int, int, int]]] | None = None
+    file: str = CLASSES_JSON
+    orphans: set[str] = field(default_factory=set)   # label files whose image is not in the zip
+    own: tuple[str, ...] = ()                        # where the layout's own files are (not images)
+
+    def for_project(self, names: list[str]) -> tuple[dict[int, str], dict | None]:
+        """(source classes, {colour: source index} for colour masks, else None) for a project
+        with class ``names``. A labelmap's "ignore" row, and its "background" row unless the
+        project has a class of that name, are unlabelled pixels (what the VOC export and CVAT
+        write for them)."""
+        if self.rows is None:
+            return self.classes, None
+        have = {name_key(n) for n in names}
+        classes, colors = {}, {}
+        for i, (name, color) in enumerate(self.rows):
+            unlabelled = name_key(name) == "ignore" or (name_key(name) == "background" and "background" not in have)
+            colors[color] = self.ignore_index if unlabelled else i
+            if not unlabelled:
+                classes[i] = name
+        return classes, colors
 
 
 class Entry(NamedTuple):
@@ -107,37 +131,56 @@ def _read_member(zf: zipfile.ZipFile, m: zipfile.ZipInfo, cap: int) -> tuple[byt
         return None, f"unreadable in the zip ({e})"
 
 
+# the layouts a zip may bring labels in: (its label-set file, images folder, labels folder)
+LABEL_LAYOUTS = ((CLASSES_JSON, "images/", "labels/"),              # the folder export
+                 (LABELMAP, "JPEGImages/", "SegmentationClass/"))   # the VOC export, CVAT's masks
+# files of those layouts that are neither images nor labels (read as the layout's, never as images)
+LAYOUT_FILES = {CLASSES_JSON: (CLASSES_JSON,),
+                LABELMAP: (LABELMAP, "ImageSets/", "SegmentationObject/")}
+
+
 def _zip_labels(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo]
-                ) -> tuple[ZipLabelSet | None, zipfile.ZipInfo | None, dict[str, zipfile.ZipInfo]]:
-    """A zip in the folder export's layout: (its label set, its classes.json member, {image
-    member name: its label member}); labels are ``<top>labels/REL.png`` beside
-    ``<top>images/REL.*`` under the folder holding the shallowest classes.json. A zip
-    without one: (None, None, {})."""
-    found = [m for m in members if Path(m.filename).name == CLASSES_JSON]
-    if not found:
-        return None, None, {}
+                ) -> tuple[ZipLabelSet | None, str, str, dict[str, zipfile.ZipInfo]]:
+    """A zip in a layout of :data:`LABEL_LAYOUTS`: (its label set, the folder holding the
+    shallowest label-set file, its images folder, {image member name: its label member});
+    a label is ``<top><labels>REL.png`` beside ``<top><images>REL.*``. A zip in neither
+    layout: (None, "", "", {})."""
+    for file, image_dir, label_dir in LABEL_LAYOUTS:
+        found = [m for m in members if Path(m.filename).name == file]
+        if found:
+            break
+    else:
+        return None, "", "", {}
     meta = min(found, key=lambda m: m.filename.count("/"))
-    top = meta.filename[:-len(CLASSES_JSON)]
+    top = meta.filename[:-len(file)]
     if meta.file_size > MAX_CLASSES_JSON_BYTES:
-        label_set = ZipLabelSet({}, 255, f"{CLASSES_JSON} is {human(meta.file_size)}, over "
-                                         f"{human(MAX_CLASSES_JSON_BYTES)}; not read")
+        label_set = ZipLabelSet({}, 255, f"{file} is {human(meta.file_size)}, over "
+                                         f"{human(MAX_CLASSES_JSON_BYTES)}; not read", file=file)
     else:
         data, why = _read_member(zf, meta, MAX_CLASSES_JSON_BYTES)
         try:
             if data is None:
                 raise ValidationError(why or "it unpacks to more than the zip's directory says")
-            classes, ignore = parse_classes_json(data)
-            label_set = ZipLabelSet({c["index"]: c["name"] for c in classes}, ignore)
+            if file == LABELMAP:
+                label_set = ZipLabelSet({}, 255, rows=parse_labelmap(data), file=file)
+            else:
+                classes, ignore = parse_classes_json(data)
+                label_set = ZipLabelSet({c["index"]: c["name"] for c in classes}, ignore)
         except ValidationError as e:
-            label_set = ZipLabelSet({}, 255, str(e))
-    images = {m.filename[len(top) + len("images/"):].rsplit(".", 1)[0]: m for m in members
-              if m.filename.startswith(top + "images/")}
+            label_set = ZipLabelSet({}, 255, str(e), file=file)
+    images = {m.filename[len(top) + len(image_dir):].rsplit(".", 1)[0]: m for m in members
+              if m.filename.startswith(top + image_dir)}
     pairs = {}
     for m in members:
-        rel = m.filename[len(top) + len("labels/"):]
-        if m.filename.startswith(top + "labels/") and rel.lower().endswith(".png") and rel[:-4] in images:
+        rel = m.filename[len(top) + len(label_dir):]
+        if not m.filename.startswith(top + label_dir):
+            continue
+        if rel.lower().endswith(".png") and rel[:-4] in images:
             pairs[images[rel[:-4]].filename] = m
-    return label_set, meta, pairs
+        else:
+            label_set.orphans.add(m.filename)
+    label_set.own = tuple(top + f for f in (label_dir, *LAYOUT_FILES[file]))
+    return label_set, top, top + image_dir, pairs
 
 
 def zip_entries(path: Path, name: str) -> Iterator[Entry]:
@@ -158,18 +201,19 @@ def zip_entries(path: Path, name: str) -> Iterator[Entry]:
             yield Entry(name, name, None, f"the zip would unpack to {human(total)}, over the limit of "
                         f"{human(ZIP_MAX_TOTAL_BYTES)} (SEGUI_ZIP_MAX_TOTAL_MB); nothing unpacked")
             return
-        label_set, meta, pairs = _zip_labels(zf, members)
-        paired = {m.filename for m in pairs.values()}
-        top = meta.filename[:-len(CLASSES_JSON)] if meta is not None else None
+        label_set, _, image_dir, pairs = _zip_labels(zf, members)
         left = ZIP_MAX_TOTAL_BYTES
         for m in members:
             base = Path(m.filename).name
             shown = f"{name}/{m.filename}"
-            if m.filename.startswith("__MACOSX/") or base.startswith(".") or m is meta or m.filename in paired:
+            if m.filename.startswith("__MACOSX/") or base.startswith("."):
                 continue
-            if top is not None and m.filename.startswith(top + "labels/"):
-                yield Entry(shown, base, None, "a label file that matches no image in images/ (a label is a "
-                            "PNG with its image's path and name); not imported")
+            if label_set is not None and m.filename.startswith(label_set.own):
+                # the layout's own files (label-set file, labels, VOC's ImageSets, CVAT's
+                # SegmentationObject): not images; a label without its image is said
+                if m.filename in label_set.orphans:
+                    yield Entry(shown, base, None, "a label file that matches no image in the zip (a label "
+                                "is a PNG with its image's path and name); not imported")
                 continue
             if Path(base).suffix.lower() not in IMAGE_SUFFIXES:
                 yield Entry(shown, base, None, "not an image file")
@@ -192,7 +236,7 @@ def zip_entries(path: Path, name: str) -> Iterator[Entry]:
                         return
                     continue
                 left -= len(label)
-                folder = m.filename[len(top) + len("images/"):].split("/")
+                folder = m.filename[len(image_dir):].split("/")
                 split = folder[0] if len(folder) > 1 and folder[0] in ("train", "val") else "none"
             yield Entry(shown, base, data, "", label, label_set if label is not None else None, split)
 
@@ -371,19 +415,21 @@ class UploadsMixin:
         """Store the label file as the image's submitted annotation; -> why not ("" when stored)."""
         if label_set.error:
             return label_set.error
-        relabel = relabels.get(id(label_set))
-        if relabel is None:
+        if id(label_set) not in relabels:
+            classes, colors = label_set.for_project([c.name for c in p.classes])
             try:
-                relabel = relabel_by_name(label_set.classes, label_set.ignore_index,
-                                          {c.index: c.name for c in p.classes}, p.ignore_index,
-                                          f"project {p.name!r}")
+                relabels[id(label_set)] = relabel_by_name(classes, label_set.ignore_index,
+                                                          {c.index: c.name for c in p.classes}, p.ignore_index,
+                                                          f"project {p.name!r}"), colors
             except LabelSetError as e:
-                relabel = f"{CLASSES_JSON}: {e}"
-            relabels[id(label_set)] = relabel
+                relabels[id(label_set)] = f"{label_set.file}: {e}", None
+        relabel, colors = relabels[id(label_set)]
         if isinstance(relabel, str):
             return relabel
+        shape = (info.height, info.width)
         try:
-            class_map = relabel(decode_class_map(label, shape=(info.height, info.width)))
+            class_map = relabel(decode_color_mask(label, colors, shape) if colors is not None
+                                else decode_class_map(label, shape=shape))
             self.store.save_annotation(info.id, class_map, author=self._who(who).actor or "import",
                                        status="submitted", base_revision=0)
         except (InvalidClassMapError, LabelSetError, ValidationError, ConflictError) as e:

@@ -245,6 +245,30 @@ def voc_colors(p: ProjectInfo) -> tuple[np.ndarray, tuple[int, int, int], str]:
     return p.color_lut(ignore_color), ignore_color, "\n".join(lines) + "\n"
 
 
+def parse_labelmap(data: bytes | str) -> list[tuple[str, tuple[int, int, int]]]:
+    """A ``labelmap.txt`` (Pascal VOC / CVAT "Segmentation mask": ``name:r,g,b:parts:actions``
+    lines, ``#`` comments; as :func:`voc_colors` writes it) -> [(name, colour)] in its
+    order, or :class:`ValidationError` naming the line that is not one."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, _, rest = line.partition(":")
+        try:
+            color = tuple(int(v) for v in rest.split(":")[0].split(","))
+            if len(color) != 3 or not all(0 <= v <= 255 for v in color) or not name.strip():
+                raise ValueError
+        except ValueError:
+            raise ValidationError(f"labelmap.txt line {n} is not 'name:r,g,b::': {line[:80]!r}") from None
+        if any(c == color for _, c in rows):
+            raise ValidationError(f"labelmap.txt line {n}: colour {color} is given twice; a mask would be ambiguous")
+        rows.append((name.strip(), color))
+    if not rows:
+        raise ValidationError("labelmap.txt names no class")
+    return rows
+
+
 def _export_voc(store, p, out, items, rep) -> None:
     lut, _, labelmap = voc_colors(p)
     sets: dict[str, list[str]] = {}

@@ -74,3 +74,28 @@ def decode_class_map(png: bytes, shape: tuple[int, int] | None = None) -> np.nda
         if im.mode not in ("L", "P"):
             raise InvalidClassMapError(f"label PNG must be 8-bit greyscale or palette, got mode {im.mode!r}")
         return np.array(im, dtype=np.uint8)
+
+
+def decode_color_mask(png: bytes, colors: dict[tuple[int, int, int], int], shape: tuple[int, int]) -> np.ndarray:
+    """A colour mask (Pascal VOC / CVAT "Segmentation mask": one RGB colour per class) ->
+    (H, W) uint8 class map through ``colors`` ({(r, g, b): index}). A PNG of another size
+    than ``shape`` (H, W) is refused from its header; a colour ``colors`` lacks raises
+    :class:`InvalidClassMapError` naming it."""
+    try:
+        w, h = images.png_size(png)
+    except images.InvalidImageError as e:
+        raise InvalidClassMapError(f"label file: {e}") from None
+    if (h, w) != tuple(shape):
+        raise InvalidClassMapError(f"label PNG is {w}x{h}, the image {shape[1]}x{shape[0]}; not decoded")
+    try:
+        rgb = images.decode_image(png, min_side=1).rgb.astype(np.int32)
+    except images.InvalidImageError as e:
+        raise InvalidClassMapError(f"label file: {e}") from None
+    keys = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    found, inverse = np.unique(keys, return_inverse=True)
+    table = {(r << 16) | (g << 8) | b: i for (r, g, b), i in colors.items()}
+    unknown = [int(k) for k in found if int(k) not in table]
+    if unknown:
+        shown = ", ".join(f"({k >> 16},{(k >> 8) & 255},{k & 255})" for k in unknown[:5])
+        raise InvalidClassMapError(f"the mask has colour(s) {shown} that labelmap.txt does not name")
+    return np.array([table[int(k)] for k in found], np.uint8)[inverse.reshape(keys.shape)]

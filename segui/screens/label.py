@@ -211,8 +211,9 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
                 gr.Markdown("**Upload images** (files or a zip) · **revisions** of the open image",
                             elem_classes="segui-drawer-title")
                 close_btn = gr.Button("× Close", size="sm", scale=0, min_width=70, elem_id="segui-drawer-close")
-            # a zip exported in the folder format (Model screen) brings its labels with it
-            upload = gr.File(label="Upload images (files or a zip; an exported folder zip brings its labels)",
+            # a zip exported here (folder or voc, Model screen) or CVAT's segmentation masks
+            # brings its labels with it
+            upload = gr.File(label="Upload images (files or a zip; an export or CVAT's masks bring their labels)",
                              file_count="multiple", elem_id="segui-upload", height=110)
             upload_log = gr.HTML(elem_id="segui-upload-log", css_template=UPLOAD_CSS, js_on_load=None)
             rev_dd = gr.Radio(label="Saved revisions of the open image", choices=[], interactive=True,

@@ -141,3 +141,88 @@ def test_a_label_file_is_bounded_as_an_image_is(studio, tmp_path):
     assert shown == "bomb-labels.zip/images/a.png" and what == "skipped"
     assert "its label file labels/a.png: compressed" in text and "not unpacked" in text
     assert studio.store.count_images("p")["total"] == 0
+
+
+# ------------------------------------------------------------------ colour masks (VOC / CVAT)
+
+def test_a_voc_export_uploaded_into_another_project_brings_its_labels(studio, tmp_path):
+    """The VOC export (CVAT's "Segmentation mask" layout: JPEGImages/, SegmentationClass/
+    colour masks, labelmap.txt) comes back pixel for pixel in another project's indices."""
+    z, maps = labelled_export(studio, tmp_path)
+    voc = studio.export("a", "voc")
+    with zipfile.ZipFile(voc) as zf:
+        assert "labelmap.txt" in zf.namelist()
+    studio.create_project("b", "car\nroad\nsky")
+    rep = studio.upload("b", [voc], predict=False)
+    assert len(rep.labelled) == 2 and rep.skipped == [] and rep.labels_refused == []
+    lut = np.array([2, 1, 0] + [255] * 253, np.uint8)
+    for name, im in by_name(studio, "b").items():
+        np.testing.assert_array_equal(studio.store.get_annotation(im.id).class_map, lut[maps[name]])
+
+
+def cvat_zip(path, rows, masks):
+    """A zip as CVAT exports "Segmentation mask 1.1" with images: colour masks."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("labelmap.txt", "# label:color_rgb:parts:actions\n"
+                    + "".join(f"{n}:{','.join(map(str, c))}::\n" for n, c in rows))
+        zf.writestr("ImageSets/Segmentation/default.txt", "\n".join(masks) + "\n")
+        for k, (stem, mask) in enumerate(masks.items()):
+            zf.writestr(f"JPEGImages/{stem}.png", png_bytes(street(10 + k)))
+            zf.writestr(f"SegmentationClass/{stem}.png", png_bytes(mask))
+            zf.writestr(f"SegmentationObject/{stem}.png", png_bytes(mask))   # CVAT's instances: not ours
+    return path
+
+
+def test_a_cvat_segmentation_mask_zip_comes_with_its_labels(studio, tmp_path):
+    rows = [("background", (0, 0, 0)), ("road", (128, 64, 128)), ("car", (0, 0, 142))]
+    mask = np.zeros((48, 64, 3), np.uint8)
+    mask[24:] = (128, 64, 128)
+    mask[30:40, 5:20] = (0, 0, 142)
+    odd = mask.copy()
+    odd[0, 0] = (1, 2, 3)
+    z = cvat_zip(tmp_path / "task_1-segmentation mask 1.1.zip", rows, {"f1": mask, "f2": odd})
+    studio.create_project("p", "car\nroad\nsky")
+    rep = studio.upload("p", [z], predict=False)
+    lines = {shown.split("/")[-1]: (what, text) for shown, what, text in rep.files}
+    assert set(lines) == {"f1.png", "f2.png"}          # SegmentationObject/ and ImageSets/ are not images
+    assert lines["f1.png"][1].endswith("with its labels, submitted")
+    assert "colour(s) (1,2,3) that labelmap.txt does not name" in lines["f2.png"][1]
+    f1 = by_name(studio, "p")["f1.png"]
+    cm = studio.store.get_annotation(f1.id).class_map
+    assert (cm[:24] == 255).all()                      # background: unlabelled (the project has none)
+    assert (cm[30:40, 5:20] == 0).all() and (cm[24:30] == 1).all()
+    # a project with a class named background takes those pixels as that class
+    studio.create_project("q", "background\nroad\ncar")
+    studio.upload("q", [z], predict=False)
+    q1 = by_name(studio, "q")["f1.png"]
+    assert (studio.store.get_annotation(q1.id).class_map[:24] == 0).all()
+
+
+def test_a_labelmap_that_is_not_one_imports_no_labels(studio, tmp_path):
+    studio.create_project("p", "road")
+    z = tmp_path / "bad.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("labelmap.txt", "road:128,64,128::\ncar:128,64,128::\n")
+        zf.writestr("JPEGImages/a.png", png_bytes(street(6)))
+        zf.writestr("SegmentationClass/a.png", png_bytes(np.zeros((48, 64, 3), np.uint8)))
+    ((_, what, text),) = studio.upload("p", [z], predict=False).files
+    assert what == "added" and "its labels not imported: labelmap.txt line 2: colour (128, 64, 128) is given twice" in text
+
+
+def test_files_beside_a_label_layout_are_uploaded_as_ever(studio, tmp_path):
+    """Only the layout's own folders are read as labels and metadata: an image elsewhere in
+    the zip is added (without labels), other files are refused with their line."""
+    studio.create_project("p", "sky")
+    z = tmp_path / "mixed.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("classes.json", json.dumps({"classes": [{"index": 0, "name": "sky"}]}))
+        zf.writestr("images/a.png", png_bytes(street(7)))
+        zf.writestr("labels/a.png", png_bytes(np.zeros((48, 64), np.uint8)))
+        zf.writestr("photos/b.png", png_bytes(street(8)))
+        zf.writestr("notes.txt", "hello")
+    rep = studio.upload("p", [z], predict=False)
+    lines = {shown: (what, text) for shown, what, text in rep.files}
+    assert lines["mixed.zip/images/a.png"][1].endswith("with its labels, submitted")
+    assert lines["mixed.zip/photos/b.png"][0] == "added" and "labels" not in lines["mixed.zip/photos/b.png"][1]
+    assert lines["mixed.zip/notes.txt"] == ("skipped", "not an image file")
+    assert len(rep.files) == 3
