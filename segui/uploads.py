@@ -12,7 +12,9 @@ member is read with a cap, one at a time; an image's width and height are checke
 its header before decoding (:func:`common.images.decode_image`). Each refusal is one line
 naming the file. A zip in the layout of the folder export (``images/<split>/NAME.*``,
 ``labels/<split>/NAME.png``, ``classes.json``) or of the VOC export and CVAT's "Segmentation
-mask" (``JPEGImages/``, colour masks in ``SegmentationClass/``, ``labelmap.txt``) brings its
+mask" (``JPEGImages/``, colour masks in ``SegmentationClass/``, ``labelmap.txt``), or with a
+COCO file (the coco export's ``annotations.json``, Label Studio's ``result.json``, CVAT's
+``annotations/*.json``: polygons and RLE, each image found by its ``file_name``) brings its
 labels: each image comes with its class map as a submitted annotation, classes matched by
 name to the project's (:func:`common.labels.relabel_by_name`), so a project's export moves
 to another project or another studio, and CVAT's labels come in. Exports are made under ``<data dir>/exports/<user>/<random>/`` and swept
@@ -36,7 +38,7 @@ from common.images import IMAGE_SUFFIXES
 from common.labels import LabelSetError, Relabel, name_key, relabel_by_name
 from common.limits import human
 from storage import ConflictError, InvalidClassMapError, InvalidImageError, ValidationError
-from storage.datasets import parse_classes_json, parse_labelmap
+from storage.datasets import CocoLabels, coco_class_map, parse_classes_json, parse_coco, parse_labelmap
 from storage.imaging import decode_class_map, decode_color_mask
 
 from .access import Act, Forbidden, Principal
@@ -68,14 +70,18 @@ class ZipLabelSet:
     error: str = ""
     rows: list[tuple[str, tuple[int, int, int]]] | None = None
     file: str = CLASSES_JSON
+    coco: CocoLabels | None = None                   # a COCO file's segmentations (labels by file_name)
     orphans: set[str] = field(default_factory=set)   # label files whose image is not in the zip
     own: tuple[str, ...] = ()                        # where the layout's own files are (not images)
+    path: str = ""                                   # the label-set file's path in the zip
 
     def for_project(self, names: list[str]) -> tuple[dict[int, str], dict | None]:
         """(source classes, {colour: source index} for colour masks, else None) for a project
         with class ``names``. A labelmap's "ignore" row, and its "background" row unless the
         project has a class of that name, are unlabelled pixels (what the VOC export and CVAT
         write for them)."""
+        if self.coco is not None:
+            return self.coco.classes, None
         if self.rows is None:
             return self.classes, None
         have = {name_key(n) for n in names}
@@ -94,7 +100,7 @@ class Entry(NamedTuple):
     filename: str                    # the file name stored
     data: bytes | None               # its bytes; None when it was skipped
     reason: str                      # why it was skipped ("" when read)
-    label: bytes | None = None       # its class-map PNG, from a zip in the folder export's layout
+    label: bytes | str | None = None   # its label file (a zip in a LABEL_LAYOUTS layout), or its COCO file_name
     label_set: ZipLabelSet | None = None   # that zip's classes.json
     split: str = "none"              # images/<split>/ of such a zip (train or val), else automatic
 
@@ -134,6 +140,8 @@ def _read_member(zf: zipfile.ZipFile, m: zipfile.ZipInfo, cap: int) -> tuple[byt
 # the layouts a zip may bring labels in: (its label-set file, images folder, labels folder)
 LABEL_LAYOUTS = ((CLASSES_JSON, "images/", "labels/"),              # the folder export
                  (LABELMAP, "JPEGImages/", "SegmentationClass/"))   # the VOC export, CVAT's masks
+# a COCO file: the coco export's, Label Studio's, CVAT's (annotations/instances_default.json)
+COCO_FILES = ("annotations.json", "result.json")
 # files of those layouts that are neither images nor labels (read as the layout's, never as images)
 LAYOUT_FILES = {CLASSES_JSON: (CLASSES_JSON,),
                 LABELMAP: (LABELMAP, "ImageSets/", "SegmentationObject/")}
@@ -150,7 +158,7 @@ def _zip_labels(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo]
         if found:
             break
     else:
-        return None, "", "", {}
+        return _coco_labels(zf, members)
     meta = min(found, key=lambda m: m.filename.count("/"))
     top = meta.filename[:-len(file)]
     if meta.file_size > MAX_CLASSES_JSON_BYTES:
@@ -180,7 +188,35 @@ def _zip_labels(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo]
         else:
             label_set.orphans.add(m.filename)
     label_set.own = tuple(top + f for f in (label_dir, *LAYOUT_FILES[file]))
+    label_set.path = meta.filename
     return label_set, top, top + image_dir, pairs
+
+
+def _coco_labels(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo]
+                 ) -> tuple[ZipLabelSet | None, str, str, dict[str, str]]:
+    """A zip with a COCO file (:data:`COCO_FILES`, or a json under ``annotations/``): as
+    :func:`_zip_labels`, each image paired with its ``file_name`` in that file (the image
+    whose path ends with it)."""
+    found = [m for m in members if m.filename.lower().endswith(".json")
+             and (Path(m.filename).name in COCO_FILES or "/annotations/" in "/" + m.filename)]
+    if not found:
+        return None, "", "", {}
+    meta = min(found, key=lambda m: (m.filename.count("/"), m.filename))
+    file = meta.filename
+    data, why = _read_member(zf, meta, MAX_IMAGE_BYTES)
+    try:
+        if data is None:
+            raise ValidationError(why or "it unpacks to more than the zip's directory says")
+        coco = parse_coco(data)
+    except ValidationError as e:
+        return ZipLabelSet({}, 255, str(e), file=file, own=(file,), path=file), "", "", {}
+    ends = {}                       # every path ending at a "/" of each member -> the member
+    for m in members:
+        parts = m.filename.split("/")
+        for i in range(len(parts)):
+            ends.setdefault("/".join(parts[i:]), m.filename)
+    pairs = {ends[f]: f for f in coco.by_file if f in ends}
+    return ZipLabelSet(coco.classes, 255, file=file, coco=coco, own=(file,), path=file), "", "", pairs
 
 
 def zip_entries(path: Path, name: str) -> Iterator[Entry]:
@@ -214,6 +250,8 @@ def zip_entries(path: Path, name: str) -> Iterator[Entry]:
                 if m.filename in label_set.orphans:
                     yield Entry(shown, base, None, "a label file that matches no image in the zip (a label "
                                 "is a PNG with its image's path and name); not imported")
+                elif m.filename == label_set.path and label_set.error:
+                    yield Entry(shown, base, None, f"no labels read from it: {label_set.error}")
                 continue
             if Path(base).suffix.lower() not in IMAGE_SUFFIXES:
                 yield Entry(shown, base, None, "not an image file")
@@ -227,7 +265,11 @@ def zip_entries(path: Path, name: str) -> Iterator[Entry]:
                 continue
             left -= len(data)
             label, split = None, "none"
-            if m.filename in pairs:
+            if m.filename in pairs and label_set.coco is not None:    # its labels are in the COCO file
+                entry = label_set.coco.by_file[pairs[m.filename]][0]
+                label = pairs[m.filename]
+                split = entry.get("split") if entry.get("split") in ("train", "val") else "none"
+            elif m.filename in pairs:
                 label, why = _read_member(zf, pairs[m.filename], left)
                 if label is None:
                     yield Entry(shown, base, None, f"its label file {pairs[m.filename].filename}: "
@@ -428,8 +470,16 @@ class UploadsMixin:
             return relabel
         shape = (info.height, info.width)
         try:
-            class_map = relabel(decode_color_mask(label, colors, shape) if colors is not None
-                                else decode_class_map(label, shape=shape))
+            if label_set.coco is not None:
+                class_map = coco_class_map(label_set.coco, label)
+                if class_map.shape != shape:
+                    raise InvalidClassMapError(f"{label_set.file} gives it {class_map.shape[1]}x{class_map.shape[0]}, "
+                                               f"the image is {shape[1]}x{shape[0]}")
+            elif colors is not None:
+                class_map = decode_color_mask(label, colors, shape)
+            else:
+                class_map = decode_class_map(label, shape=shape)
+            class_map = relabel(class_map)
             self.store.save_annotation(info.id, class_map, author=self._who(who).actor or "import",
                                        status="submitted", base_revision=0)
         except (InvalidClassMapError, LabelSetError, ValidationError, ConflictError) as e:

@@ -312,6 +312,68 @@ def _export_coco(store, p, out, items, rep) -> None:
     _write(rep, out, "annotations.json", json.dumps(doc).encode())
 
 
+@dataclass
+class CocoLabels:
+    """The segmentations of a COCO file (our coco export, CVAT's or Label Studio's), read
+    for import: categories as compact indices 0..n-1 in the order of their ids."""
+    classes: dict[int, str]                        # compact index -> category name
+    index_of: dict[int, int]                       # category id -> compact index
+    by_file: dict[str, tuple[dict, list[dict]]]    # image file_name -> (its entry, its annotations)
+
+
+def parse_coco(data: bytes | str) -> CocoLabels:
+    """A COCO json (``images``, ``annotations`` with ``segmentation``, ``categories``) ->
+    :class:`CocoLabels`, or :class:`ValidationError` saying what is wrong with it."""
+    try:
+        doc = json.loads(data)
+        cats = sorted(doc["categories"], key=lambda c: int(c["id"]))
+        names = {int(c["id"]): str(c["name"]) for c in cats}
+        images = {int(im["id"]): im for im in doc["images"]}
+        by_file: dict[str, tuple[dict, list[dict]]] = {}
+        for im in images.values():
+            if int(im["width"]) < 1 or int(im["height"]) < 1 or not isinstance(im["file_name"], str):
+                raise ValueError(f"image {im['id']}: a width, a height and a file_name")
+            by_file[im["file_name"].replace("\\", "/")] = (im, [])
+        for ann in doc["annotations"]:
+            if ann.get("segmentation") and int(ann["category_id"]) in names and int(ann["image_id"]) in images:
+                by_file[images[int(ann["image_id"])]["file_name"].replace("\\", "/")][1].append(ann)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise ValidationError(f"the COCO file is not one ({type(e).__name__}: {e}); it holds images, "
+                              "annotations with a segmentation, and categories") from None
+    if len(names) > 255:
+        raise ValidationError(f"the COCO file has {len(names)} categories; a label set holds at most 255")
+    index_of = {cid: i for i, cid in enumerate(names)}
+    return CocoLabels({index_of[cid]: n for cid, n in names.items()}, index_of, by_file)
+
+
+def coco_class_map(labels: CocoLabels, file_name: str, ignore_index: int = 255) -> np.ndarray:
+    """One image's annotations of a COCO file as a (H, W) class map in ``labels``' compact
+    indices (polygons, RLE and compressed RLE; a later annotation over an earlier one wins);
+    pixels no annotation covers are ``ignore_index``."""
+    from pycocotools import mask as mask_utils
+    entry, anns = labels.by_file[file_name]
+    h, w = int(entry["height"]), int(entry["width"])
+    cm = np.full((h, w), ignore_index, dtype=np.uint8)
+    for ann in anns:
+        seg = ann["segmentation"]
+        try:
+            if isinstance(seg, list):                                   # polygons
+                rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+            elif isinstance(seg.get("counts"), list):                   # uncompressed RLE
+                rle = mask_utils.frPyObjects(seg, h, w)
+            else:                                                       # compressed RLE
+                rle = {"size": seg["size"], "counts": seg["counts"].encode() if isinstance(seg["counts"], str)
+                       else seg["counts"]}
+            m = mask_utils.decode(rle).astype(bool)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
+            raise InvalidClassMapError(f"annotation {ann.get('id')}: its segmentation cannot be read ({e})") from None
+        if m.shape != (h, w):
+            raise InvalidClassMapError(f"annotation {ann.get('id')}: its mask is {m.shape[1]}x{m.shape[0]}, "
+                                       f"the image {w}x{h}")
+        cm[m] = labels.index_of[int(ann["category_id"])]
+    return cm
+
+
 def coco_to_class_map(coco, image_id: int, ignore_index: int) -> np.ndarray:
     """Decode one image of an exported COCO file back to a class map."""
     img = coco.imgs[image_id]

@@ -121,9 +121,12 @@ def test_a_classes_json_that_is_not_a_label_set_imports_no_labels(studio, tmp_pa
         zf.writestr("images/a.png", png_bytes(street(4)))
         zf.writestr("labels/a.png", png_bytes(np.zeros((48, 64), np.uint8)))
     rep = studio.upload("p", [z], predict=False)
-    ((shown, what, text),) = rep.files
-    assert shown == "broken.zip/images/a.png" and what == "added"
-    assert "its labels not imported: classes.json is not a label set" in text
+    lines = {shown: (what, text) for shown, what, text in rep.files}
+    what, text = lines.pop("broken.zip/images/a.png")
+    assert what == "added" and "its labels not imported: classes.json is not a label set" in text
+    what, text = lines.pop("broken.zip/classes.json")           # the file itself says it too
+    assert what == "skipped" and text.startswith("no labels read from it: classes.json is not a label set")
+    assert lines == {}
     assert rep.labelled == [] and studio.store.count_images("p")["total"] == 1
 
 
@@ -205,8 +208,9 @@ def test_a_labelmap_that_is_not_one_imports_no_labels(studio, tmp_path):
         zf.writestr("labelmap.txt", "road:128,64,128::\ncar:128,64,128::\n")
         zf.writestr("JPEGImages/a.png", png_bytes(street(6)))
         zf.writestr("SegmentationClass/a.png", png_bytes(np.zeros((48, 64, 3), np.uint8)))
-    ((_, what, text),) = studio.upload("p", [z], predict=False).files
-    assert what == "added" and "its labels not imported: labelmap.txt line 2: colour (128, 64, 128) is given twice" in text
+    files = studio.upload("p", [z], predict=False).files
+    assert [(shown, what) for shown, what, _ in files] == [("bad.zip/labelmap.txt", "skipped"), ("bad.zip/JPEGImages/a.png", "added")]
+    assert "its labels not imported: labelmap.txt line 2: colour (128, 64, 128) is given twice" in files[1][2]
 
 
 def test_files_beside_a_label_layout_are_uploaded_as_ever(studio, tmp_path):
@@ -226,3 +230,46 @@ def test_files_beside_a_label_layout_are_uploaded_as_ever(studio, tmp_path):
     assert lines["mixed.zip/photos/b.png"][0] == "added" and "labels" not in lines["mixed.zip/photos/b.png"][1]
     assert lines["mixed.zip/notes.txt"] == ("skipped", "not an image file")
     assert len(rep.files) == 3
+
+
+# ------------------------------------------------------------------ COCO
+
+def test_a_coco_export_uploaded_into_another_project_brings_its_labels(studio, tmp_path):
+    z, maps = labelled_export(studio, tmp_path)
+    coco = studio.export("a", "coco")
+    studio.create_project("b", "car\nroad\nsky")
+    rep = studio.upload("b", [coco], predict=False)
+    assert len(rep.labelled) == 2 and rep.skipped == [] and len(rep.files) == 2
+    images = by_name(studio, "b")
+    assert images["s1.png"].split == "val"                 # the export's own split field
+    lut = np.array([2, 1, 0] + [255] * 253, np.uint8)
+    for name, im in images.items():
+        np.testing.assert_array_equal(studio.store.get_annotation(im.id).class_map, lut[maps[name]])
+
+
+def test_coco_polygons_as_label_studio_and_cvat_export_them(studio, tmp_path):
+    """Label Studio's COCO export (result.json, images/) and CVAT's (annotations/
+    instances_default.json, images/default/...): polygons; category ids as the tool gave them."""
+    doc = {"images": [{"id": 7, "file_name": "default/frame.png", "width": 64, "height": 48}],
+           "categories": [{"id": 3, "name": "Road"}, {"id": 9, "name": "car"}],
+           "annotations": [
+               {"id": 1, "image_id": 7, "category_id": 3, "segmentation": [[0, 24, 63.9, 24, 63.9, 47.9, 0, 47.9]]},
+               {"id": 2, "image_id": 7, "category_id": 9, "segmentation": [[10, 30, 30, 30, 30, 40, 10, 40]]},
+               {"id": 3, "image_id": 7, "category_id": 9, "bbox": [0, 0, 5, 5]}]}     # no segmentation: left out
+    z = tmp_path / "cvat-coco.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("annotations/instances_default.json", json.dumps(doc))
+        zf.writestr("images/default/frame.png", png_bytes(street(9)))
+    studio.create_project("p", "sky\nroad\ncar")
+    rep = studio.upload("p", [z], predict=False)
+    ((shown, what, text),) = rep.files
+    assert shown == "cvat-coco.zip/images/default/frame.png" and text.endswith("with its labels, submitted")
+    cm = studio.store.get_annotation(rep.added[0]).class_map
+    assert (cm[:20] == 255).all() and (cm[26:29, :8] == 1).all() and (cm[32:38, 12:28] == 2).all()
+    bad = tmp_path / "label-studio.zip"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("result.json", json.dumps({"images": [], "annotations": []}))     # no categories
+        zf.writestr("images/x.png", png_bytes(street(10)))
+    files = studio.upload("p", [bad], predict=False).files
+    assert ("label-studio.zip/result.json", "skipped") == files[0][:2] and "not one (KeyError" in files[0][2]
+    assert files[1][:2] == ("label-studio.zip/images/x.png", "added")
