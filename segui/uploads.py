@@ -471,10 +471,7 @@ class UploadsMixin:
         shape = (info.height, info.width)
         try:
             if label_set.coco is not None:
-                class_map = coco_class_map(label_set.coco, label)
-                if class_map.shape != shape:
-                    raise InvalidClassMapError(f"{label_set.file} gives it {class_map.shape[1]}x{class_map.shape[0]}, "
-                                               f"the image is {shape[1]}x{shape[0]}")
+                class_map = coco_class_map(label_set.coco, label, shape)
             elif colors is not None:
                 class_map = decode_color_mask(label, colors, shape)
             else:

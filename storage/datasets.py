@@ -346,16 +346,22 @@ def parse_coco(data: bytes | str) -> CocoLabels:
     return CocoLabels({index_of[cid]: n for cid, n in names.items()}, index_of, by_file)
 
 
-def coco_class_map(labels: CocoLabels, file_name: str, ignore_index: int = 255) -> np.ndarray:
+def coco_class_map(labels: CocoLabels, file_name: str, shape: tuple[int, int], ignore_index: int = 255) -> np.ndarray:
     """One image's annotations of a COCO file as a (H, W) class map in ``labels``' compact
     indices (polygons, RLE and compressed RLE; a later annotation over an earlier one wins);
-    pixels no annotation covers are ``ignore_index``."""
+    pixels no annotation covers are ``ignore_index``. The file's sizes (the image's, each
+    RLE's) must be ``shape``, the image's own: checked before any mask is made."""
     from pycocotools import mask as mask_utils
     entry, anns = labels.by_file[file_name]
     h, w = int(entry["height"]), int(entry["width"])
+    if (h, w) != tuple(shape):
+        raise InvalidClassMapError(f"the COCO file gives it {w}x{h}, the image is {shape[1]}x{shape[0]}")
     cm = np.full((h, w), ignore_index, dtype=np.uint8)
     for ann in anns:
         seg = ann["segmentation"]
+        if isinstance(seg, dict) and [int(v) for v in seg.get("size", ())] != [h, w]:
+            raise InvalidClassMapError(f"annotation {ann.get('id')}: its mask's size {seg.get('size')} is not "
+                                       f"the image's [{h}, {w}]")
         try:
             if isinstance(seg, list):                                   # polygons
                 rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
@@ -367,9 +373,6 @@ def coco_class_map(labels: CocoLabels, file_name: str, ignore_index: int = 255) 
             m = mask_utils.decode(rle).astype(bool)
         except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
             raise InvalidClassMapError(f"annotation {ann.get('id')}: its segmentation cannot be read ({e})") from None
-        if m.shape != (h, w):
-            raise InvalidClassMapError(f"annotation {ann.get('id')}: its mask is {m.shape[1]}x{m.shape[0]}, "
-                                       f"the image {w}x{h}")
         cm[m] = labels.index_of[int(ann["category_id"])]
     return cm
 

@@ -273,3 +273,26 @@ def test_coco_polygons_as_label_studio_and_cvat_export_them(studio, tmp_path):
     files = studio.upload("p", [bad], predict=False).files
     assert ("label-studio.zip/result.json", "skipped") == files[0][:2] and "not one (KeyError" in files[0][2]
     assert files[1][:2] == ("label-studio.zip/images/x.png", "added")
+
+
+def test_a_coco_file_that_gives_another_size_is_refused_before_any_mask_is_made(studio, tmp_path, monkeypatch):
+    from pycocotools import mask as mask_utils
+    made = []
+    real = mask_utils.decode
+    monkeypatch.setattr(mask_utils, "decode", lambda *a: made.append(1) or real(*a))
+    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 100000, "height": 100000},
+                      {"id": 2, "file_name": "b.png", "width": 64, "height": 48}],
+           "categories": [{"id": 1, "name": "sky"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 9, 0, 9, 9]]},
+                           {"id": 2, "image_id": 2, "category_id": 1,
+                            "segmentation": {"size": [100000, 100000], "counts": "0"}}]}
+    z = tmp_path / "huge.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("annotations.json", json.dumps(doc))
+        zf.writestr("images/a.png", png_bytes(street(11)))
+        zf.writestr("images/b.png", png_bytes(street(12)))
+    studio.create_project("p", "sky")
+    lines = {s.split("/")[-1]: text for s, _, text in studio.upload("p", [z], predict=False).files}
+    assert "the COCO file gives it 100000x100000, the image is 64x48" in lines["a.png"]
+    assert "its mask's size [100000, 100000] is not the image's [48, 64]" in lines["b.png"]
+    assert made == []
