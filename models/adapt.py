@@ -179,12 +179,15 @@ class Adapter:
         """The gate of AdaptSettings.keep this adapter was fitted with (0: none, or no base)."""
         return float(self.settings.get("keep", 0.0)) if self.base_vectors is not None and self.images else 0.0
 
-    def predict(self, emb: PixelEmbeddings, refine: RefineSettings | None = None) -> Prediction:
+    def predict(self, emb: PixelEmbeddings, refine: RefineSettings | None = None,
+                logits: torch.Tensor | None = None) -> Prediction:
         """Same output as Predictor.predict: class map (refined along the image's edges
         when ``emb.guide`` is known; ``refine`` defaults to RefineSettings()), confidence,
         uncertainty. With a ``keep`` gate, a pixel the un-adapted model is sure of (top
-        probability >= keep) keeps that model's class and confidence."""
-        pred = prediction_from_probs(self.logits(emb).softmax(0), emb.guide,
+        probability >= keep) keeps that model's class and confidence. ``logits``: this
+        adapter's :meth:`logits` of ``emb`` when the caller has them already."""
+        logits = self.logits(emb) if logits is None else logits
+        pred = prediction_from_probs(logits.softmax(0), emb.guide,
                                      refine if refine is not None else RefineSettings())
         if self.keep <= 0:
             return pred

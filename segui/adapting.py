@@ -296,12 +296,13 @@ class AdaptingMixin:
             return False
         words = slot.session.class_names
         emb = self.predictors.embed(slot.weights_dir, image, words)
-        emb.base_map = slot.session.base.predict(emb).class_map   # where the model was wrong: hard pixels
+        logits = slot.session.base.logits(emb)      # (once: the map below and the hidden words' targets)
+        emb.base_map = slot.session.base.predict(emb, logits=logits).class_map   # where the model was wrong
         positions = model_positions(p, IGNORE)[label]
         positions = resize_nearest(positions, *emb.size)
         k = len(p.classes)
         if len(words) > k:      # hidden words (others unlabelled): what was left void is "none of them"
-            positions = void_targets(positions, slot.session.base.logits(emb)[k:], k, IGNORE)
+            positions = void_targets(positions, logits[k:], k, IGNORE)
         slot.session.add(int(image_id), emb, positions)
         slot.learnt[int(image_id)] = int(revision)
         return True
