@@ -2,6 +2,7 @@
 and model versions (the weights folders, which one is active)."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -87,20 +88,42 @@ class ModelsMixin(StoreBase):
                                                      ModelVersion.is_active.is_(True))
                           .values(is_active=False).execution_options(synchronize_session=False))
             mv = ModelVersion(project_id=p.id, parent_id=parent_id, name=name,
-                              weights_dir=str(weights_dir), metrics=metrics, is_active=bool(activate),
-                              created_at=utcnow())
+                              weights_dir=self._stored_weights_dir(weights_dir), metrics=metrics,
+                              is_active=bool(activate), created_at=utcnow())
             s.add(mv)
             s.flush()
-            return _mv_info(mv)
+            return self._mv_info(mv)
+
+    def _stored_weights_dir(self, weights_dir: str | Path) -> str:
+        """How a version's folder is written down: relative to the data folder when it lies
+        in it (a job's model), so that the data folder can be moved, restored from a backup
+        elsewhere, or mounted at another path by a worker; else its absolute path."""
+        path = Path(weights_dir).resolve()
+        try:
+            return path.relative_to(self.data_dir.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
+    def _mv_info(self, m: ModelVersion) -> ModelVersionInfo:
+        """The version's info with its folder as a path that exists here: a relative one is
+        under the data folder (or, as versions written before 2026-12-08 were, relative to the
+        working directory)."""
+        info = _mv_info(m)
+        path = Path(info.weights_dir)
+        if not path.is_absolute():
+            under = self.data_dir.resolve() / path
+            path = under if under.exists() or not path.exists() else path
+            info = dataclasses.replace(info, weights_dir=str(path))
+        return info
 
     def get_model_version(self, version_id: int) -> ModelVersionInfo:
         with self._session() as s:
-            return _mv_info(self._model_version_row(s, version_id))
+            return self._mv_info(self._model_version_row(s, version_id))
 
     def list_model_versions(self, project: str | int) -> list[ModelVersionInfo]:
         with self._session() as s:
             pid = self._project_row(s, project).id
-            return [_mv_info(m) for m in s.scalars(select(ModelVersion).where(
+            return [self._mv_info(m) for m in s.scalars(select(ModelVersion).where(
                 ModelVersion.project_id == pid).order_by(ModelVersion.id))]
 
     def active_model_version(self, project: str | int) -> ModelVersionInfo | None:
@@ -108,7 +131,7 @@ class ModelsMixin(StoreBase):
             pid = self._project_row(s, project).id
             m = s.scalar(select(ModelVersion).where(ModelVersion.project_id == pid,
                                                     ModelVersion.is_active.is_(True)))
-            return _mv_info(m) if m is not None else None
+            return self._mv_info(m) if m is not None else None
 
     def activate_model_version(self, version_id: int, by: str | None = None) -> ModelVersionInfo:
         """Make ``version_id`` its project's active version; a change is recorded in the
@@ -118,4 +141,4 @@ class ModelsMixin(StoreBase):
             if previous != mv.id:
                 self._record(s, Action.MODEL_ACTIVATED, by, mv.project_id, self._version_subject(mv),
                              {"version_id": mv.id, "previous_version_id": previous})
-            return _mv_info(mv)
+            return self._mv_info(mv)

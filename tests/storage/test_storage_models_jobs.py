@@ -1,4 +1,5 @@
 import time
+from pathlib import Path
 from datetime import timedelta
 
 import numpy as np
@@ -253,3 +254,41 @@ def test_schema_matches_models_after_migration(store):
 def test_upgrade_on_start_is_idempotent(make_store, project):
     again = make_store()     # second Store on the same database: upgrade is a no-op
     assert again.get_project("p").class_names == ["road", "car", "sky"]
+
+
+def test_a_moved_data_folder_keeps_its_model_versions(db_url, tmp_path):
+    """A job's model lies in the data folder and is written down relative to it: the folder
+    moved (or restored from a backup elsewhere, or mounted at another path) still finds
+    it. A folder outside the data folder (the shipped model) keeps its absolute path; a
+    version written before, relative to the working directory, is still found there."""
+    import os
+    import shutil
+    from storage import Store
+    first = tmp_path / "first"
+    st = Store(db_url, first)
+    st.create_project("p", ["road"])
+    (first / "models" / "p" / "job1").mkdir(parents=True)
+    shipped = tmp_path / "weights" / "camvid"
+    shipped.mkdir(parents=True)
+    job = st.add_model_version("p", first / "models" / "p" / "job1", activate=True)
+    base = st.add_model_version("p", shipped)
+    assert job.weights_dir == str((first / "models" / "p" / "job1").resolve())
+    from sqlalchemy import text
+    with st.engine.connect() as c:
+        stored = dict(c.execute(text("SELECT id, weights_dir FROM model_versions")).all())
+    assert stored[job.id] == "models/p/job1" and stored[base.id] == str(shipped.resolve())
+    st.close()
+    moved = tmp_path / "moved"
+    shutil.move(first, moved)
+    url = db_url or f"sqlite:///{moved / 'studio.db'}"
+    st = Store(url, moved)
+    try:
+        assert st.active_model_version("p").weights_dir == str((moved / "models" / "p" / "job1").resolve())
+        assert st.get_model_version(base.id).weights_dir == str(shipped.resolve())
+        # a row written before this change: relative to the working directory
+        with st.engine.begin() as c:
+            c.execute(text("UPDATE model_versions SET weights_dir = :w WHERE id = :i"),
+                      {"w": os.path.relpath(shipped), "i": base.id})
+        assert Path(st.get_model_version(base.id).weights_dir).resolve() == shipped.resolve()
+    finally:
+        st.close()
