@@ -1,4 +1,4 @@
-"""Command line: ``python -m storage import-dataset|export|upgrade|sweep|users|members|projects|images|training-source|self-review|auto-finetune|others-unlabelled ...``.
+"""Command line: ``python -m storage import-dataset|export|upgrade|sweep|backup|restore|users|members|projects|images|training-source|self-review|auto-finetune|others-unlabelled ...``.
 
 Passwords (``users add``, ``users passwd``) are read from a prompt, asked twice, or from
 the first line of standard input when it is not a terminal (``echo pw | python -m
@@ -224,6 +224,13 @@ def main(argv: list[str] | None = None) -> int:
                              "annotations (0 = off, the default)")
     af.add_argument("project")
     af.add_argument("every", nargs="?", type=int, metavar="N")
+    bk = sub.add_parser("backup", parents=[common],
+                        help="write one tar file with the database (SQLite) and the data folder's files, "
+                             "while the app runs; restore it with `restore`")
+    bk.add_argument("--out", required=True, help="the tar file to write (.tar, or .tar.gz to compress)")
+    rs = sub.add_parser("restore", parents=[common],
+                        help="unpack a backup into a new or empty --data-dir and bring its schema up to date")
+    rs.add_argument("archive")
     ou = sub.add_parser("others-unlabelled", parents=[common],
                         help="show or set whether pixels that are none of the project's classes are predicted "
                              "unlabelled (on) or as the nearest class (off, the default); setting it forgets "
@@ -231,8 +238,26 @@ def main(argv: list[str] | None = None) -> int:
     ou.add_argument("project")
     ou.add_argument("value", nargs="?", choices=["on", "off"])
     args = ap.parse_args(argv)
+    if args.cmd == "restore":          # before any store is opened: the folder must be empty
+        from .backup import restore
+        if not args.data_dir:
+            print("error: give the folder to restore into: --data-dir NEW_FOLDER", file=sys.stderr)
+            return 2
+        try:
+            r = restore(args.archive, args.data_dir, args.db)
+        except StorageError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"restored {r.projects} projects, {r.images} images and {r.files} files into {r.path}; "
+              f"start the app with --data-dir {r.path}")
+        return 0
     try:
         with _store(args) as store:
+            if args.cmd == "backup":
+                from .backup import backup
+                r = backup(store, args.out)
+                print(f"backed up {r.summary()}")
+                return 0
             if args.cmd == "import-dataset":
                 r = import_dataset(store, args.project, args.data, args.split, author=args.author,
                                    limit=args.limit)
