@@ -17,8 +17,9 @@ COCO file (the coco export's ``annotations.json``, Label Studio's ``result.json`
 ``annotations/*.json``: polygons and RLE, each image found by its ``file_name``) brings its
 labels: each image comes with its class map as a submitted annotation, classes matched by
 name to the project's (:func:`common.labels.relabel_by_name`), so a project's export moves
-to another project or another studio, and CVAT's labels come in. Exports are made under ``<data dir>/exports/<user>/<random>/`` and swept
-after :data:`EXPORT_TTL_SECONDS`.
+to another project or another studio, and labels made in CVAT or Label Studio come in.
+Exports are made under ``<data dir>/exports/<user>/<random>/`` and swept after
+:data:`EXPORT_TTL_SECONDS`.
 """
 from __future__ import annotations
 
@@ -74,6 +75,9 @@ class ZipLabelSet:
     orphans: set[str] = field(default_factory=set)   # label files whose image is not in the zip
     own: tuple[str, ...] = ()                        # where the layout's own files are (not images)
     path: str = ""                                   # the label-set file's path in the zip
+    # how its maps read in the project uploaded into (a Relabel, or why not) and its colours;
+    # made at its first image (an upload goes to one project)
+    relabel: tuple[Relabel | str, dict | None] | None = None
 
     def for_project(self, names: list[str]) -> tuple[dict[int, str], dict | None]:
         """(source classes, {colour: source index} for colour masks, else None) for a project
@@ -101,8 +105,8 @@ class Entry(NamedTuple):
     data: bytes | None               # its bytes; None when it was skipped
     reason: str                      # why it was skipped ("" when read)
     label: bytes | str | None = None   # its label file (a zip in a LABEL_LAYOUTS layout), or its COCO file_name
-    label_set: ZipLabelSet | None = None   # that zip's classes.json
-    split: str = "none"              # images/<split>/ of such a zip (train or val), else automatic
+    label_set: ZipLabelSet | None = None   # that zip's label set
+    split: str = "none"              # the split such a zip gives it (train or val), else automatic
 
 
 def read_capped(f: BinaryIO, cap: int) -> bytes | None:
@@ -224,8 +228,9 @@ def zip_entries(path: Path, name: str) -> Iterator[Entry]:
     before a byte is unpacked (number of files, total uncompressed size, each member's
     size and compression ratio); each member is then read with a cap on its size, so at
     most one image of :data:`MAX_IMAGE_BYTES` (and its label file) is in memory at a time.
-    A zip in the folder export's layout yields each image with its label file; a label
-    file without its image is a skipped line."""
+    A zip that brings labels (:func:`_zip_labels`) yields each image with its label; a
+    label file without its image, or a label-set file that cannot be read, is a skipped
+    line."""
     with zipfile.ZipFile(path) as zf:
         members = [m for m in zf.infolist() if not m.is_dir()]
         if len(members) > ZIP_MAX_MEMBERS:
@@ -289,7 +294,7 @@ def file_entries(path: Path, name: str) -> Iterator[Entry]:
         size = path.stat().st_size
         if size > MAX_IMAGE_BYTES:
             yield Entry(name, name, None, f"{human(size)}, over the limit of {human(MAX_IMAGE_BYTES)} "
-                   "for one image (SEGUI_MAX_IMAGE_MB); not read")
+                        "for one image (SEGUI_MAX_IMAGE_MB); not read")
             return
         with open(path, "rb") as f:
             data = read_capped(f, MAX_IMAGE_BYTES)
@@ -364,7 +369,7 @@ class UploadsMixin:
                 continue
             if size > MAX_UPLOAD_BYTES:
                 yield Entry(name, name, None, f"{human(size)}, over the upload limit of {human(MAX_UPLOAD_BYTES)} "
-                       "(SEGUI_MAX_UPLOAD_MB); not read")
+                            "(SEGUI_MAX_UPLOAD_MB); not read")
                 continue
             if path.suffix.lower() == ".zip":
                 try:
@@ -387,7 +392,6 @@ class UploadsMixin:
         if not paths:
             raise UserError("no files were uploaded")
         rep = UploadReport()
-        relabels: dict[int, Relabel | str] = {}     # per zip label set: how its maps read here
         for shown, filename, data, reason, label, label_set, split in self._expand(paths):
             if data is not None:
                 try:
@@ -414,7 +418,7 @@ class UploadsMixin:
                 rep.added.append(info.id)
                 what, text = "added", f"added as image {info.id}, {info.width}x{info.height}"
             if label is not None:
-                text += "; " + self._import_label(p, info, label, label_set, relabels, rep, who)
+                text += "; " + self._import_label(p, info, label, label_set, rep, who)
             rep.files.append((shown, what, text))
         if not rep.files:
             raise UserError("no files were uploaded (the zip holds no image files)")
@@ -438,34 +442,34 @@ class UploadsMixin:
                 self._submit(self._predict_if_missing, p.id, iid)
         return rep
 
-    def _import_label(self, p, info, label: bytes, label_set: ZipLabelSet, relabels: dict,
+    def _import_label(self, p, info, label: bytes | str, label_set: ZipLabelSet,
                       rep: UploadReport, who: Principal | None) -> str:
-        """An uploaded image's class map (a zip in the folder export's layout) as its
-        submitted annotation, in the project's class indices; an image that already has
-        saved labels keeps them. -> what happened, for its line of the report."""
+        """An uploaded image's labels (a zip that brings them) as its submitted annotation,
+        in the project's class indices; an image that already has saved labels keeps them.
+        -> what happened, for its line of the report."""
         if info.revision > 0:
             return "its saved labels are kept (the zip's labels not imported)"
-        refused = self._label_refusal(p, info, label, label_set, relabels, who)
+        refused = self._label_refusal(p, info, label, label_set, who)
         if refused:
             rep.labels_refused.append(info.id)
             return f"{LABELS_NOT_IMPORTED}: {refused}"
         rep.labelled.append(info.id)
         return "with its labels, submitted"
 
-    def _label_refusal(self, p, info, label: bytes, label_set: ZipLabelSet, relabels: dict,
+    def _label_refusal(self, p, info, label: bytes | str, label_set: ZipLabelSet,
                        who: Principal | None) -> str:
-        """Store the label file as the image's submitted annotation; -> why not ("" when stored)."""
+        """Store the image's labels as its submitted annotation; -> why not ("" when stored)."""
         if label_set.error:
             return label_set.error
-        if id(label_set) not in relabels:
+        if label_set.relabel is None:
             classes, colors = label_set.for_project([c.name for c in p.classes])
             try:
-                relabels[id(label_set)] = relabel_by_name(classes, label_set.ignore_index,
-                                                          {c.index: c.name for c in p.classes}, p.ignore_index,
-                                                          f"project {p.name!r}"), colors
+                label_set.relabel = relabel_by_name(classes, label_set.ignore_index,
+                                                    {c.index: c.name for c in p.classes}, p.ignore_index,
+                                                    f"project {p.name!r}"), colors
             except LabelSetError as e:
-                relabels[id(label_set)] = f"{label_set.file}: {e}", None
-        relabel, colors = relabels[id(label_set)]
+                label_set.relabel = f"{label_set.file}: {e}", None
+        relabel, colors = label_set.relabel
         if isinstance(relabel, str):
             return relabel
         shape = (info.height, info.width)

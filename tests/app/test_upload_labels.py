@@ -296,3 +296,23 @@ def test_a_coco_file_that_gives_another_size_is_refused_before_any_mask_is_made(
     assert "the COCO file gives it 100000x100000, the image is 64x48" in lines["a.png"]
     assert "its mask's size [100000, 100000] is not the image's [48, 64]" in lines["b.png"]
     assert made == []
+
+
+def test_two_zips_with_their_own_label_sets_in_one_upload(studio, tmp_path):
+    studio.create_project("p", "sky\nroad")
+    zips, truth = [], {}
+    for k, names in enumerate((["sky", "road"], ["road", "sky"])):
+        z = tmp_path / f"z{k}.zip"
+        cm = np.zeros((48, 64), np.uint8)
+        cm[:10] = 1
+        with zipfile.ZipFile(z, "w") as zf:
+            zf.writestr("classes.json", json.dumps({"classes": [{"index": i, "name": n} for i, n in enumerate(names)]}))
+            zf.writestr(f"images/f{k}.png", png_bytes(street(20 + k)))
+            zf.writestr(f"labels/f{k}.png", png_bytes(cm))
+        zips.append(z)
+        here = ["sky", "road"].index                   # the project's indices of the zip's words
+        truth[f"f{k}.png"] = np.where(cm == 1, here(names[1]), here(names[0])).astype(np.uint8)
+    rep = studio.upload("p", zips, predict=False)
+    assert len(rep.labelled) == 2
+    for name, im in by_name(studio, "p").items():
+        np.testing.assert_array_equal(studio.store.get_annotation(im.id).class_map, truth[name])
