@@ -359,10 +359,10 @@ def coco_class_map(labels: CocoLabels, file_name: str, shape: tuple[int, int], i
     cm = np.full((h, w), ignore_index, dtype=np.uint8)
     for ann in anns:
         seg = ann["segmentation"]
-        if isinstance(seg, dict) and [int(v) for v in seg.get("size", ())] != [h, w]:
-            raise InvalidClassMapError(f"annotation {ann.get('id')}: its mask's size {seg.get('size')} is not "
-                                       f"the image's [{h}, {w}]")
         try:
+            if isinstance(seg, dict) and [int(v) for v in seg.get("size", ())] != [h, w]:
+                raise InvalidClassMapError(f"annotation {ann.get('id')}: its mask's size {seg.get('size')} is "
+                                           f"not the image's [{h}, {w}]")
             if isinstance(seg, list):                                   # polygons
                 rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
             elif isinstance(seg.get("counts"), list):                   # uncompressed RLE
@@ -377,10 +377,3 @@ def coco_class_map(labels: CocoLabels, file_name: str, shape: tuple[int, int], i
     return cm
 
 
-def coco_to_class_map(coco, image_id: int, ignore_index: int) -> np.ndarray:
-    """Decode one image of an exported COCO file back to a class map."""
-    img = coco.imgs[image_id]
-    cm = np.full((img["height"], img["width"]), ignore_index, dtype=np.uint8)
-    for ann in coco.imgToAnns[image_id]:
-        cm[coco.annToMask(ann).astype(bool)] = ann["category_id"] - 1
-    return cm

@@ -7,7 +7,7 @@ from PIL import Image
 
 from storage.__main__ import main
 from storage import ValidationError
-from storage.datasets import coco_to_class_map, export_dataset, import_dataset, safe_stem
+from storage.datasets import coco_class_map, export_dataset, import_dataset, parse_coco, safe_stem
 
 N = 4   # a few real CamVid images keep the suite fast; the benchmark imports all 367
 
@@ -51,11 +51,13 @@ def test_coco_export_decodes_to_same_pixels(store, small_camvid, tmp_path):
     root, names = small_camvid
     import_dataset(store, "camvid", root, "val")
     export_dataset(store, "camvid", tmp_path / "coco", "coco")
-    coco = COCO(str(tmp_path / "coco" / "annotations.json"))
+    coco = COCO(str(tmp_path / "coco" / "annotations.json"))      # pycocotools reads it
     assert len(coco.imgs) == N and len(coco.cats) == 11
+    labels = parse_coco((tmp_path / "coco" / "annotations.json").read_bytes())
+    assert labels.classes == {c.index: c.name for c in store.get_project("camvid").classes}
     for img in coco.imgs.values():
         want = np.array(Image.open(root / "labels" / "val" / img["file_name"].replace(".jpg", ".png")))
-        assert np.array_equal(coco_to_class_map(coco, img["id"], 11), want)
+        assert np.array_equal(coco_class_map(labels, img["file_name"], want.shape, 11), want)
         assert (tmp_path / "coco" / "images" / img["file_name"]).is_file()
 
 
