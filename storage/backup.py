@@ -157,6 +157,10 @@ def restore(archive: str | Path, data_dir: str | Path, url: str | None = None) -
         with store._session() as s:
             rep.projects = s.scalar(select(func.count(Project.id))) or 0
             rep.images = s.scalar(select(func.count(Image.id))) or 0
+            ids = list(s.scalars(select(ModelVersion.id)))
+        # versions whose folder is not here (the shipped model where the code lies elsewhere)
+        rep.outside = [mv.weights_dir for mv in map(store.get_model_version, ids)
+                       if not Path(mv.weights_dir).is_dir()]
         return rep
     finally:
         store.close()

@@ -53,7 +53,7 @@ def test_a_backup_restored_elsewhere_is_the_studio_as_it_was(tmp_path):
     store.save_annotation(iid, np.ones_like(cm), "ann", "draft", base_revision=1)   # after the backup
     store.close()
     r = restore(tmp_path / "studio.tar", tmp_path / "restored")
-    assert (r.projects, r.images) == (1, 1)
+    assert (r.projects, r.images) == (1, 1) and r.outside == []     # the job's model came with it
     back = Store(None, tmp_path / "restored")
     try:
         info = back.get_image(iid)
@@ -105,6 +105,15 @@ def test_backup_and_restore_from_the_command_line(backend, db_url, tmp_path, cap
         assert out.startswith("backed up the database (1 projects, 1 images) and ")
         assert main(["restore", str(tmp_path / "b.tar"), "--data-dir", str(tmp_path / "r")]) == 0
         assert "restored 1 projects, 1 images" in capsys.readouterr().out
+        # a version whose folder is outside the data folder and not on "this machine": said
+        store = Store(None, tmp_path / "r")
+        gone = tmp_path / "elsewhere" / "camvid"
+        store.add_model_version("p", gone)
+        store.close()
+        assert main(["backup", "--data-dir", str(tmp_path / "r"), "--out", str(tmp_path / "b2.tar")]) == 0
+        assert "1 model version(s) point outside the data folder" in capsys.readouterr().out
+        assert main(["restore", str(tmp_path / "b2.tar"), "--data-dir", str(tmp_path / "r2")]) == 0
+        assert f"folder is not on this machine: {gone}" in capsys.readouterr().err
     else:       # the server's database is pg_dump's; the files are in the backup
         assert out.startswith("backed up no database (PostgreSQL: back it up with pg_dump) and ")
         assert main(["restore", str(tmp_path / "b.tar"), "--data-dir", str(tmp_path / "r")]) == 2
