@@ -108,6 +108,7 @@ def create(args: argparse.Namespace, words: bool = True):
     if args.auth is not None:
         studio.single_user = args.auth
     login_for(args, studio)          # an unsafe --host stops here, before the demo project exists
+    studio.relink_shipped_model()    # the code (and its weights/) moved, or a backup restored elsewhere
     if not args.no_demo:
         studio.ensure_demo()
     studio.warm_up(words=words)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import replace
@@ -25,6 +26,8 @@ from storage import ProjectInfo
 from .access import Principal
 from .errors import UserError
 from .imageops import resize_nearest
+
+log = logging.getLogger(__name__)
 
 PREDICT_MAX_PIXELS = 1_000_000     # larger images are predicted downscaled, mask upscaled back
 REFRESH_LIMIT = 200                # unlabelled images predicted again after the active model changed
@@ -193,6 +196,24 @@ class ModelMixin:
         scale, flip = self.predictors.input_scale, self.predictors.flip
         return (name + (f", input {scale:g}x" if scale != 1.0 else "")
                 + (", each image also seen mirrored" if flip else ""))
+
+    def relink_shipped_model(self) -> list[int]:
+        """At start: model versions whose folder is gone but was the shipped model's (same
+        folder name as the app's model, e.g. ``camvid``: the code moved, or a backup was
+        restored on another machine) point to the app's model again, so the projects that
+        start from it keep predicting. -> the versions moved (logged)."""
+        moved = []
+        if not (Path(self.default_model_dir) / "config.json").is_file():
+            return moved
+        for p in self.store.list_projects(include_removed=True):
+            for mv in self.store.list_model_versions(p.id):
+                gone = Path(mv.weights_dir)
+                if not gone.exists() and gone.name == Path(self.default_model_dir).name and mv.parent_id is None:
+                    self.store.move_model_version(mv.id, self.default_model_dir)
+                    log.warning("model version %s of project %r: its folder %s is gone; it is the shipped "
+                                "model, now read from %s", mv.id, p.name, gone, self.default_model_dir)
+                    moved.append(mv.id)
+        return moved
 
     def model_version(self, project: str | int):
         mv = self.store.active_model_version(project)

@@ -116,6 +116,15 @@ class ModelsMixin(StoreBase):
             info = dataclasses.replace(info, weights_dir=str(path))
         return info
 
+    def move_model_version(self, version_id: int, weights_dir: str | Path) -> ModelVersionInfo:
+        """Point a version at its folder's new place (the same weights, moved: the code
+        folder holding the shipped model moved, or a backup was restored elsewhere)."""
+        with self._session() as s, s.begin():
+            mv = self._model_version_row(s, version_id)
+            mv.weights_dir = self._stored_weights_dir(weights_dir)
+            s.flush()
+            return self._mv_info(mv)
+
     def get_model_version(self, version_id: int) -> ModelVersionInfo:
         with self._session() as s:
             return self._mv_info(self._model_version_row(s, version_id))

@@ -2,6 +2,7 @@
 import io
 import threading
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -970,3 +971,20 @@ def test_a_page_that_shows_a_renamed_projects_old_name_is_told_once_a_session(st
     monkeypatch.setattr(admin, "SESSION_NAMES_KEPT", 2)                       # bounded: the oldest go
     studio.renamed_notice("s3", "a", "b")
     assert studio.renamed_notice("s1", "old name", "new name") is not None
+
+
+def test_a_moved_shipped_model_is_found_again_at_start(demo_studio, tmp_path):
+    """The code folder (and its weights/camvid) moved, or a backup was restored on another
+    machine: the demo's first version points to a folder that is gone. At start it points
+    to the app's model again; a fine-tuned version's missing folder, or another model's, is
+    left as it is (nothing to guess)."""
+    st = demo_studio
+    mv = st.store.active_model_version(DEMO_PROJECT)
+    st.store.move_model_version(mv.id, tmp_path / "old checkout" / "weights" / "camvid")
+    job = st.store.add_model_version(DEMO_PROJECT, tmp_path / "gone" / "camvid", parent_id=mv.id)
+    other = st.store.add_model_version(DEMO_PROJECT, tmp_path / "gone" / "streets")
+    assert st.relink_shipped_model() == [mv.id]
+    assert Path(st.store.get_model_version(mv.id).weights_dir) == Path(st.default_model_dir).resolve()
+    assert st.store.get_model_version(job.id).weights_dir == str((tmp_path / "gone" / "camvid").resolve())
+    assert st.store.get_model_version(other.id).weights_dir == str((tmp_path / "gone" / "streets").resolve())
+    assert st.relink_shipped_model() == []                          # nothing left to move
