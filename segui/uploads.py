@@ -75,6 +75,7 @@ class ZipLabelSet:
     orphans: set[str] = field(default_factory=set)   # label files whose image is not in the zip
     own: tuple[str, ...] = ()                        # where the layout's own files are (not images)
     path: str = ""                                   # the label-set file's path in the zip
+    splits: dict[str, str] = field(default_factory=dict)   # image stem -> train / val (VOC's ImageSets)
     # how its maps read in the project uploaded into (a Relabel, or why not) and its colours;
     # made at its first image (an upload goes to one project)
     relabel: tuple[Relabel | str, dict | None] | None = None
@@ -193,6 +194,12 @@ def _zip_labels(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo]
             label_set.orphans.add(m.filename)
     label_set.own = tuple(top + f for f in (label_dir, *LAYOUT_FILES[file]))
     label_set.path = meta.filename
+    if file == LABELMAP:      # the VOC export's splits: ImageSets/Segmentation/{train,val}.txt
+        for split in ("train", "val"):
+            m = next((m for m in members if m.filename == f"{top}ImageSets/Segmentation/{split}.txt"), None)
+            data = _read_member(zf, m, MAX_CLASSES_JSON_BYTES)[0] if m is not None else None
+            for stem in (data or b"").decode("utf-8", "replace").split():
+                label_set.splits.setdefault(stem, split)
     return label_set, top, top + image_dir, pairs
 
 
@@ -284,7 +291,8 @@ def zip_entries(path: Path, name: str) -> Iterator[Entry]:
                     continue
                 left -= len(label)
                 folder = m.filename[len(image_dir):].split("/")
-                split = folder[0] if len(folder) > 1 and folder[0] in ("train", "val") else "none"
+                split = (folder[0] if len(folder) > 1 and folder[0] in ("train", "val")
+                         else label_set.splits.get(m.filename[len(image_dir):].rsplit(".", 1)[0], "none"))
             yield Entry(shown, base, data, "", label, label_set if label is not None else None, split)
 
 

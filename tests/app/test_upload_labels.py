@@ -158,6 +158,7 @@ def test_a_voc_export_uploaded_into_another_project_brings_its_labels(studio, tm
     studio.create_project("b", "car\nroad\nsky")
     rep = studio.upload("b", [voc], predict=False)
     assert len(rep.labelled) == 2 and rep.skipped == [] and rep.labels_refused == []
+    assert by_name(studio, "b")["s1.png"].split == "val"     # ImageSets/Segmentation/val.txt
     lut = np.array([2, 1, 0] + [255] * 253, np.uint8)
     for name, im in by_name(studio, "b").items():
         np.testing.assert_array_equal(studio.store.get_annotation(im.id).class_map, lut[maps[name]])
