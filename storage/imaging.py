@@ -60,16 +60,22 @@ def encode_class_map(class_map: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _check_label_size(png: bytes, shape: tuple[int, int]) -> None:
+    """A label PNG of another size than ``shape`` (H, W) is refused from its header,
+    before any pixel is decoded."""
+    try:
+        w, h = images.png_size(png)
+    except images.InvalidImageError as e:
+        raise InvalidClassMapError(f"label file: {e}") from None
+    if (h, w) != tuple(shape):
+        raise InvalidClassMapError(f"label PNG is {w}x{h}, the image {shape[1]}x{shape[0]}; not decoded")
+
+
 def decode_class_map(png: bytes, shape: tuple[int, int] | None = None) -> np.ndarray:
     """A class-map PNG -> (H, W) uint8. With ``shape`` (H, W) a PNG of another size is
     refused from its header, before any pixel is decoded."""
     if shape is not None:
-        try:
-            w, h = images.png_size(png)
-        except images.InvalidImageError as e:
-            raise InvalidClassMapError(f"label file: {e}") from None
-        if (h, w) != tuple(shape):
-            raise InvalidClassMapError(f"label PNG is {w}x{h}, the image {shape[1]}x{shape[0]}; not decoded")
+        _check_label_size(png, shape)
     with Image.open(io.BytesIO(png), formats=("PNG",)) as im:
         if im.mode not in ("L", "P"):
             raise InvalidClassMapError(f"label PNG must be 8-bit greyscale or palette, got mode {im.mode!r}")
@@ -81,12 +87,7 @@ def decode_color_mask(png: bytes, colors: dict[tuple[int, int, int], int], shape
     (H, W) uint8 class map through ``colors`` ({(r, g, b): index}). A PNG of another size
     than ``shape`` (H, W) is refused from its header; a colour ``colors`` lacks raises
     :class:`InvalidClassMapError` naming it."""
-    try:
-        w, h = images.png_size(png)
-    except images.InvalidImageError as e:
-        raise InvalidClassMapError(f"label file: {e}") from None
-    if (h, w) != tuple(shape):
-        raise InvalidClassMapError(f"label PNG is {w}x{h}, the image {shape[1]}x{shape[0]}; not decoded")
+    _check_label_size(png, shape)
     try:
         rgb = images.decode_image(png, min_side=1).rgb.astype(np.int32)
     except images.InvalidImageError as e:
