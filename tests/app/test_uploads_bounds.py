@@ -12,7 +12,7 @@ from PIL import Image
 
 from benchmarks.bench_bounds import blank_png, zip_bomb
 from common import limits
-from segui import uploads
+from segui import upload_files, uploads
 from segui.canvas import codec
 
 from .conftest import png_bytes
@@ -78,18 +78,18 @@ def test_zip_total_size_and_file_count_are_checked_before_any_member(studio, tmp
     real_open = zipfile.ZipFile.open
     monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, *a, **kw: reads.append(a) or real_open(self, *a, **kw))
 
-    monkeypatch.setattr(uploads, "ZIP_MAX_MEMBERS", 2)
+    monkeypatch.setattr(upload_files, "ZIP_MAX_MEMBERS", 2)
     rep = studio.upload("p", [z], predict=False)
     assert rep.skipped == ["batch.zip: the zip holds 3 files, over the limit of 2 (SEGUI_ZIP_MAX_FILES); "
                            "nothing unpacked"] and reads == []
 
-    monkeypatch.setattr(uploads, "ZIP_MAX_MEMBERS", 10)
-    monkeypatch.setattr(uploads, "ZIP_MAX_TOTAL_BYTES", 100)
+    monkeypatch.setattr(upload_files, "ZIP_MAX_MEMBERS", 10)
+    monkeypatch.setattr(upload_files, "ZIP_MAX_TOTAL_BYTES", 100)
     rep = studio.upload("p", [z], predict=False)
     assert len(rep.skipped) == 1 and rep.skipped[0].startswith("batch.zip: the zip would unpack to ")
     assert "SEGUI_ZIP_MAX_TOTAL_MB" in rep.skipped[0] and reads == []
 
-    monkeypatch.setattr(uploads, "ZIP_MAX_TOTAL_BYTES", 10 * MB)
+    monkeypatch.setattr(upload_files, "ZIP_MAX_TOTAL_BYTES", 10 * MB)
     rep = studio.upload("p", [z], predict=False)
     assert len(rep.added) == 3 and len(reads) == 3
 
@@ -100,7 +100,7 @@ def test_zip_member_over_the_image_limit_is_not_unpacked(studio, tmp_path, monke
     with zipfile.ZipFile(z, "w") as zf:
         zf.writestr("small.png", png_bytes(street(0)))
         zf.writestr("big.png", png_bytes(street(1, 400, 400)))
-    monkeypatch.setattr(uploads, "MAX_IMAGE_BYTES", 100_000)
+    monkeypatch.setattr(upload_files, "MAX_IMAGE_BYTES", 100_000)
     rep = studio.upload("p", [z], predict=False)
     assert len(rep.added) == 1
     assert rep.skipped[0].startswith("b.zip/big.png: ") and "SEGUI_MAX_IMAGE_MB" in rep.skipped[0]
@@ -126,7 +126,7 @@ def test_file_over_the_upload_or_image_limit_is_refused_unread(studio, tmp_path,
     assert len(rep.added) == 1 and rep.skipped == [
         "big.png: 3.0 MB, over the upload limit of 2.0 MB (SEGUI_MAX_UPLOAD_MB); not read"]
     monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", 10 * MB)
-    monkeypatch.setattr(uploads, "MAX_IMAGE_BYTES", 1 * MB)
+    monkeypatch.setattr(upload_files, "MAX_IMAGE_BYTES", 1 * MB)
     rep = studio.upload("p", [big], predict=False)
     assert rep.skipped == ["big.png: 3.0 MB, over the limit of 1.0 MB for one image (SEGUI_MAX_IMAGE_MB); not read"]
 
