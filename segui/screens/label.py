@@ -208,14 +208,14 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
         # what it shows never pushes the class list or Save / Submit (LABEL_CSS)
         with gr.Column(elem_id="segui-drawer"):
             with gr.Row():
-                gr.Markdown("**Upload images** (files or a zip) · **revisions** of the open image",
+                # a zip exported here (folder, voc or coco: Model screen), by CVAT (segmentation
+                # masks, COCO) or Label Studio (COCO) brings its labels with it
+                gr.Markdown("**Upload images** (files or a zip; an export of this studio, CVAT or Label "
+                            "Studio brings its labels) · **revisions** of the open image",
                             elem_classes="segui-drawer-title")
                 close_btn = gr.Button("× Close", size="sm", scale=0, min_width=70, elem_id="segui-drawer-close")
-            # a zip exported here (folder, voc or coco: Model screen), by CVAT (segmentation
-            # masks, COCO) or Label Studio (COCO) brings its labels with it
-            upload = gr.File(label="Upload images (files or a zip; an export of this studio, CVAT or Label Studio "
-                                   "brings its labels)",
-                             file_count="multiple", elem_id="segui-upload", height=110)
+            upload = gr.File(label="Upload images (files or a zip)", file_count="multiple",
+                             elem_id="segui-upload", height=110)
             upload_log = gr.HTML(elem_id="segui-upload-log", css_template=UPLOAD_CSS, js_on_load=None)
             rev_dd = gr.Radio(label="Saved revisions of the open image", choices=[], interactive=True,
                               elem_id="segui-revisions")
