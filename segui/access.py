@@ -63,7 +63,7 @@ ENDPOINTS: dict[str, Act] = {
     "activity": Act.REVIEW, "open_activity_tab": Act.REVIEW, "init_screen_3": Act.REVIEW,
     "activity_for_project": Act.REVIEW, "activity_kind": Act.REVIEW, "activity_who": Act.REVIEW,
     # the Projects screen
-    "create_project": Act.ADMIN, "label_set": Act.ADMIN, "update_classes": Act.ADMIN,
+    "create_project": Act.ADMIN, "label_set_from_file": Act.ADMIN, "label_set": Act.ADMIN, "update_classes": Act.ADMIN,
     "add_class": Act.ADMIN, "open_projects_tab": Act.ADMIN, "init_screen_1": Act.ADMIN,
     "add_member": Act.ADMIN, "remove_member": Act.ADMIN, "training_source": Act.ADMIN,
     "others_unlabelled": Act.ADMIN, "remove_class": Act.ADMIN,

@@ -87,6 +87,21 @@ class ProjectsMixin:
         self.warm_up(p.id)
         return p
 
+    def label_set_text(self, path: str | Path | None) -> str:
+        """The text of the New project box's label set, from an export (a zip of this studio,
+        CVAT or Label Studio, or its classes.json, labelmap.txt or COCO json): one class per
+        line, with its colour where the file gives one."""
+        from .upload_files import label_set_of
+        if not path:
+            raise UserError("choose an export file (a zip, classes.json, labelmap.txt or a COCO json)")
+        try:
+            classes = label_set_of(path)
+        except (ValidationError, OSError) as e:
+            raise UserError(str(e)) from None
+        if not classes:
+            raise UserError(f"{Path(path).name} names no class")
+        return "\n".join(name + (f" {hex_color(color)}" if color else "") for name, color in classes)
+
     def rename_project(self, project: str | int, new_name: str, who: Principal | None = None) -> ProjectInfo:
         """Give the project another name (unique, removed projects' names included); its
         images, annotations, models and jobs are untouched. A page that still shows the

@@ -59,6 +59,22 @@ class ZipLabelSet:
     # made at its first image (an upload goes to one project)
     relabel: tuple[Relabel | str, dict | None] | None = None
 
+    colors_of: dict[int, object] = field(default_factory=dict)   # classes.json's colour of each index
+
+    def named_classes(self) -> list[tuple[str, tuple[int, int, int] | None]]:
+        """Its classes in index order, each with its colour when the file gives one (for a new
+        project: :func:`label_set_of`)."""
+        if self.rows is not None:
+            return [(n, c) for n, c in self.rows if name_key(n) not in ("background", "ignore")]
+        if self.coco is not None:
+            return [(n, None) for _, n in sorted(self.coco.classes.items())]
+        out = []
+        for i, n in sorted(self.classes.items()):
+            c = self.colors_of.get(i)
+            ok = isinstance(c, (list, tuple)) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
+            out.append((n, tuple(c) if ok else None))
+        return out
+
     def for_project(self, names: list[str]) -> tuple[dict[int, str], dict | None]:
         """(source classes, {colour: source index} for colour masks, else None) for a project
         with class ``names``. A labelmap's "ignore" row, and its "background" row unless the
@@ -157,7 +173,8 @@ def _zip_labels(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo]
                 label_set = ZipLabelSet({}, 255, rows=parse_labelmap(data), file=file)
             else:
                 classes, ignore = parse_classes_json(data)
-                label_set = ZipLabelSet({c["index"]: c["name"] for c in classes}, ignore)
+                label_set = ZipLabelSet({c["index"]: c["name"] for c in classes}, ignore,
+                                        colors_of={c["index"]: c.get("color") for c in classes})
         except ValidationError as e:
             label_set = ZipLabelSet({}, 255, str(e), file=file)
     images = {m.filename[len(top) + len(image_dir):].rsplit(".", 1)[0]: m for m in members
@@ -294,3 +311,49 @@ def file_entries(path: Path, name: str) -> Iterator[Entry]:
         yield Entry(name, name, data, "")
 
 
+
+
+def label_set_of(path: str | Path) -> list[tuple[str, tuple[int, int, int] | None]]:
+    """The label set an export names, for a new project: [(class name, colour or None)] in
+    its order, from a zip in one of the layouts above (or one of their label-set files
+    alone: ``classes.json``, ``labelmap.txt``, a COCO json). A labelmap's ``background`` and
+    ``ignore`` rows are unlabelled pixels, not classes. Raises ValidationError saying what
+    the file is not; what it reads is bounded as uploads are."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > limits.MAX_UPLOAD_BYTES:
+        raise ValidationError(f"{path.name} is {human(size)}, over the upload limit of "
+                              f"{human(limits.MAX_UPLOAD_BYTES)}; not read")
+    if path.suffix.lower() == ".zip":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                members = [m for m in zf.infolist() if not m.is_dir()]
+                if len(members) > ZIP_MAX_MEMBERS:
+                    raise ValidationError(f"the zip holds {len(members)} files, over the limit of {ZIP_MAX_MEMBERS}")
+                label_set = _zip_labels(zf, members)[0]
+        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as e:
+            raise ValidationError(f"{path.name}: unreadable zip ({e})") from None
+        if label_set is None:
+            raise ValidationError(f"{path.name} holds no label set: an export has a classes.json, a labelmap.txt "
+                                  "or a COCO annotations file")
+        if label_set.error:
+            raise ValidationError(f"{label_set.file}: {label_set.error}")
+    else:                     # a label-set file alone: a COCO json may be as large as an image
+        cap = MAX_IMAGE_BYTES if path.suffix.lower() == ".json" else MAX_CLASSES_JSON_BYTES
+        if size > cap:
+            raise ValidationError(f"{path.name} is {human(size)}, over {human(cap)} for a label-set file; not read")
+        data = path.read_bytes()
+        if path.suffix.lower() == ".txt":
+            label_set = ZipLabelSet({}, 255, rows=parse_labelmap(data), file=LABELMAP)
+        else:
+            try:
+                classes, ignore = parse_classes_json(data)
+                label_set = ZipLabelSet({c["index"]: c["name"] for c in classes}, ignore,
+                                        colors_of={c["index"]: c.get("color") for c in classes})
+            except ValidationError:
+                try:
+                    coco = parse_coco(data)
+                except ValidationError:
+                    raise ValidationError(f"{path.name} is neither a classes.json nor a COCO file") from None
+                label_set = ZipLabelSet(coco.classes, 255, coco=coco)
+    return label_set.named_classes()

@@ -11,6 +11,7 @@ from ..guard import user_errors
 from ..handlers import Studio
 from ..imageops import hex_color
 from . import TYPED_OUTPUTS, Screen
+from .label import forget_uploads
 
 def _class_table(studio: Studio, project: str | None) -> pd.DataFrame:
     rows = []
@@ -27,6 +28,12 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
                 new_name = gr.Textbox(label="Project name")
                 new_classes = gr.Textbox(label="Label set: one class per line, optional #rrggbb colour",
                                          lines=6, placeholder="road\ncar #4000ff\ntraffic light")
+                # or the label set of labels made elsewhere: their export's zip or label-set file
+                # (upload the zip on the Label screen next: its labels come with it)
+                from_export = gr.File(label="…or the label set of an export (a zip of this studio, CVAT or "
+                                            "Label Studio; or its classes.json, labelmap.txt, COCO json)",
+                                      file_count="single", file_types=[".zip", ".json", ".txt"], height=120,
+                                      elem_id="segui-label-set-file")
                 create_btn = gr.Button("Create project", variant="primary")
                 gr.Markdown("### The selected project")
                 with gr.Row(equal_height=True):
@@ -97,6 +104,21 @@ def projects_screen(studio: Studio, project_dd: gr.Dropdown) -> Screen:
 
         create_btn.click(on_create, [new_name, new_classes], [project_dd, new_name, new_classes],
                          api_name="create_project", **TYPED_OUTPUTS)
+
+        def on_label_set_file(file):
+            path = getattr(file, "name", file)
+            try:
+                text = studio.label_set_text(path)
+            except UserError as err:
+                raise gr.Error(str(err)) from None
+            finally:
+                forget_uploads([path] if path else [])
+            gr.Info("The label set of the export is in the box: check it, name the project, create it; "
+                    "then upload the zip on the Label screen, and its labels come with it.")
+            return text, None
+
+        from_export.upload(on_label_set_file, from_export, [new_classes, from_export],
+                           api_name="label_set_from_file", **TYPED_OUTPUTS)
 
         def removed_state():
             names = studio.removed_project_names()

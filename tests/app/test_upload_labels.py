@@ -5,6 +5,7 @@ import json
 import zipfile
 
 import numpy as np
+import pytest
 
 from .conftest import png_bytes
 
@@ -317,3 +318,47 @@ def test_two_zips_with_their_own_label_sets_in_one_upload(studio, tmp_path):
     assert len(rep.labelled) == 2
     for name, im in by_name(studio, "p").items():
         np.testing.assert_array_equal(studio.store.get_annotation(im.id).class_map, truth[name])
+
+
+# ------------------------------------------------------------------ a new project's label set from an export
+
+def test_a_new_projects_label_set_comes_from_an_export(studio, tmp_path):
+    """Each export format (and each label-set file alone) gives the words, in order, with
+    their colours where the file has them; CVAT's background row is not a class."""
+    labelled_export(studio, tmp_path)
+    want = [("sky", studio.project("a").classes[0].color), ("road", studio.project("a").classes[1].color),
+            ("car", studio.project("a").classes[2].color)]
+    from segui.upload_files import label_set_of
+    for fmt in ("folder", "voc"):
+        assert label_set_of(studio.export("a", fmt)) == want, fmt
+    assert [n for n, _ in label_set_of(studio.export("a", "coco"))] == ["sky", "road", "car"]
+    cvat = cvat_zip(tmp_path / "cvat.zip", [("background", (0, 0, 0)), ("road", (128, 64, 128)),
+                                             ("car", (0, 0, 142))], {"f1": np.zeros((48, 64, 3), np.uint8)})
+    assert label_set_of(cvat) == [("road", (128, 64, 128)), ("car", (0, 0, 142))]
+    lm = tmp_path / "labelmap.txt"
+    lm.write_text("# label:color_rgb:parts:actions\nbackground:0,0,0::\nlane marking:255,255,0::\n")
+    assert label_set_of(lm) == [("lane marking", (255, 255, 0))]
+    coco = tmp_path / "result.json"
+    coco.write_text(json.dumps({"images": [], "annotations": [], "categories": [{"id": 2, "name": "b"},
+                                                                                 {"id": 1, "name": "a"}]}))
+    assert label_set_of(coco) == [("a", None), ("b", None)]
+    # through Studio: the New project box's text, which create_project takes as it is
+    text = studio.label_set_text(cvat)
+    assert text == "road #804080\ncar #00008e"
+    p = studio.create_project("from cvat", text)
+    assert [(c.name, c.color) for c in p.classes] == [("road", (128, 64, 128)), ("car", (0, 0, 142))]
+
+
+def test_a_file_that_is_no_export_is_refused_with_why(studio, tmp_path):
+    from segui.errors import UserError
+    plain = tmp_path / "photos.zip"
+    with zipfile.ZipFile(plain, "w") as zf:
+        zf.writestr("a.png", png_bytes(street(1)))
+    with pytest.raises(UserError, match="holds no label set"):
+        studio.label_set_text(plain)
+    other = tmp_path / "notes.json"
+    other.write_text('{"hello": 1}')
+    with pytest.raises(UserError, match="neither a classes.json nor a COCO file"):
+        studio.label_set_text(other)
+    with pytest.raises(UserError, match="choose an export file"):
+        studio.label_set_text(None)
