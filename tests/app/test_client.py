@@ -849,3 +849,16 @@ def test_leaving_an_image_the_page_never_edited_stores_nothing_even_if_its_mask_
         open_image(c, iid, project="p")
         out, _ = c.predict("p", {**page, "edited": True}, "fay", api_name="/next_image")
         assert revisions(st, iid) == 1 and st.store.get_annotation(iid).status == "draft"
+
+
+def test_a_new_projects_label_set_from_an_export_file(running, tmp_path):
+    """/label_set_from_file: what the Projects screen's export box does (admins)."""
+    c = client(running[1])
+    lm = tmp_path / "labelmap.txt"
+    lm.write_text("background:0,0,0::\nroad:128,64,128::\ntraffic light:250,170,30::\n")
+    text, cleared = c.predict(handle_file(str(lm)), api_name="/label_set_from_file")
+    assert text == "road #804080\ntraffic light #faaa1e" and cleared is None
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    with pytest.raises(Exception, match="labelmap.txt line 1 is not"):
+        c.predict(handle_file(str(bad)), api_name="/label_set_from_file")
