@@ -173,11 +173,12 @@ class UploadsMixin:
                          "duplicates": len(rep.duplicates), "refused": len(rep.skipped),
                          "files": shown[:20], "image_ids": rep.added[:20]}
                         | ({"labelled": len(rep.labelled)} if rep.labelled else {}), who=who)
-        if rep.labelled:    # as after a submit: a split, the instant layer, the second reviewer's score
-            for iid in rep.labelled:
+        if rep.labelled:    # as after a submit: a split, the instant layer, the second reviewer's
+            for iid in rep.labelled:        # score, and an automatic job when the project asks for one
                 self.assign_split(iid)
             self.instant_relearn(p.id)
             self._submit(self.score_unscored, len(rep.labelled), [p.id])
+            self._submit(self._auto_finetune_after_submit, rep.labelled[-1], self._who(who).actor)
         if predict and rep.added:
             self.predict(p.id, rep.added[0])
             for iid in rep.added[1:]:

@@ -362,3 +362,21 @@ def test_a_file_that_is_no_export_is_refused_with_why(studio, tmp_path):
         studio.label_set_text(other)
     with pytest.raises(UserError, match="choose an export file"):
         studio.label_set_text(None)
+
+
+def test_labels_that_come_with_an_upload_count_for_automatic_jobs(studio, tmp_path, monkeypatch):
+    """With the project's automatic fine-tuning on, an upload that brings labels asks for the
+    job as a submit does (the job itself waits, as after submits, for the val images a job
+    needs to be promoted: tests/jobs/test_auto_finetune.py)."""
+    import segui.finetuning as ft
+    z, _ = labelled_export(studio, tmp_path)
+    studio.create_project("b", "sky\nroad\ncar")
+    studio.store.set_auto_finetune_every("b", 2)
+    asked = []
+    real = ft.maybe_auto_finetune
+    monkeypatch.setattr(ft, "maybe_auto_finetune", lambda store, project, who=None: asked.append(project)
+                        or real(store, project, who))
+    rep = studio.upload("b", [z], predict=False)
+    assert studio.wait_idle(60)
+    assert len(rep.labelled) == 2 and asked == [studio.store.get_project("b").id]
+    assert ft.auto_finetune_due(studio.store, "b") is None and ft.val_short(studio.store, "b") > 0
