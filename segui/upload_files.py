@@ -58,14 +58,15 @@ class ZipLabelSet:
     # how its maps read in the project uploaded into (a Relabel, or why not) and its colours;
     # made at its first image (an upload goes to one project)
     relabel: tuple[Relabel | str, dict | None] | None = None
-
     colors_of: dict[int, object] = field(default_factory=dict)   # classes.json's colour of each index
 
     def named_classes(self) -> list[tuple[str, tuple[int, int, int] | None]]:
         """Its classes in index order, each with its colour when the file gives one (for a new
         project: :func:`label_set_of`)."""
-        if self.rows is not None:
-            return [(n, c) for n, c in self.rows if name_key(n) not in ("background", "ignore")]
+        if self.rows is not None:   # the unlabelled row: "ignore", else "background" (as the VOC export writes)
+            keys = {name_key(n) for n, _ in self.rows}
+            unlabelled = {"ignore"} if "ignore" in keys else {"background"}
+            return [(n, c) for n, c in self.rows if name_key(n) not in unlabelled]
         if self.coco is not None:
             return [(n, None) for _, n in sorted(self.coco.classes.items())]
         out = []
@@ -77,7 +78,7 @@ class ZipLabelSet:
 
     def for_project(self, names: list[str]) -> tuple[dict[int, str], dict | None]:
         """(source classes, {colour: source index} for colour masks, else None) for a project
-        with class ``names``. A labelmap's "ignore" row, and its "background" row unless the
+        with class ``names``. A labelmap's "ignore" row, or else its "background" row unless the
         project has a class of that name, are unlabelled pixels (what the VOC export and CVAT
         write for them)."""
         if self.coco is not None:
@@ -85,9 +86,11 @@ class ZipLabelSet:
         if self.rows is None:
             return self.classes, None
         have = {name_key(n) for n in names}
+        ignore_row = any(name_key(n) == "ignore" for n, _ in self.rows)   # then "background" is a class
         classes, colors = {}, {}
         for i, (name, color) in enumerate(self.rows):
-            unlabelled = name_key(name) == "ignore" or (name_key(name) == "background" and "background" not in have)
+            unlabelled = name_key(name) == "ignore" or (
+                name_key(name) == "background" and not ignore_row and "background" not in have)
             colors[color] = self.ignore_index if unlabelled else i
             if not unlabelled:
                 classes[i] = name

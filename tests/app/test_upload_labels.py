@@ -338,6 +338,9 @@ def test_a_new_projects_label_set_comes_from_an_export(studio, tmp_path):
     lm = tmp_path / "labelmap.txt"
     lm.write_text("# label:color_rgb:parts:actions\nbackground:0,0,0::\nlane marking:255,255,0::\n")
     assert label_set_of(lm) == [("lane marking", (255, 255, 0))]
+    # the VOC export of a project with a class named background names the unlabelled row "ignore"
+    lm.write_text("ignore:0,0,0::\nbackground:10,10,10::\nroad:128,64,128::\n")
+    assert label_set_of(lm) == [("background", (10, 10, 10)), ("road", (128, 64, 128))]
     coco = tmp_path / "result.json"
     coco.write_text(json.dumps({"images": [], "annotations": [], "categories": [{"id": 2, "name": "b"},
                                                                                  {"id": 1, "name": "a"}]}))
@@ -380,3 +383,26 @@ def test_labels_that_come_with_an_upload_count_for_automatic_jobs(studio, tmp_pa
     assert studio.wait_idle(60)
     assert len(rep.labelled) == 2 and asked == [studio.store.get_project("b").id]
     assert ft.auto_finetune_due(studio.store, "b") is None and ft.val_short(studio.store, "b") > 0
+
+
+def test_a_voc_export_of_a_project_with_a_background_class_comes_back_whole(studio, tmp_path):
+    """Its labelmap names the unlabelled row "ignore" and has a real "background" class."""
+    studio.create_project("a", "background\nroad")
+    f = tmp_path / "x.png"
+    f.write_bytes(png_bytes(street(30)))
+    (iid,) = studio.upload("a", [f], predict=False).added
+    cm = np.zeros((48, 64), np.uint8)
+    cm[30:] = 1
+    cm[0, :5] = 255
+    studio.store.save_annotation(iid, cm, "ann", "submitted")
+    voc = studio.export("a", "voc")
+    with zipfile.ZipFile(voc) as zf:
+        assert zf.read("labelmap.txt").decode().splitlines()[1].startswith("ignore:")
+    studio.create_project("b", "road\nbackground")
+    rep = studio.upload("b", [voc], predict=False)
+    assert len(rep.labelled) == 1
+    np.testing.assert_array_equal(studio.store.get_annotation(rep.added[0]).class_map,
+                                  np.array([1, 0] + [255] * 254, np.uint8)[cm])
+    studio.create_project("c", "road")                  # no background class: said, not dropped
+    text = studio.upload("c", [voc], predict=False).files[0][2]
+    assert "'background' that project 'c' does not have" in text
