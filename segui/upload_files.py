@@ -314,13 +314,11 @@ def file_entries(path: Path, name: str) -> Iterator[Entry]:
         yield Entry(name, name, data, "")
 
 
-
-
 def label_set_of(path: str | Path) -> list[tuple[str, tuple[int, int, int] | None]]:
     """The label set an export names, for a new project: [(class name, colour or None)] in
     its order, from a zip in one of the layouts above (or one of their label-set files
-    alone: ``classes.json``, ``labelmap.txt``, a COCO json). A labelmap's ``background`` and
-    ``ignore`` rows are unlabelled pixels, not classes. Raises ValidationError saying what
+    alone: ``classes.json``, ``labelmap.txt``, a COCO json). A labelmap's unlabelled row
+    (``ignore``, else ``background``) is not a class. Raises ValidationError saying what
     the file is not; what it reads is bounded as uploads are."""
     path = Path(path)
     size = path.stat().st_size
