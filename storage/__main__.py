@@ -251,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"restored {r.projects} projects, {r.images} images and {r.files} files into {r.path}; "
               f"start the app with --data-dir {r.path}")
         for w in sorted(set(r.outside)):
-            print(f"warning: a model version's folder is not on this machine: {w} (copy it there)",
-                  file=sys.stderr)
+            print(f"warning: a model version's folder is not on this machine: {w} (the app finds its "
+                  "shipped model, weights/camvid, by itself at start; copy any other there)", file=sys.stderr)
         return 0
     try:
         with _store(args) as store:
