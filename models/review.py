@@ -584,3 +584,39 @@ def queue_scores(evidence: list[Evidence], num_classes: int) -> list[float]:
     per = [e.pairs(num_classes) for e in evidence]
     total = np.sum(per, axis=0)
     return [e.score(total - p) for e, p in zip(evidence, per)]
+
+
+def label_confusion(class_map: np.ndarray, prediction: np.ndarray, num_classes: int, ignore_index: int,
+                    min_pixels: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """One image's (confusion, mostly): ``confusion[c, d]`` its pixels labelled c that the
+    model predicts d; ``mostly[c, d]`` 1 when c covers at least ``min_pixels`` and most of
+    them are predicted d. Summed over images for :func:`swapped_classes`."""
+    m = (class_map != ignore_index) & (class_map < num_classes) & (prediction < num_classes)
+    conf = np.bincount(class_map[m].astype(np.int64) * num_classes + prediction[m],
+                       minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    mostly = np.zeros_like(conf)
+    big = conf.sum(1) >= min_pixels
+    mostly[np.flatnonzero(big), conf[big].argmax(1)] = 1
+    return conf, mostly
+
+
+def swapped_classes(confusion: np.ndarray, mostly: np.ndarray, share: float = 0.6, image_share: float = 0.6,
+                    min_images: int = 3) -> list[tuple[int, int]]:
+    """Pairs of classes (c, d), c < d, whose labels look exchanged against the model: each
+    one's labelled pixels mostly predicted as the other (at least ``share`` of them, and
+    in at least ``image_share`` of the ``min_images`` or more images that hold it), both
+    ways. One way only is a class the model does not recognise (a new word, a new
+    domain); both ways is what a label set's two names swapped in an export gives.
+    ``confusion`` and ``mostly``: :func:`label_confusion` summed over images."""
+    totals = confusion.sum(1)
+    held = mostly.sum(1)
+    out = []
+
+    def toward(c, d):
+        return (totals[c] > 0 and confusion[c, d] >= share * totals[c]
+                and held[c] >= min_images and mostly[c, d] >= image_share * held[c])
+    for c in range(len(confusion)):
+        for d in range(c + 1, len(confusion)):
+            if toward(c, d) and toward(d, c):
+                out.append((c, d))
+    return out

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from common import limits
 from common.labels import LabelSetError, relabel_by_name
 from common.limits import human
@@ -47,6 +49,7 @@ MAX_UPLOAD_BYTES = limits.MAX_UPLOAD_BYTES
 EXPORT_TTL_SECONDS = limits.EXPORT_TTL_SECONDS
 EXPORTS_DIR = "exports"      # under the store's data dir: exports/<user>/<random>/<project>-<fmt>.zip
 LABELS_NOT_IMPORTED = "its labels not imported"   # in a file's line of the report (the page marks it)
+SWAP_CHECK_IMAGES = 16   # imported labels checked against the model for two swapped names (~1-2 s)
 
 
 @dataclass
@@ -58,6 +61,7 @@ class UploadReport:
     restored: list[int] = field(default_factory=list)     # ids of removed images put back (also in ``added``)
     labelled: list[int] = field(default_factory=list)     # ids whose labels came with them (a zip's labels/)
     labels_refused: list[int] = field(default_factory=list)   # ids whose labels could not be imported
+    swapped: list[tuple[str, str]] = field(default_factory=list)   # class names the labels seem to exchange
     # one line per file, in upload order: (file name, "added" | "duplicate" | "skipped", message)
     files: list[tuple[str, str, str]] = field(default_factory=list)
 
@@ -79,7 +83,7 @@ class UploadReport:
             parts.append(f"the labels of {len(self.labels_refused)} not imported")
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped: " + "; ".join(self.skipped[:10]))
-        return ", ".join(parts)
+        return ", ".join(parts) + self.swap_warning()
 
     def summary(self) -> str:
         """One short line for the Label screen's status (each file's result is in the
@@ -91,7 +95,17 @@ class UploadReport:
             parts.append(f"{len(self.skipped)} skipped")
         if self.labels_refused:
             parts.append(f"the labels of {len(self.labels_refused)} not imported")
-        return "Upload: " + ", ".join(parts) + " (each file's result: Upload · Revisions)."
+        return "Upload: " + ", ".join(parts) + " (each file's result: Upload · Revisions)." + self.swap_warning()
+
+    def swap_warning(self) -> str:
+        """A warning when the imported labels seem to exchange two classes' names."""
+        if not self.swapped:
+            return ""
+        pairs = "; ".join(f"what they call {a!r} the model sees as {b!r}, and the other way round"
+                          for a, b in self.swapped)
+        return (f" Check the imported labels' class names: {pairs}, in most images (two names swapped "
+                "in the export's label set?). They are submitted: correct them, or remove the images and "
+                "upload a corrected zip.")
 
 
 class UploadsMixin:
@@ -176,6 +190,7 @@ class UploadsMixin:
         if rep.labelled:    # as after a submit: a split, the instant layer, the second reviewer's
             for iid in rep.labelled:        # score, and an automatic job when the project asks for one
                 self.assign_split(iid)
+            rep.swapped = self._swapped_names(p, rep.labelled[:SWAP_CHECK_IMAGES])
             self.instant_relearn(p.id)
             self._submit(self.score_unscored, len(rep.labelled), [p.id])
             self._submit(self._auto_finetune_after_submit, rep.labelled[-1], self._who(who).actor)
@@ -184,6 +199,22 @@ class UploadsMixin:
             for iid in rep.added[1:]:
                 self._submit(self._predict_if_missing, p.id, iid)
         return rep
+
+    def _swapped_names(self, p, image_ids: list[int]) -> list[tuple[str, str]]:
+        """Class names the imported labels of ``image_ids`` seem to exchange, against the
+        active model's predictions (``models.review.swapped_classes``)."""
+        from models.review import label_confusion, swapped_classes
+        k = len(p.classes)
+        conf = np.zeros((k, k), np.int64)
+        mostly = np.zeros((k, k), np.int64)
+        weights = self.model_version(p.id).weights_dir
+        for iid in image_ids:
+            pred, _ = self._predict_map(weights, self.store.load_image(iid), p)
+            c, m = label_confusion(self.store.get_annotation(iid).class_map, pred, k, p.ignore_index)
+            conf += c
+            mostly += m
+        names = p.class_names
+        return [(names[a], names[b]) for a, b in swapped_classes(conf, mostly)]
 
     def _import_label(self, p, info, label: bytes | str, label_set: ZipLabelSet,
                       rep: UploadReport, who: Principal | None) -> str:

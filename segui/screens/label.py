@@ -36,6 +36,9 @@ def _upload_log(rep) -> str:
     rows = "".join(
         f'<li class="segui-up-{kind}"><span class="segui-up-icon">{icon[kind]}</span> '
         f'<b>{html.escape(name)}</b>: {html.escape(msg)}</li>' for (name, _, msg), kind in zip(rep.files, kinds))
+    if rep.swapped:     # the imported labels seem to exchange two names: first, before the files
+        rows = (f'<li class="segui-up-warn"><span class="segui-up-icon">!</span> '
+                f'{html.escape(rep.swap_warning().strip())}</li>') + rows
     return f'<ul class="segui-uploads">{rows}</ul>'
 
 
@@ -540,6 +543,8 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
             finally:
                 forget_uploads(paths)
             log_html = _upload_log(rep)
+            if rep.swapped:
+                gr.Warning(rep.swap_warning().strip())
             if rep.to_open is None:   # nothing usable: the list says why, the canvas stays as it is
                 return gr.update(), gr.update(), gr.update(), log_html, None
             canvas_v, new_loaded, rv = go_to(project, value, loaded, author, request, lambda: rep.to_open, "")
@@ -548,7 +553,7 @@ def label_screen(studio: Studio, project_dd: gr.Dropdown, author_tb: gr.Textbox)
                 # every file added: the drawer gets out of the way of the image to label (a
                 # duplicate, a refused file or labels not imported keep it open: its list says
                 # which and why)
-                if all(kind == "added" for _, kind, _ in rep.files) and not rep.labels_refused:
+                if all(kind == "added" for _, kind, _ in rep.files) and not rep.labels_refused and not rep.swapped:
                     canvas_v["drawer"] = "close"
             return canvas_v, new_loaded, rv, log_html, None
 

@@ -7,6 +7,8 @@ import zipfile
 import numpy as np
 import pytest
 
+from segui.handlers import DEMO_PROJECT
+
 from .conftest import png_bytes
 
 
@@ -406,3 +408,29 @@ def test_a_voc_export_of_a_project_with_a_background_class_comes_back_whole(stud
     studio.create_project("c", "road")                  # no background class: said, not dropped
     text = studio.upload("c", [voc], predict=False).files[0][2]
     assert "'background' that project 'c' does not have" in text
+
+
+def test_labels_with_two_class_names_swapped_are_flagged_against_the_model(demo_studio, tmp_path):
+    """The demo's 10 labelled CamVid frames exported, and the export's classes.json with
+    'road' and 'pavement' exchanged: uploaded, the model sees each one's pixels as the
+    other's in most images, and the report says so (the as-is export raises nothing)."""
+    st = demo_studio
+    z = st.export(DEMO_PROJECT, "folder")
+    swapped = tmp_path / "swapped.zip"
+    with zipfile.ZipFile(z) as zin, zipfile.ZipFile(swapped, "w") as zout:
+        for n in zin.namelist():
+            data = zin.read(n)
+            if n == "classes.json":
+                meta = json.loads(data)
+                for c in meta["classes"]:
+                    c["name"] = {"road": "pavement", "pavement": "road"}.get(c["name"], c["name"])
+                data = json.dumps(meta).encode()
+            zout.writestr(n, data)
+    words = "\n".join(st.store.get_project(DEMO_PROJECT).class_names)
+    st.create_project("as is", words)
+    assert st.upload("as is", [z], predict=False).swapped == []
+    st.create_project("swapped", words)
+    rep = st.upload("swapped", [swapped], predict=False)
+    assert len(rep.labelled) == 10 and rep.swapped == [("road", "pavement")]
+    assert "what they call 'road' the model sees as 'pavement', and the other way round" in rep.summary()
+    st.wait_idle(120)

@@ -590,3 +590,28 @@ def test_bench_evaluate_probs():
     per_seed, mean = bench.evaluate_probs(labels, probs, VOID, plantings, rule, 0.2, None, "queue", 4)
     assert mean["recall_at_head"] == 1.0 and per_seed[0]["planted_images"][0]["rank"] == 1
     assert PROBS_RULE.needs_probs and not STATS_RULE.needs_probs
+
+
+def test_swapped_classes_needs_both_ways_in_most_images():
+    from models.review import label_confusion, swapped_classes
+    k = 3
+    lab = np.zeros((20, 30), np.uint8)
+    lab[10:] = 1
+    lab[:, :5] = 2
+    swap = np.array([1, 0, 2], np.uint8)[lab]                  # 0 and 1 exchanged, 2 right
+    per = [label_confusion(lab, swap, k, 255, min_pixels=20) for _ in range(4)]
+    conf, mostly = sum(c for c, _ in per), sum(m for _, m in per)
+    assert conf[0, 1] == 4 * int((lab == 0).sum()) and mostly[0, 1] == 4 and mostly[2, 2] == 4
+    assert swapped_classes(conf, mostly) == [(0, 1)]
+    # one way only (a class the model does not recognise): not a swap
+    one_way = np.where(lab == 0, 1, lab).astype(np.uint8)
+    per = [label_confusion(lab, one_way, k, 255, min_pixels=20) for _ in range(4)]
+    assert swapped_classes(sum(c for c, _ in per), sum(m for _, m in per)) == []
+    # too few images to say
+    c, m = label_confusion(lab, swap, k, 255, min_pixels=20)
+    assert swapped_classes(2 * c, 2 * m) == []
+    # unlabelled pixels and predictions outside the label set count for nothing
+    lab2 = lab.copy()
+    lab2[:2] = 255
+    c2, _ = label_confusion(lab2, np.full_like(lab2, 7), k, 255)
+    assert c2.sum() == 0
