@@ -19,6 +19,7 @@ another studio, and labels made elsewhere come in. Exports are made under
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
@@ -48,6 +49,7 @@ from .upload_files import Entry, ZipLabelSet, file_entries, read_capped, zip_ent
 MAX_UPLOAD_BYTES = limits.MAX_UPLOAD_BYTES
 EXPORT_TTL_SECONDS = limits.EXPORT_TTL_SECONDS
 EXPORTS_DIR = "exports"      # under the store's data dir: exports/<user>/<random>/<project>-<fmt>.zip
+log = logging.getLogger(__name__)
 LABELS_NOT_IMPORTED = "its labels not imported"   # in a file's line of the report (the page marks it)
 SWAP_CHECK_IMAGES = 16   # imported labels checked against the model for two swapped names (~1-2 s)
 
@@ -190,7 +192,10 @@ class UploadsMixin:
         if rep.labelled:    # as after a submit: a split, the instant layer, the second reviewer's
             for iid in rep.labelled:        # score, and an automatic job when the project asks for one
                 self.assign_split(iid)
-            rep.swapped = self._swapped_names(p, rep.labelled[:SWAP_CHECK_IMAGES])
+            try:        # a check: the labels are stored, whatever it meets
+                rep.swapped = self._swapped_names(p, rep.labelled[:SWAP_CHECK_IMAGES])
+            except Exception:   # noqa: BLE001 - e.g. the model's folder missing: said in the log
+                log.exception("upload into project %s: the swapped-names check did not run", p.name)
             self.instant_relearn(p.id)
             self._submit(self.score_unscored, len(rep.labelled), [p.id])
             self._submit(self._auto_finetune_after_submit, rep.labelled[-1], self._who(who).actor)

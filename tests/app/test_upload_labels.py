@@ -434,3 +434,14 @@ def test_labels_with_two_class_names_swapped_are_flagged_against_the_model(demo_
     assert len(rep.labelled) == 10 and rep.swapped == [("road", "pavement")]
     assert "what they call 'road' the model sees as 'pavement', and the other way round" in rep.summary()
     st.wait_idle(120)
+
+
+def test_the_swapped_names_check_failing_loses_no_label(studio, tmp_path, monkeypatch, caplog):
+    z, _ = labelled_export(studio, tmp_path)
+    studio.create_project("b", "sky\nroad\ncar")
+    monkeypatch.setattr(type(studio), "_predict_map", lambda *a, **kw: (_ for _ in ()).throw(OSError("no weights")))
+    rep = studio.upload("b", [z], predict=False)
+    assert len(rep.labelled) == 2 and rep.swapped == [] and "swapped-names check did not run" in caplog.text
+    assert all(im.revision == 1 for im in by_name(studio, "b").values())
+    monkeypatch.undo()
+    studio.wait_idle(60)
