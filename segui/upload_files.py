@@ -60,6 +60,16 @@ class ZipLabelSet:
     relabel: tuple[Relabel | str, dict | None] | None = None
     colors_of: dict[int, object] = field(default_factory=dict)   # classes.json's colour of each index
 
+    @classmethod
+    def read(cls, file: str, data: bytes) -> "ZipLabelSet":
+        """The label set of a ``classes.json`` or ``labelmap.txt`` (``file``) holding ``data``;
+        ValidationError when it is not one."""
+        if file == LABELMAP:
+            return cls({}, 255, rows=parse_labelmap(data), file=file)
+        classes, ignore = parse_classes_json(data)
+        return cls({c["index"]: c["name"] for c in classes}, ignore,
+                   colors_of={c["index"]: c.get("color") for c in classes})
+
     def named_classes(self) -> list[tuple[str, tuple[int, int, int] | None]]:
         """Its classes in index order, each with its colour when the file gives one (for a new
         project: :func:`label_set_of`)."""
@@ -172,12 +182,7 @@ def _zip_labels(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo]
         try:
             if data is None:
                 raise ValidationError(why or "it unpacks to more than the zip's directory says")
-            if file == LABELMAP:
-                label_set = ZipLabelSet({}, 255, rows=parse_labelmap(data), file=file)
-            else:
-                classes, ignore = parse_classes_json(data)
-                label_set = ZipLabelSet({c["index"]: c["name"] for c in classes}, ignore,
-                                        colors_of={c["index"]: c.get("color") for c in classes})
+            label_set = ZipLabelSet.read(file, data)
         except ValidationError as e:
             label_set = ZipLabelSet({}, 255, str(e), file=file)
     images = {m.filename[len(top) + len(image_dir):].rsplit(".", 1)[0]: m for m in members
@@ -345,12 +350,10 @@ def label_set_of(path: str | Path) -> list[tuple[str, tuple[int, int, int] | Non
             raise ValidationError(f"{path.name} is {human(size)}, over {human(cap)} for a label-set file; not read")
         data = path.read_bytes()
         if path.suffix.lower() == ".txt":
-            label_set = ZipLabelSet({}, 255, rows=parse_labelmap(data), file=LABELMAP)
+            label_set = ZipLabelSet.read(LABELMAP, data)
         else:
             try:
-                classes, ignore = parse_classes_json(data)
-                label_set = ZipLabelSet({c["index"]: c["name"] for c in classes}, ignore,
-                                        colors_of={c["index"]: c.get("color") for c in classes})
+                label_set = ZipLabelSet.read(CLASSES_JSON, data)
             except ValidationError:
                 try:
                     coco = parse_coco(data)
