@@ -98,6 +98,11 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
+def street(seed: int, h: int = 48, w: int = 64) -> np.ndarray:
+    """A random RGB image standing in for a photo in upload tests."""
+    return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
 def png_bytes(arr: np.ndarray) -> bytes:
     import io
     from PIL import Image

@@ -9,11 +9,7 @@ import pytest
 
 from segui.handlers import DEMO_PROJECT
 
-from .conftest import png_bytes
-
-
-def street(seed: int, h: int = 48, w: int = 64) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
+from .conftest import png_bytes, street
 
 
 def labelled_export(studio, tmp_path):

@@ -15,13 +15,9 @@ from common import limits
 from segui import upload_files, uploads
 from segui.canvas import codec
 
-from .conftest import png_bytes
+from .conftest import png_bytes, street
 
 MB = 1024 * 1024
-
-
-def street(seed: int, h: int = 48, w: int = 64) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
 
 
 def peak_rss_mb_during(fn):
